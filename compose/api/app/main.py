@@ -1,0 +1,129 @@
+"""Example API: health endpoints, Prometheus metrics, JSON logs, graceful SIGTERM.
+
+Standard-library HTTP server on purpose: the service is the thing the toolkit operates,
+so it stays small. HTTP/1.0 (one request per connection) lets a graceful stop finish
+in-flight requests without waiting on idle keep-alive sockets.
+"""
+
+import json
+import logging
+import signal
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from . import checks, logs, settings
+
+SETTINGS = settings.load()
+LOG = logs.setup(SETTINGS.log_level)
+INSTANCE = socket.gethostname()
+ROUTES = {"/", "/health", "/health/live", "/health/ready", "/metrics", "/work"}
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["route", "method", "status"])
+LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["route"])
+DRAINING = threading.Event()
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "api"
+    sys_version = ""
+    timeout = 30  # a stalled client cannot hold a worker (or a graceful stop) forever
+
+    def do_GET(self):  # noqa: N802 - http.server naming
+        start = time.perf_counter()
+        url = urlsplit(self.path)
+        route = url.path if url.path in ROUTES else "other"
+        status = 500
+        try:
+            status, ctype, body = self.dispatch(url.path, parse_qs(url.query))
+        except Exception:
+            LOG.exception("request failed", extra={"path": url.path})
+            ctype, body = "application/json", b'{"error":"internal"}'
+        self.reply(status, ctype, body)
+        elapsed = time.perf_counter() - start
+        REQUESTS.labels(route, "GET", str(status)).inc()
+        LATENCY.labels(route).observe(elapsed)
+        LOG.log(
+            logging.DEBUG if route.startswith("/health") or route == "/metrics" else logging.INFO,
+            "request",
+            extra={"method": "GET", "path": url.path, "status": status,
+                   "duration_ms": round(elapsed * 1000, 2), "client": self.client_address[0]},
+        )
+
+    def dispatch(self, path, query):
+        if path == "/health/live":
+            return 200, "application/json", _json({"status": "live"})
+        if path == "/health/ready":
+            deps = checks.all_dependencies(SETTINGS)
+            ready = not DRAINING.is_set() and all(d["status"] == "up" for d in deps.values())
+            body = {"status": "ready" if ready else "not ready", "draining": DRAINING.is_set()}
+            body["failing"] = sorted(k for k, d in deps.items() if d["status"] != "up")
+            return (200 if ready else 503), "application/json", _json(body)
+        if path == "/health":
+            deps = checks.all_dependencies(SETTINGS)
+            healthy = all(d["status"] == "up" for d in deps.values())
+            body = {"status": "up" if healthy else "down", "version": SETTINGS.version,
+                    "instance": INSTANCE, "checks": deps}
+            return (200 if healthy else 503), "application/json", _json(body)
+        if path == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest()
+        if path == "/work":
+            # Simulated slow request (capped), used to prove graceful shutdown.
+            ms = min(max(int(query.get("ms", ["100"])[0]), 0), 10_000)
+            time.sleep(ms / 1000)
+            return 200, "application/json", _json({"slept_ms": ms, "instance": INSTANCE})
+        if path == "/":
+            return 200, "application/json", _json(
+                {"service": "api", "version": SETTINGS.version, "instance": INSTANCE,
+                 "color": SETTINGS.color or None})
+        return 404, "application/json", _json({"error": "not found"})
+
+    def reply(self, status, ctype, body):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-App-Version", SETTINGS.version)
+        self.send_header("X-Instance", INSTANCE)
+        if SETTINGS.color:
+            self.send_header("X-App-Color", SETTINGS.color)
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):  # access logs go through do_GET as JSON
+        pass
+
+
+def _json(obj) -> bytes:
+    return json.dumps(obj).encode()
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = False  # server_close() joins request threads: in-flight ones finish
+    block_on_close = True
+    allow_reuse_address = True
+
+
+def main():
+    server = Server(("0.0.0.0", SETTINGS.port), Handler)  # noqa: S104 - container port
+
+    def on_term(signum, _frame):
+        LOG.info("draining", extra={"signal": signal.Signals(signum).name})
+        DRAINING.set()
+        # shutdown() blocks until serve_forever returns, so call it off the main thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    LOG.info("listening", extra={"port": SETTINGS.port, "version": SETTINGS.version,
+                                 "instance": INSTANCE})
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()  # waits for in-flight requests
+    LOG.info("stopped")
+
+
+if __name__ == "__main__":
+    main()

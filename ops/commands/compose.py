@@ -1,0 +1,82 @@
+"""argv builders for `docker compose`. User-given names always follow `--`-free
+positions that Compose treats as service names, and are validated before they get here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+def base(project: str, files: Sequence[Path]) -> list[str]:
+    argv = ["docker", "compose", "--project-name", project]
+    for f in files:
+        argv += ["--file", str(f)]
+    return argv
+
+
+def config_json(b: list[str]) -> list[str]:
+    return [*b, "config", "--format", "json"]
+
+
+def up(b: list[str], *, build: bool = False, wait_timeout: int | None = None,
+       services: Sequence[str] = (), scale: Mapping[str, int] | None = None,
+       no_deps: bool = False, no_recreate: bool = False) -> list[str]:
+    argv = [*b, "up", "--detach", "--remove-orphans"]
+    if build:
+        argv.append("--build")
+    if wait_timeout is not None:
+        argv += ["--wait", "--wait-timeout", str(int(wait_timeout))]
+    if no_deps:
+        argv.append("--no-deps")
+    if no_recreate:
+        argv.append("--no-recreate")
+    for service, count in sorted((scale or {}).items()):
+        argv += ["--scale", f"{service}={count}"]
+    return [*argv, *services]
+
+
+def down(b: list[str], *, volumes: bool = False, rmi_local: bool = False) -> list[str]:
+    argv = [*b, "down", "--remove-orphans"]
+    if volumes:
+        argv.append("--volumes")
+    if rmi_local:
+        argv += ["--rmi", "local"]
+    return argv
+
+
+def ps(b: list[str]) -> list[str]:
+    return [*b, "ps", "--all", "--format", "json"]
+
+
+def logs(b: list[str], services: Sequence[str] = (), *, follow: bool = False,
+         tail: str | None = None, since: str | None = None, timestamps: bool = False) -> list[str]:
+    argv = [*b, "logs", "--no-color"]
+    if follow:
+        argv.append("--follow")
+    if tail is not None:
+        argv += ["--tail", str(tail)]
+    if since:
+        argv += ["--since", since]
+    if timestamps:
+        argv.append("--timestamps")
+    return [*argv, *services]
+
+
+def build(b: list[str], services: Sequence[str] = (), *, pull: bool = False,
+          no_cache: bool = False) -> list[str]:
+    argv = [*b, "build"]
+    if pull:
+        argv.append("--pull")
+    if no_cache:
+        argv.append("--no-cache")
+    return [*argv, *services]
+
+
+def exec_(b: list[str], service: str, command: Sequence[str], *, index: int = 1,
+          tty: bool = False) -> list[str]:
+    argv = [*b, "exec"]
+    if not tty:
+        argv.append("-T")
+    if index != 1:
+        argv += ["--index", str(index)]
+    return [*argv, service, *command]

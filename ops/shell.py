@@ -1,0 +1,99 @@
+"""The one place that runs local commands: argv lists only (never a shell string)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .errors import OpsError
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def display(argv: Sequence[str]) -> str:
+    return shlex.join(argv)
+
+
+def docker_problem(stderr: str) -> str | None:
+    """Recognise an environment problem (not a command failure) in docker's stderr."""
+    text = stderr.lower()
+    if "cannot connect to the docker daemon" in text or "is the docker daemon running" in text:
+        return "Docker engine not reachable: is dockerd running? (scripts/up installs and starts it)"
+    if "permission denied" in text and "docker.sock" in text:
+        return "no permission on the Docker socket: run as root or join the docker group"
+    if "'compose' is not a docker command" in text or "unknown command: docker compose" in text:
+        return ("Docker Compose v2 plugin missing: `docker compose` does not work "
+                "(scripts/up installs it)")
+    return None
+
+
+def last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _exec(argv, env, stream, timeout, input):
+    try:
+        return subprocess.run(
+            argv, env=dict(env) if env is not None else None, text=True, input=input,
+            stdout=None if stream else subprocess.PIPE,
+            stderr=None if stream else subprocess.PIPE,
+            timeout=timeout,
+        )
+    except FileNotFoundError as exc:
+        raise OpsError(f"{argv[0]}: command not found (scripts/up installs what is needed)") from exc
+
+
+def diagnose_docker(env: Mapping[str, str] | None = None) -> str | None:
+    """After a streamed docker command failed: was it the environment? (cheap probes)"""
+    for probe in (["docker", "info", "--format", "{{.ServerVersion}}"],
+                  ["docker", "compose", "version", "--short"]):
+        proc = _exec(probe, env, False, 20, None)
+        if proc.returncode != 0:
+            return docker_problem(proc.stderr) or f"{display(probe)} failed: {last_line(proc.stderr)}"
+    return None
+
+
+def run(
+    argv: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    stream: bool = False,
+    check: bool = True,
+    what: str | None = None,
+    timeout: float | None = None,
+    input: str | None = None,
+) -> Result:
+    """Run argv; capture its output, or with stream=True let it go to the terminal.
+
+    check=True turns a non-zero exit into an OpsError naming `what` (or the command) and
+    the last line of stderr; a docker environment problem (engine down, Compose plugin
+    missing) is reported as such instead.
+    """
+    argv = [str(a) for a in argv]
+    try:
+        proc = _exec(argv, env, stream, timeout, input)
+    except subprocess.TimeoutExpired as exc:
+        raise OpsError(f"{what or display(argv)}: timed out after {timeout:.0f}s") from exc
+    result = Result(tuple(argv), proc.returncode, proc.stdout or "", proc.stderr or "")
+    if result.ok:
+        return result
+    if argv[0] == "docker":
+        problem = docker_problem(result.stderr) if not stream else diagnose_docker(env)
+        if problem:
+            raise OpsError(problem)
+    if check:
+        detail = last_line(result.stderr) or ("see output above" if stream else "no error output")
+        raise OpsError(f"{what or display(argv)} failed (exit {result.returncode}): {detail}")
+    return result
