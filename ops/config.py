@@ -47,7 +47,7 @@ def parse_env_text(text: str, source: str) -> dict[str, str]:
 
 def _preview(text: str) -> str:
     # Never echo a whole line: it may hold a secret.
-    head = text.split("=", 1)[0][:40]
+    head = re.split(r"[=\s]", text, maxsplit=1)[0][:40]
     return repr(head + ("..." if len(text) > len(head) else ""))
 
 

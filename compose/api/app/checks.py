@@ -1,6 +1,7 @@
 """Dependency checks: each returns (ok, latency_ms, detail) and never raises."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pg8000.native
 import redis
@@ -51,8 +52,13 @@ def redis_ping(settings: Settings):
 
 
 def all_dependencies(settings: Settings) -> dict:
-    results = {f"postgres:{db.name}": postgres(db, settings.check_timeout) for db in settings.databases}
-    results["redis"] = redis_ping(settings)
+    """Every dependency checked at once: readiness costs the slowest check, not the sum."""
+    jobs = {f"postgres:{db.name}": (postgres, db, settings.check_timeout)
+            for db in settings.databases}
+    jobs["redis"] = (redis_ping, settings)
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = {name: pool.submit(fn, *args) for name, (fn, *args) in jobs.items()}
+        results = {name: f.result() for name, f in futures.items()}
     return {
         name: {"status": "up" if ok else "down", "latency_ms": ms, "detail": detail}
         for name, (ok, ms, detail) in results.items()

@@ -1,0 +1,83 @@
+"""Create and edit .env files without losing lines, comments or file mode.
+
+`.env` is made from `.env.example`: every value written `__RANDOM__` there becomes a
+fresh random secret, and the file is created 0600 (it holds passwords).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+from .config import parse_env_text
+from .errors import OpsError
+
+RANDOM = "__RANDOM__"
+
+
+def render_from_example(example: str, token=lambda: secrets.token_urlsafe(24)) -> str:
+    return re.sub(re.escape(RANDOM), lambda _m: token(), example)
+
+
+def set_values(text: str, updates: dict[str, str]) -> str:
+    """Replace `KEY=...` lines in place (first occurrence), append keys not present."""
+    lines = text.splitlines()
+    done = set()
+    for i, line in enumerate(lines):
+        m = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", line)
+        if m and m.group(1) in updates and m.group(1) not in done:
+            lines[i] = f"{m.group(1)}={updates[m.group(1)]}"
+            done.add(m.group(1))
+    lines += [f"{k}={v}" for k, v in updates.items() if k not in done]
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write beside the target, fsync, rename: a crash never leaves half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def init(root: Path) -> bool:
+    """Create .env from .env.example when absent. Returns True when it created one."""
+    target, example = root / ".env", root / ".env.example"
+    if target.exists():
+        parse_env_text(target.read_text(encoding="utf-8"), str(target))  # fail early if broken
+        return False
+    if not example.exists():
+        raise OpsError(f"{example} is missing: cannot create {target}")
+    text = render_from_example(example.read_text(encoding="utf-8"))
+    parse_env_text(text, str(example))
+    write_atomic(target, text)
+    return True
+
+
+def update(path: Path, updates: dict[str, str]) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    parse_env_text(text, str(path))
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    write_atomic(path, set_values(text, updates), mode)
+
+
+if __name__ == "__main__":  # used by scripts/ before the package's tasks can run
+    from .config import ROOT
+
+    try:
+        created = init(ROOT)
+    except OpsError as exc:
+        sys.exit(f"error: {exc}")
+    print(".env created from .env.example (random secrets, mode 0600)" if created
+          else ".env present")

@@ -1,0 +1,159 @@
+"""`inv health`: every check at once, one verdict.
+
+Checks run concurrently (threads: each is I/O bound), so the whole run costs about as
+much as the slowest single check. Which checks apply follows each service's `ops.role`
+label: database -> SELECT 1, cache -> PING, app -> live/ready inside each replica,
+gateway -> the app's live/ready through the published port.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import requests
+
+from . import docker_api
+from .commands import probes
+from .parse import Model
+
+CHECK_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Check:
+    service: str
+    check: str
+    ok: bool
+    latency_ms: float
+    detail: str
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "FAIL"
+
+
+def _timed(service, name, fn) -> Check:
+    start = time.perf_counter()
+    try:
+        ok, detail = fn()
+    except Exception as exc:  # noqa: BLE001 - any failure of a probe is its result
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    return Check(service, name, ok, round((time.perf_counter() - start) * 1000, 1), detail)
+
+
+def container_state(c) -> tuple[bool, str]:
+    state = c.attrs.get("State") or {}
+    status = state.get("Status", "?")
+    health = (state.get("Health") or {}).get("Status", "")
+    if status != "running":
+        return False, f"{status} (exit {state.get('ExitCode')})"
+    if health and health != "healthy":
+        return False, f"running, {health}"
+    return True, f"running, {health or 'no healthcheck'}"
+
+
+def _exec(c, argv) -> tuple[int, str]:
+    code, output = c.exec_run(argv, demux=False)
+    return code, (output or b"").decode(errors="replace").strip()
+
+
+def postgres_select_1(c) -> tuple[bool, str]:
+    code, out = _exec(c, probes.POSTGRES_SELECT_1)
+    return (code == 0 and out == "1"), ("SELECT 1 -> 1" if code == 0 and out == "1"
+                                        else f"exit {code}: {out[-200:]}")
+
+
+def redis_ping(c) -> tuple[bool, str]:
+    code, out = _exec(c, probes.REDIS_PING)
+    return (code == 0 and out == "PONG"), (out[-200:] or f"exit {code}")
+
+
+def http_inside(c, port: int) -> dict[str, str]:
+    code, out = _exec(c, probes.http_probe(port, ["/health/live", "/health/ready"]))
+    if code != 0:
+        raise RuntimeError(f"probe exit {code}: {out[-200:]}")
+    return probes.parse_http_probe(out)
+
+
+def http_get(url: str) -> tuple[bool, str]:
+    resp = requests.get(url, timeout=CHECK_TIMEOUT)
+    version = resp.headers.get("X-App-Version")
+    return resp.status_code == 200, f"HTTP {resp.status_code}" + (f" (v {version})" if version else "")
+
+
+def plan(model: Model, containers, gateway_url: str | None):
+    """The list of (service, check name, callable) to run."""
+    by_service: dict[str, list] = {}
+    for c in containers:
+        by_service.setdefault(c.labels.get("com.docker.compose.service", "?"), []).append(c)
+    jobs = []
+    for name, svc in sorted(model.services.items()):
+        replicas = sorted(by_service.get(name, []), key=lambda c: c.name)
+        if not replicas:
+            if svc.replicas:
+                jobs.append((name, "container", lambda: (False, "no container (stack down?)")))
+            continue
+        for c in replicas:
+            label = "container" if len(replicas) == 1 else f"container {c.name}"
+            jobs.append((name, label, lambda c=c: container_state(c)))
+            running = (c.attrs.get("State") or {}).get("Status") == "running"
+            if svc.role == "database":
+                jobs.append((name, "SELECT 1" + _suffix(c, replicas),
+                             (lambda c=c: postgres_select_1(c)) if running else _not_running))
+            elif svc.role == "cache":
+                jobs.append((name, "PING" + _suffix(c, replicas),
+                             (lambda c=c: redis_ping(c)) if running else _not_running))
+            elif svc.labels.get("ops.http.port"):
+                jobs.append((name, "live+ready direct" + _suffix(c, replicas),
+                             (lambda c=c, p=int(svc.labels["ops.http.port"]): _direct(c, p))
+                             if running else _not_running))
+        if svc.role == "gateway" and gateway_url:
+            for upstream in filter(None, svc.labels.get("ops.upstream", "").split(",")):
+                for path in ("/health/live", "/health/ready"):
+                    jobs.append((name, f"{upstream} {path} via gateway",
+                                 lambda u=gateway_url + path: http_get(u)))
+    return jobs
+
+
+def _suffix(c, replicas) -> str:
+    return "" if len(replicas) == 1 else f" ({c.name})"
+
+
+def _not_running():
+    return False, "container not running"
+
+
+def _direct(c, port) -> tuple[bool, str]:
+    statuses = http_inside(c, port)
+    ok = statuses.get("/health/live") == "200" and statuses.get("/health/ready") == "200"
+    return ok, ", ".join(f"{p.rsplit('/', 1)[1]} {s}" for p, s in statuses.items())
+
+
+def run_checks(model: Model, project: str, gateway_url: str | None) -> list[Check]:
+    containers = docker_api.project_containers(project)
+    jobs = plan(model, containers, gateway_url)
+    with ThreadPoolExecutor(max_workers=max(4, min(32, len(jobs)))) as pool:
+        futures = [pool.submit(_timed, svc, name, fn) for svc, name, fn in jobs]
+        return [f.result() for f in futures]
+
+
+def healthy(checks) -> bool:
+    return bool(checks) and all(c.ok for c in checks)
+
+
+def render_table(checks) -> str:
+    rows = [("SERVICE", "CHECK", "STATUS", "LATENCY", "DETAIL")]
+    rows += [(c.service, c.check, c.status, f"{c.latency_ms:.0f} ms", c.detail) for c in checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
+    bad = sum(not c.ok for c in checks)
+    lines.append(f"{len(checks) - bad}/{len(checks)} checks ok" + ("" if not bad else f", {bad} failing"))
+    return "\n".join(lines)
+
+
+def render_json(checks) -> str:
+    return json.dumps({"healthy": healthy(checks),
+                       "checks": [{**asdict(c), "status": c.status} for c in checks]}, indent=2)

@@ -1,0 +1,1 @@
+"""Invoke collections; tasks.py only assembles them."""

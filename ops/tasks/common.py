@@ -1,0 +1,50 @@
+"""What every task shares: settings for --env, and user errors as one line + exit code."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+from invoke import Exit
+
+from .. import config
+from ..errors import OpsError
+
+ENV_HELP = "environment: layers .env then .env.<ENV> (default: local)"
+
+
+def project_root() -> Path:
+    """Where .env and the compose files live: this checkout, or $OPS_ROOT when set."""
+    return Path(os.environ["OPS_ROOT"]).resolve() if os.environ.get("OPS_ROOT") else config.ROOT
+
+
+def settings(c, env: str) -> config.Settings:
+    return config.load(c.config.get("stack", {}), c.config.get("envs", {}), env, root=project_root())
+
+
+def user_errors(fn):
+    """OpsError -> `error: ...` on stderr and its exit code; Ctrl-C -> exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except OpsError as exc:
+            raise Exit(f"error: {exc}", code=exc.code) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=130) from None
+
+    return wrapper
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask y/N on a terminal; without one, refuse unless --yes was given."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise OpsError(f"{question.rstrip('?')}: refusing without --yes (no terminal to ask on)")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise OpsError("cancelled: nothing was changed")

@@ -1,0 +1,167 @@
+"""Local stack tasks: up, down, ps, logs, health, scale, build, clean, exec, config."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+
+from invoke import Exit, task
+
+from .. import config
+from ..errors import OpsError
+from .common import ENV_HELP, confirm, settings, user_errors
+
+# The docker SDK, requests and tenacity are imported inside the tasks that use them:
+# importing them up front would cost `inv --list` (and every other task) ~0.3 s.
+
+
+def _stack(c, env):
+    from ..stack import Stack
+
+    return Stack(settings(c, env))
+
+
+@task(help={"build": "rebuild images before starting",
+            "timeout": "seconds to wait for health (default: derived from the healthchecks)",
+            "env": ENV_HELP})
+@user_errors
+def up(c, build=False, timeout=None, env="local"):
+    """Start the stack and wait until every service is healthy."""
+    stack = _stack(c, env)
+    took = stack.up(build=build, timeout=float(timeout) if timeout is not None else None)
+    print(f"stack {stack.settings.project!r} healthy in {took:.1f}s")
+    url = stack.gateway_url()
+    if url:
+        print(f"  gateway  {url}/\n  health   {url}/health")
+
+
+@task(help={"volumes": "also delete the data volumes (asks first unless --yes)",
+            "yes": "do not ask for confirmation", "env": ENV_HELP})
+@user_errors
+def down(c, volumes=False, yes=False, env="local"):
+    """Stop and remove the stack's containers and networks (data volumes are kept)."""
+    stack = _stack(c, env)
+    if volumes:
+        confirm(f"Delete ALL data volumes of project {stack.settings.project!r}?", yes)
+    stack.down(volumes=volumes)
+
+
+@task(help={"json": "print JSON", "env": ENV_HELP})
+@user_errors
+def ps(c, json_=False, env="local"):
+    """List the stack's containers with state and health."""
+    containers = _stack(c, env).containers()
+    if json_:
+        print(json.dumps([vars(x) | {"ok": x.ok} for x in containers], indent=2))
+        return
+    if not containers:
+        print("no containers (stack is down)")
+        return
+    rows = [("SERVICE", "CONTAINER", "STATE", "HEALTH")]
+    rows += [(x.service, x.name, x.state + (f" ({x.exit_code})" if x.state == "exited" else ""),
+              x.health or "-") for x in containers]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(r[i].ljust(widths[i]) for i in range(4)).rstrip())
+
+
+@task(iterable=["service"],
+      help={"service": "a service to show (repeatable; default: all)",
+            "follow": "keep streaming", "tail": "lines from the end of each log",
+            "since": "only since a time (e.g. 10m, 2026-01-01T10:00:00)",
+            "timestamps": "prefix timestamps", "env": ENV_HELP})
+@user_errors
+def logs(c, service=None, follow=False, tail=None, since=None, timestamps=False, env="local"):
+    """Show service logs."""
+    _stack(c, env).logs(service or [], follow=follow, tail=tail, since=since,
+                        timestamps=timestamps)
+
+
+@task(help={"json": "print JSON instead of a table",
+            "wait": "retry for up to this many seconds until healthy", "env": ENV_HELP})
+@user_errors
+def health(c, json_=False, wait=None, env="local"):
+    """Check every service at once; exit 0 only when all checks pass."""
+    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+    from .. import health as health_mod
+
+    stack = _stack(c, env)
+    model, url, project = stack.model, stack.gateway_url(), stack.settings.project
+
+    def once():
+        return health_mod.run_checks(model, project, url)
+
+    checks = once()
+    if wait and not health_mod.healthy(checks):
+        try:
+            checks = Retrying(stop=stop_after_delay(float(wait)), wait=wait_fixed(1),
+                              retry=retry_if_result(lambda r: not health_mod.healthy(r)))(once)
+        except RetryError as exc:
+            checks = exc.last_attempt.result()
+    print(health_mod.render_json(checks) if json_ else health_mod.render_table(checks))
+    if not health_mod.healthy(checks):
+        raise Exit(code=1)
+
+
+@task(help={"spec": "SERVICE=N, several joined by commas (api=3,worker=2)",
+            "timeout": "seconds to wait for the new replicas' health", "env": ENV_HELP})
+@user_errors
+def scale(c, spec, timeout=None, env="local"):
+    """Scale stateless services and prove the gateway routes to every replica."""
+    report = _stack(c, env).scale(spec, timeout=float(timeout) if timeout else None)
+    for name, info in report.items():
+        line = f"{name}: {info['replicas']} replica(s) healthy"
+        if "answering" in info:
+            line += f", {len(info['answering'])} answering through the gateway"
+        print(line)
+
+
+@task(iterable=["service"],
+      help={"service": "a service to build (repeatable; default: all)",
+            "no_cache": "build without the layer cache", "env": ENV_HELP})
+@user_errors
+def build(c, service=None, no_cache=False, env="local"):
+    """Build the stack's images (fetching the api's wheelhouse first)."""
+    _stack(c, env).build(service or [], no_cache=no_cache)
+
+
+@task(help={"env": ENV_HELP})
+@user_errors
+def clean(c, env="local"):
+    """Remove containers, networks and locally built images; data volumes are kept."""
+    _stack(c, env).clean()
+
+
+@task(name="exec", help={"service": "service name", "command": "command line to run in it",
+                         "index": "which replica (default 1)", "env": ENV_HELP})
+@user_errors
+def exec_(c, service, command, index=1, env="local"):
+    """Run a command in a running service container."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise OpsError(f"cannot parse command {command!r}: {exc}") from exc
+    code = _stack(c, env).exec(service, argv, index=int(index), tty=sys.stdin.isatty())
+    if code:
+        raise Exit(code=code)
+
+
+@task(name="config", help={"json": "print JSON", "env": ENV_HELP})
+@user_errors
+def show_config(c, json_=False, env="local"):
+    """Show the resolved settings and where each came from (secrets masked)."""
+    s = settings(c, env)
+    values = config.masked(s.variables)
+    if json_:
+        print(json.dumps({"env": s.env, "project": s.project,
+                          "compose_files": [str(f) for f in s.compose_files],
+                          "variables": {k: {"value": values[k], "source": s.sources.get(k, "derived")}
+                                        for k in sorted(values)}}, indent=2))
+        return
+    print(f"env       {s.env}\nproject   {s.project}")
+    print("compose   " + ", ".join(str(f.relative_to(s.root)) for f in s.compose_files))
+    width = max(map(len, values), default=0)
+    for k in sorted(values):
+        print(f"  {k.ljust(width)}  {values[k]}    ({s.sources.get(k, 'derived')})")

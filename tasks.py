@@ -1,0 +1,11 @@
+"""Invoke entry point: assembles the task collections from ops/tasks (no logic here)."""
+
+from invoke import Collection
+
+from ops.tasks import images, stack
+
+ns = Collection()
+for t in (stack.up, stack.down, stack.ps, stack.logs, stack.health, stack.scale, stack.build,
+          stack.clean, stack.exec_, stack.show_config):
+    ns.add_task(t)
+ns.add_collection(images.ns)

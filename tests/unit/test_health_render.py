@@ -1,0 +1,27 @@
+import json
+
+from ops.health import Check, healthy, render_json, render_table
+
+CHECKS = [Check("redis", "PING", True, 12.3, "PONG"),
+          Check("api", "live+ready direct", False, 250.0, "live 200, ready 503")]
+
+
+def test_table_has_every_row_and_a_verdict():
+    text = render_table(CHECKS)
+    lines = text.splitlines()
+    assert lines[0].split() == ["SERVICE", "CHECK", "STATUS", "LATENCY", "DETAIL"]
+    assert "redis" in lines[1] and "ok" in lines[1] and "12 ms" in lines[1]
+    assert "FAIL" in lines[2] and "ready 503" in lines[2]
+    assert lines[-1] == "1/2 checks ok, 1 failing"
+
+
+def test_json_shape():
+    data = json.loads(render_json(CHECKS))
+    assert data["healthy"] is False
+    assert data["checks"][0] == {"service": "redis", "check": "PING", "ok": True,
+                                 "latency_ms": 12.3, "detail": "PONG", "status": "ok"}
+
+
+def test_healthy_needs_checks():
+    assert not healthy([])
+    assert healthy(CHECKS[:1])

@@ -1,0 +1,85 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from ops.errors import OpsError
+from ops.parse import Healthcheck, Model, Service, parse_duration, parse_model, parse_ps, wait_budget
+
+FIX = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.mark.parametrize("text,seconds", [
+    ("5s", 5), ("1m30s", 90), ("500ms", 0.5), ("1h", 3600), ("0s", 0), ("", 0), (None, 0),
+    ("1.5s", 1.5), (30_000_000_000, 30),
+])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("bad", ["5", "s", "5x", "1m 30s", "-5s"])
+def test_parse_duration_rejects(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_model_from_real_compose_config():
+    model = parse_model((FIX / "compose-config-v2.40.json").read_text())
+    assert model.project == "opsdev"
+    assert set(model.services) == {"api", "app-db", "auth-db", "redis", "gateway"}
+    db = model.services["app-db"]
+    assert db.role == "database"
+    assert db.healthcheck == Healthcheck(interval=5, timeout=3, retries=5, start_period=30)
+    assert model.services["gateway"].published_ports == ("127.0.0.1:18080->8080",)
+    assert model.services["api"].published_ports == ()
+    assert model.services["api"].has_build and not db.has_build
+    assert set(model.services["api"].depends_on) == {"app-db", "auth-db", "redis"}
+    assert model.services["api"].replicas == 1
+
+
+def test_wait_budget_follows_longest_chain():
+    model = parse_model((FIX / "compose-config-v2.40.json").read_text())
+    db = 30 + 5 * (5 + 3)  # start_period + retries * (interval + timeout)
+    api = 15 + 3 * (5 + 3)
+    gateway = 5 + 3 * (5 + 3)
+    assert wait_budget(model) == pytest.approx(db + api + gateway)
+    assert wait_budget(model, ["app-db"]) == pytest.approx(db)
+
+
+def test_wait_budget_floor_and_cycle():
+    m = Model("p", {"a": Service("a")})
+    assert wait_budget(m, floor=30) == 30
+    cyc = Model("p", {"a": Service("a", depends_on=("b",)), "b": Service("b", depends_on=("a",))})
+    with pytest.raises(OpsError, match="cycle"):
+        wait_budget(cyc)
+
+
+def test_unknown_service_lists_known():
+    model = parse_model((FIX / "compose-config-v2.40.json").read_text())
+    with pytest.raises(OpsError, match=r"unknown service 'nope' \(services: api, app-db"):
+        model.service("nope")
+
+
+def test_parse_ps_json_lines_from_compose_2_40():
+    containers = parse_ps((FIX / "compose-ps-v2.40.jsonl").read_text())
+    assert [c.service for c in containers].count("api") == 3
+    api = [c for c in containers if c.service == "api"]
+    assert [c.number for c in api] == [1, 2, 3]
+    assert all(c.ok for c in containers)
+    assert all(len(c.id) == 12 for c in containers)
+
+
+def test_parse_ps_array_form_and_unhealthy():
+    items = [{"Name": "p-redis-1", "Service": "redis", "State": "exited", "Health": "",
+              "ExitCode": 137, "ID": "abc", "Labels": "com.docker.compose.container-number=1"},
+             {"Name": "p-api-1", "Service": "api", "State": "running", "Health": "unhealthy",
+              "ExitCode": 0, "ID": "def", "Labels": ""}]
+    containers = parse_ps(json.dumps(items))
+    assert [(c.service, c.ok) for c in containers] == [("api", False), ("redis", False)]
+    assert containers[1].exit_code == 137
+    assert parse_ps("") == []
+
+
+def test_parse_ps_garbage_is_a_clear_error():
+    with pytest.raises(OpsError, match="cannot read `docker compose ps`"):
+        parse_ps("{not json")
