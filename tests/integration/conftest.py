@@ -1,0 +1,78 @@
+"""Integration fixtures: a real Docker engine and a throwaway Compose project.
+
+Every test stack gets its own project name and gateway port, so it never touches a
+stack the user runs; teardown removes its containers, networks and volumes, and then
+checks that nothing labelled with the project is left.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def inv(*args, env=None, timeout=600, input=None) -> subprocess.CompletedProcess:
+    """Run the real CLI (`inv ...`) the way a user does."""
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=timeout, input=input)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"integration tests need a running Docker engine (scripts/test starts one): {exc}")
+    return client
+
+
+def project_leftovers(client, project: str) -> list[str]:
+    label = {"label": f"com.docker.compose.project={project}"}
+    left = [f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
+    left += [f"network {n.name}" for n in client.networks.list(filters=label)]
+    left += [f"volume {v.name}" for v in client.volumes.list(filters=label)]
+    return left
+
+
+def purge(client, project: str) -> None:
+    label = {"label": f"com.docker.compose.project={project}"}
+    for c in client.containers.list(all=True, filters=label):
+        c.remove(force=True, v=True)
+    for n in client.networks.list(filters=label):
+        n.remove()
+    for v in client.volumes.list(filters=label):
+        v.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def stack_env(engine):
+    """Environment for a fresh test project (own name, port and random passwords)."""
+    project = f"opstest-{secrets.token_hex(4)}"
+    env = {**os.environ,
+           "COMPOSE_PROJECT_NAME": project,
+           "GATEWAY_PORT": str(free_port()),
+           "APP_DB_PASSWORD": secrets.token_urlsafe(16),
+           "AUTH_DB_PASSWORD": secrets.token_urlsafe(16),
+           "REDIS_PASSWORD": secrets.token_urlsafe(16),
+           "API_REPLICAS": "1"}
+    yield env
+    inv("down", "--volumes", "--yes", env=env, timeout=300)
+    left = project_leftovers(engine, project)
+    purge(engine, project)
+    assert not left, f"`inv down --volumes` left behind: {left}"

@@ -1,0 +1,211 @@
+"""The stack lifecycle against a real engine: up -> health -> break a dependency ->
+scale with traffic -> refusals -> graceful stop -> down."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+
+import pytest
+import requests
+
+from .conftest import inv
+
+pytestmark = pytest.mark.integration
+
+
+def gateway(env) -> str:
+    return f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+
+
+def containers(engine, env, service):
+    return engine.containers.list(all=True, filters={"label": [
+        f"com.docker.compose.project={env['COMPOSE_PROJECT_NAME']}",
+        f"com.docker.compose.service={service}"]})
+
+
+def instances_seen(env, n_requests: int) -> Counter:
+    seen = Counter()
+    with requests.Session() as http:
+        for _ in range(n_requests):
+            r = http.get(gateway(env) + "/", timeout=5)
+            assert r.status_code == 200, r.text
+            seen[r.headers["X-Instance"]] += 1
+    return seen
+
+
+@pytest.fixture(scope="module")
+def up(stack_env):
+    result = inv("up", env=stack_env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_up_ends_healthy_and_prints_urls(up, stack_env):
+    assert "healthy in" in up.stdout
+    assert gateway(stack_env) in up.stdout
+    r = requests.get(gateway(stack_env) + "/health", timeout=5)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "up"
+    assert set(body["checks"]) == {"postgres:app", "postgres:auth", "redis"}
+    # Gateway hardening is real, not configured-and-hoped.
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert "X-Request-ID" in r.headers and r.headers["X-App-Version"]
+    assert r.headers["Server"] == "nginx"  # server_tokens off: no version
+
+
+def test_health_json_all_healthy(up, stack_env):
+    result = inv("health", "--json", env=stack_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["healthy"] is True
+    checks = {(c["service"], c["check"]): c for c in data["checks"]}
+    for key in [("app-db", "SELECT 1"), ("auth-db", "SELECT 1"), ("redis", "PING"),
+                ("api", "live+ready direct"), ("gateway", "api /health/live via gateway"),
+                ("gateway", "api /health/ready via gateway"), ("gateway", "container")]:
+        assert checks[key]["ok"], checks[key]
+        assert checks[key]["latency_ms"] >= 0
+
+
+def test_stopped_dependency_is_reported_then_recovers(up, stack_env, engine):
+    (redis,) = containers(engine, stack_env, "redis")
+    redis.stop(timeout=10)
+    try:
+        result = inv("health", "--json", env=stack_env)
+        assert result.returncode == 1
+        data = json.loads(result.stdout)
+        failing = {(c["service"], c["check"]) for c in data["checks"] if not c["ok"]}
+        assert ("redis", "container") in failing
+        assert ("redis", "PING") in failing
+        assert ("api", "live+ready direct") in failing  # ready depends on redis
+        assert ("gateway", "api /health/ready via gateway") in failing
+        assert ("gateway", "api /health/live via gateway") not in failing  # still live
+        table = inv("health", env=stack_env)
+        assert table.returncode == 1 and "FAIL" in table.stdout and "failing" in table.stdout
+    finally:
+        redis.start()
+    recovered = inv("health", "--wait", "90", env=stack_env, timeout=200)
+    assert recovered.returncode == 0, recovered.stdout
+
+
+def test_scale_api_to_three_and_back(up, stack_env, engine):
+    result = inv("scale", "api=3", env=stack_env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "api: 3 replica(s) healthy, 3 answering through the gateway" in result.stdout
+    replicas = containers(engine, stack_env, "api")
+    assert len(replicas) == 3
+    # Independent proof: traffic through the gateway reaches all three replicas.
+    seen = instances_seen(stack_env, 60)
+    assert set(seen) == {c.id[:12] for c in replicas}
+
+    result = inv("scale", "api=1", env=stack_env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (only,) = containers(engine, stack_env, "api")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # nginx re-resolves every 5 s
+        seen = instances_seen(stack_env, 20)
+        if set(seen) == {only.id[:12]}:
+            break
+        time.sleep(1)
+    assert set(seen) == {only.id[:12]}
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("app-db=2", "stateful"),
+    ("redis=2", "stateful"),
+    ("gateway=2", "fixed host port"),
+    ("nope=2", "unknown service 'nope'"),
+    ("api=-1", "must be >= 0"),
+    ("api=lots", "bad replica count"),
+    ("api=2;touch /tmp/ops-pwned", "bad replica count"),
+    ("$(touch /tmp/ops-pwned)=2", "bad"),
+])
+def test_scale_refusals_change_nothing(up, stack_env, engine, spec, message):
+    before = sorted(c.id for c in engine.containers.list(all=True, filters={
+        "label": f"com.docker.compose.project={stack_env['COMPOSE_PROJECT_NAME']}"}))
+    result = inv("scale", spec, env=stack_env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in result.stderr
+    after = sorted(c.id for c in engine.containers.list(all=True, filters={
+        "label": f"com.docker.compose.project={stack_env['COMPOSE_PROJECT_NAME']}"}))
+    assert before == after
+    assert not __import__("os").path.exists("/tmp/ops-pwned")
+
+
+def test_logs_exec_ps(up, stack_env):
+    logs = inv("logs", "--service", "api", "--tail", "50", env=stack_env)
+    assert logs.returncode == 0
+    entries = [json.loads(ln.split("|", 1)[1]) for ln in logs.stdout.splitlines() if "|" in ln]
+    assert entries and all({"ts", "level", "msg"} <= set(e) for e in entries)  # JSON logs
+    bad = inv("logs", "--service", "nope", env=stack_env)
+    assert bad.returncode == 1 and "unknown service 'nope'" in bad.stderr
+    out = inv("exec", "api", "python3 -c 'print(6*7)'", env=stack_env)
+    assert out.returncode == 0 and out.stdout.strip() == "42"
+    whoami = inv("exec", "api", "id -u", env=stack_env)
+    assert whoami.stdout.strip() == "10001"  # the api runs as non-root
+    ps = inv("ps", "--json", env=stack_env)
+    assert {c["service"] for c in json.loads(ps.stdout)} == {"api", "app-db", "auth-db", "redis",
+                                                            "gateway"}
+
+
+def test_config_masks_secrets(up, stack_env):
+    result = inv("config", env=stack_env)
+    assert result.returncode == 0
+    for key in ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD"):
+        assert stack_env[key] not in result.stdout
+    assert "APP_DB_PASSWORD" in result.stdout and "********" in result.stdout
+    data = json.loads(inv("config", "--json", env=stack_env).stdout)
+    assert data["project"] == stack_env["COMPOSE_PROJECT_NAME"]
+    assert data["variables"]["GATEWAY_PORT"] == {"value": stack_env["GATEWAY_PORT"],
+                                                 "source": "environment"}
+
+
+def test_rate_limit_answers_429_not_errors(up, stack_env):
+    # Bounded burst on loopback: 600 requests from 6 threads, well above 100 r/s + 200 burst.
+    statuses = Counter()
+
+    def burst():
+        with requests.Session() as http:
+            for _ in range(100):
+                statuses[http.get(gateway(stack_env) + "/", timeout=5).status_code] += 1
+
+    threads = [threading.Thread(target=burst) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(statuses) <= {200, 429}
+    assert statuses[429] > 0 and statuses[200] >= 200
+    time.sleep(3)  # let the bucket refill before the next test
+
+
+def test_graceful_sigterm_finishes_in_flight_request(up, stack_env, engine):
+    (api,) = containers(engine, stack_env, "api")
+    result = {}
+
+    def slow_request():
+        r = requests.get(gateway(stack_env) + "/work?ms=3000", timeout=20)
+        result["status"], result["instance"] = r.status_code, r.json().get("instance")
+
+    t = threading.Thread(target=slow_request)
+    t.start()
+    time.sleep(1.0)  # the request is now in flight inside the api
+    api.stop(timeout=20)  # SIGTERM; SIGKILL only after 20 s
+    t.join(timeout=30)
+    assert result == {"status": 200, "instance": api.id[:12]}
+    api.reload()
+    assert api.attrs["State"]["ExitCode"] == 0  # clean exit, not killed
+    api.start()
+    assert inv("health", "--wait", "90", env=stack_env, timeout=200).returncode == 0
+
+
+def test_down_volumes_needs_confirmation(up, stack_env, engine):
+    result = inv("down", "--volumes", env=stack_env, input="")
+    assert result.returncode == 1 and "refusing without --yes" in result.stderr
+    assert containers(engine, stack_env, "app-db")  # nothing was removed
