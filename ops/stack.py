@@ -82,6 +82,7 @@ class Stack:
     # -- lifecycle -----------------------------------------------------------------------
     def up(self, build: bool = False, timeout: float | None = None) -> float:
         config.require(self.settings, REQUIRED)
+        docker_api.client()  # engine down -> one clear line before Compose prints anything
         wait = timeout if timeout is not None else wait_budget(self.model)
         if build or self._needs_build():
             wheelhouse.ensure(self.settings.root, out=self.err)
@@ -119,21 +120,25 @@ class Stack:
                 print(f"  | {line}", file=self.err)
 
     def down(self, volumes: bool = False) -> None:
+        docker_api.client()
         run(compose.down(self.base, volumes=volumes), env=self.env, stream=True,
             what="docker compose down")
 
     def clean(self) -> None:
+        docker_api.client()
         run(compose.down(self.base, rmi_local=True), env=self.env, stream=True,
             what="docker compose down --rmi local")
 
     def build(self, services=(), no_cache: bool = False) -> None:
         services = self.check_services(services)
+        docker_api.client()
         wheelhouse.ensure(self.settings.root, out=self.err)
         run(compose.build(self.base, services, no_cache=no_cache), env=self.env, stream=True,
             what="docker compose build")
 
     def logs(self, services=(), follow=False, tail=None, since=None, timestamps=False) -> None:
         services = self.check_services(services)
+        docker_api.client()
         run(compose.logs(self.base, services, follow=follow, tail=tail, since=since,
                          timestamps=timestamps), env=self.env, stream=True,
             what="docker compose logs")
@@ -142,6 +147,7 @@ class Stack:
         self.check_services([service])
         if not command:
             raise OpsError("nothing to run: give a command, e.g. `inv exec api 'ls -la'`")
+        docker_api.client()
         result = run(compose.exec_(self.base, service, command, index=index, tty=tty),
                      env=self.env, stream=True, check=False)
         return result.returncode
@@ -150,6 +156,7 @@ class Stack:
     def scale(self, spec: str, timeout: float | None = None, verify_requests: int = 400) -> dict:
         wanted = scaling.parse_spec(spec)
         scaling.check(self.model, wanted)
+        docker_api.client()
         wait = timeout if timeout is not None else wait_budget(self.model, list(wanted))
         result = run(compose.up(self.base, wait_timeout=wait, services=list(wanted), scale=wanted,
                                 no_deps=True, no_recreate=True),
