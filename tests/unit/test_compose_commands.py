@@ -46,8 +46,8 @@ def test_user_text_stays_one_argv_element():
 
 def test_http_probe_and_parse():
     argv = probes.http_probe(8000, ["/health/live", "/health/ready"])
-    assert argv[0:2] == ["python3", "-c"]
-    assert argv[3:] == ["http://127.0.0.1:8000", "/health/live", "/health/ready"]
+    assert argv[0:3] == ["python3", "-S", "-c"]
+    assert argv[4:] == ["8000", "/health/live", "/health/ready"]
     assert probes.parse_http_probe("/health/live 200\n/health/ready 503\n") == {
         "/health/live": "200", "/health/ready": "503"}
     assert probes.parse_http_probe("garbage\n") == {}

@@ -1,5 +1,12 @@
-"""Dependency checks: each returns (ok, latency_ms, detail) and never raises."""
+"""Dependency checks: each returns (ok, latency_ms, detail) and never raises.
 
+Connections are kept and reused, as the app's own traffic would use them: a readiness
+probe then costs a round trip, not a new Postgres backend plus SCRAM handshake. A
+broken connection is dropped and one fresh connection is tried before reporting down,
+so a restarted database is seen as up again on the next check.
+"""
+
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -7,6 +14,11 @@ import pg8000.native
 import redis
 
 from .settings import Database, Settings
+
+_pg_conns: dict[str, pg8000.native.Connection] = {}
+_pg_locks: dict[str, threading.Lock] = {}
+_redis_clients: dict[tuple, redis.Redis] = {}
+_registry_lock = threading.Lock()
 
 
 def _timed(fn):
@@ -19,33 +31,56 @@ def _timed(fn):
     return ok, round((time.perf_counter() - start) * 1000, 1), detail
 
 
+def _connect(db: Database, timeout: float):
+    return pg8000.native.Connection(
+        db.user, host=db.host, port=db.port, database=db.database,
+        password=db.password, timeout=timeout,
+    )
+
+
 def postgres(db: Database, timeout: float):
+    with _registry_lock:
+        lock = _pg_locks.setdefault(db.name, threading.Lock())
+
     def run():
-        conn = pg8000.native.Connection(
-            db.user, host=db.host, port=db.port, database=db.database,
-            password=db.password, timeout=timeout,
-        )
-        try:
-            conn.run("SELECT 1")
-        finally:
-            conn.close()
-        return "SELECT 1 ok"
+        with lock:
+            for attempt in (1, 2):
+                conn = _pg_conns.get(db.name)
+                fresh = conn is None
+                try:
+                    if fresh:
+                        conn = _pg_conns[db.name] = _connect(db, timeout)
+                    conn.run("SELECT 1")
+                    return "SELECT 1 ok"
+                except Exception:
+                    _pg_conns.pop(db.name, None)
+                    try:
+                        if conn is not None:
+                            conn.close()
+                    except Exception:  # noqa: BLE001, S110 - the connection is already broken
+                        pass
+                    if fresh or attempt == 2:
+                        raise
+        raise RuntimeError("unreachable")
 
     return _timed(run)
 
 
 def redis_ping(settings: Settings):
+    key = (settings.redis_host, settings.redis_port)
+    with _registry_lock:
+        client = _redis_clients.get(key)
+        if client is None:
+            client = _redis_clients[key] = redis.Redis(
+                host=settings.redis_host, port=settings.redis_port,
+                password=settings.redis_password or None,
+                socket_timeout=settings.check_timeout,
+                socket_connect_timeout=settings.check_timeout,
+                retry_on_timeout=False,
+            )
+
     def run():
-        client = redis.Redis(
-            host=settings.redis_host, port=settings.redis_port,
-            password=settings.redis_password or None,
-            socket_timeout=settings.check_timeout,
-            socket_connect_timeout=settings.check_timeout,
-        )
-        try:
-            client.ping()
-        finally:
-            client.close()
+        client.ping()
         return "PONG"
 
     return _timed(run)

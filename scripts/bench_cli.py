@@ -1,0 +1,102 @@
+"""Timings of `inv --list`, `inv health` and `inv up` next to the bare tools (see bench-cli)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INV = [sys.executable, "-m", "invoke"]
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+
+
+def timed(argv, env, check=True) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    took = time.perf_counter() - start
+    if check and proc.returncode != 0:
+        sys.exit(f"bench: {' '.join(argv[:6])} failed: {proc.stderr.strip()[-300:]}")
+    return took
+
+
+def median(argv, env, runs=RUNS) -> float:
+    return statistics.median(timed(argv, env) for _ in range(runs))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    project = f"opsbench-{secrets.token_hex(3)}"
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": project, "GATEWAY_PORT": str(free_port())}
+    compose = ["docker", "compose", "--project-name", project, "--file",
+               str(ROOT / "compose/compose.yaml")]
+    # Compose needs the same variables inv layers from .env.
+    sys.path.insert(0, str(ROOT))
+    from ops import config
+
+    bare_env = {**env, **config.read_env_file(ROOT / ".env"),
+                "COMPOSE_PROJECT_NAME": project, "GATEWAY_PORT": env["GATEWAY_PORT"]}
+    try:
+        print(f"starting bench stack {project} ...", file=sys.stderr)
+        timed([*INV, "up"], env)
+        rows = []
+
+        t_list = median([*INV, "--list"], env)
+        rows.append(("inv --list", t_list, None, "target <= 0.4 s"))
+
+        def cid(service):
+            out = subprocess.run([*compose, "ps", "-q", service], env=bare_env, text=True,
+                                 capture_output=True, check=True).stdout.split()
+            return out[0]
+
+        url = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+        bare_checks = {
+            "psql SELECT 1 (app-db)": ["docker", "exec", cid("app-db"), "sh", "-c",
+                                       'psql -X -tA -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "SELECT 1"'],
+            "psql SELECT 1 (auth-db)": ["docker", "exec", cid("auth-db"), "sh", "-c",
+                                        'psql -X -tA -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "SELECT 1"'],
+            "redis-cli PING": ["docker", "exec", cid("redis"), "sh", "-c",
+                               'REDISCLI_AUTH="$(cat "$REDIS_PASSWORD_FILE")" redis-cli ping'],
+            "api live+ready in container": [
+                "docker", "exec", cid("api"), "python3", "-c",
+                "import urllib.request as u\nfor p in ('/health/live','/health/ready'):"
+                " u.urlopen('http://127.0.0.1:8000'+p, timeout=3)"],
+            "curl gateway /health/live": ["curl", "-fsS", "-o", "/dev/null", url + "/health/live"],
+            "curl gateway /health/ready": ["curl", "-fsS", "-o", "/dev/null", url + "/health/ready"],
+        }
+        bare = {name: median(argv, bare_env) for name, argv in bare_checks.items()}
+        slowest_name = max(bare, key=bare.get)
+        t_health = median([*INV, "health"], env)
+        for name, t in bare.items():
+            rows.append((f"  bare: {name}", t, None, ""))
+        rows.append(("inv health (all checks)", t_health, t_health / bare[slowest_name],
+                     f"vs slowest bare check ({slowest_name}); target <= 1.3x; "
+                     f"bare checks in sequence: {sum(bare.values()):.3f} s"))
+
+        t_up_bare = median([*compose, "up", "-d", "--wait"], bare_env, runs=3)
+        t_up = median([*INV, "up"], env, runs=3)
+        rows.append(("docker compose up -d --wait (running stack)", t_up_bare, None, ""))
+        rows.append(("inv up (running stack)", t_up, t_up / t_up_bare,
+                     f"overhead {t_up - t_up_bare:+.3f} s; target <= 1 s"))
+
+        print(f"\n{'measurement':48} {'median s':>9} {'ratio':>7}  note   (runs: {RUNS})")
+        for name, t, ratio, note in rows:
+            print(f"{name:48} {t:9.3f} {'' if ratio is None else f'{ratio:6.2f}x':>7}  {note}")
+    finally:
+        subprocess.run([*INV, "down", "--volumes", "--yes"], cwd=ROOT, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+if __name__ == "__main__":
+    main()
