@@ -42,12 +42,12 @@ def in_process_check_phase(env) -> dict:
         "s = Stack(config.load(cfg.get('stack', {}), cfg.get('envs', {}), 'local'))\n"
         "m, url = s.model, s.gateway_url()\n"
         "walls, slow = [], []\n"
-        "for _ in range(%d):\n"
+        f"for _ in range({RUNS}):\n"
         "    t = time.perf_counter(); checks = health.run_checks(m, s.settings.project, url)\n"
         "    walls.append(time.perf_counter() - t)\n"
         "    slow.append(max(c.latency_ms for c in checks) / 1000)\n"
         "print(json.dumps({'wall': statistics.median(walls), 'slowest': statistics.median(slow)}))\n"
-    ) % RUNS
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, text=True,
                          capture_output=True, check=True).stdout
     return json.loads(out)
