@@ -80,3 +80,39 @@ def test_help_never_shows_secrets(project):
     for task in ("up", "health", "config", "scale"):
         result = inv("--help", task, env=env)
         assert result.returncode == 0 and secret not in result.stdout
+
+
+def test_up_failure_names_unhealthy_service_with_health_output_and_logs(engine, tmp_path):
+    """A dependency that never turns healthy: inv up explains it and exits non-zero."""
+    from .conftest import free_port, project_leftovers, purge
+
+    shutil.copytree(ROOT / "compose", tmp_path / "compose")
+    compose_file = tmp_path / "compose" / "compose.yaml"
+    text = compose_file.read_text()
+    broken = text.replace(
+        'test: ["CMD-SHELL", "REDISCLI_AUTH=\\"$$(cat \\"$$REDIS_PASSWORD_FILE\\")\\" redis-cli ping | grep -q PONG"]',
+        'test: ["CMD-SHELL", "echo redis-probe-says-no; exit 1"]')
+    assert broken != text
+    compose_file.write_text(broken.replace("start_period: 10s", "start_period: 0s"))
+    # Only the image choices of the real .env (no secrets copied into a temp dir).
+    from ops.config import read_env_file
+
+    images = {k: v for k, v in read_env_file(ROOT / ".env").items() if k.endswith("_IMAGE")}
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in images.items())
+                                   + "APP_DB_PASSWORD=a1\nAUTH_DB_PASSWORD=b2\nREDIS_PASSWORD=c3\n")
+    project = f"opstest-fail-{os.getpid()}"
+    env = env_for(tmp_path, COMPOSE_PROJECT_NAME=project, GATEWAY_PORT=str(free_port()))
+    try:
+        result = inv("up", "--timeout", "60", env=env, timeout=300)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert "✗ redis" in result.stderr and "unhealthy" in result.stderr
+        assert "last health check: exit 1: redis-probe-says-no" in result.stderr
+        assert "| " in result.stderr  # the service's log tail
+        assert result.stderr.strip().splitlines()[-1].startswith(
+            f"error: stack '{project}' did not become healthy within 60s")
+    finally:
+        inv("down", "--volumes", "--yes", env=env, timeout=300)
+        left = project_leftovers(engine, project)
+        purge(engine, project)
+        assert not left
