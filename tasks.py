@@ -2,10 +2,11 @@
 
 from invoke import Collection
 
-from ops.tasks import images, stack
+from ops.tasks import db, images, stack
 
 ns = Collection()
 for t in (stack.up, stack.down, stack.ps, stack.logs, stack.health, stack.scale, stack.build,
           stack.clean, stack.exec_, stack.show_config):
     ns.add_task(t)
 ns.add_collection(images.ns)
+ns.add_collection(db.ns)

@@ -1,0 +1,1 @@
+"""Verified Postgres backups: take, prove, list, prune, restore."""

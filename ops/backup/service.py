@@ -1,0 +1,128 @@
+"""Backup operations over a stack: the functions behind the db.* tasks."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .. import docker_api
+from ..config import Settings
+from ..errors import OpsError
+from ..stack import Stack
+from . import layout, manifest, targets
+from . import verify as verify_mod
+from .take import take
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    dest: Path
+    attempts: int = 3
+    verify_level: str = "read"  # right after each backup
+
+
+def backup_config(settings: Settings, raw: dict) -> BackupConfig:
+    dest = Path(settings.variables.get("BACKUP_DIR") or raw.get("dir") or "backups")
+    dest = dest if dest.is_absolute() else settings.root / dest
+    attempts = int(raw.get("attempts", 3))
+    level = str(raw.get("verify_after", "read"))
+    if level not in ("none", *manifest.LEVELS):
+        raise OpsError(f"backup.verify_after must be none, checksum, read or restore, not {level!r}")
+    return BackupConfig(dest, attempts, level)
+
+
+def backup(stack: Stack, cfg: BackupConfig, services=(), db=None, out=sys.stderr) -> list[dict]:
+    """Back up every selected database; each is verified at cfg.verify_level right away.
+
+    Every target is attempted even when one fails; the failures are raised together.
+    """
+    results, failures, codes = [], [], []
+    for target in targets.targets_for(stack.model, stack.settings.project, services, db,
+                                      cfg.attempts):
+        directory = layout.db_dir(cfg.dest, stack.settings.env, target.service, target.db)
+        try:
+            b = take(target, directory, stack.settings.env, cfg.attempts, out=out)
+            entry = None
+            if cfg.verify_level != "none":
+                entry = verify_mod.verify(b, cfg.verify_level, target.container, target.image,
+                                          docker_api.client())
+            results.append({"target": target.label(), "file": str(b.path),
+                            "verified": entry["level"] if entry else None})
+        except OpsError as exc:
+            failures.append(f"{target.label()}: {exc}")
+            codes.append(exc.code)
+            results.append({"target": target.label(), "error": str(exc)})
+    if failures:
+        # One line for cron; a lock conflict keeps its own exit code (75, EX_TEMPFAIL).
+        code = 75 if set(codes) == {75} else 1
+        raise OpsError("backup failed: " + " | ".join(failures), code=code)
+    return results
+
+
+def all_backups(cfg: BackupConfig, env: str, service: str | None = None) -> list[layout.Backup]:
+    root = cfg.dest / layout.safe_part("environment", env)
+    if not root.is_dir():
+        return []
+    found = []
+    for svc_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if service and svc_dir.name != service:
+            continue
+        for db_dir in sorted(p for p in svc_dir.iterdir() if p.is_dir()):
+            found += layout.backups_in(db_dir)
+    return found
+
+
+def pick(cfg: BackupConfig, env: str, file: str | None, latest: bool, service: str | None,
+         db: str | None) -> list[layout.Backup]:
+    if file and latest:
+        raise OpsError("give a FILE or --latest, not both")
+    if file:
+        return [layout.resolve_file(cfg.dest, file)]
+    if not latest:
+        raise OpsError("name a backup FILE or use --latest")
+    newest: dict[tuple[str, str], layout.Backup] = {}
+    for b in all_backups(cfg, env, service):
+        if db and b.db != db:
+            continue
+        newest[(b.service, b.db)] = b  # sorted oldest first: the last one wins
+    if not newest:
+        raise OpsError(f"no backups found under {cfg.dest / env}"
+                       + (f" for {service}" if service else "") + (f"/{db}" if db else ""))
+    return list(newest.values())
+
+
+def verify(stack: Stack, cfg: BackupConfig, backups, level: str) -> list[dict]:
+    out, failures = [], []
+    for b in backups:
+        container = image = None
+        if level != "checksum":
+            c = targets.container_of(stack.settings.project, b.service)
+            container, image = c.id, (c.attrs.get("Config") or {}).get("Image")
+        try:
+            entry = verify_mod.verify(b, level, container, image,
+                                      docker_api.client() if level == "restore" else None)
+            out.append({"file": str(b.path), **entry})
+        except OpsError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise OpsError(" | ".join(failures))
+    return out
+
+
+def describe(b: layout.Backup, now: datetime | None = None) -> dict:
+    now = now or datetime.now(UTC)
+    try:
+        data = manifest.read(b.manifest_path)
+    except OpsError as exc:
+        return {"file": str(b.path), "service": b.service, "database": b.db, "error": str(exc)}
+    last = manifest.last_verification(data)
+    return {
+        "file": str(b.path), "service": b.service, "database": b.db,
+        "taken_at": data.get("started_at"), "size": data.get("size"),
+        "age_s": int((now - b.taken_at).total_seconds()),
+        "verified": manifest.verified_level(data),
+        "failed": manifest.failed(data),
+        "last_check": last,
+    }

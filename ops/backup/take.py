@@ -1,0 +1,112 @@
+"""Taking one backup: snapshot-consistent pg_dump, atomic on disk, checksummed, described.
+
+Order on disk: `<ts>.dump.partial` (fsync) -> rename to `<ts>.dump` -> `.sha256` -> the
+manifest `.json` last (each atomic) -> fsync the directory. Until the manifest lands,
+nothing here counts as a backup; a killed run leaves only debris the next run removes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .. import __version__
+from ..commands import pg
+from ..envfile import write_atomic
+from ..errors import OpsError
+from . import layout, manifest
+from .lock import DbLock
+from .pgexec import DbUnavailable, SnapshotSession, Target, exec_argv, retrying, stream_to
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def clean_leftovers(directory: Path, out=sys.stderr) -> list[Path]:
+    removed = layout.leftovers(directory)
+    for p in removed:
+        p.unlink(missing_ok=True)
+        print(f"removed leftover of an interrupted run: {p}", file=out)
+    return removed
+
+
+def pg_dump_version(target: Target) -> str:
+    proc = subprocess.run(exec_argv(target.container, ["pg_dump", "--version"]),
+                          capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise DbUnavailable(f"{target.label()}: pg_dump --version failed: {proc.stderr.strip()[-200:]}")
+    return proc.stdout.strip()
+
+
+def _dump_once(target: Target, partial: Path) -> dict:
+    version = pg_dump_version(target)
+    with SnapshotSession(target) as session:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            sha, size = stream_to(
+                exec_argv(target.container, pg.pg_dump(target.user, target.db, session.snapshot)),
+                fh, f"pg_dump of {target.label()}")
+            fh.flush()
+            os.fsync(fh.fileno())
+        return {"sha256": sha, "size": size, "snapshot": session.snapshot,
+                "server_version": session.server_version, "pg_dump_version": version,
+                "tables": session.counts}
+
+
+def take(target: Target, directory: Path, env: str, attempts: int = 3,
+         now: Callable[[], datetime] = lambda: datetime.now(UTC), out=sys.stderr) -> layout.Backup:
+    """Take one backup of target into directory (under its lock). Returns the backup."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with DbLock(directory, f"backup of {target.label()}"):
+        clean_leftovers(directory, out)
+        started = now()
+        backup = layout.new_backup(directory, started)
+        if backup.path.exists() or backup.manifest_path.exists():
+            raise OpsError(f"{backup.path} already exists (two backups in the same second?)")
+        partial = backup.path.with_name(backup.path.name + ".partial")
+        try:
+            for attempt in retrying(attempts):
+                with attempt:
+                    n = attempt.retry_state.attempt_number
+                    if n > 1:
+                        print(f"retrying {target.label()} (attempt {n}/{attempts})", file=out)
+                    facts = _dump_once(target, partial)
+            finished = now()
+            os.rename(partial, backup.path)
+        except DbUnavailable as exc:
+            raise DbUnavailable(f"{exc} (gave up after {attempts} attempts)") from exc
+        finally:
+            partial.unlink(missing_ok=True)  # nothing left after a failure or a Ctrl-C
+        write_atomic(backup.checksum_path, manifest.checksum_line(facts["sha256"], backup.path.name))
+        manifest.write(backup.manifest_path, {
+            "format": manifest.FORMAT,
+            "toolkit_version": __version__,
+            "env": env,
+            "service": target.service,
+            "image": target.image,
+            "database": target.db,
+            "file": backup.path.name,
+            "format_of_file": "pg_dump custom",
+            "compression": "pg_dump default (gzip)",
+            "size": facts["size"],
+            "sha256": facts["sha256"],
+            "server_version": facts["server_version"],
+            "pg_dump_version": facts["pg_dump_version"],
+            "snapshot": facts["snapshot"],
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": finished.isoformat(timespec="seconds"),
+            "duration_s": round((finished - started).total_seconds(), 3),
+            "tables": facts["tables"],
+            "verifications": [],
+        })
+        fsync_dir(directory)
+        return backup
