@@ -24,7 +24,7 @@ class BackupConfig:
 
 
 def backup_config(settings: Settings, raw: dict) -> BackupConfig:
-    dest = Path(settings.variables.get("BACKUP_DIR") or raw.get("dir") or "backups")
+    dest = Path(settings.variables.get("BACKUP_DIR") or "backups")
     dest = dest if dest.is_absolute() else settings.root / dest
     attempts = int(raw.get("attempts", 3))
     level = str(raw.get("verify_after", "read"))

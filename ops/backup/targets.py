@@ -7,7 +7,7 @@ from .. import docker_api
 from ..commands import pg
 from ..errors import OpsError
 from ..parse import Model
-from .pgexec import Target, retry_sql
+from .pgexec import DbUnavailable, Target, retry_sql
 
 
 def backup_services(model: Model, names=()) -> list[str]:
@@ -46,8 +46,11 @@ def targets_for(model: Model, project: str, services=(), db: str | None = None,
         if db:
             dbs = [pg.check_db_name(db)]
         else:
-            listed = retry_sql(c.id, user, env.get("POSTGRES_DB") or user, pg.LIST_DATABASES_SQL,
-                               attempts)
+            try:
+                listed = retry_sql(c.id, user, env.get("POSTGRES_DB") or user,
+                                   pg.LIST_DATABASES_SQL, attempts)
+            except DbUnavailable as exc:
+                raise DbUnavailable(f"{exc} (gave up after {attempts} attempts)") from exc
             dbs = [d for d in listed.split() if d] or [env.get("POSTGRES_DB") or user]
         image = (c.attrs.get("Config") or {}).get("Image") or c.image.tags[0]
         out += [Target(service, c.id, image, user, d) for d in dbs]

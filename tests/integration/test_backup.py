@@ -1,0 +1,305 @@
+"""Backups against real Postgres containers: round trip with content checksums,
+consistency under writes, corruption detection, kill -9, overlap, database down."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ops.backup import layout, manifest
+
+from .conftest import ROOT, inv
+
+pytestmark = pytest.mark.integration
+
+# md5 of every row's text, per table: equal content, not just equal counts.
+CONTENT_SQL = (
+    "SELECT n.nspname || '.' || c.relname || '=' || "
+    "(xpath('/row/h/text()', query_to_xml(format("
+    "'SELECT md5(coalesce(string_agg(t::text, ''|'' ORDER BY t::text), '''')) AS h FROM %I.%I t',"
+    " n.nspname, c.relname), false, true, '')))[1]::text "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1;"
+)
+
+SEED_SQL = """
+CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, payload jsonb, at timestamptz);
+INSERT INTO items (name, payload, at)
+  SELECT 'item ' || g, jsonb_build_object('g', g, 'tags', ARRAY['a', 'b']), now() - g * interval '1 min'
+  FROM generate_series(1, 20000) g;
+CREATE SCHEMA "Billing";
+CREATE TABLE "Billing"."Invoices" (id int PRIMARY KEY, amount numeric(12, 2), note text);
+INSERT INTO "Billing"."Invoices" SELECT g, g * 1.25, CASE WHEN g % 7 = 0 THEN NULL ELSE 'n' END
+  FROM generate_series(1, 3000) g;
+CREATE TABLE empty_table (id int);
+CREATE TABLE writes (id bigserial PRIMARY KEY, v text);
+"""
+
+
+@pytest.fixture(scope="module")
+def bstack(stack_env, tmp_path_factory):
+    env = {**stack_env, "BACKUP_DIR": str(tmp_path_factory.mktemp("backups"))}
+    result = inv("up", env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    psql(env, "app-db", SEED_SQL)
+    return env
+
+
+def container(env, service) -> str:
+    out = subprocess.run(["docker", "compose", "--project-name", env["COMPOSE_PROJECT_NAME"],
+                          "--file", str(ROOT / "compose/compose.yaml"), "ps", "-q", service],
+                         env=env, capture_output=True, text=True, check=True).stdout.split()
+    return out[0]
+
+
+def psql(env, service, sql, db=None) -> str:
+    db = db or {"app-db": "app", "auth-db": "auth"}[service]
+    proc = subprocess.run(["docker", "exec", "-i", container(env, service), "sh", "-c",
+                           f'psql -X -q -At -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d {db}'],
+                          input=sql, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def dest(env) -> Path:
+    return Path(env["BACKUP_DIR"]) / "local"
+
+
+def latest(env, service, db) -> layout.Backup:
+    return layout.backups_in(dest(env) / service / db)[-1]
+
+
+def test_round_trip_restores_equal_content(bstack):
+    result = inv("db.backup", env=bstack)
+    assert result.returncode == 0, result.stderr
+    assert "app-db/app:" in result.stdout and "auth-db/auth:" in result.stdout
+    assert "(verified: read)" in result.stdout
+    b = latest(bstack, "app-db", "app")
+    data = manifest.read(b.manifest_path)
+    assert data["tables"]["public.items"] == 20000
+    assert data["tables"]["Billing.Invoices"] == 3000
+    assert data["tables"]["public.empty_table"] == 0
+    assert data["server_version"].startswith("15.") and "pg_dump (PostgreSQL) 15." in data["pg_dump_version"]
+    assert manifest.sha256_file(b.path) == (data["sha256"], data["size"])
+    assert oct(b.path.stat().st_mode & 0o777) == "0o600"
+    # Restore into a scratch database on the same server; compare every table's content.
+    source = psql(bstack, "app-db", CONTENT_SQL)
+    psql(bstack, "app-db", "CREATE DATABASE scratch;", db="app")
+    try:
+        with open(b.path, "rb") as fh:
+            proc = subprocess.run(["docker", "exec", "-i", container(bstack, "app-db"), "sh", "-c",
+                                   'pg_restore --exit-on-error -U "$POSTGRES_USER" -d scratch'],
+                                  stdin=fh, capture_output=True)
+        assert proc.returncode == 0, proc.stderr
+        assert psql(bstack, "app-db", CONTENT_SQL, db="scratch") == source
+    finally:
+        psql(bstack, "app-db", "DROP DATABASE scratch;", db="app")
+
+
+def test_restore_drill_matches_counts_taken_under_writes(bstack):
+    stop = threading.Event()
+    cid = container(bstack, "app-db")
+
+    def writer():  # a steady stream of commits while the backup runs
+        proc = subprocess.Popen(["docker", "exec", "-i", cid, "sh", "-c",
+                                 'psql -X -q -U "$POSTGRES_USER" -d app'], stdin=subprocess.PIPE,
+                                text=True, stdout=subprocess.DEVNULL)
+        while not stop.is_set():
+            proc.stdin.write("INSERT INTO writes (v) SELECT md5(g::text) FROM generate_series(1, 200) g;\n")
+            proc.stdin.flush()
+            time.sleep(0.01)
+        proc.stdin.close()
+        proc.wait()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        time.sleep(0.5)
+        result = inv("db.backup", "--service", "app-db", env=bstack)
+        assert result.returncode == 0, result.stderr
+    finally:
+        stop.set()
+        t.join()
+    b = latest(bstack, "app-db", "app")
+    counted = manifest.read(b.manifest_path)["tables"]["public.writes"]
+    total_now = int(psql(bstack, "app-db", "SELECT count(*) FROM writes;"))
+    assert 0 < counted < total_now  # writes happened during and after the snapshot
+    drill = inv("db.verify", "--file", str(b.path), "--level", "restore", env=bstack)
+    assert drill.returncode == 0, drill.stderr
+    assert "row counts equal" in drill.stdout
+    data = manifest.read(b.manifest_path)
+    assert manifest.verified_level(data) == "restore"
+    leftover = subprocess.run(["docker", "ps", "-aq", "--filter", "label=ops.role=restore-drill"],
+                              capture_output=True, text=True, check=True).stdout.split()
+    assert leftover == []  # the throwaway drill container was removed
+
+
+def _copy_as(b: layout.Backup, stamp: str, content: bytes | None = None,
+             fix_manifest: bool = False, data_override: dict | None = None) -> layout.Backup:
+    """A copy of a backup under another timestamp, optionally damaged."""
+    new = layout.Backup(b.path.with_name(f"{stamp}.dump"))
+    raw = b.path.read_bytes() if content is None else content
+    new.path.write_bytes(raw)
+    data = {**manifest.read(b.manifest_path), "file": new.path.name, "verifications": []}
+    if fix_manifest:  # the manifest agrees with the damaged file: only `read` can tell
+        data["sha256"], data["size"] = manifest.sha256_file(new.path)
+    data.update(data_override or {})
+    manifest.write(new.manifest_path, data)
+    new.checksum_path.write_text(manifest.checksum_line(data["sha256"], new.path.name))
+    return new
+
+
+def _cleanup(*backups):
+    for b in backups:
+        for p in (b.path, b.manifest_path, b.checksum_path):
+            p.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 0.999])
+def test_truncation_detected_by_checksum_and_by_reading(bstack, fraction):
+    b = latest(bstack, "app-db", "app")
+    raw = b.path.read_bytes()
+    cut = raw[: int(len(raw) * fraction)]
+    plain = _copy_as(b, "20000101T000001Z", cut)
+    matching = _copy_as(b, "20000101T000002Z", cut, fix_manifest=True)
+    try:
+        r = inv("db.verify", "--file", str(plain.path), "--level", "checksum", env=bstack)
+        assert r.returncode == 1 and "size" in r.stderr and "Traceback" not in r.stderr
+        r = inv("db.verify", "--file", str(matching.path), "--level", "checksum", env=bstack)
+        assert r.returncode == 0  # the manifest was rewritten to match ...
+        r = inv("db.verify", "--file", str(matching.path), "--level", "read", env=bstack)
+        assert r.returncode == 1, r.stdout  # ... but reading every block catches it
+        assert "read verification failed" in r.stderr
+        assert manifest.failed(manifest.read(matching.manifest_path))
+    finally:
+        _cleanup(plain, matching)
+
+
+def test_flipped_byte_empty_file_and_foreign_manifest(bstack):
+    b = latest(bstack, "app-db", "app")
+    raw = bytearray(b.path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    flipped = _copy_as(b, "20000101T000003Z", bytes(raw))
+    empty = _copy_as(b, "20000101T000004Z", b"")
+    other = latest(bstack, "auth-db", "auth")
+    foreign = _copy_as(b, "20000101T000005Z",
+                       data_override={k: v for k, v in manifest.read(other.manifest_path).items()
+                                      if k in ("database", "service")})
+    try:
+        r = inv("db.verify", "--file", str(flipped.path), "--level", "checksum", env=bstack)
+        assert r.returncode == 1 and "sha256 mismatch" in r.stderr
+        r = inv("db.verify", "--file", str(empty.path), "--level", "checksum", env=bstack)
+        assert r.returncode == 1 and "size 0 bytes" in r.stderr
+        r = inv("db.verify", "--file", str(foreign.path), "--level", "checksum", env=bstack)
+        assert r.returncode == 1 and "belongs to auth-db/auth" in r.stderr
+        listing = json.loads(inv("db.list", "--json", env=bstack).stdout)
+        states = {Path(x["file"]).name: x for x in listing}
+        assert states["20000101T000003Z.dump"]["failed"] and not states["20000101T000003Z.dump"]["verified"]
+    finally:
+        _cleanup(flipped, empty, foreign)
+
+
+@pytest.fixture(scope="module")
+def big_table(bstack):
+    """Enough data that pg_dump takes a few seconds: time to interfere with it."""
+    psql(bstack, "app-db", "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v "
+                           "FROM generate_series(1, 1500000) g;")
+    yield
+    psql(bstack, "app-db", "DROP TABLE big;")
+
+
+def _start_backup(env) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "invoke", "db.backup", "--service", "app-db"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _wait_for_partial(directory: Path, proc, timeout=60) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parts = [p for p in directory.glob("*.partial") if p.stat().st_size > 0]
+        if parts:
+            return parts[0]
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("no partial file appeared")
+
+
+def test_kill_9_leaves_nothing_that_looks_valid(bstack, big_table):
+    directory = dest(bstack) / "app-db" / "app"
+    before = [b.path.name for b in layout.backups_in(directory)]
+    proc = _start_backup(bstack)
+    partial = _wait_for_partial(directory, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert [b.path.name for b in layout.backups_in(directory)] == before
+    assert not layout.Backup(partial.with_suffix("")).manifest_path.exists()
+    time.sleep(2)  # let the orphaned docker exec notice the closed pipe
+    result = inv("db.backup", "--service", "app-db", env=bstack, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "removed leftover of an interrupted run" in result.stderr
+    assert not list(directory.glob("*.partial"))
+    assert len(layout.backups_in(directory)) == len(before) + 1
+
+
+def test_overlapping_run_is_refused_and_first_completes(bstack, big_table):
+    directory = dest(bstack) / "app-db" / "app"
+    before = len(layout.backups_in(directory))
+    first = _start_backup(bstack)
+    _wait_for_partial(directory, first)
+    second = inv("db.backup", "--service", "app-db", env=bstack)
+    assert second.returncode == 75, second.stderr
+    assert "locked by another run: pid" in second.stderr and "it was left alone" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    assert len(layout.backups_in(directory)) == before + 1
+
+
+def test_database_down_bounded_retries_then_clear_failure(bstack):
+    cid = container(bstack, "auth-db")
+    subprocess.run(["docker", "stop", cid], check=True, capture_output=True)
+    try:
+        result = inv("db.backup", "--service", "auth-db", "--db", "auth", env=bstack, timeout=120)
+        assert result.returncode == 1
+        assert "attempt 3/3" in result.stderr and "gave up after 3 attempts" in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith("error: backup failed: auth-db/auth")
+        assert "Traceback" not in result.stderr
+        assert not list((dest(bstack) / "auth-db" / "auth").glob("*.partial"))
+    finally:
+        subprocess.run(["docker", "start", cid], check=True, capture_output=True)
+        inv("health", "--wait", "90", env=bstack, timeout=200)
+
+
+def test_bad_names_are_refused(bstack):
+    for args, fragment in [(["--service", "redis"], "not a database service"),
+                           (["--service", "nope"], "unknown service 'nope'"),
+                           (["--db", "x;drop table items"], "invalid database name")]:
+        r = inv("db.backup", *args, env=bstack)
+        assert r.returncode == 1 and fragment in r.stderr, r.stderr
+    outside = Path(bstack["BACKUP_DIR"]).parent / "20260101T000000Z.dump"
+    r = inv("db.verify", "--file", str(outside), env=bstack)
+    assert r.returncode == 1 and "not under the backup directory" in r.stderr
+
+
+def test_list_shows_state(bstack):
+    r = inv("db.list", env=bstack)
+    assert r.returncode == 0
+    assert "app-db" in r.stdout and "restore" in r.stdout and "read" in r.stdout
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_backup_dir(bstack):
+    yield
+    shutil.rmtree(bstack["BACKUP_DIR"], ignore_errors=True)
+    assert not os.path.exists(bstack["BACKUP_DIR"])

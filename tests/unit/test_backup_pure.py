@@ -1,0 +1,171 @@
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ops.backup import layout, manifest, retention
+from ops.backup.lock import Busy, DbLock
+from ops.commands import pg
+from ops.errors import OpsError
+
+
+def test_pg_dump_argv_with_snapshot():
+    assert pg.pg_dump("app", "app", "00000004-00000040-1") == [
+        "pg_dump", "-w", "-U", "app", "-d", "app", "--format=custom", "--snapshot=00000004-00000040-1"]
+    assert pg.pg_dump("u", "d", compress=0)[-1] == "--compress=0"
+
+
+@pytest.mark.parametrize("bad", ["a b", "x;drop", "$(id)", "../x", "", "a" * 64])
+def test_db_names_are_validated(bad):
+    with pytest.raises(ValueError):
+        pg.pg_dump("u", bad)
+
+
+def test_snapshot_ids_are_validated():
+    with pytest.raises(ValueError):
+        pg.pg_dump("u", "d", "1; DROP TABLE x")
+
+
+def test_restore_argv_is_all_or_nothing():
+    argv = pg.pg_restore_into("drill", "app")
+    assert "--exit-on-error" in argv and "--single-transaction" in argv
+    assert pg.pg_restore_read_all() == ["pg_restore", "--file=/dev/null"]
+
+
+def test_parse_tagged_session_output():
+    out = ("SNAPSHOT\t00000004-0000003F-1\nVERSION\t15.18\nCOUNT\tpublic.items\t5000\n"
+           "COUNT\tbilling.Invoices\t300\nREADY\n")
+    assert pg.parse_tagged(out) == {"SNAPSHOT": "00000004-0000003F-1", "VERSION": "15.18",
+                                    "COUNT": {"public.items": 5000, "billing.Invoices": 300},
+                                    "READY": True}
+    assert "READY" not in pg.parse_tagged("SNAPSHOT\tx\n")
+
+
+def test_layout_paths_and_stamps(tmp_path):
+    when = datetime(2026, 3, 1, 2, 3, 4, tzinfo=UTC)
+    d = layout.db_dir(tmp_path, "local", "app-db", "app")
+    b = layout.new_backup(d, when)
+    assert b.path == tmp_path / "local/app-db/app/20260301T020304Z.dump"
+    assert b.manifest_path.name == "20260301T020304Z.dump.json"
+    assert b.checksum_path.name == "20260301T020304Z.dump.sha256"
+    assert (b.service, b.db, b.taken_at) == ("app-db", "app", when)
+
+
+@pytest.mark.parametrize("part", ["..", ".", "a/b", "../../etc", "x y", "", "a;b", "$(id)"])
+def test_layout_refuses_path_tricks(tmp_path, part):
+    with pytest.raises(OpsError, match="invalid"):
+        layout.db_dir(tmp_path, "local", part, "app")
+
+
+def test_only_backups_with_a_manifest_count(tmp_path):
+    d = tmp_path / "local/app-db/app"
+    d.mkdir(parents=True)
+    for name in ("20260101T000000Z.dump", "20260102T000000Z.dump", "20260103T000000Z.dump.partial"):
+        (d / name).write_bytes(b"x")
+    (d / "20260101T000000Z.dump.json").write_text("{}")
+    (d / "20260102T000000Z.dump.sha256").write_text("x")
+    assert [b.path.name for b in layout.backups_in(d)] == ["20260101T000000Z.dump"]
+    assert sorted(p.name for p in layout.leftovers(d)) == [
+        "20260102T000000Z.dump", "20260102T000000Z.dump.sha256", "20260103T000000Z.dump.partial"]
+
+
+def test_resolve_file_stays_under_dest(tmp_path):
+    dest = tmp_path / "backups"
+    d = dest / "local/app-db/app"
+    d.mkdir(parents=True)
+    (d / "20260101T000000Z.dump").write_bytes(b"x")
+    assert layout.resolve_file(dest, str(d / "20260101T000000Z.dump")).db == "app"
+    outside = tmp_path / "20260101T000000Z.dump"
+    outside.write_bytes(b"x")
+    with pytest.raises(OpsError, match="not under the backup directory"):
+        layout.resolve_file(dest, str(outside))
+    with pytest.raises(OpsError, match="not under the backup directory"):
+        layout.resolve_file(dest, str(d / "../../../../20260101T000000Z.dump"))
+    with pytest.raises(OpsError, match="not a backup file"):
+        layout.resolve_file(dest, str(d / "20260101T000000Z.dump.json"))
+
+
+def test_checksum_line_roundtrip_and_malformed():
+    sha = "a" * 64
+    assert manifest.parse_checksum_line(manifest.checksum_line(sha, "f.dump")) == (sha, "f.dump")
+    with pytest.raises(OpsError, match="malformed"):
+        manifest.parse_checksum_line("nope")
+
+
+def test_manifest_verification_state(tmp_path):
+    p = tmp_path / "m.json"
+    manifest.write(p, {"format": 1, "verifications": []})
+    assert manifest.verified_level(manifest.read(p)) is None
+    manifest.record_verification(p, {"level": "read", "ok": True})
+    manifest.record_verification(p, {"level": "restore", "ok": True})
+    assert manifest.verified_level(manifest.read(p)) == "restore"
+    manifest.record_verification(p, {"level": "checksum", "ok": False})
+    data = manifest.read(p)
+    assert manifest.verified_level(data) is None and manifest.failed(data)
+    p.write_text(json.dumps({"format": 99}))
+    with pytest.raises(OpsError, match="not a backup manifest"):
+        manifest.read(p)
+
+
+def test_lock_is_exclusive_and_names_the_holder(tmp_path):
+    with DbLock(tmp_path, "backup of app-db/app"):
+        with pytest.raises(Busy, match=r"locked by another run: pid \d+ on "):
+            with DbLock(tmp_path, "backup of app-db/app"):
+                pass
+    with DbLock(tmp_path, "again"):  # released on exit
+        pass
+
+
+# -- retention -----------------------------------------------------------------------
+def items(times, verified=()):
+    return [retention.Item(t.isoformat(), t, t in verified) for t in times]
+
+
+def test_retention_keeps_last_n_and_periods():
+    base = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    times = [base - timedelta(hours=12 * i) for i in range(60)]  # two a day for 30 days
+    policy = retention.Policy(last=3, daily=5, weekly=3, monthly=2)
+    kept = retention.keep(items(times, verified=times), policy)
+    assert {t.isoformat() for t in times[:3]} <= kept
+    days = {datetime.fromisoformat(k).date() for k in kept}
+    assert len(days) >= 5
+    assert len(kept) < len(times)
+
+
+def test_retention_never_deletes_newest_verified():
+    base = datetime(2026, 11, 22, tzinfo=UTC)
+    times = [base - timedelta(days=i) for i in range(10)]
+    old_verified = times[9]
+    policy = retention.Policy(last=1, daily=0, weekly=0, monthly=0)
+    doomed = retention.to_delete(items(times, verified=[old_verified]), policy)
+    assert old_verified.isoformat() not in doomed
+    assert times[0].isoformat() not in doomed
+
+
+@pytest.mark.parametrize("bad", [{"last": 0}, {"daily": -1}, {"weekly": 1.5}])
+def test_retention_policy_validation(bad):
+    with pytest.raises(ValueError):
+        retention.Policy(**bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1),
+                             timezones=st.just(UTC)), min_size=1, max_size=60, unique=True),
+       st.integers(1, 10), st.integers(0, 10), st.integers(0, 6), st.integers(0, 12),
+       st.data())
+def test_retention_properties(times, last, daily, weekly, monthly, data):
+    verified = set(data.draw(st.lists(st.sampled_from(times), max_size=len(times))))
+    its = items(times, verified)
+    policy = retention.Policy(last, daily, weekly, monthly)
+    kept = retention.keep(its, policy)
+    doomed = retention.to_delete(its, policy)
+    assert set(doomed).isdisjoint(kept) and len(doomed) + len(kept) == len(its)
+    ordered = sorted(times, reverse=True)
+    assert ordered[0].isoformat() in kept  # the newest backup always stays
+    assert {t.isoformat() for t in ordered[:last]} <= kept
+    if verified:
+        assert max(verified).isoformat() in kept
+    # never more kept than the policy allows (+1 for the protected verified one)
+    assert len(kept) <= last + daily + weekly + monthly + 1
