@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +11,8 @@ from .. import docker_api
 from ..config import Settings
 from ..errors import OpsError
 from ..stack import Stack
-from . import layout, manifest, targets
+from . import layout, manifest, metrics, retention, targets
+from . import prune as prune_mod
 from . import verify as verify_mod
 from .take import take
 
@@ -21,19 +22,50 @@ class BackupConfig:
     dest: Path
     attempts: int = 3
     verify_level: str = "read"  # right after each backup
+    policy: retention.Policy = field(default_factory=retention.Policy)
+    prune_after: bool = True
+    drill_every_hours: float = 24.0  # cron: restore drill of the newest backup when older
+    metrics_file: Path | None = None
+    webhook_url: str = ""
 
 
 def backup_config(settings: Settings, raw: dict) -> BackupConfig:
     dest = Path(settings.variables.get("BACKUP_DIR") or "backups")
     dest = dest if dest.is_absolute() else settings.root / dest
-    attempts = int(raw.get("attempts", 3))
     level = str(raw.get("verify_after", "read"))
     if level not in ("none", *manifest.LEVELS):
         raise OpsError(f"backup.verify_after must be none, checksum, read or restore, not {level!r}")
-    return BackupConfig(dest, attempts, level)
+    keep = raw.get("keep") or {}
+    try:
+        policy = retention.Policy(**{k: keep[k] for k in ("last", "daily", "weekly", "monthly")
+                                     if k in keep})
+        attempts = int(raw.get("attempts", 3))
+        drill = float(raw.get("drill_every_hours", 24))
+    except (TypeError, ValueError) as exc:
+        raise OpsError(f"invoke.yaml backup settings: {exc}") from exc
+    metrics = raw.get("metrics_file")
+    metrics_path = None
+    if metrics:
+        metrics_path = Path(metrics) if Path(metrics).is_absolute() else settings.root / metrics
+    return BackupConfig(dest, attempts, level, policy, bool(raw.get("prune_after", True)), drill,
+                        metrics_path, settings.variables.get("BACKUP_WEBHOOK_URL", ""))
 
 
-def backup(stack: Stack, cfg: BackupConfig, services=(), db=None, out=sys.stderr) -> list[dict]:
+def drill_due(directory: Path, every_hours: float, enabled: bool) -> bool:
+    """A restore drill is due when no backup here passed one within `every_hours`."""
+    if not enabled or every_hours <= 0:
+        return False
+    now = datetime.now(UTC)
+    for b in layout.backups_in(directory):
+        entry = manifest.last_verification(manifest.read(b.manifest_path), "restore")
+        if entry and entry.get("ok"):
+            if (now - datetime.fromisoformat(entry["at"])).total_seconds() < every_hours * 3600:
+                return False
+    return True
+
+
+def backup(stack: Stack, cfg: BackupConfig, services=(), db=None, out=sys.stderr,
+           drills: bool = False) -> list[dict]:
     """Back up every selected database; each is verified at cfg.verify_level right away.
 
     Every target is attempted even when one fails; the failures are raised together.
@@ -48,12 +80,23 @@ def backup(stack: Stack, cfg: BackupConfig, services=(), db=None, out=sys.stderr
             if cfg.verify_level != "none":
                 entry = verify_mod.verify(b, cfg.verify_level, target.container, target.image,
                                           docker_api.client())
-            results.append({"target": target.label(), "file": str(b.path),
-                            "verified": entry["level"] if entry else None})
+            result = {"target": target.label(), "file": str(b.path),
+                      "verified": entry["level"] if entry else None, "pruned": []}
+            if cfg.prune_after:  # only ever after a successful (and verified) backup
+                result["pruned"] = [str(p.path) for p, _ in prune_mod.prune(directory, cfg.policy)]
+            if drill_due(directory, cfg.drill_every_hours, drills):
+                verify_mod.verify(b, "restore", target.container, target.image, docker_api.client())
+                result["drilled"] = True
+            results.append(result)
+            metrics.record_run(directory, True, datetime.now(UTC))
         except OpsError as exc:
             failures.append(f"{target.label()}: {exc}")
             codes.append(exc.code)
             results.append({"target": target.label(), "error": str(exc)})
+            if exc.code != 75:  # a refused overlap says nothing about the database
+                metrics.record_run(directory, False, datetime.now(UTC), str(exc))
+    if cfg.metrics_file:
+        metrics.write(cfg.metrics_file, stack.settings.env, cfg.dest / stack.settings.env)
     if failures:
         # One line for cron; a lock conflict keeps its own exit code (75, EX_TEMPFAIL).
         code = 75 if set(codes) == {75} else 1
@@ -120,9 +163,38 @@ def describe(b: layout.Backup, now: datetime | None = None) -> dict:
     last = manifest.last_verification(data)
     return {
         "file": str(b.path), "service": b.service, "database": b.db,
-        "taken_at": data.get("started_at"), "size": data.get("size"),
+        "taken_at": data.get("started_at"), "size": data.get("size"), "reason": data.get("reason"),
         "age_s": int((now - b.taken_at).total_seconds()),
         "verified": manifest.verified_level(data),
         "failed": manifest.failed(data),
         "last_check": last,
     }
+
+
+def prune(cfg: BackupConfig, env: str, service: str | None, dry_run: bool):
+    out = []
+    root = cfg.dest / layout.safe_part("environment", env)
+    dirs = sorted({b.path.parent for b in all_backups(cfg, env, service)})
+    for directory in dirs:
+        out += prune_mod.prune(directory, cfg.policy, dry_run)
+    if cfg.metrics_file and not dry_run:
+        metrics.write(cfg.metrics_file, env, root)
+    return out
+
+
+def notify_failure(url: str, env: str, message: str, out=sys.stderr) -> None:
+    """POST the failure to a webhook (retried); a notification failure is only a warning."""
+    if not url:
+        return
+    import requests
+    from tenacity import Retrying, stop_after_attempt, wait_exponential
+
+    try:
+        for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_exponential(min=1, max=5),
+                                reraise=True):
+            with attempt:
+                resp = requests.post(url, json={"text": f"[{env}] {message}", "env": env,
+                                                "source": "ops db.backup"}, timeout=10)
+                resp.raise_for_status()
+    except requests.RequestException as exc:
+        print(f"warning: failure webhook not delivered: {type(exc).__name__}", file=out)

@@ -63,7 +63,8 @@ def _dump_once(target: Target, partial: Path) -> dict:
 
 
 def take(target: Target, directory: Path, env: str, attempts: int = 3,
-         now: Callable[[], datetime] = lambda: datetime.now(UTC), out=sys.stderr) -> layout.Backup:
+         now: Callable[[], datetime] = lambda: datetime.now(UTC), out=sys.stderr,
+         reason: str = "scheduled") -> layout.Backup:
     """Take one backup of target into directory (under its lock). Returns the backup."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     with DbLock(directory, f"backup of {target.label()}"):
@@ -91,6 +92,7 @@ def take(target: Target, directory: Path, env: str, attempts: int = 3,
             "format": manifest.FORMAT,
             "toolkit_version": __version__,
             "env": env,
+            "reason": reason,
             "service": target.service,
             "image": target.image,
             "database": target.db,

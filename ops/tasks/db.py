@@ -6,7 +6,8 @@ import json
 
 from invoke import Collection, task
 
-from .common import ENV_HELP, settings, user_errors
+from ..errors import OpsError
+from .common import ENV_HELP, confirm, settings, user_errors
 
 
 def _ctx(c, env):
@@ -38,13 +39,29 @@ def human_age(seconds: int) -> str:
       help={"service": "a database service to back up (repeatable; default: every Postgres "
                        "service not labelled ops.backup=false)",
             "db": "one database (default: every database of the service)",
+            "cron": "for cron: silent on success; one line on stderr and non-zero exit on "
+                    "failure; failure webhook; restore drills when due",
             "env": ENV_HELP})
 @user_errors
-def backup(c, service=None, db=None, env="local"):
+def backup(c, service=None, db=None, cron=False, env="local"):
     """Take verified pg_dump backups (atomic files, sha256, manifest, per-database lock)."""
+    import io
+    import sys
+
     stack, cfg, svc = _ctx(c, env)
-    for r in svc.backup(stack, cfg, service or [], db):
+    chatter = io.StringIO() if cron else sys.stderr
+    try:
+        results = svc.backup(stack, cfg, service or [], db, out=chatter, drills=cron)
+    except OpsError as exc:
+        if cron:
+            svc.notify_failure(cfg.webhook_url, env, str(exc))
+        raise
+    if cron:
+        return
+    for r in results:
         print(f"{r['target']}: {r['file']} (verified: {r['verified'] or 'no'})")
+        for p in r.get("pruned", []):
+            print(f"  pruned {p}")
 
 
 @task(help={"file": "a backup file (.dump) under the backup directory",
@@ -85,4 +102,93 @@ def list_(c, json_=False, service=None, env="local"):
         print("  ".join(t[i].ljust(widths[i]) for i in range(6)) + "  " + t[6])
 
 
-ns = Collection("db", backup, verify, list_)
+@task(help={"dry_run": "only show what would be deleted", "service": "only this service",
+            "env": ENV_HELP})
+@user_errors
+def prune(c, dry_run=False, service=None, env="local"):
+    """Apply retention (backup.keep in invoke.yaml); never deletes the newest verified backup."""
+    _, cfg, svc = _ctx(c, env)
+    removed = svc.prune(cfg, env, service, dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for b, why in removed:
+        print(f"{verb} {b.path} ({why})")
+    if not removed:
+        print("nothing to prune")
+
+
+@task(help={"file": "the backup file (.dump) to restore",
+            "latest": "the newest backup of the service's database",
+            "service": "the database service to restore into (required)",
+            "db": "the database to replace (default: the backup's own database)",
+            "yes": "do not ask (outside --env local the database name must still be typed, "
+                   "or given with --confirm)",
+            "confirm": "the database name, typed ahead for non-interactive restores",
+            "env": ENV_HELP})
+@user_errors
+def restore(c, service=None, file=None, latest=False, db=None, yes=False, confirm_=None,
+            env="local"):
+    """Restore a verified backup: safety backup first, restore beside, then swap."""
+    import sys
+
+    if not service:
+        raise OpsError("--service is required: the database service to restore into")
+
+    from ..backup import restore as restore_mod
+    from ..backup import targets
+    from ..backup import verify as verify_mod
+    from ..backup.take import take
+
+    stack, cfg, svc = _ctx(c, env)
+    chosen = svc.pick(cfg, env, file, latest, service, db if latest else None)[0]
+    if chosen.service != service:
+        raise OpsError(f"{chosen.path.name} is a backup of {chosen.service}, not {service}")
+    data = restore_mod.manifest.read(chosen.manifest_path)
+    restore_mod.refuse_unverified(chosen, data)
+    container = targets.container_of(stack.settings.project, service)
+    image = (container.attrs.get("Config") or {}).get("Image")
+    verify_mod.verify(chosen, "read", container.id, image)  # checksum + every block, now
+    target_db = db or chosen.db
+    target = [t for t in targets.targets_for(stack.model, stack.settings.project, [service],
+                                             target_db, cfg.attempts)][0]
+    question = (f"Replace database {target_db!r} of {service} ({env}) with {chosen.path.name} "
+                f"({data.get('started_at')})?")
+    if env == "local":
+        confirm(question, yes)
+    elif confirm_ != target_db:
+        if confirm_ is not None:
+            raise OpsError(f"--confirm {confirm_!r} does not match the database {target_db!r}")
+        if not sys.stdin.isatty():
+            raise OpsError(f"outside --env local, type the database name: pass --confirm {target_db}")
+        typed = input(f"{question}\nType the database name to confirm: ").strip()
+        if typed != target_db:
+            raise OpsError("cancelled: the name did not match; nothing was changed")
+    safety_dir = restore_mod.layout.db_dir(cfg.dest, env, service, target_db)
+    safety = take(target, safety_dir, env, cfg.attempts,
+                  reason=f"safety copy before restoring {chosen.path.name}")
+    verify_mod.verify(safety, "read", container.id, image)
+    print(f"safety backup of the current {target_db}: {safety.path}", file=sys.stderr)
+    from ..backup.lock import DbLock
+
+    with DbLock(safety_dir, f"restore of {service}/{target_db}"):
+        result = restore_mod.restore(chosen, data, target)
+    print(restore_mod.comparison_table(result))
+    print(f"restored {chosen.path.name} into {service}/{target_db}")
+
+
+@task(help={"at": "cron schedule (default: 17 3 * * *)",
+            "install": "add the line to this user's crontab (idempotent)", "env": ENV_HELP})
+@user_errors
+def schedule(c, at="17 3 * * *", install=False, env="local"):
+    """Print (or install) the crontab line that runs scripts/backup-cron."""
+    from ..backup import schedule as schedule_mod
+
+    s = settings(c, env)
+    line = schedule_mod.cron_line(at, s.root, env)
+    if install:
+        schedule_mod.install(line, env)
+        print(f"installed: {line}")
+    else:
+        print(line)
+
+
+ns = Collection("db", backup, verify, list_, prune, restore, schedule)

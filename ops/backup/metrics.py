@@ -1,0 +1,86 @@
+"""Prometheus textfile metrics (node_exporter's textfile collector), rebuilt on every
+run from what is on disk, so a database missing from one run keeps its series."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from ..envfile import write_atomic
+from . import layout, manifest
+
+LAST_RUN = ".last-run.json"
+
+HELP = {
+    "ops_backup_last_success_timestamp_seconds": "Start time of the newest complete backup.",
+    "ops_backup_last_duration_seconds": "Duration of the newest complete backup.",
+    "ops_backup_last_size_bytes": "Size of the newest complete backup.",
+    "ops_backup_last_verification_ok": "1 if the newest backup's latest verification passed.",
+    "ops_backup_last_restore_drill_timestamp_seconds": "Time of the newest passed restore drill.",
+    "ops_backup_last_run_success": "1 if the latest backup run of this database succeeded.",
+    "ops_backup_last_run_timestamp_seconds": "Time of the latest backup run of this database.",
+    "ops_backup_count": "Complete backups on disk.",
+}
+
+
+def record_run(directory: Path, ok: bool, at: datetime, error: str = "") -> None:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomic(directory / LAST_RUN, json.dumps({"ok": ok, "at": at.isoformat(), "error": error}))
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def samples_for(env: str, directory: Path) -> list[tuple[str, dict, float]]:
+    labels = {"env": env, "service": directory.parent.name, "database": directory.name}
+    out = []
+    backups = layout.backups_in(directory)
+    out.append(("ops_backup_count", labels, len(backups)))
+    if backups:
+        newest = backups[-1]
+        data = manifest.read(newest.manifest_path)
+        out.append(("ops_backup_last_success_timestamp_seconds", labels,
+                    datetime.fromisoformat(data["started_at"]).timestamp()))
+        out.append(("ops_backup_last_duration_seconds", labels, data.get("duration_s", 0)))
+        out.append(("ops_backup_last_size_bytes", labels, data.get("size", 0)))
+        last = manifest.last_verification(data)
+        if last:
+            out.append(("ops_backup_last_verification_ok", {**labels, "level": last["level"]},
+                        1 if last.get("ok") else 0))
+        drills = [datetime.fromisoformat(e["at"]).timestamp()
+                  for b in backups for e in manifest.read(b.manifest_path).get("verifications", [])
+                  if e.get("level") == "restore" and e.get("ok")]
+        if drills:
+            out.append(("ops_backup_last_restore_drill_timestamp_seconds", labels, max(drills)))
+    run_file = directory / LAST_RUN
+    if run_file.exists():
+        run = json.loads(run_file.read_text())
+        out.append(("ops_backup_last_run_success", labels, 1 if run.get("ok") else 0))
+        out.append(("ops_backup_last_run_timestamp_seconds", labels,
+                    datetime.fromisoformat(run["at"]).timestamp()))
+    return out
+
+
+def render(samples) -> str:
+    by_name: dict[str, list] = {}
+    for name, labels, value in samples:
+        by_name.setdefault(name, []).append((labels, value))
+    lines = []
+    for name in sorted(by_name):
+        lines += [f"# HELP {name} {HELP[name]}", f"# TYPE {name} gauge"]
+        for labels, value in by_name[name]:
+            text = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(labels.items()))
+            lines.append(f"{name}{{{text}}} {float(value)!r}")
+    return "\n".join(lines) + "\n"
+
+
+def write(path: Path, env: str, env_root: Path) -> None:
+    samples = []
+    if env_root.is_dir():
+        for svc in sorted(p for p in env_root.iterdir() if p.is_dir()):
+            for db in sorted(p for p in svc.iterdir() if p.is_dir()):
+                samples += samples_for(env, db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, render(samples), mode=0o644)
