@@ -21,7 +21,7 @@ from .errors import OpsError
 ROOT = Path(__file__).resolve().parent.parent
 ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE|CREDENTIAL|(^|_)KEY($|_)", re.I)
+SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE|CREDENTIAL|WEBHOOK|(^|_)KEY($|_)", re.I)
 MASK = "********"
 
 

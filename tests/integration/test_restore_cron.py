@@ -1,0 +1,210 @@
+"""db.restore, db.prune, the cron mode (silence, metrics, webhook, drills), db.schedule."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from ops.backup import layout, manifest
+
+from .conftest import inv
+from .test_backup import CONTENT_SQL, container, psql
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def rstack(stack_env, tmp_path_factory):
+    base = tmp_path_factory.mktemp("restore")
+    env = {**stack_env, "BACKUP_DIR": str(base / "backups")}
+    result = inv("up", env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    psql(env, "app-db", "CREATE TABLE notes (id int PRIMARY KEY, body text);"
+                        "INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 1000) g;")
+    yield env
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def dir_of(env, service="app-db", db="app") -> Path:
+    return Path(env["BACKUP_DIR"]) / "local" / service / db
+
+
+def test_restore_round_trip_with_safety_backup(rstack):
+    assert inv("db.backup", "--service", "app-db", env=rstack).returncode == 0
+    good = layout.backups_in(dir_of(rstack))[-1]
+    original = psql(rstack, "app-db", CONTENT_SQL)
+    psql(rstack, "app-db", "DELETE FROM notes WHERE id > 10; INSERT INTO notes VALUES (5000, 'new');")
+    damaged = psql(rstack, "app-db", CONTENT_SQL)
+    r = inv("db.restore", "--file", str(good.path), "--service", "app-db", "--yes", env=rstack)
+    assert r.returncode == 0, r.stderr
+    assert psql(rstack, "app-db", CONTENT_SQL) == original
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("public.notes"))
+    assert line.split() == ["public.notes", "11", "1000", "1000"]  # before, after, backup
+    # The state just before the restore was kept as a verified safety backup.
+    safety = layout.backups_in(dir_of(rstack))[-1]
+    data = manifest.read(safety.manifest_path)
+    assert data["reason"].startswith("safety copy before restoring") and data["tables"]["public.notes"] == 11
+    assert manifest.verified_level(data) == "read"
+    assert "app__" not in psql(rstack, "app-db", "SELECT string_agg(datname, ',') FROM pg_database;")
+    assert damaged != original
+    assert inv("health", "--wait", "60", env=rstack, timeout=120).returncode == 0  # api reconnected
+
+
+def test_restore_refuses_corrupt_backup_and_touches_nothing(rstack):
+    good = layout.backups_in(dir_of(rstack))[-1]
+    bad = layout.Backup(good.path.with_name("20000101T000000Z.dump"))
+    raw = bytearray(good.path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    bad.path.write_bytes(bytes(raw))
+    data = {**manifest.read(good.manifest_path), "file": bad.path.name, "verifications": []}
+    manifest.write(bad.manifest_path, data)
+    bad.checksum_path.write_text(manifest.checksum_line(data["sha256"], bad.path.name))
+    before = psql(rstack, "app-db", CONTENT_SQL)
+    count_before = len(layout.backups_in(dir_of(rstack)))
+    r = inv("db.restore", "--file", str(bad.path), "--service", "app-db", "--yes", env=rstack)
+    assert r.returncode == 1 and "sha256 mismatch" in r.stderr and "Traceback" not in r.stderr
+    assert psql(rstack, "app-db", CONTENT_SQL) == before
+    assert len(layout.backups_in(dir_of(rstack))) == count_before  # not even a safety backup
+    # Once failed, always refused (the failure is recorded in its manifest).
+    r = inv("db.restore", "--file", str(bad.path), "--service", "app-db", "--yes", env=rstack)
+    assert r.returncode == 1 and "refusing" in r.stderr and "verification failed" in r.stderr
+    for p in (bad.path, bad.manifest_path, bad.checksum_path):
+        p.unlink()
+
+
+def test_restore_needs_confirmation_and_matching_service(rstack):
+    good = layout.backups_in(dir_of(rstack))[-1]
+    r = inv("db.restore", "--file", str(good.path), "--service", "app-db", env=rstack, input="")
+    assert r.returncode == 1 and "refusing without --yes" in r.stderr
+    r = inv("db.restore", "--file", str(good.path), "--service", "auth-db", "--yes", env=rstack)
+    assert r.returncode == 1 and "is a backup of app-db, not auth-db" in r.stderr
+    r = inv("db.restore", "--latest", env=rstack)
+    assert r.returncode == 1 and "--service is required" in r.stderr
+
+
+def test_failed_restore_leaves_database_as_it_was(rstack):
+    """A backup whose data cannot be restored (manifest counts lie): nothing is swapped."""
+    good = layout.backups_in(dir_of(rstack))[-1]
+    liar = layout.Backup(good.path.with_name("20000101T000001Z.dump"))
+    shutil.copyfile(good.path, liar.path)
+    data = {**manifest.read(good.manifest_path), "file": liar.path.name, "verifications": []}
+    data["tables"] = {**data["tables"], "public.notes": 999999}
+    manifest.write(liar.manifest_path, data)
+    liar.checksum_path.write_text(manifest.checksum_line(data["sha256"], liar.path.name))
+    before = psql(rstack, "app-db", CONTENT_SQL)
+    r = inv("db.restore", "--file", str(liar.path), "--service", "app-db", "--yes", env=rstack)
+    assert r.returncode == 1 and "differs from the manifest" in r.stderr
+    assert psql(rstack, "app-db", CONTENT_SQL) == before
+    dbs = psql(rstack, "app-db", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database;")
+    assert dbs.strip() == "app,postgres,template0,template1"  # the side database is gone
+    for p in (liar.path, liar.manifest_path, liar.checksum_path):
+        p.unlink()
+
+
+def _fake_history(directory: Path, days: int) -> None:
+    """Copies of the newest backup dated back `days` days (one a day), all verified."""
+    src = layout.backups_in(directory)[-1]
+    data = manifest.read(src.manifest_path)
+    for i in range(1, days + 1):
+        when = datetime.now(UTC) - timedelta(days=i)
+        b = layout.new_backup(directory, when)
+        shutil.copyfile(src.path, b.path)
+        manifest.write(b.manifest_path, {**data, "file": b.path.name, "started_at": when.isoformat()})
+        b.checksum_path.write_text(manifest.checksum_line(data["sha256"], b.path.name))
+
+
+def test_prune_dry_run_then_policy(rstack):
+    directory = dir_of(rstack, "auth-db", "auth")
+    assert inv("db.backup", "--service", "auth-db", env=rstack).returncode == 0
+    _fake_history(directory, 40)
+    total = len(layout.backups_in(directory))
+    dry = inv("db.prune", "--dry-run", "--service", "auth-db", env=rstack)
+    assert dry.returncode == 0 and "would delete" in dry.stdout
+    assert len(layout.backups_in(directory)) == total  # dry run deletes nothing
+    would = dry.stdout.count("would delete")
+    r = inv("db.prune", "--service", "auth-db", env=rstack)
+    assert r.returncode == 0 and r.stdout.count("deleted") == would
+    left = layout.backups_in(directory)
+    assert len(left) == total - would
+    # defaults: last 7, daily 7, weekly 4, monthly 6 -> a bounded set, newest kept
+    assert len(left) <= 7 + 7 + 4 + 6
+    assert left[-1].taken_at > datetime.now(UTC) - timedelta(hours=1)
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def test_cron_mode_silent_metrics_webhook_and_failure(rstack, tmp_path):
+    metrics = tmp_path / "ops_backup.prom"
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {**rstack, "BACKUP_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}/hook",
+           "INVOKE_BACKUP_METRICS_FILE": str(metrics)}
+    try:
+        ok = inv("db.backup", "--cron", env=env, timeout=600)
+        assert ok.returncode == 0, ok.stderr
+        assert ok.stdout == "" and ok.stderr == ""  # silent on success
+        text = metrics.read_text()
+        assert 'ops_backup_last_run_success{database="app",env="local",service="app-db"} 1.0' in text
+        assert "ops_backup_last_success_timestamp_seconds" in text
+        assert 'ops_backup_last_verification_ok{database="auth",env="local",level="restore"' in text
+        assert "ops_backup_last_restore_drill_timestamp_seconds" in text  # a drill was due
+        assert Hook.received == []
+
+        cid = container(rstack, "auth-db")
+        subprocess.run(["docker", "stop", cid], check=True, capture_output=True)
+        try:
+            bad = inv("db.backup", "--cron", "--service", "auth-db", "--db", "auth", env=env,
+                      timeout=300)
+        finally:
+            subprocess.run(["docker", "start", cid], check=True, capture_output=True)
+        assert bad.returncode == 1 and bad.stdout == ""
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: backup failed: auth-db/auth")
+        assert len(Hook.received) == 1 and "auth-db/auth" in Hook.received[0]["text"]
+        text = metrics.read_text()
+        assert 'ops_backup_last_run_success{database="auth",env="local",service="auth-db"} 0.0' in text
+        assert 'ops_backup_last_run_success{database="app",env="local",service="app-db"} 1.0' in text
+    finally:
+        server.shutdown()
+        inv("health", "--wait", "90", env=rstack, timeout=200)
+
+
+def test_schedule_prints_and_installs_idempotently(rstack):
+    r = inv("db.schedule", env=rstack)
+    assert r.returncode == 0
+    assert r.stdout.strip().startswith("17 3 * * * ") and "scripts/backup-cron --env local" in r.stdout
+    bad = inv("db.schedule", "--at", "* * * ; rm -rf /", env=rstack)
+    assert bad.returncode == 1 and "invalid cron schedule" in bad.stderr
+    if shutil.which("crontab") is None:
+        return
+    saved = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+    try:
+        subprocess.run(["crontab", "-"], input="# keep me\n", text=True, check=True)
+        for _ in range(2):
+            assert inv("db.schedule", "--install", "--at", "5 4 * * *", env=rstack).returncode == 0
+        tab = subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
+        assert tab.count("ops-toolkit backup env=local") == 1 and "# keep me" in tab
+        assert "5 4 * * * " in tab
+    finally:
+        if saved.returncode == 0:
+            subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
+        else:
+            subprocess.run(["crontab", "-r"], capture_output=True)
