@@ -79,6 +79,11 @@ ensure_debootstrap() {
   command -v debootstrap >/dev/null || apt_install debootstrap || true
 }
 
+ensure_tools() {
+  # zstd: faster backups (db.backup uses it when present); cron: db.schedule --install.
+  command -v zstd >/dev/null || apt_install zstd || say "zstd not installed: backups use pg_dump's compression"
+}
+
 ensure_env_file() {
   "$VENV/bin/python" -m ops.envfile >&2
 }
@@ -93,6 +98,7 @@ bootstrap() {
   ensure_venv
   ensure_engine
   ensure_compose
+  ensure_tools
   ensure_env_file
   ensure_images
 }

@@ -1,4 +1,4 @@
-"""Where backups live: <dest>/<env>/<service>/<db>/<UTC timestamp>.dump, with a
+"""Where backups live: <dest>/<env>/<service>/<db>/<UTC timestamp>.dump[.zst], with a
 `.sha256` sidecar and a `.json` manifest beside each. A backup exists only when its
 manifest does: the manifest is renamed into place last."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import OpsError
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
-NAME = re.compile(r"^(\d{8}T\d{6}Z)\.dump$")
+NAME = re.compile(r"^(\d{8}T\d{6}Z)\.dump(\.zst)?$")
 PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -40,6 +40,11 @@ class Backup:
         return parse_stamp(NAME.match(self.path.name).group(1))
 
     @property
+    def compressed(self) -> bool:
+        """zstd over an uncompressed custom-format dump (pg_dump -Z0 | zstd)."""
+        return self.path.name.endswith(".zst")
+
+    @property
     def manifest_path(self) -> Path:
         return self.path.with_name(self.path.name + ".json")
 
@@ -60,8 +65,8 @@ def db_dir(dest: Path, env: str, service: str, db: str) -> Path:
     return dest / safe_part("environment", env) / safe_part("service", service) / safe_part("database", db)
 
 
-def new_backup(directory: Path, when: datetime) -> Backup:
-    return Backup(directory / f"{stamp(when)}.dump")
+def new_backup(directory: Path, when: datetime, zstd: bool = False) -> Backup:
+    return Backup(directory / f"{stamp(when)}.dump{'.zst' if zstd else ''}")
 
 
 def backups_in(directory: Path) -> list[Backup]:
@@ -69,7 +74,8 @@ def backups_in(directory: Path) -> list[Backup]:
     if not directory.is_dir():
         return []
     found = [Backup(p) for p in directory.iterdir() if NAME.match(p.name)]
-    return sorted((b for b in found if b.manifest_path.exists()), key=lambda b: b.path.name)
+    return sorted((b for b in found if b.manifest_path.exists()),
+                  key=lambda b: (b.taken_at, b.path.name))
 
 
 def leftovers(directory: Path) -> list[Path]:
@@ -91,7 +97,7 @@ def resolve_file(dest: Path, given: str) -> Backup:
     if root not in path.parents:
         raise OpsError(f"{given}: not under the backup directory {root}")
     if not NAME.match(path.name):
-        raise OpsError(f"{given}: not a backup file (expected <UTC timestamp>.dump)")
+        raise OpsError(f"{given}: not a backup file (expected <UTC timestamp>.dump[.zst])")
     if not path.exists():
         raise OpsError(f"{given}: no such backup")
     return Backup(path)

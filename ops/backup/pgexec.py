@@ -154,49 +154,87 @@ class SnapshotSession:
         self.close(commit=exc[0] is None)
 
 
-def stream_to(argv: list[str], fh, what: str) -> tuple[str, int]:
-    """Run argv, copying its stdout into fh in 1 MiB chunks; returns (sha256, size).
+def zstd_compress(level: int) -> list[str]:
+    return ["zstd", "-q", "-T0", f"-{int(level)}", "-c"]
 
-    Raises unless the command exits 0 and wrote something.
+
+def zstd_decompress(path) -> list[str]:
+    return ["zstd", "-q", "-d", "-c", str(path)]
+
+
+def _check(procs, errfiles, what: str) -> None:
+    """pipefail: every stage must exit 0; report the first that did not."""
+    for (argv, proc), errfile in zip(procs, errfiles, strict=True):
+        rc = proc.wait()
+        if rc != 0:
+            errfile.seek(0)
+            raise _classify(errfile.read().decode(errors="replace"),
+                            f"{what}: {argv[0] if argv[0] != 'docker' else argv[3]} (exit {rc})")
+
+
+def stream_to(argv: list[str], fh, what: str, compress: list[str] | None = None) -> tuple[str, int]:
+    """Run argv (optionally piped through a compressor), copying the output into fh in
+    1 MiB chunks; returns (sha256, size). Raises unless every stage exits 0 and the
+    output is not empty. stderr goes to files, never pipes, so nothing can block on it.
     """
     h, size = hashlib.sha256(), 0
-    # stderr to a file, not a pipe: a chatty tool can never block on a full stderr pipe.
-    with tempfile.TemporaryFile() as errfile:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errfile)
-        try:
-            while chunk := proc.stdout.read(CHUNK):
-                fh.write(chunk)
-                h.update(chunk)
-                size += len(chunk)
-            rc = proc.wait()
-        except BaseException:
+    stages = [argv, *([compress] if compress else [])]
+    errfiles = [tempfile.TemporaryFile() for _ in stages]
+    procs = []
+    try:
+        upstream = None
+        for stage, errfile in zip(stages, errfiles, strict=True):
+            proc = subprocess.Popen(stage, stdin=upstream, stdout=subprocess.PIPE, stderr=errfile)
+            if upstream is not None:
+                upstream.close()  # only the next stage holds the pipe now (SIGPIPE works)
+            upstream = proc.stdout
+            procs.append((stage, proc))
+        out = procs[-1][1].stdout
+        while chunk := out.read(CHUNK):
+            fh.write(chunk)
+            h.update(chunk)
+            size += len(chunk)
+        _check(procs, errfiles, what)
+    except BaseException:
+        for _, proc in procs:
             proc.kill()
             proc.wait()
-            raise
-        errfile.seek(0)
-        err = errfile.read().decode(errors="replace")
-    if rc != 0:
-        raise _classify(err, f"{what} (exit {rc})")
+        raise
+    finally:
+        for f in errfiles:
+            f.close()
     if size == 0:
         raise OpsError(f"{what} produced no output")
     return h.hexdigest(), size
 
 
-def feed_from(argv: list[str], path, what: str, timeout: float | None = None) -> str:
-    """Run argv with the file as its stdin (streamed by the OS); returns stderr.
+def feed_from(argv: list[str], path, what: str, decompress: bool = False) -> None:
+    """Run argv with the backup file as its stdin (decompressed by zstd first when asked).
 
-    Raises unless it exits 0.
+    Raises unless every stage exits 0.
     """
-    with open(path, "rb") as fh:
-        try:
-            proc = subprocess.run(argv, stdin=fh, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise OpsError(f"{what} timed out") from exc
-    err = proc.stderr.decode(errors="replace")
-    if proc.returncode != 0:
-        raise _classify(err, f"{what} (exit {proc.returncode})")
-    return err
+    errfiles = [tempfile.TemporaryFile() for _ in range(2 if decompress else 1)]
+    procs = []
+    try:
+        if decompress:
+            z = subprocess.Popen(zstd_decompress(path), stdout=subprocess.PIPE, stderr=errfiles[0])
+            procs.append((zstd_decompress(path), z))
+            p = subprocess.Popen(argv, stdin=z.stdout, stdout=subprocess.DEVNULL, stderr=errfiles[1])
+            z.stdout.close()
+            procs.append((argv, p))
+        else:
+            with open(path, "rb") as fh:
+                p = subprocess.Popen(argv, stdin=fh, stdout=subprocess.DEVNULL, stderr=errfiles[0])
+            procs.append((argv, p))
+        _check(procs, errfiles, what)
+    except BaseException:
+        for _, proc in procs:
+            proc.kill()
+            proc.wait()
+        raise
+    finally:
+        for f in errfiles:
+            f.close()
 
 
 __all__ = ["Target", "SnapshotSession", "stream_to", "feed_from", "run_sql", "exec_argv",

@@ -65,7 +65,8 @@ def restore(backup: layout.Backup, data: dict, target: Target) -> dict:
     swapped = False
     try:
         feed_from(exec_argv(target.container, pg.pg_restore_into(target.user, fresh), stdin=True),
-                  backup.path, f"pg_restore of {backup.path.name} into {fresh}")
+                  backup.path, f"pg_restore of {backup.path.name} into {fresh}",
+                  decompress=backup.compressed)
         restored = counts(target, fresh)
         problems = compare_counts(data.get("tables") or {}, restored)
         if problems:

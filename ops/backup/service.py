@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ class BackupConfig:
     drill_every_hours: float = 24.0  # cron: restore drill of the newest backup when older
     metrics_file: Path | None = None
     webhook_url: str = ""
+    zstd_level: int | None = 3  # None: pg_dump's own compression
 
 
 def backup_config(settings: Settings, raw: dict) -> BackupConfig:
@@ -48,7 +50,25 @@ def backup_config(settings: Settings, raw: dict) -> BackupConfig:
     if metrics:
         metrics_path = Path(metrics) if Path(metrics).is_absolute() else settings.root / metrics
     return BackupConfig(dest, attempts, level, policy, bool(raw.get("prune_after", True)), drill,
-                        metrics_path, settings.variables.get("BACKUP_WEBHOOK_URL", ""))
+                        metrics_path, settings.variables.get("BACKUP_WEBHOOK_URL", ""),
+                        zstd_level(str(raw.get("compression", "auto")), raw.get("zstd_level", 3)))
+
+
+def zstd_level(mode: str, level) -> int | None:
+    """`auto`: zstd when the host has it (faster, see scripts/bench-backup), else pg_dump's."""
+    if mode not in ("auto", "zstd", "pg_dump"):
+        raise OpsError(f"backup.compression must be auto, zstd or pg_dump, not {mode!r}")
+    if mode == "pg_dump" or (mode == "auto" and shutil.which("zstd") is None):
+        return None
+    if shutil.which("zstd") is None:
+        raise OpsError("backup.compression is zstd but no zstd on PATH (apt-get install zstd)")
+    try:
+        level = int(level)
+    except (TypeError, ValueError):
+        level = -1
+    if not 1 <= level <= 19:
+        raise OpsError(f"backup.zstd_level must be 1..19, not {level!r}")
+    return level
 
 
 def drill_due(directory: Path, every_hours: float, enabled: bool) -> bool:
@@ -75,7 +95,8 @@ def backup(stack: Stack, cfg: BackupConfig, services=(), db=None, out=sys.stderr
                                       cfg.attempts):
         directory = layout.db_dir(cfg.dest, stack.settings.env, target.service, target.db)
         try:
-            b = take(target, directory, stack.settings.env, cfg.attempts, out=out)
+            b = take(target, directory, stack.settings.env, cfg.attempts, out=out,
+                     zstd_level=cfg.zstd_level)
             entry = None
             if cfg.verify_level != "none":
                 entry = verify_mod.verify(b, cfg.verify_level, target.container, target.image,

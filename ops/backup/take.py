@@ -20,7 +20,15 @@ from ..envfile import write_atomic
 from ..errors import OpsError
 from . import layout, manifest
 from .lock import DbLock
-from .pgexec import DbUnavailable, SnapshotSession, Target, exec_argv, retrying, stream_to
+from .pgexec import (
+    DbUnavailable,
+    SnapshotSession,
+    Target,
+    exec_argv,
+    retrying,
+    stream_to,
+    zstd_compress,
+)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -47,14 +55,18 @@ def pg_dump_version(target: Target) -> str:
     return proc.stdout.strip()
 
 
-def _dump_once(target: Target, partial: Path) -> dict:
+def _dump_once(target: Target, partial: Path, zstd_level: int | None) -> dict:
     version = pg_dump_version(target)
     with SnapshotSession(target) as session:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
-            sha, size = stream_to(
-                exec_argv(target.container, pg.pg_dump(target.user, target.db, session.snapshot)),
-                fh, f"pg_dump of {target.label()}")
+            # With zstd, pg_dump does not compress (-Z0) and zstd does, on the host, on all
+            # cores: measured twice as fast as pg_dump's own gzip (scripts/bench-backup).
+            dump = pg.pg_dump(target.user, target.db, session.snapshot,
+                              compress=0 if zstd_level else None)
+            sha, size = stream_to(exec_argv(target.container, dump), fh,
+                                  f"pg_dump of {target.label()}",
+                                  compress=zstd_compress(zstd_level) if zstd_level else None)
             fh.flush()
             os.fsync(fh.fileno())
         return {"sha256": sha, "size": size, "snapshot": session.snapshot,
@@ -64,13 +76,13 @@ def _dump_once(target: Target, partial: Path) -> dict:
 
 def take(target: Target, directory: Path, env: str, attempts: int = 3,
          now: Callable[[], datetime] = lambda: datetime.now(UTC), out=sys.stderr,
-         reason: str = "scheduled") -> layout.Backup:
+         reason: str = "scheduled", zstd_level: int | None = None) -> layout.Backup:
     """Take one backup of target into directory (under its lock). Returns the backup."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     with DbLock(directory, f"backup of {target.label()}"):
         clean_leftovers(directory, out)
         started = now()
-        backup = layout.new_backup(directory, started)
+        backup = layout.new_backup(directory, started, zstd=bool(zstd_level))
         if backup.path.exists() or backup.manifest_path.exists():
             raise OpsError(f"{backup.path} already exists (two backups in the same second?)")
         partial = backup.path.with_name(backup.path.name + ".partial")
@@ -80,7 +92,7 @@ def take(target: Target, directory: Path, env: str, attempts: int = 3,
                     n = attempt.retry_state.attempt_number
                     if n > 1:
                         print(f"retrying {target.label()} (attempt {n}/{attempts})", file=out)
-                    facts = _dump_once(target, partial)
+                    facts = _dump_once(target, partial, zstd_level)
             finished = now()
             os.rename(partial, backup.path)
         except DbUnavailable as exc:
@@ -97,8 +109,8 @@ def take(target: Target, directory: Path, env: str, attempts: int = 3,
             "image": target.image,
             "database": target.db,
             "file": backup.path.name,
-            "format_of_file": "pg_dump custom",
-            "compression": "pg_dump default (gzip)",
+            "format_of_file": "pg_dump custom" + (" | zstd" if zstd_level else ""),
+            "compression": f"zstd -{zstd_level} (host)" if zstd_level else "pg_dump default (gzip)",
             "size": facts["size"],
             "sha256": facts["sha256"],
             "server_version": facts["server_version"],

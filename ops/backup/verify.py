@@ -47,7 +47,7 @@ def checksum(backup: layout.Backup, data: dict) -> str:
 
 def read_all(backup: layout.Backup, container: str) -> str:
     feed_from(exec_argv(container, pg.pg_restore_read_all(), stdin=True), backup.path,
-              f"pg_restore read of {backup.path.name}")
+              f"pg_restore read of {backup.path.name}", decompress=backup.compressed)
     return "every block read by pg_restore"
 
 
@@ -75,7 +75,7 @@ def restore_drill(backup: layout.Backup, data: dict, image: str, client) -> str:
     try:
         _wait_ready(container, "drill", db)
         feed_from(exec_argv(container.id, pg.pg_restore_into("drill", db), stdin=True), backup.path,
-                  f"restore drill of {backup.path.name}")
+                  f"restore drill of {backup.path.name}", decompress=backup.compressed)
         actual = pg.parse_tagged(run_sql(container.id, "drill", db, pg.ROW_COUNTS_SQL))["COUNT"]
     finally:
         container.remove(force=True, v=True)

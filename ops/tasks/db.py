@@ -64,7 +64,7 @@ def backup(c, service=None, db=None, cron=False, env="local"):
             print(f"  pruned {p}")
 
 
-@task(help={"file": "a backup file (.dump) under the backup directory",
+@task(help={"file": "a backup file (.dump or .dump.zst) under the backup directory",
             "latest": "the newest backup of each database (narrow with --service/--db)",
             "service": "with --latest: only this service", "db": "with --latest: only this database",
             "level": "checksum | read | restore (restore drill in a throwaway container)",
@@ -116,7 +116,7 @@ def prune(c, dry_run=False, service=None, env="local"):
         print("nothing to prune")
 
 
-@task(help={"file": "the backup file (.dump) to restore",
+@task(help={"file": "the backup file (.dump or .dump.zst) to restore",
             "latest": "the newest backup of the service's database",
             "service": "the database service to restore into (required)",
             "db": "the database to replace (default: the backup's own database)",
@@ -163,7 +163,7 @@ def restore(c, service=None, file=None, latest=False, db=None, yes=False, confir
         if typed != target_db:
             raise OpsError("cancelled: the name did not match; nothing was changed")
     safety_dir = restore_mod.layout.db_dir(cfg.dest, env, service, target_db)
-    safety = take(target, safety_dir, env, cfg.attempts,
+    safety = take(target, safety_dir, env, cfg.attempts, zstd_level=cfg.zstd_level,
                   reason=f"safety copy before restoring {chosen.path.name}")
     verify_mod.verify(safety, "read", container.id, image)
     print(f"safety backup of the current {target_db}: {safety.path}", file=sys.stderr)

@@ -75,6 +75,11 @@ def dest(env) -> Path:
     return Path(env["BACKUP_DIR"]) / "local"
 
 
+def suffix(b: layout.Backup) -> str:
+    """`.dump` or `.dump.zst`: copies keep the compression of their original."""
+    return b.path.name[len("20000101T000000Z"):]
+
+
 def latest(env, service, db) -> layout.Backup:
     return layout.backups_in(dest(env) / service / db)[-1]
 
@@ -96,14 +101,32 @@ def test_round_trip_restores_equal_content(bstack):
     source = psql(bstack, "app-db", CONTENT_SQL)
     psql(bstack, "app-db", "CREATE DATABASE scratch;", db="app")
     try:
-        with open(b.path, "rb") as fh:
-            proc = subprocess.run(["docker", "exec", "-i", container(bstack, "app-db"), "sh", "-c",
-                                   'pg_restore --exit-on-error -U "$POSTGRES_USER" -d scratch'],
-                                  stdin=fh, capture_output=True)
+        # A plain shell pipeline, independent of the toolkit's own restore code.
+        decompress = "zstd -dc" if b.compressed else "cat"
+        proc = subprocess.run(
+            ["bash", "-o", "pipefail", "-c",
+             f"{decompress} '{b.path}' | docker exec -i {container(bstack, 'app-db')} sh -c "
+             "'pg_restore --exit-on-error -U \"$POSTGRES_USER\" -d scratch'"],
+            capture_output=True)
         assert proc.returncode == 0, proc.stderr
         assert psql(bstack, "app-db", CONTENT_SQL, db="scratch") == source
     finally:
         psql(bstack, "app-db", "DROP DATABASE scratch;", db="app")
+
+
+def test_both_compressions_round_trip(bstack):
+    """zstd on the host (the default when installed) and pg_dump's own, both restorable."""
+    for mode, ext, label in (("zstd", ".dump.zst", "zstd -3"), ("pg_dump", ".dump", "pg_dump default")):
+        env = {**bstack, "INVOKE_BACKUP_COMPRESSION": mode}
+        r = inv("db.backup", "--service", "auth-db", env=env)
+        assert r.returncode == 0, r.stderr
+        b = latest(bstack, "auth-db", "auth")
+        assert b.path.name.endswith(ext) and b.compressed == (mode == "zstd")
+        assert manifest.read(b.manifest_path)["compression"].startswith(label)
+        drill = inv("db.verify", "--file", str(b.path), "--level", "restore", env=bstack)
+        assert drill.returncode == 0, drill.stderr
+    bad = inv("db.backup", env={**bstack, "INVOKE_BACKUP_COMPRESSION": "rar"})
+    assert bad.returncode == 1 and "backup.compression must be auto, zstd or pg_dump" in bad.stderr
 
 
 def test_restore_drill_matches_counts_taken_under_writes(bstack):
@@ -147,7 +170,7 @@ def test_restore_drill_matches_counts_taken_under_writes(bstack):
 def _copy_as(b: layout.Backup, stamp: str, content: bytes | None = None,
              fix_manifest: bool = False, data_override: dict | None = None) -> layout.Backup:
     """A copy of a backup under another timestamp, optionally damaged."""
-    new = layout.Backup(b.path.with_name(f"{stamp}.dump"))
+    new = layout.Backup(b.path.with_name(stamp + suffix(b)))
     raw = b.path.read_bytes() if content is None else content
     new.path.write_bytes(raw)
     data = {**manifest.read(b.manifest_path), "file": new.path.name, "verifications": []}
@@ -204,7 +227,8 @@ def test_flipped_byte_empty_file_and_foreign_manifest(bstack):
         assert r.returncode == 1 and "belongs to auth-db/auth" in r.stderr
         listing = json.loads(inv("db.list", "--json", env=bstack).stdout)
         states = {Path(x["file"]).name: x for x in listing}
-        assert states["20000101T000003Z.dump"]["failed"] and not states["20000101T000003Z.dump"]["verified"]
+        flipped_state = states[flipped.path.name]
+        assert flipped_state["failed"] and not flipped_state["verified"]
     finally:
         _cleanup(flipped, empty, foreign)
 

@@ -15,7 +15,7 @@ import pytest
 from ops.backup import layout, manifest
 
 from .conftest import inv
-from .test_backup import CONTENT_SQL, container, psql
+from .test_backup import CONTENT_SQL, container, psql, suffix
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def test_restore_round_trip_with_safety_backup(rstack):
 
 def test_restore_refuses_corrupt_backup_and_touches_nothing(rstack):
     good = layout.backups_in(dir_of(rstack))[-1]
-    bad = layout.Backup(good.path.with_name("20000101T000000Z.dump"))
+    bad = layout.Backup(good.path.with_name("20000101T000000Z" + suffix(good)))
     raw = bytearray(good.path.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     bad.path.write_bytes(bytes(raw))
@@ -92,7 +92,7 @@ def test_restore_needs_confirmation_and_matching_service(rstack):
 def test_failed_restore_leaves_database_as_it_was(rstack):
     """A backup whose data cannot be restored (manifest counts lie): nothing is swapped."""
     good = layout.backups_in(dir_of(rstack))[-1]
-    liar = layout.Backup(good.path.with_name("20000101T000001Z.dump"))
+    liar = layout.Backup(good.path.with_name("20000101T000001Z" + suffix(good)))
     shutil.copyfile(good.path, liar.path)
     data = {**manifest.read(good.manifest_path), "file": liar.path.name, "verifications": []}
     data["tables"] = {**data["tables"], "public.notes": 999999}
@@ -114,7 +114,7 @@ def _fake_history(directory: Path, days: int) -> None:
     data = manifest.read(src.manifest_path)
     for i in range(1, days + 1):
         when = datetime.now(UTC) - timedelta(days=i)
-        b = layout.new_backup(directory, when)
+        b = layout.new_backup(directory, when, zstd=src.compressed)
         shutil.copyfile(src.path, b.path)
         manifest.write(b.manifest_path, {**data, "file": b.path.name, "started_at": when.isoformat()})
         b.checksum_path.write_text(manifest.checksum_line(data["sha256"], b.path.name))
