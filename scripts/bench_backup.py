@@ -114,8 +114,8 @@ def main() -> None:
         t_read, _ = timed_inv(backup, {**env, "INVOKE_BACKUP_VERIFY_AFTER": "read"})
         rows.append(("inv db.backup (default: + read verification)", t_read, None, ""))
 
-        backups = sorted((work / "backups").rglob("*.dump"))
-        newest = str(backups[-1])
+        # Same input on both sides: a backup taken with pg_dump's compression, like bare.dump.
+        newest = str(sorted((work / "backups").rglob("*.dump"))[-1])
         t_drill, _ = timed_inv(["db.verify", "--file", newest, "--level", "restore"], env)
         name = f"ops-bench-bare-{secrets.token_hex(3)}"
         t_bare_restore = timed_shell(

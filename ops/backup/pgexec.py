@@ -86,8 +86,8 @@ class SnapshotSession:
     The transaction must stay open until pg_dump has finished.
     """
 
-    def __init__(self, target: Target, timeout: float = 60):
-        self.target, self.timeout = target, timeout
+    def __init__(self, target: Target, timeout: float = 60, counts_timeout: float = 6 * 3600):
+        self.target, self.timeout, self.counts_timeout = target, timeout, counts_timeout
         self.proc: subprocess.Popen | None = None
         self.snapshot = self.server_version = ""
         self.counts: dict[str, int] = {}
@@ -100,20 +100,30 @@ class SnapshotSession:
                                      stderr=self.errfile)
         self.proc.stdin.write(pg.snapshot_session_script().encode())
         self.proc.stdin.flush()
-        out = self._read_until_ready()
-        tagged = pg.parse_tagged(out)
+        tagged = pg.parse_tagged(self._read_until(b"READY\n", self.timeout))
         if not tagged.get("READY") or "SNAPSHOT" not in tagged:
             err = self._stderr()
             self.close(commit=False)
             raise _classify(err, f"snapshot session on {t.label()}")
         self.snapshot, self.server_version = tagged["SNAPSHOT"], tagged.get("VERSION", "")
-        self.counts = tagged["COUNT"]
         return self
 
-    def _read_until_ready(self) -> str:
-        buf, deadline = b"", time.monotonic() + self.timeout
+    def start_counts(self) -> None:
+        """Row counts in the snapshot's transaction, running while pg_dump runs."""
+        self.proc.stdin.write(pg.snapshot_counts_script().encode())
+        self.proc.stdin.flush()
+
+    def finish_counts(self) -> dict[str, int]:
+        tagged = pg.parse_tagged(self._read_until(b"COUNTED\n", self.counts_timeout))
+        if not tagged.get("COUNTED"):
+            raise _classify(self._stderr(), f"row counts of {self.target.label()}")
+        self.counts = tagged["COUNT"]
+        return self.counts
+
+    def _read_until(self, marker: bytes, timeout: float) -> str:
+        buf, deadline = b"", time.monotonic() + timeout
         fd = self.proc.stdout.fileno()
-        while b"READY\n" not in buf:
+        while marker not in buf:
             left = deadline - time.monotonic()
             if left <= 0:
                 break

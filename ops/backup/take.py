@@ -64,14 +64,16 @@ def _dump_once(target: Target, partial: Path, zstd_level: int | None) -> dict:
             # cores: measured twice as fast as pg_dump's own gzip (scripts/bench-backup).
             dump = pg.pg_dump(target.user, target.db, session.snapshot,
                               compress=0 if zstd_level else None)
+            session.start_counts()
             sha, size = stream_to(exec_argv(target.container, dump), fh,
                                   f"pg_dump of {target.label()}",
                                   compress=zstd_compress(zstd_level) if zstd_level else None)
+            counts = session.finish_counts()
             fh.flush()
             os.fsync(fh.fileno())
         return {"sha256": sha, "size": size, "snapshot": session.snapshot,
                 "server_version": session.server_version, "pg_dump_version": version,
-                "tables": session.counts}
+                "tables": counts}
 
 
 def take(target: Target, directory: Path, env: str, attempts: int = 3,

@@ -43,9 +43,13 @@ def snapshot_session_script() -> str:
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
         "SELECT 'SNAPSHOT' || chr(9) || pg_export_snapshot();\n"
         "SELECT 'VERSION' || chr(9) || current_setting('server_version');\n"
-        f"{ROW_COUNTS_SQL}\n"
         "SELECT 'READY';\n"
     )
+
+
+def snapshot_counts_script() -> str:
+    """Sent to the same session once pg_dump has started: counts run beside the dump."""
+    return f"{ROW_COUNTS_SQL}\nSELECT 'COUNTED';\n"
 
 
 def pg_dump(user: str, db: str, snapshot: str | None = None, compress: int | None = None) -> list[str]:
@@ -78,6 +82,6 @@ def parse_tagged(output: str) -> dict:
             out["COUNT"][parts[1]] = int(parts[2])
         elif parts[0] in ("SNAPSHOT", "VERSION") and len(parts) == 2:
             out[parts[0]] = parts[1]
-        elif parts[0] == "READY":
-            out["READY"] = True
+        elif parts[0] in ("READY", "COUNTED"):
+            out[parts[0]] = True
     return out
