@@ -183,27 +183,25 @@ def _check(procs, errfiles, what: str) -> None:
 
 
 def stream_to(argv: list[str], fh, what: str, compress: list[str] | None = None) -> tuple[str, int]:
-    """Run argv (optionally piped through a compressor), copying the output into fh in
-    1 MiB chunks; returns (sha256, size). Raises unless every stage exits 0 and the
-    output is not empty. stderr goes to files, never pipes, so nothing can block on it.
+    """Run argv (optionally piped through a compressor) with the last stage writing
+    straight into fh (a file opened by path): the data never passes through this
+    process, exactly as in a shell pipeline. Then hash what was written (re-read from
+    fh.name, page-cache hot); returns (sha256, size). Raises unless every
+    stage exits 0 and the output is not empty. stderr goes to files, never pipes.
     """
-    h, size = hashlib.sha256(), 0
     stages = [argv, *([compress] if compress else [])]
     errfiles = [tempfile.TemporaryFile() for _ in stages]
     procs = []
     try:
         upstream = None
-        for stage, errfile in zip(stages, errfiles, strict=True):
-            proc = subprocess.Popen(stage, stdin=upstream, stdout=subprocess.PIPE, stderr=errfile)
+        for i, (stage, errfile) in enumerate(zip(stages, errfiles, strict=True)):
+            last = i == len(stages) - 1
+            proc = subprocess.Popen(stage, stdin=upstream, stderr=errfile,
+                                    stdout=fh if last else subprocess.PIPE)
             if upstream is not None:
                 upstream.close()  # only the next stage holds the pipe now (SIGPIPE works)
             upstream = proc.stdout
             procs.append((stage, proc))
-        out = procs[-1][1].stdout
-        while chunk := out.read(CHUNK):
-            fh.write(chunk)
-            h.update(chunk)
-            size += len(chunk)
         _check(procs, errfiles, what)
     except BaseException:
         for _, proc in procs:
@@ -213,6 +211,13 @@ def stream_to(argv: list[str], fh, what: str, compress: list[str] | None = None)
     finally:
         for f in errfiles:
             f.close()
+    fh.flush()
+    os.fsync(fh.fileno())
+    h, size = hashlib.sha256(), 0
+    with open(fh.name, "rb") as back:  # page-cache hot: costs far less than the dump
+        while chunk := back.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
     if size == 0:
         raise OpsError(f"{what} produced no output")
     return h.hexdigest(), size

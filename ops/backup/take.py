@@ -58,10 +58,10 @@ def pg_dump_version(target: Target) -> str:
 def _dump_once(target: Target, partial: Path, zstd_level: int | None) -> dict:
     version = pg_dump_version(target)
     with SnapshotSession(target) as session:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
+        private = lambda path, flags: os.open(path, flags, 0o600)  # noqa: E731
+        with open(partial, "wb", opener=private) as fh:
             # With zstd, pg_dump does not compress (-Z0) and zstd does, on the host, on all
-            # cores: measured twice as fast as pg_dump's own gzip (scripts/bench-backup).
+            # cores: measured 1.75x faster than pg_dump's own gzip (scripts/bench-backup).
             dump = pg.pg_dump(target.user, target.db, session.snapshot,
                               compress=0 if zstd_level else None)
             session.start_counts()
@@ -69,8 +69,6 @@ def _dump_once(target: Target, partial: Path, zstd_level: int | None) -> dict:
                                   f"pg_dump of {target.label()}",
                                   compress=zstd_compress(zstd_level) if zstd_level else None)
             counts = session.finish_counts()
-            fh.flush()
-            os.fsync(fh.fileno())
         return {"sha256": sha, "size": size, "snapshot": session.snapshot,
                 "server_version": session.server_version, "pg_dump_version": version,
                 "tables": counts}
