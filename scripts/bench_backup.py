@@ -111,6 +111,18 @@ def main() -> None:
             t_z = [r for r in rows if r[0].startswith("bare zstd")][0][1]
             rows.append(("zstd vs pg_dump's own compression (bare)", t_z, t_z / t_pg,
                          f"size {zst.stat().st_size / bare_file.stat().st_size:.2f}x"))
+        # Where the overhead goes: exact row counts are a full scan of every table, run in
+        # the dump's snapshot, on the same (CPU-limited) database container as pg_dump.
+        sys.path.insert(0, str(ROOT))
+        from ops.commands import pg
+
+        count_file = work / "counts.sql"
+        count_file.write_text(pg.ROW_COUNTS_SQL)
+        t_counts = statistics.median(timed_shell(
+            f'docker exec -i {db} sh -c \'psql -X -q -At -U "$POSTGRES_USER" -d bench\' '
+            f"< {count_file} > /dev/null") for _ in range(RUNS))
+        rows.append(("bare: exact row counts of every table (alone)", t_counts, None,
+                     "part of every backup, run beside pg_dump"))
         t_read, _ = timed_inv(backup, {**env, "INVOKE_BACKUP_VERIFY_AFTER": "read"})
         rows.append(("inv db.backup (default: + read verification)", t_read, None, ""))
 
