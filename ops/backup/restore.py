@@ -47,6 +47,27 @@ def counts(target: Target, db: str) -> dict[str, int]:
     return pg.parse_tagged(run_sql(target.container, target.user, db, pg.ROW_COUNTS_SQL))["COUNT"]
 
 
+def confirmation(env: str, db: str, yes: bool, confirm: str | None, tty: bool) -> str:
+    """How a restore is confirmed: "none", "ask" (y/N) or "type" (the database name).
+
+    Locally --yes suffices. Elsewhere the database name must be typed, or given ahead
+    with --confirm (for automation); --yes alone is not enough to replace it.
+    """
+    if confirm is not None and confirm != db:
+        raise OpsError(f"--confirm {confirm!r} does not match the database {db!r}")
+    if env == "local":
+        if yes or confirm == db:
+            return "none"
+        if not tty:
+            raise OpsError("replacing a database: refusing without --yes (no terminal to ask on)")
+        return "ask"
+    if confirm == db:
+        return "none"
+    if not tty:
+        raise OpsError(f"outside --env local, type the database name: pass --confirm {db}")
+    return "type"
+
+
 def refuse_unverified(backup: layout.Backup, data: dict) -> None:
     if manifest.failed(data):
         last_bad = next(e for e in reversed(data["verifications"]) if not e.get("ok"))

@@ -152,13 +152,10 @@ def restore(c, service=None, file=None, latest=False, db=None, yes=False, confir
                                              target_db, cfg.attempts)][0]
     question = (f"Replace database {target_db!r} of {service} ({env}) with {chosen.path.name} "
                 f"({data.get('started_at')})?")
-    if env == "local":
-        confirm(question, yes)
-    elif confirm_ != target_db:
-        if confirm_ is not None:
-            raise OpsError(f"--confirm {confirm_!r} does not match the database {target_db!r}")
-        if not sys.stdin.isatty():
-            raise OpsError(f"outside --env local, type the database name: pass --confirm {target_db}")
+    how = restore_mod.confirmation(env, target_db, yes, confirm_, sys.stdin.isatty())
+    if how == "ask":
+        confirm(question, yes=False)
+    elif how == "type":
         typed = input(f"{question}\nType the database name to confirm: ").strip()
         if typed != target_db:
             raise OpsError("cancelled: the name did not match; nothing was changed")

@@ -169,3 +169,29 @@ def test_retention_properties(times, last, daily, weekly, monthly, data):
         assert max(verified).isoformat() in kept
     # never more kept than the policy allows (+1 for the protected verified one)
     assert len(kept) <= last + daily + weekly + monthly + 1
+
+
+@pytest.mark.parametrize("env,yes,confirm,tty,expected", [
+    ("local", True, None, False, "none"),
+    ("local", False, None, True, "ask"),
+    ("local", False, "app", False, "none"),
+    ("staging", True, None, True, "type"),  # --yes alone is not enough outside local
+    ("staging", False, "app", False, "none"),
+    ("staging", True, "app", False, "none"),
+])
+def test_restore_confirmation(env, yes, confirm, tty, expected):
+    from ops.backup.restore import confirmation
+
+    assert confirmation(env, "app", yes, confirm, tty) == expected
+
+
+@pytest.mark.parametrize("env,yes,confirm,tty,message", [
+    ("local", False, None, False, "refusing without --yes"),
+    ("staging", True, None, False, "pass --confirm app"),
+    ("staging", False, "ap", True, "does not match"),
+])
+def test_restore_confirmation_refusals(env, yes, confirm, tty, message):
+    from ops.backup.restore import confirmation
+
+    with pytest.raises(OpsError, match=message):
+        confirmation(env, "app", yes, confirm, tty)
