@@ -36,9 +36,17 @@ def dir_of(env, service="app-db", db="app") -> Path:
     return Path(env["BACKUP_DIR"]) / "local" / service / db
 
 
+def newest(env, service="app-db", db="app") -> layout.Backup:
+    """The newest backup, taking one first when there is none (tests run alone too)."""
+    if not layout.backups_in(dir_of(env, service, db)):
+        r = inv("db.backup", "--service", service, "--db", db, env=env)
+        assert r.returncode == 0, r.stderr
+    return layout.backups_in(dir_of(env, service, db))[-1]
+
+
 def test_restore_round_trip_with_safety_backup(rstack):
     assert inv("db.backup", "--service", "app-db", env=rstack).returncode == 0
-    good = layout.backups_in(dir_of(rstack))[-1]
+    good = newest(rstack)
     original = psql(rstack, "app-db", CONTENT_SQL)
     psql(rstack, "app-db", "DELETE FROM notes WHERE id > 10; INSERT INTO notes VALUES (5000, 'new');")
     damaged = psql(rstack, "app-db", CONTENT_SQL)
@@ -58,7 +66,7 @@ def test_restore_round_trip_with_safety_backup(rstack):
 
 
 def test_restore_refuses_corrupt_backup_and_touches_nothing(rstack):
-    good = layout.backups_in(dir_of(rstack))[-1]
+    good = newest(rstack)
     bad = layout.Backup(good.path.with_name("20000101T000000Z" + suffix(good)))
     raw = bytearray(good.path.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
@@ -80,7 +88,7 @@ def test_restore_refuses_corrupt_backup_and_touches_nothing(rstack):
 
 
 def test_restore_needs_confirmation_and_matching_service(rstack):
-    good = layout.backups_in(dir_of(rstack))[-1]
+    good = newest(rstack)
     r = inv("db.restore", "--file", str(good.path), "--service", "app-db", env=rstack, input="")
     assert r.returncode == 1 and "refusing without --yes" in r.stderr
     r = inv("db.restore", "--file", str(good.path), "--service", "auth-db", "--yes", env=rstack)
@@ -91,7 +99,7 @@ def test_restore_needs_confirmation_and_matching_service(rstack):
 
 def test_failed_restore_leaves_database_as_it_was(rstack):
     """A backup whose data cannot be restored (manifest counts lie): nothing is swapped."""
-    good = layout.backups_in(dir_of(rstack))[-1]
+    good = newest(rstack)
     liar = layout.Backup(good.path.with_name("20000101T000001Z" + suffix(good)))
     shutil.copyfile(good.path, liar.path)
     data = {**manifest.read(good.manifest_path), "file": liar.path.name, "verifications": []}
