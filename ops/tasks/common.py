@@ -33,6 +33,13 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except OpsError as exc:
             raise Exit(f"error: {exc}", code=exc.code) from None
+        except Exception as exc:
+            # The docker SDK's and paramiko's own errors are environment failures with a
+            # clear message of their own: one line, not a traceback.
+            if type(exc).__module__.split(".")[0] in ("docker", "paramiko", "requests"):
+                text = " ".join(str(exc).split())[:400]
+                raise Exit(f"error: {type(exc).__name__}: {text}", code=1) from None
+            raise
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None
 

@@ -1,0 +1,98 @@
+"""The hosts of an environment: `envs.<name>.hosts` in invoke.yaml, or a generated
+hosts file (the sandbox). Everything is validated before any connection is made."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import OpsError
+
+HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+ROLES = {"manager", "worker"}
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    key: str | None = None  # private key file; None: ssh-agent / ~/.ssh/config
+    role: str = "worker"
+    swarm_addr: str | None = None  # address other nodes reach it on (advertise addr)
+
+    @property
+    def known_hosts_name(self) -> str:
+        """How OpenSSH writes this host in known_hosts."""
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+
+
+def parse_host(raw: dict, root: Path) -> Host:
+    if not isinstance(raw, dict):
+        raise OpsError(f"host entry must be a mapping, got {raw!r}")
+    name, address = str(raw.get("name", "")), str(raw.get("address", ""))
+    if not NAME.match(name):
+        raise OpsError(f"invalid host name {name!r}: lowercase letters, digits, - and _")
+    if not HOSTNAME.match(address):
+        raise OpsError(f"host {name}: invalid address {address!r}")
+    try:
+        port = int(raw.get("port", 22))
+    except (TypeError, ValueError):
+        port = -1
+    if not 1 <= port <= 65535:
+        raise OpsError(f"host {name}: invalid port {raw.get('port')!r}")
+    user = str(raw.get("user", "root"))
+    if not USER.match(user):
+        raise OpsError(f"host {name}: invalid user {user!r}")
+    role = str(raw.get("role", "worker"))
+    if role not in ROLES:
+        raise OpsError(f"host {name}: role must be manager or worker, not {role!r}")
+    key = raw.get("key")
+    if key:
+        key_path = Path(str(key)).expanduser()
+        key = str(key_path if key_path.is_absolute() else root / key_path)
+    swarm_addr = raw.get("swarm_addr")
+    if swarm_addr is not None and not HOSTNAME.match(str(swarm_addr)):
+        raise OpsError(f"host {name}: invalid swarm_addr {swarm_addr!r}")
+    return Host(name, address, port, user, key, role, swarm_addr)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    env: str
+    hosts: tuple[Host, ...]
+    known_hosts: Path
+
+    @property
+    def manager(self) -> Host:
+        return next(h for h in self.hosts if h.role == "manager")
+
+    @property
+    def workers(self) -> list[Host]:
+        return [h for h in self.hosts if h.role == "worker"]
+
+
+def inventory(env: str, env_config: dict, root: Path) -> Inventory:
+    raw_hosts = env_config.get("hosts")
+    hosts_file = env_config.get("hosts_file")
+    if hosts_file:
+        path = root / hosts_file
+        if not path.exists():
+            hint = " (run `inv sandbox.up`)" if env == "sandbox" else ""
+            raise OpsError(f"environment {env!r}: hosts file {path} not found{hint}")
+        raw_hosts = json.loads(path.read_text(encoding="utf-8"))
+    if not raw_hosts:
+        raise OpsError(f"environment {env!r} has no hosts (envs.{env}.hosts in invoke.yaml)")
+    hosts = tuple(parse_host(h, root) for h in raw_hosts)
+    names = [h.name for h in hosts]
+    if len(set(names)) != len(names):
+        raise OpsError(f"environment {env!r}: duplicate host names")
+    if sum(h.role == "manager" for h in hosts) != 1:
+        raise OpsError(f"environment {env!r}: exactly one host must have role manager")
+    known = Path(env_config.get("known_hosts") or "ssh/known_hosts")
+    return Inventory(env, hosts, known if known.is_absolute() else root / known)

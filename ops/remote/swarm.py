@@ -1,0 +1,61 @@
+"""Swarm membership over SSH: init the manager, join the workers (idempotent)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from ..commands import swarm as cmd
+from ..errors import OpsError
+from .connect import open_checked, run
+from .hosts import Inventory
+
+
+def ensure(inv: Inventory, out=None) -> list[dict]:
+    manager = inv.manager
+    addr = manager.swarm_addr or manager.address
+    with open_checked(manager, inv) as m:
+        state = run(m, cmd.node_state(), manager, "swarm state").stdout.strip()
+        if state == "inactive":
+            run(m, cmd.init(addr), manager, "docker swarm init")
+            if out:
+                print(f"{manager.name}: swarm initialised (advertise {addr})", file=out)
+        elif state != "active":
+            raise OpsError(f"{manager.name}: swarm state is {state!r}, expected active or inactive")
+        token = run(m, cmd.worker_token(), manager, "swarm join-token").stdout.strip()
+        for w in inv.workers:
+            with open_checked(w, inv) as wc:
+                wstate = run(wc, cmd.node_state(), w, "swarm state").stdout.strip()
+                if wstate == "inactive":
+                    run(wc, cmd.join(token, addr), w, "docker swarm join")
+                    if out:
+                        print(f"{w.name}: joined the swarm", file=out)
+        return wait_nodes_ready(m, manager, 1 + len(inv.workers))
+
+
+def nodes(conn, host) -> list[dict]:
+    text = run(conn, cmd.node_ls(), host, "docker node ls").stdout
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def wait_nodes_ready(conn, host, count: int, timeout: float = 60) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = nodes(conn, host)
+        if sum(n.get("Status") == "Ready" for n in found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
+
+
+def provision(inv: Inventory, out) -> list[str]:
+    done = []
+    for h in inv.hosts:
+        with open_checked(h, inv) as c:
+            have = run(c, cmd.has_docker(), h, "docker check", warn=True)
+            if have.exited == 0:
+                print(f"{h.name}: Docker {have.stdout.strip()} present", file=out)
+                continue
+            run(c, cmd.install_docker(), h, "docker install")
+            done.append(h.name)
+            print(f"{h.name}: Docker installed", file=out)
+    return done

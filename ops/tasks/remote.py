@@ -1,0 +1,91 @@
+"""Remote tasks: sandbox.up/down, hosts.trust/provision, swarm.init."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import Collection, task
+
+from ..errors import OpsError
+from .common import ENV_HELP, confirm, project_root, settings, user_errors
+
+
+def _inventory(c, env):
+    from ..remote.hosts import inventory
+
+    s = settings(c, env)
+    return inventory(env, (c.config.get("envs") or {}).get(env) or {}, s.root)
+
+
+@task(help={"env": "environment whose settings (DEBIAN_MIRROR) apply (default: local)"})
+@user_errors
+def sandbox_up(c, env="local"):
+    """Start two sandbox hosts (sshd + dockerd containers) as a 2-node Swarm: --env sandbox."""
+    from .. import sandbox
+    from ..remote import swarm
+    from ..remote.hosts import inventory
+
+    s = settings(c, env)
+    sandbox.up(project_root(), s.variables.get("DEBIAN_MIRROR", ""))
+    inv = inventory("sandbox", (c.config.get("envs") or {}).get("sandbox") or {}, s.root)
+    for n in swarm.ensure(inv, out=sys.stderr):
+        print(f"{n.get('Hostname'):24} {n.get('Status'):6} {n.get('ManagerStatus') or 'worker'}")
+    print("sandbox ready: use --env sandbox")
+
+
+@task
+@user_errors
+def sandbox_down(c):
+    """Remove the sandbox hosts, their network, key and known_hosts."""
+    from .. import sandbox
+
+    removed = sandbox.down(project_root())
+    print("removed: " + (", ".join(removed) if removed else "nothing (no sandbox)"))
+
+
+@task(help={"yes": "record the keys without asking", "env": ENV_HELP})
+@user_errors
+def trust(c, yes=False, env="local"):
+    """Show each host's SSH key fingerprint and record it in the project's known_hosts."""
+    from ..remote import trust as trust_mod
+
+    inv = _inventory(c, env)
+    for h in inv.hosts:
+        key = trust_mod.remote_key(h)
+        state = trust_mod.status(inv.known_hosts, h, key)
+        fp = trust_mod.fingerprint(key)
+        print(f"{h.name:12} {h.known_hosts_name:24} {key.get_name():20} {fp}  {state}")
+        if state == "trusted":
+            continue
+        if state == "CHANGED":
+            raise OpsError(f"{h.name}: host key CHANGED from the recorded one; not replacing it. "
+                           f"If the host was rebuilt, delete its line in {inv.known_hosts} first")
+        confirm(f"Trust {h.name} ({h.known_hosts_name}) with key {fp}?", yes)
+        trust_mod.record(inv.known_hosts, h, key)
+        print(f"{h.name}: recorded in {inv.known_hosts}")
+
+
+@task(help={"env": ENV_HELP})
+@user_errors
+def provision(c, env="local"):
+    """Install the Docker engine on Debian/Ubuntu hosts that lack it (idempotent)."""
+    from ..remote import swarm
+
+    swarm.provision(_inventory(c, env), sys.stdout)
+
+
+@task(name="init", help={"env": ENV_HELP})
+@user_errors
+def swarm_init(c, env="local"):
+    """Init the Swarm on the manager and join the workers (idempotent); list the nodes."""
+    from ..remote import swarm
+
+    for n in swarm.ensure(_inventory(c, env), out=sys.stderr):
+        print(f"{n.get('Hostname'):24} {n.get('Status'):6} {n.get('ManagerStatus') or 'worker'}")
+
+
+sandbox_ns = Collection("sandbox")
+sandbox_ns.add_task(sandbox_up, name="up")
+sandbox_ns.add_task(sandbox_down, name="down")
+hosts_ns = Collection("hosts", trust, provision)
+swarm_ns = Collection("swarm", swarm_init)

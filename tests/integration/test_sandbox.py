@@ -1,0 +1,111 @@
+"""Sandbox hosts over real SSH (sshd + dockerd containers): a 2-node Swarm, host keys
+verified (unknown and changed keys refused), hosts.trust, idempotent swarm.init."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+
+import pytest
+
+from .conftest import ROOT
+from .conftest import inv as run_inv
+
+pytestmark = pytest.mark.integration
+
+# Own sandbox name and project directory: a sandbox the user runs is never touched.
+NAME = f"opstest-sbx-{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sbx-project")
+    shutil.copytree(ROOT / "compose" / "images", root / "compose" / "images")
+    shutil.copy(ROOT / "compose" / "compose.yaml", root / "compose" / "compose.yaml")
+    return root
+
+
+def inv(*args, project_root=None, **kw):
+    env = {**os.environ, "OPS_SANDBOX": NAME, "OPS_ROOT": str(project_root or PROJECT[0])}
+    return run_inv(*args, env=env, **kw)
+
+
+PROJECT: list = []
+
+
+@pytest.fixture(scope="module")
+def sandbox(engine, project):
+    PROJECT[:] = [project]
+    result = inv("sandbox.up", timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    yield result
+    down = inv("sandbox.down", timeout=300)
+    assert down.returncode == 0, down.stderr
+    assert not engine.containers.list(all=True, filters={"label": f"ops.sandbox={NAME}"})
+    assert not [n for n in engine.networks.list(names=[NAME]) if n.name == NAME]
+    assert not (project / ".sandbox" / "id_ed25519").exists()
+
+
+def test_sandbox_is_a_two_node_swarm(sandbox):
+    lines = [ln.split() for ln in sandbox.stdout.splitlines() if ln.startswith(NAME)]
+    assert sorted(lines) == [[f"{NAME}-manager", "Ready", "Leader"],
+                             [f"{NAME}-worker", "Ready", "worker"]]
+    key = PROJECT[0] / ".sandbox" / "id_ed25519"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_swarm_init_is_idempotent_over_ssh(sandbox):
+    again = inv("swarm.init", "--env", "sandbox")
+    assert again.returncode == 0, again.stderr
+    assert "initialised" not in again.stderr and "joined" not in again.stderr
+    assert again.stdout.count("Ready") == 2
+
+
+@pytest.fixture
+def known_hosts(sandbox):
+    path = PROJECT[0] / ".sandbox" / "known_hosts"
+    saved = path.read_text()
+    yield path
+    path.write_text(saved)
+
+
+def test_unknown_host_key_is_refused_then_trusted(known_hosts):
+    known_hosts.write_text("")
+    refused = inv("swarm.init", "--env", "sandbox")
+    assert refused.returncode == 1
+    assert "unknown host key" in refused.stderr and "inv hosts.trust --env sandbox" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    no_tty = inv("hosts.trust", "--env", "sandbox", input="")
+    assert no_tty.returncode == 1 and "refusing without --yes" in no_tty.stderr
+    assert "SHA256:" in no_tty.stdout  # the fingerprint is shown before anything is recorded
+    assert known_hosts.read_text() == ""
+    trusted = inv("hosts.trust", "--env", "sandbox", "--yes")
+    assert trusted.returncode == 0 and trusted.stdout.count("recorded in") == 2
+    assert inv("swarm.init", "--env", "sandbox").returncode == 0
+
+
+def test_changed_host_key_is_refused(known_hosts):
+    lines = known_hosts.read_text().splitlines()
+    manager, worker = lines[0].split(), lines[1].split()
+    known_hosts.write_text(" ".join([manager[0], *worker[1:3]]) + "\n" + lines[1] + "\n")
+    refused = inv("swarm.init", "--env", "sandbox")
+    assert refused.returncode == 1 and "host key CHANGED" in refused.stderr
+    kept = inv("hosts.trust", "--env", "sandbox", "--yes")
+    assert kept.returncode == 1 and "not replacing it" in kept.stderr
+
+
+def test_provision_is_a_no_op_where_docker_runs(sandbox):
+    r = inv("hosts.provision", "--env", "sandbox")
+    assert r.returncode == 0 and r.stdout.count("present") == 2
+
+
+def test_bad_inventory_is_refused_before_connecting(sandbox, tmp_path):
+    project = tmp_path / "p"
+    shutil.copytree(ROOT / "compose", project / "compose", ignore=shutil.ignore_patterns("wheels"))
+    (project / ".sandbox").mkdir()
+    (project / ".sandbox" / "hosts.json").write_text(
+        '[{"name": "manager", "address": "127.0.0.1; touch /tmp/ops-pwned", "role": "manager"}]')
+    r = inv("swarm.init", "--env", "sandbox", project_root=project)
+    assert r.returncode == 1 and "invalid address" in r.stderr
+    assert not os.path.exists("/tmp/ops-pwned")

@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+
+from ops.commands import swarm
+from ops.errors import OpsError
+from ops.remote.hosts import Host, inventory, parse_host
+
+ROOT = Path("/proj")
+
+
+def test_parse_host_defaults_and_key_path():
+    h = parse_host({"name": "mgr1", "address": "10.0.0.5", "role": "manager", "key": "k/id"}, ROOT)
+    assert h == Host("mgr1", "10.0.0.5", 22, "root", "/proj/k/id", "manager", None)
+    assert h.known_hosts_name == "10.0.0.5"
+    assert parse_host({"name": "w", "address": "h.example", "port": 2222}, ROOT).known_hosts_name == \
+        "[h.example]:2222"
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"name": "a;b", "address": "h"}, "invalid host name"),
+    ({"name": "ok", "address": "h; rm -rf /"}, "invalid address"),
+    ({"name": "ok", "address": "$(id)"}, "invalid address"),
+    ({"name": "ok", "address": "h", "port": "22; x"}, "invalid port"),
+    ({"name": "ok", "address": "h", "port": 70000}, "invalid port"),
+    ({"name": "ok", "address": "h", "user": "root`id`"}, "invalid user"),
+    ({"name": "ok", "address": "h", "role": "boss"}, "role must be"),
+    ({"name": "ok", "address": "h", "swarm_addr": "1.2.3.4 --force"}, "invalid swarm_addr"),
+])
+def test_parse_host_rejects_metacharacters(raw, message):
+    with pytest.raises(OpsError, match=message):
+        parse_host(raw, ROOT)
+
+
+def test_inventory_needs_exactly_one_manager(tmp_path):
+    two = {"hosts": [{"name": "a", "address": "h1", "role": "manager"},
+                     {"name": "b", "address": "h2", "role": "manager"}]}
+    with pytest.raises(OpsError, match="exactly one host must have role manager"):
+        inventory("staging", two, tmp_path)
+    with pytest.raises(OpsError, match="has no hosts"):
+        inventory("staging", {}, tmp_path)
+    with pytest.raises(OpsError, match=r"run `inv sandbox.up`"):
+        inventory("sandbox", {"hosts_file": ".sandbox/hosts.json"}, tmp_path)
+    inv = inventory("staging", {"hosts": [{"name": "a", "address": "h1", "role": "manager"},
+                                          {"name": "b", "address": "h2"}]}, tmp_path)
+    assert inv.manager.name == "a" and [w.name for w in inv.workers] == ["b"]
+    assert inv.known_hosts == tmp_path / "ssh/known_hosts"
+
+
+def test_swarm_commands_quote_everything():
+    assert swarm.init("10.0.0.5") == "docker swarm init --advertise-addr 10.0.0.5"
+    token = "SWMTKN-1-abc123-def456"
+    assert swarm.join(token, "10.0.0.5") == f"docker swarm join --token {token} 10.0.0.5:2377"
+    with pytest.raises(ValueError):
+        swarm.join("SWMTKN-1-x; rm -rf /", "10.0.0.5")
+    assert swarm.init("a b") == "docker swarm init --advertise-addr 'a b'"
