@@ -33,11 +33,13 @@ def sandbox_up(c, env="local"):
     print("sandbox ready: use --env sandbox")
 
 
-@task
+@task(help={"env": "accepted for symmetry; the sandbox is the same for every env"})
 @user_errors
-def sandbox_down(c):
+def sandbox_down(c, env="local"):
     """Remove the sandbox hosts, their network, key and known_hosts."""
     from .. import sandbox
+
+    settings(c, env)  # validates --env like every task
 
     removed = sandbox.down(project_root())
     print("removed: " + (", ".join(removed) if removed else "nothing (no sandbox)"))
