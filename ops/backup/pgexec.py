@@ -182,23 +182,20 @@ def _check(procs, errfiles, what: str) -> None:
                             f"{what}: {argv[0] if argv[0] != 'docker' else argv[3]} (exit {rc})")
 
 
-def stream_to(argv: list[str], fh, what: str, compress: list[str] | None = None) -> tuple[str, int]:
-    """Run argv (optionally piped through a compressor) with the last stage writing
-    straight into fh (a file opened by path): the data never passes through this
-    process, exactly as in a shell pipeline. Then hash what was written (re-read from
-    fh.name, page-cache hot); returns (sha256, size). Raises unless every
-    stage exits 0 and the output is not empty. stderr goes to files, never pipes.
+def pipeline(stages: list[list[str]], stdin, stdout, what: str) -> None:
+    """Run stages as a shell pipeline would (stdin -> a | b | ... -> stdout), with
+    pipefail semantics: raises unless every stage exits 0. stderr goes to files, never
+    pipes, so no stage can block on it; on any error or interrupt every stage is killed.
     """
-    stages = [argv, *([compress] if compress else [])]
     errfiles = [tempfile.TemporaryFile() for _ in stages]
     procs = []
     try:
-        upstream = None
+        upstream = stdin
         for i, (stage, errfile) in enumerate(zip(stages, errfiles, strict=True)):
             last = i == len(stages) - 1
             proc = subprocess.Popen(stage, stdin=upstream, stderr=errfile,
-                                    stdout=fh if last else subprocess.PIPE)
-            if upstream is not None:
+                                    stdout=stdout if last else subprocess.PIPE)
+            if i > 0:
                 upstream.close()  # only the next stage holds the pipe now (SIGPIPE works)
             upstream = proc.stdout
             procs.append((stage, proc))
@@ -211,10 +208,19 @@ def stream_to(argv: list[str], fh, what: str, compress: list[str] | None = None)
     finally:
         for f in errfiles:
             f.close()
+
+
+def stream_to(argv: list[str], fh, what: str, compress: list[str] | None = None) -> tuple[str, int]:
+    """Run argv (optionally piped through a compressor) with the last stage writing
+    straight into fh (a file opened by path): the data never passes through this
+    process. Then fsync and hash what was written (re-read from fh.name, page-cache
+    hot); returns (sha256, size). An empty output is an error.
+    """
+    pipeline([argv, *([compress] if compress else [])], subprocess.DEVNULL, fh, what)
     fh.flush()
     os.fsync(fh.fileno())
     h, size = hashlib.sha256(), 0
-    with open(fh.name, "rb") as back:  # page-cache hot: costs far less than the dump
+    with open(fh.name, "rb") as back:
         while chunk := back.read(CHUNK):
             h.update(chunk)
             size += len(chunk)
@@ -224,32 +230,12 @@ def stream_to(argv: list[str], fh, what: str, compress: list[str] | None = None)
 
 
 def feed_from(argv: list[str], path, what: str, decompress: bool = False) -> None:
-    """Run argv with the backup file as its stdin (decompressed by zstd first when asked).
-
-    Raises unless every stage exits 0.
-    """
-    errfiles = [tempfile.TemporaryFile() for _ in range(2 if decompress else 1)]
-    procs = []
-    try:
-        if decompress:
-            z = subprocess.Popen(zstd_decompress(path), stdout=subprocess.PIPE, stderr=errfiles[0])
-            procs.append((zstd_decompress(path), z))
-            p = subprocess.Popen(argv, stdin=z.stdout, stdout=subprocess.DEVNULL, stderr=errfiles[1])
-            z.stdout.close()
-            procs.append((argv, p))
-        else:
-            with open(path, "rb") as fh:
-                p = subprocess.Popen(argv, stdin=fh, stdout=subprocess.DEVNULL, stderr=errfiles[0])
-            procs.append((argv, p))
-        _check(procs, errfiles, what)
-    except BaseException:
-        for _, proc in procs:
-            proc.kill()
-            proc.wait()
-        raise
-    finally:
-        for f in errfiles:
-            f.close()
+    """Run argv with the backup file as its stdin (through `zstd -d` first when asked)."""
+    if decompress:
+        pipeline([zstd_decompress(path), argv], subprocess.DEVNULL, subprocess.DEVNULL, what)
+        return
+    with open(path, "rb") as fh:
+        pipeline([argv], fh, subprocess.DEVNULL, what)
 
 
 __all__ = ["Target", "SnapshotSession", "stream_to", "feed_from", "run_sql", "exec_argv",
