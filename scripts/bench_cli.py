@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-INV = [sys.executable, "-m", "invoke"]
+from benchlib import INV, ROOT, bench_stack
+
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 
 
@@ -53,15 +50,13 @@ def in_process_check_phase(env) -> dict:
     return json.loads(out)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
-    project = f"opsbench-{secrets.token_hex(3)}"
-    env = {**os.environ, "COMPOSE_PROJECT_NAME": project, "GATEWAY_PORT": str(free_port())}
+    with bench_stack() as env:
+        run_all(env)
+
+
+def run_all(env) -> None:
+    project = env["COMPOSE_PROJECT_NAME"]
     compose = ["docker", "compose", "--project-name", project, "--file",
                str(ROOT / "compose/compose.yaml")]
     # Compose needs the same variables inv layers from .env.
@@ -70,60 +65,54 @@ def main() -> None:
 
     bare_env = {**env, **config.read_env_file(ROOT / ".env"),
                 "COMPOSE_PROJECT_NAME": project, "GATEWAY_PORT": env["GATEWAY_PORT"]}
-    try:
-        print(f"starting bench stack {project} ...", file=sys.stderr)
-        timed([*INV, "up"], env)
-        rows = []
+    rows = []
 
-        t_list = median([*INV, "--list"], env)
-        rows.append(("inv --list", t_list, None, "target <= 0.4 s"))
+    t_list = median([*INV, "--list"], env)
+    rows.append(("inv --list", t_list, None, "target <= 0.4 s"))
 
-        def cid(service):
-            out = subprocess.run([*compose, "ps", "-q", service], env=bare_env, text=True,
-                                 capture_output=True, check=True).stdout.split()
-            return out[0]
+    def cid(service):
+        out = subprocess.run([*compose, "ps", "-q", service], env=bare_env, text=True,
+                             capture_output=True, check=True).stdout.split()
+        return out[0]
 
-        url = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
-        # The same probes inv health runs, each as its own bare command.
-        from ops.commands import probes
+    url = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+    # The same probes inv health runs, each as its own bare command.
+    from ops.commands import probes
 
-        bare_checks = {
-            "psql SELECT 1 (app-db)": ["docker", "exec", cid("app-db"), *probes.POSTGRES_SELECT_1],
-            "psql SELECT 1 (auth-db)": ["docker", "exec", cid("auth-db"), *probes.POSTGRES_SELECT_1],
-            "redis-cli PING": ["docker", "exec", cid("redis"), *probes.REDIS_PING],
-            "api live+ready in container": [
-                "docker", "exec", cid("api"), *probes.http_probe(8000, ["/health/live", "/health/ready"])],
-            "curl gateway /health/live": ["curl", "-fsS", "-o", "/dev/null", url + "/health/live"],
-            "curl gateway /health/ready": ["curl", "-fsS", "-o", "/dev/null", url + "/health/ready"],
-        }
-        bare = {name: median(argv, bare_env) for name, argv in bare_checks.items()}
-        slowest_name = max(bare, key=bare.get)
-        t_health = median([*INV, "health"], env)
-        for name, t in bare.items():
-            rows.append((f"  bare: {name}", t, None, ""))
-        rows.append(("inv health (all checks)", t_health, t_health / bare[slowest_name],
-                     f"vs slowest bare check ({slowest_name}); target <= 1.3x; "
-                     f"bare checks in sequence: {sum(bare.values()):.3f} s"))
-        # Where the time goes: the concurrent check phase vs the process's fixed cost.
-        phase = in_process_check_phase(env)
-        rows.append(("  inv health: check phase only (in process)", phase["wall"],
-                     phase["wall"] / phase["slowest"],
-                     f"vs its slowest check ({phase['slowest']:.3f} s): concurrency cost"))
-        rows.append(("  inv health: fixed cost (interpreter, imports)", t_health - phase["wall"],
-                     None, ""))
+    bare_checks = {
+        "psql SELECT 1 (app-db)": ["docker", "exec", cid("app-db"), *probes.POSTGRES_SELECT_1],
+        "psql SELECT 1 (auth-db)": ["docker", "exec", cid("auth-db"), *probes.POSTGRES_SELECT_1],
+        "redis-cli PING": ["docker", "exec", cid("redis"), *probes.REDIS_PING],
+        "api live+ready in container": [
+            "docker", "exec", cid("api"), *probes.http_probe(8000, ["/health/live", "/health/ready"])],
+        "curl gateway /health/live": ["curl", "-fsS", "-o", "/dev/null", url + "/health/live"],
+        "curl gateway /health/ready": ["curl", "-fsS", "-o", "/dev/null", url + "/health/ready"],
+    }
+    bare = {name: median(argv, bare_env) for name, argv in bare_checks.items()}
+    slowest_name = max(bare, key=bare.get)
+    t_health = median([*INV, "health"], env)
+    for name, t in bare.items():
+        rows.append((f"  bare: {name}", t, None, ""))
+    rows.append(("inv health (all checks)", t_health, t_health / bare[slowest_name],
+                 f"vs slowest bare check ({slowest_name}); target <= 1.3x; "
+                 f"bare checks in sequence: {sum(bare.values()):.3f} s"))
+    # Where the time goes: the concurrent check phase vs the process's fixed cost.
+    phase = in_process_check_phase(env)
+    rows.append(("  inv health: check phase only (in process)", phase["wall"],
+                 phase["wall"] / phase["slowest"],
+                 f"vs its slowest check ({phase['slowest']:.3f} s): concurrency cost"))
+    rows.append(("  inv health: fixed cost (interpreter, imports)", t_health - phase["wall"],
+                 None, ""))
 
-        t_up_bare = median([*compose, "up", "-d", "--wait"], bare_env, runs=3)
-        t_up = median([*INV, "up"], env, runs=3)
-        rows.append(("docker compose up -d --wait (running stack)", t_up_bare, None, ""))
-        rows.append(("inv up (running stack)", t_up, t_up / t_up_bare,
-                     f"overhead {t_up - t_up_bare:+.3f} s; target <= 1 s"))
+    t_up_bare = median([*compose, "up", "-d", "--wait"], bare_env, runs=3)
+    t_up = median([*INV, "up"], env, runs=3)
+    rows.append(("docker compose up -d --wait (running stack)", t_up_bare, None, ""))
+    rows.append(("inv up (running stack)", t_up, t_up / t_up_bare,
+                 f"overhead {t_up - t_up_bare:+.3f} s; target <= 1 s"))
 
-        print(f"\n{'measurement':48} {'median s':>9} {'ratio':>7}  note   (runs: {RUNS})")
-        for name, t, ratio, note in rows:
-            print(f"{name:48} {t:9.3f} {'' if ratio is None else f'{ratio:6.2f}x':>7}  {note}")
-    finally:
-        subprocess.run([*INV, "down", "--volumes", "--yes"], cwd=ROOT, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(f"\n{'measurement':48} {'median s':>9} {'ratio':>7}  note   (runs: {RUNS})")
+    for name, t, ratio, note in rows:
+        print(f"{name:48} {t:9.3f} {'' if ratio is None else f'{ratio:6.2f}x':>7}  {note}")
 
 
 if __name__ == "__main__":

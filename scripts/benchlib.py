@@ -1,0 +1,35 @@
+"""Shared by the bench scripts: a throwaway stack (own project name and port)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INV = [sys.executable, "-m", "invoke"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def bench_stack(**extra):
+    """`inv up` a fresh project; yields its environment; removes it (volumes too) after."""
+    project = f"opsbench-{secrets.token_hex(3)}"
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": project, "GATEWAY_PORT": str(free_port()),
+           **extra}
+    try:
+        print(f"starting bench stack {project} ...", file=sys.stderr)
+        subprocess.run([*INV, "up"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        yield env
+    finally:
+        subprocess.run([*INV, "down", "--volumes", "--yes"], cwd=ROOT, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
