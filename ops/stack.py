@@ -13,6 +13,7 @@ import requests
 
 from . import config, docker_api, envfile, scaling, wheelhouse
 from .commands import compose
+from .commands import images as images_cmd
 from .errors import OpsError
 from .parse import Container, Model, parse_model, parse_ps, wait_budget
 from .shell import run
@@ -135,6 +136,32 @@ class Stack:
         wheelhouse.ensure(self.settings.root, out=self.err)
         run(compose.build(self.base, services, no_cache=no_cache), env=self.env, stream=True,
             what="docker compose build")
+
+    def release_tags(self) -> list[str]:
+        """Tags for a release build from git: the commit (+`-dirty`), semver tags on it."""
+        git = ["git", "-C", str(self.settings.root)]
+        head = run([*git, "rev-parse", "--short=12", "HEAD"], check=False)
+        if not head.ok:
+            return []
+        dirty = bool(run([*git, "status", "--porcelain", "--untracked-files=no"]).stdout.strip())
+        tags = run([*git, "tag", "--points-at", "HEAD"]).stdout.split()
+        return images_cmd.tags_from_git(head.stdout.strip(), tags, dirty)
+
+    def build_release(self) -> list[str]:
+        """The api image with APP_VERSION = the commit, tagged with it and any semver."""
+        tags = self.release_tags()
+        if not tags:
+            return []
+        name = self.settings.variables.get("API_IMAGE") or "ops-example/api"
+        first = images_cmd.reference(name, tags[0])
+        run(compose.build(self.base, ["api"]), env={**self.env, "API_VERSION": tags[0]},
+            stream=True, what="docker compose build (release)")
+        refs = [first]
+        for tag in tags[1:]:
+            ref = images_cmd.reference(name, tag)
+            run(["docker", "tag", first, ref], what=f"docker tag {ref}")
+            refs.append(ref)
+        return refs
 
     def logs(self, services=(), follow=False, tail=None, since=None, timestamps=False) -> None:
         services = self.check_services(services)

@@ -34,4 +34,41 @@ def ensure(c, offline=False, env="local"):
     images_mod.ensure(s.root, s.variables, offline=offline or None)
 
 
-ns = Collection("images", offline, ensure)
+@task(iterable=["image"],
+      help={"image": "an image reference to deliver (repeatable; default: the api at the "
+                     "current commit's tag and the base images of .env)",
+            "env": ENV_HELP})
+@user_errors
+def deliver(c, image=None, env="local"):
+    """Stream images over SSH (docker save | docker load) to every node that lacks them."""
+    import sys
+
+    from ..commands import images as images_cmd
+    from ..errors import OpsError
+    from ..remote import images as remote_images
+    from ..remote.hosts import inventory
+    from ..stack import Stack
+
+    s = settings(c, env)
+    refs = list(image or [])
+    if not refs:
+        tags = Stack(s).release_tags()
+        if not tags:
+            raise OpsError("not a git checkout: name the images with --image")
+        refs = [images_cmd.reference(s.variables.get("API_IMAGE") or "ops-example/api", tags[0])]
+        refs += [s.variables[v] for v in ("POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE")
+                 if s.variables.get(v)]
+    for ref in refs:
+        name, _, tag = ref.rpartition(":")
+        try:
+            images_cmd.reference(name, tag)
+        except ValueError as exc:
+            raise OpsError(str(exc)) from exc
+    inv = inventory(env, (c.config.get("envs") or {}).get(env) or {}, s.root)
+    sent = remote_images.deliver(inv, refs, sys.stderr)
+    for host in inv.hosts:
+        got = sent.get(host.name, [])
+        print(f"{host.name}: {len(got)} image(s) sent, {len(refs) - len(got)} already present")
+
+
+ns = Collection("images", offline, ensure, deliver)

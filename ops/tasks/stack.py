@@ -123,8 +123,12 @@ def scale(c, spec, timeout=None, env="local"):
             "no_cache": "build without the layer cache", "env": ENV_HELP})
 @user_errors
 def build(c, service=None, no_cache=False, env="local"):
-    """Build the stack's images (fetching the api's wheelhouse first)."""
-    _stack(c, env).build(service or [], no_cache=no_cache)
+    """Build the stack's images; the api is also tagged with the git commit (and semver)."""
+    stack = _stack(c, env)
+    stack.build(service or [], no_cache=no_cache)
+    if not service or "api" in service:
+        for ref in stack.build_release():
+            print(f"tagged {ref}")
 
 
 @task(help={"env": ENV_HELP})

@@ -109,3 +109,19 @@ def test_bad_inventory_is_refused_before_connecting(sandbox, tmp_path):
     r = inv("swarm.init", "--env", "sandbox", project_root=project)
     assert r.returncode == 1 and "invalid address" in r.stderr
     assert not os.path.exists("/tmp/ops-pwned")
+
+
+def test_images_reach_every_node_over_ssh_once(sandbox, engine):
+    from ops.images import BASE
+
+    first = inv("images.deliver", "--env", "sandbox", "--image", BASE, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("1 image(s) sent") == 2 and "over SSH" in first.stderr
+    for role in ("manager", "worker"):
+        node = engine.containers.get(f"{NAME}-{role}")
+        code, _ = node.exec_run(["docker", "image", "inspect", BASE])
+        assert code == 0  # really loaded on the node
+    again = inv("images.deliver", "--env", "sandbox", "--image", BASE)
+    assert again.returncode == 0 and again.stdout.count("1 already present") == 2
+    bad = inv("images.deliver", "--env", "sandbox", "--image", "x;touch /tmp/ops-pwned:1")
+    assert bad.returncode == 1 and "invalid image name" in bad.stderr

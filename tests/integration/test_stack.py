@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 import requests
 
-from .conftest import inv
+from .conftest import ROOT, inv
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +209,21 @@ def test_down_volumes_needs_confirmation(up, stack_env, engine):
     result = inv("down", "--volumes", env=stack_env, input="")
     assert result.returncode == 1 and "refusing without --yes" in result.stderr
     assert containers(engine, stack_env, "app-db")  # nothing was removed
+
+
+def test_build_tags_the_api_with_the_git_commit(stack_env, engine):
+    import subprocess
+
+    sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    before = {t for i in engine.images.list("ops-example/api") for t in i.tags}
+    result = inv("build", "--service", "api", env=stack_env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    tagged = [ln.split()[1] for ln in result.stdout.splitlines() if ln.startswith("tagged ")]
+    try:
+        assert tagged and tagged[0].split(":")[1].startswith(sha)
+        env = engine.images.get(tagged[0]).attrs["Config"]["Env"]
+        assert f"APP_VERSION={tagged[0].split(':')[1]}" in env  # the version header says so
+    finally:
+        for ref in set(tagged) - before:
+            engine.images.remove(ref)

@@ -54,3 +54,19 @@ def test_swarm_commands_quote_everything():
     with pytest.raises(ValueError):
         swarm.join("SWMTKN-1-x; rm -rf /", "10.0.0.5")
     assert swarm.init("a b") == "docker swarm init --advertise-addr 'a b'"
+
+
+def test_image_references_and_git_tags():
+    from ops.commands import images
+
+    assert images.reference("ops-example/api", "abc123") == "ops-example/api:abc123"
+    assert images.reference("registry.local:5000/team/api", "1.2.3") == \
+        "registry.local:5000/team/api:1.2.3"
+    for name, tag in [("x;rm -rf /", "1"), ("api", "1 2"), ("api", "$(id)"), ("API", "1")]:
+        with pytest.raises(ValueError):
+            images.reference(name, tag)
+    assert images.tags_from_git("76b4c3204dcc", ["v1.4.0", "nightly", "2.0.0-rc.1"], False) == [
+        "76b4c3204dcc", "1.4.0", "2.0.0-rc.1"]
+    assert images.tags_from_git("76b4c3204dcc", ["v1.4.0"], True) == ["76b4c3204dcc-dirty"]
+    with pytest.raises(ValueError):
+        images.tags_from_git("HEAD; id", [], False)

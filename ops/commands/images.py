@@ -1,0 +1,34 @@
+"""Image names and tags: validated, and derived from git for builds."""
+
+from __future__ import annotations
+
+import re
+
+# Docker's reference grammar, simplified: [registry[:port]/]path[:tag]
+NAME = re.compile(r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*"
+                  r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+SEMVER_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$")
+
+
+def check_tag(tag: str) -> str:
+    if not isinstance(tag, str) or not TAG.match(tag):
+        raise ValueError(f"invalid image tag {tag!r}")
+    return tag
+
+
+def reference(name: str, tag: str) -> str:
+    if not NAME.match(name):
+        raise ValueError(f"invalid image name {name!r}")
+    return f"{name}:{check_tag(tag)}"
+
+
+def tags_from_git(short_sha: str, exact_tags: list[str], dirty: bool) -> list[str]:
+    """The tags a build gets: the commit (`-dirty` when the tree has changes), and a
+    semver for each `vX.Y.Z` git tag on that commit (clean trees only)."""
+    if not re.fullmatch(r"[0-9a-f]{7,40}", short_sha):
+        raise ValueError(f"not a git sha: {short_sha!r}")
+    tags = [short_sha + ("-dirty" if dirty else "")]
+    if not dirty:
+        tags += [m.group(1) for t in exact_tags if (m := SEMVER_TAG.match(t.strip()))]
+    return tags
