@@ -18,7 +18,6 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from ..commands import pg
 from ..errors import OpsError
-from ..shell import display
 
 CHUNK = 1 << 20
 
@@ -237,6 +236,3 @@ def feed_from(argv: list[str], path, what: str, decompress: bool = False) -> Non
     with open(path, "rb") as fh:
         pipeline([argv], fh, subprocess.DEVNULL, what)
 
-
-__all__ = ["Target", "SnapshotSession", "stream_to", "feed_from", "run_sql", "exec_argv",
-           "DbUnavailable", "display"]

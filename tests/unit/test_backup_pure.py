@@ -195,3 +195,37 @@ def test_restore_confirmation_refusals(env, yes, confirm, tty, message):
 
     with pytest.raises(OpsError, match=message):
         confirmation(env, "app", yes, confirm, tty)
+
+
+def test_compare_counts_names_every_difference():
+    from ops.backup.verify import compare_counts
+
+    assert compare_counts({"a": 1, "b": 2}, {"a": 1, "b": 2}) == []
+    assert compare_counts({"a": 1, "b": 2, "c": 0}, {"a": 1, "b": 3, "d": 5}) == [
+        "b: 3 rows, manifest says 2", "c: missing after restore", "d: not in the manifest"]
+
+
+def test_metrics_render_is_prometheus_text():
+    from ops.backup.metrics import render
+
+    text = render([("ops_backup_count", {"env": "local", "service": "app-db", "database": 'we"ird'}, 3),
+                   ("ops_backup_last_size_bytes", {"env": "local", "service": "s", "database": "d"},
+                    1763845000123)])
+    lines = text.splitlines()
+    assert "# TYPE ops_backup_count gauge" in lines
+    assert 'ops_backup_count{database="we\\"ird",env="local",service="app-db"} 3.0' in lines
+    assert 'ops_backup_last_size_bytes{database="d",env="local",service="s"} 1763845000123.0' in lines
+
+
+def test_schedule_line_and_merge():
+    from pathlib import Path
+
+    from ops.backup import schedule
+
+    line = schedule.cron_line("17 3 * * *", Path("/srv/my ops"), "local")
+    assert line == "17 3 * * * '/srv/my ops/scripts/backup-cron' --env local # ops-toolkit backup env=local"
+    merged = schedule.merged("MAILTO=x\n5 1 * * * old # ops-toolkit backup env=local\n", line, "local")
+    assert merged == f"MAILTO=x\n{line}\n"
+    for bad in ("* * * *", "* * * * * rm", "1 2 3 4 $(id)", "@reboot"):
+        with pytest.raises(OpsError, match="invalid cron schedule"):
+            schedule.check_schedule(bad)
