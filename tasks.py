@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from ops.tasks import db, images, remote, stack
+from ops.tasks import db, deploy, images, remote, stack
 
 ns = Collection()
 for t in (stack.up, stack.down, stack.ps, stack.logs, stack.health, stack.scale, stack.build,
@@ -10,5 +10,5 @@ for t in (stack.up, stack.down, stack.ps, stack.logs, stack.health, stack.scale,
     ns.add_task(t)
 ns.add_collection(images.ns)
 ns.add_collection(db.ns)
-for collection in (remote.sandbox_ns, remote.hosts_ns, remote.swarm_ns):
+for collection in (remote.sandbox_ns, remote.hosts_ns, remote.swarm_ns, deploy.ns):
     ns.add_collection(collection)

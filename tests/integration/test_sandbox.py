@@ -125,3 +125,79 @@ def test_images_reach_every_node_over_ssh_once(sandbox, engine):
     assert again.returncode == 0 and again.stdout.count("1 already present") == 2
     bad = inv("images.deliver", "--env", "sandbox", "--image", "x;touch /tmp/ops-pwned:1")
     assert bad.returncode == 1 and "invalid image name" in bad.stderr
+
+
+HOLDER = """
+import sys, time
+from ops.remote.connect import open_checked
+from ops.remote.hosts import inventory
+from ops.deploy.lock import DeployLock
+root = __import__("pathlib").Path(sys.argv[1])
+inv = inventory("sandbox", {"hosts_file": ".sandbox/hosts.json",
+                            "known_hosts": ".sandbox/known_hosts"}, root)
+with open_checked(inv.manager, inv) as conn, DeployLock(conn, inv.manager, "opsdemo", tag="v-test"):
+    print("LOCKED", flush=True)
+    time.sleep(120)
+"""
+
+
+def _hold_lock():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(PROJECT[0])], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OPS_SANDBOX": NAME})
+    assert proc.stdout.readline().strip() == "LOCKED", proc.stderr.read()
+    return proc
+
+
+def test_deploy_lock_refuses_second_holder_and_frees_on_sigterm(sandbox):
+    import signal
+
+    proc = _hold_lock()
+    try:
+        status = inv("deploy.status", "--env", "sandbox")
+        assert status.returncode == 0 and "locked by" in status.stdout and "v-test" in status.stdout
+        assert "STALE" not in status.stdout
+        data = __import__("json").loads(inv("deploy.status", "--env", "sandbox", "--json").stdout)
+        assert data["lock"]["pid"] == proc.pid and "token" not in data["lock"]
+        # A second holder is refused, naming the first.
+        second = _hold_lock_expect_refusal()
+        assert second.returncode == 1 and f"pid {proc.pid}" in second.stderr
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        assert "deploy lock released" in proc.stderr.read()
+    finally:
+        proc.kill()
+    after = inv("deploy.status", "--env", "sandbox")
+    assert "not locked" in after.stdout
+
+
+def _hold_lock_expect_refusal():
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", HOLDER, str(PROJECT[0])], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "OPS_SANDBOX": NAME})
+
+
+def test_deploy_lock_left_by_kill_9_is_stale_and_taken_over(sandbox):
+    import signal
+
+    proc = _hold_lock()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    status = inv("deploy.status", "--env", "sandbox")
+    assert "STALE" in status.stdout and "no longer running" in status.stdout
+    again = _hold_lock()  # takes it over with a warning, then holds it
+    try:
+        status = inv("deploy.status", "--env", "sandbox")
+        assert f"pid {again.pid}" in status.stdout and "STALE" not in status.stdout
+    finally:
+        again.kill()
+        again.wait()
+    unlocked = inv("deploy.unlock", "--env", "sandbox")
+    assert unlocked.returncode == 0 and "removed the lock" in unlocked.stdout
+    assert "not locked" in inv("deploy.status", "--env", "sandbox").stdout

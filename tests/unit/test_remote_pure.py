@@ -70,3 +70,32 @@ def test_image_references_and_git_tags():
     assert images.tags_from_git("76b4c3204dcc", ["v1.4.0"], True) == ["76b4c3204dcc-dirty"]
     with pytest.raises(ValueError):
         images.tags_from_git("HEAD; id", [], False)
+
+
+def test_lock_commands_quote_and_validate():
+    from ops.commands import lock
+
+    line = lock.acquire("opsdemo", '{"user": "o\'brien; rm -rf /"}')
+    assert line.startswith("mkdir -p /var/lib/ops-toolkit/opsdemo && (set -C; printf")
+    assert "'\"'\"'" in line  # the quote inside the JSON is escaped for the remote shell
+    for bad in ("../x", "a b", "$(id)", ""):
+        with pytest.raises(ValueError):
+            lock.lock_path(bad)
+    with pytest.raises(ValueError):
+        lock.release_if("opsdemo", "x; rm -rf /")
+
+
+def test_stale_reasons():
+    from datetime import UTC, datetime, timedelta
+
+    from ops.deploy.lock import stale_reason
+
+    now = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    fresh = {"host": "laptop", "pid": 42, "since": (now - timedelta(minutes=5)).isoformat()}
+    assert stale_reason(fresh, now, here="laptop", alive=lambda p: True) is None
+    assert "no longer running" in stale_reason(fresh, now, here="laptop", alive=lambda p: False)
+    # another machine's pid says nothing here: only age makes it stale
+    assert stale_reason(fresh, now, here="other", alive=lambda p: False) is None
+    old = {**fresh, "since": (now - timedelta(hours=3)).isoformat()}
+    assert "3.0 h old" in stale_reason(old, now, here="other", alive=lambda p: True)
+    assert stale_reason({"raw": "garbage"}, now, here="x") is None  # unreadable: respect it

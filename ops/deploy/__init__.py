@@ -1,0 +1,1 @@
+"""Blue-green deploys to Swarm (in progress: the deploy lock)."""
