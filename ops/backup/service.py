@@ -45,9 +45,13 @@ def backup_config(settings: Settings, raw: dict) -> BackupConfig:
         drill = float(raw.get("drill_every_hours", 24))
     except (TypeError, ValueError) as exc:
         raise OpsError(f"invoke.yaml backup settings: {exc}") from exc
-    metrics = raw.get("metrics_file")
-    metrics_path = None
-    if metrics:
+    # Default: beside the backups it describes (BACKUP_DIR/metrics/ops_backup.prom).
+    metrics = raw.get("metrics_file") or ""
+    if metrics in ("", "default"):
+        metrics_path = dest / "metrics" / "ops_backup.prom"
+    elif metrics == "none":
+        metrics_path = None
+    else:
         metrics_path = Path(metrics) if Path(metrics).is_absolute() else settings.root / metrics
     return BackupConfig(dest, attempts, level, policy, bool(raw.get("prune_after", True)), drill,
                         metrics_path, settings.variables.get("BACKUP_WEBHOOK_URL", ""),

@@ -73,11 +73,20 @@ def test_postgres_refuses_to_start_without_password(engine):
         c.remove(force=True, v=True)
 
 
+def run_once(engine, img, command, **kw) -> str:
+    """Run to completion; remove the container *and* its anonymous volumes (VOLUME /data)."""
+    c = engine.containers.run(img, command, detach=True, network_mode="none", **kw)
+    try:
+        assert c.wait(timeout=60)["StatusCode"] == 0, c.logs().decode()
+        return c.logs(stderr=False).decode()
+    finally:
+        c.remove(force=True, v=True)
+
+
 def test_nginx_user_and_redis_contract(engine):
-    nginx = image("NGINX_IMAGE")
-    out = engine.containers.run(nginx, ["sh", "-c", "id -u nginx; id -g nginx; command -v curl"],
-                                remove=True).decode().split()
+    out = run_once(engine, image("NGINX_IMAGE"),
+                   ["sh", "-c", "id -u nginx; id -g nginx; command -v curl"]).split()
     assert out[:2] == ["101", "101"] and out[2].endswith("curl")
-    out = engine.containers.run(image("REDIS_IMAGE"), ["sh", "-c", "id -un; redis-server --version"],
-                                user="redis", remove=True).decode()
+    out = run_once(engine, image("REDIS_IMAGE"), ["sh", "-c", "id -un; redis-server --version"],
+                   user="redis")
     assert out.startswith("redis\n") and "Redis server v=7" in out
