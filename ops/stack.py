@@ -217,7 +217,7 @@ class Stack:
         if not url:
             raise OpsError("GATEWAY_PORT is not set: cannot check routing through the gateway")
         window = max(12, 6 * len(expected))
-        sent, deadline = 0, time.monotonic() + deadline_s
+        sent, deadline, seen = 0, time.monotonic() + deadline_s, Counter()
         with requests.Session() as http:
             while sent < max_requests and time.monotonic() < deadline:
                 seen: Counter = Counter()

@@ -167,15 +167,15 @@ def test_config_masks_secrets(up, stack_env):
 
 
 def test_rate_limit_answers_429_not_errors(up, stack_env):
-    # Bounded burst on loopback: 600 requests from 6 threads, well above 100 r/s + 200 burst.
+    # Bounded burst on loopback: 1200 requests from 8 threads, well above 100 r/s + 200 burst.
     statuses = Counter()
 
     def burst():
         with requests.Session() as http:
-            for _ in range(100):
+            for _ in range(150):
                 statuses[http.get(gateway(stack_env) + "/", timeout=5).status_code] += 1
 
-    threads = [threading.Thread(target=burst) for _ in range(6)]
+    threads = [threading.Thread(target=burst) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
