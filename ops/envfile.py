@@ -6,15 +6,14 @@ fresh random secret, and the file is created 0600 (it holds passwords).
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import sys
-import tempfile
 from pathlib import Path
 
 from .config import parse_env_text
 from .errors import OpsError
+from .files import write_atomic
 
 RANDOM = "__RANDOM__"
 
@@ -34,21 +33,6 @@ def set_values(text: str, updates: dict[str, str]) -> str:
             done.add(m.group(1))
     lines += [f"{k}={v}" for k, v in updates.items() if k not in done]
     return "\n".join(lines) + "\n"
-
-
-def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write beside the target, fsync, rename: a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def init(root: Path) -> bool:

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import docker_api, images
-from .envfile import write_atomic
 from .errors import OpsError
+from .files import write_atomic
 from .shell import run
 
 IMAGE = "ops-local/sandbox-host:1"

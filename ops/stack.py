@@ -11,10 +11,11 @@ from functools import cached_property
 
 import requests
 
-from . import config, docker_api, envfile, scaling, wheelhouse
+from . import config, docker_api, scaling, wheelhouse
 from .commands import compose
 from .commands import images as images_cmd
 from .errors import OpsError
+from .files import write_atomic
 from .parse import Container, Model, parse_model, parse_ps, wait_budget
 from .shell import run
 
@@ -61,7 +62,7 @@ class Stack:
         cache.parent.mkdir(exist_ok=True)
         for old in cache.parent.glob("compose-config-*.json"):
             old.unlink(missing_ok=True)
-        envfile.write_atomic(cache, text)
+        write_atomic(cache, text)
         return text
 
     def containers(self) -> list[Container]:

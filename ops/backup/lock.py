@@ -8,14 +8,12 @@ a lock can never go stale and block cron forever. The file also records who hold
 from __future__ import annotations
 
 import fcntl
-import getpass
 import json
 import os
-import socket
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
+from .. import owner
 from ..errors import OpsError
 
 LOCK_NAME = ".lock"
@@ -26,13 +24,7 @@ class Busy(OpsError):
 
 
 def owner_record() -> dict:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return {"host": socket.gethostname(), "pid": os.getpid(), "user": user,
-            "since": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command": " ".join(sys.argv[:4])[:200]}
+    return owner.record(command=" ".join(sys.argv[:4])[:200])
 
 
 def describe(record: dict) -> str:

@@ -6,8 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..envfile import write_atomic
 from ..errors import OpsError
+from ..files import write_atomic
 
 FORMAT = 1
 CHUNK = 1 << 20

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from ..envfile import write_atomic
+from ..files import write_atomic
 from . import layout, manifest
 
 LAST_RUN = ".last-run.json"

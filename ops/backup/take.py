@@ -16,8 +16,8 @@ from pathlib import Path
 
 from .. import __version__
 from ..commands import pg
-from ..envfile import write_atomic
 from ..errors import OpsError
+from ..files import fsync_dir, write_atomic
 from . import layout, manifest
 from .lock import DbLock
 from .pgexec import (
@@ -29,14 +29,6 @@ from .pgexec import (
     stream_to,
     zstd_compress,
 )
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def clean_leftovers(directory: Path, out=sys.stderr) -> list[Path]:

@@ -5,7 +5,6 @@ is taken over with a warning. `deploy.unlock` removes any lock."""
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import secrets
@@ -14,6 +13,7 @@ import socket
 import sys
 from datetime import UTC, datetime
 
+from .. import owner
 from ..commands import lock as cmd
 from ..errors import OpsError
 from ..remote.connect import run
@@ -22,13 +22,7 @@ DEFAULT_TTL = 2 * 3600
 
 
 def record(tag: str | None) -> dict:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return {"user": user, "host": socket.gethostname(), "pid": os.getpid(),
-            "since": datetime.now(UTC).isoformat(timespec="seconds"), "tag": tag,
-            "token": secrets.token_hex(16)}
+    return owner.record(tag=tag, token=secrets.token_hex(16))
 
 
 def parse(text: str) -> dict | None:
