@@ -14,7 +14,10 @@ from ..errors import OpsError
 from ..stack import Stack
 from . import layout, manifest, metrics, retention, targets
 from . import prune as prune_mod
+from . import restore as restore_mod
 from . import verify as verify_mod
+from .lock import DbLock
+from .pgexec import Target
 from .take import take
 
 
@@ -223,3 +226,40 @@ def notify_failure(url: str, env: str, message: str, out=sys.stderr) -> None:
                 resp.raise_for_status()
     except requests.RequestException as exc:
         print(f"warning: failure webhook not delivered: {type(exc).__name__}", file=out)
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    backup: layout.Backup
+    data: dict
+    target: Target
+    image: str
+
+
+def prepare_restore(stack: Stack, cfg: BackupConfig, service: str, file: str | None,
+                    latest: bool, db: str | None) -> RestorePlan:
+    """Everything checked before asking the user: the backup belongs to the service, was
+    never found failing, and passes checksum + read now; the target database exists."""
+    chosen = pick(cfg, stack.settings.env, file, latest, service, db if latest else None)[0]
+    if chosen.service != service:
+        raise OpsError(f"{chosen.path.name} is a backup of {chosen.service}, not {service}")
+    data = manifest.read(chosen.manifest_path)
+    restore_mod.refuse_unverified(chosen, data)
+    container = targets.container_of(stack.settings.project, service)
+    image = (container.attrs.get("Config") or {}).get("Image")
+    verify_mod.verify(chosen, "read", container.id, image)
+    target = targets.targets_for(stack.model, stack.settings.project, [service],
+                                 db or chosen.db, cfg.attempts)[0]
+    return RestorePlan(chosen, data, target, image)
+
+
+def run_restore(cfg: BackupConfig, env: str, plan: RestorePlan):
+    """Safety backup (verified), then restore beside and swap under the database's lock."""
+    t = plan.target
+    directory = layout.db_dir(cfg.dest, env, t.service, t.db)
+    safety = take(t, directory, env, cfg.attempts, zstd_level=cfg.zstd_level,
+                  reason=f"safety copy before restoring {plan.backup.path.name}")
+    verify_mod.verify(safety, "read", t.container, plan.image)
+    with DbLock(directory, f"restore of {t.service}/{t.db}"):
+        result = restore_mod.restore(plan.backup, plan.data, t)
+    return safety, result

@@ -130,46 +130,25 @@ def restore(c, service=None, file=None, latest=False, db=None, yes=False, confir
     """Restore a verified backup: safety backup first, restore beside, then swap."""
     import sys
 
+    from ..backup.restore import comparison_table, confirmation
+
     if not service:
         raise OpsError("--service is required: the database service to restore into")
-
-    from ..backup import restore as restore_mod
-    from ..backup import targets
-    from ..backup import verify as verify_mod
-    from ..backup.take import take
-
     stack, cfg, svc = _ctx(c, env)
-    chosen = svc.pick(cfg, env, file, latest, service, db if latest else None)[0]
-    if chosen.service != service:
-        raise OpsError(f"{chosen.path.name} is a backup of {chosen.service}, not {service}")
-    data = restore_mod.manifest.read(chosen.manifest_path)
-    restore_mod.refuse_unverified(chosen, data)
-    container = targets.container_of(stack.settings.project, service)
-    image = (container.attrs.get("Config") or {}).get("Image")
-    verify_mod.verify(chosen, "read", container.id, image)  # checksum + every block, now
-    target_db = db or chosen.db
-    target = [t for t in targets.targets_for(stack.model, stack.settings.project, [service],
-                                             target_db, cfg.attempts)][0]
-    question = (f"Replace database {target_db!r} of {service} ({env}) with {chosen.path.name} "
-                f"({data.get('started_at')})?")
-    how = restore_mod.confirmation(env, target_db, yes, confirm_, sys.stdin.isatty())
+    plan = svc.prepare_restore(stack, cfg, service, file, latest, db)
+    question = (f"Replace database {plan.target.db!r} of {service} ({env}) with "
+                f"{plan.backup.path.name} ({plan.data.get('started_at')})?")
+    how = confirmation(env, plan.target.db, yes, confirm_, sys.stdin.isatty())
     if how == "ask":
         confirm(question, yes=False)
     elif how == "type":
         typed = input(f"{question}\nType the database name to confirm: ").strip()
-        if typed != target_db:
+        if typed != plan.target.db:
             raise OpsError("cancelled: the name did not match; nothing was changed")
-    safety_dir = restore_mod.layout.db_dir(cfg.dest, env, service, target_db)
-    safety = take(target, safety_dir, env, cfg.attempts, zstd_level=cfg.zstd_level,
-                  reason=f"safety copy before restoring {chosen.path.name}")
-    verify_mod.verify(safety, "read", container.id, image)
-    print(f"safety backup of the current {target_db}: {safety.path}", file=sys.stderr)
-    from ..backup.lock import DbLock
-
-    with DbLock(safety_dir, f"restore of {service}/{target_db}"):
-        result = restore_mod.restore(chosen, data, target)
-    print(restore_mod.comparison_table(result))
-    print(f"restored {chosen.path.name} into {service}/{target_db}")
+    safety, result = svc.run_restore(cfg, env, plan)
+    print(f"safety backup of the current {plan.target.db}: {safety.path}", file=sys.stderr)
+    print(comparison_table(result))
+    print(f"restored {plan.backup.path.name} into {service}/{plan.target.db}")
 
 
 @task(help={"at": "cron schedule (default: 17 3 * * *)",
