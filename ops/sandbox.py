@@ -45,6 +45,18 @@ DIND = {
 }
 
 
+# The gateway publishes GATEWAY_PORT in host mode on the manager; the outer engine maps
+# it to a loopback port, so the public URL (and all test traffic) stays on 127.0.0.1.
+GATEWAY_PORT = 8080
+
+
+def _ports(role: str) -> dict:
+    ports = {"22/tcp": ("127.0.0.1", None)}
+    if role == "manager":
+        ports[f"{GATEWAY_PORT}/tcp"] = ("127.0.0.1", None)
+    return ports
+
+
 def container_name(role: str) -> str:
     return f"{prefix()}-{role}"
 
@@ -100,7 +112,7 @@ def up(root: Path, mirror: str = "", out=sys.stderr) -> list[dict]:
     public = (state / "id_ed25519.pub").read_text().strip()
     if not [n for n in client.networks.list(names=[network]) if n.name == network]:
         client.networks.create(network, driver="bridge", labels={LABEL: network})
-    hosts, known = [], []
+    hosts, known, url = [], [], None
     for role in ROLES:
         name = container_name(role)
         c = existing.get(name)
@@ -108,7 +120,7 @@ def up(root: Path, mirror: str = "", out=sys.stderr) -> list[dict]:
             c = client.containers.run(
                 IMAGE, name=name, hostname=name, detach=True, network=network,
                 environment={"SANDBOX_AUTHORIZED_KEY": public}, labels={LABEL: network},
-                ports={"22/tcp": ("127.0.0.1", None)}, **DIND)
+                ports=_ports(role), **DIND)
         elif c.status != "running":
             c.start()
         host_key = _wait(lambda c=c: _exec(c, "cat /etc/ssh/ssh_host_ed25519_key.pub"),
@@ -119,10 +131,14 @@ def up(root: Path, mirror: str = "", out=sys.stderr) -> list[dict]:
         ip = c.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
         hosts.append({"name": role, "address": "127.0.0.1", "port": port, "user": "root",
                       "key": f"{STATE}/id_ed25519", "role": role, "swarm_addr": ip})
+        if role == "manager":
+            published = c.attrs["NetworkSettings"]["Ports"][f"{GATEWAY_PORT}/tcp"][0]["HostPort"]
+            url = f"http://127.0.0.1:{published}"
         key_type, key_b64 = host_key.split()[:2]
         known.append(f"[127.0.0.1]:{port} {key_type} {key_b64}")
     write_atomic(state / "known_hosts", "\n".join(known) + "\n", mode=0o600)
-    write_atomic(state / "hosts.json", json.dumps(hosts, indent=2) + "\n", mode=0o600)
+    write_atomic(state / "hosts.json", json.dumps({"hosts": hosts, "url": url}, indent=2) + "\n",
+                 mode=0o600)
     return hosts
 
 

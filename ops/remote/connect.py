@@ -43,9 +43,14 @@ def open_checked(host: Host, inv: Inventory) -> Connection:
     return conn
 
 
-def run(conn: Connection, command: str, host: Host, what: str, warn: bool = False):
-    """Run a command (already quoted by its builder); failures name the host and step."""
-    result = conn.run(command, hide=True, warn=True, in_stream=False)
+def run(conn, command: str, host: Host, what: str, warn: bool = False, stdin: str | None = None):
+    """Run a command (already quoted by its builder); failures name the host and step.
+    `conn` is a Fabric Connection or, for the local engine, an Invoke Context: both
+    share `run`. `stdin` feeds secrets to the command without a command line."""
+    import io
+
+    result = conn.run(command, hide=True, warn=True,
+                      in_stream=io.StringIO(stdin) if stdin is not None else False)
     if result.exited != 0 and not warn:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise OpsError(f"{host.name}: {what} failed (exit {result.exited}): "

@@ -67,6 +67,7 @@ class Inventory:
     env: str
     hosts: tuple[Host, ...]
     known_hosts: Path
+    url: str | None = None  # the public URL of the gateway (envs.<name>.url)
 
     @property
     def manager(self) -> Host:
@@ -79,6 +80,7 @@ class Inventory:
 
 def inventory(env: str, env_config: dict, root: Path) -> Inventory:
     raw_hosts = env_config.get("hosts")
+    url = env_config.get("url")
     hosts_file = env_config.get("hosts_file")
     if hosts_file:
         path = root / hosts_file
@@ -86,6 +88,9 @@ def inventory(env: str, env_config: dict, root: Path) -> Inventory:
             hint = " (run `inv sandbox.up`)" if env == "sandbox" else ""
             raise OpsError(f"environment {env!r}: hosts file {path} not found{hint}")
         raw_hosts = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(raw_hosts, dict):  # {"hosts": [...], "url": ...} (the sandbox)
+            url = url or raw_hosts.get("url")
+            raw_hosts = raw_hosts.get("hosts")
     if not raw_hosts:
         raise OpsError(f"environment {env!r} has no hosts (envs.{env}.hosts in invoke.yaml)")
     hosts = tuple(parse_host(h, root) for h in raw_hosts)
@@ -95,4 +100,14 @@ def inventory(env: str, env_config: dict, root: Path) -> Inventory:
     if sum(h.role == "manager" for h in hosts) != 1:
         raise OpsError(f"environment {env!r}: exactly one host must have role manager")
     known = Path(env_config.get("known_hosts") or "ssh/known_hosts")
-    return Inventory(env, hosts, known if known.is_absolute() else root / known)
+    return Inventory(env, hosts, known if known.is_absolute() else root / known,
+                     parse_url(env, url))
+
+
+def parse_url(env: str, url) -> str | None:
+    """The public URL: http(s)://host[:port], no path tricks or shell characters."""
+    if url in (None, ""):
+        return None
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", str(url)):
+        raise OpsError(f"environment {env!r}: invalid url {url!r} (http(s)://host[:port])")
+    return str(url).rstrip("/")

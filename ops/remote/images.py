@@ -20,11 +20,12 @@ def has_image(conn, host, ref: str) -> bool:
                "image check", warn=True).exited == 0
 
 
-def stream_image(conn, host, ref: str) -> int:
-    """docker save (local) | docker load (remote); returns bytes sent."""
+def stream_images(conn, host, refs: list[str]) -> int:
+    """docker save (local) | docker load (remote); returns bytes sent. One stream for
+    all images, so the layers they share (the base) cross the wire once."""
     sent = 0
     with tempfile.TemporaryFile() as err:
-        save = subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE, stderr=err)
+        save = subprocess.Popen(["docker", "save", *refs], stdout=subprocess.PIPE, stderr=err)
         chan = conn.client.get_transport().open_session()
         try:
             chan.exec_command("docker load")
@@ -44,24 +45,29 @@ def stream_image(conn, host, ref: str) -> int:
             chan.close()
         if save.returncode != 0:
             err.seek(0)
-            raise OpsError(f"docker save {ref} failed: {err.read().decode(errors='replace').strip()}")
+            raise OpsError(f"docker save {' '.join(refs)} failed: "
+                           f"{err.read().decode(errors='replace').strip()}")
     if remote_rc != 0:
-        raise OpsError(f"{host.name}: docker load of {ref} failed (exit {remote_rc}): "
+        raise OpsError(f"{host.name}: docker load of {' '.join(refs)} failed (exit {remote_rc}): "
                        f"{remote_err.decode(errors='replace').strip()[-200:]}")
     return sent
 
 
-def deliver(inv: Inventory, refs: list[str], out) -> dict[str, list[str]]:
-    """Each image to each host that lacks it. Returns {host: [images sent]}."""
+def deliver(inv: Inventory, refs, out) -> dict[str, list[str]]:
+    """Each image to each host that lacks it. `refs` is a list, or a function of the
+    host giving its list (the manager runs more than the workers).
+    Returns {host: [images sent]}."""
     sent: dict[str, list[str]] = {}
     for host in inv.hosts:
+        wanted = refs(host) if callable(refs) else refs
         with open_checked(host, inv) as conn:
-            for ref in refs:
-                if has_image(conn, host, ref):
-                    continue
-                size = stream_image(conn, host, ref)
+            missing = [ref for ref in wanted if not has_image(conn, host, ref)]
+            if not missing:
+                continue
+            size = stream_images(conn, host, missing)
+            for ref in missing:
                 if not has_image(conn, host, ref):
                     raise OpsError(f"{host.name}: {ref} still missing after docker load")
-                sent.setdefault(host.name, []).append(ref)
-                print(f"{host.name}: loaded {ref} ({size / 1e6:.0f} MB over SSH)", file=out)
+            sent[host.name] = missing
+            print(f"{host.name}: loaded {', '.join(missing)} ({size / 1e6:.0f} MB over SSH)", file=out)
     return sent

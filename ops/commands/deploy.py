@@ -1,0 +1,221 @@
+"""Shell lines for a blue-green deploy on a Swarm manager. Pure: every interpolated
+value is validated here or shlex-quoted; file contents travel base64-encoded."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shlex
+from dataclasses import dataclass
+
+COLORS = ("blue", "green")
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+SERVICE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+RELEASE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9_.-]{1,128}$")
+# Where nginx finds the live upstream inside the gateway container (a directory mount).
+LIVE_IN_GATEWAY = "/etc/nginx/ops/live"
+NGINX_CONF_IN_GATEWAY = "/etc/nginx/ops/nginx.conf"
+
+
+def other(color: str) -> str:
+    return COLORS[1 - COLORS.index(color)]
+
+
+def check_tag(tag: str) -> str:
+    if not TAG.match(tag or ""):
+        raise ValueError(f"invalid tag {tag!r}: letters, digits, _ . - (max 128), "
+                         "not starting with . or -")
+    return tag
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The app's state on the manager: lock, live upstream dir, releases, audit log."""
+
+    base: str
+    app: str
+
+    def __post_init__(self):
+        if not SERVICE.match(self.app):
+            raise ValueError(f"invalid app name {self.app!r}")
+        if not re.fullmatch(r"/[A-Za-z0-9_./-]*", self.base) or "/../" in self.base + "/":
+            raise ValueError(f"invalid state directory {self.base!r} (an absolute path)")
+
+    @property
+    def root(self) -> str:
+        return f"{self.base.rstrip('/')}/{self.app}"
+
+    @property
+    def live(self) -> str:
+        return f"{self.root}/live"
+
+    @property
+    def upstream(self) -> str:
+        return f"{self.live}/upstream.conf"
+
+    @property
+    def releases(self) -> str:
+        return f"{self.root}/releases"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.root}/audit.jsonl"
+
+    def release(self, name: str) -> str:
+        if not RELEASE.match(name):
+            raise ValueError(f"invalid release name {name!r}")
+        return f"{self.releases}/{name}"
+
+
+def service(app: str, name: str) -> str:
+    full = f"{app}_{name}"
+    if not SERVICE.match(full):
+        raise ValueError(f"invalid service name {full!r}")
+    return full
+
+
+# -- files ------------------------------------------------------------------------------
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def write_file(path: str, content: str) -> str:
+    """Write then rename in the same directory: readers see the old or the new file."""
+    q, tmp = shlex.quote(path), shlex.quote(f"{path}.tmp")
+    parent = shlex.quote(path.rsplit("/", 1)[0])
+    return (f"umask 022 && mkdir -p {parent} && printf %s {_b64(content)} | base64 -d > {tmp} "
+            f"&& mv -f {tmp} {q}")
+
+
+def read_file(path: str) -> str:
+    q = shlex.quote(path)
+    return f"if [ -f {q} ]; then cat {q}; fi"
+
+
+def upload_dir(path: str, files: dict[str, str]) -> str:
+    """A release directory appears whole or not at all: filled under a temporary name,
+    then renamed (a directory rename is atomic)."""
+    tmp = f"{path}.partial"
+    parts = [f"umask 022 && rm -rf {shlex.quote(tmp)} && mkdir -p {shlex.quote(tmp)}"]
+    for name, content in sorted(files.items()):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
+            raise ValueError(f"invalid file name {name!r}")
+        parts.append(f"printf %s {_b64(content)} | base64 -d > {shlex.quote(f'{tmp}/{name}')}")
+    parts.append(f"rm -rf {shlex.quote(path)} && mv {shlex.quote(tmp)} {shlex.quote(path)}")
+    return " && ".join(parts)
+
+
+def append_line(path: str, line: str) -> str:
+    if "\n" in line:
+        raise ValueError("one line only")
+    q = shlex.quote(path)
+    return (f"umask 022 && mkdir -p {shlex.quote(path.rsplit('/', 1)[0])} && "
+            f"printf '%s\\n' {shlex.quote(line)} >> {q}")
+
+
+def tail(path: str, lines: int) -> str:
+    q = shlex.quote(path)
+    return f"if [ -f {q} ]; then tail -n {int(lines)} {q}; fi"
+
+
+def prune_releases(path: str, keep: int) -> str:
+    """Keep the newest `keep` release directories (names sort by time)."""
+    q = shlex.quote(path)
+    return (f"if [ -d {q} ]; then cd {q} && ls -1d */ 2>/dev/null | sed 's#/$##' | "
+            f"grep -E '^[0-9]{{8}}T[0-9]{{6}}Z-' | sort | head -n -{int(keep)} | "
+            f"xargs -r rm -rf --; fi")
+
+
+# -- swarm ------------------------------------------------------------------------------
+
+def swarm_state() -> str:
+    return ("docker info --format "
+            "'{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'")
+
+
+def stack_deploy(stack_file: str, app: str, detach_flag: bool) -> str:
+    """--resolve-image never: there is no registry to ask; nodes have the image."""
+    detach = " --detach=false" if detach_flag else ""
+    return (f"cd {shlex.quote(stack_file.rsplit('/', 1)[0])} && docker stack deploy "
+            f"--resolve-image never{detach} -c {shlex.quote(stack_file.rsplit('/', 1)[1])} "
+            f"{shlex.quote(app)}")
+
+
+def stack_deploy_has_detach() -> str:
+    """Docker >= 26 can wait for convergence itself (`--detach=false`)."""
+    return "docker stack deploy --help 2>/dev/null | grep -q -- '--detach'"
+
+
+def secret_exists(name: str) -> str:
+    return f"docker secret inspect --format '{{{{.ID}}}}' {shlex.quote(name)} >/dev/null 2>&1"
+
+
+def secret_create(name: str, app: str) -> str:
+    """The value comes on stdin: never on a command line (ps) or in a file."""
+    return (f"docker secret create --label {shlex.quote(f'ops.app={app}')} "
+            f"{shlex.quote(name)} - >/dev/null")
+
+
+def service_inspect(name: str) -> str:
+    return f"docker service inspect {shlex.quote(name)} 2>/dev/null || true"
+
+
+def service_tasks(name: str) -> str:
+    """Every task the manager keeps for the service (current and recent history)."""
+    q = shlex.quote(name)
+    return (f"ids=$(docker service ps -q --no-trunc {q} 2>/dev/null); "
+            f"if [ -n \"$ids\" ]; then docker inspect --type task $ids; else echo '[]'; fi")
+
+
+def service_logs(name_or_task: str, lines: int = 30) -> str:
+    """A service's or one task's logs (`docker service logs` takes either)."""
+    return (f"docker service logs --no-trunc --raw --tail {int(lines)} "
+            f"{shlex.quote(name_or_task)} 2>&1 || true")
+
+
+def service_scale(name: str, replicas: int) -> str:
+    return f"docker service scale --detach {shlex.quote(f'{name}={int(replicas)}')} >/dev/null"
+
+
+def gateway_container(gateway_service: str) -> str:
+    """The running gateway task's container on this (manager) node."""
+    return (f"docker ps -q --filter {shlex.quote(f'label=com.docker.swarm.service.name={gateway_service}')}"
+            f" --filter status=running | head -n 1")
+
+
+def gateway_exec(container: str, argv: list[str]) -> str:
+    if not re.fullmatch(r"[0-9a-f]{12,64}", container):
+        raise ValueError(f"invalid container id {container!r}")
+    return "docker exec " + shlex.quote(container) + " " + " ".join(shlex.quote(a) for a in argv)
+
+
+def nginx_test(container: str) -> str:
+    return gateway_exec(container, ["nginx", "-t", "-q", "-c", NGINX_CONF_IN_GATEWAY]) + " 2>&1"
+
+
+def nginx_reload(container: str) -> str:
+    return gateway_exec(container, ["nginx", "-s", "reload", "-c", NGINX_CONF_IN_GATEWAY]) + " 2>&1"
+
+
+# Run inside the gateway container, over the overlay network: every address the color's
+# name resolves to (dnsrr: one per task), its readiness status and the identity headers.
+PROBE = r"""
+for ip in $(getent ahostsv4 "$1" | awk '{print $1}' | sort -u); do
+  h=$(curl -s -o /dev/null -D - -m 3 "http://$ip:$2/health/ready" | tr -d '\r')
+  code=$(printf '%s\n' "$h" | awk 'NR==1{print $2}')
+  ver=$(printf '%s\n' "$h" | awk -F': ' 'tolower($1)=="x-app-version"{print $2}')
+  col=$(printf '%s\n' "$h" | awk -F': ' 'tolower($1)=="x-app-color"{print $2}')
+  echo "probe $ip ${code:-none} ${ver:--} ${col:--}"
+done
+"""
+
+
+def probe(container: str, target_service: str, port: int = 8000) -> str:
+    return gateway_exec(container, ["sh", "-c", PROBE, "probe", target_service, str(int(port))])
+
+
+def fetch_through_gateway(container: str, port: int = 8080, path: str = "/") -> str:
+    """Fallback verification when no public URL is configured: the gateway's own port."""
+    return gateway_exec(container, ["curl", "-s", "-o", "/dev/null", "-D", "-", "-m", "3",
+                                    f"http://127.0.0.1:{int(port)}{path}"])

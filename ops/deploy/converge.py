@@ -1,0 +1,149 @@
+"""Reading a Swarm service's rollout (pure): `docker service inspect` and
+`docker inspect --type task` JSON in, a verdict out. Health-gated: a task whose
+container has a healthcheck is `running` only once healthy (before, it is `starting`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+# Task states that mean the task is gone for good (docker/swarmkit api/types.proto).
+DEAD = {"failed", "rejected", "shutdown", "complete", "orphaned", "remove"}
+BAD_UPDATE = {"paused", "rollback_started", "rollback_paused", "rollback_completed"}
+
+
+def parse_json_list(text: str) -> list[dict]:
+    text = (text or "").strip()
+    if not text:
+        return []
+    data = json.loads(text)
+    return data if isinstance(data, list) else [data]
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    slot: int | None
+    image: str
+    desired: str
+    state: str
+    error: str
+    node: str
+    created: str
+    full_id: str = ""
+
+    @classmethod
+    def from_inspect(cls, raw: dict) -> Task:
+        status = raw.get("Status") or {}
+        image = ((raw.get("Spec") or {}).get("ContainerSpec") or {}).get("Image", "")
+        return cls(id=raw.get("ID", "")[:12], slot=raw.get("Slot"),
+                   image=image.split("@", 1)[0], desired=raw.get("DesiredState", ""),
+                   state=status.get("State", ""), error=status.get("Err", "") or "",
+                   node=raw.get("NodeID", "")[:12], created=raw.get("CreatedAt", ""),
+                   full_id=raw.get("ID", ""))
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    image: str
+    replicas: int
+    labels: dict
+    update_state: str | None
+    update_message: str
+
+    @classmethod
+    def from_inspect(cls, raw: dict) -> Service:
+        spec = raw.get("Spec") or {}
+        image = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", "")
+        replicas = ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 0)
+        update = raw.get("UpdateStatus") or {}
+        return cls(name=spec.get("Name", ""), image=image.split("@", 1)[0],
+                   replicas=int(replicas or 0), labels=spec.get("Labels") or {},
+                   update_state=update.get("State"), update_message=update.get("Message", ""))
+
+    @property
+    def tag(self) -> str:
+        return self.image.rpartition(":")[2] if ":" in self.image.rsplit("/", 1)[-1] else "latest"
+
+
+@dataclass
+class Verdict:
+    state: str  # "done" | "wait" | "failed"
+    reason: str = ""
+    running: int = 0
+    failures: list[Task] = field(default_factory=list)
+
+
+def assess(service: Service | None, tasks: list[Task], image: str, replicas: int,
+           since: str = "", max_failures: int | None = None) -> Verdict:
+    """Has the service converged on `image` with `replicas` healthy tasks?
+
+    `since` (RFC 3339 from the manager's clock) ignores task history from before this
+    rollout. A restart loop (as many failed tasks of the new image as replicas, at
+    least 2) fails fast instead of waiting for the timeout."""
+    if service is None:
+        return Verdict("wait", "service not created yet")
+    if service.update_state in BAD_UPDATE:
+        return Verdict("failed", f"update {service.update_state}: {service.update_message}".strip(),
+                       failures=_failures(tasks, image, since))
+    current = [t for t in tasks if t.desired == "running"]
+    good = [t for t in current if t.state == "running" and t.image == image]
+    failures = _failures(tasks, image, since)
+    limit = max_failures if max_failures is not None else max(2, replicas)
+    if replicas and len(failures) >= limit:
+        return Verdict("failed", f"{len(failures)} task(s) of {image} failed", len(good), failures)
+    others = [t for t in current if t.image != image]
+    updating = service.update_state in ("updating",)
+    if len(good) == replicas and not others and not updating:
+        return Verdict("done", f"{replicas}/{replicas} running and healthy", len(good))
+    detail = f"{len(good)}/{replicas} healthy on {image}"
+    if others:
+        detail += f", {len(others)} old task(s) still up"
+    return Verdict("wait", detail, len(good), failures)
+
+
+def _failures(tasks: list[Task], image: str, since: str) -> list[Task]:
+    return [t for t in tasks if t.image == image and t.state in ("failed", "rejected")
+            and (not since or t.created >= since)]
+
+
+@dataclass(frozen=True)
+class Probe:
+    address: str
+    status: str
+    version: str
+    color: str
+
+
+def parse_probe(text: str) -> list[Probe]:
+    out = []
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 5 and parts[0] == "probe":
+            out.append(Probe(*parts[1:]))
+    return out
+
+
+def judge_probe(probes: list[Probe], replicas: int, tag: str, which: str) -> str | None:
+    """None when every task of the color answers ready with the right identity."""
+    if len(probes) < replicas:
+        return f"{len(probes)} of {replicas} task address(es) resolvable"
+    for p in probes:
+        if p.status != "200":
+            return f"{p.address} answered /health/ready with {p.status}"
+        if p.version != tag or p.color != which:
+            return f"{p.address} is {p.color}/{p.version}, expected {which}/{tag}"
+    return None
+
+
+def parse_headers(text: str) -> dict[str, str]:
+    """Lower-cased headers of the last response in `curl -D -` output."""
+    headers: dict[str, str] = {}
+    for line in (text or "").replace("\r", "").splitlines():
+        if line.startswith("HTTP/"):
+            headers = {":status": line.split()[1] if len(line.split()) > 1 else ""}
+        elif ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return headers

@@ -1,0 +1,387 @@
+"""Blue-green deploy, rollback and finish on a Swarm manager. The only I/O of ops/deploy:
+commands come from ops/commands/deploy.py, files from stackfile.py, verdicts from
+converge.py. One code path for every environment: the target is a Fabric Connection
+(remote manager) or an Invoke Context (the local engine), which share `run`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ..commands import deploy as cmd
+from ..errors import OpsError
+from ..remote.connect import run as run_on
+from ..remote.hosts import Host
+from . import audit, converge, stackfile
+from .lock import DeployLock
+
+KEEP_RELEASES = 10
+CONSECUTIVE = 5  # responses from the new color in a row before a switch counts as live
+
+
+class StepFailed(OpsError):
+    def __init__(self, step: str, message: str):
+        super().__init__(f"{step}: {message}")
+        self.step, self.detail = step, message
+
+
+@dataclass
+class Target:
+    conn: object  # fabric.Connection | invoke.Context
+    host: Host
+
+    def run(self, command: str, what: str, warn: bool = False, stdin: str | None = None):
+        return run_on(self.conn, command, self.host, what, warn=warn, stdin=stdin)
+
+
+@dataclass
+class Deployment:
+    env: str
+    target: Target
+    paths: cmd.Paths
+    rel: stackfile.Release
+    url: str | None = None  # public URL; None: verify through the gateway's own port
+    converge_timeout: float = 180
+    out: object = sys.stderr
+    timings: dict = field(default_factory=dict)
+    step: str = "start"
+
+    @property
+    def app(self) -> str:
+        return self.paths.app
+
+    def svc(self, name: str) -> str:
+        return cmd.service(self.app, name)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    @contextmanager
+    def stage(self, name: str):
+        self.step = name
+        start = time.monotonic()
+        try:
+            yield
+        except OpsError as exc:
+            if isinstance(exc, StepFailed):
+                raise
+            raise StepFailed(name, str(exc)) from exc
+        self.timings[name] = round(time.monotonic() - start, 2)
+
+    def lock(self, tag: str | None = None) -> DeployLock:
+        return DeployLock(self.target.conn, self.target.host, self.app, tag=tag, out=self.out,
+                          base=self.paths.base)
+
+
+# -- reading state ----------------------------------------------------------------------
+
+def live(d: Deployment) -> tuple[str, str] | None:
+    text = d.target.run(cmd.read_file(d.paths.upstream), "read the live upstream").stdout
+    return stackfile.parse_upstream(text)
+
+
+def service_state(d: Deployment, name: str):
+    raw = converge.parse_json_list(d.target.run(cmd.service_inspect(d.svc(name)),
+                                                f"inspect {d.svc(name)}").stdout)
+    service = converge.Service.from_inspect(raw[0]) if raw else None
+    tasks = [converge.Task.from_inspect(t) for t in converge.parse_json_list(
+        d.target.run(cmd.service_tasks(d.svc(name)), f"tasks of {d.svc(name)}").stdout)]
+    return service, tasks
+
+
+def status(d: Deployment) -> dict:
+    current = live(d)
+    colors = {}
+    for which in cmd.COLORS:
+        service, tasks = service_state(d, which)
+        if service is None:
+            colors[which] = None
+            continue
+        running = [t for t in tasks if t.desired == "running" and t.state == "running"]
+        colors[which] = {"service": d.svc(which), "tag": service.tag, "image": service.image,
+                         "replicas": service.replicas, "running": len(running),
+                         "update": service.update_state}
+    return {"app": d.app, "env": d.env, "live": current[0] if current else None,
+            "live_tag": current[1] if current else None, "colors": colors, "url": d.url}
+
+
+def history(d: Deployment, lines: int = 20) -> list[dict]:
+    return audit.parse(d.target.run(cmd.tail(d.paths.audit, lines), "read the audit log").stdout)
+
+
+def manager_clock(d: Deployment) -> str:
+    return d.target.run("date -u +%Y-%m-%dT%H:%M:%S", "read the manager's clock").stdout.strip()
+
+
+# -- waiting and probing ----------------------------------------------------------------
+
+def show_failure(d: Deployment, name: str, image: str, since: str) -> None:
+    """The new image's tasks that are not running: their state, error and last logs."""
+    _, tasks = service_state(d, name)
+    bad = [t for t in tasks if t.image == image and t.state != "running" and t.created >= since]
+    d.say(f"--- {d.svc(name)} ({image}): {len(bad)} task(s) not running ---")
+    for t in bad[:4]:
+        d.say(f"  task {t.id} slot {t.slot}: {t.state}: {t.error or 'no error recorded'}")
+    for t in bad[:2]:
+        logs = d.target.run(cmd.service_logs(t.full_id, 15), f"logs of task {t.id}", warn=True).stdout
+        d.say(f"--- logs of task {t.id} ---")
+        for log_line in logs.strip().splitlines()[-15:] or ["(no output)"]:
+            d.say(f"  {log_line}")
+
+
+def wait_converged(d: Deployment, name: str, image: str, replicas: int, since: str,
+                   timeout: float | None = None) -> converge.Verdict:
+    deadline = time.monotonic() + (timeout or d.converge_timeout)
+    while True:
+        service, tasks = service_state(d, name)
+        verdict = converge.assess(service, tasks, image, replicas, since)
+        if verdict.state == "done":
+            return verdict
+        if verdict.state == "failed" or time.monotonic() > deadline:
+            if verdict.state != "failed":
+                limit = timeout or d.converge_timeout
+                verdict.reason = f"not converged after {limit:.0f}s ({verdict.reason})"
+            show_failure(d, name, image, since)
+            raise OpsError(f"{d.svc(name)}: {verdict.reason}")
+        time.sleep(1)
+
+
+def gateway_container(d: Deployment) -> str:
+    cid = d.target.run(cmd.gateway_container(d.svc("gateway")), "find the gateway").stdout.strip()
+    if not cid:
+        raise OpsError(f"no running {d.svc('gateway')} container on {d.target.host.name}")
+    return cid
+
+
+def probe(d: Deployment, gw: str, which: str, tag: str, replicas: int, timeout: float = 20) -> None:
+    """Every task of the color, by address, over the overlay network, from the gateway."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = d.target.run(cmd.probe(gw, d.svc(which)), f"probe {d.svc(which)}", warn=True).stdout
+        problem = converge.judge_probe(converge.parse_probe(text), replicas, tag, which)
+        if problem is None:
+            return
+        if time.monotonic() > deadline:
+            raise OpsError(f"{d.svc(which)} over the overlay network: {problem}")
+        time.sleep(1)
+
+
+def fetch_identity(d: Deployment, gw: str) -> tuple[str, str]:
+    """(color, version) of one fresh request through the gateway."""
+    if d.url:
+        import requests
+
+        try:
+            r = requests.get(d.url + "/", timeout=3, headers={"Connection": "close"})
+            return r.headers.get("X-App-Color", ""), r.headers.get("X-App-Version", "")
+        except requests.RequestException:
+            return "", ""
+    headers = converge.parse_headers(d.target.run(cmd.fetch_through_gateway(gw), "request via the gateway",
+                                                  warn=True).stdout)
+    return headers.get("x-app-color", ""), headers.get("x-app-version", "")
+
+
+def verify_live(d: Deployment, gw: str, which: str, tag: str, timeout: float = 15) -> float:
+    """Seconds from now to the first response from the new color; then CONSECUTIVE in a
+    row must come from it (a reload's exit 0 does not prove the new config serves)."""
+    start = time.monotonic()
+    first, streak, seen = None, 0, ("", "")
+    while time.monotonic() - start < timeout:
+        seen = fetch_identity(d, gw)
+        if seen == (which, tag):
+            first = first if first is not None else time.monotonic() - start
+            streak += 1
+            if streak >= CONSECUTIVE:
+                return first
+        else:
+            streak = 0
+            time.sleep(0.05)
+    raise OpsError(f"the gateway does not serve {which}/{tag} after {timeout:.0f}s "
+                   f"(last answer: {seen[0] or '-'}/{seen[1] or '-'})")
+
+
+def write_upstream(d: Deployment, gw: str | None, text: str) -> None:
+    d.target.run(cmd.write_file(d.paths.upstream, text), "write the live upstream")
+    if gw:
+        test = d.target.run(cmd.nginx_test(gw), "nginx -t", warn=True)
+        if test.exited != 0:
+            raise OpsError(f"nginx -t rejected the new upstream: {test.stdout.strip()[-300:]}")
+
+
+def reload(d: Deployment, gw: str) -> None:
+    d.target.run(cmd.nginx_reload(gw), "nginx -s reload")
+
+
+def switch(d: Deployment, gw: str, which: str, tag: str, previous_text: str) -> float:
+    """Point the gateway at `which`; prove it; on any failure put the previous upstream
+    back (and prove that). Returns the switch time in seconds (reload -> new color)."""
+    try:
+        write_upstream(d, gw, stackfile.upstream(d.app, which, tag))
+        start = time.monotonic()
+        reload(d, gw)
+        reload_cmd = time.monotonic() - start
+        return reload_cmd + verify_live(d, gw, which, tag)
+    except BaseException as exc:  # also Ctrl-C and SIGTERM: never leave it unproven
+        if previous_text:
+            d.say(f"switch failed ({exc or type(exc).__name__}); switching back")
+            d.target.run(cmd.write_file(d.paths.upstream, previous_text), "restore the upstream")
+            reload(d, gw)
+            back = stackfile.parse_upstream(previous_text)
+            if back:
+                verify_live(d, gw, *back)
+                d.say(f"switched back: {back[0]}/{back[1]} is serving")
+        raise
+
+
+# -- the actions ------------------------------------------------------------------------
+
+def _audit(d: Deployment, rec: dict) -> None:
+    d.target.run(cmd.append_line(d.paths.audit, audit.line(rec)), "append to the audit log", warn=True)
+
+
+def _prepare_release(d: Deployment, which: str, tag: str, secret_values: dict[str, str],
+                     nginx_conf: str) -> tuple[str, dict[str, str]]:
+    names = stackfile.secret_names(d.app, secret_values)
+    conf_name = stackfile.config_name(d.app, nginx_conf)
+    files = {"base.json": stackfile.dump(stackfile.base(d.rel, names, conf_name)),
+             f"{which}.json": stackfile.dump(stackfile.color(d.rel, which, tag, names)),
+             "nginx.conf": nginx_conf}
+    release = d.paths.release(f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{tag}")
+    d.target.run(cmd.upload_dir(release, files), "upload the release")
+    for key, name in names.items():
+        if d.target.run(cmd.secret_exists(name), "secret check", warn=True).exited != 0:
+            d.target.run(cmd.secret_create(name, d.app), f"create secret {name}",
+                         stdin=secret_values[key])
+    return release, names
+
+
+def deploy(d: Deployment, tag: str, secret_values: dict[str, str], nginx_conf: str,
+           deliver: Callable[[], None], detach_flag: bool | None = None) -> dict:
+    """Deploy `tag` to the idle color, gate on health, switch, verify. The live color is
+    never touched: any failure before the switch leaves it serving; a failed switch is
+    switched back."""
+    cmd.check_tag(tag)
+    started = time.monotonic()
+    rec: dict = {"to_tag": tag}
+    try:
+        with d.lock(tag):
+            with d.stage("state"):
+                since = manager_clock(d)
+                current = live(d)
+                previous_text = d.target.run(cmd.read_file(d.paths.upstream), "read upstream").stdout
+                which = cmd.other(current[0]) if current else "blue"
+                rec.update(from_color=current[0] if current else None,
+                           from_tag=current[1] if current else None, to_color=which)
+                if detach_flag is None:
+                    detach_flag = d.target.run(cmd.stack_deploy_has_detach(), "docker version check",
+                                               warn=True).exited == 0
+                d.say(f"deploying {tag} to {d.svc(which)} (live: "
+                      f"{f'{current[0]}/{current[1]}' if current else 'nothing yet'})")
+            with d.stage("images"):
+                deliver()
+            with d.stage("upload"):
+                release, _ = _prepare_release(d, which, tag, secret_values, nginx_conf)
+                if not current:  # first deploy: the gateway needs an upstream to start
+                    d.target.run(cmd.write_file(d.paths.upstream, stackfile.upstream(d.app, which, tag)),
+                                 "write the first upstream")
+            with d.stage("base"):
+                d.target.run(cmd.stack_deploy(f"{release}/base.json", d.app, detach_flag),
+                             "docker stack deploy (base)")
+                for name, image in (("app-db", d.rel.postgres_image), ("redis", d.rel.redis_image),
+                                    ("gateway", d.rel.nginx_image)):
+                    wait_converged(d, name, image, 1, since)
+            with d.stage(f"deploy {which}"):
+                d.target.run(cmd.stack_deploy(f"{release}/{which}.json", d.app, detach_flag),
+                             f"docker stack deploy ({which})", warn=detach_flag)
+                wait_converged(d, which, d.rel.api_ref(tag), d.rel.replicas, since)
+            gw = gateway_container(d)
+            with d.stage("probe"):
+                probe(d, gw, which, tag, d.rel.replicas)
+            with d.stage("switch"):
+                rec["switch_seconds"] = round(switch(d, gw, which, tag, previous_text), 3)
+            d.target.run(cmd.prune_releases(d.paths.releases, KEEP_RELEASES), "prune releases",
+                         warn=True)
+            rec["seconds"] = round(time.monotonic() - started, 1)
+            _audit(d, audit.record("deploy", d.env, "ok", **rec))
+    except BaseException as exc:
+        _after_failure(d, rec, exc, started, "deploy")
+        raise
+    rec["timings"] = d.timings
+    return rec
+
+
+def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
+                   action: str) -> None:
+    """Audit a failed or interrupted action that held the lock (a refused one did not)."""
+    if not rec.get("to_color"):
+        return
+    step = exc.step if isinstance(exc, StepFailed) else d.step
+    interrupted = isinstance(exc, KeyboardInterrupt) or getattr(exc, "code", 0) == 143
+    # A failed idle color would restart forever: stop it (it serves nobody).
+    if action == "deploy" and isinstance(exc, StepFailed) and (
+            step.startswith("deploy ") or step == "probe"):
+        d.target.run(cmd.service_scale(d.svc(rec["to_color"]), 0), "scale the failed color down",
+                     warn=True)
+    detail = exc.detail if isinstance(exc, StepFailed) else (str(exc) or type(exc).__name__)
+    rec.update(step=step, error=detail[:500], seconds=round(time.monotonic() - started, 1))
+    try:
+        _audit(d, audit.record(action, d.env, "interrupted" if interrupted else "failed", **rec))
+    except Exception as audit_exc:  # noqa: BLE001 - the original failure is what matters
+        d.say(f"warning: could not write the audit record: {audit_exc}")
+
+
+def rollback(d: Deployment) -> dict:
+    """Switch back to the other color, after checking it is healthy (scaling it back up
+    first if `deploy.finish` had scaled it down)."""
+    started = time.monotonic()
+    rec: dict = {}
+    try:
+        with d.lock("rollback"):
+            with d.stage("state"):
+                since = manager_clock(d)
+                current = live(d)
+                if not current:
+                    raise OpsError("nothing is deployed: no live color")
+                previous_text = d.target.run(cmd.read_file(d.paths.upstream), "read upstream").stdout
+                which = cmd.other(current[0])
+                service, _ = service_state(d, which)
+                if service is None:
+                    raise OpsError(f"{d.svc(which)} does not exist: nothing to roll back to")
+                rec.update(from_color=current[0], from_tag=current[1], to_color=which,
+                           to_tag=service.tag)
+            with d.stage("health"):
+                if service.replicas == 0:
+                    d.say(f"{d.svc(which)} is scaled down: scaling it to {d.rel.replicas} first")
+                    d.target.run(cmd.service_scale(d.svc(which), d.rel.replicas), "scale up")
+                    wait_converged(d, which, service.image, d.rel.replicas, since)
+                else:
+                    wait_converged(d, which, service.image, service.replicas, since, timeout=10)
+                gw = gateway_container(d)
+                probe(d, gw, which, service.tag, service.replicas or d.rel.replicas)
+            with d.stage("switch"):
+                rec["switch_seconds"] = round(switch(d, gw, which, service.tag, previous_text), 3)
+            rec["seconds"] = round(time.monotonic() - started, 1)
+            _audit(d, audit.record("rollback", d.env, "ok", **rec))
+    except BaseException as exc:
+        _after_failure(d, rec, exc, started, "rollback")
+        raise
+    return rec
+
+
+def finish(d: Deployment) -> dict:
+    """Scale the idle (previous) color to zero: the end of the instant-rollback window."""
+    with d.lock("finish"):
+        current = live(d)
+        if not current:
+            raise OpsError("nothing is deployed: no live color")
+        which = cmd.other(current[0])
+        service, _ = service_state(d, which)
+        if service is None or service.replicas == 0:
+            return {"idle": which, "changed": False}
+        d.target.run(cmd.service_scale(d.svc(which), 0), f"scale {d.svc(which)} to 0")
+        _audit(d, audit.record("finish", d.env, "ok", idle_color=which, idle_tag=service.tag))
+        return {"idle": which, "changed": True, "tag": service.tag}

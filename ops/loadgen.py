@@ -1,0 +1,112 @@
+"""Steady HTTP load with per-request outcome, for the deploy tests and bench-deploy.
+
+A fixed total rate spread over worker threads, each with its own keep-alive session
+(the demanding case for a reload: idle connections are closed under the client).
+Every response records status, latency and the X-App-Color/X-App-Version it came from.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # seconds since the start
+    ok: bool
+    status: int
+    latency: float
+    color: str
+    version: str
+    error: str = ""
+
+
+@dataclass
+class Load:
+    url: str
+    # Requests per second, all threads together. The gateway limits one client address
+    # to 100 r/s (burst 200): above that, 429s are the rate limit working, not a failure.
+    rate: float = 100.0
+    threads: int = 8
+    timeout: float = 5.0
+    samples: list[Sample] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> Load:
+        self._t0 = time.monotonic()
+        interval = self.threads / self.rate
+        for i in range(self.threads):
+            t = threading.Thread(target=self._worker, args=(interval, i * interval / self.threads),
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def _worker(self, interval: float, offset: float) -> None:
+        session = requests.Session()
+        next_at = time.monotonic() + offset
+        local: list[Sample] = []
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now < next_at:
+                time.sleep(next_at - now)
+            next_at += interval
+            start = time.monotonic()
+            try:
+                r = session.get(self.url, timeout=self.timeout)
+                local.append(Sample(start - self._t0, r.status_code == 200, r.status_code,
+                                    time.monotonic() - start, r.headers.get("X-App-Color", ""),
+                                    r.headers.get("X-App-Version", "")))
+            except requests.RequestException as exc:
+                local.append(Sample(start - self._t0, False, 0, time.monotonic() - start, "", "",
+                                    type(exc).__name__))
+        session.close()
+        with self._lock:
+            self.samples.extend(local)
+
+    def stop(self) -> Load:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=self.timeout + 5)
+        self.samples.sort(key=lambda s: s.t)
+        return self
+
+    def __enter__(self) -> Load:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def summary(samples: list[Sample]) -> dict:
+    """Counts, failures (with their first errors), p50/p99 latency, versions seen in order."""
+    lat = sorted(s.latency for s in samples)
+    failed = [s for s in samples if not s.ok]
+    order: list[str] = []
+    for s in samples:
+        ident = f"{s.color}/{s.version}" if s.ok else ""
+        if ident and (not order or order[-1] != ident):
+            order.append(ident)
+    span = (samples[-1].t - samples[0].t) if len(samples) > 1 else 0.0
+    return {
+        "requests": len(samples),
+        "failed": len(failed),
+        "errors": sorted({f"{s.status or s.error}" for s in failed})[:5],
+        "rate": round(len(samples) / span, 1) if span else 0.0,
+        "p50_ms": round(_pct(lat, 0.50) * 1000, 1),
+        "p99_ms": round(_pct(lat, 0.99) * 1000, 1),
+        "max_ms": round((lat[-1] if lat else 0) * 1000, 1),
+        "sequence": order,
+    }
+
+
+def _pct(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
