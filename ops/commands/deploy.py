@@ -8,8 +8,9 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from . import images
+
 COLORS = ("blue", "green")
-TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 SERVICE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 RELEASE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9_.-]{1,128}$")
 # Where nginx finds the live upstream inside the gateway container (a directory mount).
@@ -22,10 +23,7 @@ def other(color: str) -> str:
 
 
 def check_tag(tag: str) -> str:
-    if not TAG.match(tag or ""):
-        raise ValueError(f"invalid tag {tag!r}: letters, digits, _ . - (max 128), "
-                         "not starting with . or -")
-    return tag
+    return images.check_tag(tag)
 
 
 @dataclass(frozen=True)
@@ -162,10 +160,12 @@ def service_inspect(name: str) -> str:
 
 
 def service_tasks(name: str) -> str:
-    """Every task the manager keeps for the service (current and recent history)."""
+    """Every task the manager keeps for the service (current and recent history). A task
+    pruned between the listing and the inspect is skipped (inspect still prints the rest)."""
     q = shlex.quote(name)
     return (f"ids=$(docker service ps -q --no-trunc {q} 2>/dev/null); "
-            f"if [ -n \"$ids\" ]; then docker inspect --type task $ids; else echo '[]'; fi")
+            f"if [ -n \"$ids\" ]; then docker inspect --type task $ids 2>/dev/null; "
+            f"else echo '[]'; fi; true")
 
 
 def service_logs(name_or_task: str, lines: int = 30) -> str:

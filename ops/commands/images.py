@@ -32,3 +32,9 @@ def tags_from_git(short_sha: str, exact_tags: list[str], dirty: bool) -> list[st
     if not dirty:
         tags += [m.group(1) for t in exact_tags if (m := SEMVER_TAG.match(t.strip()))]
     return tags
+
+
+def layer_lists() -> str:
+    """One JSON list of layer diff IDs per image on the node (for delta delivery)."""
+    return ("ids=$(docker image ls -qa --no-trunc | sort -u); if [ -n \"$ids\" ]; then "
+            "docker image inspect --format '{{json .RootFS.Layers}}' $ids; fi")

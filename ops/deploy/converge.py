@@ -104,7 +104,10 @@ def assess(service: Service | None, tasks: list[Task], image: str, replicas: int
 
 
 def _failures(tasks: list[Task], image: str, since: str) -> list[Task]:
-    return [t for t in tasks if t.image == image and t.state in ("failed", "rejected")
+    """Tasks of the new image, started in this rollout, that already ended. Nothing else
+    stops them while we wait, so each is a failure, whatever its exit: an unhealthy
+    container that drains on SIGTERM ends `complete` with exit 0."""
+    return [t for t in tasks if t.image == image and t.state in DEAD
             and (not since or t.created >= since)]
 
 

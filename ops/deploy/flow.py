@@ -123,9 +123,12 @@ def show_failure(d: Deployment, name: str, image: str, since: str) -> None:
     """The new image's tasks that are not running: their state, error and last logs."""
     _, tasks = service_state(d, name)
     bad = [t for t in tasks if t.image == image and t.state != "running" and t.created >= since]
+    bad.sort(key=lambda t: t.state not in converge.DEAD)  # the ended ones first
     d.say(f"--- {d.svc(name)} ({image}): {len(bad)} task(s) not running ---")
     for t in bad[:4]:
-        d.say(f"  task {t.id} slot {t.slot}: {t.state}: {t.error or 'no error recorded'}")
+        why = t.error or ("ended before it was healthy (unhealthy, or exited)"
+                          if t.state in converge.DEAD else "not healthy yet")
+        d.say(f"  task {t.id} slot {t.slot}: {t.state}: {why}")
     for t in bad[:2]:
         logs = d.target.run(cmd.service_logs(t.full_id, 15), f"logs of task {t.id}", warn=True).stdout
         d.say(f"--- logs of task {t.id} ---")
@@ -146,7 +149,7 @@ def wait_converged(d: Deployment, name: str, image: str, replicas: int, since: s
                 limit = timeout or d.converge_timeout
                 verdict.reason = f"not converged after {limit:.0f}s ({verdict.reason})"
             show_failure(d, name, image, since)
-            raise OpsError(f"{d.svc(name)}: {verdict.reason}")
+            raise OpsError(f"{d.svc(name)} ({image}): {verdict.reason}")
         time.sleep(1)
 
 

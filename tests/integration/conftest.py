@@ -76,3 +76,37 @@ def stack_env(engine):
     left = project_leftovers(engine, project)
     purge(engine, project)
     assert not left, f"`inv down --volumes` left behind: {left}"
+
+
+# -- the sandbox (two sshd + dockerd hosts as a Swarm), shared by test_sandbox/test_deploy
+# Own sandbox name and project directory: a sandbox the user runs is never touched.
+SANDBOX = f"opstest-sbx-{secrets.token_hex(3)}"
+SANDBOX_PROJECT: list[Path] = []
+
+
+def sandbox_inv(*args, project_root=None, extra_env=None, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OPS_SANDBOX": SANDBOX,
+           "OPS_ROOT": str(project_root or SANDBOX_PROJECT[0]), **(extra_env or {})}
+    return inv(*args, env=env, **kw)
+
+
+@pytest.fixture(scope="session")
+def sandbox_project(tmp_path_factory):
+    import shutil
+
+    root = tmp_path_factory.mktemp("sbx-project")
+    shutil.copytree(ROOT / "compose", root / "compose", ignore=shutil.ignore_patterns("wheels"))
+    SANDBOX_PROJECT[:] = [root]
+    return root
+
+
+@pytest.fixture(scope="session")
+def sandbox(engine, sandbox_project):
+    result = sandbox_inv("sandbox.up", timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    yield result
+    down = sandbox_inv("sandbox.down", timeout=300)
+    assert down.returncode == 0, down.stderr
+    assert not engine.containers.list(all=True, filters={"label": f"ops.sandbox={SANDBOX}"})
+    assert not [n for n in engine.networks.list(names=[SANDBOX]) if n.name == SANDBOX]
+    assert not (sandbox_project / ".sandbox" / "id_ed25519").exists()

@@ -4,54 +4,26 @@ verified (unknown and changed keys refused), hosts.trust, idempotent swarm.init.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 
 import pytest
 
-from .conftest import ROOT
-from .conftest import inv as run_inv
+from .conftest import ROOT, SANDBOX, SANDBOX_PROJECT, sandbox_inv
 
 pytestmark = pytest.mark.integration
 
-# Own sandbox name and project directory: a sandbox the user runs is never touched.
-NAME = f"opstest-sbx-{secrets.token_hex(3)}"
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sbx-project")
-    shutil.copytree(ROOT / "compose" / "images", root / "compose" / "images")
-    shutil.copy(ROOT / "compose" / "compose.yaml", root / "compose" / "compose.yaml")
-    return root
+NAME = SANDBOX
 
 
 def inv(*args, project_root=None, **kw):
-    env = {**os.environ, "OPS_SANDBOX": NAME, "OPS_ROOT": str(project_root or PROJECT[0])}
-    return run_inv(*args, env=env, **kw)
-
-
-PROJECT: list = []
-
-
-@pytest.fixture(scope="module")
-def sandbox(engine, project):
-    PROJECT[:] = [project]
-    result = inv("sandbox.up", timeout=900)
-    assert result.returncode == 0, result.stderr[-2000:]
-    yield result
-    down = inv("sandbox.down", timeout=300)
-    assert down.returncode == 0, down.stderr
-    assert not engine.containers.list(all=True, filters={"label": f"ops.sandbox={NAME}"})
-    assert not [n for n in engine.networks.list(names=[NAME]) if n.name == NAME]
-    assert not (project / ".sandbox" / "id_ed25519").exists()
+    return sandbox_inv(*args, project_root=project_root, **kw)
 
 
 def test_sandbox_is_a_two_node_swarm(sandbox):
     lines = [ln.split() for ln in sandbox.stdout.splitlines() if ln.startswith(NAME)]
     assert sorted(lines) == [[f"{NAME}-manager", "Ready", "Leader"],
                              [f"{NAME}-worker", "Ready", "worker"]]
-    key = PROJECT[0] / ".sandbox" / "id_ed25519"
+    key = SANDBOX_PROJECT[0] / ".sandbox" / "id_ed25519"
     assert oct(key.stat().st_mode & 0o777) == "0o600"
 
 
@@ -64,7 +36,7 @@ def test_swarm_init_is_idempotent_over_ssh(sandbox):
 
 @pytest.fixture
 def known_hosts(sandbox):
-    path = PROJECT[0] / ".sandbox" / "known_hosts"
+    path = SANDBOX_PROJECT[0] / ".sandbox" / "known_hosts"
     saved = path.read_text()
     yield path
     path.write_text(saved)
@@ -145,7 +117,7 @@ def _hold_lock():
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(PROJECT[0])], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(SANDBOX_PROJECT[0])], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OPS_SANDBOX": NAME})
     assert proc.stdout.readline().strip() == "LOCKED", proc.stderr.read()
@@ -178,7 +150,7 @@ def _hold_lock_expect_refusal():
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-c", HOLDER, str(PROJECT[0])], cwd=ROOT,
+    return subprocess.run([sys.executable, "-c", HOLDER, str(SANDBOX_PROJECT[0])], cwd=ROOT,
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "OPS_SANDBOX": NAME})
 

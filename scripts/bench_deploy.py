@@ -1,0 +1,138 @@
+"""bench-deploy: what clients see during blue-green deploys and rollbacks, against a
+naive `docker service update --image` (stop-first) of the serving service, measured in
+the same run on the same sandbox Swarm, under the same steady load through the gateway.
+
+Prints failed requests, retried requests (a GET retried once after the server closed
+an idle keep-alive connection, as curl and browsers do), p50/p99/max latency, the
+switch time (nginx reload -> first response from the new color) and the whole deploy
+time. Uses its own sandbox (OPS_SANDBOX) and removes it, and its images, at the end."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import INV, ROOT
+
+sys.path.insert(0, str(ROOT))
+from ops import loadgen  # noqa: E402
+from ops.config import read_env_file  # noqa: E402
+
+SANDBOX = f"opsbench-sbx-{secrets.token_hex(3)}"
+REPO = f"ops-bench-{secrets.token_hex(3)}/api"
+# Own project directory: the sandbox's state (.sandbox/) never touches the user's.
+PROJECT = Path(tempfile.mkdtemp(prefix="opsbench-deploy-"))
+
+
+def env() -> dict:
+    dotenv = read_env_file(ROOT / ".env")
+    images = {k: dotenv[k] for k in ("POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE") if dotenv.get(k)}
+    return {**os.environ, **images, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(PROJECT), "API_IMAGE": REPO,
+            "APP_DB_PASSWORD": secrets.token_urlsafe(16), "REDIS_PASSWORD": secrets.token_urlsafe(16)}
+
+
+ENV = env()
+
+
+def inv(*args: str) -> subprocess.CompletedProcess:
+    r = subprocess.run([*INV, *args], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"inv {' '.join(args)} failed: {r.stderr.strip()[-1500:]}")
+    return r
+
+
+def build(tags) -> None:
+    import docker
+
+    client = docker.from_env()
+    python = read_env_file(ROOT / ".env").get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
+    for tag in tags:
+        client.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True,
+                            buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
+
+
+def measured(load: loadgen.Load, fn) -> tuple[dict, float, str]:
+    start_t = time.monotonic() - load._t0
+    began = time.monotonic()
+    out = fn()
+    took = time.monotonic() - began
+    time.sleep(1.0)  # the requests in flight at the end belong to this step
+    end_t = time.monotonic() - load._t0
+    window = [s for s in load.samples_so_far() if start_t <= s.t <= end_t]
+    return loadgen.summary(window), took, out
+
+
+def switch_seconds(stdout: str) -> float | None:
+    m = re.search(r"switch ([0-9.]+)s", stdout)
+    return float(m.group(1)) if m else None
+
+
+def row(name: str, summary: dict, took: float, switch: float | None) -> str:
+    return (f"{name:34} {summary['requests']:7} {summary['failed']:6} {summary['retried']:7} "
+            f"{summary['p50_ms']:7.1f} {summary['p99_ms']:8.1f} {summary['max_ms']:8.1f} "
+            f"{took:7.1f} " + (f"{switch:7.2f}" if switch is not None else "      -"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=4, help="deploy+rollback cycles (default 4)")
+    parser.add_argument("--rate", type=float, default=100.0, help="requests/s (gateway limit: 100)")
+    args = parser.parse_args()
+    tags = ["b1", "b2"]
+    print(f"sandbox {SANDBOX}: starting, building {REPO}:{{b1,b2}} ...", file=sys.stderr)
+    shutil.copytree(ROOT / "compose", PROJECT / "compose", ignore=shutil.ignore_patterns("wheels"))
+    try:
+        inv("sandbox.up")
+        build(tags)
+        url = json.loads((PROJECT / ".sandbox" / "hosts.json").read_text())["url"] + "/"
+        inv("deploy", "--env", "sandbox", "--tag", "b1")
+        inv("deploy", "--env", "sandbox", "--tag", "b2")  # both colors exist from here on
+        inv("rollback", "--env", "sandbox")
+        rows, totals = [], {"requests": 0, "failed": 0, "retried": 0}
+        with loadgen.Load(url, rate=args.rate) as load:
+            time.sleep(2)
+            for i in range(args.cycles):
+                for label, call in ((f"deploy b2 (blue-green) #{i + 1}", ("deploy", "--tag", "b2")),
+                                    (f"rollback #{i + 1}", ("rollback",))):
+                    summary, took, out = measured(load, lambda c=call: inv(*c, "--env", "sandbox").stdout)
+                    rows.append(row(label, summary, took, switch_seconds(out)))
+                    for k in totals:
+                        totals[k] += summary[k]
+            # The naive way, same load, same gateway: replace the serving service in place.
+            status = json.loads(inv("deploy.status", "--env", "sandbox", "--json").stdout)
+            live_svc = status["colors"][status["live"]]["service"]
+            manager = next(h for h in json.loads((PROJECT / ".sandbox" / "hosts.json").read_text())["hosts"]
+                           if h["role"] == "manager")
+            naive = ["ssh", "-i", str(PROJECT / manager["key"]), "-p", str(manager["port"]),
+                     "-o", f"UserKnownHostsFile={PROJECT / '.sandbox' / 'known_hosts'}",
+                     "-o", "StrictHostKeyChecking=yes", f"root@{manager['address']}",
+                     f"docker service update --detach=false --update-order stop-first "
+                     f"--update-parallelism 1 --image {REPO}:b2 {live_svc} >/dev/null"]
+            summary, took, _ = measured(load, lambda: subprocess.run(naive, check=True))
+            naive_row = row("naive service update (stop-first)", summary, took, None)
+        print(f"\nload: {args.rate:.0f} req/s through the gateway, {load.threads} keep-alive clients\n")
+        print(f"{'step':34} {'reqs':>7} {'failed':>6} {'retried':>7} {'p50 ms':>7} {'p99 ms':>8} "
+              f"{'max ms':>8} {'took s':>7} {'switch s':>7}")
+        for r in rows:
+            print(r)
+        print(naive_row)
+        print(f"\nblue-green total: {totals['requests']} requests, {totals['failed']} failed, "
+              f"{totals['retried']} retried once (target: 0 failed of >= 5000)")
+    finally:
+        subprocess.run([*INV, "sandbox.down"], cwd=ROOT, env=ENV, capture_output=True)
+        subprocess.run(["docker", "image", "rm", "-f", *[f"{REPO}:{t}" for t in tags]],
+                       capture_output=True)
+        shutil.rmtree(PROJECT, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Blue-green deploys on the sandbox Swarm over real SSH, under steady load through the
+gateway: v1 -> v2 -> rollback -> v3 with zero failed requests; a v2 failing its health
+check aborts with v1 serving; the lock refuses a second deploy and frees on Ctrl-C;
+names with shell metacharacters are refused before anything runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ops import loadgen
+from ops.config import read_env_file
+
+from .conftest import ROOT, SANDBOX, SANDBOX_PROJECT, sandbox_inv
+
+pytestmark = pytest.mark.integration
+
+REPO = f"ops-test-{secrets.token_hex(3)}/api"
+TAGS = ("v1", "v2", "v3")
+BAD = "v2-bad"
+
+
+def _env() -> dict:
+    images = read_env_file(ROOT / ".env")
+    env = {k: images[k] for k in ("POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE") if images.get(k)}
+    return {**env, "API_IMAGE": REPO, "APP_DB_PASSWORD": PASSWORDS["db"],
+            "REDIS_PASSWORD": PASSWORDS["redis"]}
+
+
+PASSWORDS = {"db": secrets.token_urlsafe(16), "redis": secrets.token_urlsafe(16)}
+
+
+def inv(*args, **kw):
+    return sandbox_inv(*args, extra_env=_env(), **kw)
+
+
+@pytest.fixture(scope="module")
+def images(engine):
+    """v1..v3 of the real api (only APP_VERSION differs), and a v2 whose readiness fails
+    (it looks for redis on a port where nothing listens), so its health check fails."""
+    from ops.wheelhouse import ensure
+
+    ensure(ROOT)
+    python = read_env_file(ROOT / ".env").get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
+    for tag in TAGS:
+        engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True,
+                            buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
+    engine.images.build(fileobj=__import__("io").BytesIO(
+        f"FROM {REPO}:v1\nENV REDIS_PORT=6390 APP_VERSION={BAD}\n".encode()), tag=f"{REPO}:{BAD}",
+        rm=True)
+    yield
+    for tag in (*TAGS, BAD):
+        engine.images.remove(f"{REPO}:{tag}", force=True)
+
+
+@pytest.fixture(scope="module")
+def deployed(sandbox, images):
+    """v1 live (the first deploy also creates the database, redis and the gateway)."""
+    first = inv("deploy", "--env", "sandbox", "--tag", "v1", timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "blue/v1 is live" in first.stdout
+    return _url()
+
+
+def _url() -> str:
+    return json.loads((SANDBOX_PROJECT[0] / ".sandbox" / "hosts.json").read_text())["url"]
+
+
+def _status() -> dict:
+    r = inv("deploy.status", "--env", "sandbox", "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _served_between(samples, start, end) -> set[str]:
+    return {f"{s.color}/{s.version}" for s in samples if start <= s.t <= end}
+
+
+def test_deploy_rollback_deploy_under_load_fails_no_request(deployed):
+    steps = [(("deploy", "--tag", "v2"), "green/v2"), (("rollback",), "blue/v1"),
+             (("deploy", "--tag", "v3"), "green/v3")]
+    windows = []
+    with loadgen.Load(deployed + "/", rate=100) as load:
+        time.sleep(2)
+        for args, expected in steps:
+            began = time.monotonic() - load._t0
+            r = inv(*args, "--env", "sandbox", timeout=900)
+            assert r.returncode == 0, f"{args}: {r.stderr[-3000:]}"
+            windows.append((began, time.monotonic() - load._t0, expected))
+            time.sleep(2.5)  # a steady window on the new version before the next step
+    result = loadgen.summary(load.samples)
+    assert result["requests"] >= 1500 and result["rate"] >= 90, result
+    assert result["failed"] == 0, result
+    # Each step really changed what is served: before the first, v1 only; from one
+    # second after a step returned until the next began, that step's version only.
+    assert _served_between(load.samples, 0, windows[0][0]) == {"blue/v1"}
+    for (_, ended, expected), nxt in zip(windows, [*windows[1:], None], strict=True):
+        until = nxt[0] if nxt else load.samples[-1].t
+        assert _served_between(load.samples, ended + 1.0, until) == {expected}, (expected, result)
+    status = _status()
+    assert status["live"] == "green" and status["live_tag"] == "v3" and status["lock"] is None
+    assert status["colors"]["green"]["tag"] == "v3" and status["colors"]["green"]["running"] == 2
+    assert status["colors"]["blue"]["tag"] == "v1"  # kept for an instant rollback
+    assert status["url"] == deployed
+    history = inv("deploy.history", "--env", "sandbox", "--json")
+    records = [json.loads(line) for line in history.stdout.splitlines()]
+    assert [(r["action"], r["to_tag"], r["outcome"]) for r in records[-3:]] == [
+        ("deploy", "v2", "ok"), ("rollback", "v1", "ok"), ("deploy", "v3", "ok")]
+    assert all(r["user"] and r["from_host"] and r["ts"] for r in records)
+
+
+def test_failing_health_check_aborts_and_the_live_color_keeps_serving(deployed):
+    before = _status()
+    with loadgen.Load(deployed + "/", rate=100) as load:
+        r = inv("deploy", "--env", "sandbox", "--tag", BAD, timeout=900)
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: deploy ") and f":{BAD})" in last, r.stderr[-2000:]
+    assert "not running" in r.stderr and "Traceback" not in last
+    result = loadgen.summary(load.samples)
+    assert result["failed"] == 0 and result["requests"] > 500, result
+    live = f"{before['live']}/{before['live_tag']}"
+    assert set(result["sequence"]) == {live}
+    after = _status()
+    assert (after["live"], after["live_tag"], after["lock"]) == (before["live"], before["live_tag"], None)
+    idle = after["colors"][[c for c in after["colors"] if c != after["live"]][0]]
+    assert idle["tag"] == BAD and idle["replicas"] == 0  # stopped, not restarting forever
+    assert after["last"]["outcome"] == "failed" and after["last"]["step"].startswith("deploy ")
+
+
+def _start_deploy(tag: str) -> subprocess.Popen:
+    env = {**os.environ, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(SANDBOX_PROJECT[0]), **_env()}
+    return subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--env", "sandbox", "--tag", tag],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_locked(proc, timeout=120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = _status()
+        if status["lock"]:
+            return status
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.3)
+    raise AssertionError("the deploy never took the lock")
+
+
+def test_second_deploy_is_refused_while_one_runs(deployed):
+    first = _start_deploy("v2")
+    try:
+        held = _wait_locked(first)
+        assert held["lock"]["pid"] == first.pid and held["lock"]["tag"] == "v2"
+        second = inv("deploy", "--env", "sandbox", "--tag", "v1")
+        assert second.returncode == 75, second.stderr
+        assert f"pid {first.pid}" in second.stderr and "locked by" in second.stderr
+        out, err = first.communicate(timeout=900)
+        assert first.returncode == 0, err[-2000:]
+    finally:
+        first.kill()
+    assert _status()["lock"] is None
+
+
+def test_ctrl_c_mid_deploy_releases_the_lock_and_keeps_serving(deployed):
+    before = _status()
+    proc = _start_deploy("v3")
+    try:
+        _wait_locked(proc)
+        time.sleep(1.5)  # inside the deploy (images, upload or rollout), before the switch
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    after = _status()
+    assert after["lock"] is None
+    assert (after["live"], after["live_tag"]) == (before["live"], before["live_tag"])
+    assert after["last"]["outcome"] == "interrupted"
+    identity = loadgen.summary(_sample(deployed, 20))
+    assert identity["failed"] == 0 and identity["sequence"] == [f"{before['live']}/{before['live_tag']}"]
+
+
+def _sample(url, count):
+    with loadgen.Load(url + "/", rate=50, threads=2) as load:
+        while len(load.samples) < count:
+            time.sleep(0.1)
+    return load.samples
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--tag", "v1;touch /tmp/ops-pwned"), "invalid image tag"),
+    (("--tag", "$(touch /tmp/ops-pwned)"), "invalid image tag"),
+    (("--tag", "../v1"), "invalid image tag"),
+])
+def test_names_with_shell_metacharacters_are_refused(sandbox, args, message):
+    r = inv("deploy", "--env", "sandbox", *args)
+    assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr
+    assert not os.path.exists("/tmp/ops-pwned")
+
+
+def test_bad_app_name_is_refused(sandbox):
+    r = sandbox_inv("deploy.status", "--env", "sandbox", extra_env={"INVOKE_DEPLOY_APP": "x;reboot"})
+    assert r.returncode == 1 and "invalid app name" in r.stderr
+
+
+def test_deploy_to_a_host_with_an_unknown_key_is_refused(deployed):
+    known = SANDBOX_PROJECT[0] / ".sandbox" / "known_hosts"
+    saved = known.read_text()
+    known.write_text("")
+    try:
+        r = inv("deploy", "--env", "sandbox", "--tag", "v1")
+    finally:
+        known.write_text(saved)
+    assert r.returncode == 1 and "unknown host key" in r.stderr

@@ -1,0 +1,196 @@
+"""Pure parts of the deploy: stack files, upstream file, rollout verdicts, probes, shell
+lines, audit records, delta image delivery, load summaries."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import tarfile
+
+import pytest
+
+from ops import loadgen
+from ops.commands import deploy as cmd
+from ops.deploy import audit, converge, stackfile
+from ops.remote.images import chain_ids, skippable
+
+REL = stackfile.Release(app="opsdemo", api_image="ops-example/api", postgres_image="pg:15",
+                        redis_image="redis:7", nginx_image="nginx:1", replicas=2,
+                        gateway_port=8080, live_dir="/var/lib/ops-toolkit/opsdemo/live")
+VALUES = {"app_db_password": "s3cret-db", "redis_password": "s3cret-redis"}
+
+
+def test_every_service_avoids_ipvs_and_the_gateway_port_is_host_mode():
+    names = stackfile.secret_names("opsdemo", VALUES)
+    base = stackfile.base(REL, names, stackfile.config_name("opsdemo", "conf"))
+    green = stackfile.color(REL, "green", "v2", names)
+    for service in [*base["services"].values(), *green["services"].values()]:
+        assert service["deploy"]["endpoint_mode"] == "dnsrr"
+    (port,) = base["services"]["gateway"]["ports"]
+    assert port["mode"] == "host" and port["published"] == 8080
+    mount = base["services"]["gateway"]["volumes"][0]
+    assert mount["type"] == "bind" and mount["source"] == REL.live_dir  # the directory
+    assert green["services"]["green"]["image"] == "ops-example/api:v2"
+    assert green["services"]["green"]["environment"]["APP_COLOR"] == "green"
+    assert list(green["services"]) == ["green"]  # a color file never touches the other
+
+
+def test_secret_and_config_names_are_versioned_and_values_never_written():
+    names = stackfile.secret_names("opsdemo", VALUES)
+    changed = stackfile.secret_names("opsdemo", {**VALUES, "redis_password": "rotated"})
+    assert names["app_db_password"] == changed["app_db_password"]
+    assert names["redis_password"] != changed["redis_password"]
+    assert stackfile.config_name("a", "x") != stackfile.config_name("a", "y")
+    stacks = [stackfile.base(REL, names, "c"), stackfile.color(REL, "blue", "v1", names)]
+    assert not any("s3cret" in stackfile.dump(stack) for stack in stacks)
+    assert all(s["external"] for stack in stacks for s in stack["secrets"].values())
+
+
+def test_upstream_file_round_trip_and_garbage():
+    text = stackfile.upstream("opsdemo", "green", "abc123")
+    assert "set $api http://opsdemo_green:8000;" in text
+    assert stackfile.parse_upstream(text) == ("green", "abc123")
+    assert stackfile.parse_upstream("set $api http://api:8000;\n") is None
+    assert stackfile.parse_upstream("# ops-deploy live=purple tag=x\n") is None
+    assert stackfile.parse_upstream("") is None
+    with pytest.raises(ValueError):
+        stackfile.upstream("opsdemo", "purple", "x")
+
+
+def _task(state, image="api:v2", desired="running", created="2026-01-01T00:00:10Z"):
+    return converge.Task("t", 1, image, desired, state, "", "n", created)
+
+
+def _svc(update=None, replicas=2):
+    return converge.Service("s", "api:v2", replicas, {}, update, "")
+
+
+@pytest.mark.parametrize("service, tasks, state", [
+    (None, [], "wait"),
+    (_svc(), [_task("running"), _task("running")], "done"),
+    (_svc(), [_task("running"), _task("starting")], "wait"),  # health-gated
+    (_svc("updating"), [_task("running"), _task("running")], "wait"),
+    (_svc("completed"), [_task("running"), _task("running"), _task("running", "api:v1")], "wait"),
+    (_svc("paused"), [_task("running")], "failed"),
+    (_svc("rollback_completed"), [_task("running")], "failed"),
+    # An unhealthy task that drains on SIGTERM ends `complete`: still a failure.
+    (_svc(), [_task("complete", desired="shutdown"), _task("failed", desired="shutdown")], "failed"),
+    # Failures from before this rollout do not count.
+    (_svc(), [_task("failed", desired="shutdown", created="2025-01-01T00:00:00Z"),
+              _task("failed", desired="shutdown", created="2025-01-01T00:00:00Z"),
+              _task("running"), _task("running")], "done"),
+])
+def test_rollout_verdicts(service, tasks, state):
+    assert converge.assess(service, tasks, "api:v2", 2, since="2026-01-01T00:00:00").state == state
+
+
+def test_inspect_parsers_strip_digests():
+    svc = converge.Service.from_inspect({"Spec": {"Name": "a_blue", "TaskTemplate": {"ContainerSpec": {
+        "Image": "reg:5000/api:v2@sha256:abc"}}, "Mode": {"Replicated": {"Replicas": 3}}},
+        "UpdateStatus": {"State": "completed"}})
+    assert (svc.image, svc.tag, svc.replicas, svc.update_state) == ("reg:5000/api:v2", "v2", 3, "completed")
+    task = converge.Task.from_inspect({"ID": "x" * 25, "Status": {"State": "running"},
+                                       "Spec": {"ContainerSpec": {"Image": "api:v2@sha256:1"}}})
+    assert task.image == "api:v2" and task.full_id == "x" * 25
+
+
+def test_probe_judgement():
+    out = "probe 10.0.0.5 200 v2 green\nprobe 10.0.0.6 200 v2 green\nnoise\n"
+    probes = converge.parse_probe(out)
+    assert converge.judge_probe(probes, 2, "v2", "green") is None
+    assert "1 of 2" in converge.judge_probe(probes[:1], 2, "v2", "green")
+    assert "503" in converge.judge_probe(converge.parse_probe("probe 1.2.3.4 503 v2 green"), 1, "v2", "green")
+    assert "expected green/v3" in converge.judge_probe(probes, 2, "v3", "green")
+
+
+def test_headers_of_the_last_response():
+    text = "HTTP/1.1 301 Moved\r\nX-App-Color: blue\r\n\r\nHTTP/1.1 200 OK\r\nX-App-Color: green\r\n"
+    assert converge.parse_headers(text) == {":status": "200", "x-app-color": "green"}
+
+
+def test_shell_lines_quote_and_validate():
+    paths = cmd.Paths("/var/lib/ops-toolkit", "opsdemo")
+    assert paths.upstream == "/var/lib/ops-toolkit/opsdemo/live/upstream.conf"
+    for bad_base in ("relative", "/a/../etc", "/a b", "/a;rm"):
+        with pytest.raises(ValueError):
+            cmd.Paths(bad_base, "opsdemo")
+    with pytest.raises(ValueError):
+        cmd.Paths("/x", "op$(id)")
+    with pytest.raises(ValueError):
+        paths.release("../../etc")
+    line = cmd.write_file(paths.upstream, "set $api 'x';\n$(reboot)")
+    assert "$(reboot)" not in line and "reboot" not in line  # content travels base64
+    assert shlex.split(line)[-1] == paths.upstream
+    with pytest.raises(ValueError):
+        cmd.upload_dir(paths.release("20260101T000000Z-v1"), {"../x": ""})
+    with pytest.raises(ValueError):
+        cmd.gateway_exec("abc; rm -rf /", ["nginx"])
+    with pytest.raises(ValueError):
+        cmd.check_tag("v1;reboot")
+    with pytest.raises(ValueError):
+        cmd.append_line("/x", "two\nlines")
+    assert cmd.other("blue") == "green" and cmd.other("green") == "blue"
+
+
+def test_secret_values_go_to_stdin_never_the_command_line():
+    line = cmd.secret_create("opsdemo_redis_password_abc", "opsdemo")
+    assert line.endswith("- >/dev/null")
+
+
+def test_audit_records_parse_and_describe():
+    rec = audit.record("deploy", "staging", "ok", from_color="blue", to_color="green",
+                       from_tag="v1", to_tag="v2", seconds=12.3, step=None)
+    assert "step" not in rec and rec["user"] and rec["from_host"]
+    parsed = audit.parse(audit.line(rec) + "\n{broken\n\n")
+    assert parsed[0] == rec and parsed[1] == {"damaged": "{broken"}
+    assert "blue(v1) -> green(v2)" in audit.describe(rec)
+    failed = audit.describe({**rec, "outcome": "failed", "step": "probe", "error": "503"})
+    assert failed.endswith("at probe: 503")
+
+
+def test_layer_chain_ids():
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    import hashlib
+
+    assert chain_ids([a]) == [a]
+    assert chain_ids([a, b])[1] == "sha256:" + hashlib.sha256(f"{a} {b}".encode()).hexdigest()
+
+
+def _archive(images: dict[str, list[str]]) -> tarfile.TarFile:
+    """A `docker save`-shaped archive: manifest.json, configs, one file per layer."""
+    buf = io.BytesIO()
+    manifest = []
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        def add(name, data: bytes):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, diffs in images.items():
+            add(f"{name}.json", json.dumps({"rootfs": {"diff_ids": diffs}}).encode())
+            layers = [f"{d[-4:]}/layer.tar" for d in diffs]
+            manifest.append({"Config": f"{name}.json", "Layers": layers})
+        add("manifest.json", json.dumps(manifest).encode())
+    buf.seek(0)
+    return tarfile.open(fileobj=buf, mode="r:")
+
+
+def test_only_layers_the_node_lacks_are_sent():
+    base, mid, top = ("sha256:" + "0" * 60 + suffix for suffix in ("base", "mid0", "top0"))
+    have = set(chain_ids([base, mid]))
+    assert skippable(_archive({"api": [base, mid, top]}), have) == {"base/layer.tar", "mid0/layer.tar"}
+    # Same diff on another chain (a different base below it): needed, not skipped.
+    other = "sha256:" + "1" * 60 + "oth0"
+    assert skippable(_archive({"x": [other, mid]}), have) == set()
+    assert skippable(_archive({"api": [base, mid, top]}), set()) == set()
+
+
+def test_load_summary():
+    s = [loadgen.Sample(0.0, True, 200, 0.01, "blue", "v1"),
+         loadgen.Sample(0.5, True, 200, 0.02, "green", "v2", retried=True),
+         loadgen.Sample(0.7, False, 0, 5.0, "", "", "ConnectTimeout"),
+         loadgen.Sample(1.0, True, 200, 0.03, "green", "v2")]
+    out = loadgen.summary(s)
+    assert (out["requests"], out["failed"], out["retried"]) == (4, 1, 1)
+    assert out["sequence"] == ["blue/v1", "green/v2"] and out["max_ms"] == 5000.0
+    assert out["errors"] == ["t=0.7s ConnectTimeout"]
