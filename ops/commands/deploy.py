@@ -219,3 +219,31 @@ def fetch_through_gateway(container: str, port: int = 8080, path: str = "/") -> 
     """Fallback verification when no public URL is configured: the gateway's own port."""
     return gateway_exec(container, ["curl", "-s", "-o", "/dev/null", "-D", "-", "-m", "3",
                                     f"http://127.0.0.1:{int(port)}{path}"])
+
+
+# -- removal ----------------------------------------------------------------------------
+
+def stack_rm(app: str) -> str:
+    return f"docker stack rm {shlex.quote(app)} >/dev/null 2>&1 || true"
+
+
+def stack_leftovers(app: str) -> str:
+    """Services and networks of the stack still present (removal is asynchronous)."""
+    label = shlex.quote(f"label=com.docker.stack.namespace={app}")
+    return (f"docker service ls -q --filter {label}; docker network ls -q --filter {label}; "
+            f"docker container ls -aq --filter {label}")
+
+
+def secrets_rm(app: str) -> str:
+    label = shlex.quote(f"label=ops.app={app}")
+    return f"docker secret ls -q --filter {label} | xargs -r docker secret rm >/dev/null"
+
+
+def volumes_rm(app: str, names: list[str]) -> str:
+    vols = " ".join(shlex.quote(service(app, n)) for n in names)
+    return f"docker volume rm {vols} >/dev/null 2>&1 || true"
+
+
+def state_rm(paths: Paths) -> str:
+    """The live upstream and releases go; the audit log stays (history outlives a stack)."""
+    return f"rm -rf {shlex.quote(paths.live)} {shlex.quote(paths.releases)}"

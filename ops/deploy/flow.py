@@ -388,3 +388,25 @@ def finish(d: Deployment) -> dict:
         d.target.run(cmd.service_scale(d.svc(which), 0), f"scale {d.svc(which)} to 0")
         _audit(d, audit.record("finish", d.env, "ok", idle_color=which, idle_tag=service.tag))
         return {"idle": which, "changed": True, "tag": service.tag}
+
+
+def remove(d: Deployment, volumes: bool = False, timeout: float = 90) -> list[str]:
+    """Remove the whole stack (both colors, gateway, database, redis), its secrets and
+    the live upstream; with `volumes`, the data volumes too. The audit log stays."""
+    removed = []
+    with d.lock("remove"):
+        d.target.run(cmd.stack_rm(d.app), "docker stack rm")
+        deadline = time.monotonic() + timeout
+        while d.target.run(cmd.stack_leftovers(d.app), "stack leftovers").stdout.strip():
+            if time.monotonic() > deadline:
+                raise OpsError(f"stack {d.app} still has services or networks after {timeout:.0f}s")
+            time.sleep(1)
+        removed.append(f"stack {d.app}")
+        d.target.run(cmd.secrets_rm(d.app), "remove secrets")
+        removed.append("secrets")
+        if volumes:
+            d.target.run(cmd.volumes_rm(d.app, list(stackfile.VOLUMES)), "remove volumes")
+            removed.append("volumes")
+        d.target.run(cmd.state_rm(d.paths), "remove the live upstream and releases")
+        _audit(d, audit.record("remove", d.env, "ok", volumes=volumes))
+    return removed

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..commands.deploy import COLORS, LIVE_IN_GATEWAY, NGINX_CONF_IN_GATEWAY
 
 SECRETS = ("app_db_password", "redis_password")
+VOLUMES = ("app-db-data", "redis-data")
 SECRET_VARS = {"app_db_password": "APP_DB_PASSWORD", "redis_password": "REDIS_PASSWORD"}
 API_PORT = 8000
 GATEWAY_TARGET_PORT = 8080
@@ -129,7 +130,7 @@ def base(rel: Release, secrets: dict[str, str], nginx_config: str) -> dict:
         "version": "3.8",
         "services": {"app-db": postgres, "redis": redis, "gateway": gateway},
         "networks": _NETWORKS,
-        "volumes": {"app-db-data": {}, "redis-data": {}},
+        "volumes": {name: {} for name in VOLUMES},
         "secrets": _secrets_section(secrets, SECRETS),
         "configs": {"gateway_conf": {"name": nginx_config, "file": "./nginx.conf"}},
     }

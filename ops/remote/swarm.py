@@ -8,7 +8,7 @@ import time
 from ..commands import swarm as cmd
 from ..errors import OpsError
 from .connect import open_checked, run
-from .hosts import Inventory
+from .hosts import Host, Inventory
 
 
 def ensure(inv: Inventory, out=None) -> list[dict]:
@@ -31,6 +31,22 @@ def ensure(inv: Inventory, out=None) -> list[dict]:
                     if out:
                         print(f"{w.name}: joined the swarm", file=out)
         return wait_nodes_ready(m, manager, 1 + len(inv.workers))
+
+
+LOCAL = Host("local", "localhost", role="manager")
+
+
+def ensure_local(ctx, out=None) -> list[dict]:
+    """The local engine as a single-node Swarm (for `--env local` deploys): the same
+    commands, run through an Invoke Context instead of a Fabric Connection."""
+    state = run(ctx, cmd.node_state(), LOCAL, "swarm state").stdout.strip()
+    if state == "inactive":
+        run(ctx, cmd.init("127.0.0.1"), LOCAL, "docker swarm init")
+        if out:
+            print("local: swarm initialised (single node, advertise 127.0.0.1)", file=out)
+    elif state != "active":
+        raise OpsError(f"local engine: swarm state is {state!r}, expected active or inactive")
+    return wait_nodes_ready(ctx, LOCAL, 1)
 
 
 def nodes(conn, host) -> list[dict]:

@@ -252,6 +252,22 @@ def history(c, lines=20, json_=False, env="local"):
         print(line(rec) if json_ else describe(rec))
 
 
+@task(help={"volumes": "also delete the database and redis volumes (data loss)",
+            "yes": "do not ask for confirmation", "env": ENV_HELP})
+@user_errors
+def remove(c, volumes=False, yes=False, env="local"):
+    """Remove the deployed stack (both colors, gateway, db, redis) and its secrets."""
+    from ..deploy import flow
+    from .common import confirm
+
+    with _Session(c, env) as session:
+        d = session.d
+        confirm(f"Remove stack {d.app} from {env}" + (" INCLUDING its data volumes" if volumes
+                                                          else "") + "?", yes)
+        removed = flow.remove(d, volumes=volumes)
+    print(f"{d.app} ({env}): removed " + ", ".join(removed))
+
+
 @task(help={"env": ENV_HELP})
 @user_errors
 def unlock(c, env="local"):
@@ -271,5 +287,5 @@ def unlock(c, env="local"):
 
 ns = Collection("deploy")
 ns.add_task(deploy, default=True)
-for _t in (finish, status, history, unlock):
+for _t in (finish, status, history, remove, unlock):
     ns.add_task(_t)

@@ -79,10 +79,18 @@ def provision(c, env="local"):
 @task(name="init", help={"env": ENV_HELP})
 @user_errors
 def swarm_init(c, env="local"):
-    """Init the Swarm on the manager and join the workers (idempotent); list the nodes."""
+    """Init the Swarm on the manager and join the workers (idempotent); list the nodes.
+    With --env local: the local engine as a single-node Swarm."""
     from ..remote import swarm
 
-    for n in swarm.ensure(_inventory(c, env), out=sys.stderr):
+    if env == "local":
+        from invoke import Context
+
+        settings(c, env)
+        nodes = swarm.ensure_local(Context(config=c.config), out=sys.stderr)
+    else:
+        nodes = swarm.ensure(_inventory(c, env), out=sys.stderr)
+    for n in nodes:
         print(f"{n.get('Hostname'):24} {n.get('Status'):6} {n.get('ManagerStatus') or 'worker'}")
 
 

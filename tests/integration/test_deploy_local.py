@@ -1,0 +1,88 @@
+"""`--env local`: the same deploy code path on the local engine as a single-node Swarm
+(Invoke's Context instead of Fabric's Connection): deploy, deploy, rollback, finish,
+remove, with the gateway's identity headers checked at each step."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+
+import pytest
+import requests
+
+from ops.config import read_env_file
+
+from .conftest import ROOT, free_port, inv
+
+pytestmark = pytest.mark.integration
+
+APP = f"opstest-local-{secrets.token_hex(3)}"
+REPO = f"ops-test-local-{secrets.token_hex(3)}/api"
+
+
+@pytest.fixture(scope="module")
+def local_swarm(engine, tmp_path_factory):
+    """The local engine in Swarm mode (left again afterwards if the test put it there),
+    an own app name, port and project directory, and two api versions."""
+    import os
+
+    from ops.wheelhouse import ensure
+
+    was_swarm = engine.info()["Swarm"]["LocalNodeState"] == "active"
+    project = tmp_path_factory.mktemp("local-deploy")
+    shutil.copytree(ROOT / "compose", project / "compose", ignore=shutil.ignore_patterns("wheels"))
+    dotenv = read_env_file(ROOT / ".env")
+    port = free_port()
+    env = {**os.environ, "OPS_ROOT": str(project), "INVOKE_DEPLOY_APP": APP,
+           "INVOKE_ENVS_LOCAL_DEPLOY_GATEWAY_PORT": str(port), "API_IMAGE": REPO,
+           "APP_DB_PASSWORD": secrets.token_urlsafe(16), "REDIS_PASSWORD": secrets.token_urlsafe(16),
+           **{k: dotenv[k] for k in ("POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE") if dotenv.get(k)}}
+    ensure(ROOT)
+    python = dotenv.get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
+    for tag in ("l1", "l2"):
+        engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True,
+                            buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
+    try:
+        init = inv("swarm.init", "--env", "local", env=env)
+        assert init.returncode == 0, init.stderr
+        assert "Leader" in init.stdout
+        yield env, f"http://127.0.0.1:{port}/"
+    finally:
+        inv("deploy.remove", "--env", "local", "--volumes", "--yes", env=env, timeout=300)
+        if not was_swarm:
+            engine.swarm.leave(force=True)
+        for tag in ("l1", "l2"):
+            engine.images.remove(f"{REPO}:{tag}", force=True)
+    left = [s.name for s in engine.services.list()] if was_swarm else []
+    assert not [name for name in left if name.startswith(APP)]
+    assert not [v.name for v in engine.volumes.list() if v.name.startswith(APP)]
+    assert not [n.name for n in engine.networks.list() if n.name.startswith(APP)]
+
+
+def _identity(url) -> tuple[str, str]:
+    r = requests.get(url, timeout=5)
+    assert r.status_code == 200
+    return r.headers["X-App-Color"], r.headers["X-App-Version"]
+
+
+def test_local_deploy_rollback_finish_remove(local_swarm):
+    env, url = local_swarm
+    steps = [(("deploy", "--tag", "l1"), ("blue", "l1")), (("deploy", "--tag", "l2"), ("green", "l2")),
+             (("rollback",), ("blue", "l1"))]
+    for args, expected in steps:
+        r = inv(*args, "--env", "local", env=env, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert {_identity(url) for _ in range(10)} == {expected}
+    finished = inv("deploy.finish", "--env", "local", env=env)
+    assert finished.returncode == 0 and "green (l2) scaled to 0" in finished.stdout
+    status = inv("deploy.status", "--env", "local", env=env)
+    assert "live:  blue (l1)" in status.stdout and "0/0 running" in status.stdout
+    history = inv("deploy.history", "--env", "local", env=env).stdout
+    assert [line.split()[1] for line in history.splitlines()] == ["deploy", "deploy", "rollback", "finish"]
+    # Rolling back to a scaled-down color scales it up and health-checks it first.
+    back = inv("rollback", "--env", "local", env=env, timeout=600)
+    assert back.returncode == 0, back.stderr[-2000:]
+    assert "scaling it to 2 first" in back.stderr and _identity(url) == ("green", "l2")
+    refused = inv("deploy.remove", "--env", "local", env=env, input="")
+    assert refused.returncode == 1 and "refusing without --yes" in refused.stderr
+    assert _identity(url) == ("green", "l2")  # nothing was removed
