@@ -66,6 +66,18 @@ def _secret_refs(used) -> list[dict]:
     return [{"source": k, "target": k, "mode": 0o444} for k in used]
 
 
+def _health(test: list, start_period: str, interval: str = "5s", timeout: str = "3s",
+            retries: int = 5) -> dict:
+    return {"test": test, "interval": interval, "timeout": timeout, "retries": retries,
+            "start_period": start_period}
+
+
+def _on_manager(cpus: str, memory: str, **extra) -> dict:
+    """Deploy settings of a service pinned to the manager (no VIP: dnsrr)."""
+    return {"endpoint_mode": "dnsrr", "placement": _ON_MANAGER,
+            "resources": {"limits": {"cpus": cpus, "memory": memory}}, **extra}
+
+
 def base(rel: Release, secrets: dict[str, str], nginx_config: str) -> dict:
     """Networks, the database, redis and the gateway (pinned to the manager: its volumes,
     its host-mode port and the directory holding the live upstream are there)."""
@@ -78,11 +90,9 @@ def base(rel: Release, secrets: dict[str, str], nginx_config: str) -> dict:
         "networks": ["backend"],
         "logging": _LOGGING,
         "stop_grace_period": "30s",
-        "healthcheck": {
-            "test": ["CMD-SHELL", 'pg_isready -q -h 127.0.0.1 -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"'],
-            "interval": "5s", "timeout": "3s", "retries": 5, "start_period": "30s"},
-        "deploy": {"endpoint_mode": "dnsrr", "placement": _ON_MANAGER,
-                   "resources": {"limits": {"cpus": "1.0", "memory": "512M"}}},
+        "healthcheck": _health(["CMD-SHELL", 'pg_isready -q -h 127.0.0.1 -U "$$POSTGRES_USER" '
+                                '-d "$$POSTGRES_DB"'], "30s"),
+        "deploy": _on_manager("1.0", "512M"),
     }
     redis = {
         "image": rel.redis_image,
@@ -96,12 +106,9 @@ def base(rel: Release, secrets: dict[str, str], nginx_config: str) -> dict:
         "volumes": ["redis-data:/data", _TMP],
         "networks": ["backend"],
         "logging": _LOGGING,
-        "healthcheck": {
-            "test": ["CMD-SHELL", 'REDISCLI_AUTH="$$(cat "$$REDIS_PASSWORD_FILE")" '
-                     "redis-cli ping | grep -q PONG"],
-            "interval": "5s", "timeout": "3s", "retries": 5, "start_period": "10s"},
-        "deploy": {"endpoint_mode": "dnsrr", "placement": _ON_MANAGER,
-                   "resources": {"limits": {"cpus": "0.5", "memory": "256M"}}},
+        "healthcheck": _health(["CMD-SHELL", 'REDISCLI_AUTH="$$(cat "$$REDIS_PASSWORD_FILE")" '
+                                "redis-cli ping | grep -q PONG"], "10s"),
+        "deploy": _on_manager("0.5", "256M"),
     }
     gateway = {
         "image": rel.nginx_image,
@@ -118,13 +125,12 @@ def base(rel: Release, secrets: dict[str, str], nginx_config: str) -> dict:
                     _TMP],
         "networks": ["edge"],
         "logging": _LOGGING,
-        "healthcheck": {"test": ["CMD", "curl", "-fsS", "-o", "/dev/null",
-                                 f"http://127.0.0.1:{GATEWAY_TARGET_PORT}/gateway/health"],
-                        "interval": "5s", "timeout": "3s", "retries": 3, "start_period": "5s"},
-        "deploy": {"endpoint_mode": "dnsrr", "placement": _ON_MANAGER,
-                   # A host-mode port cannot be held twice: the old task stops first.
-                   "update_config": {"order": "stop-first", "failure_action": "rollback"},
-                   "resources": {"limits": {"cpus": "0.5", "memory": "128M"}}},
+        "healthcheck": _health(["CMD", "curl", "-fsS", "-o", "/dev/null",
+                                f"http://127.0.0.1:{GATEWAY_TARGET_PORT}/gateway/health"], "5s",
+                               retries=3),
+        # A host-mode port cannot be held twice: the old task stops first.
+        "deploy": _on_manager("0.5", "128M", update_config={"order": "stop-first",
+                                                            "failure_action": "rollback"}),
     }
     return {
         "version": "3.8",
@@ -156,11 +162,10 @@ def color(rel: Release, which: str, tag: str, secrets: dict[str, str],
         "logging": _LOGGING,
         "stop_grace_period": "20s",
         "labels": {"ops.role": "app", "ops.color": which},
-        "healthcheck": {
-            "test": ["CMD", "python3", "-c", "import sys,urllib.request as u; sys.exit(0 if "
-                     f"u.urlopen('http://127.0.0.1:{API_PORT}/health/ready', timeout=2).status "
-                     "== 200 else 1)"],
-            "interval": "2s", "timeout": "2s", "retries": 3, "start_period": "10s"},
+        "healthcheck": _health(["CMD", "python3", "-c", "import sys,urllib.request as u; sys.exit(0 if "
+                                f"u.urlopen('http://127.0.0.1:{API_PORT}/health/ready', timeout=2)"
+                                ".status == 200 else 1)"], "10s", interval="2s", timeout="2s",
+                               retries=3),
         "deploy": {
             "replicas": rel.replicas if replicas is None else replicas,
             "endpoint_mode": "dnsrr",
