@@ -84,11 +84,11 @@ def row(name: str, summary: dict, took: float, switch: float | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cycles", type=int, default=4, help="deploy+rollback cycles (default 4)")
+    parser.add_argument("--cycles", type=int, default=6, help="deploy+rollback cycles (default 6)")
     parser.add_argument("--rate", type=float, default=100.0, help="requests/s (gateway limit: 100)")
     args = parser.parse_args()
-    tags = ["b1", "b2"]
-    print(f"sandbox {SANDBOX}: starting, building {REPO}:{{b1,b2}} ...", file=sys.stderr)
+    tags = ["b1", "b2", "b3"]
+    print(f"sandbox {SANDBOX}: starting, building {REPO}:{{b1,b2,b3}} ...", file=sys.stderr)
     shutil.copytree(ROOT / "compose", PROJECT / "compose", ignore=shutil.ignore_patterns("wheels"))
     try:
         inv("sandbox.up")
@@ -101,7 +101,9 @@ def main() -> None:
         with loadgen.Load(url, rate=args.rate) as load:
             time.sleep(2)
             for i in range(args.cycles):
-                for label, call in ((f"deploy b2 (blue-green) #{i + 1}", ("deploy", "--tag", "b2")),
+                # Alternate b2/b3: the idle color always gets a real rollout to a new tag.
+                tag = tags[1 + i % 2]
+                for label, call in ((f"deploy {tag} (blue-green) #{i + 1}", ("deploy", "--tag", tag)),
                                     (f"rollback #{i + 1}", ("rollback",))):
                     summary, took, out = measured(load, lambda c=call: inv(*c, "--env", "sandbox").stdout)
                     rows.append(row(label, summary, took, switch_seconds(out)))
@@ -112,19 +114,24 @@ def main() -> None:
             live_svc = status["colors"][status["live"]]["service"]
             manager = next(h for h in json.loads((PROJECT / ".sandbox" / "hosts.json").read_text())["hosts"]
                            if h["role"] == "manager")
-            naive = ["ssh", "-i", str(PROJECT / manager["key"]), "-p", str(manager["port"]),
-                     "-o", f"UserKnownHostsFile={PROJECT / '.sandbox' / 'known_hosts'}",
-                     "-o", "StrictHostKeyChecking=yes", f"root@{manager['address']}",
-                     f"docker service update --detach=false --update-order stop-first "
-                     f"--update-parallelism 1 --image {REPO}:b2 {live_svc} >/dev/null"]
-            summary, took, _ = measured(load, lambda: subprocess.run(naive, check=True))
-            naive_row = row("naive service update (stop-first)", summary, took, None)
+            ssh = ["ssh", "-i", str(PROJECT / manager["key"]), "-p", str(manager["port"]),
+                   "-o", f"UserKnownHostsFile={PROJECT / '.sandbox' / 'known_hosts'}",
+                   "-o", "StrictHostKeyChecking=yes", f"root@{manager['address']}"]
+            naive_rows = []
+            # Docker's default (one task at a time), then all tasks at once.
+            for parallelism, tag in ((1, "b1"), (0, "b3")):
+                update = (f"docker service update --detach=false --no-resolve-image "
+                          f"--update-order stop-first --update-parallelism {parallelism} "
+                          f"--image {REPO}:{tag} {live_svc} >/dev/null 2>&1")
+                summary, took, _ = measured(load, lambda u=update: subprocess.run([*ssh, u], check=True))
+                naive_rows.append(row(f"naive update, parallelism {parallelism}", summary, took, None))
         print(f"\nload: {args.rate:.0f} req/s through the gateway, {load.threads} keep-alive clients\n")
         print(f"{'step':34} {'reqs':>7} {'failed':>6} {'retried':>7} {'p50 ms':>7} {'p99 ms':>8} "
               f"{'max ms':>8} {'took s':>7} {'switch s':>7}")
         for r in rows:
             print(r)
-        print(naive_row)
+        for r in naive_rows:
+            print(r)
         print(f"\nblue-green total: {totals['requests']} requests, {totals['failed']} failed, "
               f"{totals['retried']} retried once (target: 0 failed of >= 5000)")
     finally:
