@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
+import shlex
 import sys
 import time
 from pathlib import Path
 
+import bcrypt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -20,7 +23,9 @@ from .errors import OpsError
 from .files import write_atomic
 from .shell import run
 
-IMAGE = "ops-local/sandbox-host:1"
+IMAGE = "ops-local/sandbox-host:2"
+REGISTRY_IMAGE = "ops-local/registry:2"
+REGISTRY_USER = "ops"
 LABEL = "ops.sandbox"
 ROLES = ("manager", "worker")
 STATE = ".sandbox"
@@ -70,13 +75,14 @@ def new_keypair() -> tuple[str, str]:
     return private, public + " ops-sandbox"
 
 
-def ensure_image(root: Path, mirror: str, out) -> None:
-    if not docker_api.missing_images([IMAGE]):
+def ensure_image(root: Path, mirror: str, out, image: str = IMAGE,
+                 context: str = "sandbox-host") -> None:
+    if not docker_api.missing_images([image]):
         return
     images.ensure_base(mirror, out)
-    print(f"building {IMAGE} ...", file=out)
-    run(["docker", "build", "--quiet", "--tag", IMAGE, "--build-arg", f"BASE_IMAGE={images.BASE}",
-         str(root / "compose" / "images" / "sandbox-host")], what=f"docker build {IMAGE}")
+    print(f"building {image} ...", file=out)
+    run(["docker", "build", "--quiet", "--tag", image, "--build-arg", f"BASE_IMAGE={images.BASE}",
+         str(root / "compose" / "images" / context)], what=f"docker build {image}")
 
 
 def _wait(fn, what: str, timeout: float = 60):
@@ -93,9 +99,12 @@ def _wait(fn, what: str, timeout: float = 60):
     raise OpsError(f"sandbox: {what} not ready after {timeout:.0f}s" + (f" ({last})" if last else ""))
 
 
-def up(root: Path, mirror: str = "", out=sys.stderr) -> list[dict]:
+def up(root: Path, mirror: str = "", out=sys.stderr, registry: bool = False) -> list[dict]:
+    """Start (or complete) the sandbox; `registry` adds a registry container, kept by
+    later calls until `down`."""
     client = docker_api.client()
-    ensure_image(root, mirror or "http://deb.debian.org/debian", out)
+    mirror = mirror or "http://deb.debian.org/debian"
+    ensure_image(root, mirror, out)
     state = root / STATE
     state.mkdir(mode=0o700, exist_ok=True)
     network = prefix()
@@ -136,10 +145,52 @@ def up(root: Path, mirror: str = "", out=sys.stderr) -> list[dict]:
             url = f"http://127.0.0.1:{published}"
         key_type, key_b64 = host_key.split()[:2]
         known.append(f"[127.0.0.1]:{port} {key_type} {key_b64}")
+    info = {"hosts": hosts, "url": url}
+    if registry or container_name("registry") in existing:
+        ensure_image(root, mirror, out, REGISTRY_IMAGE, "registry")
+        info["registry"] = _registry(client, root, network, existing.get(container_name("registry")))
     write_atomic(state / "known_hosts", "\n".join(known) + "\n", mode=0o600)
-    write_atomic(state / "hosts.json", json.dumps({"hosts": hosts, "url": url}, indent=2) + "\n",
-                 mode=0o600)
+    write_atomic(state / "hosts.json", json.dumps(info, indent=2) + "\n", mode=0o600)
     return hosts
+
+
+def _registry(client, root: Path, network: str, c) -> dict:
+    """A registry with a login (htpasswd, random password) on the sandbox network,
+    published on a loopback port P, and forwarded to 127.0.0.1:P on each host, so the
+    laptop and the nodes use one name for it: `127.0.0.1:P`. Docker talks plain HTTP to
+    loopback registries only, which keeps this sandbox-only."""
+    state = root / STATE
+    password_file = state / "registry.password"
+    htpasswd = state / "registry.htpasswd"
+    if c is None or not password_file.exists():
+        if c is not None:
+            c.remove(force=True, v=True)
+        password = secrets.token_urlsafe(24)
+        write_atomic(password_file, password + "\n", mode=0o600)
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+        write_atomic(htpasswd, f"{REGISTRY_USER}:{hashed}\n", mode=0o644)
+        c = client.containers.run(
+            REGISTRY_IMAGE, name=container_name("registry"), detach=True, network=network,
+            labels={LABEL: network}, ports={"5000/tcp": ("127.0.0.1", None)},
+            environment={"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_REALM": "sandbox",
+                         "REGISTRY_AUTH_HTPASSWD_PATH": "/auth/htpasswd"},
+            volumes={str(htpasswd): {"bind": "/auth/htpasswd", "mode": "ro"}})
+    elif c.status != "running":
+        c.start()
+    c.reload()
+    port = int(c.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"])
+    forward = ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+               f"TCP:{container_name('registry')}:5000"]
+    for role in ROLES:
+        host = client.containers.get(container_name(role))
+        # anchored, so the `sh -c` running pgrep does not match itself
+        if not _exec(host, f"pgrep -f {shlex.quote('^' + ' '.join(forward[:2]))} || true"):
+            host.exec_run(forward, detach=True)
+        _wait(lambda h=host: _exec(h, f"curl -s -o /dev/null -w '%{{http_code}}' "
+                                      f"http://127.0.0.1:{port}/v2/") == "401",
+              f"registry on {host.name}", timeout=30)
+    return {"server": f"127.0.0.1:{port}", "user": REGISTRY_USER,
+            "password_file": f"{STATE}/registry.password"}
 
 
 def _exec(container, command: str) -> str:
@@ -158,7 +209,8 @@ def down(root: Path) -> list[str]:
         if n.name == network:
             n.remove()
     state = root / STATE
-    for name in ("hosts.json", "known_hosts", "id_ed25519", "id_ed25519.pub"):
+    for name in ("hosts.json", "known_hosts", "id_ed25519", "id_ed25519.pub",
+                 "registry.password", "registry.htpasswd"):
         (state / name).unlink(missing_ok=True)
     if state.exists() and not any(state.iterdir()):
         state.rmdir()

@@ -132,11 +132,16 @@ def swarm_state() -> str:
             "'{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'")
 
 
-def stack_deploy(stack_file: str, app: str, detach_flag: bool) -> str:
-    """--resolve-image never: there is no registry to ask; nodes have the image."""
+def stack_deploy(stack_file: str, app: str, detach_flag: bool, resolve: str = "never",
+                 registry_auth: bool = False) -> str:
+    """--resolve-image never where nodes got the image over SSH (no registry to ask);
+    `always` pins the registry's digest, so every node runs the same bytes."""
+    if resolve not in ("never", "always"):
+        raise ValueError(f"resolve must be never or always, not {resolve!r}")
+    flags = f"--resolve-image {resolve}" + (" --with-registry-auth" if registry_auth else "")
     detach = " --detach=false" if detach_flag else ""
     return (f"cd {shlex.quote(stack_file.rsplit('/', 1)[0])} && docker stack deploy "
-            f"--resolve-image never{detach} -c {shlex.quote(stack_file.rsplit('/', 1)[1])} "
+            f"{flags}{detach} -c {shlex.quote(stack_file.rsplit('/', 1)[1])} "
             f"{shlex.quote(app)}")
 
 

@@ -46,6 +46,7 @@ class Deployment:
     rel: stackfile.Release
     url: str | None = None  # public URL; None: verify through the gateway's own port
     converge_timeout: float = 180
+    registry_auth: bool | None = None  # None: no registry (images over SSH)
     out: object = sys.stderr
     timings: dict = field(default_factory=dict)
     step: str = "start"
@@ -246,6 +247,12 @@ def _audit(d: Deployment, rec: dict) -> None:
     d.target.run(cmd.append_line(d.paths.audit, audit.line(rec)), "append to the audit log", warn=True)
 
 
+def _resolve(d: Deployment) -> tuple[str, bool]:
+    """How a color's stack is deployed: a registry's image pinned by digest (with the
+    manager's login forwarded to the workers), or the image the nodes were sent."""
+    return ("never", False) if d.registry_auth is None else ("always", d.registry_auth)
+
+
 def _prepare_release(d: Deployment, which: str, tag: str, secret_values: dict[str, str],
                      nginx_conf: str) -> tuple[str, dict[str, str]]:
     names = stackfile.secret_names(d.app, secret_values)
@@ -298,7 +305,8 @@ def deploy(d: Deployment, tag: str, secret_values: dict[str, str], nginx_conf: s
                                     ("gateway", d.rel.nginx_image)):
                     wait_converged(d, name, image, 1, since)
             with d.stage(f"deploy {which}"):
-                d.target.run(cmd.stack_deploy(f"{release}/{which}.json", d.app, detach_flag),
+                d.target.run(cmd.stack_deploy(f"{release}/{which}.json", d.app, detach_flag,
+                                              *_resolve(d)),
                              f"docker stack deploy ({which})", warn=detach_flag)
                 wait_converged(d, which, d.rel.api_ref(tag), d.rel.replicas, since)
             gw = gateway_container(d)

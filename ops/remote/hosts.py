@@ -68,6 +68,7 @@ class Inventory:
     hosts: tuple[Host, ...]
     known_hosts: Path
     url: str | None = None  # the public URL of the gateway (envs.<name>.url)
+    registry: object = None  # envs.<name>.registry as written (see remote/registry.py)
 
     @property
     def manager(self) -> Host:
@@ -81,6 +82,7 @@ class Inventory:
 def inventory(env: str, env_config: dict, root: Path) -> Inventory:
     raw_hosts = env_config.get("hosts")
     url = env_config.get("url")
+    registry = env_config.get("registry")
     hosts_file = env_config.get("hosts_file")
     if hosts_file:
         path = root / hosts_file
@@ -88,8 +90,9 @@ def inventory(env: str, env_config: dict, root: Path) -> Inventory:
             hint = " (run `inv sandbox.up`)" if env == "sandbox" else ""
             raise OpsError(f"environment {env!r}: hosts file {path} not found{hint}")
         raw_hosts = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(raw_hosts, dict):  # {"hosts": [...], "url": ...} (the sandbox)
+        if isinstance(raw_hosts, dict):  # {"hosts": [...], "url", "registry"} (the sandbox)
             url = url or raw_hosts.get("url")
+            registry = registry or raw_hosts.get("registry")
             raw_hosts = raw_hosts.get("hosts")
     if not raw_hosts:
         raise OpsError(f"environment {env!r} has no hosts (envs.{env}.hosts in invoke.yaml)")
@@ -101,7 +104,7 @@ def inventory(env: str, env_config: dict, root: Path) -> Inventory:
         raise OpsError(f"environment {env!r}: exactly one host must have role manager")
     known = Path(env_config.get("known_hosts") or "ssh/known_hosts")
     return Inventory(env, hosts, known if known.is_absolute() else root / known,
-                     parse_url(env, url))
+                     parse_url(env, url), registry)
 
 
 def parse_url(env: str, url) -> str | None:

@@ -39,6 +39,7 @@ class _Session:
         from pathlib import Path
 
         from ..commands import deploy as cmd
+        from ..commands.registry import repository
         from ..deploy import flow, stackfile
         from ..remote.hosts import Host, inventory, parse_url
 
@@ -68,15 +69,27 @@ class _Session:
             conn = open_checked(host, self.inv)
             url = self.inv.url
         v = self.s.variables
+        self.api_local = v.get("API_IMAGE") or "ops-example/api"
+        self.registry = None
+        if self.inv is not None:
+            from ..remote.registry import parse_registry
+
+            self.registry = parse_registry(env, self.inv.registry, self.s.root, v)
+        try:
+            api_image = (repository(self.registry.server, self.api_local) if self.registry
+                         else self.api_local)
+        except ValueError as exc:
+            raise OpsError(f"API_IMAGE: {exc}") from None
         rel = stackfile.Release(
-            app=paths.app, api_image=v.get("API_IMAGE") or "ops-example/api",
+            app=paths.app, api_image=api_image,
             postgres_image=v.get("POSTGRES_IMAGE") or "postgres:15.10-bookworm",
             redis_image=v.get("REDIS_IMAGE") or "redis:7.4-bookworm",
             nginx_image=v.get("NGINX_IMAGE") or "nginx:1.27-bookworm",
             replicas=opts["replicas"], gateway_port=opts["gateway_port"], live_dir=paths.live,
             db_user=v.get("APP_DB_USER") or "app", db_name=v.get("APP_DB_NAME") or "app")
         self.d = flow.Deployment(env=env, target=flow.Target(conn, host), paths=paths, rel=rel,
-                                 url=url, converge_timeout=opts["converge_timeout"])
+                                 url=url, converge_timeout=opts["converge_timeout"],
+                                 registry_auth=self.registry.login if self.registry else None)
 
     def close(self):
         if not self.local:
@@ -107,21 +120,25 @@ class _Session:
                 cmd.check_tag(tag)
             except ValueError as exc:
                 raise OpsError(str(exc)) from None
-            if missing_images([self.d.rel.api_ref(tag)]):
-                raise OpsError(f"image {self.d.rel.api_ref(tag)} not found locally "
+            if missing_images([self.local_ref(tag)]):
+                raise OpsError(f"image {self.local_ref(tag)} not found locally "
                                "(build it with `inv build`, or check --tag)")
             return tag
         stack = Stack(self.s)
         tags = stack.release_tags()
         if not tags:
             raise OpsError("not a git checkout: name the tag with --tag")
-        if missing_images([self.d.rel.api_ref(tags[0])]):
-            print(f"building {self.d.rel.api_ref(tags[0])} ...", file=sys.stderr)
+        if missing_images([self.local_ref(tags[0])]):
+            print(f"building {self.local_ref(tags[0])} ...", file=sys.stderr)
             stack.build_release()
         return tags[0]
 
+    def local_ref(self, tag: str) -> str:
+        return f"{self.api_local}:{tag}"
+
     def deliver(self, tag: str):
-        """Images onto the nodes: the api everywhere, the rest on the manager only."""
+        """Images onto the nodes: the api everywhere (through the registry when one is
+        configured), the base images on the manager only (over SSH, when it lacks them)."""
         rel = self.d.rel
         infra = [rel.postgres_image, rel.redis_image, rel.nginx_image]
         if self.local:
@@ -133,6 +150,13 @@ class _Session:
             return
         from ..remote.images import deliver
 
+        if self.registry:
+            from ..remote.registry import pull_everywhere, push
+
+            push(self.registry, [self.local_ref(tag)], sys.stderr)
+            pull_everywhere(self.inv, self.registry, [rel.api_ref(tag)], sys.stderr)
+            deliver(self.inv, lambda h: infra if h.role == "manager" else [], sys.stderr)
+            return
         deliver(self.inv, lambda h: [rel.api_ref(tag)] + (infra if h.role == "manager" else []),
                 sys.stderr)
 

@@ -17,16 +17,17 @@ def _inventory(c, env):
     return inventory(env, (c.config.get("envs") or {}).get(env) or {}, s.root)
 
 
-@task(help={"env": "environment whose settings (DEBIAN_MIRROR) apply (default: local)"})
+@task(help={"env": "environment whose settings (DEBIAN_MIRROR) apply (default: local)",
+            "registry": "also run a registry (with a login) that --env sandbox deploys through"})
 @user_errors
-def sandbox_up(c, env="local"):
+def sandbox_up(c, env="local", registry=False):
     """Start two sandbox hosts (sshd + dockerd containers) as a 2-node Swarm: --env sandbox."""
     from .. import sandbox
     from ..remote import swarm
     from ..remote.hosts import inventory
 
     s = settings(c, env)
-    sandbox.up(project_root(), s.variables.get("DEBIAN_MIRROR", ""))
+    sandbox.up(project_root(), s.variables.get("DEBIAN_MIRROR", ""), registry=registry)
     inv = inventory("sandbox", (c.config.get("envs") or {}).get("sandbox") or {}, s.root)
     for n in swarm.ensure(inv, out=sys.stderr):
         print(f"{n.get('Hostname'):24} {n.get('Status'):6} {n.get('ManagerStatus') or 'worker'}")

@@ -29,6 +29,7 @@ def local_swarm(engine, tmp_path_factory):
     from ops.wheelhouse import ensure
 
     was_swarm = engine.info()["Swarm"]["LocalNodeState"] == "active"
+    had_gwbridge = bool(engine.networks.list(names=["docker_gwbridge"]))
     project = tmp_path_factory.mktemp("local-deploy")
     shutil.copytree(ROOT / "compose", project / "compose", ignore=shutil.ignore_patterns("wheels"))
     dotenv = read_env_file(ROOT / ".env")
@@ -51,6 +52,9 @@ def local_swarm(engine, tmp_path_factory):
         inv("deploy.remove", "--env", "local", "--volumes", "--yes", env=env, timeout=300)
         if not was_swarm:
             engine.swarm.leave(force=True)
+            if not had_gwbridge:  # Swarm made it; leaving keeps it
+                for net in engine.networks.list(names=["docker_gwbridge"]):
+                    net.remove()
         for tag in ("l1", "l2"):
             engine.images.remove(f"{REPO}:{tag}", force=True)
     left = [s.name for s in engine.services.list()] if was_swarm else []
