@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import subprocess
 
 import pytest
 import requests
@@ -31,14 +32,21 @@ def local_swarm(engine, tmp_path_factory):
     was_swarm = engine.info()["Swarm"]["LocalNodeState"] == "active"
     had_gwbridge = bool(engine.networks.list(names=["docker_gwbridge"]))
     project = tmp_path_factory.mktemp("local-deploy")
-    shutil.copytree(ROOT / "compose", project / "compose", ignore=shutil.ignore_patterns("wheels"))
+    ensure(ROOT)
+    shutil.copytree(ROOT / "compose", project / "compose")
+    # A git checkout of its own: `inv deploy` without --tag builds and deploys its commit.
+    git = ["git", "-C", str(project), "-c", "user.name=ops-test", "-c", "user.email=ops-test@localhost"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "release"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    commit = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout.strip()
     dotenv = read_env_file(ROOT / ".env")
     port = free_port()
     env = {**os.environ, "OPS_ROOT": str(project), "INVOKE_DEPLOY_APP": APP,
            "INVOKE_ENVS_LOCAL_DEPLOY_GATEWAY_PORT": str(port), "API_IMAGE": REPO,
            "APP_DB_PASSWORD": secrets.token_urlsafe(16), "REDIS_PASSWORD": secrets.token_urlsafe(16),
-           **{k: dotenv[k] for k in ("POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE") if dotenv.get(k)}}
-    ensure(ROOT)
+           **{k: dotenv[k] for k in ("POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE", "PYTHON_IMAGE")
+              if dotenv.get(k)}}
     python = dotenv.get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
     for tag in ("l1", "l2"):
         engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True,
@@ -47,7 +55,7 @@ def local_swarm(engine, tmp_path_factory):
         init = inv("swarm.init", "--env", "local", env=env)
         assert init.returncode == 0, init.stderr
         assert "Leader" in init.stdout
-        yield env, f"http://127.0.0.1:{port}/"
+        yield env, f"http://127.0.0.1:{port}/", commit
     finally:
         inv("deploy.remove", "--env", "local", "--volumes", "--yes", env=env, timeout=300)
         if not was_swarm:
@@ -55,8 +63,9 @@ def local_swarm(engine, tmp_path_factory):
             if not had_gwbridge:  # Swarm made it; leaving keeps it
                 for net in engine.networks.list(names=["docker_gwbridge"]):
                     net.remove()
-        for tag in ("l1", "l2"):
-            engine.images.remove(f"{REPO}:{tag}", force=True)
+        for tag in ("l1", "l2", commit):
+            if engine.images.list(f"{REPO}:{tag}"):
+                engine.images.remove(f"{REPO}:{tag}", force=True)
     left = [s.name for s in engine.services.list()] if was_swarm else []
     assert not [name for name in left if name.startswith(APP)]
     assert not [v.name for v in engine.volumes.list() if v.name.startswith(APP)]
@@ -70,7 +79,7 @@ def _identity(url) -> tuple[str, str]:
 
 
 def test_local_deploy_rollback_finish_remove(local_swarm):
-    env, url = local_swarm
+    env, url, _ = local_swarm
     steps = [(("deploy", "--tag", "l1"), ("blue", "l1")), (("deploy", "--tag", "l2"), ("green", "l2")),
              (("rollback",), ("blue", "l1"))]
     for args, expected in steps:
@@ -90,3 +99,12 @@ def test_local_deploy_rollback_finish_remove(local_swarm):
     refused = inv("deploy.remove", "--env", "local", env=env, input="")
     assert refused.returncode == 1 and "refusing without --yes" in refused.stderr
     assert _identity(url) == ("green", "l2")  # nothing was removed
+
+
+def test_deploy_without_tag_builds_the_current_commit_and_serves_it(local_swarm, engine):
+    env, url, commit = local_swarm
+    assert not engine.images.list(f"{REPO}:{commit}")
+    r = inv("deploy", "--env", "local", env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"building {REPO}:{commit}" in r.stderr and f"/{commit} is live" in r.stdout
+    assert {_identity(url)[1] for _ in range(10)} == {commit}  # the version header names it
