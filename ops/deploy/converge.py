@@ -51,6 +51,7 @@ class Service:
     labels: dict
     update_state: str | None
     update_message: str
+    update_started: str = ""  # RFC 3339, manager clock
 
     @classmethod
     def from_inspect(cls, raw: dict) -> Service:
@@ -60,7 +61,8 @@ class Service:
         update = raw.get("UpdateStatus") or {}
         return cls(name=spec.get("Name", ""), image=image.split("@", 1)[0],
                    replicas=int(replicas or 0), labels=spec.get("Labels") or {},
-                   update_state=update.get("State"), update_message=update.get("Message", ""))
+                   update_state=update.get("State"), update_message=update.get("Message", ""),
+                   update_started=update.get("StartedAt", "") or "")
 
     @property
     def tag(self) -> str:
@@ -84,7 +86,9 @@ def assess(service: Service | None, tasks: list[Task], image: str, replicas: int
     least 2) fails fast instead of waiting for the timeout."""
     if service is None:
         return Verdict("wait", "service not created yet")
-    if service.update_state in BAD_UPDATE:
+    # A paused update left by an earlier rollout stays in UpdateStatus until the next
+    # update; scaling that color up again is no update, so only this rollout's counts.
+    if service.update_state in BAD_UPDATE and (not since or service.update_started >= since):
         return Verdict("failed", f"update {service.update_state}: {service.update_message}".strip(),
                        failures=_failures(tasks, image, since))
     current = [t for t in tasks if t.desired == "running"]

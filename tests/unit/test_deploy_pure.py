@@ -62,8 +62,8 @@ def _task(state, image="api:v2", desired="running", created="2026-01-01T00:00:10
     return converge.Task("t", 1, image, desired, state, "", "n", created)
 
 
-def _svc(update=None, replicas=2):
-    return converge.Service("s", "api:v2", replicas, {}, update, "")
+def _svc(update=None, replicas=2, started="2026-01-01T00:00:05.123Z"):
+    return converge.Service("s", "api:v2", replicas, {}, update, "", started)
 
 
 @pytest.mark.parametrize("service, tasks, state", [
@@ -74,6 +74,8 @@ def _svc(update=None, replicas=2):
     (_svc("completed"), [_task("running"), _task("running"), _task("running", "api:v1")], "wait"),
     (_svc("paused"), [_task("running")], "failed"),
     (_svc("rollback_completed"), [_task("running")], "failed"),
+    # A paused update left by an earlier rollout (the color scaled up again) is not ours.
+    (_svc("paused", started="2025-12-31T23:59:00Z"), [_task("running"), _task("running")], "done"),
     # An unhealthy task that drains on SIGTERM ends `complete`: still a failure.
     (_svc(), [_task("complete", desired="shutdown"), _task("failed", desired="shutdown")], "failed"),
     # Failures from before this rollout do not count.
@@ -88,8 +90,9 @@ def test_rollout_verdicts(service, tasks, state):
 def test_inspect_parsers_strip_digests():
     svc = converge.Service.from_inspect({"Spec": {"Name": "a_blue", "TaskTemplate": {"ContainerSpec": {
         "Image": "reg:5000/api:v2@sha256:abc"}}, "Mode": {"Replicated": {"Replicas": 3}}},
-        "UpdateStatus": {"State": "completed"}})
+        "UpdateStatus": {"State": "completed", "StartedAt": "2026-01-01T00:00:01.5Z"}})
     assert (svc.image, svc.tag, svc.replicas, svc.update_state) == ("reg:5000/api:v2", "v2", 3, "completed")
+    assert svc.update_started == "2026-01-01T00:00:01.5Z"
     task = converge.Task.from_inspect({"ID": "x" * 25, "Status": {"State": "running"},
                                        "Spec": {"ContainerSpec": {"Image": "api:v2@sha256:1"}}})
     assert task.image == "api:v2" and task.full_id == "x" * 25
