@@ -4,6 +4,7 @@ scale with traffic -> refusals -> graceful stop -> down."""
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 import time
 from collections import Counter
@@ -138,11 +139,26 @@ def test_scale_refusals_change_nothing(up, stack_env, engine, spec, message):
     assert not __import__("os").path.exists("/tmp/ops-pwned")
 
 
+# Two clients that reset their connection (SO_LINGER 0): one before sending a request,
+# one while its slow request is in flight. Neither may put a plain traceback in the logs.
+RESETTING_CLIENTS = (
+    "import socket,struct,time\n"
+    "def rst(s): s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0)); s.close()\n"
+    "rst(socket.create_connection(('127.0.0.1', 8000)))\n"
+    "s = socket.create_connection(('127.0.0.1', 8000))\n"
+    "s.sendall(b'GET /work?ms=300 HTTP/1.0\\r\\n\\r\\n'); rst(s); time.sleep(0.6)\n"
+)
+
+
 def test_logs_exec_ps(up, stack_env):
+    reset = inv("exec", "api", f"python3 -c {shlex.quote(RESETTING_CLIENTS)}", env=stack_env)
+    assert reset.returncode == 0, reset.stderr
     logs = inv("logs", "--service", "api", "--tail", "50", env=stack_env)
     assert logs.returncode == 0
     entries = [json.loads(ln.split("|", 1)[1]) for ln in logs.stdout.splitlines() if "|" in ln]
     assert entries and all({"ts", "level", "msg"} <= set(e) for e in entries)  # JSON logs
+    assert any(e.get("path") == "/work" and e.get("status") == 499 for e in entries)
+    assert any(e["msg"] == "client disconnected" for e in entries)
     bad = inv("logs", "--service", "nope", env=stack_env)
     assert bad.returncode == 1 and "unknown service 'nope'" in bad.stderr
     out = inv("exec", "api", "python3 -c 'print(6*7)'", env=stack_env)

@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,7 +43,10 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             LOG.exception("request failed", extra={"path": url.path})
             ctype, body = "application/json", b'{"error":"internal"}'
-        self.reply(status, ctype, body)
+        try:
+            self.reply(status, ctype, body)
+        except ConnectionError:  # the client gave up (timeout, reset): nginx's 499
+            status = 499
         elapsed = time.perf_counter() - start
         REQUESTS.labels(route, "GET", str(status)).inc()
         LATENCY.labels(route).observe(elapsed)
@@ -108,6 +112,14 @@ class Server(ThreadingHTTPServer):
     # socketserver's default listen backlog is 5: a burst beyond it drops SYNs, which
     # the client retransmits after 1 s (seen as 1 s latency spikes under load).
     request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        # socketserver prints a bare traceback to stderr; every log line stays JSON.
+        # Reached for errors outside do_GET, e.g. a client resetting before its request.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            LOG.info("client disconnected", extra={"client": client_address[0]})
+        else:
+            LOG.exception("request handling failed", extra={"client": client_address[0]})
 
 
 def main():
