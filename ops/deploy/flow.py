@@ -64,6 +64,7 @@ class Deployment:
     @contextmanager
     def stage(self, name: str):
         self.step = name
+        self.say(f"==> {name}")
         start = time.monotonic()
         try:
             yield

@@ -55,11 +55,11 @@ class _Session:
         self.local = env == "local" or env_config.get("local", False)
         if self.local:
             # The local engine, through Invoke's Context: same commands, same code path.
-            from invoke import Context
+            from ..localrun import context
 
             self.inv = None
             host = Host("local", "localhost", role="manager")
-            conn = Context(config=c.config)
+            conn = context(c.config)
             url = parse_url(env, env_config.get("url") or f"http://127.0.0.1:{opts['gateway_port']}")
         else:
             from ..remote.connect import open_checked

@@ -11,6 +11,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -141,6 +142,20 @@ def _start_deploy(tag: str) -> subprocess.Popen:
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _wait_for_stage(proc: subprocess.Popen, stage: str, timeout: float = 300):
+    """Follow the deploy's stderr until it announces `==> <stage>`. Returns the lines
+    (the list keeps filling) and the reader thread, which ends at EOF."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),
+                              daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    while not any(ln.startswith(f"==> {stage}") for ln in list(lines)):
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.1)
+    return lines, reader
+
+
 def _wait_locked(proc, timeout=120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -173,12 +188,14 @@ def test_ctrl_c_mid_deploy_releases_the_lock_and_keeps_serving(deployed):
     # Ctrl-C surely lands mid-deploy, before any switch.
     proc = _start_deploy(BAD)
     try:
-        _wait_locked(proc)
-        time.sleep(1.5)
+        seen, reader = _wait_for_stage(proc, "deploy ")
+        time.sleep(1.0)  # inside the rollout wait
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
     finally:
         proc.kill()
+    err = "".join(seen)
     assert proc.returncode == 130 and err.strip().endswith("interrupted"), err[-2000:]
     after = _status()
     assert after["lock"] is None

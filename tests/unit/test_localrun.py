@@ -1,0 +1,47 @@
+"""The local-engine Context stops on Ctrl-C (Invoke's own runner would keep waiting)."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from invoke import Config
+
+from ops.localrun import context, descendants, parent_of
+
+
+def _interrupt_soon(delay: float = 0.5) -> threading.Timer:
+    timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer
+
+
+def test_ctrl_c_stops_the_run_and_its_child(tmp_path):
+    marker = tmp_path / "still-running"
+    started = time.monotonic()
+    _interrupt_soon()
+    with pytest.raises(KeyboardInterrupt):
+        context(Config()).run(f"sleep 5 && touch {marker}", hide=True, warn=True, in_stream=False)
+    assert time.monotonic() - started < 4  # not after the child finished on its own
+    time.sleep(5.5)
+    assert not marker.exists()  # the child was stopped, not left running
+
+
+def test_the_callers_config_is_not_changed():
+    cfg = Config()
+    before = cfg.runners.local
+    context(cfg)
+    assert cfg.runners.local is before
+
+
+def test_parent_of_reads_past_a_command_name_with_spaces_and_parens():
+    assert parent_of("4242 (docker (cli) x) S 17 4242 17 0 -1") == 17
+
+
+def test_descendants_walks_the_tree(tmp_path):
+    for pid, ppid in ((10, 1), (11, 10), (12, 11), (13, 1)):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (sh) S {ppid} 0 0")
+    assert sorted(descendants(10, proc=tmp_path)) == [11, 12]
+    assert descendants(13, proc=tmp_path) == []
