@@ -244,6 +244,33 @@ def secrets_rm(app: str) -> str:
     return f"docker secret ls -q --filter {label} | xargs -r docker secret rm >/dev/null"
 
 
+def swarm_objects(app: str) -> str:
+    """The app's secrets (created by us, labelled) and configs (created by the stack),
+    one `secret NAME` / `config NAME` per line."""
+    ours = shlex.quote(f"label=ops.app={app}")
+    stack = shlex.quote(f"label=com.docker.stack.namespace={app}")
+    return (f"docker secret ls --filter {ours} --format 'secret {{{{.Name}}}}' && "
+            f"docker config ls --filter {stack} --format 'config {{{{.Name}}}}'")
+
+
+_REFS = ("{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}secret {{.SecretName}}\n{{end}}"
+         "{{range .Spec.TaskTemplate.ContainerSpec.Configs}}config {{.ConfigName}}\n{{end}}")
+
+
+def swarm_object_refs(app: str) -> str:
+    """Every secret and config the app's services reference, in the same format. Fails
+    (rather than printing nothing) when the services cannot be read."""
+    stack = shlex.quote(f"label=com.docker.stack.namespace={app}")
+    return (f"ids=$(docker service ls -q --filter {stack}) && "
+            f"if [ -n \"$ids\" ]; then docker service inspect --format {shlex.quote(_REFS)} $ids; fi")
+
+
+def swarm_objects_rm(kind: str, names: list[str]) -> str:
+    if kind not in ("secret", "config") or not names:
+        raise ValueError(f"nothing to remove or unknown kind {kind!r}")
+    return f"docker {kind} rm {' '.join(shlex.quote(n) for n in names)} >/dev/null"
+
+
 def volumes_rm(app: str, names: list[str]) -> str:
     vols = " ".join(shlex.quote(service(app, n)) for n in names)
     return f"docker volume rm {vols} >/dev/null 2>&1 || true"

@@ -244,6 +244,19 @@ def switch(d: Deployment, gw: str, which: str, tag: str, previous_text: str) -> 
 
 # -- the actions ------------------------------------------------------------------------
 
+def prune_objects(d: Deployment, keep: set[str]) -> None:
+    """Remove secret and config versions no service uses any more (replaced values, an
+    edited nginx.conf). Best effort: the deploy has already succeeded."""
+    try:
+        listed = d.target.run(cmd.swarm_objects(d.app), "list secrets and configs").stdout
+        used = d.target.run(cmd.swarm_object_refs(d.app), "read service references").stdout
+        for kind, names in stackfile.stale_objects(listed, used, keep).items():
+            d.target.run(cmd.swarm_objects_rm(kind, names), f"remove unused {kind}s")
+            d.say(f"removed unused {kind}s: {', '.join(names)}")
+    except OpsError as exc:
+        d.say(f"warning: old secret/config versions left in place: {exc}")
+
+
 def _audit(d: Deployment, rec: dict) -> None:
     d.target.run(cmd.append_line(d.paths.audit, audit.line(rec)), "append to the audit log", warn=True)
 
@@ -295,7 +308,7 @@ def deploy(d: Deployment, tag: str, secret_values: dict[str, str], nginx_conf: s
             with d.stage("images"):
                 deliver()
             with d.stage("upload"):
-                release, _ = _prepare_release(d, which, tag, secret_values, nginx_conf)
+                release, names = _prepare_release(d, which, tag, secret_values, nginx_conf)
                 if not current:  # first deploy: the gateway needs an upstream to start
                     d.target.run(cmd.write_file(d.paths.upstream, stackfile.upstream(d.app, which, tag)),
                                  "write the first upstream")
@@ -317,6 +330,7 @@ def deploy(d: Deployment, tag: str, secret_values: dict[str, str], nginx_conf: s
                 rec["switch_seconds"] = round(switch(d, gw, which, tag, previous_text), 3)
             d.target.run(cmd.prune_releases(d.paths.releases, KEEP_RELEASES), "prune releases",
                          warn=True)
+            prune_objects(d, {*names.values(), stackfile.config_name(d.app, nginx_conf)})
             rec["seconds"] = round(time.monotonic() - started, 1)
             _audit(d, audit.record("deploy", d.env, "ok", **rec))
     except BaseException as exc:

@@ -203,3 +203,19 @@ def parse_upstream(text: str) -> tuple[str, str] | None:
     if fields.get("live") not in COLORS or not fields.get("tag"):
         return None
     return fields["live"], fields["tag"]
+
+
+def stale_objects(listed: str, referenced: str, keep: set[str]) -> dict[str, list[str]]:
+    """Secret and config versions (`kind name` lines) that no service references any
+    more and that are not `keep` (the release just deployed). The idle color still
+    references its own versions, so the rollback target keeps them. Nothing is stale
+    when no reference could be read: an empty answer is not proof of disuse."""
+    pairs = {tuple(line.split(None, 1)) for line in listed.splitlines() if line.strip()}
+    used = {tuple(line.split(None, 1)) for line in referenced.splitlines() if line.strip()}
+    if not used:
+        return {}
+    stale: dict[str, list[str]] = {}
+    for kind, name in sorted(pairs - used):
+        if name not in keep:
+            stale.setdefault(kind, []).append(name)
+    return stale

@@ -1,12 +1,14 @@
 """`--env local`: the same deploy code path on the local engine as a single-node Swarm
 (Invoke's Context instead of Fabric's Connection): deploy, deploy, rollback, finish,
-remove, with the gateway's identity headers checked at each step."""
+remove, with the gateway's identity headers checked at each step, and unused
+config versions pruned."""
 
 from __future__ import annotations
 
 import secrets
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
@@ -38,8 +40,6 @@ def local_swarm(engine, tmp_path_factory):
     git = ["git", "-C", str(project), "-c", "user.name=ops-test", "-c", "user.email=ops-test@localhost"]
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "release"]):
         subprocess.run([*git, *args], check=True, capture_output=True)
-    commit = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], check=True, capture_output=True,
-                            text=True).stdout.strip()
     dotenv = read_env_file(ROOT / ".env")
     port = free_port()
     env = {**os.environ, "OPS_ROOT": str(project), "INVOKE_DEPLOY_APP": APP,
@@ -55,7 +55,7 @@ def local_swarm(engine, tmp_path_factory):
         init = inv("swarm.init", "--env", "local", env=env)
         assert init.returncode == 0, init.stderr
         assert "Leader" in init.stdout
-        yield env, f"http://127.0.0.1:{port}/", commit
+        yield env, f"http://127.0.0.1:{port}/", git
     finally:
         inv("deploy.remove", "--env", "local", "--volumes", "--yes", env=env, timeout=300)
         if not was_swarm:
@@ -63,9 +63,9 @@ def local_swarm(engine, tmp_path_factory):
             if not had_gwbridge:  # Swarm made it; leaving keeps it
                 for net in engine.networks.list(names=["docker_gwbridge"]):
                     net.remove()
-        for tag in ("l1", "l2", commit):
-            if engine.images.list(f"{REPO}:{tag}"):
-                engine.images.remove(f"{REPO}:{tag}", force=True)
+        for image in engine.images.list(REPO):  # l1, l2 and the commits deployed untagged
+            for ref in image.tags:
+                engine.images.remove(ref, force=True)
     left = [s.name for s in engine.services.list()] if was_swarm else []
     assert not [name for name in left if name.startswith(APP)]
     assert not [v.name for v in engine.volumes.list() if v.name.startswith(APP)]
@@ -102,9 +102,28 @@ def test_local_deploy_rollback_finish_remove(local_swarm):
 
 
 def test_deploy_without_tag_builds_the_current_commit_and_serves_it(local_swarm, engine):
-    env, url, commit = local_swarm
+    env, url, git = local_swarm
+    old_configs = _configs(engine)
+    assert len(old_configs) == 1
+    # An edited nginx.conf is a new config version; the old one is pruned once unused.
+    conf = Path(env["OPS_ROOT"]) / "compose" / "gateway" / "nginx.conf"
+    conf.write_text(conf.read_text() + "# edited for this release\n")
+    subprocess.run([*git, "commit", "-qam", "gateway tweak"], check=True, capture_output=True)
+    commit = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout.strip()
     assert not engine.images.list(f"{REPO}:{commit}")
     r = inv("deploy", "--env", "local", env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"building {REPO}:{commit}" in r.stderr and f"/{commit} is live" in r.stdout
     assert {_identity(url)[1] for _ in range(10)} == {commit}  # the version header names it
+    new_configs = _configs(engine)
+    assert len(new_configs) == 1 and new_configs != old_configs
+    assert f"removed unused configs: {old_configs[0]}" in r.stderr
+    gateway = engine.services.get(f"{APP}_gateway").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert [c["ConfigName"] for c in gateway["Configs"]] == new_configs
+    # Both colors still use the one version of each secret: none was removed.
+    assert len(engine.secrets.list(filters={"label": f"ops.app={APP}"})) == 2
+
+
+def _configs(engine) -> list[str]:
+    return [c.name for c in engine.configs.list(filters={"label": f"com.docker.stack.namespace={APP}"})]

@@ -47,6 +47,28 @@ def test_secret_and_config_names_are_versioned_and_values_never_written():
     assert all(s["external"] for stack in stacks for s in stack["secrets"].values())
 
 
+def test_stale_secret_and_config_versions():
+    listed = ("secret app_redis_password_old\nsecret app_redis_password_new\n"
+              "secret app_app_db_password_aaa\nconfig app_gateway_conf_1\n"
+              "config app_gateway_conf_2\nsecret app_orphan_just_made\n")
+    # blue (the rollback target) still uses the old redis secret; nothing uses conf_1.
+    refs = ("secret app_redis_password_old\nsecret app_app_db_password_aaa\n"
+            "secret app_redis_password_new\nsecret app_app_db_password_aaa\n"
+            "config app_gateway_conf_2\n")
+    stale = stackfile.stale_objects(listed, refs, keep={"app_orphan_just_made"})
+    assert stale == {"config": ["app_gateway_conf_1"]}
+    assert stackfile.stale_objects(listed, "", keep=set()) == {}  # unread refs: keep all
+    assert stackfile.stale_objects(listed + "secret app_x\n", refs, set())["secret"] == [
+        "app_orphan_just_made", "app_x"]
+    line = cmd.swarm_objects_rm("secret", ["a_b", "c$(id)"])
+    assert shlex.split(line)[:4] == ["docker", "secret", "rm", "a_b"] and "'c$(id)'" in line
+    for kind, names in (("volume", ["x"]), ("secret", [])):
+        with pytest.raises(ValueError):
+            cmd.swarm_objects_rm(kind, names)
+    assert "label=ops.app=op" in cmd.swarm_objects("op") and \
+        "com.docker.stack.namespace=op" in cmd.swarm_object_refs("op")
+
+
 def test_upstream_file_round_trip_and_garbage():
     text = stackfile.upstream("opsdemo", "green", "abc123")
     assert "set $api http://opsdemo_green:8000;" in text
