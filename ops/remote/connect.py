@@ -39,7 +39,7 @@ def open_checked(host: Host, inv: Inventory) -> Connection:
                            f"check it and run `inv hosts.trust --env {inv.env}`") from exc
         raise OpsError(f"{host.name}: SSH failed: {exc}") from exc
     except OSError as exc:
-        raise OpsError(f"{host.name} ({host.address}:{host.port}): cannot connect: {exc}") from exc
+        raise OpsError(f"{host.name} ({host.endpoint}:{host.port}): cannot connect: {exc}") from exc
     return conn
 
 

@@ -1,10 +1,14 @@
 """The hosts of an environment: `envs.<name>.hosts` in invoke.yaml, or a generated
-hosts file (the sandbox). Everything is validated before any connection is made."""
+hosts file (the sandbox). Everything is validated before any connection is made.
+An address may be a ~/.ssh/config alias: its HostName, Port and User apply (values
+written in invoke.yaml win, as they do for Fabric), so known_hosts, the trust step and
+Swarm all name the host that is really reached."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +16,7 @@ from ..errors import OpsError
 
 HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 ROLES = {"manager", "worker"}
 
 
@@ -25,14 +29,33 @@ class Host:
     key: str | None = None  # private key file; None: ssh-agent / ~/.ssh/config
     role: str = "worker"
     swarm_addr: str | None = None  # address other nodes reach it on (advertise addr)
+    hostname: str | None = None  # ~/.ssh/config HostName of an alias address
+
+    @property
+    def endpoint(self) -> str:
+        """The host the TCP connection really goes to."""
+        return self.hostname or self.address
 
     @property
     def known_hosts_name(self) -> str:
-        """How OpenSSH writes this host in known_hosts."""
-        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+        """How OpenSSH (and paramiko) write this host in known_hosts."""
+        return self.endpoint if self.port == 22 else f"[{self.endpoint}]:{self.port}"
 
 
-def parse_host(raw: dict, root: Path) -> Host:
+def _port(value, what: str) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = -1
+    if not 1 <= port <= 65535:
+        raise OpsError(f"{what}: invalid port {value!r}")
+    return port
+
+
+def parse_host(raw: dict, root: Path, ssh: dict | None = None) -> Host:
+    """One validated host. `ssh` is what ~/.ssh/config says of its address (paramiko's
+    lookup: lowercase keys); values written in the entry win over it."""
+    ssh = ssh or {}
     if not isinstance(raw, dict):
         raise OpsError(f"host entry must be a mapping, got {raw!r}")
     name, address = str(raw.get("name", "")), str(raw.get("address", ""))
@@ -40,15 +63,16 @@ def parse_host(raw: dict, root: Path) -> Host:
         raise OpsError(f"invalid host name {name!r}: lowercase letters, digits, - and _")
     if not HOSTNAME.match(address):
         raise OpsError(f"host {name}: invalid address {address!r}")
-    try:
-        port = int(raw.get("port", 22))
-    except (TypeError, ValueError):
-        port = -1
-    if not 1 <= port <= 65535:
-        raise OpsError(f"host {name}: invalid port {raw.get('port')!r}")
-    user = str(raw.get("user", "root"))
+    if raw.get("port") is not None:
+        port = _port(raw["port"], f"host {name}")
+    else:
+        port = _port(ssh.get("port", 22), f"host {name} (~/.ssh/config)")
+    user = str(raw["user"]) if raw.get("user") is not None else str(ssh.get("user", "root"))
     if not USER.match(user):
         raise OpsError(f"host {name}: invalid user {user!r}")
+    hostname = ssh.get("hostname")
+    if hostname is not None and not HOSTNAME.match(str(hostname)):
+        raise OpsError(f"host {name}: invalid HostName {hostname!r} in ~/.ssh/config")
     role = str(raw.get("role", "worker"))
     if role not in ROLES:
         raise OpsError(f"host {name}: role must be manager or worker, not {role!r}")
@@ -59,7 +83,8 @@ def parse_host(raw: dict, root: Path) -> Host:
     swarm_addr = raw.get("swarm_addr")
     if swarm_addr is not None and not HOSTNAME.match(str(swarm_addr)):
         raise OpsError(f"host {name}: invalid swarm_addr {swarm_addr!r}")
-    return Host(name, address, port, user, key, role, swarm_addr)
+    return Host(name, address, port, user, key, role, swarm_addr,
+                hostname if hostname and hostname != address else None)
 
 
 @dataclass(frozen=True)
@@ -79,7 +104,20 @@ class Inventory:
         return [h for h in self.hosts if h.role == "worker"]
 
 
-def inventory(env: str, env_config: dict, root: Path) -> Inventory:
+def ssh_config_lookup() -> Callable[[str], dict]:
+    """~/.ssh/config (and /etc/ssh/ssh_config) read the way every Fabric Connection
+    reads them."""
+    from fabric import Config
+    from paramiko.ssh_exception import ConfigParseError
+
+    try:
+        return Config().base_ssh_config.lookup
+    except ConfigParseError as exc:
+        raise OpsError(f"~/.ssh/config: {exc}") from exc
+
+
+def inventory(env: str, env_config: dict, root: Path,
+              ssh_lookup: Callable[[str], dict] | None = None) -> Inventory:
     raw_hosts = env_config.get("hosts")
     url = env_config.get("url")
     registry = env_config.get("registry")
@@ -96,7 +134,10 @@ def inventory(env: str, env_config: dict, root: Path) -> Inventory:
             raw_hosts = raw_hosts.get("hosts")
     if not raw_hosts:
         raise OpsError(f"environment {env!r} has no hosts (envs.{env}.hosts in invoke.yaml)")
-    hosts = tuple(parse_host(h, root) for h in raw_hosts)
+    lookup = ssh_lookup or ssh_config_lookup()
+    hosts = tuple(parse_host(h, root, lookup(str(h.get("address", ""))) if isinstance(h, dict)
+                             and HOSTNAME.match(str(h.get("address", ""))) else None)
+                  for h in raw_hosts)
     names = [h.name for h in hosts]
     if len(set(names)) != len(names):
         raise OpsError(f"environment {env!r}: duplicate host names")

@@ -13,7 +13,7 @@ from .hosts import Host, Inventory
 
 def ensure(inv: Inventory, out=None) -> list[dict]:
     manager = inv.manager
-    addr = manager.swarm_addr or manager.address
+    addr = manager.swarm_addr or manager.endpoint
     with open_checked(manager, inv) as m:
         state = run(m, cmd.node_state(), manager, "swarm state").stdout.strip()
         if state == "inactive":

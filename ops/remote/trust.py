@@ -29,9 +29,9 @@ def load(path: Path) -> paramiko.HostKeys:
 def remote_key(host: Host, timeout: float = 10) -> paramiko.PKey:
     """The key the host presents (no authentication, nothing executed)."""
     try:
-        sock = socket.create_connection((host.address, host.port), timeout=timeout)
+        sock = socket.create_connection((host.endpoint, host.port), timeout=timeout)
     except OSError as exc:
-        raise OpsError(f"{host.name} ({host.address}:{host.port}): cannot connect: {exc}") from exc
+        raise OpsError(f"{host.name} ({host.endpoint}:{host.port}): cannot connect: {exc}") from exc
     transport = paramiko.Transport(sock)
     try:
         transport.start_client(timeout=timeout)

@@ -3,6 +3,7 @@ verified (unknown and changed keys refused), hosts.trust, idempotent swarm.init.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -65,6 +66,38 @@ def test_changed_host_key_is_refused(known_hosts):
     assert refused.returncode == 1 and "host key CHANGED" in refused.stderr
     kept = inv("hosts.trust", "--env", "sandbox", "--yes")
     assert kept.returncode == 1 and "not replacing it" in kept.stderr
+
+
+def test_ssh_config_aliases_are_honoured(sandbox, tmp_path):
+    """Hosts named by ~/.ssh/config aliases only: HostName, Port, User and IdentityFile
+    come from there, and known_hosts names the host really reached."""
+    sandbox_dir = SANDBOX_PROJECT[0] / ".sandbox"
+    real = json.loads((sandbox_dir / "hosts.json").read_text())
+    project, home = tmp_path / "p", tmp_path / "home"
+    shutil.copytree(ROOT / "compose", project / "compose", ignore=shutil.ignore_patterns("wheels"))
+    (project / ".sandbox").mkdir()
+    (home / ".ssh").mkdir(parents=True)
+    config = "".join(f"Host stg-{h['name']}\n  HostName {h['address']}\n  Port {h['port']}\n"
+                     f"  User {h['user']}\n  IdentityFile {sandbox_dir / 'id_ed25519'}\n"
+                     for h in real["hosts"])
+    (home / ".ssh" / "config").write_text(config)
+    aliases = [{"name": h["name"], "address": f"stg-{h['name']}", "role": h["role"],
+                "swarm_addr": h["swarm_addr"]} for h in real["hosts"]]
+    (project / ".sandbox" / "hosts.json").write_text(json.dumps({"hosts": aliases}))
+    as_user = {"HOME": str(home)}
+    trusted = inv("hosts.trust", "--env", "sandbox", "--yes", project_root=project, extra_env=as_user)
+    assert trusted.returncode == 0, trusted.stderr
+    recorded = sorted(line.split()[0] for line in
+                      (project / ".sandbox" / "known_hosts").read_text().splitlines())
+    assert recorded == sorted(f"[127.0.0.1]:{h['port']}" for h in real["hosts"])
+    nodes = inv("swarm.init", "--env", "sandbox", project_root=project, extra_env=as_user)
+    assert nodes.returncode == 0, nodes.stderr
+    assert nodes.stdout.count("Ready") == 2
+    # Without the ssh config the alias means nothing: one clear line, no traceback.
+    (home / ".ssh" / "config").unlink()
+    lost = inv("swarm.init", "--env", "sandbox", project_root=project, extra_env=as_user)
+    assert lost.returncode == 1 and "manager (stg-manager:22): cannot connect" in lost.stderr
+    assert "Traceback" not in lost.stderr
 
 
 def test_provision_is_a_no_op_where_docker_runs(sandbox):

@@ -9,6 +9,10 @@ from ops.remote.hosts import Host, inventory, parse_host
 ROOT = Path("/proj")
 
 
+def NO_SSH_CONFIG(alias: str) -> dict:  # noqa: N802 - a constant-like lookup
+    return {"hostname": alias}
+
+
 def test_parse_host_defaults_and_key_path():
     h = parse_host({"name": "mgr1", "address": "10.0.0.5", "role": "manager", "key": "k/id"}, ROOT)
     assert h == Host("mgr1", "10.0.0.5", 22, "root", "/proj/k/id", "manager", None)
@@ -36,15 +40,36 @@ def test_inventory_needs_exactly_one_manager(tmp_path):
     two = {"hosts": [{"name": "a", "address": "h1", "role": "manager"},
                      {"name": "b", "address": "h2", "role": "manager"}]}
     with pytest.raises(OpsError, match="exactly one host must have role manager"):
-        inventory("staging", two, tmp_path)
+        inventory("staging", two, tmp_path, NO_SSH_CONFIG)
     with pytest.raises(OpsError, match="has no hosts"):
         inventory("staging", {}, tmp_path)
     with pytest.raises(OpsError, match=r"run `inv sandbox.up`"):
         inventory("sandbox", {"hosts_file": ".sandbox/hosts.json"}, tmp_path)
     inv = inventory("staging", {"hosts": [{"name": "a", "address": "h1", "role": "manager"},
-                                          {"name": "b", "address": "h2"}]}, tmp_path)
+                                          {"name": "b", "address": "h2"}]}, tmp_path, NO_SSH_CONFIG)
     assert inv.manager.name == "a" and [w.name for w in inv.workers] == ["b"]
     assert inv.known_hosts == tmp_path / "ssh/known_hosts"
+
+
+def test_ssh_config_alias_supplies_hostname_port_user_and_the_entry_wins(tmp_path):
+    import paramiko
+
+    ssh = paramiko.SSHConfig.from_text(
+        "Host stg-*\n  HostName 10.1.2.3\n  Port 2200\n  User deploy\n"
+        "Host evil\n  HostName 10.0.0.1;id\n")
+    inv = inventory("staging", {"hosts": [
+        {"name": "m", "address": "stg-m", "role": "manager"},
+        {"name": "w", "address": "stg-w", "port": 22, "user": "ops"},
+        {"name": "x", "address": "10.9.9.9"}]}, tmp_path, ssh.lookup)
+    m, w, x = inv.hosts
+    assert (m.endpoint, m.port, m.user, m.known_hosts_name) == ("10.1.2.3", 2200, "deploy",
+                                                                "[10.1.2.3]:2200")
+    assert m.address == "stg-m"  # Fabric still gets the alias (ProxyJump, IdentityFile)
+    assert (w.endpoint, w.port, w.user, w.known_hosts_name) == ("10.1.2.3", 22, "ops", "10.1.2.3")
+    assert (x.endpoint, x.port, x.user, x.hostname) == ("10.9.9.9", 22, "root", None)
+    with pytest.raises(OpsError, match="invalid HostName"):
+        inventory("staging", {"hosts": [{"name": "e", "address": "evil", "role": "manager"}]},
+                  tmp_path, ssh.lookup)
 
 
 def test_swarm_commands_quote_everything():
