@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import paramiko
 from fabric import Config, Connection
 
@@ -10,18 +12,42 @@ from .hosts import Host, Inventory
 
 
 def connection(host: Host, inv: Inventory, timeout: float = 15) -> Connection:
-    """A Connection honouring ~/.ssh/config, refusing unknown or changed host keys."""
+    """A Connection honouring ~/.ssh/config, refusing unknown or changed host keys, its
+    own and those of any ProxyJump hosts on the way."""
     connect_kwargs = {"look_for_keys": host.key is None, "allow_agent": host.key is None}
     if host.key:
         connect_kwargs["key_filename"] = [host.key]
     conn = Connection(host.address, user=host.user, port=host.port, connect_timeout=timeout,
                       connect_kwargs=connect_kwargs, config=Config())
-    # Fabric's default policy accepts any key (AutoAdd): replace it before connecting.
-    conn.client.get_host_keys().clear()
-    conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    if inv.known_hosts.exists():
-        conn.client.load_host_keys(str(inv.known_hosts))
+    for c in path(conn):
+        # Fabric's default policy accepts any key (AutoAdd), jump hosts' too: replace it.
+        c.client.get_host_keys().clear()
+        c.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        if inv.known_hosts.exists():
+            c.client.load_host_keys(str(inv.known_hosts))
     return conn
+
+
+def path(conn: Connection) -> list[Connection]:
+    """The ProxyJump hosts Fabric made from ~/.ssh/config, outermost first, then `conn`."""
+    chain = [conn]
+    while isinstance(chain[-1].gateway, Connection):
+        chain.append(chain[-1].gateway)
+    return chain[::-1]
+
+
+def known_hosts_name(hostname: str, port: int) -> str:
+    """How OpenSSH (and paramiko) write a host in known_hosts."""
+    return hostname if int(port) == 22 else f"[{hostname}]:{port}"
+
+
+def _server(exc: Exception, host: Host) -> str:
+    """The host whose key was refused: the target or a jump host on the way."""
+    hostname = getattr(exc, "hostname", None)
+    if hostname:
+        return hostname
+    found = re.search(r"Server '([^']+)' not found", str(exc))
+    return found.group(1) if found else host.known_hosts_name
 
 
 def open_checked(host: Host, inv: Inventory) -> Connection:
@@ -29,13 +55,13 @@ def open_checked(host: Host, inv: Inventory) -> Connection:
     try:
         conn.open()
     except paramiko.BadHostKeyException as exc:
-        raise OpsError(f"{host.name} ({host.known_hosts_name}): host key CHANGED "
+        raise OpsError(f"{host.name} ({_server(exc, host)}): host key CHANGED "
                        f"(now {exc.key.get_name()}); refusing to connect. If the host was "
                        f"rebuilt, remove its line from {inv.known_hosts} and run "
                        f"`inv hosts.trust --env {inv.env}`") from exc
     except paramiko.SSHException as exc:
         if "not found in known_hosts" in str(exc):
-            raise OpsError(f"{host.name} ({host.known_hosts_name}): unknown host key; "
+            raise OpsError(f"{host.name} ({_server(exc, host)}): unknown host key; "
                            f"check it and run `inv hosts.trust --env {inv.env}`") from exc
         raise OpsError(f"{host.name}: SSH failed: {exc}") from exc
     except OSError as exc:

@@ -1,5 +1,6 @@
 """Host keys: a project known_hosts file, verified on every connection (never trust on
-first use silently). `hosts.trust` shows fingerprints before recording them."""
+first use silently). `hosts.trust` shows fingerprints before recording them, jump
+hosts' first (the hosts behind them are reached through them)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from pathlib import Path
 import paramiko
 
 from ..errors import OpsError
-from .hosts import Host
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -26,33 +26,39 @@ def load(path: Path) -> paramiko.HostKeys:
     return keys
 
 
-def remote_key(host: Host, timeout: float = 10) -> paramiko.PKey:
-    """The key the host presents (no authentication, nothing executed)."""
+def remote_key(conn, label: str, timeout: float = 10) -> paramiko.PKey:
+    """The key the host of a Fabric Connection presents (no authentication, nothing
+    executed), reached the way the Connection would: directly, through its ProxyJump
+    host (whose own key must already be trusted) or its ProxyCommand."""
+    where = f"{label} ({conn.host}:{conn.port})"
     try:
-        sock = socket.create_connection((host.endpoint, host.port), timeout=timeout)
+        sock = conn.open_gateway() if conn.gateway else \
+            socket.create_connection((conn.host, int(conn.port)), timeout=timeout)
+    except paramiko.SSHException as exc:
+        raise OpsError(f"{where}: the jump host refused: {exc}") from exc
     except OSError as exc:
-        raise OpsError(f"{host.name} ({host.endpoint}:{host.port}): cannot connect: {exc}") from exc
+        raise OpsError(f"{where}: cannot connect: {exc}") from exc
     transport = paramiko.Transport(sock)
     try:
         transport.start_client(timeout=timeout)
         return transport.get_remote_server_key()
     except paramiko.SSHException as exc:
-        raise OpsError(f"{host.name}: SSH handshake failed: {exc}") from exc
+        raise OpsError(f"{where}: SSH handshake failed: {exc}") from exc
     finally:
         transport.close()
 
 
-def record(path: Path, host: Host, key: paramiko.PKey) -> None:
+def record(path: Path, name: str, key: paramiko.PKey) -> None:
     keys = load(path)
-    keys.add(host.known_hosts_name, key.get_name(), key)
+    keys.add(name, key.get_name(), key)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     keys.save(str(path))
     path.chmod(0o600)
 
 
-def status(path: Path, host: Host, key: paramiko.PKey) -> str:
-    """'trusted', 'unknown' or 'CHANGED' for the key a host presents."""
-    known = load(path).lookup(host.known_hosts_name)
+def status(path: Path, name: str, key: paramiko.PKey) -> str:
+    """'trusted', 'unknown' or 'CHANGED' for the key a host (known_hosts name) presents."""
+    known = load(path).lookup(name)
     if not known:
         return "unknown"
     mine = known.get(key.get_name())

@@ -51,21 +51,32 @@ def sandbox_down(c, env="local"):
 def trust(c, yes=False, env="local"):
     """Show each host's SSH key fingerprint and record it in the project's known_hosts."""
     from ..remote import trust as trust_mod
+    from ..remote.connect import connection, known_hosts_name, path
 
     inv = _inventory(c, env)
+    seen: set[str] = set()
     for h in inv.hosts:
-        key = trust_mod.remote_key(h)
-        state = trust_mod.status(inv.known_hosts, h, key)
-        fp = trust_mod.fingerprint(key)
-        print(f"{h.name:12} {h.known_hosts_name:24} {key.get_name():20} {fp}  {state}")
-        if state == "trusted":
-            continue
-        if state == "CHANGED":
-            raise OpsError(f"{h.name}: host key CHANGED from the recorded one; not replacing it. "
-                           f"If the host was rebuilt, delete its line in {inv.known_hosts} first")
-        confirm(f"Trust {h.name} ({h.known_hosts_name}) with key {fp}?", yes)
-        trust_mod.record(inv.known_hosts, h, key)
-        print(f"{h.name}: recorded in {inv.known_hosts}")
+        hops = len(path(connection(h, inv)))
+        for i in range(hops):
+            # A fresh Connection per hop: it loads the keys recorded for the hops before.
+            hop = path(connection(h, inv))[i]
+            name = known_hosts_name(hop.host, hop.port)
+            label = h.name if i == hops - 1 else f"{h.name} via {hop.original_host}"
+            if name in seen:
+                continue
+            seen.add(name)
+            key = trust_mod.remote_key(hop, label)
+            state = trust_mod.status(inv.known_hosts, name, key)
+            fp = trust_mod.fingerprint(key)
+            print(f"{label:12} {name:24} {key.get_name():20} {fp}  {state}")
+            if state == "trusted":
+                continue
+            if state == "CHANGED":
+                raise OpsError(f"{label}: host key CHANGED from the recorded one; not replacing "
+                               f"it. If the host was rebuilt, delete its line in {inv.known_hosts} first")
+            confirm(f"Trust {label} ({name}) with key {fp}?", yes)
+            trust_mod.record(inv.known_hosts, name, key)
+            print(f"{label}: recorded in {inv.known_hosts}")
 
 
 @task(help={"env": ENV_HELP})

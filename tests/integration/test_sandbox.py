@@ -68,36 +68,52 @@ def test_changed_host_key_is_refused(known_hosts):
     assert kept.returncode == 1 and "not replacing it" in kept.stderr
 
 
-def test_ssh_config_aliases_are_honoured(sandbox, tmp_path):
+def test_ssh_config_aliases_and_proxyjump_are_honoured(sandbox, tmp_path):
     """Hosts named by ~/.ssh/config aliases only: HostName, Port, User and IdentityFile
-    come from there, and known_hosts names the host really reached."""
+    come from there; the manager is reached through the worker (ProxyJump) at its
+    sandbox-network address. known_hosts names the hosts really reached, jump host
+    included, and a jump host with an unknown key is refused."""
     sandbox_dir = SANDBOX_PROJECT[0] / ".sandbox"
-    real = json.loads((sandbox_dir / "hosts.json").read_text())
+    real = {h["role"]: h for h in json.loads((sandbox_dir / "hosts.json").read_text())["hosts"]}
     project, home = tmp_path / "p", tmp_path / "home"
     shutil.copytree(ROOT / "compose", project / "compose", ignore=shutil.ignore_patterns("wheels"))
     (project / ".sandbox").mkdir()
     (home / ".ssh").mkdir(parents=True)
-    config = "".join(f"Host stg-{h['name']}\n  HostName {h['address']}\n  Port {h['port']}\n"
-                     f"  User {h['user']}\n  IdentityFile {sandbox_dir / 'id_ed25519'}\n"
-                     for h in real["hosts"])
-    (home / ".ssh" / "config").write_text(config)
+    key = sandbox_dir / "id_ed25519"
+    worker, manager_ip = real["worker"], real["manager"]["swarm_addr"]
+    (home / ".ssh" / "config").write_text(
+        f"Host stg-worker\n  HostName 127.0.0.1\n  Port {worker['port']}\n  User root\n"
+        f"  IdentityFile {key}\n"
+        f"Host stg-manager\n  HostName {manager_ip}\n  User root\n  IdentityFile {key}\n"
+        f"  ProxyJump stg-worker\n")
     aliases = [{"name": h["name"], "address": f"stg-{h['name']}", "role": h["role"],
-                "swarm_addr": h["swarm_addr"]} for h in real["hosts"]]
+                "swarm_addr": h["swarm_addr"]} for h in real.values()]
     (project / ".sandbox" / "hosts.json").write_text(json.dumps({"hosts": aliases}))
+    known = project / ".sandbox" / "known_hosts"
     as_user = {"HOME": str(home)}
-    trusted = inv("hosts.trust", "--env", "sandbox", "--yes", project_root=project, extra_env=as_user)
+
+    def run(*args):
+        return inv(*args, "--env", "sandbox", project_root=project, extra_env=as_user)
+
+    trusted = run("hosts.trust", "--yes")
     assert trusted.returncode == 0, trusted.stderr
-    recorded = sorted(line.split()[0] for line in
-                      (project / ".sandbox" / "known_hosts").read_text().splitlines())
-    assert recorded == sorted(f"[127.0.0.1]:{h['port']}" for h in real["hosts"])
-    nodes = inv("swarm.init", "--env", "sandbox", project_root=project, extra_env=as_user)
+    assert "manager via stg-worker" in trusted.stdout  # the jump host was shown first
+    recorded = sorted(line.split()[0] for line in known.read_text().splitlines())
+    assert recorded == sorted([f"[127.0.0.1]:{worker['port']}", manager_ip])
+    nodes = run("swarm.init")
     assert nodes.returncode == 0, nodes.stderr
     assert nodes.stdout.count("Ready") == 2
+    # Only the manager's own key known: the jump host on the way is refused.
+    known.write_text("".join(line + "\n" for line in known.read_text().splitlines()
+                             if line.startswith(manager_ip)))
+    refused = run("swarm.init")
+    assert refused.returncode == 1, refused.stderr
+    assert f"manager ([127.0.0.1]:{worker['port']}): unknown host key" in refused.stderr
     # Without the ssh config the alias means nothing: one clear line, no traceback.
     (home / ".ssh" / "config").unlink()
-    lost = inv("swarm.init", "--env", "sandbox", project_root=project, extra_env=as_user)
+    lost = run("swarm.init")
     assert lost.returncode == 1 and "manager (stg-manager:22): cannot connect" in lost.stderr
-    assert "Traceback" not in lost.stderr
+    assert "Traceback" not in refused.stderr + lost.stderr
 
 
 def test_provision_is_a_no_op_where_docker_runs(sandbox):

@@ -124,3 +124,29 @@ def test_stale_reasons():
     old = {**fresh, "since": (now - timedelta(hours=3)).isoformat()}
     assert "3.0 h old" in stale_reason(old, now, here="other", alive=lambda p: True)
     assert stale_reason({"raw": "garbage"}, now, here="x") is None  # unreadable: respect it
+
+
+def test_jump_hosts_are_locked_down_like_the_target(tmp_path, monkeypatch):
+    """Fabric builds ProxyJump hosts as Connections that accept any key: every hop gets
+    the reject policy and the project's known_hosts (real Fabric objects, no network)."""
+    import paramiko
+
+    from ops.remote.connect import connection, known_hosts_name, path
+
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text(
+        "Host bastion\n  HostName 198.51.100.7\n  Port 2022\n"
+        "Host inner\n  HostName 10.0.0.9\n  ProxyJump bastion\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    known = tmp_path / "known_hosts"
+    known.write_text("[198.51.100.7]:2022 ssh-ed25519 "
+                     "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
+    inv = inventory("staging", {"hosts": [{"name": "m", "address": "inner", "role": "manager"}],
+                                "known_hosts": str(known)}, tmp_path)
+    hops = path(connection(inv.manager, inv))
+    assert [(c.host, c.port) for c in hops] == [("198.51.100.7", 2022), ("10.0.0.9", 22)]
+    assert [known_hosts_name(c.host, c.port) for c in hops] == ["[198.51.100.7]:2022", "10.0.0.9"]
+    for c in hops:
+        assert isinstance(c.client._policy, paramiko.RejectPolicy)
+    assert hops[0].client.get_host_keys().lookup("[198.51.100.7]:2022")
+    assert inv.manager.known_hosts_name == "10.0.0.9"
