@@ -1,4 +1,5 @@
-"""Pure parsers of Docker Compose output (`config --format json`, `ps --format json`)."""
+"""Pure parsers of Docker Compose output (`config --format json`, `ps --format json`)
+and of settings values."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ from .errors import OpsError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def bounded_int(value, low: int, high: int, message: str) -> int:
+    """`value` as an int in low..high, else OpsError(message) (bools and junk too)."""
+    try:
+        number = int(value) if not isinstance(value, bool) else low - 1
+    except (TypeError, ValueError):
+        number = low - 1
+    if not low <= number <= high:
+        raise OpsError(message)
+    return number
 
 
 def parse_duration(text) -> float:

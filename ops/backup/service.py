@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import docker_api
 from ..config import Settings
 from ..errors import OpsError
+from ..parse import bounded_int
 from ..stack import Stack
 from . import layout, manifest, metrics, retention, targets
 from . import prune as prune_mod
@@ -69,13 +70,7 @@ def zstd_level(mode: str, level) -> int | None:
         return None
     if shutil.which("zstd") is None:
         raise OpsError("backup.compression is zstd but no zstd on PATH (apt-get install zstd)")
-    try:
-        level = int(level)
-    except (TypeError, ValueError):
-        level = -1
-    if not 1 <= level <= 19:
-        raise OpsError(f"backup.zstd_level must be 1..19, not {level!r}")
-    return level
+    return bounded_int(level, 1, 19, f"backup.zstd_level must be 1..19, not {level!r}")
 
 
 def drill_due(directory: Path, every_hours: float, enabled: bool) -> bool:

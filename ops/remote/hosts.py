@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OpsError
+from ..parse import bounded_int
 
 HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -43,13 +44,7 @@ class Host:
 
 
 def _port(value, what: str) -> int:
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        port = -1
-    if not 1 <= port <= 65535:
-        raise OpsError(f"{what}: invalid port {value!r}")
-    return port
+    return bounded_int(value, 1, 65535, f"{what}: invalid port {value!r}")
 
 
 def parse_host(raw: dict, root: Path, ssh: dict | None = None) -> Host:

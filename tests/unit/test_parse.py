@@ -4,7 +4,16 @@ from pathlib import Path
 import pytest
 
 from ops.errors import OpsError
-from ops.parse import Healthcheck, Model, Service, parse_duration, parse_model, parse_ps, wait_budget
+from ops.parse import (
+    Healthcheck,
+    Model,
+    Service,
+    bounded_int,
+    parse_duration,
+    parse_model,
+    parse_ps,
+    wait_budget,
+)
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -83,3 +92,10 @@ def test_parse_ps_array_form_and_unhealthy():
 def test_parse_ps_garbage_is_a_clear_error():
     with pytest.raises(OpsError, match="cannot read `docker compose ps`"):
         parse_ps("{not json")
+
+
+def test_bounded_int_accepts_the_range_and_refuses_the_rest():
+    assert bounded_int("2222", 1, 65535, "bad") == 2222 and bounded_int(19, 1, 19, "bad") == 19
+    for junk in (0, 65536, "22; rm -rf /", None, "", 1.5j, True, "0x16"):
+        with pytest.raises(OpsError, match="^bad port$"):
+            bounded_int(junk, 1, 65535, "bad port")
