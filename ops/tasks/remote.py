@@ -49,7 +49,7 @@ def sandbox_down(c, env="local"):
 @task(help={"yes": "record the keys without asking", "env": ENV_HELP})
 @user_errors
 def trust(c, yes=False, env="local"):
-    """Show each host's SSH key fingerprint and record it in the project's known_hosts."""
+    """Show each host's SSH key fingerprint (jump hosts first) and record it in known_hosts."""
     from ..remote import trust as trust_mod
     from ..remote.connect import connection, known_hosts_name, path
 
