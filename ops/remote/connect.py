@@ -36,11 +36,6 @@ def path(conn: Connection) -> list[Connection]:
     return chain[::-1]
 
 
-def known_hosts_name(hostname: str, port: int) -> str:
-    """How OpenSSH (and paramiko) write a host in known_hosts."""
-    return hostname if int(port) == 22 else f"[{hostname}]:{port}"
-
-
 def _server(exc: Exception, host: Host) -> str:
     """The host whose key was refused: the target or a jump host on the way."""
     hostname = getattr(exc, "hostname", None)

@@ -39,18 +39,21 @@ class Host:
 
     @property
     def known_hosts_name(self) -> str:
-        """How OpenSSH (and paramiko) write this host in known_hosts."""
-        return self.endpoint if self.port == 22 else f"[{self.endpoint}]:{self.port}"
+        return known_hosts_name(self.endpoint, self.port)
+
+
+def known_hosts_name(hostname: str, port: int) -> str:
+    """How OpenSSH (and paramiko) write a host in known_hosts."""
+    return hostname if int(port) == 22 else f"[{hostname}]:{port}"
 
 
 def _port(value, what: str) -> int:
     return bounded_int(value, 1, 65535, f"{what}: invalid port {value!r}")
 
 
-def parse_host(raw: dict, root: Path, ssh: dict | None = None) -> Host:
-    """One validated host. `ssh` is what ~/.ssh/config says of its address (paramiko's
-    lookup: lowercase keys); values written in the entry win over it."""
-    ssh = ssh or {}
+def parse_host(raw: dict, root: Path, ssh_lookup: Callable[[str], dict] | None = None) -> Host:
+    """One validated host. `ssh_lookup` says what ~/.ssh/config holds for an address
+    (paramiko's lookup: lowercase keys); values written in the entry win over it."""
     if not isinstance(raw, dict):
         raise OpsError(f"host entry must be a mapping, got {raw!r}")
     name, address = str(raw.get("name", "")), str(raw.get("address", ""))
@@ -58,6 +61,7 @@ def parse_host(raw: dict, root: Path, ssh: dict | None = None) -> Host:
         raise OpsError(f"invalid host name {name!r}: lowercase letters, digits, - and _")
     if not HOSTNAME.match(address):
         raise OpsError(f"host {name}: invalid address {address!r}")
+    ssh = ssh_lookup(address) if ssh_lookup else {}
     if raw.get("port") is not None:
         port = _port(raw["port"], f"host {name}")
     else:
@@ -130,9 +134,7 @@ def inventory(env: str, env_config: dict, root: Path,
     if not raw_hosts:
         raise OpsError(f"environment {env!r} has no hosts (envs.{env}.hosts in invoke.yaml)")
     lookup = ssh_lookup or ssh_config_lookup()
-    hosts = tuple(parse_host(h, root, lookup(str(h.get("address", ""))) if isinstance(h, dict)
-                             and HOSTNAME.match(str(h.get("address", ""))) else None)
-                  for h in raw_hosts)
+    hosts = tuple(parse_host(h, root, lookup) for h in raw_hosts)
     names = [h.name for h in hosts]
     if len(set(names)) != len(names):
         raise OpsError(f"environment {env!r}: duplicate host names")

@@ -51,7 +51,8 @@ def sandbox_down(c, env="local"):
 def trust(c, yes=False, env="local"):
     """Show each host's SSH key fingerprint (jump hosts first) and record it in known_hosts."""
     from ..remote import trust as trust_mod
-    from ..remote.connect import connection, known_hosts_name, path
+    from ..remote.connect import connection, path
+    from ..remote.hosts import known_hosts_name
 
     inv = _inventory(c, env)
     seen: set[str] = set()

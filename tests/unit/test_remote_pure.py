@@ -131,7 +131,8 @@ def test_jump_hosts_are_locked_down_like_the_target(tmp_path, monkeypatch):
     the reject policy and the project's known_hosts (real Fabric objects, no network)."""
     import paramiko
 
-    from ops.remote.connect import connection, known_hosts_name, path
+    from ops.remote.connect import connection, path
+    from ops.remote.hosts import known_hosts_name
 
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "config").write_text(
