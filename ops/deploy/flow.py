@@ -268,7 +268,9 @@ def _resolve(d: Deployment) -> tuple[str, bool]:
 
 
 def _prepare_release(d: Deployment, which: str, tag: str, secret_values: dict[str, str],
-                     nginx_conf: str) -> tuple[str, dict[str, str]]:
+                     nginx_conf: str) -> tuple[str, set[str]]:
+    """Upload the release and create its secrets; returns its directory and the names of
+    the Swarm secrets and config it uses."""
     names = stackfile.secret_names(d.app, secret_values)
     conf_name = stackfile.config_name(d.app, nginx_conf)
     files = {"base.json": stackfile.dump(stackfile.base(d.rel, names, conf_name)),
@@ -280,7 +282,7 @@ def _prepare_release(d: Deployment, which: str, tag: str, secret_values: dict[st
         if d.target.run(cmd.secret_exists(name), "secret check", warn=True).exited != 0:
             d.target.run(cmd.secret_create(name, d.app), f"create secret {name}",
                          stdin=secret_values[key])
-    return release, names
+    return release, {*names.values(), conf_name}
 
 
 def deploy(d: Deployment, tag: str, secret_values: dict[str, str], nginx_conf: str,
@@ -308,7 +310,7 @@ def deploy(d: Deployment, tag: str, secret_values: dict[str, str], nginx_conf: s
             with d.stage("images"):
                 deliver()
             with d.stage("upload"):
-                release, names = _prepare_release(d, which, tag, secret_values, nginx_conf)
+                release, objects = _prepare_release(d, which, tag, secret_values, nginx_conf)
                 if not current:  # first deploy: the gateway needs an upstream to start
                     d.target.run(cmd.write_file(d.paths.upstream, stackfile.upstream(d.app, which, tag)),
                                  "write the first upstream")
@@ -330,7 +332,7 @@ def deploy(d: Deployment, tag: str, secret_values: dict[str, str], nginx_conf: s
                 rec["switch_seconds"] = round(switch(d, gw, which, tag, previous_text), 3)
             d.target.run(cmd.prune_releases(d.paths.releases, KEEP_RELEASES), "prune releases",
                          warn=True)
-            prune_objects(d, {*names.values(), stackfile.config_name(d.app, nginx_conf)})
+            prune_objects(d, objects)
             rec["seconds"] = round(time.monotonic() - started, 1)
             _audit(d, audit.record("deploy", d.env, "ok", **rec))
     except BaseException as exc:
