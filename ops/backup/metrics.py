@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..files import write_atomic
+from ..parse import load_json
 from . import layout, manifest
 
 LAST_RUN = ".last-run.json"
@@ -56,7 +57,7 @@ def samples_for(env: str, directory: Path) -> list[tuple[str, dict, float]]:
             out.append(("ops_backup_last_restore_drill_timestamp_seconds", labels, max(drills)))
     run_file = directory / LAST_RUN
     if run_file.exists():
-        run = json.loads(run_file.read_text())
+        run = load_json(run_file.read_text(), f"{run_file}")
         out.append(("ops_backup_last_run_success", labels, 1 if run.get("ok") else 0))
         out.append(("ops_backup_last_run_timestamp_seconds", labels,
                     datetime.fromisoformat(run["at"]).timestamp()))

@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import docker_api
 from ..config import Settings
 from ..errors import OpsError
-from ..parse import bounded_int
+from ..parse import number_option
 from ..stack import Stack
 from . import layout, manifest, metrics, retention, targets
 from . import prune as prune_mod
@@ -45,10 +45,10 @@ def backup_config(settings: Settings, raw: dict) -> BackupConfig:
     try:
         policy = retention.Policy(**{k: keep[k] for k in ("last", "daily", "weekly", "monthly")
                                      if k in keep})
-        attempts = int(raw.get("attempts", 3))
-        drill = float(raw.get("drill_every_hours", 24))
     except (TypeError, ValueError) as exc:
         raise OpsError(f"invoke.yaml backup settings: {exc}") from exc
+    attempts = number_option(raw.get("attempts", 3), "backup.attempts", 1, 100, integer=True)
+    drill = number_option(raw.get("drill_every_hours", 24), "backup.drill_every_hours", 0, 24 * 366)
     # Default: beside the backups it describes (BACKUP_DIR/metrics/ops_backup.prom).
     metrics = raw.get("metrics_file") or ""
     if metrics in ("", "default"):
@@ -70,7 +70,7 @@ def zstd_level(mode: str, level) -> int | None:
         return None
     if shutil.which("zstd") is None:
         raise OpsError("backup.compression is zstd but no zstd on PATH (apt-get install zstd)")
-    return bounded_int(level, 1, 19, f"backup.zstd_level must be 1..19, not {level!r}")
+    return number_option(level, "backup.zstd_level", 1, 19, integer=True)
 
 
 def drill_due(directory: Path, every_hours: float, enabled: bool) -> bool:

@@ -4,8 +4,9 @@ container has a healthcheck is `running` only once healthy (before, it is `start
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+
+from ..parse import load_json
 
 # Task states that mean the task is gone for good (docker/swarmkit api/types.proto).
 DEAD = {"failed", "rejected", "shutdown", "complete", "orphaned", "remove"}
@@ -16,7 +17,7 @@ def parse_json_list(text: str) -> list[dict]:
     text = (text or "").strip()
     if not text:
         return []
-    data = json.loads(text)
+    data = load_json(text, "docker inspect")
     return data if isinstance(data, list) else [data]
 
 

@@ -6,14 +6,13 @@ Swarm all name the host that is really reached."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OpsError
-from ..parse import bounded_int
+from ..parse import bounded_int, load_json
 
 HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -126,7 +125,7 @@ def inventory(env: str, env_config: dict, root: Path,
         if not path.exists():
             hint = " (run `inv sandbox.up`)" if env == "sandbox" else ""
             raise OpsError(f"environment {env!r}: hosts file {path} not found{hint}")
-        raw_hosts = json.loads(path.read_text(encoding="utf-8"))
+        raw_hosts = load_json(path.read_text(encoding="utf-8"), f"hosts file {path}")
         if isinstance(raw_hosts, dict):  # {"hosts": [...], "url", "registry"} (the sandbox)
             url = url or raw_hosts.get("url")
             registry = registry or raw_hosts.get("registry")

@@ -17,6 +17,7 @@ import tempfile
 
 from ..commands import images as images_cmd
 from ..errors import OpsError
+from ..parse import load_json
 from .connect import open_checked, run
 from .hosts import Inventory
 
@@ -43,7 +44,7 @@ def remote_chains(conn, host) -> set[str]:
     for line in text.splitlines():
         line = line.strip()
         if line and line != "null":
-            chains.update(chain_ids(json.loads(line)))
+            chains.update(chain_ids(load_json(line, f"{host.name}: image layers")))
     return chains
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from ..commands import swarm as cmd
 from ..errors import OpsError
+from ..parse import load_json
 from .connect import open_checked, run
 from .hosts import Host, Inventory
 
@@ -51,7 +51,7 @@ def ensure_local(ctx, out=None) -> list[dict]:
 
 def nodes(conn, host) -> list[dict]:
     text = run(conn, cmd.node_ls(), host, "docker node ls").stdout
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return load_json(text, f"{host.name}: docker node ls", lines=True)
 
 
 def wait_nodes_ready(conn, host, count: int, timeout: float = 60) -> list[dict]:

@@ -12,7 +12,8 @@ from invoke import Exit
 from .. import config
 from ..errors import OpsError
 
-ENV_HELP = "environment: layers .env then .env.<ENV> (default: local)"
+ENV_HELP = ("environment to act on: local (the Compose stack, default) or a Swarm "
+            "environment of invoke.yaml envs (.env.<ENV> is layered over .env)")
 
 
 def project_root() -> Path:
@@ -22,6 +23,16 @@ def project_root() -> Path:
 
 def settings(c, env: str) -> config.Settings:
     return config.load(c.config.get("stack", {}), c.config.get("envs", {}), env, root=project_root())
+
+
+def target(c, env: str, task: str, kinds, family: str | None = None, over_ssh: bool = False):
+    """(settings, environment) for a task that acts on `kinds` of environment; any other
+    kind is refused in one line naming what to use instead (exit 2), before anything runs."""
+    from .. import environment
+
+    s = settings(c, env)
+    where = environment.resolve(s.env, c.config.get("envs") or {})
+    return s, environment.require(where, task, set(kinds), family, over_ssh)
 
 
 def user_errors(fn):

@@ -6,15 +6,23 @@ import json
 
 from invoke import Collection, task
 
+from ..environment import COMPOSE
 from ..errors import OpsError
-from .common import ENV_HELP, confirm, settings, user_errors
+from .common import ENV_HELP, confirm, target, user_errors
 
 
-def _ctx(c, env):
+def _settings(c, env, task):
+    """Backups reach the local Compose stack only (for now): any other environment is
+    refused rather than served this machine's databases under its name."""
+    s, _ = target(c, env, f"db.{task}", {COMPOSE}, family="db")
+    return s
+
+
+def _ctx(c, env, task):
     from ..backup import service
     from ..stack import Stack
 
-    s = settings(c, env)
+    s = _settings(c, env, task)
     return Stack(s), service.backup_config(s, c.config.get("backup", {})), service
 
 
@@ -48,7 +56,7 @@ def backup(c, service=None, db=None, cron=False, env="local"):
     import io
     import sys
 
-    stack, cfg, svc = _ctx(c, env)
+    stack, cfg, svc = _ctx(c, env, "backup")
     chatter = io.StringIO() if cron else sys.stderr
     try:
         results = svc.backup(stack, cfg, service or [], db, out=chatter, drills=cron)
@@ -72,7 +80,7 @@ def backup(c, service=None, db=None, cron=False, env="local"):
 @user_errors
 def verify(c, file=None, latest=False, service=None, db=None, level="read", env="local"):
     """Prove backups: checksum, read every block, or a full restore drill."""
-    stack, cfg, svc = _ctx(c, env)
+    stack, cfg, svc = _ctx(c, env, "verify")
     chosen = svc.pick(cfg, env, file, latest, service, db)
     for entry in svc.verify(stack, cfg, chosen, level):
         print(f"ok  {entry['level']:8} {entry['file']}  ({entry['detail']}; {entry['duration_s']}s)")
@@ -82,7 +90,7 @@ def verify(c, file=None, latest=False, service=None, db=None, level="read", env=
 @user_errors
 def list_(c, json_=False, service=None, env="local"):
     """List backups with size, age and verification state."""
-    _, cfg, svc = _ctx(c, env)
+    _, cfg, svc = _ctx(c, env, "list")
     rows = [svc.describe(b) for b in svc.all_backups(cfg, env, service)]
     if json_:
         print(json.dumps(rows, indent=2))
@@ -107,7 +115,7 @@ def list_(c, json_=False, service=None, env="local"):
 @user_errors
 def prune(c, dry_run=False, service=None, env="local"):
     """Apply retention (backup.keep in invoke.yaml); never deletes the newest verified backup."""
-    _, cfg, svc = _ctx(c, env)
+    _, cfg, svc = _ctx(c, env, "prune")
     removed = svc.prune(cfg, env, service, dry_run)
     verb = "would delete" if dry_run else "deleted"
     for b, why in removed:
@@ -134,7 +142,7 @@ def restore(c, service=None, file=None, latest=False, db=None, yes=False, confir
 
     if not service:
         raise OpsError("--service is required: the database service to restore into")
-    stack, cfg, svc = _ctx(c, env)
+    stack, cfg, svc = _ctx(c, env, "restore")
     plan = svc.prepare_restore(stack, cfg, service, file, latest, db)
     question = (f"Replace database {plan.target.db!r} of {service} ({env}) with "
                 f"{plan.backup.path.name} ({plan.data.get('started_at')})?")
@@ -158,7 +166,7 @@ def schedule(c, at="17 3 * * *", install=False, env="local"):
     """Print (or install) the crontab line that runs scripts/backup-cron."""
     from ..backup import schedule as schedule_mod
 
-    s = settings(c, env)
+    s = _settings(c, env, "schedule")
     line = schedule_mod.cron_line(at, s.root, env)
     if install:
         schedule_mod.install(line, env)

@@ -7,8 +7,10 @@ import sys
 
 from invoke import Collection, task
 
+from ..environment import SWARM
 from ..errors import OpsError
-from .common import ENV_HELP, project_root, settings, user_errors
+from ..parse import number_option
+from .common import ENV_HELP, project_root, target, user_errors
 
 DEFAULTS = {"app": "opsdemo", "replicas": 2, "gateway_port": 8080,
             "state_dir": "/var/lib/ops-toolkit", "converge_timeout": 180}
@@ -19,23 +21,18 @@ def _options(c, env: str) -> dict:
     envs = c.config.get("envs") or {}
     opts = {**DEFAULTS, **dict(c.config.get("deploy") or {}),
             **dict((envs.get(env) or {}).get("deploy") or {})}
-    try:
-        opts["replicas"] = int(opts["replicas"])
-        opts["gateway_port"] = int(opts["gateway_port"])
-        opts["converge_timeout"] = float(opts["converge_timeout"])
-    except (TypeError, ValueError) as exc:
-        raise OpsError(f"deploy settings for {env!r}: {exc}") from None
-    if not 1 <= opts["replicas"] <= 50:
-        raise OpsError(f"deploy.replicas must be 1..50, not {opts['replicas']}")
-    if not 1 <= opts["gateway_port"] <= 65535:
-        raise OpsError(f"deploy.gateway_port must be a TCP port, not {opts['gateway_port']}")
+    opts["replicas"] = number_option(opts["replicas"], "deploy.replicas", 1, 50, integer=True)
+    opts["gateway_port"] = number_option(opts["gateway_port"], "deploy.gateway_port", 1, 65535,
+                                         integer=True)
+    opts["converge_timeout"] = number_option(opts["converge_timeout"], "deploy.converge_timeout",
+                                             1, 86400)
     return opts
 
 
 class _Session:
     """Settings, the manager connection and the Deployment of one `--env`."""
 
-    def __init__(self, c, env: str):
+    def __init__(self, c, env: str, task: str):
         from pathlib import Path
 
         from ..commands import deploy as cmd
@@ -43,7 +40,7 @@ class _Session:
         from ..deploy import flow, stackfile
         from ..remote.hosts import Host, inventory, parse_url
 
-        self.s = settings(c, env)
+        self.s, where = target(c, env, task, {SWARM}, family="deploy")
         opts = _options(c, env)
         env_config = (c.config.get("envs") or {}).get(env) or {}
         state = Path(str(opts["state_dir"]))
@@ -52,7 +49,7 @@ class _Session:
             paths = cmd.Paths(str(state), str(opts["app"]))
         except ValueError as exc:
             raise OpsError(str(exc)) from None
-        self.local = env == "local" or env_config.get("local", False)
+        self.local = not where.over_ssh
         if self.local:
             # The local engine, through Invoke's Context: same commands, same code path.
             from ..localrun import context
@@ -181,7 +178,7 @@ def deploy(c, tag=None, env="local"):
     """Blue-green deploy to Swarm: idle color, health gate, probe, switch nginx, verify."""
     from ..deploy import flow
 
-    with _Session(c, env) as session:
+    with _Session(c, env, "deploy") as session:
         session.require_swarm_manager()
         secret_values = session.secrets()
         tag = session.resolve_tag(tag)
@@ -200,7 +197,7 @@ def rollback(c, env="local"):
     """Switch the gateway back to the previous color (health-checked first); audit-logged."""
     from ..deploy import flow
 
-    with _Session(c, env) as session:
+    with _Session(c, env, "rollback") as session:
         rec = flow.rollback(session.d)
     print(f"{session.d.app} ({env}): rolled back to {rec['to_color']}/{rec['to_tag']} "
           f"(from {rec['from_color']}/{rec['from_tag']}); switch {rec['switch_seconds']:.2f}s")
@@ -212,7 +209,7 @@ def finish(c, env="local"):
     """Scale the previous (idle) color to zero: ends the instant-rollback window."""
     from ..deploy import flow
 
-    with _Session(c, env) as session:
+    with _Session(c, env, "deploy.finish") as session:
         result = flow.finish(session.d)
     if result["changed"]:
         print(f"{session.d.app} ({env}): {result['idle']} ({result['tag']}) scaled to 0")
@@ -230,7 +227,7 @@ def status(c, json_=False, env="local"):
     from ..deploy.audit import describe as describe_record
     from ..deploy.lock import describe, stale_reason
 
-    with _Session(c, env) as session:
+    with _Session(c, env, "deploy.status") as session:
         d = session.d
         holder = d.lock().holder()
         info = flow.status(d)
@@ -261,15 +258,15 @@ def status(c, json_=False, env="local"):
 @task(help={"lines": "how many records (default 20)", "json": "print JSON lines",
             "env": ENV_HELP})
 @user_errors
-def history(c, lines=20, json_=False, env="local"):
+def history(c, lines=None, json_=False, env="local"):
     """The deploy audit log kept on the manager: who, when, from -> to, outcome."""
     from ..deploy import flow
     from ..deploy.audit import describe, line
 
-    if not 1 <= int(lines) <= 10000:
-        raise OpsError("--lines must be 1..10000")
-    with _Session(c, env) as session:
-        records = flow.history(session.d, int(lines))
+    # No int default: Invoke would cast `--lines x` itself and print a traceback.
+    lines = number_option(20 if lines is None else lines, "--lines", 1, 10000, integer=True)
+    with _Session(c, env, "deploy.history") as session:
+        records = flow.history(session.d, lines)
     if not records:
         print(f"no deploys recorded for {session.d.app} ({env})")
     for rec in records:
@@ -284,7 +281,7 @@ def remove(c, volumes=False, yes=False, env="local"):
     from ..deploy import flow
     from .common import confirm
 
-    with _Session(c, env) as session:
+    with _Session(c, env, "deploy.remove") as session:
         d = session.d
         confirm(f"Remove stack {d.app} from {env}" + (" INCLUDING its data volumes" if volumes
                                                           else "") + "?", yes)
@@ -299,7 +296,7 @@ def unlock(c, env="local"):
     from ..commands import lock as cmd
     from ..deploy.lock import describe
 
-    with _Session(c, env) as session:
+    with _Session(c, env, "deploy.unlock") as session:
         d = session.d
         holder = d.lock().holder()
         if not holder:

@@ -44,12 +44,14 @@ def deliver(c, image=None, env="local"):
     import sys
 
     from ..commands import images as images_cmd
+    from ..environment import SWARM
     from ..errors import OpsError
     from ..remote import images as remote_images
     from ..remote.hosts import inventory
     from ..stack import Stack
+    from .common import target
 
-    s = settings(c, env)
+    s, where = target(c, env, "images.deliver", {SWARM}, family="hosts", over_ssh=True)
     refs = list(image or [])
     if not refs:
         tags = Stack(s).release_tags()
@@ -64,7 +66,7 @@ def deliver(c, image=None, env="local"):
             images_cmd.reference(name, tag)
         except ValueError as exc:
             raise OpsError(str(exc)) from exc
-    inv = inventory(env, (c.config.get("envs") or {}).get(env) or {}, s.root)
+    inv = inventory(env, where.config, s.root)
     sent = remote_images.deliver(inv, refs, sys.stderr)
     for host in inv.hosts:
         got = sent.get(host.name, [])

@@ -6,15 +6,17 @@ import sys
 
 from invoke import Collection, task
 
+from ..environment import SWARM
 from ..errors import OpsError
-from .common import ENV_HELP, confirm, project_root, settings, user_errors
+from .common import ENV_HELP, confirm, project_root, settings, target, user_errors
 
 
-def _inventory(c, env):
+def _inventory(c, env, task):
+    """The SSH hosts of a Swarm environment (any other kind is refused in one line)."""
     from ..remote.hosts import inventory
 
-    s = settings(c, env)
-    return inventory(env, (c.config.get("envs") or {}).get(env) or {}, s.root)
+    s, where = target(c, env, task, {SWARM}, family="hosts", over_ssh=True)
+    return inventory(env, where.config, s.root)
 
 
 @task(help={"env": "environment whose settings (DEBIAN_MIRROR) apply (default: local)",
@@ -54,7 +56,7 @@ def trust(c, yes=False, env="local"):
     from ..remote.connect import connection, path
     from ..remote.hosts import known_hosts_name
 
-    inv = _inventory(c, env)
+    inv = _inventory(c, env, "hosts.trust")
     seen: set[str] = set()
     for h in inv.hosts:
         hops = len(path(connection(h, inv)))
@@ -86,23 +88,25 @@ def provision(c, env="local"):
     """Install the Docker engine on Debian/Ubuntu hosts that lack it (idempotent)."""
     from ..remote import swarm
 
-    swarm.provision(_inventory(c, env), sys.stdout)
+    swarm.provision(_inventory(c, env, "hosts.provision"), sys.stdout)
 
 
 @task(name="init", help={"env": ENV_HELP})
 @user_errors
 def swarm_init(c, env="local"):
     """Init the Swarm on the manager and join the workers (idempotent); list the nodes.
-    With --env local: the local engine as a single-node Swarm."""
+    With --env local-swarm: this machine's engine as a single-node Swarm."""
     from ..remote import swarm
 
-    if env == "local":
+    s, where = target(c, env, "swarm.init", {SWARM}, family="swarm")
+    if not where.over_ssh:
         from invoke import Context
 
-        settings(c, env)
         nodes = swarm.ensure_local(Context(config=c.config), out=sys.stderr)
     else:
-        nodes = swarm.ensure(_inventory(c, env), out=sys.stderr)
+        from ..remote.hosts import inventory
+
+        nodes = swarm.ensure(inventory(env, where.config, s.root), out=sys.stderr)
     for n in nodes:
         print(f"{n.get('Hostname'):24} {n.get('Status'):6} {n.get('ManagerStatus') or 'worker'}")
 

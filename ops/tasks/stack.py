@@ -9,17 +9,22 @@ import sys
 from invoke import Exit, task
 
 from .. import config
+from ..environment import COMPOSE
 from ..errors import OpsError
-from .common import ENV_HELP, confirm, settings, user_errors
+from ..parse import number_option
+from .common import ENV_HELP, confirm, target, user_errors
+
+DAY = 86400
 
 # The docker SDK, requests and tenacity are imported inside the tasks that use them:
 # importing them up front would cost `inv --list` (and every other task) ~0.3 s.
 
 
-def _stack(c, env):
+def _stack(c, env, task):
     from ..stack import Stack
 
-    return Stack(settings(c, env))
+    s, _ = target(c, env, task, {COMPOSE})
+    return Stack(s)
 
 
 @task(help={"build": "rebuild images before starting",
@@ -28,8 +33,9 @@ def _stack(c, env):
 @user_errors
 def up(c, build=False, timeout=None, env="local"):
     """Start the stack and wait until every service is healthy."""
-    stack = _stack(c, env)
-    took = stack.up(build=build, timeout=float(timeout) if timeout is not None else None)
+    stack = _stack(c, env, "up")
+    wait = number_option(timeout, "--timeout", 1, DAY) if timeout is not None else None
+    took = stack.up(build=build, timeout=wait)
     print(f"stack {stack.settings.project!r} healthy in {took:.1f}s")
     url = stack.gateway_url()
     if url:
@@ -41,7 +47,7 @@ def up(c, build=False, timeout=None, env="local"):
 @user_errors
 def down(c, volumes=False, yes=False, env="local"):
     """Stop and remove the stack's containers and networks (data volumes are kept)."""
-    stack = _stack(c, env)
+    stack = _stack(c, env, "down")
     if volumes:
         confirm(f"Delete ALL data volumes of project {stack.settings.project!r}?", yes)
     stack.down(volumes=volumes)
@@ -51,7 +57,7 @@ def down(c, volumes=False, yes=False, env="local"):
 @user_errors
 def ps(c, json_=False, env="local"):
     """List the stack's containers with state and health."""
-    containers = _stack(c, env).containers()
+    containers = _stack(c, env, "ps").containers()
     if json_:
         print(json.dumps([vars(x) | {"ok": x.ok} for x in containers], indent=2))
         return
@@ -74,7 +80,9 @@ def ps(c, json_=False, env="local"):
 @user_errors
 def logs(c, service=None, follow=False, tail=None, since=None, timestamps=False, env="local"):
     """Show service logs."""
-    _stack(c, env).logs(service or [], follow=follow, tail=tail, since=since,
+    if tail is not None and tail != "all":
+        tail = str(number_option(tail, "--tail", 0, 10**7, integer=True))
+    _stack(c, env, "logs").logs(service or [], follow=follow, tail=tail, since=since,
                         timestamps=timestamps)
 
 
@@ -87,7 +95,8 @@ def health(c, json_=False, wait=None, env="local"):
 
     from .. import health as health_mod
 
-    stack = _stack(c, env)
+    wait = number_option(wait, "--wait", 0, DAY) if wait is not None else None
+    stack = _stack(c, env, "health")
     model, url, project = stack.model, stack.gateway_url(), stack.settings.project
 
     def once():
@@ -96,7 +105,7 @@ def health(c, json_=False, wait=None, env="local"):
     checks = once()
     if wait and not health_mod.healthy(checks):
         try:
-            checks = Retrying(stop=stop_after_delay(float(wait)), wait=wait_fixed(1),
+            checks = Retrying(stop=stop_after_delay(wait), wait=wait_fixed(1),
                               retry=retry_if_result(lambda r: not health_mod.healthy(r)))(once)
         except RetryError as exc:
             checks = exc.last_attempt.result()
@@ -110,7 +119,8 @@ def health(c, json_=False, wait=None, env="local"):
 @user_errors
 def scale(c, spec, timeout=None, env="local"):
     """Scale stateless services and prove the gateway routes to every replica."""
-    report = _stack(c, env).scale(spec, timeout=float(timeout) if timeout else None)
+    wait = number_option(timeout, "--timeout", 1, DAY) if timeout is not None else None
+    report = _stack(c, env, "scale").scale(spec, timeout=wait)
     for name, info in report.items():
         line = f"{name}: {info['replicas']} replica(s) healthy"
         if "answering" in info:
@@ -124,7 +134,7 @@ def scale(c, spec, timeout=None, env="local"):
 @user_errors
 def build(c, service=None, no_cache=False, env="local"):
     """Build the stack's images; the api is also tagged with the git commit (and semver)."""
-    stack = _stack(c, env)
+    stack = _stack(c, env, "build")
     stack.build(service or [], no_cache=no_cache)
     if not service or "api" in service:
         for ref in stack.build_release():
@@ -135,19 +145,20 @@ def build(c, service=None, no_cache=False, env="local"):
 @user_errors
 def clean(c, env="local"):
     """Remove containers, networks and locally built images; data volumes are kept."""
-    _stack(c, env).clean()
+    _stack(c, env, "clean").clean()
 
 
 @task(name="exec", help={"service": "service name", "command": "command line to run in it",
                          "index": "which replica (default 1)", "env": ENV_HELP})
 @user_errors
-def exec_(c, service, command, index=1, env="local"):
+def exec_(c, service, command, index=None, env="local"):
     """Run a command in a running service container."""
     try:
         argv = shlex.split(command)
     except ValueError as exc:
         raise OpsError(f"cannot parse command {command!r}: {exc}") from exc
-    code = _stack(c, env).exec(service, argv, index=int(index), tty=sys.stdin.isatty())
+    index = number_option(1 if index is None else index, "--index", 1, 1000, integer=True)
+    code = _stack(c, env, "exec").exec(service, argv, index=index, tty=sys.stdin.isatty())
     if code:
         raise Exit(code=code)
 
@@ -156,7 +167,7 @@ def exec_(c, service, command, index=1, env="local"):
 @user_errors
 def show_config(c, json_=False, env="local"):
     """Show the resolved settings and where each came from (secrets masked)."""
-    s = settings(c, env)
+    s, _ = target(c, env, "config", {COMPOSE})
     values = config.masked(s.variables)
     if json_:
         print(json.dumps({"env": s.env, "project": s.project,

@@ -116,3 +116,46 @@ def test_up_failure_names_unhealthy_service_with_health_output_and_logs(engine, 
         left = project_leftovers(engine, project)
         purge(engine, project)
         assert not left
+
+
+COMPOSE_ONLY = [["up"], ["down"], ["build"], ["clean"], ["db.backup"], ["db.verify", "--latest"],
+                ["db.list"], ["db.prune"], ["db.restore", "-s", "app-db", "--latest"],
+                ["db.schedule"]]
+SWARM_ONLY = [["deploy"], ["rollback"], ["deploy.finish"], ["deploy.status"],
+              ["deploy.history"], ["deploy.remove", "--yes"], ["deploy.unlock"]]
+SSH_ONLY = [["hosts.trust", "--yes"], ["hosts.provision"], ["images.deliver"]]
+REFUSED = ([(t, "sandbox") for t in COMPOSE_ONLY] + [(t, "local-swarm") for t in COMPOSE_ONLY]
+           + [(t, "local") for t in SWARM_ONLY + SSH_ONLY + [["swarm.init"]]]
+           + [(t, "local-swarm") for t in SSH_ONLY])
+
+
+@pytest.mark.parametrize("task,env_name", REFUSED, ids=lambda v: v if isinstance(v, str) else v[0])
+def test_every_task_refuses_an_environment_it_does_not_act_on(project, task, env_name):
+    """One line naming the task, the environment and what to use; exit 2; nothing made
+    (no backup directory, no state, no connection: the sandbox is not even running)."""
+    before = sorted(p.name for p in project.iterdir())
+    result = inv(*task, "--env", env_name, env=env_for(project))
+    assert result.returncode == 2
+    assert_one_line_error(result, f"`inv {task[0]}` does not act on {env_name!r}", ": use ")
+    assert sorted(p.name for p in project.iterdir()) == before
+
+
+def test_an_env_file_alone_names_no_machine(project):
+    (project / ".env.qa").write_text("APP_DB_PASSWORD=x\n")
+    for task in (["health"], ["db.backup"], ["deploy"]):
+        assert_one_line_error(inv(*task, "--env", "qa", env=env_for(project)),
+                              "environment 'qa' names no machine")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["up", "--timeout", "x"], "--timeout must be a number from 1 to 86400, not 'x'"),
+    (["health", "--wait", "x"], "--wait must be a number from 0 to 86400, not 'x'"),
+    (["health", "--wait", "-3"], "--wait must be a number"),
+    (["scale", "api=2", "--timeout", "nan"], "--timeout must be a number"),
+    (["exec", "api", "true", "--index", "0"], "--index must be a whole number from 1 to 1000"),
+    (["exec", "api", "true", "--index", "x"], "--index must be a whole number"),
+    (["logs", "--tail", "abc"], "--tail must be a whole number from 0 to 10000000"),
+    (["deploy.history", "--env", "sandbox", "--lines", "many"], "--lines must be a whole number"),
+])
+def test_numeric_options_are_checked_before_anything_runs(project, args, fragment):
+    assert_one_line_error(inv(*args, env=env_for(project)), fragment)

@@ -1,4 +1,4 @@
-"""`--env local`: the same deploy code path on the local engine as a single-node Swarm
+"""`--env local-swarm`: the same deploy code path on the local engine as a single-node Swarm
 (Invoke's Context instead of Fabric's Connection): deploy, deploy, rollback, finish,
 remove, with the gateway's identity headers checked at each step, and unused
 config versions pruned."""
@@ -43,7 +43,7 @@ def local_swarm(engine, tmp_path_factory):
     dotenv = read_env_file(ROOT / ".env")
     port = free_port()
     env = {**os.environ, "OPS_ROOT": str(project), "INVOKE_DEPLOY_APP": APP,
-           "INVOKE_ENVS_LOCAL_DEPLOY_GATEWAY_PORT": str(port), "API_IMAGE": REPO,
+           "INVOKE_ENVS_LOCAL-SWARM_DEPLOY_GATEWAY_PORT": str(port), "API_IMAGE": REPO,
            "APP_DB_PASSWORD": secrets.token_urlsafe(16), "REDIS_PASSWORD": secrets.token_urlsafe(16),
            **{k: dotenv[k] for k in ("POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE", "PYTHON_IMAGE")
               if dotenv.get(k)}}
@@ -52,12 +52,12 @@ def local_swarm(engine, tmp_path_factory):
         engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True,
                             buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
     try:
-        init = inv("swarm.init", "--env", "local", env=env)
+        init = inv("swarm.init", "--env", "local-swarm", env=env)
         assert init.returncode == 0, init.stderr
         assert "Leader" in init.stdout
         yield env, f"http://127.0.0.1:{port}/", git
     finally:
-        inv("deploy.remove", "--env", "local", "--volumes", "--yes", env=env, timeout=300)
+        inv("deploy.remove", "--env", "local-swarm", "--volumes", "--yes", env=env, timeout=300)
         if not was_swarm:
             engine.swarm.leave(force=True)
             if not had_gwbridge:  # Swarm made it; leaving keeps it
@@ -83,20 +83,20 @@ def test_local_deploy_rollback_finish_remove(local_swarm):
     steps = [(("deploy", "--tag", "l1"), ("blue", "l1")), (("deploy", "--tag", "l2"), ("green", "l2")),
              (("rollback",), ("blue", "l1"))]
     for args, expected in steps:
-        r = inv(*args, "--env", "local", env=env, timeout=600)
+        r = inv(*args, "--env", "local-swarm", env=env, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
         assert {_identity(url) for _ in range(10)} == {expected}
-    finished = inv("deploy.finish", "--env", "local", env=env)
+    finished = inv("deploy.finish", "--env", "local-swarm", env=env)
     assert finished.returncode == 0 and "green (l2) scaled to 0" in finished.stdout
-    status = inv("deploy.status", "--env", "local", env=env)
+    status = inv("deploy.status", "--env", "local-swarm", env=env)
     assert "live:  blue (l1)" in status.stdout and "0/0 running" in status.stdout
-    history = inv("deploy.history", "--env", "local", env=env).stdout
+    history = inv("deploy.history", "--env", "local-swarm", env=env).stdout
     assert [line.split()[1] for line in history.splitlines()] == ["deploy", "deploy", "rollback", "finish"]
     # Rolling back to a scaled-down color scales it up and health-checks it first.
-    back = inv("rollback", "--env", "local", env=env, timeout=600)
+    back = inv("rollback", "--env", "local-swarm", env=env, timeout=600)
     assert back.returncode == 0, back.stderr[-2000:]
     assert "scaling it to 2 first" in back.stderr and _identity(url) == ("green", "l2")
-    refused = inv("deploy.remove", "--env", "local", env=env, input="")
+    refused = inv("deploy.remove", "--env", "local-swarm", env=env, input="")
     assert refused.returncode == 1 and "refusing without --yes" in refused.stderr
     assert _identity(url) == ("green", "l2")  # nothing was removed
 
@@ -112,7 +112,7 @@ def test_deploy_without_tag_builds_the_current_commit_and_serves_it(local_swarm,
     commit = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], check=True, capture_output=True,
                             text=True).stdout.strip()
     assert not engine.images.list(f"{REPO}:{commit}")
-    r = inv("deploy", "--env", "local", env=env, timeout=900)
+    r = inv("deploy", "--env", "local-swarm", env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"building {REPO}:{commit}" in r.stderr and f"/{commit} is live" in r.stdout
     assert {_identity(url)[1] for _ in range(10)} == {commit}  # the version header names it

@@ -99,3 +99,26 @@ def test_bounded_int_accepts_the_range_and_refuses_the_rest():
     for junk in (0, 65536, "22; rm -rf /", None, "", 1.5j, True, "0x16"):
         with pytest.raises(OpsError, match="^bad port$"):
             bounded_int(junk, 1, 65535, "bad port")
+
+
+def test_number_option_one_line_for_every_kind_of_junk():
+    from ops.parse import number_option
+
+    assert number_option("2.5", "--wait", 0, 10) == 2.5
+    assert number_option("7", "--index", 1, 9, integer=True) == 7
+    for junk, integer in (("x", False), ("nan", False), ("inf", False), ("-1", False),
+                          ("1e9", False), ("2.5", True), ("", True), (True, True), (None, False)):
+        with pytest.raises(OpsError, match=r"^--opt must be a (whole )?number from 0 to 100, not "):
+            number_option(junk, "--opt", 0, 100, integer=integer)
+
+
+def test_load_json_names_the_source_and_shows_how_the_answer_starts():
+    from ops.parse import load_json
+
+    assert load_json('{"a": 1}', "x") == {"a": 1}
+    assert load_json('{"a": 1}\n\n{"b": 2}\n', "x", lines=True) == [{"a": 1}, {"b": 2}]
+    with pytest.raises(OpsError, match=r"^mgr: docker node ls: unreadable answer \(Expecting value\): "
+                                       r"'Got permission denied while"):
+        load_json("Got permission denied while trying to connect", "mgr: docker node ls", lines=True)
+    with pytest.raises(OpsError, match="unreadable answer"):
+        load_json(None, "x")
