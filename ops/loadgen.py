@@ -38,6 +38,7 @@ class Load:
     rate: float = 100.0
     threads: int = 16
     timeout: float = 5.0
+    max_seconds: float = 900.0  # stops by itself even if nobody calls stop()
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -56,7 +57,7 @@ class Load:
     def _worker(self, interval: float, offset: float) -> None:
         session = requests.Session()
         next_at = time.monotonic() + offset
-        while not self._stop.is_set():
+        while not self._stop.is_set() and time.monotonic() - self._t0 < self.max_seconds:
             now = time.monotonic()
             if now < next_at:
                 time.sleep(next_at - now)

@@ -155,6 +155,9 @@ class Stack:
             return []
         name = self.settings.variables.get("API_IMAGE") or "ops-example/api"
         first = images_cmd.reference(name, tags[0])
+        # `inv deploy` reaches this on its own (no `inv build` before it), and a fresh
+        # clone has no wheelhouse even when some other api image is present.
+        wheelhouse.ensure(self.settings.root, out=self.err)
         run(compose.build(self.base, ["api"]), env={**self.env, "API_VERSION": tags[0]},
             stream=True, what="docker compose build (release)")
         refs = [first]

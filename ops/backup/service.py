@@ -87,7 +87,7 @@ def drill_due(directory: Path, every_hours: float, enabled: bool) -> bool:
 
 
 def backup(stack: Stack, cfg: BackupConfig, services=(), db=None, out=sys.stderr,
-           drills: bool = False) -> list[dict]:
+           drills: bool = False, reason: str = "manual") -> list[dict]:
     """Back up every selected database; each is verified at cfg.verify_level right away.
 
     Every target is attempted even when one fails; the failures are raised together.
@@ -98,7 +98,7 @@ def backup(stack: Stack, cfg: BackupConfig, services=(), db=None, out=sys.stderr
         directory = layout.db_dir(cfg.dest, stack.settings.env, target.service, target.db)
         try:
             b = take(target, directory, stack.settings.env, cfg.attempts, out=out,
-                     zstd_level=cfg.zstd_level)
+                     reason=reason, zstd_level=cfg.zstd_level)
             entry = None
             if cfg.verify_level != "none":
                 entry = verify_mod.verify(b, cfg.verify_level, target.container, target.image,

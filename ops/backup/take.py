@@ -68,7 +68,7 @@ def _dump_once(target: Target, partial: Path, zstd_level: int | None) -> dict:
 
 def take(target: Target, directory: Path, env: str, attempts: int = 3,
          now: Callable[[], datetime] = lambda: datetime.now(UTC), out=sys.stderr,
-         reason: str = "scheduled", zstd_level: int | None = None) -> layout.Backup:
+         reason: str = "manual", zstd_level: int | None = None) -> layout.Backup:
     """Take one backup of target into directory (under its lock). Returns the backup."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     with DbLock(directory, f"backup of {target.label()}"):

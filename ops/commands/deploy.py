@@ -220,7 +220,12 @@ def probe(container: str, target_service: str, port: int = 8000) -> str:
     return gateway_exec(container, ["sh", "-c", PROBE, "probe", target_service, str(int(port))])
 
 
-def fetch_through_gateway(container: str, port: int = 8080, path: str = "/") -> str:
+# Where a switch is verified: the health passthrough, which the gateway never
+# rate-limits (a verification must not share the fate of the traffic it verifies).
+VERIFY_PATH = "/health/live"
+
+
+def fetch_through_gateway(container: str, port: int = 8080, path: str = VERIFY_PATH) -> str:
     """Fallback verification when no public URL is configured: the gateway's own port."""
     return gateway_exec(container, ["curl", "-s", "-o", "/dev/null", "-D", "-", "-m", "3",
                                     f"http://127.0.0.1:{int(port)}{path}"])

@@ -145,6 +145,32 @@ def judge_probe(probes: list[Probe], replicas: int, tag: str, which: str) -> str
     return None
 
 
+@dataclass(frozen=True)
+class Identity:
+    """One answer through the gateway: HTTP status (0: none) and who sent it."""
+    status: int
+    color: str = ""
+    version: str = ""
+    error: str = ""
+
+    def describe(self) -> str:
+        if not self.status:
+            return f"no response ({self.error or 'connection failed'})"
+        if self.status == 429:
+            return "HTTP 429, rate-limited: not a wrong color"
+        return f"HTTP {self.status} from {self.color or '-'}/{self.version or '-'}"
+
+
+def judge_identity(answer: Identity, color: str, tag: str) -> str:
+    """ok: the wanted color and version answered; limited: a 429, which proves nothing
+    either way; wrong: anything else (another color, an error, no answer)."""
+    if answer.status == 429:
+        return "limited"
+    if answer.status == 200 and (answer.color, answer.version) == (color, tag):
+        return "ok"
+    return "wrong"
+
+
 def parse_headers(text: str) -> dict[str, str]:
     """Lower-cased headers of the last response in `curl -D -` output."""
     headers: dict[str, str] = {}

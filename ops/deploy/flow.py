@@ -175,38 +175,47 @@ def probe(d: Deployment, gw: str, which: str, tag: str, replicas: int, timeout: 
         time.sleep(1)
 
 
-def fetch_identity(d: Deployment, gw: str) -> tuple[str, str]:
-    """(color, version) of one fresh request through the gateway."""
+def fetch_identity(d: Deployment, gw: str) -> converge.Identity:
+    """Who answers one fresh request through the gateway, on the verification path: the
+    health passthrough, never rate-limited, so a load test or a shared NAT on the
+    deployer's address cannot make a good switch look like a wrong color."""
     if d.url:
         import requests
 
         try:
-            r = requests.get(d.url + "/", timeout=3, headers={"Connection": "close"})
-            return r.headers.get("X-App-Color", ""), r.headers.get("X-App-Version", "")
-        except requests.RequestException:
-            return "", ""
-    headers = converge.parse_headers(d.target.run(cmd.fetch_through_gateway(gw), "request via the gateway",
-                                                  warn=True).stdout)
-    return headers.get("x-app-color", ""), headers.get("x-app-version", "")
+            r = requests.get(d.url + cmd.VERIFY_PATH, timeout=3, headers={"Connection": "close"})
+            return converge.Identity(r.status_code, r.headers.get("X-App-Color", ""),
+                                     r.headers.get("X-App-Version", ""))
+        except requests.RequestException as exc:
+            return converge.Identity(0, error=type(exc).__name__)
+    headers = converge.parse_headers(d.target.run(cmd.fetch_through_gateway(gw, path=cmd.VERIFY_PATH),
+                                                  "request via the gateway", warn=True).stdout)
+    status = headers.get(":status", "")
+    return converge.Identity(int(status) if status.isdigit() else 0,
+                             headers.get("x-app-color", ""), headers.get("x-app-version", ""))
 
 
 def verify_live(d: Deployment, gw: str, which: str, tag: str, timeout: float = 15) -> float:
     """Seconds from now to the first response from the new color; then CONSECUTIVE in a
-    row must come from it (a reload's exit 0 does not prove the new config serves)."""
+    row must come from it (a reload's exit 0 does not prove the new config serves).
+    A 429 proves nothing either way: it neither counts nor breaks the streak."""
     start = time.monotonic()
-    first, streak, seen = None, 0, ("", "")
+    first, streak, last = None, 0, converge.Identity(0)
     while time.monotonic() - start < timeout:
-        seen = fetch_identity(d, gw)
-        if seen == (which, tag):
+        answer = fetch_identity(d, gw)
+        verdict = converge.judge_identity(answer, which, tag)
+        if verdict == "ok":
             first = first if first is not None else time.monotonic() - start
             streak += 1
             if streak >= CONSECUTIVE:
                 return first
-        else:
+            continue
+        last = answer
+        if verdict != "limited":
             streak = 0
-            time.sleep(0.05)
+        time.sleep(0.05)
     raise OpsError(f"the gateway does not serve {which}/{tag} after {timeout:.0f}s "
-                   f"(last answer: {seen[0] or '-'}/{seen[1] or '-'})")
+                   f"(last answer: {last.describe()})")
 
 
 def write_upstream(d: Deployment, gw: str | None, text: str) -> None:

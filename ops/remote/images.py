@@ -38,6 +38,16 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return out
 
 
+def delivery_note(sent: int, full: int) -> str:
+    """What crossed the wire against the whole archive. The stream rewrites tar headers,
+    so `sent` can exceed `full` by a little: that is a whole image, never "-0 MB"."""
+    had = full - sent
+    note = f"{sent / 1e6:.1f} MB over SSH"
+    if had >= 0.5e6:
+        return note + f"; the node had the other {had / 1e6:.0f} MB"
+    return note + "; the whole image"
+
+
 def remote_chains(conn, host) -> set[str]:
     text = run(conn, images_cmd.layer_lists(), host, "list image layers").stdout
     chains: set[str] = set()
@@ -128,8 +138,8 @@ def deliver(inv: Inventory, refs, out) -> dict[str, list[str]]:
                     size = stream_images(conn, host, missing, archive)
                     _check_loaded(conn, host, missing)
                     sent[host.name] = missing
-                    print(f"{host.name}: loaded {', '.join(missing)} ({size / 1e6:.1f} MB over "
-                          f"SSH; the node had the other {(full - size) / 1e6:.0f} MB)", file=out)
+                    print(f"{host.name}: loaded {', '.join(missing)} "
+                          f"({delivery_note(size, full)})", file=out)
     finally:
         for archive, _ in archives.values():
             archive.close()

@@ -59,7 +59,8 @@ def backup(c, service=None, db=None, cron=False, env="local"):
     stack, cfg, svc = _ctx(c, env, "backup")
     chatter = io.StringIO() if cron else sys.stderr
     try:
-        results = svc.backup(stack, cfg, service or [], db, out=chatter, drills=cron)
+        results = svc.backup(stack, cfg, service or [], db, out=chatter, drills=cron,
+                             reason="scheduled" if cron else "manual")
     except OpsError as exc:
         if cron:
             svc.notify_failure(cfg.webhook_url, env, str(exc))

@@ -26,6 +26,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def sigint_default() -> None:
+    """preexec_fn for a child that a test will Ctrl-C: a run started in the background by
+    a non-interactive shell inherits SIGINT ignored, and so would the child."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def inv(*args, env=None, timeout=600, input=None) -> subprocess.CompletedProcess:
     """Run the real CLI (`inv ...`) the way a user does."""
     return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, text=True,

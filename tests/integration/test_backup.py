@@ -92,6 +92,7 @@ def test_round_trip_restores_equal_content(bstack):
     b = latest(bstack, "app-db", "app")
     data = manifest.read(b.manifest_path)
     assert data["tables"]["public.items"] == 20000
+    assert data["reason"] == "manual"  # a backup someone ran is not a scheduled one
     assert data["tables"]["Billing.Invoices"] == 3000
     assert data["tables"]["public.empty_table"] == 0
     assert data["server_version"].startswith("15.") and "pg_dump (PostgreSQL) 15." in data["pg_dump_version"]

@@ -19,7 +19,7 @@ import pytest
 from ops import loadgen
 from ops.config import read_env_file
 
-from .conftest import ROOT, SANDBOX, SANDBOX_PROJECT, sandbox_inv
+from .conftest import ROOT, SANDBOX, SANDBOX_PROJECT, sandbox_inv, sigint_default
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,8 @@ def test_failing_health_check_aborts_and_the_live_color_keeps_serving(deployed):
 def _start_deploy(tag: str) -> subprocess.Popen:
     env = {**os.environ, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(SANDBOX_PROJECT[0]), **_env()}
     return subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--env", "sandbox", "--tag", tag],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_default)
 
 
 def _wait_for_stage(proc: subprocess.Popen, stage: str, timeout: float = 300):

@@ -35,7 +35,8 @@ def local_swarm(engine, tmp_path_factory):
     had_gwbridge = bool(engine.networks.list(names=["docker_gwbridge"]))
     project = tmp_path_factory.mktemp("local-deploy")
     ensure(ROOT)
-    shutil.copytree(ROOT / "compose", project / "compose")
+    # Without the wheelhouse, as in a fresh clone: `inv deploy` must fetch it itself.
+    shutil.copytree(ROOT / "compose", project / "compose", ignore=shutil.ignore_patterns("wheels"))
     # A git checkout of its own: `inv deploy` without --tag builds and deploys its commit.
     git = ["git", "-C", str(project), "-c", "user.name=ops-test", "-c", "user.email=ops-test@localhost"]
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "release"]):
@@ -101,6 +102,30 @@ def test_local_deploy_rollback_finish_remove(local_swarm):
     assert _identity(url) == ("green", "l2")  # nothing was removed
 
 
+def test_switches_under_load_from_the_same_address_are_verified_not_rate_limited(local_swarm):
+    """A load test from this machine shares the deployer's address: the gateway answers
+    it 429 (100 r/s, burst 200). The switch's verification must not: two rollbacks
+    under such a load both succeed, each color proven live."""
+    import time
+
+    from ops import loadgen
+
+    env, url, _ = local_swarm
+    with loadgen.Load(url, rate=400, threads=8, max_seconds=120) as load:
+        deadline = time.monotonic() + 20
+        while not any(s.status == 429 for s in load.samples) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any(s.status == 429 for s in load.samples), "the load never reached the limit"
+        for expected in (("blue", "l1"), ("green", "l2")):
+            r = inv("rollback", "--env", "local-swarm", env=env, timeout=600)
+            assert r.returncode == 0, r.stderr[-3000:]
+            assert "switching back" not in r.stderr
+            assert f"rolled back to {expected[0]}/{expected[1]}" in r.stdout
+        limited = sum(s.status == 429 for s in load.samples)
+    assert limited > 0 and load.samples[-1].t < 120 + 5  # bounded in time, by itself
+    assert _identity(url) == ("green", "l2")
+
+
 def test_deploy_without_tag_builds_the_current_commit_and_serves_it(local_swarm, engine):
     env, url, git = local_swarm
     old_configs = _configs(engine)
@@ -115,6 +140,7 @@ def test_deploy_without_tag_builds_the_current_commit_and_serves_it(local_swarm,
     r = inv("deploy", "--env", "local-swarm", env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"building {REPO}:{commit}" in r.stderr and f"/{commit} is live" in r.stdout
+    assert "fetching the api's dependency wheels" in r.stderr  # a fresh clone has none
     assert {_identity(url)[1] for _ in range(10)} == {commit}  # the version header names it
     new_configs = _configs(engine)
     assert len(new_configs) == 1 and new_configs != old_configs

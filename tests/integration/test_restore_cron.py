@@ -169,6 +169,7 @@ def test_cron_mode_silent_metrics_webhook_and_failure(rstack, tmp_path):
         ok = inv("db.backup", "--cron", env=env, timeout=600)
         assert ok.returncode == 0, ok.stderr
         assert ok.stdout == "" and ok.stderr == ""  # silent on success
+        assert manifest.read(newest(env).manifest_path)["reason"] == "scheduled"
         text = metrics.read_text()
         assert 'ops_backup_last_run_success{database="app",env="local",service="app-db"} 1.0' in text
         assert "ops_backup_last_success_timestamp_seconds" in text

@@ -7,6 +7,7 @@ import io
 import json
 import shlex
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +220,25 @@ def test_load_summary():
     assert (out["requests"], out["failed"], out["retried"]) == (4, 1, 1)
     assert out["sequence"] == ["blue/v1", "green/v2"] and out["max_ms"] == 5000.0
     assert out["errors"] == ["t=0.7s ConnectTimeout"]
+
+
+def test_a_429_proves_nothing_and_is_never_called_a_wrong_color():
+    from ops.deploy.converge import Identity, judge_identity
+
+    assert judge_identity(Identity(200, "green", "v2"), "green", "v2") == "ok"
+    assert judge_identity(Identity(429), "green", "v2") == "limited"
+    assert judge_identity(Identity(200, "blue", "v1"), "green", "v2") == "wrong"
+    assert judge_identity(Identity(503, "green", "v2"), "green", "v2") == "wrong"
+    assert judge_identity(Identity(0, error="ConnectTimeout"), "green", "v2") == "wrong"
+    assert Identity(429).describe() == "HTTP 429, rate-limited: not a wrong color"
+    assert Identity(200, "blue", "v1").describe() == "HTTP 200 from blue/v1"
+    assert Identity(0, error="ConnectTimeout").describe() == "no response (ConnectTimeout)"
+
+
+def test_the_switch_is_verified_on_the_path_that_is_never_rate_limited():
+    from ops.commands.deploy import VERIFY_PATH, fetch_through_gateway
+
+    nginx = (Path(__file__).resolve().parents[2] / "compose/gateway/nginx.conf").read_text()
+    block = nginx.split("location /health {", 1)[1].split("}", 1)[0]
+    assert VERIFY_PATH.startswith("/health") and "limit_req" not in block
+    assert fetch_through_gateway("0123456789ab").endswith(f"http://127.0.0.1:8080{VERIFY_PATH}")

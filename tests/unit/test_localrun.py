@@ -11,13 +11,23 @@ from invoke import Config
 from ops.localrun import context, descendants, parent_of
 
 
+@pytest.fixture
+def sigint_raises():
+    """Ctrl-C as a terminal delivers it. A run started in the background by a
+    non-interactive shell inherits SIGINT *ignored* (then Python never raises
+    KeyboardInterrupt and the child shell ignores it too): set the disposition here."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _interrupt_soon(delay: float = 0.5) -> threading.Timer:
     timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     return timer
 
 
-def test_ctrl_c_stops_the_run_and_its_child(tmp_path):
+def test_ctrl_c_stops_the_run_and_its_child(tmp_path, sigint_raises):
     marker = tmp_path / "still-running"
     started = time.monotonic()
     _interrupt_soon()

@@ -151,3 +151,11 @@ def test_jump_hosts_are_locked_down_like_the_target(tmp_path, monkeypatch):
         assert isinstance(c.client._policy, paramiko.RejectPolicy)
     assert hops[0].client.get_host_keys().lookup("[198.51.100.7]:2022")
     assert inv.manager.known_hosts_name == "10.0.0.9"
+
+
+def test_delivery_note_never_says_minus_zero():
+    from ops.remote.images import delivery_note
+
+    assert delivery_note(385_000_000, 384_990_000) == "385.0 MB over SSH; the whole image"
+    assert delivery_note(2_000_000, 2_000_000) == "2.0 MB over SSH; the whole image"
+    assert delivery_note(31_000, 385_031_000) == "0.0 MB over SSH; the node had the other 385 MB"
