@@ -29,19 +29,34 @@ class Check:
     ok: bool
     latency_ms: float
     detail: str
+    warning: bool = False  # passes, but someone should look (low disk, a held lock)
 
     @property
     def status(self) -> str:
-        return "ok" if self.ok else "FAIL"
+        return ("warn" if self.warning else "ok") if self.ok else "FAIL"
 
 
 def _timed(service, name, fn) -> Check:
+    """Run one probe; it returns (ok, detail) or (ok, warning, detail)."""
     start = time.perf_counter()
+    warning = False
     try:
-        ok, detail = fn()
+        result = fn()
+        ok, detail = (result[0], result[-1])
+        warning = bool(result[1]) if len(result) == 3 else False
     except Exception as exc:  # noqa: BLE001 - any failure of a probe is its result
         ok, detail = False, f"{type(exc).__name__}: {exc}"
-    return Check(service, name, ok, round((time.perf_counter() - start) * 1000, 1), detail)
+    return Check(service, name, ok, round((time.perf_counter() - start) * 1000, 1), detail,
+                 warning)
+
+
+def run_jobs(jobs) -> list[Check]:
+    """(service, check, callable) jobs, all at once: the run costs the slowest one."""
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=max(4, min(32, len(jobs)))) as pool:
+        futures = [pool.submit(_timed, svc, name, fn) for svc, name, fn in jobs]
+        return [f.result() for f in futures]
 
 
 def container_state(c) -> tuple[bool, str]:
@@ -78,10 +93,15 @@ def http_inside(c, port: int) -> dict[str, str]:
     return probes.parse_http_probe(out)
 
 
-def http_get(url: str) -> tuple[bool, str]:
+def http_get(url: str, version: str | None = None) -> tuple[bool, str]:
+    """200 from the URL; with `version`, the X-App-Version header must name it too."""
     resp = requests.get(url, timeout=CHECK_TIMEOUT)
-    version = resp.headers.get("X-App-Version")
-    return resp.status_code == 200, f"HTTP {resp.status_code}" + (f" (v {version})" if version else "")
+    served = resp.headers.get("X-App-Version")
+    ok = resp.status_code == 200 and (version is None or served == version)
+    detail = f"HTTP {resp.status_code}" + (f" (v {served})" if served else "")
+    if version is not None and served != version:
+        detail += f", expected v {version}"
+    return ok, detail
 
 
 def plan(model: Model, containers, gateway_url: str | None):
@@ -134,10 +154,7 @@ def _direct(c, port) -> tuple[bool, str]:
 
 def run_checks(model: Model, project: str, gateway_url: str | None) -> list[Check]:
     containers = docker_api.project_containers(project)
-    jobs = plan(model, containers, gateway_url)
-    with ThreadPoolExecutor(max_workers=max(4, min(32, len(jobs)))) as pool:
-        futures = [pool.submit(_timed, svc, name, fn) for svc, name, fn in jobs]
-        return [f.result() for f in futures]
+    return run_jobs(plan(model, containers, gateway_url))
 
 
 def healthy(checks) -> bool:
@@ -150,7 +167,9 @@ def render_table(checks) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
     bad = sum(not c.ok for c in checks)
-    lines.append(f"{len(checks) - bad}/{len(checks)} checks ok" + ("" if not bad else f", {bad} failing"))
+    warned = sum(c.ok and c.warning for c in checks)
+    lines.append(f"{len(checks) - bad}/{len(checks)} checks ok" + ("" if not bad else f", {bad} failing")
+                 + (f", {warned} warning(s)" if warned else ""))
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ import sys
 from invoke import Exit, task
 
 from .. import config
-from ..environment import COMPOSE
+from ..environment import COMPOSE, SWARM
 from ..errors import OpsError
 from ..parse import number_option
 from .common import ENV_HELP, confirm, target, user_errors
@@ -25,6 +25,25 @@ def _stack(c, env, task):
 
     s, _ = target(c, env, task, {COMPOSE})
     return Stack(s)
+
+
+def _either(c, env, task):
+    """(Stack, None) on the Compose stack, (None, Cluster) on a Swarm environment."""
+    s, where = target(c, env, task, {COMPOSE, SWARM})
+    if where.kind == COMPOSE:
+        from ..stack import Stack
+
+        return Stack(s), None
+    from ..cluster import Cluster
+    from ..deploy.session import Session
+
+    return None, Cluster(Session(s, where, c.config))
+
+
+def _close(cluster) -> None:
+    if cluster is not None:
+        cluster.close()
+        cluster.session.close()
 
 
 @task(help={"build": "rebuild images before starting",
@@ -56,8 +75,11 @@ def down(c, volumes=False, yes=False, env="local"):
 @task(help={"json": "print JSON", "env": ENV_HELP})
 @user_errors
 def ps(c, json_=False, env="local"):
-    """List the stack's containers with state and health."""
-    containers = _stack(c, env, "ps").containers()
+    """List the stack's containers (Compose) or services and tasks (Swarm) with state."""
+    stack, cluster = _either(c, env, "ps")
+    if cluster is not None:
+        return _ps_swarm(cluster, json_)
+    containers = stack.containers()
     if json_:
         print(json.dumps([vars(x) | {"ok": x.ok} for x in containers], indent=2))
         return
@@ -72,8 +94,34 @@ def ps(c, json_=False, env="local"):
         print("  ".join(r[i].ljust(widths[i]) for i in range(4)).rstrip())
 
 
+def _ps_swarm(cluster, json_: bool) -> None:
+    from ..cluster_state import ps_rows
+
+    try:
+        snap, current = cluster.snapshot(), cluster.live()
+    finally:
+        _close(cluster)
+    rows = ps_rows(snap, current[0] if current else None)
+    if json_:
+        print(json.dumps(rows, indent=2))
+        return
+    table = [("SERVICE", "REPLICAS", "TAG", "NODES")]
+    for r in rows:
+        desired = "global" if r["desired"] is None else r["desired"]
+        table.append((r["service"] + (" (live)" if r["live"] else ""), f"{r['running']}/{desired}",
+                      r["tag"], ", ".join(sorted({t["node"] for t in r["tasks"]})) or "-"))
+    widths = [max(len(t[i]) for t in table) for i in range(4)]
+    for t in table:
+        print("  ".join(t[i].ljust(widths[i]) for i in range(4)).rstrip())
+    for r in rows:
+        for t in r["not_running"]:
+            print(f"  ! {r['service']}.{t['slot']} on {t['node']}: {t['state']}"
+                  + (f": {t['error']}" if t["error"] else ""))
+
+
 @task(iterable=["service"],
-      help={"service": "a service to show (repeatable; default: all)",
+      help={"service": "a service to show (repeatable; default: all; on Swarm `api` is "
+                       "the live color, `api@blue` a given one)",
             "follow": "keep streaming", "tail": "lines from the end of each log",
             "since": "only since a time (e.g. 10m, 2026-01-01T10:00:00)",
             "timestamps": "prefix timestamps", "env": ENV_HELP})
@@ -82,8 +130,14 @@ def logs(c, service=None, follow=False, tail=None, since=None, timestamps=False,
     """Show service logs."""
     if tail is not None and tail != "all":
         tail = str(number_option(tail, "--tail", 0, 10**7, integer=True))
-    _stack(c, env, "logs").logs(service or [], follow=follow, tail=tail, since=since,
-                        timestamps=timestamps)
+    stack, cluster = _either(c, env, "logs")
+    if cluster is None:
+        stack.logs(service or [], follow=follow, tail=tail, since=since, timestamps=timestamps)
+        return
+    try:
+        cluster.logs(service or [], follow=follow, tail=tail, since=since, timestamps=timestamps)
+    finally:
+        _close(cluster)
 
 
 @task(help={"json": "print JSON instead of a table",
@@ -96,19 +150,24 @@ def health(c, json_=False, wait=None, env="local"):
     from .. import health as health_mod
 
     wait = number_option(wait, "--wait", 0, DAY) if wait is not None else None
-    stack = _stack(c, env, "health")
-    model, url, project = stack.model, stack.gateway_url(), stack.settings.project
+    stack, cluster = _either(c, env, "health")
+    if cluster is None:
+        model, url, project = stack.model, stack.gateway_url(), stack.settings.project
 
-    def once():
-        return health_mod.run_checks(model, project, url)
-
-    checks = once()
-    if wait and not health_mod.healthy(checks):
-        try:
-            checks = Retrying(stop=stop_after_delay(wait), wait=wait_fixed(1),
-                              retry=retry_if_result(lambda r: not health_mod.healthy(r)))(once)
-        except RetryError as exc:
-            checks = exc.last_attempt.result()
+        def once():
+            return health_mod.run_checks(model, project, url)
+    else:
+        once = cluster.health
+    try:
+        checks = once()
+        if wait and not health_mod.healthy(checks):
+            try:
+                checks = Retrying(stop=stop_after_delay(wait), wait=wait_fixed(1),
+                                  retry=retry_if_result(lambda r: not health_mod.healthy(r)))(once)
+            except RetryError as exc:
+                checks = exc.last_attempt.result()
+    finally:
+        _close(cluster)
     print(health_mod.render_json(checks) if json_ else health_mod.render_table(checks))
     if not health_mod.healthy(checks):
         raise Exit(code=1)
@@ -148,7 +207,9 @@ def clean(c, env="local"):
     _stack(c, env, "clean").clean()
 
 
-@task(name="exec", help={"service": "service name", "command": "command line to run in it",
+@task(name="exec", help={"service": "service name (on Swarm: `api` is the live color, "
+                                    "`api@blue` a given one)",
+                         "command": "command line to run in it",
                          "index": "which replica (default 1)", "env": ENV_HELP})
 @user_errors
 def exec_(c, service, command, index=None, env="local"):
@@ -158,7 +219,13 @@ def exec_(c, service, command, index=None, env="local"):
     except ValueError as exc:
         raise OpsError(f"cannot parse command {command!r}: {exc}") from exc
     index = number_option(1 if index is None else index, "--index", 1, 1000, integer=True)
-    code = _stack(c, env, "exec").exec(service, argv, index=index, tty=sys.stdin.isatty())
+    if not argv:
+        raise OpsError("nothing to run: give a command, e.g. `inv exec api 'ls -la'`")
+    stack, cluster = _either(c, env, "exec")
+    try:
+        code = (stack or cluster).exec(service, argv, index=index, tty=sys.stdin.isatty())
+    finally:
+        _close(cluster)
     if code:
         raise Exit(code=code)
 

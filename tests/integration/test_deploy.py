@@ -238,3 +238,89 @@ def test_deploy_to_a_host_with_an_unknown_key_is_refused(deployed):
     finally:
         known.write_text(saved)
     assert r.returncode == 1 and "unknown host key" in r.stderr
+
+
+# -- ps / health / logs / exec on the deployed environment (run last: they stop things) --
+
+def _sandbox_hosts(engine) -> dict[str, object]:
+    """Node hostname -> the sandbox container that is that machine."""
+    return {c.attrs["Config"]["Hostname"]: c
+            for c in engine.containers.list(filters={"label": f"ops.sandbox={SANDBOX}"})
+            if "registry" not in c.name}
+
+
+def _health() -> tuple[int, dict]:
+    r = inv("health", "--env", "sandbox", "--json", timeout=120)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r.returncode, json.loads(r.stdout)
+
+
+def _failing(report) -> list[tuple[str, str]]:
+    return [(c["service"], c["check"]) for c in report["checks"] if not c["ok"]]
+
+
+def test_ps_health_logs_exec_act_on_the_cluster(deployed, engine):
+    status = _status()
+    live, tag = status["live"], status["live_tag"]
+    r = inv("ps", "--env", "sandbox", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["service"]: row for row in json.loads(r.stdout)}
+    assert {"blue", "green", "app-db", "redis", "gateway"} <= set(rows)
+    assert rows[live]["live"] and rows[live]["tag"] == tag and rows[live]["running"] == 2
+    nodes = set(_sandbox_hosts(engine))
+    assert {t["node"] for row in rows.values() for t in row["tasks"]} == nodes  # both machines
+    table = inv("ps", "--env", "sandbox").stdout
+    assert f"{live} (live)" in table and "2/2" in table
+
+    code, report = _health()
+    assert code == 0 and not _failing(report), report
+    checks = {(c["service"], c["check"].split(" on ")[0]) for c in report["checks"]}
+    assert {("app-db", "SELECT 1"), ("redis", "PING"), ("deploy lock", "state")} <= checks
+    assert {f"node {n}" for n in nodes} <= {c["service"] for c in report["checks"]}
+    assert any(c["check"].startswith("/health/ready via") and f"v {tag}" in c["detail"]
+               for c in report["checks"])
+
+    logs = inv("logs", "--env", "sandbox", "-s", "api", "--tail", "3")
+    assert logs.returncode == 0, logs.stderr
+    assert {line.split("|")[0].strip().rsplit("@", 1)[-1] for line in logs.stdout.splitlines()
+            if "|" in line} == {t["node"] for t in rows[live]["tasks"]}
+
+    # exec lands in the task's own container, on the node that runs it (the worker's too).
+    for index, t in enumerate(rows[live]["tasks"], start=1):
+        r = inv("exec", "--env", "sandbox", "api", "cat /etc/hostname", "--index", str(index))
+        assert r.returncode == 0 and r.stdout.strip() == t["container"], (t, r.stderr)
+    missing = inv("exec", "--env", "sandbox", "nope", "true")
+    assert missing.returncode == 1 and "unknown service 'nope'" in missing.stderr
+
+
+def test_health_names_a_stopped_database_container_then_recovers(deployed, engine):
+    manager = next(c for name, c in _sandbox_hosts(engine).items() if name.endswith("manager"))
+    cid = manager.exec_run(["sh", "-c", "docker ps -q --filter label=com.docker.swarm.service.name="
+                            f"{_app()}_app-db"]).output.decode().strip()
+    assert cid
+    manager.exec_run(["docker", "stop", cid])
+    code, report = _health()
+    assert code == 1 and ("app-db", "tasks") in _failing(report), report
+    r = inv("health", "--env", "sandbox", "--wait", "120", timeout=200)  # Swarm restarts it
+    assert r.returncode == 0, r.stdout[-2000:]
+
+
+def test_health_names_a_node_that_went_down(deployed, engine):
+    name, worker = next((n, c) for n, c in _sandbox_hosts(engine).items() if n.endswith("worker"))
+    worker.pause()  # its dockerd stops answering the manager's heartbeats
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            code, report = _health()
+            if (f"node {name}", "ready") in _failing(report) or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        assert code == 1 and (f"node {name}", "ready") in _failing(report), report
+    finally:
+        worker.unpause()
+    r = inv("health", "--env", "sandbox", "--wait", "180", timeout=260)
+    assert r.returncode == 0, r.stdout[-2000:]
+
+
+def _app() -> str:
+    return _status()["app"]

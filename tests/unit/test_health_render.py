@@ -19,9 +19,18 @@ def test_json_shape():
     data = json.loads(render_json(CHECKS))
     assert data["healthy"] is False
     assert data["checks"][0] == {"service": "redis", "check": "PING", "ok": True,
-                                 "latency_ms": 12.3, "detail": "PONG", "status": "ok"}
+                                 "latency_ms": 12.3, "detail": "PONG", "status": "ok",
+                                 "warning": False}
 
 
 def test_healthy_needs_checks():
     assert not healthy([])
     assert healthy(CHECKS[:1])
+
+
+def test_a_warning_passes_but_shows():
+    checks = [*CHECKS[:1], Check("node mgr", "disk", True, 3.0, "9% free", warning=True)]
+    assert healthy(checks)
+    assert "warn" in render_table(checks).splitlines()[2]
+    assert render_table(checks).splitlines()[-1] == "2/2 checks ok, 1 warning(s)"
+    assert json.loads(render_json(checks))["checks"][1]["status"] == "warn"

@@ -1,0 +1,156 @@
+"""ps, health, logs and exec on a deployed Swarm stack: the I/O around cluster_state.
+
+The manager answers for the whole stack in one round trip (`docker inspect` of its
+services, tasks and nodes); what must run inside a container (SELECT 1, PING, a
+command of the user's) runs on the node that hosts the task, over that node's own SSH
+connection: one per host per command, opened on first use and reused. On this
+machine's engine (`local-swarm`) every "node" is the local Invoke Context."""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import UTC, datetime
+
+from . import cluster_state as state
+from .commands import cluster as cmd
+from .commands import probes
+from .errors import OpsError
+from .health import Check, http_get, run_jobs
+
+
+class Cluster:
+    def __init__(self, session):
+        self.session = session
+        self.d = session.d
+        self._conns: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    # -- connections ----------------------------------------------------------------------
+    def node_target(self, snap: state.Snapshot, node_id: str):
+        """(connection, Host) for the node running a task."""
+        d = self.d
+        if self.session.local or self.session.inv is None:
+            return d.target.conn, d.target.host
+        node = snap.node(node_id)
+        host = state.host_for_node(node, self.session.inv.hosts) if node else None
+        if host is None:
+            raise OpsError(f"node {snap.node_name(node_id)} is not one of the hosts of "
+                           f"--env {d.env}: add it to the inventory to reach its containers")
+        if host.role == "manager" and host.name == d.target.host.name:
+            return d.target.conn, host
+        with self._lock:
+            if host.name not in self._conns:
+                from .remote.connect import open_checked
+
+                self._conns[host.name] = open_checked(host, self.session.inv)
+        return self._conns[host.name], host
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+
+    def run_on(self, target, command: str, what: str, warn: bool = False):
+        from .remote.connect import run
+
+        conn, host = target
+        return run(conn, command, host, what, warn=warn)
+
+    # -- reads ----------------------------------------------------------------------------
+    def snapshot(self) -> state.Snapshot:
+        text = self.d.target.run(cmd.snapshot(self.d.app), "read the stack's state").stdout
+        snap = state.parse_snapshot(text, self.d.app)
+        if not snap.services:
+            raise OpsError(f"nothing deployed as stack {self.d.app!r} on --env {self.d.env} "
+                           f"(run `inv deploy --env {self.d.env}`)")
+        return snap
+
+    def live(self) -> tuple[str, str] | None:
+        from .deploy import flow
+
+        return flow.live(self.d)
+
+    def task_target(self, snap, svc, index: int = 1):
+        """The index-th running task of a service (by slot), and where it runs."""
+        running = snap.running(svc)
+        if not running:
+            raise OpsError(f"{svc.name}: no running task" + state._problem(snap, svc))
+        if index > len(running):
+            raise OpsError(f"{svc.name}: only {len(running)} running task(s), not {index}")
+        task = running[index - 1]
+        return task, self.node_target(snap, task.node_id)
+
+    # -- health ---------------------------------------------------------------------------
+    def health(self) -> list[Check]:
+        from .deploy.lock import stale_reason
+
+        snap, current = self.snapshot(), self.live()
+        live_color, live_tag = current if current else (None, None)
+        jobs = []
+        for svc in sorted(snap.services, key=lambda s: s.name):
+            label = f"{svc.name} (live)" if svc.name == live_color else svc.name
+            jobs.append((label, "tasks", lambda s=svc: state.service_verdict(snap, s, live_color)))
+            probe = {"database": (probes.POSTGRES_SELECT_1, "SELECT 1", "1"),
+                     "cache": (probes.REDIS_PING, "PING", "PONG")}.get(svc.role)
+            if probe:
+                for task in snap.running(svc):
+                    jobs.append((label, f"{probe[1]} on {snap.node_name(task.node_id)}",
+                                 lambda t=task, p=probe: self._probe(snap, t, *p)))
+        for node in snap.nodes:
+            jobs.append((f"node {node.hostname}", "ready", lambda n=node: state.node_verdict(n)))
+        for node in self._disk_nodes(snap):
+            jobs.append((f"node {node.hostname}", "disk", lambda n=node: self._disk(snap, n)))
+        if self.d.url and live_color:
+            for path in ("/health/live", "/health/ready"):
+                jobs.append((f"{live_color} (live)", f"{path} via {self.d.url}",
+                             lambda p=path: http_get(self.d.url + p, live_tag)))
+        elif not live_color:
+            jobs.append(("gateway", "live color", lambda: (False, "no live color: nothing deployed")))
+        jobs.append(("deploy lock", "state", lambda: self._lock_state(stale_reason)))
+        return run_jobs(jobs)
+
+    def _probe(self, snap, task, argv, name, expect) -> tuple[bool, str]:
+        target = self.node_target(snap, task.node_id)
+        result = self.run_on(target, cmd.container_exec(task.container, argv), name, warn=True)
+        out = (result.stdout or "").strip()
+        if result.exited == 0 and out == expect:
+            return True, f"{name} -> {out}"
+        return False, f"exit {result.exited}: {(out or result.stderr or '').strip()[-200:]}"
+
+    def _disk_nodes(self, snap) -> list[state.Node]:
+        # One df per machine: on this engine every node is the same one.
+        return snap.nodes[:1] if self.session.local else snap.nodes
+
+    def _disk(self, snap, node) -> tuple[bool, bool, str]:
+        result = self.run_on(self.node_target(snap, node.id), cmd.disk_free(), "df")
+        return state.disk_verdict(result.stdout)
+
+    def _lock_state(self, stale_reason) -> tuple[bool, bool, str]:
+        from .deploy.lock import describe
+
+        holder = self.d.lock().holder()
+        if not holder:
+            return True, False, "not held"
+        stale = stale_reason(holder, datetime.now(UTC))
+        if stale:
+            return False, False, f"STALE: {describe(holder)} ({stale}); `inv deploy.unlock`"
+        return True, True, f"held by {describe(holder)}"
+
+    # -- logs and exec --------------------------------------------------------------------
+    def logs(self, names, follow=False, tail=None, since=None, timestamps=False) -> None:
+        snap, current = self.snapshot(), self.live()
+        live_color = current[0] if current else None
+        services = ([snap.service(n, live_color) for n in names] if names
+                    else sorted(snap.services, key=lambda s: s.name))
+        full = [f"{self.d.app}_{s.name}" for s in services]
+        self.d.target.conn.run(cmd.service_logs(full, follow, tail, since, timestamps),
+                               warn=True, hide=False, in_stream=False)
+
+    def exec(self, name: str, argv: list[str], index: int = 1, tty: bool = False) -> int:
+        snap, current = self.snapshot(), self.live()
+        svc = snap.service(name, current[0] if current else None)
+        task, (conn, _host) = self.task_target(snap, svc, index)
+        result = conn.run(cmd.container_exec(task.container, argv, interactive=tty), warn=True,
+                          hide=False, pty=tty, in_stream=None if tty else io.StringIO(""))
+        return result.exited

@@ -1,0 +1,234 @@
+"""What a deployed Swarm stack looks like, read from one `docker inspect` snapshot
+(pure): its services, their tasks and the nodes, and the verdicts `inv ps` and
+`inv health` give on them. Service names are the stack's without the `<app>_` prefix;
+the api runs as two colors, and `api` means the live one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .commands.cluster import SNAPSHOT_MARK
+from .commands.deploy import COLORS
+from .errors import OpsError
+from .parse import load_json
+
+APP_SERVICE = "api"  # what the colors are, in the compose model's words
+DISK_WARN_PCT = 15.0
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    hostname: str
+    addr: str
+    role: str
+    state: str  # ready | down | unknown | disconnected
+    availability: str  # active | pause | drain
+
+    @classmethod
+    def from_inspect(cls, raw: dict) -> Node:
+        status, spec = raw.get("Status") or {}, raw.get("Spec") or {}
+        return cls(raw.get("ID", ""), (raw.get("Description") or {}).get("Hostname", ""),
+                   status.get("Addr", ""), spec.get("Role", ""), status.get("State", ""),
+                   spec.get("Availability", ""))
+
+
+@dataclass(frozen=True)
+class ClusterTask:
+    id: str
+    service_id: str
+    slot: int | None
+    node_id: str
+    desired: str
+    state: str
+    error: str
+    container: str
+    image: str
+    timestamp: str
+
+    @classmethod
+    def from_inspect(cls, raw: dict) -> ClusterTask:
+        status = raw.get("Status") or {}
+        image = ((raw.get("Spec") or {}).get("ContainerSpec") or {}).get("Image", "")
+        return cls(raw.get("ID", ""), raw.get("ServiceID", ""), raw.get("Slot"),
+                   raw.get("NodeID", ""), raw.get("DesiredState", ""), status.get("State", ""),
+                   status.get("Err", "") or "",
+                   (status.get("ContainerStatus") or {}).get("ContainerID", "") or "",
+                   image.split("@", 1)[0], status.get("Timestamp", ""))
+
+
+@dataclass(frozen=True)
+class ClusterService:
+    id: str
+    name: str  # without the stack prefix: blue, green, app-db, gateway, ...
+    image: str
+    replicas: int | None  # None: a global service
+    labels: dict = field(default_factory=dict)  # service labels over container labels
+
+    @classmethod
+    def from_inspect(cls, raw: dict, app: str) -> ClusterService:
+        spec = raw.get("Spec") or {}
+        container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+        mode = spec.get("Mode") or {}
+        replicas = None if "Global" in mode else int((mode.get("Replicated") or {}).get("Replicas") or 0)
+        full = spec.get("Name", "")
+        name = full[len(app) + 1:] if full.startswith(app + "_") else full
+        return cls(raw.get("ID", ""), name, container.get("Image", "").split("@", 1)[0], replicas,
+                   {**(container.get("Labels") or {}), **(spec.get("Labels") or {})})
+
+    @property
+    def tag(self) -> str:
+        last = self.image.rsplit("/", 1)[-1]
+        return last.rpartition(":")[2] if ":" in last else "latest"
+
+    @property
+    def role(self) -> str:
+        if self.name in COLORS:
+            return "app"
+        return str(self.labels.get("ops.role", ""))
+
+
+@dataclass
+class Snapshot:
+    app: str
+    services: list[ClusterService]
+    tasks: list[ClusterTask]
+    nodes: list[Node]
+
+    def node(self, node_id: str) -> Node | None:
+        return next((n for n in self.nodes if n.id == node_id), None)
+
+    def node_name(self, node_id: str) -> str:
+        n = self.node(node_id)
+        return n.hostname if n else (node_id[:12] or "-")
+
+    def tasks_of(self, svc: ClusterService) -> list[ClusterTask]:
+        return [t for t in self.tasks if t.service_id == svc.id]
+
+    def running(self, svc: ClusterService) -> list[ClusterTask]:
+        return sorted((t for t in self.tasks_of(svc) if t.desired == "running" and t.state == "running"),
+                      key=lambda t: (t.slot or 0, t.node_id))
+
+    def service(self, name: str, live: str | None) -> ClusterService:
+        """A service by the name a user gives: `api` is the live color, `api@blue` a
+        given color, anything else the stack's own service name."""
+        wanted = name
+        if name == APP_SERVICE or name.startswith(APP_SERVICE + "@"):
+            color = name.partition("@")[2] or live
+            if "@" in name and color not in COLORS:
+                raise OpsError(f"{name!r}: unknown color (use {APP_SERVICE}@blue or "
+                               f"{APP_SERVICE}@green)")
+            if color is None:
+                raise OpsError(f"{name!r}: no live color yet (deploy first), or name one: "
+                               f"{APP_SERVICE}@blue, {APP_SERVICE}@green")
+            wanted = color
+        for svc in self.services:
+            if svc.name == wanted:
+                return svc
+        known = sorted({APP_SERVICE, *(s.name for s in self.services)})
+        raise OpsError(f"unknown service {name!r} in stack {self.app} (known: {', '.join(known)})")
+
+
+def parse_snapshot(text: str, app: str) -> Snapshot:
+    """The three JSON arrays printed by commands.cluster.snapshot."""
+    parts: dict[str, str] = {}
+    current = None
+    for line in (text or "").splitlines():
+        if line.startswith(SNAPSHOT_MARK):
+            current = line[len(SNAPSHOT_MARK):].strip()
+            parts[current] = ""
+        elif current:
+            parts[current] += line + "\n"
+    if set(parts) != {"services", "tasks", "nodes"}:
+        raise OpsError(f"stack {app}: unreadable cluster state (is this a Swarm manager?)")
+
+    def items(key):
+        text = parts[key].strip()
+        if not text:
+            return []
+        # xargs may run docker inspect more than once: several arrays, one after another.
+        data = load_json("[" + text.replace("]\n[", "],\n[") + "]", f"docker inspect ({key})")
+        return [item for chunk in data for item in (chunk if isinstance(chunk, list) else [chunk])]
+
+    return Snapshot(app, [ClusterService.from_inspect(r, app) for r in items("services")],
+                    [ClusterTask.from_inspect(r) for r in items("tasks")],
+                    [Node.from_inspect(r) for r in items("nodes")])
+
+
+# -- verdicts -----------------------------------------------------------------------------
+
+def service_verdict(snap: Snapshot, svc: ClusterService, live: str | None) -> tuple[bool, str]:
+    """Every desired task running (healthy, for a service with a healthcheck: Swarm only
+    calls it running once the check passes). Zero desired is fine only for the idle color."""
+    running = snap.running(svc)
+    desired = svc.replicas
+    where = ", ".join(sorted({snap.node_name(t.node_id) for t in running}))
+    if desired is None:  # global: one per eligible node
+        return bool(running), f"{len(running)} running (global) on {where or 'no node'}"
+    if desired == 0:
+        if svc.name in COLORS and svc.name != live:
+            return True, "idle color, scaled to 0"
+        return False, "scaled to 0 replicas: nothing runs it"
+    detail = f"{len(running)}/{desired} running" + (f" on {where}" if where else "")
+    if len(running) >= desired:
+        return True, detail
+    return False, detail + _problem(snap, svc)
+
+
+def _problem(snap: Snapshot, svc: ClusterService) -> str:
+    """The newest task that is not running, with its error: why a replica is missing."""
+    bad = [t for t in snap.tasks_of(svc) if t.state != "running"]
+    if not bad:
+        return ""
+    t = max(bad, key=lambda t: t.timestamp)
+    return f"; last task {t.state} on {snap.node_name(t.node_id)}" + (f": {t.error}" if t.error else "")
+
+
+def node_verdict(node: Node) -> tuple[bool, str]:
+    ok = node.state == "ready" and node.availability == "active"
+    return ok, f"{node.role}, {node.state}, {node.availability}" + (f", {node.addr}" if node.addr else "")
+
+
+def disk_verdict(text: str, warn_pct: float = DISK_WARN_PCT) -> tuple[bool, bool, str]:
+    """(ok, warning, detail) from `size available` KiB: under warn_pct free is a warning,
+    nothing free a failure."""
+    try:
+        size, avail = (int(x) for x in text.split())
+    except ValueError:
+        return False, False, f"cannot read free disk: {text.strip()[:80]!r}"
+    pct = 100.0 * avail / size if size else 0.0
+    detail = f"{pct:.0f}% free ({avail / 1048576:.1f} GiB of {size / 1048576:.1f} GiB)"
+    if avail <= 0:
+        return False, False, detail
+    return True, pct < warn_pct, detail + (f" (under {warn_pct:.0f}%)" if pct < warn_pct else "")
+
+
+def ps_rows(snap: Snapshot, live: str | None) -> list[dict]:
+    """One row per service: desired/running replicas, image tag, the live color marked,
+    the node of each task, and the tasks that are not running with their error."""
+    rows = []
+    for svc in sorted(snap.services, key=lambda s: (s.name not in COLORS, s.name)):
+        running = snap.running(svc)
+        current = [t for t in snap.tasks_of(svc) if t.desired == "running" and t.state != "running"]
+        rows.append({
+            "service": svc.name, "live": svc.name == live, "role": svc.role,
+            "image": svc.image, "tag": svc.tag,
+            "desired": svc.replicas, "running": len(running),
+            "tasks": [{"slot": t.slot, "node": snap.node_name(t.node_id), "state": t.state,
+                       "container": t.container[:12]} for t in running],
+            "not_running": [{"slot": t.slot, "node": snap.node_name(t.node_id), "state": t.state,
+                             "error": t.error} for t in current],
+        })
+    return rows
+
+
+def host_for_node(node: Node, hosts):
+    """The inventory host a Swarm node is: by hostname (the sandbox names its machines
+    after its hosts), else by the address the node advertises."""
+    for h in hosts:
+        if node.hostname and node.hostname in {h.name, h.address, h.hostname}:
+            return h
+    for h in hosts:
+        if node.addr and node.addr in {h.swarm_addr, h.endpoint, h.address}:
+            return h
+    return None

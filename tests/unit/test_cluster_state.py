@@ -1,0 +1,97 @@
+"""The deployed stack read from a real `docker inspect` snapshot (Docker 20.10, the
+local engine in Swarm mode after `inv deploy --env local-swarm`), and the verdicts."""
+
+from pathlib import Path
+
+import pytest
+
+from ops import cluster_state as cs
+from ops.commands import cluster as cmd
+from ops.errors import OpsError
+from ops.remote.hosts import Host
+
+SNAPSHOT = (Path(__file__).resolve().parents[1] / "fixtures" / "swarm-snapshot-20.10.txt").read_text()
+
+
+@pytest.fixture
+def snap():
+    return cs.parse_snapshot(SNAPSHOT, "opsdemo-swarm")
+
+
+def test_services_tasks_and_nodes_are_read(snap):
+    assert sorted(s.name for s in snap.services) == ["app-db", "blue", "gateway", "redis"]
+    roles = {s.name: s.role for s in snap.services}
+    assert roles == {"app-db": "database", "blue": "app", "gateway": "gateway", "redis": "cache"}
+    blue = snap.service("api", "blue")
+    assert blue.replicas == 2 and len(snap.running(blue)) == 2
+    assert all(len(t.container) == 64 for t in snap.running(blue))
+    assert [n.role for n in snap.nodes] == ["manager"] and snap.nodes[0].state == "ready"
+
+
+def test_service_names_as_users_give_them(snap):
+    assert snap.service("api@blue", None).name == "blue"
+    assert snap.service("app-db", "blue").name == "app-db"
+    with pytest.raises(OpsError, match=r"unknown service 'nope' in stack opsdemo-swarm \(known: api, app-db"):
+        snap.service("nope", "blue")
+    with pytest.raises(OpsError, match="'api@red': unknown color"):
+        snap.service("api@red", "blue")
+    with pytest.raises(OpsError, match="no live color yet"):
+        snap.service("api", None)
+    with pytest.raises(OpsError, match="unknown service 'api@green'"):
+        snap.service("api@green", "blue")
+
+
+def test_ps_rows_mark_the_live_color_and_name_nodes(snap):
+    rows = {r["service"]: r for r in cs.ps_rows(snap, "blue")}
+    assert rows["blue"]["live"] and not rows["app-db"]["live"]
+    assert rows["blue"]["running"] == 2 and {t["node"] for t in rows["blue"]["tasks"]} == {"vm"}
+    assert list(rows)[0] == "blue"  # colors first
+
+
+def test_verdicts(snap):
+    blue = snap.service("blue", "blue")
+    assert cs.service_verdict(snap, blue, "blue") == (True, "2/2 running on vm")
+    scaled = cs.ClusterService(blue.id, "worker", blue.image, 0, {})
+    assert cs.service_verdict(snap, scaled, "blue") == (False, "scaled to 0 replicas: nothing runs it")
+    idle = cs.ClusterService("x", "green", blue.image, 0, {})
+    assert cs.service_verdict(snap, idle, "blue") == (True, "idle color, scaled to 0")
+    short = cs.ClusterService(blue.id, "blue", blue.image, 3, {})
+    assert cs.service_verdict(snap, short, "blue")[0] is False
+    down = cs.Node("n", "wrk", "10.0.0.2", "worker", "down", "active")
+    assert cs.node_verdict(down) == (False, "worker, down, active, 10.0.0.2")
+
+
+def test_disk_verdict():
+    assert cs.disk_verdict("1000 500") == (True, False, "50% free (0.0 GiB of 0.0 GiB)")
+    ok, warn, detail = cs.disk_verdict("1000 100")
+    assert ok and warn and "under 15%" in detail
+    assert cs.disk_verdict("1000 0")[0] is False
+    assert cs.disk_verdict("df: /var/lib/docker: No such file")[0] is False
+
+
+def test_garbage_is_one_clear_line():
+    with pytest.raises(OpsError, match="unreadable cluster state"):
+        cs.parse_snapshot("Cannot connect to the Docker daemon", "x")
+    broken = SNAPSHOT.replace('"Spec"', '"Spec', 1)
+    with pytest.raises(OpsError, match=r"docker inspect \(services\): unreadable answer"):
+        cs.parse_snapshot(broken, "opsdemo-swarm")
+
+
+def test_nodes_map_to_inventory_hosts():
+    hosts = [Host("mgr", "127.0.0.1", 2201, role="manager", swarm_addr="172.18.0.2"),
+             Host("wrk", "wrk.example.com", role="worker")]
+    assert cs.host_for_node(cs.Node("1", "mgr", "", "manager", "ready", "active"), hosts).name == "mgr"
+    assert cs.host_for_node(cs.Node("2", "ip-10-0-0-1", "172.18.0.2", "", "", ""), hosts).name == "mgr"
+    assert cs.host_for_node(cs.Node("3", "wrk.example.com", "", "", "", ""), hosts).name == "wrk"
+    assert cs.host_for_node(cs.Node("4", "other", "10.9.9.9", "", "", ""), hosts) is None
+
+
+def test_builders_quote_everything():
+    assert cmd.container_exec("a" * 12, ["sh", "-c", "echo $HOME; rm -rf /"]) == (
+        "docker exec aaaaaaaaaaaa sh -c 'echo $HOME; rm -rf /'")
+    with pytest.raises(ValueError):
+        cmd.container_exec("abc;reboot", ["true"])
+    line = cmd.service_logs(["app_blue", "app_db"], follow=True, tail="5", since="10m; reboot")
+    each = "docker service logs --no-trunc --follow --tail 5 --since '10m; reboot'"
+    assert line == f"{each} app_blue 2>&1 & {each} app_db 2>&1 & wait"
+    assert "label=com.docker.stack.namespace=app" in cmd.snapshot("app")
