@@ -29,7 +29,8 @@ def options(config, env: str) -> dict:
 class Session:
     """Settings, the manager connection and the Deployment of one `--env`."""
 
-    def __init__(self, s, where, config):
+    def __init__(self, s, where, config, connect: bool = True):
+        """`connect=False`: settings and inventory only (for `inv config`), no SSH."""
         from pathlib import Path
 
         from ..commands import deploy as cmd
@@ -39,7 +40,7 @@ class Session:
 
         self.s = s
         env = s.env
-        opts = options(config, env)
+        opts = self.opts = options(config, env)
         env_config = where.config
         state = Path(str(opts["state_dir"]))
         state = state if state.is_absolute() else self.s.root / state
@@ -61,7 +62,7 @@ class Session:
 
             self.inv = inventory(env, env_config, self.s.root)
             host = self.inv.manager
-            conn = open_checked(host, self.inv)
+            conn = open_checked(host, self.inv) if connect else None
             url = self.inv.url
         v = self.s.variables
         self.api_local = v.get("API_IMAGE") or "ops-example/api"
@@ -87,7 +88,7 @@ class Session:
                                  registry_auth=self.registry.login if self.registry else None)
 
     def close(self):
-        if not self.local:
+        if not self.local and self.d.target.conn is not None:
             self.d.target.conn.close()
 
     def __enter__(self):

@@ -53,6 +53,10 @@ def user_errors(fn):
             raise
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None
+        except BrokenPipeError:
+            # `inv config | head`: the reader left; nothing is wrong and nothing to say.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise Exit(code=141) from None
 
     return wrapper
 

@@ -230,12 +230,48 @@ def exec_(c, service, command, index=None, env="local"):
         raise Exit(code=code)
 
 
+def _swarm_config(s, where, cfg) -> dict:
+    """What `inv config` shows of a Swarm environment, without connecting to it."""
+    from ..deploy import stackfile
+    from ..deploy.session import Session
+
+    session = Session(s, where, cfg, connect=False)
+    d, inv = session.d, session.inv
+    masked = {k: f"{d.app}_{k}_{config.MASK}" for k in stackfile.SECRETS}
+    return {"app": d.app, "url": d.url,
+            "registry": session.registry.server if session.registry else None,
+            "hosts": [{"name": h.name, "role": h.role, "user": h.user, "address": h.address,
+                       "port": h.port} for h in (inv.hosts if inv else [])],
+            "deploy": session.opts,
+            "stack": stackfile.base(d.rel, masked, f"{d.app}_gateway_conf")}
+
+
 @task(name="config", help={"json": "print JSON", "env": ENV_HELP})
 @user_errors
 def show_config(c, json_=False, env="local"):
-    """Show the resolved settings and where each came from (secrets masked)."""
-    s, _ = target(c, env, "config", {COMPOSE})
+    """Show the resolved settings and where each came from (secrets masked); on a Swarm
+    environment also its hosts, URL, registry, deploy settings and rendered stack."""
+    s, where = target(c, env, "config", {COMPOSE, SWARM})
     values = config.masked(s.variables)
+    swarm = _swarm_config(s, where, c.config) if where.kind == SWARM else None
+    if json_ and swarm:
+        print(json.dumps({"env": s.env, "kind": "swarm", **swarm,
+                          "variables": {k: {"value": values[k], "source": s.sources.get(k, "derived")}
+                                        for k in sorted(values)}}, indent=2))
+        return
+    if swarm:
+        print(f"env       {s.env} (Swarm{'' if where.over_ssh else ' on this engine'})")
+        print(f"app       {swarm['app']}\nurl       {swarm['url'] or '-'}")
+        print(f"registry  {swarm['registry'] or '- (images over SSH)'}")
+        for h in swarm["hosts"]:
+            print(f"host      {h['name']} {h['role']} {h['user']}@{h['address']}:{h['port']}")
+        print("deploy    " + " ".join(f"{k}={v}" for k, v in swarm["deploy"].items()))
+        width = max(map(len, values), default=0)
+        for k in sorted(values):
+            print(f"  {k.ljust(width)}  {values[k]}    ({s.sources.get(k, 'derived')})")
+        print("stack (base, as deployed; secret versions masked):")
+        print(json.dumps(swarm["stack"], indent=2, sort_keys=True))
+        return
     if json_:
         print(json.dumps({"env": s.env, "project": s.project,
                           "compose_files": [str(f) for f in s.compose_files],

@@ -159,3 +159,18 @@ def test_an_env_file_alone_names_no_machine(project):
 ])
 def test_numeric_options_are_checked_before_anything_runs(project, args, fragment):
     assert_one_line_error(inv(*args, env=env_for(project)), fragment)
+
+
+def test_config_of_a_swarm_environment_shows_its_target_and_no_secret(project):
+    import json
+
+    secret = "s3cr3t-value-from-env"
+    r = inv("config", "--env", "local-swarm", "--json", env=env_for(project, APP_DB_PASSWORD=secret))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["kind"] == "swarm" and data["app"] == "opsdemo-swarm"
+    assert data["url"] == "http://127.0.0.1:8090" and data["deploy"]["gateway_port"] == 8090
+    assert set(data["stack"]["services"]) >= {"app-db", "redis", "gateway"}
+    assert secret not in r.stdout and data["variables"]["APP_DB_PASSWORD"]["value"] == "********"
+    text = inv("config", "--env", "local-swarm", env=env_for(project, APP_DB_PASSWORD=secret))
+    assert text.returncode == 0 and "Swarm on this engine" in text.stdout and secret not in text.stdout
