@@ -358,8 +358,9 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
         return
     step = exc.step if isinstance(exc, StepFailed) else d.step
     interrupted = isinstance(exc, KeyboardInterrupt) or getattr(exc, "code", 0) == 143
-    # A failed idle color would restart forever: stop it (it serves nobody).
-    if action == "deploy" and isinstance(exc, StepFailed) and (
+    # A failed (or interrupted, half-rolled-out) idle color would restart forever and
+    # leave a broken rollback target: stop it (it serves nobody).
+    if action == "deploy" and (isinstance(exc, StepFailed) or interrupted) and (
             step.startswith("deploy ") or step == "probe"):
         d.target.run(cmd.service_scale(d.svc(rec["to_color"]), 0), "scale the failed color down",
                      warn=True)
