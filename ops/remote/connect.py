@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import paramiko
@@ -9,6 +10,10 @@ from fabric import Config, Connection
 
 from ..errors import OpsError
 from .hosts import Host, Inventory
+
+# paramiko's transport thread logs a failed handshake with a traceback through Python's
+# last-resort handler; open_checked already says it in one line.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 def connection(host: Host, inv: Inventory, timeout: float = 15) -> Connection:
