@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import shlex
 
+from .compose import log_flags
+
 SNAPSHOT_MARK = "@@ops-snapshot"
 CONTAINER = re.compile(r"^[0-9a-f]{12,64}$")
 
@@ -40,15 +42,7 @@ def service_logs(services: list[str], follow: bool = False, tail: str | None = N
                  since: str | None = None, timestamps: bool = False) -> str:
     """`docker service logs` of each service (the manager gathers every node's), run side
     by side so that --follow streams them all; each line names service, task and node."""
-    opts = ["--no-trunc"]
-    if follow:
-        opts.append("--follow")
-    if tail is not None:
-        opts += ["--tail", str(tail)]
-    if since:
-        opts += ["--since", since]
-    if timestamps:
-        opts.append("--timestamps")
+    opts = ["--no-trunc", *log_flags(follow, tail, since, timestamps)]
     flags = " ".join(shlex.quote(o) for o in opts)
     runs = [f"docker service logs {flags} {shlex.quote(s)} 2>&1 &" for s in services]
     return " ".join(runs) + " wait"

@@ -48,18 +48,20 @@ def ps(b: list[str]) -> list[str]:
     return [*b, "ps", "--all", "--format", "json"]
 
 
-def logs(b: list[str], services: Sequence[str] = (), *, follow: bool = False,
-         tail: str | None = None, since: str | None = None, timestamps: bool = False) -> list[str]:
-    argv = [*b, "logs", "--no-color"]
-    if follow:
-        argv.append("--follow")
+def log_flags(follow: bool = False, tail: str | None = None, since: str | None = None,
+              timestamps: bool = False) -> list[str]:
+    """The options `docker compose logs` and `docker service logs` share."""
+    argv = ["--follow"] if follow else []
     if tail is not None:
         argv += ["--tail", str(tail)]
     if since:
         argv += ["--since", since]
-    if timestamps:
-        argv.append("--timestamps")
-    return [*argv, *services]
+    return argv + (["--timestamps"] if timestamps else [])
+
+
+def logs(b: list[str], services: Sequence[str] = (), *, follow: bool = False,
+         tail: str | None = None, since: str | None = None, timestamps: bool = False) -> list[str]:
+    return [*b, "logs", "--no-color", *log_flags(follow, tail, since, timestamps), *services]
 
 
 def build(b: list[str], services: Sequence[str] = (), *, pull: bool = False,
