@@ -30,7 +30,7 @@ class Cluster:
     def node_target(self, snap: state.Snapshot, node_id: str):
         """(connection, Host) for the node running a task."""
         d = self.d
-        if self.session.local or self.session.inv is None:
+        if self.session.local:
             return d.target.conn, d.target.host
         node = snap.node(node_id)
         host = state.host_for_node(node, self.session.inv.hosts) if node else None
@@ -47,9 +47,11 @@ class Cluster:
         return self._conns[host.name], host
 
     def close(self) -> None:
+        """The nodes' connections and the session's own (the manager's)."""
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()
+        self.session.close()
 
     def run_on(self, target, command: str, what: str, warn: bool = False):
         from .remote.connect import run
@@ -71,31 +73,29 @@ class Cluster:
 
         return flow.live(self.d)
 
-    def task_target(self, snap, svc, index: int = 1):
+    def task_target(self, snap, name: str, index: int = 1):
         """The index-th running task of a service (by slot), and where it runs."""
-        running = snap.running(svc)
+        running = snap.running(snap.services[name])
         if not running:
-            raise OpsError(f"{svc.name}: no running task" + state._problem(snap, svc))
+            raise OpsError(f"{name}: no running task" + state.problem(snap, snap.services[name]))
         if index > len(running):
-            raise OpsError(f"{svc.name}: only {len(running)} running task(s), not {index}")
+            raise OpsError(f"{name}: only {len(running)} running task(s), not {index}")
         task = running[index - 1]
-        return task, self.node_target(snap, task.node_id)
+        return task, self.node_target(snap, task.node)
 
     # -- health ---------------------------------------------------------------------------
     def health(self) -> list[Check]:
-        from .deploy.lock import stale_reason
-
         snap, current = self.snapshot(), self.live()
         live_color, live_tag = current if current else (None, None)
         jobs = []
-        for svc in sorted(snap.services, key=lambda s: s.name):
-            label = f"{svc.name} (live)" if svc.name == live_color else svc.name
-            jobs.append((label, "tasks", lambda s=svc: state.service_verdict(snap, s, live_color)))
+        for name, svc in sorted(snap.services.items()):
+            label = f"{name} (live)" if name == live_color else name
+            jobs.append((label, "tasks", lambda n=name: state.service_verdict(snap, n, live_color)))
             probe = {"database": (probes.POSTGRES_SELECT_1, "SELECT 1", "1"),
-                     "cache": (probes.REDIS_PING, "PING", "PONG")}.get(svc.role)
+                     "cache": (probes.REDIS_PING, "PING", "PONG")}.get(state.role(name, svc))
             if probe:
                 for task in snap.running(svc):
-                    jobs.append((label, f"{probe[1]} on {snap.node_name(task.node_id)}",
+                    jobs.append((label, f"{probe[1]} on {snap.node_name(task.node)}",
                                  lambda t=task, p=probe: self._probe(snap, t, *p)))
         for node in snap.nodes:
             jobs.append((f"node {node.hostname}", "ready", lambda n=node: state.node_verdict(n)))
@@ -107,11 +107,11 @@ class Cluster:
                              lambda p=path: http_get(self.d.url + p, live_tag)))
         elif not live_color:
             jobs.append(("gateway", "live color", lambda: (False, "no live color: nothing deployed")))
-        jobs.append(("deploy lock", "state", lambda: self._lock_state(stale_reason)))
+        jobs.append(("deploy lock", "state", self._lock_state))
         return run_jobs(jobs)
 
     def _probe(self, snap, task, argv, name, expect) -> tuple[bool, str]:
-        target = self.node_target(snap, task.node_id)
+        target = self.node_target(snap, task.node)
         result = self.run_on(target, cmd.container_exec(task.container, argv), name, warn=True)
         out = (result.stdout or "").strip()
         if result.exited == 0 and out == expect:
@@ -126,8 +126,8 @@ class Cluster:
         result = self.run_on(self.node_target(snap, node.id), cmd.disk_free(), "df")
         return state.disk_verdict(result.stdout)
 
-    def _lock_state(self, stale_reason) -> tuple[bool, bool, str]:
-        from .deploy.lock import describe
+    def _lock_state(self) -> tuple[bool, bool, str]:
+        from .deploy.lock import describe, stale_reason
 
         holder = self.d.lock().holder()
         if not holder:
@@ -141,16 +141,15 @@ class Cluster:
     def logs(self, names, follow=False, tail=None, since=None, timestamps=False) -> None:
         snap, current = self.snapshot(), self.live()
         live_color = current[0] if current else None
-        services = ([snap.service(n, live_color) for n in names] if names
-                    else sorted(snap.services, key=lambda s: s.name))
-        full = [f"{self.d.app}_{s.name}" for s in services]
+        chosen = [snap.service(n, live_color)[1] for n in names] if names else snap.services.values()
+        full = sorted(svc.name for svc in chosen)
         self.d.target.conn.run(cmd.service_logs(full, follow, tail, since, timestamps),
                                warn=True, hide=False, in_stream=False)
 
     def exec(self, name: str, argv: list[str], index: int = 1, tty: bool = False) -> int:
         snap, current = self.snapshot(), self.live()
-        svc = snap.service(name, current[0] if current else None)
-        task, (conn, _host) = self.task_target(snap, svc, index)
+        short, _ = snap.service(name, current[0] if current else None)
+        task, (conn, _host) = self.task_target(snap, short, index)
         result = conn.run(cmd.container_exec(task.container, argv, interactive=tty), warn=True,
                           hide=False, pty=tty, in_stream=None if tty else io.StringIO(""))
         return result.exited

@@ -5,10 +5,11 @@ the api runs as two colors, and `api` means the live one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .commands.cluster import SNAPSHOT_MARK
 from .commands.deploy import COLORS
+from .deploy.converge import Service, Task
 from .errors import OpsError
 from .parse import load_json
 
@@ -33,66 +34,24 @@ class Node:
                    spec.get("Availability", ""))
 
 
-@dataclass(frozen=True)
-class ClusterTask:
-    id: str
-    service_id: str
-    slot: int | None
-    node_id: str
-    desired: str
-    state: str
-    error: str
-    container: str
-    image: str
-    timestamp: str
-
-    @classmethod
-    def from_inspect(cls, raw: dict) -> ClusterTask:
-        status = raw.get("Status") or {}
-        image = ((raw.get("Spec") or {}).get("ContainerSpec") or {}).get("Image", "")
-        return cls(raw.get("ID", ""), raw.get("ServiceID", ""), raw.get("Slot"),
-                   raw.get("NodeID", ""), raw.get("DesiredState", ""), status.get("State", ""),
-                   status.get("Err", "") or "",
-                   (status.get("ContainerStatus") or {}).get("ContainerID", "") or "",
-                   image.split("@", 1)[0], status.get("Timestamp", ""))
+def short_name(app: str, full: str) -> str:
+    """A stack service's name without the `<app>_` prefix: blue, app-db, gateway, ..."""
+    return full[len(app) + 1:] if full.startswith(app + "_") else full
 
 
-@dataclass(frozen=True)
-class ClusterService:
-    id: str
-    name: str  # without the stack prefix: blue, green, app-db, gateway, ...
-    image: str
-    replicas: int | None  # None: a global service
-    labels: dict = field(default_factory=dict)  # service labels over container labels
-
-    @classmethod
-    def from_inspect(cls, raw: dict, app: str) -> ClusterService:
-        spec = raw.get("Spec") or {}
-        container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
-        mode = spec.get("Mode") or {}
-        replicas = None if "Global" in mode else int((mode.get("Replicated") or {}).get("Replicas") or 0)
-        full = spec.get("Name", "")
-        name = full[len(app) + 1:] if full.startswith(app + "_") else full
-        return cls(raw.get("ID", ""), name, container.get("Image", "").split("@", 1)[0], replicas,
-                   {**(container.get("Labels") or {}), **(spec.get("Labels") or {})})
-
-    @property
-    def tag(self) -> str:
-        last = self.image.rsplit("/", 1)[-1]
-        return last.rpartition(":")[2] if ":" in last else "latest"
-
-    @property
-    def role(self) -> str:
-        if self.name in COLORS:
-            return "app"
-        return str(self.labels.get("ops.role", ""))
+def role(name: str, svc: Service) -> str:
+    """What `inv health` checks a service with: the colors are the app; the rest say it
+    in an `ops.role` label (service labels over container labels)."""
+    if name in COLORS:
+        return "app"
+    return str({**svc.container_labels, **svc.labels}.get("ops.role", ""))
 
 
 @dataclass
 class Snapshot:
     app: str
-    services: list[ClusterService]
-    tasks: list[ClusterTask]
+    services: dict[str, Service]  # by short name
+    tasks: list[Task]
     nodes: list[Node]
 
     def node(self, node_id: str) -> Node | None:
@@ -102,14 +61,14 @@ class Snapshot:
         n = self.node(node_id)
         return n.hostname if n else (node_id[:12] or "-")
 
-    def tasks_of(self, svc: ClusterService) -> list[ClusterTask]:
+    def tasks_of(self, svc: Service) -> list[Task]:
         return [t for t in self.tasks if t.service_id == svc.id]
 
-    def running(self, svc: ClusterService) -> list[ClusterTask]:
+    def running(self, svc: Service) -> list[Task]:
         return sorted((t for t in self.tasks_of(svc) if t.desired == "running" and t.state == "running"),
-                      key=lambda t: (t.slot or 0, t.node_id))
+                      key=lambda t: (t.slot or 0, t.node))
 
-    def service(self, name: str, live: str | None) -> ClusterService:
+    def service(self, name: str, live: str | None) -> tuple[str, Service]:
         """A service by the name a user gives: `api` is the live color, `api@blue` a
         given color, anything else the stack's own service name."""
         wanted = name
@@ -122,10 +81,9 @@ class Snapshot:
                 raise OpsError(f"{name!r}: no live color yet (deploy first), or name one: "
                                f"{APP_SERVICE}@blue, {APP_SERVICE}@green")
             wanted = color
-        for svc in self.services:
-            if svc.name == wanted:
-                return svc
-        known = sorted({APP_SERVICE, *(s.name for s in self.services)})
+        if wanted in self.services:
+            return wanted, self.services[wanted]
+        known = sorted({APP_SERVICE, *self.services})
         raise OpsError(f"unknown service {name!r} in stack {self.app} (known: {', '.join(known)})")
 
 
@@ -150,38 +108,40 @@ def parse_snapshot(text: str, app: str) -> Snapshot:
         data = load_json("[" + text.replace("]\n[", "],\n[") + "]", f"docker inspect ({key})")
         return [item for chunk in data for item in (chunk if isinstance(chunk, list) else [chunk])]
 
-    return Snapshot(app, [ClusterService.from_inspect(r, app) for r in items("services")],
-                    [ClusterTask.from_inspect(r) for r in items("tasks")],
+    services = [Service.from_inspect(r) for r in items("services")]
+    return Snapshot(app, {short_name(app, svc.name): svc for svc in services},
+                    [Task.from_inspect(r) for r in items("tasks")],
                     [Node.from_inspect(r) for r in items("nodes")])
 
 
 # -- verdicts -----------------------------------------------------------------------------
 
-def service_verdict(snap: Snapshot, svc: ClusterService, live: str | None) -> tuple[bool, str]:
+def service_verdict(snap: Snapshot, name: str, live: str | None) -> tuple[bool, str]:
     """Every desired task running (healthy, for a service with a healthcheck: Swarm only
     calls it running once the check passes). Zero desired is fine only for the idle color."""
+    svc = snap.services[name]
     running = snap.running(svc)
     desired = svc.replicas
-    where = ", ".join(sorted({snap.node_name(t.node_id) for t in running}))
-    if desired is None:  # global: one per eligible node
+    where = ", ".join(sorted({snap.node_name(t.node) for t in running}))
+    if svc.global_mode:  # one per eligible node
         return bool(running), f"{len(running)} running (global) on {where or 'no node'}"
     if desired == 0:
-        if svc.name in COLORS and svc.name != live:
+        if name in COLORS and name != live:
             return True, "idle color, scaled to 0"
         return False, "scaled to 0 replicas: nothing runs it"
     detail = f"{len(running)}/{desired} running" + (f" on {where}" if where else "")
     if len(running) >= desired:
         return True, detail
-    return False, detail + _problem(snap, svc)
+    return False, detail + problem(snap, svc)
 
 
-def _problem(snap: Snapshot, svc: ClusterService) -> str:
+def problem(snap: Snapshot, svc: Service) -> str:
     """The newest task that is not running, with its error: why a replica is missing."""
     bad = [t for t in snap.tasks_of(svc) if t.state != "running"]
     if not bad:
         return ""
     t = max(bad, key=lambda t: t.timestamp)
-    return f"; last task {t.state} on {snap.node_name(t.node_id)}" + (f": {t.error}" if t.error else "")
+    return f"; last task {t.state} on {snap.node_name(t.node)}" + (f": {t.error}" if t.error else "")
 
 
 def node_verdict(node: Node) -> tuple[bool, str]:
@@ -207,16 +167,17 @@ def ps_rows(snap: Snapshot, live: str | None) -> list[dict]:
     """One row per service: desired/running replicas, image tag, the live color marked,
     the node of each task, and the tasks that are not running with their error."""
     rows = []
-    for svc in sorted(snap.services, key=lambda s: (s.name not in COLORS, s.name)):
+    for name in sorted(snap.services, key=lambda n: (n not in COLORS, n)):
+        svc = snap.services[name]
         running = snap.running(svc)
         current = [t for t in snap.tasks_of(svc) if t.desired == "running" and t.state != "running"]
         rows.append({
-            "service": svc.name, "live": svc.name == live, "role": svc.role,
+            "service": name, "live": name == live, "role": role(name, svc),
             "image": svc.image, "tag": svc.tag,
-            "desired": svc.replicas, "running": len(running),
-            "tasks": [{"slot": t.slot, "node": snap.node_name(t.node_id), "state": t.state,
+            "desired": None if svc.global_mode else svc.replicas, "running": len(running),
+            "tasks": [{"slot": t.slot, "node": snap.node_name(t.node), "state": t.state,
                        "container": t.container[:12]} for t in running],
-            "not_running": [{"slot": t.slot, "node": snap.node_name(t.node_id), "state": t.state,
+            "not_running": [{"slot": t.slot, "node": snap.node_name(t.node), "state": t.state,
                              "error": t.error} for t in current],
         })
     return rows

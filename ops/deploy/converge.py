@@ -23,15 +23,19 @@ def parse_json_list(text: str) -> list[dict]:
 
 @dataclass(frozen=True)
 class Task:
+    """A Swarm task as `docker inspect --type task` shows it (deploys and `inv ps` alike)."""
     id: str
     slot: int | None
     image: str
     desired: str
     state: str
     error: str
-    node: str
+    node: str  # full node ID
     created: str
     full_id: str = ""
+    service_id: str = ""
+    container: str = ""  # full container ID, once the task has one
+    timestamp: str = ""  # of the last state change
 
     @classmethod
     def from_inspect(cls, raw: dict) -> Task:
@@ -40,30 +44,38 @@ class Task:
         return cls(id=raw.get("ID", "")[:12], slot=raw.get("Slot"),
                    image=image.split("@", 1)[0], desired=raw.get("DesiredState", ""),
                    state=status.get("State", ""), error=status.get("Err", "") or "",
-                   node=raw.get("NodeID", "")[:12], created=raw.get("CreatedAt", ""),
-                   full_id=raw.get("ID", ""))
+                   node=raw.get("NodeID", ""), created=raw.get("CreatedAt", ""),
+                   full_id=raw.get("ID", ""), service_id=raw.get("ServiceID", ""),
+                   container=(status.get("ContainerStatus") or {}).get("ContainerID", "") or "",
+                   timestamp=status.get("Timestamp", ""))
 
 
 @dataclass(frozen=True)
 class Service:
+    """A Swarm service as `docker service inspect` shows it."""
     name: str
     image: str
-    replicas: int
-    labels: dict
+    replicas: int  # 0 for a global service too: see `global_mode`
+    labels: dict  # service labels
     update_state: str | None
     update_message: str
     update_started: str = ""  # RFC 3339, manager clock
+    id: str = ""
+    container_labels: dict = field(default_factory=dict)
+    global_mode: bool = False
 
     @classmethod
     def from_inspect(cls, raw: dict) -> Service:
         spec = raw.get("Spec") or {}
-        image = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", "")
-        replicas = ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 0)
+        container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+        mode = spec.get("Mode") or {}
+        replicas = (mode.get("Replicated") or {}).get("Replicas", 0)
         update = raw.get("UpdateStatus") or {}
-        return cls(name=spec.get("Name", ""), image=image.split("@", 1)[0],
+        return cls(name=spec.get("Name", ""), image=container.get("Image", "").split("@", 1)[0],
                    replicas=int(replicas or 0), labels=spec.get("Labels") or {},
                    update_state=update.get("State"), update_message=update.get("Message", ""),
-                   update_started=update.get("StartedAt", "") or "")
+                   update_started=update.get("StartedAt", "") or "", id=raw.get("ID", ""),
+                   container_labels=container.get("Labels") or {}, global_mode="Global" in mode)
 
     @property
     def tag(self) -> str:

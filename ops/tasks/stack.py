@@ -43,7 +43,6 @@ def _either(c, env, task):
 def _close(cluster) -> None:
     if cluster is not None:
         cluster.close()
-        cluster.session.close()
 
 
 @task(help={"build": "rebuild images before starting",
@@ -253,11 +252,13 @@ def show_config(c, json_=False, env="local"):
     environment also its hosts, URL, registry, deploy settings and rendered stack."""
     s, where = target(c, env, "config", {COMPOSE, SWARM})
     values = config.masked(s.variables)
+    variables = {k: {"value": values[k], "source": s.sources.get(k, "derived")} for k in sorted(values)}
     swarm = _swarm_config(s, where, c.config) if where.kind == SWARM else None
-    if json_ and swarm:
-        print(json.dumps({"env": s.env, "kind": "swarm", **swarm,
-                          "variables": {k: {"value": values[k], "source": s.sources.get(k, "derived")}
-                                        for k in sorted(values)}}, indent=2))
+    if json_:
+        head = ({"kind": "swarm", **swarm} if swarm else
+                {"kind": "compose", "project": s.project,
+                 "compose_files": [str(f) for f in s.compose_files]})
+        print(json.dumps({"env": s.env, **head, "variables": variables}, indent=2))
         return
     if swarm:
         print(f"env       {s.env} (Swarm{'' if where.over_ssh else ' on this engine'})")
@@ -266,20 +267,12 @@ def show_config(c, json_=False, env="local"):
         for h in swarm["hosts"]:
             print(f"host      {h['name']} {h['role']} {h['user']}@{h['address']}:{h['port']}")
         print("deploy    " + " ".join(f"{k}={v}" for k, v in swarm["deploy"].items()))
-        width = max(map(len, values), default=0)
-        for k in sorted(values):
-            print(f"  {k.ljust(width)}  {values[k]}    ({s.sources.get(k, 'derived')})")
+    else:
+        print(f"env       {s.env}\nproject   {s.project}")
+        print("compose   " + ", ".join(str(f.relative_to(s.root)) for f in s.compose_files))
+    width = max(map(len, variables), default=0)
+    for k, v in variables.items():
+        print(f"  {k.ljust(width)}  {v['value']}    ({v['source']})")
+    if swarm:
         print("stack (base, as deployed; secret versions masked):")
         print(json.dumps(swarm["stack"], indent=2, sort_keys=True))
-        return
-    if json_:
-        print(json.dumps({"env": s.env, "project": s.project,
-                          "compose_files": [str(f) for f in s.compose_files],
-                          "variables": {k: {"value": values[k], "source": s.sources.get(k, "derived")}
-                                        for k in sorted(values)}}, indent=2))
-        return
-    print(f"env       {s.env}\nproject   {s.project}")
-    print("compose   " + ", ".join(str(f.relative_to(s.root)) for f in s.compose_files))
-    width = max(map(len, values), default=0)
-    for k in sorted(values):
-        print(f"  {k.ljust(width)}  {values[k]}    ({s.sources.get(k, 'derived')})")

@@ -19,18 +19,19 @@ def snap():
 
 
 def test_services_tasks_and_nodes_are_read(snap):
-    assert sorted(s.name for s in snap.services) == ["app-db", "blue", "gateway", "redis"]
-    roles = {s.name: s.role for s in snap.services}
+    assert sorted(snap.services) == ["app-db", "blue", "gateway", "redis"]
+    roles = {name: cs.role(name, svc) for name, svc in snap.services.items()}
     assert roles == {"app-db": "database", "blue": "app", "gateway": "gateway", "redis": "cache"}
-    blue = snap.service("api", "blue")
+    name, blue = snap.service("api", "blue")
+    assert name == "blue" and snap.services["blue"].name == "opsdemo-swarm_blue"
     assert blue.replicas == 2 and len(snap.running(blue)) == 2
     assert all(len(t.container) == 64 for t in snap.running(blue))
     assert [n.role for n in snap.nodes] == ["manager"] and snap.nodes[0].state == "ready"
 
 
 def test_service_names_as_users_give_them(snap):
-    assert snap.service("api@blue", None).name == "blue"
-    assert snap.service("app-db", "blue").name == "app-db"
+    assert snap.service("api@blue", None)[0] == "blue"
+    assert snap.service("app-db", "blue")[0] == "app-db"
     with pytest.raises(OpsError, match=r"unknown service 'nope' in stack opsdemo-swarm \(known: api, app-db"):
         snap.service("nope", "blue")
     with pytest.raises(OpsError, match="'api@red': unknown color"):
@@ -49,14 +50,16 @@ def test_ps_rows_mark_the_live_color_and_name_nodes(snap):
 
 
 def test_verdicts(snap):
-    blue = snap.service("blue", "blue")
-    assert cs.service_verdict(snap, blue, "blue") == (True, "2/2 running on vm")
-    scaled = cs.ClusterService(blue.id, "worker", blue.image, 0, {})
-    assert cs.service_verdict(snap, scaled, "blue") == (False, "scaled to 0 replicas: nothing runs it")
-    idle = cs.ClusterService("x", "green", blue.image, 0, {})
-    assert cs.service_verdict(snap, idle, "blue") == (True, "idle color, scaled to 0")
-    short = cs.ClusterService(blue.id, "blue", blue.image, 3, {})
-    assert cs.service_verdict(snap, short, "blue")[0] is False
+    from dataclasses import replace
+
+    blue = snap.services["blue"]
+    assert cs.service_verdict(snap, "blue", "blue") == (True, "2/2 running on vm")
+    snap.services["worker"] = replace(blue, replicas=0)
+    assert cs.service_verdict(snap, "worker", "blue") == (False, "scaled to 0 replicas: nothing runs it")
+    snap.services["green"] = replace(blue, id="x", replicas=0)
+    assert cs.service_verdict(snap, "green", "blue") == (True, "idle color, scaled to 0")
+    snap.services["blue"] = replace(blue, replicas=3)
+    assert cs.service_verdict(snap, "blue", "blue")[0] is False
     down = cs.Node("n", "wrk", "10.0.0.2", "worker", "down", "active")
     assert cs.node_verdict(down) == (False, "worker, down, active, 10.0.0.2")
 
