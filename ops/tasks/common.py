@@ -41,9 +41,15 @@ def user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe surfaces here, not at the interpreter's exit
+            return result
         except OpsError as exc:
             raise Exit(f"error: {exc}", code=exc.code) from None
+        except BrokenPipeError:
+            # `inv config | head`: the reader left; nothing is wrong and nothing to say.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise Exit(code=141) from None
         except Exception as exc:
             # The docker SDK's and paramiko's own errors are environment failures with a
             # clear message of their own: one line, not a traceback.
@@ -53,10 +59,6 @@ def user_errors(fn):
             raise
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None
-        except BrokenPipeError:
-            # `inv config | head`: the reader left; nothing is wrong and nothing to say.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise Exit(code=141) from None
 
     return wrapper
 

@@ -118,7 +118,8 @@ def test_up_failure_names_unhealthy_service_with_health_output_and_logs(engine, 
         assert not left
 
 
-COMPOSE_ONLY = [["up"], ["down"], ["build"], ["clean"], ["db.backup"], ["db.verify", "--latest"],
+COMPOSE_ONLY = [["up"], ["down"], ["build"], ["clean"], ["scale", "api=2"], ["db.backup"],
+                ["db.verify", "--latest"],
                 ["db.list"], ["db.prune"], ["db.restore", "-s", "app-db", "--latest"],
                 ["db.schedule"]]
 SWARM_ONLY = [["deploy"], ["rollback"], ["deploy.finish"], ["deploy.status"],
@@ -174,3 +175,20 @@ def test_config_of_a_swarm_environment_shows_its_target_and_no_secret(project):
     assert secret not in r.stdout and data["variables"]["APP_DB_PASSWORD"]["value"] == "********"
     text = inv("config", "--env", "local-swarm", env=env_for(project, APP_DB_PASSWORD=secret))
     assert text.returncode == 0 and "Swarm on this engine" in text.stdout and secret not in text.stdout
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_reader_that_leaves_early_is_not_an_error(project, unbuffered):
+    """`inv config | head`: a closed pipe ends the task quietly (141), no traceback,
+    whether stdout is block-buffered (cron, CI) or not."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in env_for(project).items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "config", "--env", "local-swarm"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == "", err
