@@ -92,7 +92,9 @@ class Cluster:
             label = f"{name} (live)" if name == live_color else name
             jobs.append((label, "tasks", lambda n=name: state.service_verdict(snap, n, live_color)))
             probe = {"database": (probes.POSTGRES_SELECT_1, "SELECT 1", "1"),
-                     "cache": (probes.REDIS_PING, "PING", "PONG")}.get(state.role(name, svc))
+                     "cache": (probes.REDIS_PING, "PING", "PONG"),
+                     "broker": (probes.BROKER_PING, "ping", probes.BROKER_PING_OK),
+                     }.get(state.role(name, svc))
             if probe:
                 for task in snap.running(svc):
                     jobs.append((label, f"{probe[1]} on {snap.node_name(task.node)}",

@@ -35,11 +35,24 @@ def set_values(text: str, updates: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def init(root: Path) -> bool:
-    """Create .env from .env.example when absent. Returns True when it created one."""
+def new_secrets(example: str, current: dict[str, str], token=lambda: secrets.token_urlsafe(24)
+                ) -> dict[str, str]:
+    """Secrets .env.example has gained since .env was made (an upgrade added a service):
+    fresh random values for the `__RANDOM__` keys .env lacks."""
+    wanted = [k for k, v in parse_env_text(example, ".env.example").items() if v == RANDOM]
+    return {k: token() for k in wanted if k not in current}
+
+
+def init(root: Path) -> bool | list[str]:
+    """Create .env from .env.example when absent (True); else add the secrets it lacks
+    (their names), or nothing (False)."""
     target, example = root / ".env", root / ".env.example"
     if target.exists():
-        parse_env_text(target.read_text(encoding="utf-8"), str(target))  # fail early if broken
+        current = parse_env_text(target.read_text(encoding="utf-8"), str(target))  # fail early
+        added = new_secrets(example.read_text(encoding="utf-8"), current) if example.exists() else {}
+        if added:
+            update(target, added)
+            return sorted(added)
         return False
     if not example.exists():
         raise OpsError(f"{example} is missing: cannot create {target}")
@@ -63,5 +76,8 @@ if __name__ == "__main__":  # used by scripts/ before the package's tasks can ru
         created = init(ROOT)
     except OpsError as exc:
         sys.exit(f"error: {exc}")
-    print(".env created from .env.example (random secrets, mode 0600)" if created
-          else ".env present")
+    if isinstance(created, list):
+        print(f".env present; added new random secret(s) from .env.example: {', '.join(created)}")
+    else:
+        print(".env created from .env.example (random secrets, mode 0600)" if created
+              else ".env present")

@@ -81,6 +81,12 @@ def postgres_select_1(c) -> tuple[bool, str]:
                                         else f"exit {code}: {out[-200:]}")
 
 
+def broker_ping(c) -> tuple[bool, str]:
+    code, out = _exec(c, probes.BROKER_PING)
+    ok = code == 0 and out == probes.BROKER_PING_OK
+    return ok, (f"ping -> {out}" if ok else f"exit {code}: {out[-200:]}")
+
+
 def redis_ping(c) -> tuple[bool, str]:
     code, out = _exec(c, probes.REDIS_PING)
     return (code == 0 and out == "PONG"), (out[-200:] or f"exit {code}")
@@ -126,6 +132,9 @@ def plan(model: Model, containers, gateway_url: str | None):
             elif svc.role == "cache":
                 jobs.append((name, "PING" + _suffix(c, replicas),
                              (lambda c=c: redis_ping(c)) if running else _not_running))
+            elif svc.role == "broker":
+                jobs.append((name, "ping" + _suffix(c, replicas),
+                             (lambda c=c: broker_ping(c)) if running else _not_running))
             elif svc.labels.get("ops.http.port"):
                 jobs.append((name, "live+ready direct" + _suffix(c, replicas),
                              (lambda c=c, p=int(svc.labels["ops.http.port"]): _direct(c, p))

@@ -28,6 +28,7 @@ class LocalImage:
 LOCAL = (
     LocalImage("POSTGRES_IMAGE", "ops-local/postgres:15", "postgres"),
     LocalImage("REDIS_IMAGE", "ops-local/redis:7", "redis"),
+    LocalImage("RABBITMQ_IMAGE", "ops-local/rabbitmq:3.10", "rabbitmq"),
     LocalImage("NGINX_IMAGE", "ops-local/nginx:1.22", "nginx"),
     LocalImage("PYTHON_IMAGE", "ops-local/python:3.11", "python"),
 )

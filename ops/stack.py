@@ -19,7 +19,7 @@ from .files import write_atomic
 from .parse import Container, Model, parse_model, parse_ps, wait_budget
 from .shell import run
 
-REQUIRED = ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD")
+REQUIRED = ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")
 
 
 def model_cache_key(settings: config.Settings) -> str:
@@ -101,7 +101,10 @@ class Stack:
         return time.monotonic() - started
 
     def _pulled_images(self) -> list[str]:
-        return [s.image for s in self.model.services.values() if s.image and not s.has_build]
+        """Images no service builds (a worker running the api's image is built, too)."""
+        built = {s.image for s in self.model.services.values() if s.has_build}
+        return [s.image for s in self.model.services.values()
+                if s.image and not s.has_build and s.image not in built]
 
     def _needs_build(self) -> bool:
         built = [s.image for s in self.model.services.values() if s.has_build]
@@ -139,14 +142,29 @@ class Stack:
             what="docker compose build")
 
     def release_tags(self) -> list[str]:
-        """Tags for a release build from git: the commit (+`-dirty`), semver tags on it."""
+        """Tags for a release build from git: the commit (+`-dirty-<changes>`), semver
+        tags on it."""
         git = ["git", "-C", str(self.settings.root)]
         head = run([*git, "rev-parse", "--short=12", "HEAD"], check=False)
         if not head.ok:
             return []
-        dirty = bool(run([*git, "status", "--porcelain", "--untracked-files=no"]).stdout.strip())
         tags = run([*git, "tag", "--points-at", "HEAD"]).stdout.split()
-        return images_cmd.tags_from_git(head.stdout.strip(), tags, dirty)
+        return images_cmd.tags_from_git(head.stdout.strip(), tags, self._changes(git))
+
+    def _changes(self, git: list[str]) -> str:
+        """A hash of the uncommitted changes (tracked edits and new, not ignored, files),
+        or "" for a clean tree."""
+        diff = run([*git, "diff", "HEAD", "--binary"]).stdout
+        untracked = run([*git, "ls-files", "--others", "--exclude-standard", "-z"]).stdout
+        if not diff and not untracked:
+            return ""
+        h = hashlib.sha256(diff.encode())
+        for name in sorted(filter(None, untracked.split("\0"))):
+            path = self.settings.root / name
+            h.update(b"\0" + name.encode() + b"\0")
+            if path.is_file():
+                h.update(path.read_bytes())
+        return h.hexdigest()[:8]
 
     def build_release(self) -> list[str]:
         """The api image with APP_VERSION = the commit, tagged with it and any semver."""

@@ -16,6 +16,7 @@ RELEASE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9_.-]{1,128}$")
 # Where nginx finds the live upstream inside the gateway container (a directory mount).
 LIVE_IN_GATEWAY = "/etc/nginx/ops/live"
 NGINX_CONF_IN_GATEWAY = "/etc/nginx/ops/nginx.conf"
+DEFAULT_HTTP_PORT = 8000  # of an upstream file written before the port was recorded
 
 
 def other(color: str) -> str:
@@ -117,6 +118,14 @@ def tail(path: str, lines: int) -> str:
     return f"if [ -f {q} ]; then tail -n {int(lines)} {q}; fi"
 
 
+def newest_release(paths: Paths, tag: str | None = None) -> str:
+    """The directory of the newest release (of `tag`), if any is kept."""
+    q = shlex.quote(paths.releases)
+    suffix = shlex.quote(check_tag(tag)) if tag else "*"
+    return (f"if [ -d {q} ]; then ls -1d {q}/*Z-{suffix} 2>/dev/null | sort | "
+            f"tail -n 1; fi")
+
+
 def prune_releases(path: str, keep: int) -> str:
     """Keep the newest `keep` release directories (names sort by time)."""
     q = shlex.quote(path)
@@ -183,10 +192,11 @@ def service_scale(name: str, replicas: int) -> str:
     return f"docker service scale --detach {shlex.quote(f'{name}={int(replicas)}')} >/dev/null"
 
 
-def gateway_container(gateway_service: str) -> str:
-    """The running gateway task's container on this (manager) node."""
-    return (f"docker ps -q --filter {shlex.quote(f'label=com.docker.swarm.service.name={gateway_service}')}"
-            f" --filter status=running | head -n 1")
+def gateway_container(app: str) -> str:
+    """The running gateway task's container on this (manager) node: the stack's
+    service labelled ops.role=gateway in the compose file."""
+    return (f"docker ps -q --filter {shlex.quote(f'label=com.docker.stack.namespace={app}')}"
+            " --filter label=ops.role=gateway --filter status=running | head -n 1")
 
 
 def gateway_exec(container: str, argv: list[str]) -> str:
@@ -276,9 +286,10 @@ def swarm_objects_rm(kind: str, names: list[str]) -> str:
     return f"docker {kind} rm {' '.join(shlex.quote(n) for n in names)} >/dev/null"
 
 
-def volumes_rm(app: str, names: list[str]) -> str:
-    vols = " ".join(shlex.quote(service(app, n)) for n in names)
-    return f"docker volume rm {vols} >/dev/null 2>&1 || true"
+def volumes_rm(app: str) -> str:
+    """Every volume the stack created on this node (whatever the compose file names now)."""
+    label = shlex.quote(f"label=com.docker.stack.namespace={app}")
+    return f"docker volume ls -q --filter {label} | xargs -r docker volume rm >/dev/null 2>&1 || true"
 
 
 def state_rm(paths: Paths) -> str:

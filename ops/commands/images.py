@@ -23,12 +23,15 @@ def reference(name: str, tag: str) -> str:
     return f"{name}:{check_tag(tag)}"
 
 
-def tags_from_git(short_sha: str, exact_tags: list[str], dirty: bool) -> list[str]:
-    """The tags a build gets: the commit (`-dirty` when the tree has changes), and a
+def tags_from_git(short_sha: str, exact_tags: list[str], dirty: str = "") -> list[str]:
+    """The tags a build gets: the commit (`-dirty-<hash of the changes>` when the tree
+    has changes, so an edit is a new tag, never a stale image under an old one), and a
     semver for each `vX.Y.Z` git tag on that commit (clean trees only)."""
     if not re.fullmatch(r"[0-9a-f]{7,40}", short_sha):
         raise ValueError(f"not a git sha: {short_sha!r}")
-    tags = [short_sha + ("-dirty" if dirty else "")]
+    if dirty and not re.fullmatch(r"[0-9a-f]{8}", dirty):
+        raise ValueError(f"not a change hash: {dirty!r}")
+    tags = [short_sha + (f"-dirty-{dirty}" if dirty else "")]
     if not dirty:
         tags += [m.group(1) for t in exact_tags if (m := SEMVER_TAG.match(t.strip()))]
     return tags

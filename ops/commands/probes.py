@@ -14,6 +14,11 @@ REDIS_PING = [
     " export REDISCLI_AUTH; fi; redis-cli ping",
 ]
 
+# RabbitMQ: the node answers its CLI (the same tool in Debian's package and the official
+# image; the Erlang cookie is the container user's own).
+BROKER_PING = ["rabbitmq-diagnostics", "-q", "ping"]
+BROKER_PING_OK = "Ping succeeded"
+
 
 def http_probe(port: int, paths) -> list[str]:
     """One python process that GETs each path on localhost and prints `path status` lines.

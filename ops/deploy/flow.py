@@ -43,13 +43,14 @@ class Deployment:
     env: str
     target: Target
     paths: cmd.Paths
-    rel: stackfile.Release
+    replicas: int  # per color, when a rollback scales a finished color back up
     url: str | None = None  # public URL; None: verify through the gateway's own port
     converge_timeout: float = 180
     registry_auth: bool | None = None  # None: no registry (images over SSH)
     out: object = sys.stderr
     timings: dict = field(default_factory=dict)
     step: str = "start"
+    base_changed: bool = True  # the base stack file differs from the last release's
 
     @property
     def app(self) -> str:
@@ -156,9 +157,10 @@ def wait_converged(d: Deployment, name: str, image: str, replicas: int, since: s
 
 
 def gateway_container(d: Deployment) -> str:
-    cid = d.target.run(cmd.gateway_container(d.svc("gateway")), "find the gateway").stdout.strip()
+    cid = d.target.run(cmd.gateway_container(d.app), "find the gateway").stdout.strip()
     if not cid:
-        raise OpsError(f"no running {d.svc('gateway')} container on {d.target.host.name}")
+        raise OpsError(f"no running gateway (label ops.role=gateway) of stack {d.app} on "
+                       f"{d.target.host.name}")
     return cid
 
 
@@ -230,11 +232,11 @@ def reload(d: Deployment, gw: str) -> None:
     d.target.run(cmd.nginx_reload(gw), "nginx -s reload")
 
 
-def switch(d: Deployment, gw: str, which: str, tag: str, previous_text: str) -> float:
+def switch(d: Deployment, gw: str, which: str, tag: str, previous_text: str, port: int) -> float:
     """Point the gateway at `which`; prove it; on any failure put the previous upstream
     back (and prove that). Returns the switch time in seconds (reload -> new color)."""
     try:
-        write_upstream(d, gw, stackfile.upstream(d.app, which, tag))
+        write_upstream(d, gw, stackfile.upstream(d.app, which, tag, port))
         start = time.monotonic()
         reload(d, gw)
         reload_cmd = time.monotonic() - start
@@ -270,32 +272,63 @@ def _audit(d: Deployment, rec: dict) -> None:
     d.target.run(cmd.append_line(d.paths.audit, audit.line(rec)), "append to the audit log", warn=True)
 
 
+def _has_detach(d: Deployment) -> bool:
+    return d.target.run(cmd.stack_deploy_has_detach(), "docker version check", warn=True).exited == 0
+
+
 def _resolve(d: Deployment) -> tuple[str, bool]:
     """How a color's stack is deployed: a registry's image pinned by digest (with the
     manager's login forwarded to the workers), or the image the nodes were sent."""
     return ("never", False) if d.registry_auth is None else ("always", d.registry_auth)
 
 
-def _prepare_release(d: Deployment, which: str, tag: str, secret_values: dict[str, str],
-                     nginx_conf: str) -> tuple[str, set[str]]:
+def _prepare_release(d: Deployment, plan: stackfile.Plan, which: str, tag: str
+                     ) -> tuple[str, set[str]]:
     """Upload the release and create its secrets; returns its directory and the names of
-    the Swarm secrets and config it uses."""
-    names = stackfile.secret_names(d.app, secret_values)
-    conf_name = stackfile.config_name(d.app, nginx_conf)
-    files = {"base.json": stackfile.dump(stackfile.base(d.rel, names, conf_name)),
-             f"{which}.json": stackfile.dump(stackfile.color(d.rel, which, tag, names)),
-             "nginx.conf": nginx_conf}
+    the Swarm secrets and configs it uses."""
+    secrets, configs = plan.names()
     release = d.paths.release(f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{tag}")
+    files = plan.files(which, tag)
+    previous = d.target.run(cmd.newest_release(d.paths), "find the last release").stdout.strip()
+    d.base_changed = not previous or d.target.run(
+        cmd.read_file(f"{previous}/base.json"), "read the last base").stdout != files["base.json"]
     d.target.run(cmd.upload_dir(release, files), "upload the release")
-    for key, name in names.items():
+    for key, name in secrets.items():
+        if plan.t.secrets[key].kind == "external":
+            continue
         if d.target.run(cmd.secret_exists(name), "secret check", warn=True).exited != 0:
             d.target.run(cmd.secret_create(name, d.app), f"create secret {name}",
-                         stdin=secret_values[key])
-    return release, {*names.values(), conf_name}
+                         stdin=plan.secret_values[key])
+    return release, {*secrets.values(), *configs.values()}
 
 
-def deploy(d: Deployment, tag: str, secret_values: dict[str, str], nginx_conf: str,
-           deliver: Callable[[], None], detach_flag: bool | None = None) -> dict:
+def deploy_followers(d: Deployment, release: str, since: str, detach_flag: bool,
+                     images: dict[str, str]) -> None:
+    """The services running the app's image (a worker), rolled out from the release's
+    followers file ({service: image})."""
+    d.target.run(cmd.stack_deploy(f"{release}/followers.json", d.app, detach_flag, *_resolve(d)),
+                 "docker stack deploy (followers)", warn=detach_flag)
+    for name, image in images.items():
+        service, _ = service_state(d, name)
+        wait_converged(d, name, image, service.replicas if service else 1, since)
+
+
+def follow_back(d: Deployment, tag: str, since: str) -> None:
+    """After a rollback to `tag`: its release's followers, if it had any."""
+    release = d.target.run(cmd.newest_release(d.paths, tag), "find the release",
+                           warn=True).stdout.strip()
+    if not release:
+        d.say(f"warning: no release of {tag} is kept on the manager: services that follow the "
+              "app's image (if any) stay as they are")
+        return
+    images = stackfile.service_images(d.target.run(cmd.read_file(f"{release}/followers.json"),
+                                                   "read the followers").stdout)
+    if images:
+        deploy_followers(d, release, since, _has_detach(d), images)
+
+
+def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], None],
+           detach_flag: bool | None = None) -> dict:
     """Deploy `tag` to the idle color, gate on health, switch, verify. The live color is
     never touched: any failure before the switch leaves it serving; a failed switch is
     switched back."""
@@ -312,33 +345,39 @@ def deploy(d: Deployment, tag: str, secret_values: dict[str, str], nginx_conf: s
                 rec.update(from_color=current[0] if current else None,
                            from_tag=current[1] if current else None, to_color=which)
                 if detach_flag is None:
-                    detach_flag = d.target.run(cmd.stack_deploy_has_detach(), "docker version check",
-                                               warn=True).exited == 0
+                    detach_flag = _has_detach(d)
                 d.say(f"deploying {tag} to {d.svc(which)} (live: "
                       f"{f'{current[0]}/{current[1]}' if current else 'nothing yet'})")
             with d.stage("images"):
                 deliver()
             with d.stage("upload"):
-                release, objects = _prepare_release(d, which, tag, secret_values, nginx_conf)
+                release, objects = _prepare_release(d, plan, which, tag)
                 if not current:  # first deploy: the gateway needs an upstream to start
-                    d.target.run(cmd.write_file(d.paths.upstream, stackfile.upstream(d.app, which, tag)),
-                                 "write the first upstream")
+                    d.target.run(cmd.write_file(d.paths.upstream, stackfile.upstream(
+                        d.app, which, tag, plan.t.http_port())), "write the first upstream")
             with d.stage("base"):
-                d.target.run(cmd.stack_deploy(f"{release}/base.json", d.app, detach_flag),
+                # Unchanged since the last release: the CLI's own wait (~5 s per service)
+                # would prove nothing new; wait_converged below checks the tasks.
+                d.target.run(cmd.stack_deploy(f"{release}/base.json", d.app,
+                                              detach_flag and d.base_changed),
                              "docker stack deploy (base)")
-                for name, image in (("app-db", d.rel.postgres_image), ("redis", d.rel.redis_image),
-                                    ("gateway", d.rel.nginx_image)):
-                    wait_converged(d, name, image, 1, since)
+                for name, image, replicas in stackfile.base_waits(plan.t):
+                    wait_converged(d, name, image, replicas, since)
             with d.stage(f"deploy {which}"):
                 d.target.run(cmd.stack_deploy(f"{release}/{which}.json", d.app, detach_flag,
                                               *_resolve(d)),
                              f"docker stack deploy ({which})", warn=detach_flag)
-                wait_converged(d, which, d.rel.api_ref(tag), d.rel.replicas, since)
+                wait_converged(d, which, plan.rel.app_ref(tag), plan.rel.replicas, since)
             gw = gateway_container(d)
             with d.stage("probe"):
-                probe(d, gw, which, tag, d.rel.replicas)
+                probe(d, gw, which, tag, plan.rel.replicas)
             with d.stage("switch"):
-                rec["switch_seconds"] = round(switch(d, gw, which, tag, previous_text), 3)
+                rec["switch_seconds"] = round(switch(d, gw, which, tag, previous_text,
+                                                     plan.t.http_port()), 3)
+            if plan.t.followers():
+                with d.stage("followers"):
+                    deploy_followers(d, release, since, detach_flag,
+                                     dict.fromkeys(plan.t.followers(), plan.rel.app_ref(tag)))
             d.target.run(cmd.prune_releases(d.paths.releases, KEEP_RELEASES), "prune releases",
                          warn=True)
             prune_objects(d, objects)
@@ -393,15 +432,19 @@ def rollback(d: Deployment) -> dict:
                            to_tag=service.tag)
             with d.stage("health"):
                 if service.replicas == 0:
-                    d.say(f"{d.svc(which)} is scaled down: scaling it to {d.rel.replicas} first")
-                    d.target.run(cmd.service_scale(d.svc(which), d.rel.replicas), "scale up")
-                    wait_converged(d, which, service.image, d.rel.replicas, since)
+                    d.say(f"{d.svc(which)} is scaled down: scaling it to {d.replicas} first")
+                    d.target.run(cmd.service_scale(d.svc(which), d.replicas), "scale up")
+                    wait_converged(d, which, service.image, d.replicas, since)
                 else:
                     wait_converged(d, which, service.image, service.replicas, since, timeout=10)
                 gw = gateway_container(d)
-                probe(d, gw, which, service.tag, service.replicas or d.rel.replicas)
+                probe(d, gw, which, service.tag, service.replicas or d.replicas)
             with d.stage("switch"):
-                rec["switch_seconds"] = round(switch(d, gw, which, service.tag, previous_text), 3)
+                port = stackfile.upstream_port(previous_text) or cmd.DEFAULT_HTTP_PORT
+                rec["switch_seconds"] = round(switch(d, gw, which, service.tag, previous_text,
+                                                     port), 3)
+            with d.stage("followers"):
+                follow_back(d, service.tag, since)
             rec["seconds"] = round(time.monotonic() - started, 1)
             _audit(d, audit.record("rollback", d.env, "ok", **rec))
     except BaseException as exc:
@@ -440,7 +483,7 @@ def remove(d: Deployment, volumes: bool = False, timeout: float = 90) -> list[st
         d.target.run(cmd.secrets_rm(d.app), "remove secrets")
         removed.append("secrets")
         if volumes:
-            d.target.run(cmd.volumes_rm(d.app, list(stackfile.VOLUMES)), "remove volumes")
+            d.target.run(cmd.volumes_rm(d.app), "remove volumes")
             removed.append("volumes")
         d.target.run(cmd.state_rm(d.paths), "remove the live upstream and releases")
         _audit(d, audit.record("remove", d.env, "ok", volumes=volumes))

@@ -5,12 +5,14 @@ runs on; also how images reach the nodes and where secrets come from."""
 from __future__ import annotations
 
 import sys
+from functools import cached_property
 
 from ..errors import OpsError
 from ..parse import number_option
 
 DEFAULTS = {"app": "opsdemo", "replicas": 2, "gateway_port": 8080,
-            "state_dir": "/var/lib/ops-toolkit", "converge_timeout": 180}
+            "state_dir": "/var/lib/ops-toolkit", "converge_timeout": 180,
+            "files": ["compose/deploy.yaml"]}
 
 
 def options(config, env: str) -> dict:
@@ -23,6 +25,12 @@ def options(config, env: str) -> dict:
                                          integer=True)
     opts["converge_timeout"] = number_option(opts["converge_timeout"], "deploy.converge_timeout",
                                              1, 86400)
+    files = opts["files"]
+    if isinstance(files, str):
+        files = [files]
+    if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+        raise OpsError(f"deploy.files: a list of compose files (the deploy overlay), not {files!r}")
+    opts["files"] = files
     return opts
 
 
@@ -34,8 +42,7 @@ class Session:
         from pathlib import Path
 
         from ..commands import deploy as cmd
-        from ..commands.registry import repository
-        from ..deploy import flow, stackfile
+        from ..deploy import flow
         from ..remote.hosts import Host, inventory, parse_url
 
         self.s = s
@@ -64,28 +71,87 @@ class Session:
             host = self.inv.manager
             conn = open_checked(host, self.inv) if connect else None
             url = self.inv.url
-        v = self.s.variables
-        self.api_local = v.get("API_IMAGE") or "ops-example/api"
         self.registry = None
         if self.inv is not None:
             from ..remote.registry import parse_registry
 
-            self.registry = parse_registry(env, self.inv.registry, self.s.root, v)
-        try:
-            api_image = (repository(self.registry.server, self.api_local) if self.registry
-                         else self.api_local)
-        except ValueError as exc:
-            raise OpsError(f"API_IMAGE: {exc}") from None
-        rel = stackfile.Release(
-            app=paths.app, api_image=api_image,
-            postgres_image=v.get("POSTGRES_IMAGE") or "postgres:15.10-bookworm",
-            redis_image=v.get("REDIS_IMAGE") or "redis:7.4-bookworm",
-            nginx_image=v.get("NGINX_IMAGE") or "nginx:1.27-bookworm",
-            replicas=opts["replicas"], gateway_port=opts["gateway_port"], live_dir=paths.live,
-            db_user=v.get("APP_DB_USER") or "app", db_name=v.get("APP_DB_NAME") or "app")
-        self.d = flow.Deployment(env=env, target=flow.Target(conn, host), paths=paths, rel=rel,
-                                 url=url, converge_timeout=opts["converge_timeout"],
+            self.registry = parse_registry(env, self.inv.registry, self.s.root, self.s.variables)
+        self.d = flow.Deployment(env=env, target=flow.Target(conn, host), paths=paths,
+                                 replicas=opts["replicas"], url=url,
+                                 converge_timeout=opts["converge_timeout"],
                                  registry_auth=self.registry.login if self.registry else None)
+
+    # -- the stack, from the compose files ---------------------------------------------
+    @cached_property
+    def translation(self):
+        """compose.yaml plus the deploy overlay, as Compose resolves them with this
+        environment's variables, translated for Swarm."""
+        from ..commands import compose
+        from ..parse import load_json
+        from ..shell import run
+        from .translate import translate
+
+        files = list(self.s.compose_files)
+        for name in self.opts["files"]:
+            path = self.s.root / name
+            if not path.is_file():
+                if name == DEFAULTS["files"][0]:
+                    continue  # the default overlay is optional
+                raise OpsError(f"deploy.files: {path} not found")
+            files.append(path)
+        env = {**self.s.subprocess_env(), "OPS_APP": self.d.app, "OPS_LIVE_DIR": self.d.paths.live,
+               "OPS_GATEWAY_PORT": str(self.opts["gateway_port"])}
+        text = run(compose.config_json(compose.base(self.s.project, files)), env=env,
+                   what="docker compose config (the deployed stack)").stdout
+        return translate(load_json(text, "docker compose config"), root=str(self.s.root),
+                         on_nodes=(self.d.paths.live,))
+
+    @property
+    def api_local(self) -> str:
+        """The blue-green service's image repository, as built here."""
+        from .translate import repository
+
+        return repository(self.translation.services[self.translation.blue_green]["image"])
+
+    def release(self):
+        from ..commands.registry import repository
+        from .stackfile import Release
+
+        try:
+            image = (repository(self.registry.server, self.api_local) if self.registry
+                     else self.api_local)
+        except ValueError as exc:
+            raise OpsError(f"image of {self.translation.blue_green}: {exc}") from None
+        return Release(app=self.d.app, app_image=image, replicas=self.opts["replicas"])
+
+    def plan(self, values: bool = True):
+        """The release's inputs; `values=False` (inv config): secrets masked, nothing read."""
+        from .stackfile import Plan
+
+        t = self.translation
+        if not values:
+            return Plan(t, self.release(), None, None)
+        return Plan(t, self.release(), self._values(t.secrets, "secret"),
+                    self._values(t.configs, "config"))
+
+    def _values(self, sources, what: str) -> dict[str, str]:
+        values, missing = {}, []
+        for key, src in sources.items():
+            if src.kind == "environment":
+                values[key] = self.s.variables.get(src.value, "")
+                if not values[key]:
+                    missing.append(src.value)
+            elif src.kind == "file":
+                try:
+                    values[key] = open(src.value, encoding="utf-8").read()  # noqa: SIM115
+                except OSError as exc:
+                    raise OpsError(f"{what} {key}: cannot read {src.value}: {exc.strerror}") from None
+            elif src.kind == "content":
+                values[key] = src.value
+        if missing:
+            raise OpsError(f"missing {what}(s) {', '.join(missing)} for --env {self.d.env} "
+                           f"(.env or .env.{self.d.env})")
+        return values
 
     def close(self):
         if not self.local and self.d.target.conn is not None:
@@ -132,41 +198,33 @@ class Session:
     def local_ref(self, tag: str) -> str:
         return f"{self.api_local}:{tag}"
 
-    def deliver(self, tag: str):
-        """Images onto the nodes: the api everywhere (through the registry when one is
-        configured), the base images on the manager only (over SSH, when it lacks them)."""
-        rel = self.d.rel
-        infra = [rel.postgres_image, rel.redis_image, rel.nginx_image]
+    def deliver(self, plan, tag: str):
+        """Images onto the nodes: the app's everywhere (through the registry when one is
+        configured), the others where they may run: on the manager only when the stack
+        pins them there (over SSH, when a node lacks them)."""
+        from .stackfile import images
+
+        app = plan.rel.app_ref(tag)
+        pinned, anywhere = images(plan.t)
         if self.local:
             from ..docker_api import missing_images
 
-            missing = missing_images([rel.api_ref(tag), *infra])
+            missing = missing_images([app, *pinned, *anywhere])
             if missing:
                 raise OpsError(f"images missing on the local engine: {', '.join(missing)}")
             return
         from ..remote.images import deliver
 
+        def infra(h):
+            return [*anywhere, *(pinned if h.role == "manager" else [])]
+
         if self.registry:
             from ..remote.registry import pull_everywhere, push
 
             push(self.registry, [self.local_ref(tag)], sys.stderr)
-            pull_everywhere(self.inv, self.registry, [rel.api_ref(tag)], sys.stderr)
-            deliver(self.inv, lambda h: infra if h.role == "manager" else [], sys.stderr)
+            pull_everywhere(self.inv, self.registry, [app], sys.stderr)
+            deliver(self.inv, infra, sys.stderr)
             return
-        deliver(self.inv, lambda h: [rel.api_ref(tag)] + (infra if h.role == "manager" else []),
-                sys.stderr)
-
-    def secrets(self) -> dict[str, str]:
-        from ..deploy.stackfile import SECRET_VARS
-
-        values = {key: self.s.variables.get(var, "") for key, var in SECRET_VARS.items()}
-        missing = [SECRET_VARS[k] for k, v in values.items() if not v]
-        if missing:
-            raise OpsError(f"missing secret(s) {', '.join(missing)} for --env {self.d.env} "
-                           f"(.env or .env.{self.d.env})")
-        return values
-
-    def nginx_conf(self) -> str:
-        return (self.s.root / "compose" / "gateway" / "nginx.conf").read_text(encoding="utf-8")
+        deliver(self.inv, lambda h: [app, *infra(h)], sys.stderr)
 
 

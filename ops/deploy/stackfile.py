@@ -1,187 +1,157 @@
-"""The Swarm stack, rendered as data (pure). Two kinds of file share one stack namespace:
-`base` (networks, app-db, redis, gateway) and one file per color (`blue`, `green`).
-Deploying a color file touches that color only (no --prune): the live color's spec is
-never re-sent during a deploy.
+"""The Swarm stack files of a release, assembled from the translated Compose model (pure).
+Three kinds of file share one stack namespace, so deploying one never touches another
+(no --prune): `base` (data tier, cache, broker, gateway), one per color of the
+blue-green service (`blue`, `green`), and `followers` (services running the app's image,
+a worker say, updated once the switch succeeded and rolled back with it).
 
-No IPVS on some kernels (and here): every service uses `endpoint_mode: dnsrr` (no VIP)
-and the gateway publishes its port in host mode (no ingress mesh). Secrets and the
-nginx config are immutable on Swarm, so their names carry a hash of their content."""
+Secrets and configs are immutable on Swarm, so their names carry a hash of their
+content: a changed value is a new object, never an update."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
 
-from ..commands.deploy import COLORS, LIVE_IN_GATEWAY, NGINX_CONF_IN_GATEWAY
+from ..commands.deploy import COLORS
+from .translate import Translation, repository
 
-SECRETS = ("app_db_password", "redis_password")
-VOLUMES = ("app-db-data", "redis-data")
-SECRET_VARS = {"app_db_password": "APP_DB_PASSWORD", "redis_password": "REDIS_PASSWORD"}
-API_PORT = 8000
-GATEWAY_TARGET_PORT = 8080
+VERSION = "3.8"  # the schema every docker stack deploy since 19.03 validates
 
 
 @dataclass(frozen=True)
 class Release:
     app: str
-    api_image: str  # repository, without tag
-    postgres_image: str
-    redis_image: str
-    nginx_image: str
-    replicas: int
-    gateway_port: int
-    live_dir: str  # on the manager, mounted into the gateway
-    db_user: str = "app"
-    db_name: str = "app"
+    app_image: str  # repository of the blue-green service's image (registry-qualified)
+    replicas: int  # tasks per color
 
-    def api_ref(self, tag: str) -> str:
-        return f"{self.api_image}:{tag}"
+    def app_ref(self, tag: str) -> str:
+        return f"{self.app_image}:{tag}"
 
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def secret_names(app: str, values: dict[str, str]) -> dict[str, str]:
-    """Versioned Swarm secret names: a changed value is a new secret, never an update."""
-    return {key: f"{app}_{key}_{content_hash(values[key])}" for key in SECRETS}
+def versioned(app: str, key: str, value: str) -> str:
+    return f"{app}_{key}_{content_hash(value)}"
 
 
-def config_name(app: str, nginx_conf: str) -> str:
-    return f"{app}_gateway_conf_{content_hash(nginx_conf)}"
+def object_names(app: str, sources: dict, values: dict[str, str] | None) -> dict[str, str]:
+    """Swarm names of secrets or configs: an existing (external) object keeps its name;
+    any other is versioned by its value (`values=None`: the version masked, for display)."""
+    return {k: (src.value if src.kind == "external"
+                else f"{app}_{k}_********" if values is None else versioned(app, k, values[k]))
+            for k, src in sources.items()}
 
 
-_LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
-_NETWORKS = {"edge": {"driver": "overlay"}, "backend": {"driver": "overlay"}}
-_TMP = {"type": "tmpfs", "target": "/tmp"}  # noqa: S108 - a path inside the container
-_ON_MANAGER = {"constraints": ["node.role == manager"]}
+def config_file(key: str) -> str:
+    """Where a config's content sits in the release directory."""
+    return f"config-{key}"
 
 
-def _secrets_section(names: dict[str, str], used) -> dict:
-    return {k: {"external": True, "name": names[k]} for k in used}
+def _file(t: Translation, services: dict[str, dict], secrets: dict[str, str],
+          configs: dict[str, str]) -> dict:
+    """One stack file: `services` and exactly the networks, volumes, secrets and configs
+    they use."""
+    def used(kind: str) -> list[str]:
+        return sorted({r["source"] for s in services.values() for r in s.get(kind, [])})
+
+    nets = sorted({n for s in services.values() for n in (s.get("networks") or [])})
+    vols = sorted({m["source"] for s in services.values() for m in s.get("volumes", [])
+                   if m["type"] == "volume"})
+    out = {"version": VERSION, "services": services}
+    if nets:
+        out["networks"] = {n: t.networks[n] for n in nets}
+    if vols:
+        out["volumes"] = {n: t.volumes[n] for n in vols}
+    if used("secrets"):
+        out["secrets"] = {k: {"external": True, "name": secrets[k]} for k in used("secrets")}
+    if used("configs"):
+        out["configs"] = {k: ({"external": True, "name": configs[k]}
+                              if t.configs[k].kind == "external"
+                              else {"name": configs[k], "file": f"./{config_file(k)}"})
+                          for k in used("configs")}
+    return out
 
 
-def _secret_refs(used) -> list[dict]:
-    return [{"source": k, "target": k, "mode": 0o444} for k in used]
+def _tagged(svc: dict, image: str, tag: str, **labels) -> dict:
+    svc = copy.deepcopy(svc)
+    svc["image"] = image
+    svc["deploy"]["labels"] = {**(svc["deploy"].get("labels") or {}), "ops.tag": tag, **labels}
+    return svc
 
 
-def _health(test: list, start_period: str, interval: str = "5s", timeout: str = "3s",
-            retries: int = 5) -> dict:
-    return {"test": test, "interval": interval, "timeout": timeout, "retries": retries,
-            "start_period": start_period}
-
-
-def _on_manager(cpus: str, memory: str, **extra) -> dict:
-    """Deploy settings of a service pinned to the manager (no VIP: dnsrr)."""
-    return {"endpoint_mode": "dnsrr", "placement": _ON_MANAGER,
-            "resources": {"limits": {"cpus": cpus, "memory": memory}}, **extra}
-
-
-def base(rel: Release, secrets: dict[str, str], nginx_config: str) -> dict:
-    """Networks, the database, redis and the gateway (pinned to the manager: its volumes,
-    its host-mode port and the directory holding the live upstream are there)."""
-    postgres = {
-        "image": rel.postgres_image,
-        "labels": {"ops.role": "database"},  # what `inv health` checks it with
-        "environment": {"POSTGRES_USER": rel.db_user, "POSTGRES_DB": rel.db_name,
-                        "POSTGRES_PASSWORD_FILE": "/run/secrets/app_db_password"},
-        "secrets": _secret_refs(["app_db_password"]),
-        "volumes": ["app-db-data:/var/lib/postgresql/data"],
-        "networks": ["backend"],
-        "logging": _LOGGING,
-        "stop_grace_period": "30s",
-        "healthcheck": _health(["CMD-SHELL", 'pg_isready -q -h 127.0.0.1 -U "$$POSTGRES_USER" '
-                                '-d "$$POSTGRES_DB"'], "30s"),
-        "deploy": _on_manager("1.0", "512M"),
-    }
-    redis = {
-        "image": rel.redis_image,
-        "labels": {"ops.role": "cache"},
-        "user": "redis",
-        "environment": {"REDIS_PASSWORD_FILE": "/run/secrets/redis_password"},
-        # The password goes into a config file on a tmpfs, not onto the command line.
-        "command": ["sh", "-c", "umask 077 && printf 'requirepass %s\\n' "
-                    "\"$$(cat \"$$REDIS_PASSWORD_FILE\")\" > /tmp/redis.conf && "
-                    "exec redis-server /tmp/redis.conf --appendonly yes --protected-mode no"],
-        "secrets": _secret_refs(["redis_password"]),
-        "volumes": ["redis-data:/data", _TMP],
-        "networks": ["backend"],
-        "logging": _LOGGING,
-        "healthcheck": _health(["CMD-SHELL", 'REDISCLI_AUTH="$$(cat "$$REDIS_PASSWORD_FILE")" '
-                                "redis-cli ping | grep -q PONG"], "10s"),
-        "deploy": _on_manager("0.5", "256M"),
-    }
-    gateway = {
-        "image": rel.nginx_image,
-        "labels": {"ops.role": "gateway"},
-        "user": "101:101",
-        "command": ["nginx", "-c", NGINX_CONF_IN_GATEWAY, "-g", "daemon off;"],
-        "read_only": True,
-        "cap_drop": ["ALL"],
-        "ports": [{"target": GATEWAY_TARGET_PORT, "published": rel.gateway_port,
-                   "protocol": "tcp", "mode": "host"}],
-        "configs": [{"source": "gateway_conf", "target": NGINX_CONF_IN_GATEWAY, "mode": 0o444}],
-        # The directory, not the file: the deploy's atomic rename stays visible inside.
-        "volumes": [{"type": "bind", "source": rel.live_dir, "target": LIVE_IN_GATEWAY,
-                     "read_only": True},
-                    _TMP],
-        "networks": ["edge"],
-        "logging": _LOGGING,
-        "healthcheck": _health(["CMD", "curl", "-fsS", "-o", "/dev/null",
-                                f"http://127.0.0.1:{GATEWAY_TARGET_PORT}/gateway/health"], "5s",
-                               retries=3),
-        # A host-mode port cannot be held twice: the old task stops first.
-        "deploy": _on_manager("0.5", "128M", update_config={"order": "stop-first",
-                                                            "failure_action": "rollback"}),
-    }
-    return {
-        "version": "3.8",
-        "services": {"app-db": postgres, "redis": redis, "gateway": gateway},
-        "networks": _NETWORKS,
-        "volumes": {name: {} for name in VOLUMES},
-        "secrets": _secrets_section(secrets, SECRETS),
-        "configs": {"gateway_conf": {"name": nginx_config, "file": "./nginx.conf"}},
-    }
-
-
-def color(rel: Release, which: str, tag: str, secrets: dict[str, str],
-          replicas: int | None = None) -> dict:
-    """One color of the api. Health-gated: a task counts as running only once healthy."""
+def color(t: Translation, rel: Release, which: str, tag: str, secrets: dict[str, str],
+          configs: dict[str, str], replicas: int | None = None) -> dict:
+    """One color of the blue-green service. Health-gated: a task counts as running only
+    once healthy."""
     if which not in COLORS:
         raise ValueError(f"unknown color {which!r}")
-    api = {
-        "image": rel.api_ref(tag),
-        "environment": {
-            "APP_COLOR": which, "API_DATABASES": "app", "APP_DB_HOST": "app-db",
-            "APP_DB_NAME": rel.db_name, "APP_DB_USER": rel.db_user,
-            "APP_DB_PASSWORD_FILE": "/run/secrets/app_db_password",
-            "REDIS_HOST": "redis", "REDIS_PASSWORD_FILE": "/run/secrets/redis_password",
-        },
-        "secrets": _secret_refs(SECRETS),
-        "cap_drop": ["ALL"],
-        "volumes": [_TMP],
-        "networks": ["backend", "edge"],
-        "logging": _LOGGING,
-        "stop_grace_period": "20s",
-        "labels": {"ops.role": "app", "ops.color": which},
-        "healthcheck": _health(["CMD", "python3", "-c", "import sys,urllib.request as u; sys.exit(0 if "
-                                f"u.urlopen('http://127.0.0.1:{API_PORT}/health/ready', timeout=2)"
-                                ".status == 200 else 1)"], "10s", interval="2s", timeout="2s",
-                               retries=3),
-        "deploy": {
-            "replicas": rel.replicas if replicas is None else replicas,
-            "endpoint_mode": "dnsrr",
-            "labels": {"ops.color": which, "ops.tag": tag},
-            # The idle color serves nobody while it is updated: all tasks at once.
-            "update_config": {"parallelism": 0, "order": "start-first",
-                              "failure_action": "pause", "monitor": "5s"},
-            "restart_policy": {"condition": "any", "delay": "2s"},
-            "resources": {"limits": {"cpus": "0.5", "memory": "256M"}},
-        },
-    }
-    return {"version": "3.8", "services": {which: api}, "networks": _NETWORKS,
-            "secrets": _secrets_section(secrets, SECRETS)}
+    svc = _tagged(t.services[t.blue_green], rel.app_ref(tag), tag, **{"ops.color": which})
+    svc["environment"] = {**(svc.get("environment") or {}), "APP_COLOR": which}
+    svc["labels"] = {**(svc.get("labels") or {}), "ops.color": which}
+    svc["deploy"]["replicas"] = rel.replicas if replicas is None else replicas
+    return _file(t, {which: svc}, secrets, configs)
+
+
+def followers(t: Translation, rel: Release, tag: str, secrets: dict[str, str],
+              configs: dict[str, str]) -> dict | None:
+    names = t.followers()
+    if not names:
+        return None
+    services = {n: _tagged(t.services[n], rel.app_ref(tag), tag) for n in names}
+    return _file(t, services, secrets, configs)
+
+
+def base(t: Translation, secrets: dict[str, str], configs: dict[str, str]) -> dict:
+    return _file(t, {n: t.services[n] for n in t.base()}, secrets, configs)
+
+
+@dataclass
+class Plan:
+    """What a deploy renders from: the translated model and the values of its secrets
+    and configs (read on this machine; the values never enter a stack file)."""
+
+    t: Translation
+    rel: Release
+    secret_values: dict[str, str] | None  # None: not read (display only)
+    config_values: dict[str, str] | None
+
+    def names(self) -> tuple[dict[str, str], dict[str, str]]:
+        return (object_names(self.rel.app, self.t.secrets, self.secret_values),
+                object_names(self.rel.app, self.t.configs, self.config_values))
+
+    def files(self, which: str, tag: str) -> dict[str, str]:
+        """Every file of a release directory, by name."""
+        rel = self.rel
+        secrets, configs = self.names()
+        files = {"base.json": dump(base(self.t, secrets, configs)),
+                 f"{which}.json": dump(color(self.t, rel, which, tag, secrets, configs))}
+        rest = followers(self.t, rel, tag, secrets, configs)
+        if rest:
+            files["followers.json"] = dump(rest)
+        for key, src in self.t.configs.items():
+            if src.kind != "external" and self.config_values is not None:
+                files[config_file(key)] = self.config_values[key]
+        return files
+
+
+def base_waits(t: Translation) -> list[tuple[str, str, int]]:
+    """(service, image, replicas) the base deploy waits for; global services excepted."""
+    return [(n, t.services[n]["image"], int(t.services[n]["deploy"].get("replicas", 1)))
+            for n in t.base() if t.services[n]["deploy"].get("mode", "replicated") == "replicated"]
+
+
+def images(t: Translation) -> tuple[list[str], list[str]]:
+    """Images other than the app's, split by where they can run: (manager only, anywhere)."""
+    app = repository(t.services[t.blue_green]["image"])
+    pinned, anywhere = set(), set()
+    for name, svc in t.services.items():
+        if repository(svc["image"]) != app:
+            (pinned if t.on_manager(name) else anywhere).add(svc["image"])
+    return sorted(pinned - anywhere), sorted(anywhere)
 
 
 def dump(stack: dict) -> str:
@@ -189,12 +159,12 @@ def dump(stack: dict) -> str:
     return json.dumps(stack, indent=2, sort_keys=True) + "\n"
 
 
-def upstream(app: str, which: str, tag: str) -> str:
+def upstream(app: str, which: str, tag: str, port: int) -> str:
     """The live-upstream file the gateway includes; the first line is machine-readable."""
     if which not in COLORS:
         raise ValueError(f"unknown color {which!r}")
-    return (f"# ops-deploy live={which} tag={tag}\n"
-            f"set $api http://{app}_{which}:{API_PORT};\n")
+    return (f"# ops-deploy live={which} tag={tag} port={port}\n"
+            f"set $api http://{app}_{which}:{port};\n")
 
 
 def parse_upstream(text: str) -> tuple[str, str] | None:
@@ -206,6 +176,24 @@ def parse_upstream(text: str) -> tuple[str, str] | None:
     if fields.get("live") not in COLORS or not fields.get("tag"):
         return None
     return fields["live"], fields["tag"]
+
+
+def service_images(text: str) -> dict[str, str]:
+    """{service: image} of a stack file (empty when there is none, or it is unreadable)."""
+    try:
+        services = (json.loads(text) or {}).get("services") or {} if text.strip() else {}
+    except ValueError:
+        return {}
+    return {n: s.get("image", "") for n, s in sorted(services.items())}
+
+
+def upstream_port(text: str) -> int | None:
+    """The port an upstream file written by `upstream` points at."""
+    first = (text or "").splitlines()[:1]
+    for part in (first[0].split() if first else []):
+        if part.startswith("port=") and part[5:].isdigit():
+            return int(part[5:])
+    return None
 
 
 def stale_objects(listed: str, referenced: str, keep: set[str]) -> dict[str, list[str]]:

@@ -27,10 +27,10 @@ def deploy(c, tag=None, env="local"):
 
     with _Session(c, env, "deploy") as session:
         session.require_swarm_manager()
-        secret_values = session.secrets()
+        plan = session.plan()
         tag = session.resolve_tag(tag)
         d = session.d
-        rec = flow.deploy(d, tag, secret_values, session.nginx_conf(), lambda: session.deliver(tag))
+        rec = flow.deploy(d, plan, tag, lambda: session.deliver(plan, tag))
     timings = " ".join(f"{k}={v}s" for k, v in rec.get("timings", {}).items())
     print(f"{d.app} ({env}): {rec['to_color']}/{tag} is live"
           + (f", {rec['from_color']}/{rec['from_tag']} kept for `inv rollback`"

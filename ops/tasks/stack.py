@@ -236,13 +236,19 @@ def _swarm_config(s, where, cfg) -> dict:
 
     session = Session(s, where, cfg, connect=False)
     d, inv = session.d, session.inv
-    masked = {k: f"{d.app}_{k}_{config.MASK}" for k in stackfile.SECRETS}
+    plan = session.plan(values=False)
+    secrets, configs = plan.names()
+    t = plan.t
+    stack = {"base": stackfile.base(t, secrets, configs),
+             "blue": stackfile.color(t, plan.rel, "blue", "<tag>", secrets, configs),
+             "followers": stackfile.followers(t, plan.rel, "<tag>", secrets, configs),
+             "notes": t.notes}
     return {"app": d.app, "url": d.url,
             "registry": session.registry.server if session.registry else None,
             "hosts": [{"name": h.name, "role": h.role, "user": h.user, "address": h.address,
                        "port": h.port} for h in (inv.hosts if inv else [])],
             "deploy": session.opts,
-            "stack": stackfile.base(d.rel, masked, f"{d.app}_gateway_conf")}
+            "stack": stack}
 
 
 @task(name="config", help={"json": "print JSON", "env": ENV_HELP})
@@ -274,5 +280,11 @@ def show_config(c, json_=False, env="local"):
     for k, v in variables.items():
         print(f"  {k.ljust(width)}  {v['value']}    ({v['source']})")
     if swarm:
-        print("stack (base, as deployed; secret versions masked):")
-        print(json.dumps(swarm["stack"], indent=2, sort_keys=True))
+        stack = swarm["stack"]
+        print("stack, rendered from the compose files (secret versions masked; green is blue's "
+              "twin):")
+        files = {k: stack[k] for k in ("base", "blue", "followers") if stack[k]}
+        print(json.dumps(files, indent=2, sort_keys=True))
+        print("translated for Swarm:" if stack["notes"] else "translated for Swarm: nothing to note")
+        for note in stack["notes"]:
+            print(f"  - {note}")

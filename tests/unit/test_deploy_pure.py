@@ -13,39 +13,138 @@ import pytest
 
 from ops import loadgen
 from ops.commands import deploy as cmd
-from ops.deploy import audit, converge, stackfile
+from ops.deploy import audit, converge, stackfile, translate
+from ops.errors import OpsError
 from ops.remote.images import chain_ids, skippable
 
-REL = stackfile.Release(app="opsdemo", api_image="ops-example/api", postgres_image="pg:15",
-                        redis_image="redis:7", nginx_image="nginx:1", replicas=2,
-                        gateway_port=8080, live_dir="/var/lib/ops-toolkit/opsdemo/live")
-VALUES = {"app_db_password": "s3cret-db", "redis_password": "s3cret-redis"}
+FIX = Path(__file__).resolve().parent.parent / "fixtures"
+MODEL = json.loads((FIX / "compose-config-deploy-v2.40.json").read_text())
+REL = stackfile.Release(app="opsdemo", app_image="ops-example/api", replicas=2)
+VALUES = {"app_db_password": "s3cret-db", "auth_db_password": "s3cret-auth",
+          "redis_password": "s3cret-redis", "broker_password": "s3cret-broker"}
 
 
-def test_every_service_avoids_ipvs_and_the_gateway_port_is_host_mode():
-    names = stackfile.secret_names("opsdemo", VALUES)
-    base = stackfile.base(REL, names, stackfile.config_name("opsdemo", "conf"))
-    green = stackfile.color(REL, "green", "v2", names)
-    for service in [*base["services"].values(), *green["services"].values()]:
-        assert service["deploy"]["endpoint_mode"] == "dnsrr"
-    (port,) = base["services"]["gateway"]["ports"]
-    assert port["mode"] == "host" and port["published"] == 8080
-    mount = base["services"]["gateway"]["volumes"][0]
-    assert mount["type"] == "bind" and mount["source"] == REL.live_dir  # the directory
-    assert green["services"]["green"]["image"] == "ops-example/api:v2"
-    assert green["services"]["green"]["environment"]["APP_COLOR"] == "green"
-    assert list(green["services"]) == ["green"]  # a color file never touches the other
+def _plan(model=MODEL, values=VALUES):
+    t = translate.translate(model, root="/src/ops", on_nodes=("/var/lib/ops-toolkit",))
+    return stackfile.Plan(t, REL, dict(values), {"gateway_conf": "events {}\n"})
+
+
+def _files(plan, which="green", tag="v2"):
+    return {k: (json.loads(v) if k.endswith(".json") else v)
+            for k, v in plan.files(which, tag).items()}
+
+
+def test_the_deployed_stack_is_the_compose_stack():
+    """Every compose service is deployed (both databases, the broker, the worker) and
+    split by role: data tier and gateway in base, the blue-green service per color, the
+    services running its image as followers."""
+    files = _files(_plan())
+    assert set(files) == {"base.json", "green.json", "followers.json", "config-gateway_conf"}
+    assert set(files["base.json"]["services"]) == {"app-db", "auth-db", "redis", "rabbitmq",
+                                                   "gateway"}
+    assert list(files["green.json"]["services"]) == ["green"]  # never touches blue
+    assert list(files["followers.json"]["services"]) == ["worker"]
+    green = files["green.json"]["services"]["green"]
+    assert green["image"] == "ops-example/api:v2" and green["deploy"]["replicas"] == 2
+    assert green["environment"]["APP_COLOR"] == "green"
+    assert green["environment"]["BROKER_HOST"] == "rabbitmq"  # as in compose.yaml
+    assert green["deploy"]["labels"] == {"ops.color": "green", "ops.tag": "v2"}
+    assert green["healthcheck"]["interval"] == "2s"  # the deploy overlay's
+    assert green["deploy"]["update_config"]["parallelism"] == 0
+    worker = files["followers.json"]["services"]["worker"]
+    assert worker["image"] == "ops-example/api:v2" and worker["command"][-1] == "app.worker"
+    for doc in (files["base.json"], files["green.json"], files["followers.json"]):
+        assert doc["version"] == "3.8"
+        for name, svc in doc["services"].items():
+            assert svc["deploy"]["endpoint_mode"] == "dnsrr", name  # no IPVS here
+            for key in ("build", "depends_on", "restart", "container_name", "security_opt"):
+                assert key not in svc, (name, key)
+
+
+def test_swarm_only_keys_are_translated_and_noted():
+    plan = _plan()
+    base = _files(plan)["base.json"]
+    db = base["services"]["app-db"]
+    assert db["deploy"]["restart_policy"]["condition"] == "any"  # from restart: unless-stopped
+    assert db["deploy"]["placement"]["constraints"] == ["node.role == manager"]  # its volume
+    assert db["deploy"]["resources"]["limits"] == {"cpus": "1", "memory": "536870912"}
+    assert db["secrets"] == [{"source": "app_db_password", "target": "app_db_password",
+                              "mode": 0o444}]
+    gw = base["services"]["gateway"]
+    assert gw["ports"] == [{"target": 8080, "published": 8080, "protocol": "tcp", "mode": "host"}]
+    assert gw["volumes"][0] == {"type": "bind", "source": "/var/lib/ops-toolkit/opsdemo/live",
+                                "target": "/etc/nginx/ops/live", "read_only": True}
+    assert {"type": "tmpfs", "target": "/tmp"} in gw["volumes"]
+    assert gw["configs"][0]["target"] == "/etc/nginx/ops/nginx.conf"
+    assert base["networks"]["backend"] == {"driver": "overlay", "internal": True}
+    assert set(base["volumes"]) == {"app-db-data", "auth-db-data", "redis-data", "rabbitmq-data"}
+    notes = "\n".join(plan.t.notes)
+    assert "build (api)" in notes and "security_opt (" in notes and "shm_size (app-db" in notes
+    assert "depends_on (" in notes and "restart (" in notes
+
+
+def test_loopback_ports_and_checkout_binds_are_dropped_not_widened():
+    model = json.loads(json.dumps(MODEL))
+    model["services"]["redis"]["ports"] = [{"mode": "ingress", "host_ip": "127.0.0.1",
+                                            "target": 6379, "published": "6379"}]
+    model["services"]["redis"]["volumes"].append({"type": "bind", "source": "/src/ops/x",
+                                                  "target": "/x"})
+    plan = _plan(model)
+    redis = plan.t.services["redis"]
+    assert "ports" not in redis
+    assert all(m.get("source") != "/src/ops/x" for m in redis["volumes"])
+    notes = "\n".join(plan.t.notes)
+    assert "127.0.0.1:6379 dropped" in notes and "/src/ops/x is not on the nodes" in notes
+
+
+def test_a_stack_without_exactly_one_blue_green_service_is_refused():
+    model = json.loads(json.dumps(MODEL))
+    del model["services"]["api"]["labels"]["ops.deploy"]
+    with pytest.raises(OpsError, match="exactly one service labelled ops.deploy"):
+        _plan(model).t.followers()
+    model["services"]["api"]["labels"]["ops.deploy"] = "blue-green"
+    model["services"]["gateway"]["labels"]["ops.deploy"] = "blue-green"
+    with pytest.raises(OpsError, match="found 2: api, gateway"):
+        _plan(model).files("blue", "v1")
+    model = json.loads(json.dumps(MODEL))
+    del model["services"]["rabbitmq"]["image"]
+    with pytest.raises(OpsError, match="rabbitmq has no image"):
+        _plan(model)
 
 
 def test_secret_and_config_names_are_versioned_and_values_never_written():
-    names = stackfile.secret_names("opsdemo", VALUES)
-    changed = stackfile.secret_names("opsdemo", {**VALUES, "redis_password": "rotated"})
+    names, configs = _plan().names()
+    changed, _ = _plan(values={**VALUES, "redis_password": "rotated"}).names()
     assert names["app_db_password"] == changed["app_db_password"]
     assert names["redis_password"] != changed["redis_password"]
-    assert stackfile.config_name("a", "x") != stackfile.config_name("a", "y")
-    stacks = [stackfile.base(REL, names, "c"), stackfile.color(REL, "blue", "v1", names)]
-    assert not any("s3cret" in stackfile.dump(stack) for stack in stacks)
-    assert all(s["external"] for stack in stacks for s in stack["secrets"].values())
+    assert configs["gateway_conf"].startswith("opsdemo_gateway_conf_")
+    files = _plan().files("blue", "v1")
+    assert not any("s3cret" in text for text in files.values())
+    for name in ("base.json", "blue.json", "followers.json"):
+        doc = json.loads(files[name])
+        assert all(s["external"] for s in doc["secrets"].values())
+    # Each file declares exactly the secrets its services use.
+    assert set(json.loads(files["followers.json"])["secrets"]) == {"app_db_password",
+                                                                  "broker_password"}
+    masked = stackfile.Plan(_plan().t, REL, None, None)
+    assert set(masked.names()[0].values()) == {f"opsdemo_{k}_********" for k in VALUES}
+    assert "config-gateway_conf" not in masked.files("blue", "v1")
+
+
+def test_images_split_by_placement_and_base_waits():
+    t = _plan().t
+    pinned, anywhere = stackfile.images(t)
+    assert set(pinned) == {MODEL["services"][n]["image"]
+                           for n in ("app-db", "redis", "rabbitmq", "gateway")}
+    assert anywhere == []
+    assert {name for name, _, _ in stackfile.base_waits(t)} == set(t.base())
+    assert translate.repository("reg:5000/team/api:v1@sha256:ab") == "reg:5000/team/api"
+    assert translate.repository("api") == "api"
+
+
+def test_service_images_of_a_stack_file():
+    assert stackfile.service_images('{"services": {"w": {"image": "a:1"}}}') == {"w": "a:1"}
+    assert stackfile.service_images("") == {} and stackfile.service_images("not json") == {}
 
 
 def test_stale_secret_and_config_versions():
@@ -71,14 +170,16 @@ def test_stale_secret_and_config_versions():
 
 
 def test_upstream_file_round_trip_and_garbage():
-    text = stackfile.upstream("opsdemo", "green", "abc123")
+    text = stackfile.upstream("opsdemo", "green", "abc123", 8000)
     assert "set $api http://opsdemo_green:8000;" in text
     assert stackfile.parse_upstream(text) == ("green", "abc123")
+    assert stackfile.upstream_port(text) == 8000
+    assert stackfile.upstream_port("# ops-deploy live=blue tag=x\n") is None
     assert stackfile.parse_upstream("set $api http://api:8000;\n") is None
     assert stackfile.parse_upstream("# ops-deploy live=purple tag=x\n") is None
     assert stackfile.parse_upstream("") is None
     with pytest.raises(ValueError):
-        stackfile.upstream("opsdemo", "purple", "x")
+        stackfile.upstream("opsdemo", "purple", "x", 8000)
 
 
 def _task(state, image="api:v2", desired="running", created="2026-01-01T00:00:10Z"):

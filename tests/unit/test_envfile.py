@@ -29,6 +29,21 @@ def test_init_creates_0600_with_random_secrets(tmp_path):
     assert env.read_text() == text
 
 
+def test_init_adds_secrets_the_example_gained_and_keeps_the_rest(tmp_path):
+    """An upgrade adds a service with a secret: the existing .env gets a fresh one, and
+    no value the user has is touched."""
+    (tmp_path / ".env.example").write_text("PASS=__RANDOM__\nPORT=8080\nNEW=__RANDOM__\n")
+    env = tmp_path / ".env"
+    env.write_text("PASS=mine\nPORT=9000\n")
+    env.chmod(0o600)
+    assert envfile.init(tmp_path) == ["NEW"]
+    lines = env.read_text().splitlines()
+    assert lines[:2] == ["PASS=mine", "PORT=9000"] and len(lines[2].split("=", 1)[1]) >= 24
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    assert envfile.init(tmp_path) is False
+    assert envfile.new_secrets("A=__RANDOM__\nB=x\n", {"A": ""}) == {}  # present, even empty
+
+
 def test_init_refuses_broken_existing_env(tmp_path):
     (tmp_path / ".env").write_text("A=1\nbroken line\n")
     with pytest.raises(OpsError, match=r"\.env:2"):

@@ -92,7 +92,10 @@ def test_image_references_and_git_tags():
             images.reference(name, tag)
     assert images.tags_from_git("76b4c3204dcc", ["v1.4.0", "nightly", "2.0.0-rc.1"], False) == [
         "76b4c3204dcc", "1.4.0", "2.0.0-rc.1"]
-    assert images.tags_from_git("76b4c3204dcc", ["v1.4.0"], True) == ["76b4c3204dcc-dirty"]
+    assert images.tags_from_git("76b4c3204dcc", ["v1.4.0"], "0a1b2c3d") == [
+        "76b4c3204dcc-dirty-0a1b2c3d"]
+    with pytest.raises(ValueError):
+        images.tags_from_git("76b4c3204dcc", [], "x; id")
     with pytest.raises(ValueError):
         images.tags_from_git("HEAD; id", [], False)
 

@@ -13,11 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pg8000.native
 import redis
 
+from . import jobs
 from .settings import Database, Settings
 
 _pg_conns: dict[str, pg8000.native.Connection] = {}
 _pg_locks: dict[str, threading.Lock] = {}
 _redis_clients: dict[tuple, redis.Redis] = {}
+_publishers: dict[str, jobs.Publisher] = {}
 _registry_lock = threading.Lock()
 
 
@@ -38,30 +40,57 @@ def _connect(db: Database, timeout: float):
     )
 
 
-def postgres(db: Database, timeout: float):
+def query(db: Database, timeout: float, sql: str, **params):
+    """Run `sql` on the kept connection to `db` (one fresh retry if it broke)."""
     with _registry_lock:
         lock = _pg_locks.setdefault(db.name, threading.Lock())
-
-    def run():
-        with lock:
-            for attempt in (1, 2):
-                conn = _pg_conns.get(db.name)
-                fresh = conn is None
+    with lock:
+        for attempt in (1, 2):
+            conn = _pg_conns.get(db.name)
+            fresh = conn is None
+            try:
+                if fresh:
+                    conn = _pg_conns[db.name] = _connect(db, timeout)
+                return conn.run(sql, **params)
+            except Exception:
+                _pg_conns.pop(db.name, None)
                 try:
-                    if fresh:
-                        conn = _pg_conns[db.name] = _connect(db, timeout)
-                    conn.run("SELECT 1")
-                    return "SELECT 1 ok"
-                except Exception:
-                    _pg_conns.pop(db.name, None)
-                    try:
-                        if conn is not None:
-                            conn.close()
-                    except Exception:  # noqa: BLE001, S110 - the connection is already broken
-                        pass
-                    if fresh or attempt == 2:
-                        raise
-        raise RuntimeError("unreachable")
+                    if conn is not None:
+                        conn.close()
+                except Exception:  # noqa: BLE001, S110 - the connection is already broken
+                    pass
+                if fresh or attempt == 2:
+                    raise
+    raise RuntimeError("unreachable")
+
+
+def undefined_table(exc: Exception) -> bool:
+    """pg8000's error for a table that does not exist (SQLSTATE 42P01)."""
+    info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    return info.get("C") == "42P01"
+
+
+def postgres(db: Database, timeout: float):
+    def run():
+        query(db, timeout, "SELECT 1")
+        return "SELECT 1 ok"
+
+    return _timed(run)
+
+
+def publisher(settings: Settings) -> jobs.Publisher:
+    with _registry_lock:
+        pub = _publishers.get(settings.broker.address)
+        if pub is None:
+            pub = _publishers[settings.broker.address] = jobs.Publisher(
+                settings.broker, settings.check_timeout)
+        return pub
+
+
+def broker(settings: Settings):
+    def run():
+        ready, consumers = publisher(settings).depth()
+        return f"queue {settings.broker.queue}: {ready} ready, {consumers} consumer(s)"
 
     return _timed(run)
 
@@ -88,11 +117,13 @@ def redis_ping(settings: Settings):
 
 def all_dependencies(settings: Settings) -> dict:
     """Every dependency checked at once: readiness costs the slowest check, not the sum."""
-    jobs = {f"postgres:{db.name}": (postgres, db, settings.check_timeout)
+    probes = {f"postgres:{db.name}": (postgres, db, settings.check_timeout)
             for db in settings.databases}
-    jobs["redis"] = (redis_ping, settings)
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        futures = {name: pool.submit(fn, *args) for name, (fn, *args) in jobs.items()}
+    probes["redis"] = (redis_ping, settings)
+    if settings.broker:
+        probes["broker"] = (broker, settings)
+    with ThreadPoolExecutor(max_workers=len(probes)) as pool:
+        futures = {name: pool.submit(fn, *args) for name, (fn, *args) in probes.items()}
         results = {name: f.result() for name, f in futures.items()}
     return {
         name: {"status": "up" if ok else "down", "latency_ms": ms, "detail": detail}

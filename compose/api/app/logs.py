@@ -23,10 +23,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup(level: str) -> logging.Logger:
+def setup(level: str, name: str = "api") -> logging.Logger:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    return logging.getLogger("api")
+    return logging.getLogger(name)

@@ -7,6 +7,7 @@ in-flight requests without waiting on idle keep-alive sockets.
 
 import json
 import logging
+import re
 import signal
 import socket
 import sys
@@ -17,13 +18,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from . import checks, logs, settings
+from . import checks, jobs, logs, settings
 
 SETTINGS = settings.load()
 LOG = logs.setup(SETTINGS.log_level)
 INSTANCE = socket.gethostname()
-ROUTES = {"/", "/health", "/health/live", "/health/ready", "/metrics", "/work"}
+ROUTES = {"/", "/health", "/health/live", "/health/ready", "/metrics", "/work", "/jobs"}
+JOB_PATH = re.compile(r"^/jobs/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+MAX_BODY = 64 * 1024
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["route", "method", "status"])
+ENQUEUED = Counter("jobs_enqueued_total", "Jobs accepted by the broker")
 LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["route"])
 DRAINING = threading.Event()
 
@@ -34,28 +38,80 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 30  # a stalled client cannot hold a worker (or a graceful stop) forever
 
     def do_GET(self):  # noqa: N802 - http.server naming
+        self.handle_request("GET")
+
+    def do_POST(self):  # noqa: N802 - http.server naming
+        self.handle_request("POST")
+
+    def handle_request(self, method):
         start = time.perf_counter()
         url = urlsplit(self.path)
-        route = url.path if url.path in ROUTES else "other"
+        route = url.path if url.path in ROUTES else ("/jobs/{id}" if JOB_PATH.match(url.path)
+                                                     else "other")
+        rid = self.headers.get("X-Request-ID", "")[:128]
         status = 500
         try:
-            status, ctype, body = self.dispatch(url.path, parse_qs(url.query))
+            if method == "POST":
+                status, ctype, body = self.dispatch_post(url.path, rid)
+            else:
+                status, ctype, body = self.dispatch(url.path, parse_qs(url.query))
         except Exception:
-            LOG.exception("request failed", extra={"path": url.path})
+            LOG.exception("request failed", extra={"path": url.path, "request_id": rid})
             ctype, body = "application/json", b'{"error":"internal"}'
         try:
             self.reply(status, ctype, body)
         except ConnectionError:  # the client gave up (timeout, reset): nginx's 499
             status = 499
         elapsed = time.perf_counter() - start
-        REQUESTS.labels(route, "GET", str(status)).inc()
+        REQUESTS.labels(route, method, str(status)).inc()
         LATENCY.labels(route).observe(elapsed)
         LOG.log(
             logging.DEBUG if route.startswith("/health") or route == "/metrics" else logging.INFO,
             "request",
-            extra={"method": "GET", "path": url.path, "status": status,
-                   "duration_ms": round(elapsed * 1000, 2), "client": self.client_address[0]},
+            extra={"method": method, "path": url.path, "status": status,
+                   "duration_ms": round(elapsed * 1000, 2), "client": self.client_address[0],
+                   "request_id": rid},
         )
+
+    def dispatch_post(self, path, rid):
+        if path != "/jobs":
+            return 404, "application/json", _json({"error": "not found"})
+        if SETTINGS.broker is None:
+            return 503, "application/json", _json({"error": "no broker configured"})
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return 413, "application/json", _json({"error": f"body over {MAX_BODY} bytes"})
+        try:
+            payload = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            return 400, "application/json", _json({"error": "body is not JSON"})
+        job_id, msg = jobs.message(payload, rid, INSTANCE)
+        try:
+            checks.publisher(SETTINGS).publish(msg)
+        except Exception as exc:  # noqa: BLE001 - the broker's failure is the answer
+            LOG.warning("enqueue failed", extra={"request_id": rid, "error": str(exc)})
+            return 503, "application/json", _json({"error": "broker unavailable"})
+        ENQUEUED.inc()
+        LOG.info("job enqueued", extra={"job_id": job_id, "request_id": rid})
+        return 202, "application/json", _json({"id": job_id, "request_id": rid or None,
+                                               "status": "queued"})
+
+    def job(self, job_id):
+        app_db = next((d for d in SETTINGS.databases if d.name == "app"), None)
+        if app_db is None:
+            return 503, "application/json", _json({"error": "no app database configured"})
+        try:
+            rows = checks.query(app_db, SETTINGS.check_timeout, jobs.LOOKUP, id=job_id)
+        except Exception as exc:
+            if not checks.undefined_table(exc):
+                raise
+            rows = []  # no worker has created the table yet: nothing processed
+        if not rows:
+            return 404, "application/json", _json({"id": job_id, "status": "unknown"})
+        payload, rid, by, worker, at = rows[0]
+        return 200, "application/json", _json(
+            {"id": job_id, "status": "done", "payload": payload, "request_id": rid,
+             "enqueued_by": by, "processed_by": worker, "processed_at": at})
 
     def dispatch(self, path, query):
         if path == "/health/live":
@@ -79,6 +135,9 @@ class Handler(BaseHTTPRequestHandler):
             ms = min(max(int(query.get("ms", ["100"])[0]), 0), 10_000)
             time.sleep(ms / 1000)
             return 200, "application/json", _json({"slept_ms": ms, "instance": INSTANCE})
+        match = JOB_PATH.match(path)
+        if match:
+            return self.job(match.group(1))
         if path == "/":
             return 200, "application/json", _json(
                 {"service": "api", "version": SETTINGS.version, "instance": INSTANCE,

@@ -36,22 +36,49 @@ class Settings:
     redis_password: str
     check_timeout: float
     log_level: str
+    broker: "Broker | None" = None
+
+
+@dataclass(frozen=True)
+class Broker:
+    host: str
+    port: int
+    user: str
+    password: str
+    vhost: str
+    queue: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def broker() -> "Broker | None":
+    """The AMQP broker, when BROKER_HOST is set (jobs are then enabled)."""
+    host = os.environ.get("BROKER_HOST", "")
+    if not host:
+        return None
+    return Broker(host=host, port=int(os.environ.get("BROKER_PORT", "5672")),
+                  user=os.environ.get("BROKER_USER", "guest"),
+                  password=secret("BROKER_PASSWORD", "guest"),
+                  vhost=os.environ.get("BROKER_VHOST", "/"),
+                  queue=os.environ.get("JOBS_QUEUE", "jobs"))
+
+
+def database(name: str) -> Database:
+    prefix = f"{name.strip().upper()}_DB_"
+    return Database(
+        name=name.strip(),
+        host=os.environ.get(prefix + "HOST", f"{name}-db"),
+        port=int(os.environ.get(prefix + "PORT", "5432")),
+        database=os.environ.get(prefix + "NAME", name),
+        user=os.environ.get(prefix + "USER", name),
+        password=secret(prefix + "PASSWORD"),
+    )
 
 
 def load() -> Settings:
-    dbs = []
-    for name in filter(None, os.environ.get("API_DATABASES", "app").split(",")):
-        prefix = f"{name.strip().upper()}_DB_"
-        dbs.append(
-            Database(
-                name=name.strip(),
-                host=os.environ.get(prefix + "HOST", f"{name}-db"),
-                port=int(os.environ.get(prefix + "PORT", "5432")),
-                database=os.environ.get(prefix + "NAME", name),
-                user=os.environ.get(prefix + "USER", name),
-                password=secret(prefix + "PASSWORD"),
-            )
-        )
+    dbs = [database(n) for n in filter(None, os.environ.get("API_DATABASES", "app").split(","))]
     return Settings(
         port=int(os.environ.get("API_PORT", "8000")),
         version=os.environ.get("APP_VERSION", "dev"),
@@ -62,4 +89,5 @@ def load() -> Settings:
         redis_password=secret("REDIS_PASSWORD"),
         check_timeout=float(os.environ.get("API_CHECK_TIMEOUT", "2")),
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        broker=broker(),
     )
