@@ -73,6 +73,32 @@ class Cluster:
 
         return flow.live(self.d)
 
+    # -- scale ----------------------------------------------------------------------------
+    def scale(self, spec: str, timeout: float | None = None, verify_requests: int = 400) -> dict:
+        """Scale services of the deployed stack in place; `api` is the live color. The
+        count is kept for later deploys (the next color starts with as many tasks), and
+        a scaled live color is proven through the public URL: every task answers."""
+        from . import routing
+        from .commands.deploy import APP_SERVICE, COLORS
+        from .deploy import flow
+        from .scaling import parse_spec
+
+        wanted = parse_spec(spec)
+        snap, current = self.snapshot(), self.live()
+        live_color = current[0] if current else None
+        targets = state.scale_targets(snap, wanted, live_color)
+        keep = {(APP_SERVICE if short == live_color else short): n for short, _, n in targets
+                if short not in COLORS or short == live_color}
+        flow.scale(self.d, [(short, svc.image, n) for short, svc, n in targets], keep, timeout)
+        report = {short: {"replicas": n} for short, _, n in targets}
+        live_count = report.get(live_color, {}).get("replicas", 0)
+        if live_count and self.d.url:
+            after = self.snapshot()
+            expected = {t.container[:12] for t in after.running(after.services[live_color])}
+            report[live_color]["answering"] = dict(
+                routing.verify(self.d.url, expected, verify_requests))
+        return report
+
     def task_target(self, snap, name: str, index: int = 1):
         """The index-th running task of a service (by slot), and where it runs."""
         running = snap.running(snap.services[name])

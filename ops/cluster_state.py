@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .commands.cluster import SNAPSHOT_MARK
-from .commands.deploy import COLORS
+from .commands.deploy import APP_SERVICE, COLORS
 from .deploy.converge import Service, Task
 from .errors import OpsError
 from .parse import load_json
+from .scaling import STATEFUL_ROLES
 
-APP_SERVICE = "api"  # what the colors are, in the compose model's words
 DISK_WARN_PCT = 15.0
 
 
@@ -85,6 +85,33 @@ class Snapshot:
             return wanted, self.services[wanted]
         known = sorted({APP_SERVICE, *self.services})
         raise OpsError(f"unknown service {name!r} in stack {self.app} (known: {', '.join(known)})")
+
+
+def scale_targets(snap: Snapshot, wanted: dict[str, int], live: str | None
+                  ) -> list[tuple[str, Service, int]]:
+    """(stack service, its spec, replicas) for `inv scale --env E`, or a refusal of
+    anything that cannot run as several identical tasks, or would take the site down."""
+    out = []
+    for name, count in wanted.items():
+        short, svc = snap.service(name, live)
+        why = None
+        if role(short, svc) in STATEFUL_ROLES or {**svc.container_labels, **svc.labels}.get(
+                "ops.stateful") == "true":
+            why = f"it is stateful (role {role(short, svc) or 'stateful'}); replicas would not share its data"
+        elif svc.global_mode:
+            why = "it runs one task per node (global mode)"
+        elif svc.host_ports:
+            why = (f"it publishes port(s) {', '.join(map(str, svc.host_ports))} in host mode, "
+                   "which one task per node can hold")
+        elif short == live and count == 0:
+            why = (f"{short} is the live color: scaling it to 0 takes the site down "
+                   "(`inv deploy.finish` scales the idle one)")
+        if why:
+            raise OpsError(f"refusing to scale {name}: {why}")
+        if short in [o[0] for o in out]:
+            raise OpsError(f"{name!r} names {short}, given twice")
+        out.append((short, svc, count))
+    return out
 
 
 def parse_snapshot(text: str, app: str) -> Snapshot:

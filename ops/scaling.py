@@ -9,7 +9,7 @@ from .parse import Model
 
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 MAX_REPLICAS = 50
-STATEFUL_ROLES = {"database", "cache", "queue"}
+STATEFUL_ROLES = {"database", "cache", "broker", "queue"}
 
 
 def parse_spec(spec: str) -> dict[str, int]:

@@ -6,12 +6,9 @@ import hashlib
 import os
 import sys
 import time
-from collections import Counter
 from functools import cached_property
 
-import requests
-
-from . import config, docker_api, scaling, wheelhouse
+from . import config, docker_api, routing, scaling, wheelhouse
 from .commands import compose
 from .commands import images as images_cmd
 from .errors import OpsError
@@ -152,10 +149,11 @@ class Stack:
         return images_cmd.tags_from_git(head.stdout.strip(), tags, self._changes(git))
 
     def _changes(self, git: list[str]) -> str:
-        """A hash of the uncommitted changes (tracked edits and new, not ignored, files),
-        or "" for a clean tree."""
+        """A hash of the uncommitted changes (tracked edits, and new files under compose/,
+        where the build contexts are), or "" for a clean tree."""
         diff = run([*git, "diff", "HEAD", "--binary"]).stdout
-        untracked = run([*git, "ls-files", "--others", "--exclude-standard", "-z"]).stdout
+        untracked = run([*git, "ls-files", "--others", "--exclude-standard", "-z", "--",
+                         "compose"]).stdout
         if not diff and not untracked:
             return ""
         h = hashlib.sha256(diff.encode())
@@ -229,30 +227,8 @@ class Stack:
                    for s in self.model.services.values() if s.role == "gateway")
 
     def verify_routing(self, expected: set[str], max_requests: int, deadline_s: float = 20.0):
-        """Prove the gateway routes to exactly the expected replicas (by X-Instance).
-
-        nginx re-resolves the service name every few seconds, so keep sampling windows
-        until one window sees every expected replica and nothing else. Bounded by a
-        request count and a deadline.
-        """
+        """Prove the gateway routes to exactly the expected replicas (by X-Instance)."""
         url = self.gateway_url()
         if not url:
             raise OpsError("GATEWAY_PORT is not set: cannot check routing through the gateway")
-        window = max(12, 6 * len(expected))
-        sent, deadline, seen = 0, time.monotonic() + deadline_s, Counter()
-        with requests.Session() as http:
-            while sent < max_requests and time.monotonic() < deadline:
-                seen: Counter = Counter()
-                for _ in range(window):
-                    sent += 1
-                    try:
-                        resp = http.get(url + "/", timeout=3)
-                    except requests.RequestException:
-                        continue
-                    if resp.status_code == 200:
-                        seen[resp.headers.get("X-Instance", "?")] += 1
-                if set(seen) == expected:
-                    return seen
-                time.sleep(0.5)
-        raise OpsError(f"gateway at {url} did not route to all {len(expected)} replicas "
-                       f"(last window saw {len(seen)}: {', '.join(sorted(seen)) or 'none'})")
+        return routing.verify(url, expected, max_requests, deadline_s)

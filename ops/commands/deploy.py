@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from . import images
 
 COLORS = ("blue", "green")
+APP_SERVICE = "api"  # the blue-green service, as users name it (`api` = the live color)
 SERVICE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 RELEASE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9_.-]{1,128}$")
 # Where nginx finds the live upstream inside the gateway container (a directory mount).
@@ -55,6 +56,11 @@ class Paths:
     @property
     def releases(self) -> str:
         return f"{self.root}/releases"
+
+    @property
+    def scale(self) -> str:
+        """Replica counts set by `inv scale`, kept across deploys."""
+        return f"{self.root}/scale.json"
 
     @property
     def audit(self) -> str:

@@ -42,6 +42,8 @@ def describe(rec: dict) -> str:
     if rec.get("to_color"):
         move = (f"{rec.get('from_color') or '-'}({rec.get('from_tag') or '-'}) -> "
                 f"{rec['to_color']}({rec.get('to_tag') or '-'})")
+    elif isinstance(rec.get("services"), dict):
+        move = " ".join(f"{k}={v}" for k, v in sorted(rec["services"].items()))
     tail = f" at {rec['step']}: {rec.get('error', '')}" if rec.get("outcome") != "ok" else ""
     took = f" {rec['seconds']:.1f}s" if isinstance(rec.get("seconds"), int | float) else ""
     return (f"{rec.get('ts', '?'):25} {rec.get('action', '?'):8} {rec.get('outcome', '?'):6} "

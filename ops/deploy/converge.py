@@ -63,6 +63,7 @@ class Service:
     id: str = ""
     container_labels: dict = field(default_factory=dict)
     global_mode: bool = False
+    host_ports: tuple = ()  # published in host mode: one task per node can hold each
 
     @classmethod
     def from_inspect(cls, raw: dict) -> Service:
@@ -71,11 +72,14 @@ class Service:
         mode = spec.get("Mode") or {}
         replicas = (mode.get("Replicated") or {}).get("Replicas", 0)
         update = raw.get("UpdateStatus") or {}
+        ports = ((spec.get("EndpointSpec") or {}).get("Ports") or [])
         return cls(name=spec.get("Name", ""), image=container.get("Image", "").split("@", 1)[0],
                    replicas=int(replicas or 0), labels=spec.get("Labels") or {},
                    update_state=update.get("State"), update_message=update.get("Message", ""),
                    update_started=update.get("StartedAt", "") or "", id=raw.get("ID", ""),
-                   container_labels=container.get("Labels") or {}, global_mode="Global" in mode)
+                   container_labels=container.get("Labels") or {}, global_mode="Global" in mode,
+                   host_ports=tuple(p.get("PublishedPort") for p in ports
+                                    if p.get("PublishMode") == "host"))
 
     @property
     def tag(self) -> str:

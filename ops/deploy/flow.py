@@ -5,6 +5,7 @@ converge.py. One code path for every environment: the target is a Fabric Connect
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -110,6 +111,12 @@ def status(d: Deployment) -> dict:
                          "update": service.update_state}
     return {"app": d.app, "env": d.env, "live": current[0] if current else None,
             "live_tag": current[1] if current else None, "colors": colors, "url": d.url}
+
+
+def scaled(d: Deployment) -> dict[str, int]:
+    """Replica counts set by `inv scale`, which deploys keep."""
+    return stackfile.parse_scaled(d.target.run(cmd.read_file(d.paths.scale),
+                                               "read the scale settings").stdout)
 
 
 def history(d: Deployment, lines: int = 20) -> list[dict]:
@@ -282,13 +289,13 @@ def _resolve(d: Deployment) -> tuple[str, bool]:
     return ("never", False) if d.registry_auth is None else ("always", d.registry_auth)
 
 
-def _prepare_release(d: Deployment, plan: stackfile.Plan, which: str, tag: str
-                     ) -> tuple[str, set[str]]:
+def _prepare_release(d: Deployment, plan: stackfile.Plan, which: str, tag: str,
+                     counts: dict[str, int]) -> tuple[str, set[str]]:
     """Upload the release and create its secrets; returns its directory and the names of
     the Swarm secrets and configs it uses."""
     secrets, configs = plan.names()
     release = d.paths.release(f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{tag}")
-    files = plan.files(which, tag)
+    files = plan.files(which, tag, counts)
     previous = d.target.run(cmd.newest_release(d.paths), "find the last release").stdout.strip()
     d.base_changed = not previous or d.target.run(
         cmd.read_file(f"{previous}/base.json"), "read the last base").stdout != files["base.json"]
@@ -344,6 +351,11 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
                 which = cmd.other(current[0]) if current else "blue"
                 rec.update(from_color=current[0] if current else None,
                            from_tag=current[1] if current else None, to_color=which)
+                counts = scaled(d)
+                replicas = counts.get(plan.t.blue_green, plan.rel.replicas)
+                if counts:
+                    d.say("replicas set by `inv scale`, kept: "
+                          + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
                 if detach_flag is None:
                     detach_flag = _has_detach(d)
                 d.say(f"deploying {tag} to {d.svc(which)} (live: "
@@ -351,7 +363,7 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
             with d.stage("images"):
                 deliver()
             with d.stage("upload"):
-                release, objects = _prepare_release(d, plan, which, tag)
+                release, objects = _prepare_release(d, plan, which, tag, counts)
                 if not current:  # first deploy: the gateway needs an upstream to start
                     d.target.run(cmd.write_file(d.paths.upstream, stackfile.upstream(
                         d.app, which, tag, plan.t.http_port())), "write the first upstream")
@@ -367,10 +379,10 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
                 d.target.run(cmd.stack_deploy(f"{release}/{which}.json", d.app, detach_flag,
                                               *_resolve(d)),
                              f"docker stack deploy ({which})", warn=detach_flag)
-                wait_converged(d, which, plan.rel.app_ref(tag), plan.rel.replicas, since)
+                wait_converged(d, which, plan.rel.app_ref(tag), replicas, since)
             gw = gateway_container(d)
             with d.stage("probe"):
-                probe(d, gw, which, tag, plan.rel.replicas)
+                probe(d, gw, which, tag, replicas)
             with d.stage("switch"):
                 rec["switch_seconds"] = round(switch(d, gw, which, tag, previous_text,
                                                      plan.t.http_port()), 3)
@@ -432,13 +444,15 @@ def rollback(d: Deployment) -> dict:
                            to_tag=service.tag)
             with d.stage("health"):
                 if service.replicas == 0:
-                    d.say(f"{d.svc(which)} is scaled down: scaling it to {d.replicas} first")
-                    d.target.run(cmd.service_scale(d.svc(which), d.replicas), "scale up")
-                    wait_converged(d, which, service.image, d.replicas, since)
+                    count = scaled(d).get(cmd.APP_SERVICE, d.replicas)
+                    d.say(f"{d.svc(which)} is scaled down: scaling it to {count} first")
+                    d.target.run(cmd.service_scale(d.svc(which), count), "scale up")
+                    wait_converged(d, which, service.image, count, since)
                 else:
                     wait_converged(d, which, service.image, service.replicas, since, timeout=10)
                 gw = gateway_container(d)
-                probe(d, gw, which, service.tag, service.replicas or d.replicas)
+                probe(d, gw, which, service.tag,
+                      service.replicas or scaled(d).get(cmd.APP_SERVICE, d.replicas))
             with d.stage("switch"):
                 port = stackfile.upstream_port(previous_text) or cmd.DEFAULT_HTTP_PORT
                 rec["switch_seconds"] = round(switch(d, gw, which, service.tag, previous_text,
@@ -451,6 +465,27 @@ def rollback(d: Deployment) -> dict:
         _after_failure(d, rec, exc, started, "rollback")
         raise
     return rec
+
+
+def scale(d: Deployment, targets: list[tuple[str, str, int]], keep: dict[str, int],
+          timeout: float | None = None) -> None:
+    """Scale stack services in place ([(service, image, replicas)]) and wait until each
+    has exactly that many healthy tasks; `keep` is recorded for the next deploys. Under
+    the deploy lock: a deploy never renders a count a scale is changing."""
+    started = time.monotonic()
+    rec = {"services": {name: n for name, _, n in targets}}
+    with d.lock("scale"):
+        since = manager_clock(d)
+        for name, _, count in targets:
+            d.target.run(cmd.service_scale(d.svc(name), count), f"scale {d.svc(name)}")
+        for name, image, count in targets:
+            wait_converged(d, name, image, count, since, timeout=timeout)
+        if keep:
+            merged = {**scaled(d), **keep}
+            d.target.run(cmd.write_file(d.paths.scale, json.dumps(merged, sort_keys=True) + "\n"),
+                         "record the scale settings")
+        rec["seconds"] = round(time.monotonic() - started, 1)
+        _audit(d, audit.record("scale", d.env, "ok", **rec))
 
 
 def finish(d: Deployment) -> dict:

@@ -14,7 +14,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from ..commands.deploy import COLORS
+from ..commands.deploy import COLORS, SERVICE
+from ..scaling import MAX_REPLICAS
 from .translate import Translation, repository
 
 VERSION = "3.8"  # the schema every docker stack deploy since 19.03 validates
@@ -109,6 +110,26 @@ def base(t: Translation, secrets: dict[str, str], configs: dict[str, str]) -> di
     return _file(t, {n: t.services[n] for n in t.base()}, secrets, configs)
 
 
+def _rescaled(t: Translation, scaled: dict[str, int]) -> Translation:
+    services = copy.deepcopy(t.services)
+    for name, count in scaled.items():
+        if name in services and name != t.blue_green:
+            services[name]["deploy"]["replicas"] = count
+    return Translation(services, t.networks, t.volumes, t.secrets, t.configs, t.notes)
+
+
+def parse_scaled(text: str) -> dict[str, int]:
+    """The scale file (JSON {service: replicas}); anything malformed counts as unset."""
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and SERVICE.match(k)
+            and isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_REPLICAS}
+
+
 @dataclass
 class Plan:
     """What a deploy renders from: the translated model and the values of its secrets
@@ -123,13 +144,19 @@ class Plan:
         return (object_names(self.rel.app, self.t.secrets, self.secret_values),
                 object_names(self.rel.app, self.t.configs, self.config_values))
 
-    def files(self, which: str, tag: str) -> dict[str, str]:
-        """Every file of a release directory, by name."""
+    def files(self, which: str, tag: str, scaled: dict[str, int] | None = None
+              ) -> dict[str, str]:
+        """Every file of a release directory, by name. `scaled`: replica counts set by
+        `inv scale` (by service; the blue-green one's applies to each color), which
+        win over the compose file's and deploy.replicas."""
+        scaled = scaled or {}
+        t = _rescaled(self.t, scaled)
         rel = self.rel
         secrets, configs = self.names()
-        files = {"base.json": dump(base(self.t, secrets, configs)),
-                 f"{which}.json": dump(color(self.t, rel, which, tag, secrets, configs))}
-        rest = followers(self.t, rel, tag, secrets, configs)
+        files = {"base.json": dump(base(t, secrets, configs)),
+                 f"{which}.json": dump(color(t, rel, which, tag, secrets, configs,
+                                             scaled.get(t.blue_green)))}
+        rest = followers(t, rel, tag, secrets, configs)
         if rest:
             files["followers.json"] = dump(rest)
         for key, src in self.t.configs.items():

@@ -176,9 +176,17 @@ def health(c, json_=False, wait=None, env="local"):
             "timeout": "seconds to wait for the new replicas' health", "env": ENV_HELP})
 @user_errors
 def scale(c, spec, timeout=None, env="local"):
-    """Scale stateless services and prove the gateway routes to every replica."""
+    """Scale stateless services and prove the gateway routes to every replica (on Swarm:
+    `api` is the live color, and deploys keep the count)."""
+    from ..scaling import parse_spec
+
     wait = number_option(timeout, "--timeout", 1, DAY) if timeout is not None else None
-    report = _stack(c, env, "scale").scale(spec, timeout=wait)
+    parse_spec(spec)  # bad input is refused before anything connects
+    stack, cluster = _either(c, env, "scale")
+    try:
+        report = (stack or cluster).scale(spec, timeout=wait)
+    finally:
+        _close(cluster)
     for name, info in report.items():
         line = f"{name}: {info['replicas']} replica(s) healthy"
         if "answering" in info:

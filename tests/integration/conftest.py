@@ -68,6 +68,23 @@ def purge(client, project: str) -> None:
         v.remove(force=True)
 
 
+SECRET_VARS = ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")
+IMAGE_VARS = ("POSTGRES_IMAGE", "REDIS_IMAGE", "RABBITMQ_IMAGE", "NGINX_IMAGE", "PYTHON_IMAGE")
+
+
+def fresh_passwords() -> dict[str, str]:
+    """A random value for every secret the stack needs."""
+    return {k: secrets.token_urlsafe(16) for k in SECRET_VARS}
+
+
+def base_images() -> dict[str, str]:
+    """The base-image variables scripts/up wrote into .env (the local stand-ins here)."""
+    from ops.config import read_env_file
+
+    dotenv = read_env_file(ROOT / ".env")
+    return {k: dotenv[k] for k in IMAGE_VARS if dotenv.get(k)}
+
+
 @pytest.fixture(scope="module")
 def stack_env(engine):
     """Environment for a fresh test project (own name, port and random passwords)."""
@@ -75,9 +92,7 @@ def stack_env(engine):
     env = {**os.environ,
            "COMPOSE_PROJECT_NAME": project,
            "GATEWAY_PORT": str(free_port()),
-           "APP_DB_PASSWORD": secrets.token_urlsafe(16),
-           "AUTH_DB_PASSWORD": secrets.token_urlsafe(16),
-           "REDIS_PASSWORD": secrets.token_urlsafe(16),
+           **fresh_passwords(),
            "API_REPLICAS": "1"}
     yield env
     inv("down", "--volumes", "--yes", env=env, timeout=300)

@@ -26,7 +26,8 @@ def project(tmp_path):
     """A project directory (OPS_ROOT) with its own .env, so the user's is never touched."""
     shutil.copytree(ROOT / "compose", tmp_path / "compose",
                     ignore=shutil.ignore_patterns("wheels"))
-    (tmp_path / ".env").write_text("APP_DB_PASSWORD=a\nAUTH_DB_PASSWORD=b\nREDIS_PASSWORD=c\n")
+    (tmp_path / ".env").write_text("APP_DB_PASSWORD=a\nAUTH_DB_PASSWORD=b\nREDIS_PASSWORD=c\n"
+                                   "BROKER_PASSWORD=d\n")
     return tmp_path
 
 
@@ -59,7 +60,7 @@ def test_bad_env_names(project, name, fragment):
 def test_missing_secrets_are_named(project):
     (project / ".env").write_text("APP_DB_PASSWORD=a\n")
     result = inv("up", env=env_for(project))
-    assert_one_line_error(result, "missing settings: AUTH_DB_PASSWORD, REDIS_PASSWORD")
+    assert_one_line_error(result, "missing settings: AUTH_DB_PASSWORD, REDIS_PASSWORD, BROKER_PASSWORD")
 
 
 def test_engine_not_running(project):
@@ -99,7 +100,8 @@ def test_up_failure_names_unhealthy_service_with_health_output_and_logs(engine, 
 
     images = {k: v for k, v in read_env_file(ROOT / ".env").items() if k.endswith("_IMAGE")}
     (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in images.items())
-                                   + "APP_DB_PASSWORD=a1\nAUTH_DB_PASSWORD=b2\nREDIS_PASSWORD=c3\n")
+                                   + "APP_DB_PASSWORD=a1\nAUTH_DB_PASSWORD=b2\nREDIS_PASSWORD=c3\n"
+                                   + "BROKER_PASSWORD=d4\n")
     project = f"opstest-fail-{os.getpid()}"
     env = env_for(tmp_path, COMPOSE_PROJECT_NAME=project, GATEWAY_PORT=str(free_port()))
     try:
@@ -118,7 +120,7 @@ def test_up_failure_names_unhealthy_service_with_health_output_and_logs(engine, 
         assert not left
 
 
-COMPOSE_ONLY = [["up"], ["down"], ["build"], ["clean"], ["scale", "api=2"], ["db.backup"],
+COMPOSE_ONLY = [["up"], ["down"], ["build"], ["clean"], ["db.backup"],
                 ["db.verify", "--latest"],
                 ["db.list"], ["db.prune"], ["db.restore", "-s", "app-db", "--latest"],
                 ["db.schedule"]]
@@ -171,10 +173,15 @@ def test_config_of_a_swarm_environment_shows_its_target_and_no_secret(project):
     data = json.loads(r.stdout)
     assert data["kind"] == "swarm" and data["app"] == "opsdemo-swarm"
     assert data["url"] == "http://127.0.0.1:8090" and data["deploy"]["gateway_port"] == 8090
-    assert set(data["stack"]["services"]) >= {"app-db", "redis", "gateway"}
+    stack = data["stack"]  # rendered from compose.yaml + compose/deploy.yaml
+    assert set(stack["base"]["services"]) == {"app-db", "auth-db", "redis", "rabbitmq", "gateway"}
+    assert list(stack["blue"]["services"]) == ["blue"] and list(stack["followers"]["services"]) == [
+        "worker"]
+    assert any(n.startswith("security_opt (") for n in stack["notes"])
     assert secret not in r.stdout and data["variables"]["APP_DB_PASSWORD"]["value"] == "********"
     text = inv("config", "--env", "local-swarm", env=env_for(project, APP_DB_PASSWORD=secret))
     assert text.returncode == 0 and "Swarm on this engine" in text.stdout and secret not in text.stdout
+    assert "translated for Swarm:" in text.stdout and "restart (app-db" in text.stdout
 
 
 @pytest.mark.parametrize("unbuffered", ["", "1"])

@@ -19,7 +19,15 @@ import pytest
 from ops import loadgen
 from ops.config import read_env_file
 
-from .conftest import ROOT, SANDBOX, SANDBOX_PROJECT, sandbox_inv, sigint_default
+from .conftest import (
+    ROOT,
+    SANDBOX,
+    SANDBOX_PROJECT,
+    base_images,
+    fresh_passwords,
+    sandbox_inv,
+    sigint_default,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +37,10 @@ BAD = "v2-bad"
 
 
 def _env() -> dict:
-    images = read_env_file(ROOT / ".env")
-    env = {k: images[k] for k in ("POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE") if images.get(k)}
-    return {**env, "API_IMAGE": REPO, "APP_DB_PASSWORD": PASSWORDS["db"],
-            "REDIS_PASSWORD": PASSWORDS["redis"]}
+    return {**base_images(), "API_IMAGE": REPO, **PASSWORDS}
 
 
-PASSWORDS = {"db": secrets.token_urlsafe(16), "redis": secrets.token_urlsafe(16)}
+PASSWORDS = fresh_passwords()
 
 
 def inv(*args, **kw):
@@ -267,7 +272,7 @@ def test_ps_health_logs_exec_act_on_the_cluster(deployed, engine):
     r = inv("ps", "--env", "sandbox", "--json")
     assert r.returncode == 0, r.stderr
     rows = {row["service"]: row for row in json.loads(r.stdout)}
-    assert {"blue", "green", "app-db", "redis", "gateway"} <= set(rows)
+    assert {"blue", "green", "app-db", "auth-db", "redis", "rabbitmq", "worker", "gateway"} <= set(rows)
     assert rows[live]["live"] and rows[live]["tag"] == tag and rows[live]["running"] == 2
     nodes = set(_sandbox_hosts(engine))
     assert {t["node"] for row in rows.values() for t in row["tasks"]} == nodes  # both machines
@@ -277,7 +282,8 @@ def test_ps_health_logs_exec_act_on_the_cluster(deployed, engine):
     code, report = _health()
     assert code == 0 and not _failing(report), report
     checks = {(c["service"], c["check"].split(" on ")[0]) for c in report["checks"]}
-    assert {("app-db", "SELECT 1"), ("redis", "PING"), ("deploy lock", "state")} <= checks
+    assert {("app-db", "SELECT 1"), ("auth-db", "SELECT 1"), ("redis", "PING"),
+            ("rabbitmq", "ping"), ("deploy lock", "state")} <= checks
     assert {f"node {n}" for n in nodes} <= {c["service"] for c in report["checks"]}
     assert any(c["check"].startswith("/health/ready via") and f"v {tag}" in c["detail"]
                for c in report["checks"])

@@ -15,7 +15,7 @@ import requests
 
 from ops.config import read_env_file
 
-from .conftest import ROOT, free_port, inv
+from .conftest import ROOT, base_images, free_port, fresh_passwords, inv
 
 pytestmark = pytest.mark.integration
 
@@ -47,9 +47,7 @@ def local_swarm(engine, tmp_path_factory):
     # or the test would act on the user's own `opsdemo-swarm`.
     env = {**os.environ, "OPS_ROOT": str(project), "INVOKE_ENVS_LOCAL-SWARM_DEPLOY_APP": APP,
            "INVOKE_ENVS_LOCAL-SWARM_DEPLOY_GATEWAY_PORT": str(port), "API_IMAGE": REPO,
-           "APP_DB_PASSWORD": secrets.token_urlsafe(16), "REDIS_PASSWORD": secrets.token_urlsafe(16),
-           **{k: dotenv[k] for k in ("POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE", "PYTHON_IMAGE")
-              if dotenv.get(k)}}
+           **fresh_passwords(), **base_images()}
     python = dotenv.get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
     for tag in ("l1", "l2"):
         engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True,
@@ -150,7 +148,37 @@ def test_deploy_without_tag_builds_the_current_commit_and_serves_it(local_swarm,
     gateway = engine.services.get(f"{APP}_gateway").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
     assert [c["ConfigName"] for c in gateway["Configs"]] == new_configs
     # Both colors still use the one version of each secret: none was removed.
-    assert len(engine.secrets.list(filters={"label": f"ops.app={APP}"})) == 2
+    assert len(engine.secrets.list(filters={"label": f"ops.app={APP}"})) == 4
+
+
+def _replicas(engine, name) -> int:
+    return engine.services.get(f"{APP}_{name}").attrs["Spec"]["Mode"]["Replicated"]["Replicas"]
+
+
+def test_scale_in_place_is_proven_and_kept_by_the_next_deploy(local_swarm, engine):
+    """`inv scale api=3,worker=2` on Swarm: the live color gets 3 tasks, each answering
+    through the gateway, and the worker 2; the next deploy starts the new color with 3
+    and leaves the worker at 2. What cannot scale is refused and changes nothing."""
+    env, url, _ = local_swarm
+    live = _identity(url)[0]
+    r = inv("scale", "api=3,worker=2", "--env", "local-swarm", env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"{live}: 3 replica(s) healthy, 3 answering through the gateway" in r.stdout
+    assert _replicas(engine, live) == 3 and _replicas(engine, "worker") == 2
+    for spec, why in (("app-db=2", "stateful (role database)"), ("rabbitmq=2", "role broker"),
+                      ("gateway=2", "in host mode"), ("api=0", "live color"),
+                      ("nope=2", "unknown service 'nope'")):
+        bad = inv("scale", spec, "--env", "local-swarm", env=env)
+        assert bad.returncode == 1 and why in bad.stderr and "Traceback" not in bad.stderr
+    assert _replicas(engine, "app-db") == 1 and _replicas(engine, live) == 3
+    d = inv("deploy", "--tag", "l1", "--env", "local-swarm", env=env, timeout=600)
+    assert d.returncode == 0, d.stderr[-3000:]
+    assert "kept: api=3, worker=2" in d.stderr
+    new = _identity(url)[0]
+    assert new != live and _replicas(engine, new) == 3 and _replicas(engine, "worker") == 2
+    assert len({requests.get(url, timeout=5).headers["X-Instance"] for _ in range(40)}) == 3
+    history = inv("deploy.history", "--env", "local-swarm", env=env).stdout
+    assert "scale    ok" in history and "api=3 worker=2" in history
 
 
 def _configs(engine) -> list[str]:

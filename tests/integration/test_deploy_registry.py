@@ -19,13 +19,13 @@ import pytest
 from ops import loadgen
 from ops.config import read_env_file
 
-from .conftest import ROOT, inv
+from .conftest import ROOT, base_images, fresh_passwords, inv
 
 pytestmark = pytest.mark.integration
 
 SANDBOX = f"opstest-reg-{secrets.token_hex(3)}"
 REPO = f"ops-test-{secrets.token_hex(3)}/api"
-PASSWORDS = {"APP_DB_PASSWORD": secrets.token_urlsafe(16), "REDIS_PASSWORD": secrets.token_urlsafe(16)}
+PASSWORDS = fresh_passwords()
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +36,8 @@ def project(tmp_path_factory):
 
 
 def run(project: Path, *args, extra=None, **kw):
-    images = read_env_file(ROOT / ".env")
     env = {**os.environ, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(project), "API_IMAGE": REPO,
-           **{k: images[k] for k in ("POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE") if images.get(k)},
-           **PASSWORDS}
+           **base_images(), **PASSWORDS}
     env.pop("REGISTRY_PASSWORD", None)  # the sandbox's password_file, unless a test says
     env.update(extra or {})
     return inv(*args, env=env, **kw)

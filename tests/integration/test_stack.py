@@ -51,7 +51,7 @@ def test_up_ends_healthy_and_prints_urls(up, stack_env):
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "up"
-    assert set(body["checks"]) == {"postgres:app", "postgres:auth", "redis"}
+    assert set(body["checks"]) == {"postgres:app", "postgres:auth", "redis", "broker"}
     # Gateway hardening is real, not configured-and-hoped.
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["X-Frame-Options"] == "DENY"
@@ -66,7 +66,8 @@ def test_health_json_all_healthy(up, stack_env):
     assert data["healthy"] is True
     checks = {(c["service"], c["check"]): c for c in data["checks"]}
     for key in [("app-db", "SELECT 1"), ("auth-db", "SELECT 1"), ("redis", "PING"),
-                ("api", "live+ready direct"), ("gateway", "api /health/live via gateway"),
+                ("rabbitmq", "ping"), ("worker", "container"), ("api", "live+ready direct"),
+                ("gateway", "api /health/live via gateway"),
                 ("gateway", "api /health/ready via gateway"), ("gateway", "container")]:
         assert checks[key]["ok"], checks[key]
         assert checks[key]["latency_ms"] >= 0
@@ -115,9 +116,59 @@ def test_scale_api_to_three_and_back(up, stack_env, engine):
     assert set(seen) == {only.id[:12]}
 
 
+def _consumers(stack_env) -> str:
+    return requests.get(gateway(stack_env) + "/health", timeout=5).json()["checks"]["broker"]["detail"]
+
+
+def test_a_job_goes_through_the_broker_to_the_worker_and_into_postgres(up, stack_env, engine):
+    """POST /jobs through the gateway -> RabbitMQ -> a worker -> a row in app-db, with the
+    request's ID carried in the message; three workers share the queue after a scale."""
+    rid = f"test-{time.time_ns()}"
+    r = requests.post(gateway(stack_env) + "/jobs", json={"n": 1}, timeout=5,
+                      headers={"X-Request-ID": rid})
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done = requests.get(gateway(stack_env) + f"/jobs/{job}", timeout=5)
+        if done.status_code == 200:
+            break
+        time.sleep(0.5)
+    assert done.status_code == 200 and done.json()["payload"] == {"n": 1}
+    (worker,) = containers(engine, stack_env, "worker")
+    assert done.json()["processed_by"] == worker.id[:12]
+    assert done.json()["request_id"] == r.json()["request_id"]  # the gateway's, carried over
+    logs = worker.logs().decode()
+    assert job in logs and r.json()["request_id"] in logs
+    assert requests.get(gateway(stack_env) + "/jobs/00000000-0000-4000-8000-000000000000",
+                        timeout=5).status_code == 404
+    assert requests.post(gateway(stack_env) + "/jobs", data=b"{not json", timeout=5).status_code == 400
+
+    result = inv("scale", "worker=3", env=stack_env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "worker: 3 replica(s) healthy" in result.stdout
+    assert len(containers(engine, stack_env, "worker")) == 3
+    assert _consumers(stack_env).endswith("3 consumer(s)")
+    ids = [requests.post(gateway(stack_env) + "/jobs", json={"i": i}, timeout=5).json()["id"]
+           for i in range(30)]
+    deadline = time.monotonic() + 30
+    by = set()
+    for job_id in ids:
+        while time.monotonic() < deadline:
+            done = requests.get(gateway(stack_env) + f"/jobs/{job_id}", timeout=5)
+            if done.status_code == 200:
+                by.add(done.json()["processed_by"])
+                break
+            time.sleep(0.2)
+    assert len(by) >= 2  # prefetch spreads 30 jobs over more than one worker
+    assert inv("scale", "worker=1", env=stack_env, timeout=300).returncode == 0
+    assert _consumers(stack_env).endswith("1 consumer(s)")
+
+
 @pytest.mark.parametrize("spec,message", [
     ("app-db=2", "stateful"),
     ("redis=2", "stateful"),
+    ("rabbitmq=2", "stateful"),
     ("gateway=2", "fixed host port"),
     ("nope=2", "unknown service 'nope'"),
     ("api=-1", "must be >= 0"),
@@ -167,7 +218,7 @@ def test_logs_exec_ps(up, stack_env):
     assert whoami.stdout.strip() == "10001"  # the api runs as non-root
     ps = inv("ps", "--json", env=stack_env)
     assert {c["service"] for c in json.loads(ps.stdout)} == {"api", "app-db", "auth-db", "redis",
-                                                            "gateway"}
+                                                            "rabbitmq", "worker", "gateway"}
 
 
 def test_config_masks_secrets(up, stack_env):

@@ -1,6 +1,7 @@
 """The deployed stack read from a real `docker inspect` snapshot (Docker 20.10, the
 local engine in Swarm mode after `inv deploy --env local-swarm`), and the verdicts."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,28 @@ def test_verdicts(snap):
     assert cs.service_verdict(snap, "blue", "blue")[0] is False
     down = cs.Node("n", "wrk", "10.0.0.2", "worker", "down", "active")
     assert cs.node_verdict(down) == (False, "worker, down, active, 10.0.0.2")
+
+
+def test_scale_targets_refuse_what_cannot_scale(snap):
+    """The live color and stateless services scale; data, host ports and taking the
+    live color to 0 are refused, each saying why."""
+    from dataclasses import replace
+
+    snap.services["worker"] = replace(snap.services["blue"], name="opsdemo-swarm_worker",
+                                      container_labels={"ops.role": "worker"})
+    targets = cs.scale_targets(snap, {"api": 3, "worker": 2}, "blue")
+    assert [(name, n) for name, _, n in targets] == [("blue", 3), ("worker", 2)]
+    assert snap.services["gateway"].host_ports == (8090,)
+    for wanted, why in (({"app-db": 2}, "stateful (role database)"),
+                        ({"redis": 2}, "stateful (role cache)"),
+                        ({"gateway": 2}, "publishes port(s) 8090 in host mode"),
+                        ({"api": 0}, "blue is the live color: scaling it to 0"),
+                        ({"api": 2, "api@blue": 3}, "'api@blue' names blue, given twice")):
+        with pytest.raises(OpsError, match=re.escape(why)):
+            cs.scale_targets(snap, wanted, "blue")
+    snap.services["mq"] = replace(snap.services["worker"], container_labels={"ops.role": "broker"})
+    with pytest.raises(OpsError, match="role broker"):
+        cs.scale_targets(snap, {"mq": 2}, "blue")
 
 
 def test_disk_verdict():

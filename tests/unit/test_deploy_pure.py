@@ -142,6 +142,16 @@ def test_images_split_by_placement_and_base_waits():
     assert translate.repository("api") == "api"
 
 
+def test_counts_set_by_inv_scale_win_over_the_files():
+    files = {k: json.loads(v) for k, v in
+             _plan().files("blue", "v3", {"api": 4, "worker": 3}).items() if k.endswith(".json")}
+    assert files["blue.json"]["services"]["blue"]["deploy"]["replicas"] == 4
+    assert files["followers.json"]["services"]["worker"]["deploy"]["replicas"] == 3
+    assert stackfile.parse_scaled('{"api": 3, "worker": 0}') == {"api": 3, "worker": 0}
+    for garbage in ("", "[1]", "{bad", '{"api": -1, "x y": 2, "w": true, "v": 51}'):
+        assert stackfile.parse_scaled(garbage) == {}
+
+
 def test_service_images_of_a_stack_file():
     assert stackfile.service_images('{"services": {"w": {"image": "a:1"}}}') == {"w": "a:1"}
     assert stackfile.service_images("") == {} and stackfile.service_images("not json") == {}

@@ -1,0 +1,36 @@
+"""Proof that a gateway routes to exactly a set of replicas, by their X-Instance header
+(the replica's hostname). Shared by `inv scale` on the Compose stack and on Swarm."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import requests
+
+from .errors import OpsError
+
+
+def verify(url: str, expected: set[str], max_requests: int = 400, deadline_s: float = 20.0
+           ) -> Counter:
+    """nginx re-resolves the service name every few seconds, so keep sampling windows
+    until one window sees every expected replica and nothing else. Bounded by a request
+    count and a deadline."""
+    window = max(12, 6 * len(expected))
+    sent, deadline, seen = 0, time.monotonic() + deadline_s, Counter()
+    with requests.Session() as http:
+        while sent < max_requests and time.monotonic() < deadline:
+            seen = Counter()
+            for _ in range(window):
+                sent += 1
+                try:
+                    resp = http.get(url + "/", timeout=3)
+                except requests.RequestException:
+                    continue
+                if resp.status_code == 200:
+                    seen[resp.headers.get("X-Instance", "?")] += 1
+            if set(seen) == expected:
+                return seen
+            time.sleep(0.5)
+    raise OpsError(f"gateway at {url} did not route to all {len(expected)} replicas "
+                   f"(last window saw {len(seen)}: {', '.join(sorted(seen)) or 'none'})")
