@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -51,8 +52,70 @@ def in_process_check_phase(env) -> dict:
 
 
 def main() -> None:
+    if "--sandbox" in sys.argv[1:]:
+        run_sandbox({**os.environ})
+        return
     with bench_stack() as env:
         run_all(env)
+
+
+def _accepted(container) -> int:
+    """SSH logins the sandbox host's sshd has accepted so far (it logs to stderr)."""
+    return container.logs().decode(errors="replace").count("Accepted publickey")
+
+
+def run_sandbox(env) -> None:
+    """`inv health --env sandbox` against the same checks run bare over SSH (one `ssh`
+    each, the tool an operator would use), and the SSH logins one command costs per
+    host. Needs `inv sandbox.up` and `inv deploy --env sandbox` first."""
+    import docker
+
+    sys.path.insert(0, str(ROOT))
+    from ops import sandbox
+    from ops.commands import probes
+
+    state = ROOT / ".sandbox"
+    info = json.loads((state / "hosts.json").read_text())
+    hosts = {h["name"]: h for h in info["hosts"]}
+    ps = subprocess.run([*INV, "ps", "--env", "sandbox", "--json"], cwd=ROOT, env=env, text=True,
+                        capture_output=True)
+    if ps.returncode != 0:
+        sys.exit(f"bench: no deployed sandbox ({ps.stderr.strip()[-200:]}): run `inv sandbox.up` "
+                 "and `inv deploy --env sandbox` first")
+    rows = {r["service"]: r for r in json.loads(ps.stdout)}
+
+    def over_ssh(node: str, argv: list[str]) -> list[str]:
+        h = hosts[node.rsplit("-", 1)[-1]]  # node hostname <sandbox>-<role>
+        return ["ssh", "-i", str(state / "id_ed25519"), "-p", str(h["port"]), "-o", "BatchMode=yes",
+                "-o", f"UserKnownHostsFile={state / 'known_hosts'}", f"{h['user']}@{h['address']}",
+                shlex.join(argv)]
+
+    bare_checks = {}
+    for service, argv in (("app-db", probes.POSTGRES_SELECT_1), ("auth-db", probes.POSTGRES_SELECT_1),
+                          ("redis", probes.REDIS_PING), ("rabbitmq", probes.BROKER_PING)):
+        task = rows[service]["tasks"][0]
+        bare_checks[f"ssh + docker exec: {service}"] = over_ssh(
+            task["node"], ["docker", "exec", task["container"], *argv])
+    bare_checks["curl /health/ready (public URL)"] = ["curl", "-fsS", "-o", "/dev/null",
+                                                      info["url"] + "/health/ready"]
+    bare = {name: median(argv, env) for name, argv in bare_checks.items()}
+    slowest = max(bare, key=bare.get)
+    engine = docker.from_env()
+    containers = {role: engine.containers.get(sandbox.container_name(role)) for role in hosts}
+    before = {role: _accepted(c) for role, c in containers.items()}
+    t_health = median([*INV, "health", "--env", "sandbox"], env)
+    logins = {role: (_accepted(c) - before[role]) / RUNS for role, c in containers.items()}
+    t_ps = median([*INV, "ps", "--env", "sandbox"], env)
+    print(f"\n{'measurement (sandbox)':48} {'median s':>9} {'ratio':>7}  note   (runs: {RUNS})")
+    for name, t in bare.items():
+        print(f"{'  bare: ' + name:48} {t:9.3f}")
+    print(f"{'inv health --env sandbox':48} {t_health:9.3f} {t_health / bare[slowest]:6.2f}x  "
+          f"vs slowest bare check ({slowest}); target <= 1.5x; bare in sequence "
+          f"{sum(bare.values()):.3f} s")
+    print(f"{'inv ps --env sandbox':48} {t_ps:9.3f}")
+    print("SSH logins per `inv health --env sandbox`: "
+          + ", ".join(f"{role} {n:.1f}" for role, n in sorted(logins.items()))
+          + " (target: one per host)")
 
 
 def run_all(env) -> None:

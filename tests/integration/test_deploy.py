@@ -340,3 +340,35 @@ def _wait_until_ok(service: str, timeout: float = 180) -> None:
 
 def _app() -> str:
     return _status()["app"]
+
+
+def test_a_job_goes_through_the_deployed_worker_and_scale_acts_on_the_cluster(deployed, engine):
+    """On the sandbox: a job enqueued through the public URL is recorded by the deployed
+    worker; `scale api=3` gives 3 distinct instances through the gateway; the worker
+    scaled to 0 is a failing health check naming it."""
+    import requests
+
+    url = _status()["url"]
+    r = requests.post(url + "/jobs", json={"on": "sandbox"}, timeout=5)
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 60
+    while (done := requests.get(f"{url}/jobs/{r.json()['id']}", timeout=5)).status_code != 200:
+        assert time.monotonic() < deadline, done.text
+        time.sleep(0.5)
+    rows = {row["service"]: row for row in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
+    assert done.json()["processed_by"] in {t["container"][:12] for t in rows["worker"]["tasks"]}
+
+    scaled = inv("scale", "api=3", "--env", "sandbox", timeout=600)
+    assert scaled.returncode == 0, scaled.stderr[-2000:]
+    live = _status()["live"]
+    assert f"{live}: 3 replica(s) healthy, 3 answering through the gateway" in scaled.stdout
+    assert len({requests.get(url + "/", timeout=5).headers["X-Instance"] for _ in range(40)}) == 3
+    assert inv("scale", "api=2", "--env", "sandbox", timeout=600).returncode == 0
+
+    assert inv("scale", "worker=0", "--env", "sandbox", timeout=300).returncode == 0
+    try:
+        code, report = _health()
+        assert code == 1 and ("worker", "tasks") in _failing(report), report
+    finally:
+        assert inv("scale", "worker=1", "--env", "sandbox", timeout=300).returncode == 0
+    _wait_until_ok("worker")
