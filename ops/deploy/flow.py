@@ -373,8 +373,8 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
                 d.target.run(cmd.stack_deploy(f"{release}/base.json", d.app,
                                               detach_flag and d.base_changed),
                              "docker stack deploy (base)")
-                for name, image, replicas in stackfile.base_waits(plan.t):
-                    wait_converged(d, name, image, replicas, since)
+                for name, image, count in stackfile.base_waits(plan.t):
+                    wait_converged(d, name, image, count, since)
             with d.stage(f"deploy {which}"):
                 d.target.run(cmd.stack_deploy(f"{release}/{which}.json", d.app, detach_flag,
                                               *_resolve(d)),
