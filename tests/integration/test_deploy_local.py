@@ -178,7 +178,7 @@ def test_scale_in_place_is_proven_and_kept_by_the_next_deploy(local_swarm, engin
     assert new != live and _replicas(engine, new) == 3 and _replicas(engine, "worker") == 2
     assert len({requests.get(url, timeout=5).headers["X-Instance"] for _ in range(40)}) == 3
     history = inv("deploy.history", "--env", "local-swarm", env=env).stdout
-    assert "scale    ok" in history and "api=3 worker=2" in history
+    assert "scale    ok" in history and f"{live}=3 worker=2" in history  # the color it scaled
 
 
 def _configs(engine) -> list[str]:
