@@ -117,14 +117,11 @@ class Cluster:
         for name, svc in sorted(snap.services.items()):
             label = f"{name} (live)" if name == live_color else name
             jobs.append((label, "tasks", lambda n=name: state.service_verdict(snap, n, live_color)))
-            probe = {"database": (probes.POSTGRES_SELECT_1, "SELECT 1", "1"),
-                     "cache": (probes.REDIS_PING, "PING", "PONG"),
-                     "broker": (probes.BROKER_PING, "ping", probes.BROKER_PING_OK),
-                     }.get(state.role(name, svc))
+            probe = probes.BY_ROLE.get(state.role(name, svc))
             if probe:
                 for task in snap.running(svc):
-                    jobs.append((label, f"{probe[1]} on {snap.node_name(task.node)}",
-                                 lambda t=task, p=probe: self._probe(snap, t, *p)))
+                    jobs.append((label, f"{probe.name} on {snap.node_name(task.node)}",
+                                 lambda t=task, p=probe: self._probe(snap, t, p)))
         for node in snap.nodes:
             jobs.append((f"node {node.hostname}", "ready", lambda n=node: state.node_verdict(n)))
         for node in self._disk_nodes(snap):
@@ -138,13 +135,11 @@ class Cluster:
         jobs.append(("deploy lock", "state", self._lock_state))
         return run_jobs(jobs)
 
-    def _probe(self, snap, task, argv, name, expect) -> tuple[bool, str]:
+    def _probe(self, snap, task, probe) -> tuple[bool, str]:
         target = self.node_target(snap, task.node)
-        result = self.run_on(target, cmd.container_exec(task.container, argv), name, warn=True)
-        out = (result.stdout or "").strip()
-        if result.exited == 0 and out == expect:
-            return True, f"{name} -> {out}"
-        return False, f"exit {result.exited}: {(out or result.stderr or '').strip()[-200:]}"
+        result = self.run_on(target, cmd.container_exec(task.container, probe.argv), probe.name,
+                             warn=True)
+        return probe.verdict(result.exited, result.stdout or result.stderr or "")
 
     def _disk_nodes(self, snap) -> list[state.Node]:
         # One df per machine: on this engine every node is the same one.

@@ -75,21 +75,8 @@ def _exec(c, argv) -> tuple[int, str]:
     return code, (output or b"").decode(errors="replace").strip()
 
 
-def postgres_select_1(c) -> tuple[bool, str]:
-    code, out = _exec(c, probes.POSTGRES_SELECT_1)
-    return (code == 0 and out == "1"), ("SELECT 1 -> 1" if code == 0 and out == "1"
-                                        else f"exit {code}: {out[-200:]}")
-
-
-def broker_ping(c) -> tuple[bool, str]:
-    code, out = _exec(c, probes.BROKER_PING)
-    ok = code == 0 and out == probes.BROKER_PING_OK
-    return ok, (f"ping -> {out}" if ok else f"exit {code}: {out[-200:]}")
-
-
-def redis_ping(c) -> tuple[bool, str]:
-    code, out = _exec(c, probes.REDIS_PING)
-    return (code == 0 and out == "PONG"), (out[-200:] or f"exit {code}")
+def role_probe(c, probe: probes.RoleProbe) -> tuple[bool, str]:
+    return probe.verdict(*_exec(c, probe.argv))
 
 
 def http_inside(c, port: int) -> dict[str, str]:
@@ -126,15 +113,10 @@ def plan(model: Model, containers, gateway_url: str | None):
             label = "container" if len(replicas) == 1 else f"container {c.name}"
             jobs.append((name, label, lambda c=c: container_state(c)))
             running = (c.attrs.get("State") or {}).get("Status") == "running"
-            if svc.role == "database":
-                jobs.append((name, "SELECT 1" + _suffix(c, replicas),
-                             (lambda c=c: postgres_select_1(c)) if running else _not_running))
-            elif svc.role == "cache":
-                jobs.append((name, "PING" + _suffix(c, replicas),
-                             (lambda c=c: redis_ping(c)) if running else _not_running))
-            elif svc.role == "broker":
-                jobs.append((name, "ping" + _suffix(c, replicas),
-                             (lambda c=c: broker_ping(c)) if running else _not_running))
+            probe = probes.BY_ROLE.get(svc.role)
+            if probe:
+                jobs.append((name, probe.name + _suffix(c, replicas),
+                             (lambda c=c, p=probe: role_probe(c, p)) if running else _not_running))
             elif svc.labels.get("ops.http.port"):
                 jobs.append((name, "live+ready direct" + _suffix(c, replicas),
                              (lambda c=c, p=int(svc.labels["ops.http.port"]): _direct(c, p))

@@ -1,5 +1,7 @@
 """argv of the health probes run inside containers (via the Engine's exec)."""
 
+from dataclasses import dataclass
+
 # Postgres: a real query over the container's own socket (client = server version).
 POSTGRES_SELECT_1 = [
     "sh", "-c",
@@ -17,7 +19,26 @@ REDIS_PING = [
 # RabbitMQ: the node answers its CLI (the same tool in Debian's package and the official
 # image; the Erlang cookie is the container user's own).
 BROKER_PING = ["rabbitmq-diagnostics", "-q", "ping"]
-BROKER_PING_OK = "Ping succeeded"
+
+
+@dataclass(frozen=True)
+class RoleProbe:
+    """What `inv health` runs inside every container of a role, locally and on Swarm."""
+
+    argv: list
+    name: str  # the check's name in the report
+    expect: str  # the whole output of a healthy answer
+
+    def verdict(self, code: int, out: str) -> tuple[bool, str]:
+        out = out.strip()
+        if code == 0 and out == self.expect:
+            return True, f"{self.name} -> {out}"
+        return False, f"exit {code}: {out[-200:]}"
+
+
+BY_ROLE = {"database": RoleProbe(POSTGRES_SELECT_1, "SELECT 1", "1"),
+           "cache": RoleProbe(REDIS_PING, "PING", "PONG"),
+           "broker": RoleProbe(BROKER_PING, "ping", "Ping succeeded")}
 
 
 def http_probe(port: int, paths) -> list[str]:

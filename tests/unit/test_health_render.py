@@ -34,3 +34,13 @@ def test_a_warning_passes_but_shows():
     assert "warn" in render_table(checks).splitlines()[2]
     assert render_table(checks).splitlines()[-1] == "2/2 checks ok, 1 warning(s)"
     assert json.loads(render_json(checks))["checks"][1]["status"] == "warn"
+
+
+def test_role_probes_judge_the_whole_answer():
+    from ops.commands.probes import BY_ROLE
+
+    assert BY_ROLE["database"].verdict(0, "1\n") == (True, "SELECT 1 -> 1")
+    assert BY_ROLE["cache"].verdict(0, "NOAUTH Authentication required.") == (
+        False, "exit 0: NOAUTH Authentication required.")
+    assert BY_ROLE["broker"].verdict(69, "Error: unable to perform an operation")[0] is False
+    assert BY_ROLE["broker"].verdict(0, "Ping succeeded") == (True, "ping -> Ping succeeded")
