@@ -352,7 +352,7 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
                 rec.update(from_color=current[0] if current else None,
                            from_tag=current[1] if current else None, to_color=which)
                 counts = scaled(d)
-                replicas = counts.get(plan.t.blue_green, plan.rel.replicas)
+                replicas = stackfile.color_count(counts, plan.rel.replicas)
                 if counts:
                     d.say("replicas set by `inv scale`, kept: "
                           + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
@@ -443,16 +443,16 @@ def rollback(d: Deployment) -> dict:
                 rec.update(from_color=current[0], from_tag=current[1], to_color=which,
                            to_tag=service.tag)
             with d.stage("health"):
-                if service.replicas == 0:
-                    count = scaled(d).get(cmd.APP_SERVICE, d.replicas)
+                count = service.replicas
+                if count == 0:
+                    count = stackfile.color_count(scaled(d), d.replicas)
                     d.say(f"{d.svc(which)} is scaled down: scaling it to {count} first")
                     d.target.run(cmd.service_scale(d.svc(which), count), "scale up")
                     wait_converged(d, which, service.image, count, since)
                 else:
-                    wait_converged(d, which, service.image, service.replicas, since, timeout=10)
+                    wait_converged(d, which, service.image, count, since, timeout=10)
                 gw = gateway_container(d)
-                probe(d, gw, which, service.tag,
-                      service.replicas or scaled(d).get(cmd.APP_SERVICE, d.replicas))
+                probe(d, gw, which, service.tag, count)
             with d.stage("switch"):
                 port = stackfile.upstream_port(previous_text) or cmd.DEFAULT_HTTP_PORT
                 rec["switch_seconds"] = round(switch(d, gw, which, service.tag, previous_text,

@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from ..commands.deploy import COLORS, SERVICE
+from ..commands.deploy import APP_SERVICE, COLORS, SERVICE
 from ..scaling import MAX_REPLICAS
 from .translate import Translation, repository
 
@@ -110,10 +110,16 @@ def base(t: Translation, secrets: dict[str, str], configs: dict[str, str]) -> di
     return _file(t, {n: t.services[n] for n in t.base()}, secrets, configs)
 
 
+def color_count(scaled: dict[str, int], default: int) -> int:
+    """Tasks per color: the live color's count set by `inv scale` (kept under the name
+    users give the colors), else deploy.replicas."""
+    return scaled.get(APP_SERVICE, default)
+
+
 def _rescaled(t: Translation, scaled: dict[str, int]) -> Translation:
     services = copy.deepcopy(t.services)
     for name, count in scaled.items():
-        if name in services and name != t.blue_green:
+        if name in services and name != t.blue_green and name != APP_SERVICE:
             services[name]["deploy"]["replicas"] = count
     return Translation(services, t.networks, t.volumes, t.secrets, t.configs, t.notes)
 
@@ -147,15 +153,15 @@ class Plan:
     def files(self, which: str, tag: str, scaled: dict[str, int] | None = None
               ) -> dict[str, str]:
         """Every file of a release directory, by name. `scaled`: replica counts set by
-        `inv scale` (by service; the blue-green one's applies to each color), which
-        win over the compose file's and deploy.replicas."""
+        `inv scale` (by service; the colors' under `api`), which win over the compose
+        file's and deploy.replicas."""
         scaled = scaled or {}
         t = _rescaled(self.t, scaled)
         rel = self.rel
         secrets, configs = self.names()
         files = {"base.json": dump(base(t, secrets, configs)),
                  f"{which}.json": dump(color(t, rel, which, tag, secrets, configs,
-                                             scaled.get(t.blue_green)))}
+                                             color_count(scaled, rel.replicas)))}
         rest = followers(t, rel, tag, secrets, configs)
         if rest:
             files["followers.json"] = dump(rest)
