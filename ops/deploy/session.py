@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from functools import cached_property
+from pathlib import Path
 
 from ..errors import OpsError
 from ..parse import number_option
@@ -39,7 +40,6 @@ class Session:
 
     def __init__(self, s, where, config, connect: bool = True):
         """`connect=False`: settings and inventory only (for `inv config`), no SSH."""
-        from pathlib import Path
 
         from ..commands import deploy as cmd
         from ..deploy import flow
@@ -143,7 +143,7 @@ class Session:
                     missing.append(src.value)
             elif src.kind == "file":
                 try:
-                    values[key] = open(src.value, encoding="utf-8").read()  # noqa: SIM115
+                    values[key] = Path(src.value).read_text(encoding="utf-8")
                 except OSError as exc:
                     raise OpsError(f"{what} {key}: cannot read {src.value}: {exc.strerror}") from None
             elif src.kind == "content":

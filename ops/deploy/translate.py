@@ -122,15 +122,11 @@ def repository(image: str) -> str:
     return ref
 
 
-def _size(value) -> str:
-    return str(value)
-
-
 def _resources(res: dict, name: str, notes: _Notes) -> dict:
     out = {}
     for part in ("limits", "reservations"):
         src = res.get(part) or {}
-        kept = {k: _size(src[k]) for k in ("cpus", "memory") if src.get(k) not in (None, "", 0)}
+        kept = {k: str(src[k]) for k in ("cpus", "memory") if src.get(k) not in (None, "", 0)}
         for k in src:
             if k not in ("cpus", "memory") and src[k]:
                 notes.add(f"deploy.resources.{part}.{k}", name, "not in the Swarm stack schema")
