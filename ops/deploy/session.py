@@ -40,7 +40,6 @@ class Session:
 
     def __init__(self, s, where, config, connect: bool = True):
         """`connect=False`: settings and inventory only (for `inv config`), no SSH."""
-
         from ..commands import deploy as cmd
         from ..deploy import flow
         from ..remote.hosts import Host, inventory, parse_url
