@@ -1,9 +1,8 @@
 """Dependency checks: each returns (ok, latency_ms, detail) and never raises.
 
-Connections are kept and reused, as the app's own traffic would use them: a readiness
-probe then costs a round trip, not a new Postgres backend plus SCRAM handshake. A
-broken connection is dropped and one fresh connection is tried before reporting down,
-so a restarted database is seen as up again on the next check.
+Postgres and broker connections are kept and reused (reuse.Kept): a readiness probe
+costs a round trip, not a new backend plus SCRAM handshake, and a restarted database
+is seen as up again on the next check.
 """
 
 import threading
@@ -14,10 +13,10 @@ import pg8000.native
 import redis
 
 from . import jobs
+from .reuse import Kept
 from .settings import Database, Settings
 
-_pg_conns: dict[str, pg8000.native.Connection] = {}
-_pg_locks: dict[str, threading.Lock] = {}
+_pg_conns: dict[str, Kept] = {}
 _redis_clients: dict[tuple, redis.Redis] = {}
 _publishers: dict[str, jobs.Publisher] = {}
 _registry_lock = threading.Lock()
@@ -41,27 +40,12 @@ def _connect(db: Database, timeout: float):
 
 
 def query(db: Database, timeout: float, sql: str, **params):
-    """Run `sql` on the kept connection to `db` (one fresh retry if it broke)."""
+    """Run `sql` on the kept connection to `db`."""
     with _registry_lock:
-        lock = _pg_locks.setdefault(db.name, threading.Lock())
-    with lock:
-        for attempt in (1, 2):
-            conn = _pg_conns.get(db.name)
-            fresh = conn is None
-            try:
-                if fresh:
-                    conn = _pg_conns[db.name] = _connect(db, timeout)
-                return conn.run(sql, **params)
-            except Exception:
-                _pg_conns.pop(db.name, None)
-                try:
-                    if conn is not None:
-                        conn.close()
-                except Exception:  # noqa: BLE001, S110 - the connection is already broken
-                    pass
-                if fresh or attempt == 2:
-                    raise
-    raise RuntimeError("unreachable")
+        kept = _pg_conns.get(db.name)
+        if kept is None:
+            kept = _pg_conns[db.name] = Kept(lambda: _connect(db, timeout), lambda c: c.close())
+    return kept.call(lambda conn: conn.run(sql, **params))
 
 
 def undefined_table(exc: Exception) -> bool:

@@ -6,11 +6,11 @@ and the insert is idempotent (the job id is the primary key), so a redelivery af
 worker crash records nothing twice."""
 
 import json
-import threading
 import uuid
 
 import amqp
 
+from .reuse import Kept
 from .settings import Broker
 
 SCHEMA = """
@@ -63,42 +63,22 @@ def parse(msg) -> dict:
 
 
 class Publisher:
-    """One connection, reused and guarded (py-amqp is not thread-safe); a broken one is
-    replaced once before the error is reported. Publishes are confirmed by the broker:
-    an accepted job is on disk, not in a socket buffer."""
+    """Publishes on a kept connection (see reuse.Kept). Publishes are confirmed by the
+    broker: an accepted job is on disk, not in a socket buffer."""
 
     def __init__(self, broker: Broker, timeout: float):
-        self.broker, self.timeout = broker, timeout
-        self.lock = threading.Lock()
-        self.conn = self.channel = None
+        self.broker = broker
+        self.kept = Kept(lambda: self._open(timeout), lambda pair: pair[0].collect())
 
-    def _channel(self):
-        if self.channel is None:
-            self.conn = connect(self.broker, self.timeout)
-            self.channel = self.conn.channel()
-            self.channel.confirm_select()
-            declare(self.channel, self.broker)
-        return self.channel
-
-    def _reset(self):
-        try:
-            if self.conn is not None:
-                self.conn.collect()
-        except Exception:  # noqa: BLE001, S110 - it is broken already
-            pass
-        self.conn = self.channel = None
+    def _open(self, timeout: float):
+        conn = connect(self.broker, timeout)
+        channel = conn.channel()
+        channel.confirm_select()
+        declare(channel, self.broker)
+        return conn, channel
 
     def call(self, fn):
-        with self.lock:
-            for attempt in (1, 2):
-                fresh = self.channel is None
-                try:
-                    return fn(self._channel())
-                except Exception:
-                    self._reset()
-                    if fresh or attempt == 2:
-                        raise
-        raise RuntimeError("unreachable")
+        return self.kept.call(lambda pair: fn(pair[1]))
 
     def publish(self, msg) -> None:
         self.call(lambda ch: ch.basic_publish(msg, exchange="", routing_key=self.broker.queue))
