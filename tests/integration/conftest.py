@@ -12,6 +12,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import docker
@@ -66,6 +67,18 @@ def purge(client, project: str) -> None:
         n.remove()
     for v in client.volumes.list(filters=label):
         v.remove(force=True)
+
+
+def job_done(base_url: str, job_id: str, timeout: float = 30.0):
+    """GET /jobs/ID until a worker has recorded the job (200) or `timeout`; the last answer."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = requests.get(f"{base_url}/jobs/{job_id}", timeout=5)
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)
 
 
 SECRET_VARS = ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")

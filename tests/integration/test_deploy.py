@@ -25,6 +25,7 @@ from .conftest import (
     SANDBOX_PROJECT,
     base_images,
     fresh_passwords,
+    job_done,
     sandbox_inv,
     sigint_default,
 )
@@ -351,10 +352,8 @@ def test_a_job_goes_through_the_deployed_worker_and_scale_acts_on_the_cluster(de
     url = _status()["url"]
     r = requests.post(url + "/jobs", json={"on": "sandbox"}, timeout=5)
     assert r.status_code == 202, r.text
-    deadline = time.monotonic() + 60
-    while (done := requests.get(f"{url}/jobs/{r.json()['id']}", timeout=5)).status_code != 200:
-        assert time.monotonic() < deadline, done.text
-        time.sleep(0.5)
+    done = job_done(url, r.json()["id"], timeout=60)
+    assert done.status_code == 200, done.text
     rows = {row["service"]: row for row in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
     assert done.json()["processed_by"] in {t["container"][:12] for t in rows["worker"]["tasks"]}
 
