@@ -241,3 +241,22 @@ def parse_ps(text: str) -> list[Container]:
         for i in items
     ]
     return sorted(out, key=lambda c: (c.service, c.number, c.name))
+
+
+# A server refusing the password it is given, as Postgres, RabbitMQ and Redis log it
+# (server side or in a client's error).
+_REFUSED = re.compile(r"password authentication failed|invalid credentials|ACCESS_REFUSED|"
+                      r"WRONGPASS|28P01", re.IGNORECASE)
+
+
+def refused_passwords(logs: str) -> list[str]:
+    """Services whose lines in `docker compose logs` output (`<service>-<n>  | ...`) show
+    a password being refused."""
+    found = []
+    for line in (logs or "").splitlines():
+        prefix, sep, text = line.partition("|")
+        if sep and _REFUSED.search(text):
+            name = prefix.strip().rsplit("-", 1)[0]
+            if name and name not in found:
+                found.append(name)
+    return found

@@ -13,7 +13,7 @@ from .commands import compose
 from .commands import images as images_cmd
 from .errors import OpsError
 from .files import write_atomic
-from .parse import Container, Model, parse_model, parse_ps, wait_budget
+from .parse import Container, Model, parse_model, parse_ps, refused_passwords, wait_budget
 from .shell import run
 
 REQUIRED = ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")
@@ -93,6 +93,13 @@ class Stack:
             missing = docker_api.missing_images(self._pulled_images())
             hint = (f"; images not available locally: {', '.join(missing)} "
                     "(no registry? run `inv images.offline`)") if missing else ""
+            refused = refused_passwords(run(compose.logs(self.base, tail="50"), env=self.env,
+                                            check=False).stdout)
+            if refused:
+                hint += (f"; passwords refused ({', '.join(refused)}): the data volumes keep "
+                         "the passwords they were created with (another checkout with "
+                         f"COMPOSE_PROJECT_NAME={self.settings.project}?): use its .env, set "
+                         "another COMPOSE_PROJECT_NAME, or `inv down --volumes` (deletes the data)")
             raise OpsError(f"stack {self.settings.project!r} did not become healthy within "
                            f"{wait:.0f}s{hint}")
         return time.monotonic() - started

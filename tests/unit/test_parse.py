@@ -122,3 +122,16 @@ def test_load_json_names_the_source_and_shows_how_the_answer_starts():
         load_json("Got permission denied while trying to connect", "mgr: docker node ls", lines=True)
     with pytest.raises(OpsError, match="unreadable answer"):
         load_json(None, "x")
+
+
+def test_refused_passwords_are_found_per_service():
+    from ops.parse import refused_passwords
+
+    logs = (
+        'app-db-1  | 2026-11-23 FATAL:  password authentication failed for user "app"\n'
+        'worker-1  | {"msg": "connection lost", "error": "DatabaseError: {\'C\': \'28P01\'}"}\n'
+        "rabbitmq-1  | {\"msg\": \"PLAIN login refused: user 'app' - invalid credentials\"}\n"
+        "app-db-1  | LOG:  database system is ready to accept connections\n"
+        "api-1  | password authentication is configured\n")
+    assert refused_passwords(logs) == ["app-db", "worker", "rabbitmq"]
+    assert refused_passwords("") == [] and refused_passwords("no pipe here 28P01") == []
