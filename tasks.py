@@ -2,13 +2,14 @@
 
 from invoke import Collection
 
-from ops.tasks import db, deploy, images, remote, stack
+from ops.tasks import audit, db, deploy, images, remote, stack
 
 ns = Collection()
 for t in (stack.up, stack.down, stack.ps, stack.logs, stack.health, stack.scale, stack.build,
           stack.clean, stack.exec_, stack.show_config):
     ns.add_task(t)
 ns.add_task(deploy.rollback)
+ns.add_task(audit.audit)
 ns.add_collection(images.ns)
 ns.add_collection(db.ns)
 for collection in (remote.sandbox_ns, remote.hosts_ns, remote.swarm_ns, deploy.ns):

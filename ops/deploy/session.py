@@ -35,12 +35,39 @@ def options(config, env: str) -> dict:
     return opts
 
 
+def state_paths(s, opts):
+    """Where the deploy keeps its state on the manager (lock, live upstream, releases)."""
+    from ..commands import deploy as cmd
+
+    state = Path(str(opts["state_dir"]))
+    state = state if state.is_absolute() else s.root / state
+    try:
+        return cmd.Paths(str(state), str(opts["app"]))
+    except ValueError as exc:
+        raise OpsError(str(exc)) from None
+
+
+def stack_input(s, opts) -> tuple[list[Path], dict[str, str]]:
+    """The compose files (compose.yaml plus the deploy overlay) and the variables the
+    deployed stack is rendered from."""
+    files = list(s.compose_files)
+    for name in opts["files"]:
+        path = s.root / name
+        if not path.is_file():
+            if name == DEFAULTS["files"][0]:
+                continue  # the default overlay is optional
+            raise OpsError(f"deploy.files: {path} not found")
+        files.append(path)
+    env = {**s.subprocess_env(), "OPS_APP": str(opts["app"]),
+           "OPS_LIVE_DIR": state_paths(s, opts).live, "OPS_GATEWAY_PORT": str(opts["gateway_port"])}
+    return files, env
+
+
 class Session:
     """Settings, the manager connection and the Deployment of one `--env`."""
 
     def __init__(self, s, where, config, connect: bool = True):
         """`connect=False`: settings and inventory only (for `inv config`), no SSH."""
-        from ..commands import deploy as cmd
         from ..deploy import flow
         from ..remote.hosts import Host, inventory, parse_url
 
@@ -48,12 +75,7 @@ class Session:
         env = s.env
         opts = self.opts = options(config, env)
         env_config = where.config
-        state = Path(str(opts["state_dir"]))
-        state = state if state.is_absolute() else self.s.root / state
-        try:
-            paths = cmd.Paths(str(state), str(opts["app"]))
-        except ValueError as exc:
-            raise OpsError(str(exc)) from None
+        paths = state_paths(s, opts)
         self.local = not where.over_ssh
         if self.local:
             # The local engine, through Invoke's Context: same commands, same code path.
@@ -90,16 +112,7 @@ class Session:
         from ..shell import run
         from .translate import translate
 
-        files = list(self.s.compose_files)
-        for name in self.opts["files"]:
-            path = self.s.root / name
-            if not path.is_file():
-                if name == DEFAULTS["files"][0]:
-                    continue  # the default overlay is optional
-                raise OpsError(f"deploy.files: {path} not found")
-            files.append(path)
-        env = {**self.s.subprocess_env(), "OPS_APP": self.d.app, "OPS_LIVE_DIR": self.d.paths.live,
-               "OPS_GATEWAY_PORT": str(self.opts["gateway_port"])}
+        files, env = stack_input(self.s, self.opts)
         text = run(compose.config_json(compose.base(self.s.project, files)), env=env,
                    what="docker compose config (the deployed stack)").stdout
         return translate(load_json(text, "docker compose config"), root=str(self.s.root),

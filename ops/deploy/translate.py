@@ -34,7 +34,6 @@ IGNORED = {
     "container_name": "Swarm names tasks itself",
     "security_opt": "not supported by Swarm services (no-new-privileges is not applied)",
     "privileged": "not supported by Swarm services",
-    "shm_size": "not supported by Swarm services (the default 64M /dev/shm applies)",
     "devices": "not supported by Swarm services",
     "links": "not supported by Swarm (service names resolve on the overlay network)",
     "external_links": "not supported by Swarm",
@@ -51,7 +50,7 @@ IGNORED = {
 }
 # Keys of compose's output that carry nothing to translate.
 SILENT = {"expose", "env_file", "networks", "ports", "volumes", "tmpfs", "secrets", "configs",
-          "healthcheck", "deploy", "restart", "extra_hosts"}
+          "healthcheck", "deploy", "restart", "extra_hosts", "shm_size"}
 HEALTH_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
 RESTART = {"always": {"condition": "any"}, "unless-stopped": {"condition": "any"},
            "no": {"condition": "none"}}
@@ -197,6 +196,10 @@ def _mounts(svc: dict, name: str, root: str, on_nodes: tuple[str, ...], notes: _
         out.append(mount)
     for target in svc.get("tmpfs") or []:
         out.append({"type": "tmpfs", "target": target.split(":", 1)[0]})
+    if svc.get("shm_size"):
+        # Swarm has no shm_size; a sized tmpfs on /dev/shm is the same thing.
+        out.append({"type": "tmpfs", "target": "/dev/shm",  # noqa: S108
+                     "tmpfs": {"size": int(svc["shm_size"])}})
     return out, named
 
 

@@ -70,6 +70,8 @@ def test_swarm_only_keys_are_translated_and_noted():
     assert db["deploy"]["resources"]["limits"] == {"cpus": "1", "memory": "536870912"}
     assert db["secrets"] == [{"source": "app_db_password", "target": "app_db_password",
                               "mode": 0o444}]
+    # shm_size, which Swarm lacks, becomes a sized tmpfs on /dev/shm
+    assert {"type": "tmpfs", "target": "/dev/shm", "tmpfs": {"size": 134217728}} in db["volumes"]
     gw = base["services"]["gateway"]
     assert gw["ports"] == [{"target": 8080, "published": 8080, "protocol": "tcp", "mode": "host"}]
     assert gw["volumes"][0] == {"type": "bind", "source": "/var/lib/ops-toolkit/opsdemo/live",
@@ -79,7 +81,7 @@ def test_swarm_only_keys_are_translated_and_noted():
     assert base["networks"]["backend"] == {"driver": "overlay", "internal": True}
     assert set(base["volumes"]) == {"app-db-data", "auth-db-data", "redis-data", "rabbitmq-data"}
     notes = "\n".join(plan.t.notes)
-    assert "build (api)" in notes and "security_opt (" in notes and "shm_size (app-db" in notes
+    assert "build (api)" in notes and "security_opt (" in notes
     assert "depends_on (" in notes and "restart (" in notes
 
 

@@ -1,0 +1,251 @@
+"""The audit's I/O: find the files, read compose files through Compose itself
+(`docker compose config`, interpolated and as written), fall back to plain YAML with a
+note, read Dockerfiles and pipelines, and run the pure checks on them."""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import OpsError
+from . import compose_rules, dockerfile, pipeline
+from .report import Audit, Scope, apply_suppressions
+from .rules import CATEGORIES, Finding
+from .yamlsrc import Locator, YamlError, parse, suppressions
+
+COMPOSE_NAME = re.compile(r"^(docker-)?compose(\.[\w-]+)*\.ya?ml$")
+DOCKERFILE_NAME = re.compile(r"^(Dockerfile(\.[\w-]+)?|[\w.-]+\.Dockerfile)$")
+SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".cache", ".tox",
+             ".pytest_cache", "wheels"}
+_UNSET = re.compile(r'The "(\w+)" variable is not set')
+
+
+@dataclass
+class Stack:
+    files: list[Path]                 # compose files, merged in this order
+    env: dict[str, str] | None = None  # interpolation variables (None: Compose's own .env)
+    project: str | None = None
+    translated: bool = False          # rendered for a Swarm environment by inv deploy
+
+
+@dataclass
+class _Run:
+    root: Path
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    scopes: dict[str, Scope] = field(default_factory=dict)
+    sups: list = field(default_factory=list)
+    services: dict[str, str] = field(default_factory=dict)
+    targets: dict[str, list[str]] = field(default_factory=lambda: {
+        "compose": [], "dockerfile": [], "pipeline": []})
+    dockerfiles: set[Path] = field(default_factory=set)
+    checked: set[tuple[Path, str | None]] = field(default_factory=set)
+
+    def show(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def read(self, path: Path) -> str:
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise OpsError(f"{self.show(path)}: no such file", code=2) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise OpsError(f"{self.show(path)}: cannot read: {exc}", code=2) from None
+
+
+def audit(stacks: list[Stack], dockerfiles: list[Path], repo: Path | None, root: Path,
+          env: str | None = None) -> Audit:
+    run = _Run(root.resolve())
+    for stack in stacks:
+        _stack(run, stack)
+    for path in dockerfiles:
+        if path.resolve() not in run.dockerfiles:
+            _dockerfile(run, path, None)
+    categories = tuple(CATEGORIES)
+    if repo is not None:
+        files = [p for pattern in pipeline.PIPELINE_GLOBS for p in sorted(repo.glob(pattern))]
+        texts = [pipeline.PipelineFile(run.show(p), run.read(p)) for p in files]
+        for t in texts:
+            run.targets["pipeline"].append(t.file)
+            run.sups += suppressions(t.text, t.file)
+            run.scopes[t.file] = Scope(top={1})
+        label = run.show(repo) if repo.resolve() != run.root else "the repository"
+        run.findings += pipeline.check(texts, label, run.show(repo / ".github" / "workflows"))
+    else:
+        categories = tuple(c for c in CATEGORIES if c != "cicd")
+    findings = apply_suppressions(run.findings, run.sups, run.scopes)
+    return Audit(run.targets, findings, run.notes, categories, run.services, env)
+
+
+def discover(path: Path) -> tuple[list[Stack], list[Path]]:
+    """Compose files (each with the compose.override.* Compose merges beside it) and
+    Dockerfiles under a directory, hidden and vendored directories left out."""
+    compose, dockerfiles = [], []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if COMPOSE_NAME.match(name):
+                compose.append(p)
+            elif DOCKERFILE_NAME.match(name):
+                dockerfiles.append(p)
+    stacks = []
+    for p in compose:
+        if ".override." in p.name and any(q.parent == p.parent and q != p and
+                                          ".override." not in q.name for q in compose):
+            continue
+        overrides = [q for q in compose if q.parent == p.parent and
+                     q.name.startswith(p.name.split(".")[0] + ".override.")]
+        stacks.append(Stack([p, *overrides]))
+    return stacks, dockerfiles
+
+
+def _compose_config(stack: Stack) -> tuple[dict | None, dict | None, str]:
+    """(interpolated model, model as written, '') through Compose; (None, None, why) when
+    Compose cannot resolve the files."""
+    from ..parse import load_json
+    from ..shell import run
+
+    argv = ["docker", "compose"]
+    if stack.project:
+        argv += ["--project-name", stack.project]
+    argv += ["--project-directory", str(stack.files[0].parent)]
+    for f in stack.files:
+        argv += ["--file", str(f)]
+    env = stack.env
+    if env is None:
+        # Compose reads the .env beside the file; the caller's COMPOSE_* must not steer it.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+
+    def one(extra):
+        return run([*argv, "config", "--format", "json", *extra], env=env, what="docker compose config",
+                   timeout=60)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            done, raw = pool.map(one, ([], ["--no-interpolate"]))
+        unset = sorted(set(_UNSET.findall(done.stderr)))
+        why = f"variables not set, read as blank: {', '.join(unset)}" if unset else ""
+        return (load_json(done.stdout, "docker compose config"),
+                load_json(raw.stdout, "docker compose config"), why)
+    except OpsError as exc:
+        return None, None, str(exc)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _stack(run: _Run, stack: Stack) -> None:
+    shown = [run.show(f) for f in stack.files]
+    run.targets["compose"].append(" + ".join(shown))
+    locators, written = [], {}
+    for f, label in zip(stack.files, shown, strict=True):
+        text = run.read(f)
+        try:
+            data, node = parse(text, label)
+        except YamlError as exc:
+            raise OpsError(str(exc), code=2) from None
+        if not isinstance(data, dict):
+            raise OpsError(f"{label}: not a compose file (no mapping at the top)", code=2)
+        written = _merge(written, data)
+        locators.append(Locator(node, label))
+        run.sups += suppressions(text, label)
+    model, raw, why = _compose_config(stack)
+    if model is None:
+        run.notes.append(f"{' + '.join(shown)}: read as plain YAML, not through Compose ({why}); "
+                         "interpolation, extends and overrides were not applied")
+        model = raw = written
+    elif why:
+        run.notes.append(f"{' + '.join(shown)}: {why}")
+    if not isinstance(model.get("services"), dict):
+        raise OpsError(f"{' + '.join(shown)}: no services: not a compose file", code=2)
+
+    def locate(service, *keys):
+        for loc in reversed(locators):
+            if loc.has("services", service, *keys):
+                return loc.file, loc.line("services", service, *keys)
+        for loc in locators:
+            line = loc.line("services", service)
+            if line:
+                return loc.file, line
+        return locators[0].file, 0
+
+    for loc in locators:
+        scope = run.scopes.setdefault(loc.file, Scope())
+        scope.top |= loc.top_level_lines()
+        for name in model["services"]:
+            line = loc.line("services", name)
+            if line and loc.has("services", name):
+                scope.services[line] = name
+    health, users, built = set(), {}, set()
+    base = stack.files[0].parent
+    for name, svc in model["services"].items():
+        svc = svc or {}
+        run.services[name] = _role(svc)
+        build = svc.get("build")
+        if not build:
+            continue
+        build = {"context": build} if isinstance(build, str) else build
+        df = _dockerfile_of(build, base)
+        if df is None:
+            run.notes.append(f"service {name!r}: its Dockerfile is not a local file; not audited")
+            continue
+        parsed = _dockerfile(run, df, build.get("target"))
+        if parsed is None:
+            run.notes.append(f"service {name!r}: Dockerfile {run.show(df)} not found")
+            continue
+        image = str(svc.get("image") or "")
+        built.add(image)
+        for key in (name, image):
+            users[key] = parsed.user_of(build.get("target"))
+            if parsed.healthcheck:
+                health.add(key)
+    swarm = stack.translated or compose_rules.is_swarm_stack(raw or model)
+    if swarm and not stack.translated:
+        run.notes.append(f"{' + '.join(shown)}: read as a Swarm stack file (Swarm-only deploy "
+                         "keys or overlay networks)")
+    ctx = compose_rules.Context(locate, swarm=swarm, translated=stack.translated,
+                                image_health=health, image_user=users, built=built - {""})
+    run.findings += compose_rules.check(model, raw or model, ctx)
+
+
+def _dockerfile_of(build: dict, base: Path) -> Path | None:
+    context = str(build.get("context") or ".")
+    if "://" in context or context.startswith("git@"):
+        return None
+    ctx = Path(context) if Path(context).is_absolute() else base / context
+    name = str(build.get("dockerfile") or "Dockerfile")
+    return Path(name) if Path(name).is_absolute() else ctx / name
+
+
+def _dockerfile(run: _Run, path: Path, target: str | None):
+    if not path.is_file():
+        return None
+    label = run.show(path)
+    text = run.read(path)
+    parsed = dockerfile.parse(text, label)
+    if path.resolve() not in run.dockerfiles:
+        run.dockerfiles.add(path.resolve())
+        run.targets["dockerfile"].append(label)
+        run.sups += suppressions(text, label)
+        first = dockerfile.instructions(text)
+        run.scopes[label] = Scope(top={first[0].line} if first else set())
+    if (path.resolve(), target) not in run.checked:
+        run.checked.add((path.resolve(), target))
+        run.findings += dockerfile.check(parsed, target)
+    return parsed
+
+
+def _role(svc: dict) -> str:
+    labels = compose_rules.labels_of(svc)
+    return (labels.get("ops.role") or compose_rules.tier_of(svc)
+            or ("app" if compose_rules.is_app(svc) else "other"))
