@@ -285,7 +285,7 @@ def _service(name, svc, raw, services, model, ctx) -> list[Finding]:
         add("OA403", f"service {name!r} discards its logs (logging driver none)", "logging")
     elif driver == "json-file" and not (logging.get("options") or {}).get("max-size"):
         add("OA108", f"service {name!r} logs to json-file without max-size",
-            *(("logging",) if logging else ()))
+            "logging")
 
     if ctx.swarm:
         for key, handled in SWARM_IGNORED.items():
@@ -316,14 +316,10 @@ def _service(name, svc, raw, services, model, ctx) -> list[Finding]:
         if plain in DANGEROUS_CAPS:
             add("OA207", f"service {name!r} adds capability {plain}", "cap_add", i)
     opts = [str(o).replace("=", ":").replace(" ", "") for o in svc.get("security_opt") or []]
-    if not any(o in ("no-new-privileges", "no-new-privileges:true") for o in opts):
-        if ctx.swarm:
-            add("OA208", f"service {name!r}: Swarm services cannot set no-new-privileges; set "
-                         "it daemon-wide (\"no-new-privileges\": true in daemon.json)",
-                "security_opt", severity="low")
-        else:
-            add("OA208", f"service {name!r} does not set no-new-privileges",
-                *(("security_opt",) if "security_opt" in svc else ()))
+    # Swarm services cannot set it at all (daemon.json "no-new-privileges": true can).
+    if not ctx.swarm and not any(o in ("no-new-privileges", "no-new-privileges:true") for o in opts):
+        add("OA208", f"service {name!r} does not set no-new-privileges",
+            "security_opt")
     _user(name, svc, tier, ctx, add)
     if tier and not _internal(svc, model):
         add("OA210", f"{tier} {name!r} is on no internal network "
@@ -352,7 +348,7 @@ def _service(name, svc, raw, services, model, ctx) -> list[Finding]:
         labels = labels_of(svc)
         if not any(k.startswith(("prometheus.io/", "ops.metrics")) for k in labels):
             add("OA402", f"app service {name!r} has no prometheus.io/* (or ops.metrics.*) labels",
-                *(("labels",) if labels else ()))
+                "labels")
     return f
 
 
@@ -385,11 +381,8 @@ def _user(name, svc, tier, ctx, add):
             add("OA209", f"service {name!r} runs as {user}", "user", severity="high")
         return
     if built_here(svc, ctx):
-        final = ctx.image_user.get(name, ctx.image_user.get(str(svc.get("image"))))
-        if final is None or final.split(":")[0] in ("root", "0", ""):
-            add("OA209", f"service {name!r}: its Dockerfile sets no non-root USER and compose "
-                         "no user:", "build")
-    elif not tier:
+        return  # its Dockerfile's USER is checked (and reported) there
+    if not tier:
         # Data-tier official images step down to their own user in the entrypoint.
         add("OA209", f"service {name!r} runs as its image's default user (often root); set user:",
             severity="low")

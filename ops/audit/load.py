@@ -170,14 +170,12 @@ def _stack(run: _Run, stack: Stack) -> None:
         raise OpsError(f"{' + '.join(shown)}: no services: not a compose file", code=2)
 
     def locate(service, *keys):
-        for loc in reversed(locators):
-            if loc.has("services", service, *keys):
-                return loc.file, loc.line("services", service, *keys)
-        for loc in locators:
-            line = loc.line("services", service)
-            if line:
-                return loc.file, line
-        return locators[0].file, 0
+        """Where a service's key is written: the deepest match, the last file on a tie
+        (an overlay's value is the one Compose uses)."""
+        best = max(((loc.deepest("services", service, *keys), i) for i, loc in enumerate(locators)),
+                   key=lambda x: (x[0][0], x[1]))
+        (depth, line), i = best
+        return locators[i].file, line if depth > 1 else 0
 
     for loc in locators:
         scope = run.scopes.setdefault(loc.file, Scope())
@@ -199,7 +197,7 @@ def _stack(run: _Run, stack: Stack) -> None:
         if df is None:
             run.notes.append(f"service {name!r}: its Dockerfile is not a local file; not audited")
             continue
-        parsed = _dockerfile(run, df, build.get("target"))
+        parsed = _dockerfile(run, df, build.get("target"), (name, locate))
         if parsed is None:
             run.notes.append(f"service {name!r}: Dockerfile {run.show(df)} not found")
             continue
@@ -227,7 +225,9 @@ def _dockerfile_of(build: dict, base: Path) -> Path | None:
     return Path(name) if Path(name).is_absolute() else ctx / name
 
 
-def _dockerfile(run: _Run, path: Path, target: str | None):
+def _dockerfile(run: _Run, path: Path, target: str | None, service=None):
+    """Parse and check one Dockerfile (once per target). `service`: (name, locate) of the
+    compose service that builds it, where a wrong build target is reported."""
     if not path.is_file():
         return None
     label = run.show(path)
@@ -241,7 +241,11 @@ def _dockerfile(run: _Run, path: Path, target: str | None):
         run.scopes[label] = Scope(top={first[0].line} if first else set())
     if (path.resolve(), target) not in run.checked:
         run.checked.add((path.resolve(), target))
-        run.findings += dockerfile.check(parsed, target)
+        for f in dockerfile.check(parsed, target):
+            if f.rule == "OA110" and service:
+                f.service = service[0]
+                f.file, f.line = service[1](service[0], "build", "target")
+            run.findings.append(f)
     return parsed
 
 

@@ -148,12 +148,18 @@ def action_plan(audit: Audit) -> list[str]:
         where = sorted({f.service or f.file for f in fs})
         shown = ", ".join(where[:4]) + (f" +{len(where) - 4}" if len(where) > 4 else "")
         steps.append(f"[{worst}] {rule.title}: {shown} ({rule_id})")
+    lows = sum(1 for f in audit.active() if f.severity == "low")
+    suppressed = len(audit.findings) - len(audit.active())
     extras = [
+        *([f"Review the {lows} low finding(s): fix them or suppress the accepted ones inline "
+           "with a reason (`# ops-audit: ignore RULE reason`)"] if lows else []),
+        *([f"Re-check the {suppressed} inline suppression(s): each reason must still hold"]
+          if suppressed else []),
         "Run `inv audit --fail-on medium` in the pipeline so a regression fails the build",
-        "Review the low findings and suppress the accepted ones inline with a reason "
-        "(`# ops-audit: ignore RULE reason`)",
-        "Re-run `inv audit --env <env>` for each deployed environment: the rendered stack "
-        "differs from the local one",
+        "Audit each deployed environment (`inv audit --env <env>`): the stack rendered for "
+        "Swarm differs from the local one",
+        "Scan the built images for vulnerabilities (trivy, grype): this audit reads files, "
+        "not packages",
     ]
     for extra in extras:
         if len(steps) >= 3:

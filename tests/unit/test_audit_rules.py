@@ -1,0 +1,165 @@
+"""inv audit's rules on fixture files: every `# <- RULE` marker is a finding of that rule
+on that line, and nothing else is found (the fixtures' bases are clean). These read the
+files as plain YAML (the audit's fallback); tests/integration/test_audit.py reads the same
+files through `docker compose config`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ops.audit import dockerfile, pipeline
+from ops.audit.load import Stack, audit
+from ops.audit.rules import RULES
+from ops.audit.yamlsrc import suppressions
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "audit"
+MARK = re.compile(r"#\s*<-\s*((?:OA\d{3}\s*)+)")
+EXPECT = re.compile(r"^\s*#\s*expect:\s*((?:OA\d{3}\s*)+)")
+
+
+def expected(path: Path) -> set[tuple[str, int]]:
+    """(rule, line) pairs marked in a fixture: `# <- RULE` at the end of the line, or
+    `# expect: RULE` on its own line for the next instruction (Dockerfiles)."""
+    out = set()
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines, 1):
+        m = MARK.search(line)
+        if m:
+            out |= {(r, i) for r in m.group(1).split()}
+        m = EXPECT.match(line)
+        if m:
+            nxt = next(j for j in range(i, len(lines)) if lines[j].strip()
+                       and not lines[j].lstrip().startswith("#")) + 1
+            out |= {(r, nxt) for r in m.group(1).split()}
+    return out
+
+
+def found(result, file: str, active_only: bool = True) -> set[tuple[str, int]]:
+    return {(f.rule, f.line) for f in result.findings
+            if f.file.endswith(file) and (f.suppressed is None or not active_only)}
+
+
+def plain(*paths: Path, **kw):
+    """Audit compose files read as plain YAML (Compose not consulted)."""
+    import ops.audit.load as load
+
+    original = load._compose_config
+    load._compose_config = lambda stack: (None, None, "plain YAML for this test")
+    try:
+        return audit([Stack([p], **kw) for p in paths], [], None, FIXTURES)
+    finally:
+        load._compose_config = original
+
+
+COMPOSE_FIXTURES = sorted((FIXTURES / "bad").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", COMPOSE_FIXTURES, ids=lambda p: p.name)
+def test_each_marked_line_is_found_and_nothing_else(path):
+    result = plain(path)
+    marked = expected(path)
+    assert marked, f"{path.name} marks no expected finding"
+    got = found(result, path.name)
+    for df in result.targets["dockerfile"]:
+        got |= {(r, line, df) for r, line in found(result, df)}
+        marked |= {(r, line, df) for r, line in expected(FIXTURES / df)}
+    assert got == marked
+
+
+def test_every_rule_has_a_bad_fixture_that_fires_it():
+    fired = set()
+    for path in [*COMPOSE_FIXTURES, *(FIXTURES / "bad" / "dockerfiles").glob("Dockerfile*")]:
+        fired |= {r for r, _ in expected(path)}
+    pipeline_rules = {"OA501", "OA502", "OA503", "OA504", "OA505"}  # test_pipeline_rules
+    assert set(RULES) - fired - pipeline_rules == set()
+
+
+def test_good_stack_is_silent():
+    result = plain(FIXTURES / "good" / "stack.yaml")
+    assert [(f.rule, f.where) for f in result.findings] == []
+    assert result.services["auth-db"] == "database" and result.services["auth"] == "app"
+
+
+@pytest.mark.parametrize("path", sorted((FIXTURES / "bad" / "dockerfiles").glob("Dockerfile*")),
+                         ids=lambda p: p.name)
+def test_dockerfile_rules_point_at_the_instruction(path):
+    result = audit([], [path], None, FIXTURES)
+    assert found(result, path.name) == expected(path)
+
+
+def test_good_dockerfile_is_silent():
+    parsed = dockerfile.parse((FIXTURES / "good" / "app" / "Dockerfile").read_text(), "Dockerfile")
+    assert dockerfile.check(parsed) == []
+    assert parsed.healthcheck and parsed.final_user == "app"
+
+
+def test_dockerfile_parser_joins_continuations_and_substitutes_args():
+    text = ("# c\nARG BASE=python:3.11.4-slim\nFROM ${BASE} AS build\nRUN a \\\n  # inside\n"
+            "  && b\nFROM build\nUSER 10001\n")
+    parsed = dockerfile.parse(text, "D")
+    assert [s.image for s in parsed.stages] == ["python:3.11.4-slim", "build"]
+    assert [i.line for i in dockerfile.instructions(text)] == [2, 3, 4, 7, 8]
+    assert parsed.final_user == "10001"
+    assert dockerfile.check(parsed) == []
+
+
+WORKFLOW_OK = """
+jobs:
+  test:
+    steps:
+      - run: pytest -q
+      - uses: aquasecurity/trivy-action@0.28.0
+  deploy:
+    steps:
+      - run: inv deploy --env staging
+      - if: failure()
+        run: inv rollback --env staging
+"""
+
+
+@pytest.mark.parametrize("drop, rule", [
+    ("pytest -q", "OA502"),
+    ("aquasecurity/trivy-action@0.28.0", "OA503"),
+    ("inv rollback --env staging", "OA505"),
+])
+def test_pipeline_rules(drop, rule):
+    assert pipeline.check([pipeline.PipelineFile("ci.yml", WORKFLOW_OK)], "repo", "wf") == []
+    text = WORKFLOW_OK.replace(drop, "echo nothing")
+    findings = pipeline.check([pipeline.PipelineFile("ci.yml", text)], "repo", "wf")
+    assert [f.rule for f in findings] == [rule]
+    if rule == "OA505":
+        assert findings[0].line == 9  # the deploy step
+
+
+def test_pipeline_without_deploy_and_missing_pipeline():
+    text = WORKFLOW_OK.replace("inv deploy --env staging", "echo").replace("inv rollback", "x")
+    assert [f.rule for f in pipeline.check([pipeline.PipelineFile("ci.yml", text)], "r", "w")] \
+        == ["OA504"]
+    missing = pipeline.check([], "the repository", ".github/workflows")
+    assert [(f.rule, f.file) for f in missing] == [("OA501", ".github/workflows")]
+
+
+def test_suppression_comments_are_parsed_with_their_target_line():
+    text = ("services:\n  # ops-audit: ignore OA105,oa101 sidecar limited elsewhere\n\n  api:\n"
+            "    image: x  # ops-audit: ignore OA114 built in CI\n    # ops-audit: ignore OA208\n"
+            "    command: \"echo '# ops-audit: ignore OA101 not a comment'\"\n")
+    sups = suppressions(text, "f.yaml")
+    assert [(s.line, s.target, s.rules, s.reason) for s in sups] == [
+        (2, 4, ("OA105", "OA101"), "sidecar limited elsewhere"),
+        (5, 5, ("OA114",), "built in CI"),
+        (6, 7, ("OA208",), ""),
+    ]
+
+
+def test_suppressions_need_a_reason_and_stay_visible():
+    path = FIXTURES / "bad" / "suppressions.yaml"
+    result = plain(path)
+    suppressed = {(f.rule, f.line, f.suppressed) for f in result.findings if f.suppressed}
+    assert ("OA105", 10, "the host cgroup limits this batch job") in suppressed
+    assert ("OA114", 12, "pinned by digest in the CI overlay") in suppressed
+    # the whole service: a comment above its key
+    assert {r for r, _, why in suppressed if why == "a throwaway debugging container"} == {
+        "OA209", "OA105"}
