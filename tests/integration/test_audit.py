@@ -139,3 +139,16 @@ def test_pipeline_files_pass_actionlint():
                             "ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n",
                             capture_output=True, text=True, timeout=120)
     assert broken.returncode == 1 and "nope" in broken.stdout
+
+
+def test_audit_compare_prints_both_tools_side_by_side():
+    example = FIXTURES / "examples" / "voting" / "compose.yaml"
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "audit_compare.py"), str(example)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "both report" in out and "only compose-lint:" in out and "only inv audit:" in out
+    # what the issue says no other linter notices: a volume shared by two services
+    assert "OA112" in out.split("only inv audit:")[1]
+    row = [ln for ln in out.splitlines() if ln.startswith("| tests/fixtures/audit/examples/voting")]
+    assert len(row) == 1 and "CL-0006" in row[0]
