@@ -39,6 +39,9 @@ class _Run:
     scopes: dict[str, Scope] = field(default_factory=dict)
     sups: list = field(default_factory=list)
     services: dict[str, str] = field(default_factory=dict)
+    edges: dict[str, list[str]] = field(default_factory=dict)
+    labels: dict[str, dict] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
     targets: dict[str, list[str]] = field(default_factory=lambda: {
         "compose": [], "dockerfile": [], "pipeline": []})
     dockerfiles: set[Path] = field(default_factory=set)
@@ -80,7 +83,8 @@ def audit(stacks: list[Stack], dockerfiles: list[Path], repo: Path | None, root:
     else:
         categories = tuple(c for c in CATEGORIES if c != "cicd")
     findings = apply_suppressions(run.findings, run.sups, run.scopes)
-    return Audit(run.targets, findings, run.notes, categories, run.services, env)
+    return Audit(run.targets, findings, run.notes, categories, run.services, env, run.edges,
+                 run.labels, run.images)
 
 
 def discover(path: Path) -> tuple[list[Stack], list[Path]]:
@@ -189,6 +193,9 @@ def _stack(run: _Run, stack: Stack) -> None:
     for name, svc in model["services"].items():
         svc = svc or {}
         run.services[name] = _role(svc)
+        run.edges[name] = list(compose_rules.depends_of(svc))
+        run.labels[name] = compose_rules.labels_of(svc)
+        run.images[name] = str(svc.get("image") or "")
         build = svc.get("build")
         if not build:
             continue

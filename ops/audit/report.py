@@ -39,6 +39,10 @@ class Audit:
     categories: tuple[str, ...] = tuple(CATEGORIES)  # the ones checked
     services: dict[str, str] = field(default_factory=dict)  # name -> role
     env: str | None = None
+    # The stack's shape, for what is written from an audit (inv plan.new):
+    edges: dict[str, list[str]] = field(default_factory=dict)   # service -> its depends_on
+    labels: dict[str, dict] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
 
     def active(self) -> list[Finding]:
         return [f for f in self.findings if f.suppressed is None]

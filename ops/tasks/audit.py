@@ -21,7 +21,7 @@ def _choice(value, option: str, choices) -> str:
     return value
 
 
-def _project(c, env: str | None):
+def project_inputs(c, env: str | None):
     """The project's own stack (as rendered for --env), its Dockerfiles and pipeline."""
     from ..audit.load import Stack, discover
     from ..deploy.session import options, stack_input
@@ -88,7 +88,7 @@ def audit(c, path=None, env=None, format="text", fail_on="high", rules=False):  
         _choice(fail_on, "--fail-on", THRESHOLDS)
         if path and env:
             raise OpsError("--env audits the project's own stack: give it without --path", code=2)
-        stacks, dockerfiles, repo, base, shown_env = _paths(path) if path else _project(c, env)
+        stacks, dockerfiles, repo, base, shown_env = _paths(path) if path else project_inputs(c, env)
         result = run_audit(stacks, dockerfiles, repo, base, shown_env)
     except OpsError as exc:
         raise OpsError(f"audit failed: {exc}", code=2) from None

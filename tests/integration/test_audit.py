@@ -152,3 +152,26 @@ def test_audit_compare_prints_both_tools_side_by_side():
     assert "OA112" in out.split("only inv audit:")[1]
     row = [ln for ln in out.splitlines() if ln.startswith("| tests/fixtures/audit/examples/voting")]
     assert len(row) == 1 and "CL-0006" in row[0]
+
+
+def test_plan_new_writes_a_filled_plan_once(tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "compose", project / "compose", ignore=shutil.ignore_patterns("wheels"))
+    shutil.copy(ROOT / "invoke.yaml", project / "invoke.yaml")
+    env = {**os.environ, "OPS_ROOT": str(project)}
+    result = inv("plan.new", "Migración a Kubernetes", "--lang", "es", "--owner", "equipo ops", env=env)
+    assert result.returncode == 0, result.stderr
+    plans = list((project / "docs" / "plans").glob("INFRA-*-migracion-a-kubernetes.md"))
+    assert len(plans) == 1 and plans[0].name in result.stdout
+    text = plans[0].read_text()
+    assert "**Responsable(s):** equipo ops" in text and "`app-db` (database)" in text
+    # this copy has no pipeline: the audit's finding is a risk of the plan
+    assert "OA501 no CI pipeline" in text and "`sandbox`: Docker Swarm over SSH" in text
+    before = plans[0].read_text()
+    again = inv("plan.new", "Migración a Kubernetes", env=env)
+    assert again.returncode == 1 and "refusing to overwrite" in again.stderr
+    assert plans[0].read_text() == before
+    for args, fragment in ((("../..",), "no letters or digits"), (("x", "--lang", "fr"), "--lang")):
+        bad = inv("plan.new", *args, env=env)
+        assert bad.returncode == 1 and fragment in bad.stderr and "Traceback" not in bad.stderr
+    assert len(list((project / "docs" / "plans").iterdir())) == 1

@@ -1,0 +1,120 @@
+"""`inv plan.new`: an infrastructure plan from the seed's template, pre-filled with the
+project's services, environments and hosts, backup policy, deploy strategy and open
+audit findings (as risks)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+
+from invoke import Collection, task
+
+from ..errors import OpsError
+from .common import user_errors
+
+
+def _owner(root) -> str:
+    try:
+        name = subprocess.run(["git", "-C", str(root), "config", "user.name"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        name = ""
+    return name or "[name / team]"
+
+
+def _envs(c, root):
+    from .. import config, environment
+    from ..plan import Env
+    from ..remote.hosts import inventory
+
+    configured = c.config.get("envs") or {}
+    out = []
+    for name in config.known_envs(configured, root):
+        where = environment.resolve(name, configured)
+        if where.kind == environment.COMPOSE:
+            out.append(Env(name, "Docker Compose on this machine"))
+            continue
+        if not where.over_ssh:
+            out.append(Env(name, "Docker Swarm on this machine's engine"))
+            continue
+        env = Env(name, "Docker Swarm over SSH", url=where.config.get("url"))
+        try:
+            inv = inventory(name, dict(where.config), root)
+            env.url = inv.url or env.url
+            env.hosts = [f"{h.name} ({h.role}) {h.user}@{h.address}:{h.port}" for h in inv.hosts]
+        except OpsError as exc:
+            env.note = "not created" if "not found" in str(exc) else str(exc)
+        out.append(env)
+    return out
+
+
+def _risks(result):
+    from ..audit.rules import RULES, SEVERITIES, rank
+    from ..plan import Risk
+
+    groups: dict[str, list] = {}
+    for f in result.active():
+        groups.setdefault(f.rule, []).append(f)
+    risks = []
+    for rule_id, fs in groups.items():
+        worst = SEVERITIES[max(rank(f.severity) for f in fs)]
+        where = sorted({f.service or f.where for f in fs})
+        shown = ", ".join(where[:3]) + (f" +{len(where) - 3}" if len(where) > 3 else "")
+        risks.append(Risk(worst, f"{rule_id} {RULES[rule_id].title}", shown, RULES[rule_id].fix))
+    return sorted(risks, key=lambda r: (-rank(r.severity), r.title))[:10]
+
+
+@task(positional=["title"],
+      help={"title": "what the plan is for (also names the file)",
+            "lang": "en (default) or es (the seed template's own language)",
+            "owner": "who is responsible (default: git config user.name)"})
+@user_errors
+def new(c, title, lang="en", owner=None):
+    """Write docs/plans/INFRA-YYYYMMDD-<slug>.md from the seed's plan template, pre-filled
+    with the project's services, environments, backups, deploy and audit risks."""
+    from ..audit.load import audit
+    from ..deploy.session import options
+    from ..plan import LANGS, Facts, plan_id, render
+    from .audit import project_inputs
+
+    if lang not in LANGS:
+        raise OpsError(f"--lang must be one of {', '.join(LANGS)}, not {lang!r}")
+    day = datetime.date.today().isoformat()
+    name = plan_id(day, title)  # refuses a title with nothing to name the file by
+    stacks, dockerfiles, repo, base, _ = project_inputs(c, None)
+    root = base
+    path = root / "docs" / "plans" / f"{name}.md"
+    if path.exists():
+        raise OpsError(f"{path.relative_to(root)} exists: refusing to overwrite a plan "
+                       "(edit it, or give another title)")
+    result = audit(stacks, dockerfiles, repo, base)
+    blue_green = next((s for s, lb in result.labels.items() if lb.get("ops.deploy") == "blue-green"),
+                      None)
+    followers = [s for s, img in result.images.items()
+                 if blue_green and s != blue_green and img == result.images[blue_green]]
+    backup = dict(c.config.get("backup") or {})
+    offsite = [str(t.get("remote", t) if isinstance(t, dict) else t)
+               for t in (backup.get("offsite") or [])]
+    facts = Facts(title=" ".join(title.split()), day=day, owner=owner or _owner(root),
+                  services=result.services, edges=result.edges, envs=_envs(c, root),
+                  backup=backup, offsite=offsite, deploy=options(c.config, "local"),
+                  blue_green=blue_green, followers=followers,
+                  pipeline=result.targets.get("pipeline", []), risks=_risks(result),
+                  audit_counts=result.counts())
+    text = render(facts, lang)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        os.link(tmp, path)  # fails if the plan appeared meanwhile: never overwrites
+    except FileExistsError:
+        raise OpsError(f"{path.relative_to(root)} exists: refusing to overwrite a plan") from None
+    finally:
+        tmp.unlink()
+    print(f"wrote {path.relative_to(root)} ({lang}; {len(facts.services)} services, "
+          f"{len(facts.envs)} environments, {len(facts.risks)} risk(s) from the audit)")
+
+
+ns = Collection("plan")
+ns.add_task(new)
