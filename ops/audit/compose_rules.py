@@ -151,12 +151,34 @@ def mounts_of(svc: dict, named: set[str]) -> list[Mount]:
     return out
 
 
+# Admin UIs, exporters and clients named after the server they serve (mongo-express,
+# kafka-ui, redis-insight, postgres-exporter): not the data tier themselves.
+_TOOL_IMAGE = re.compile(r"express|[-_]?ui$|admin|insight|commander|exporter|kafdrop|akhq|"
+                         r"console|dashboard|manager|browser|[-_]?web$")
+
+
+_ADMIN_UI = re.compile(r"pgadmin|adminer|phpmyadmin|dbgate|cloudbeaver|pgweb")
+
+
+def _image_name(svc: dict) -> str:
+    return str(svc.get("image") or "").split("@")[0].rsplit("/", 1)[-1].split(":")[0].lower()
+
+
+def admin_ui(svc: dict) -> bool:
+    """A database/cache/broker admin UI (pgAdmin, Adminer, mongo-express, kafka-ui...)."""
+    name = _image_name(svc)
+    return bool(_ADMIN_UI.search(name) or (
+        _TOOL_IMAGE.search(name) and any(p.search(name) for _, p in _TIER_IMAGES)))
+
+
 def tier_of(svc: dict) -> str | None:
     """database / cache / broker: by the `ops.role` label, else by the image's name."""
     role = labels_of(svc).get("ops.role")
     if role:
         return role if role in DATA_ROLES else None
-    name = str(svc.get("image") or "").split("@")[0].rsplit("/", 1)[-1].split(":")[0].lower()
+    name = _image_name(svc)
+    if _TOOL_IMAGE.search(name):
+        return None
     for tier, pattern in _TIER_IMAGES:
         if pattern.search(name):
             return tier
@@ -298,10 +320,11 @@ def _service(name, svc, raw, services, model, ctx) -> list[Finding]:
                              "service runs without it", key, severity="low")
 
     _credentials(name, svc, raw, add)
-    if tier:
+    exposed = tier or ("admin UI" if admin_ui(svc) else None)
+    if exposed:
         for p in ports_of(svc):
             if p.published and (ctx.swarm or p.host_ip in ALL_INTERFACES):
-                add("OA203", f"{tier} {name!r} publishes {p.published}->{p.target} on all "
+                add("OA203", f"{exposed} {name!r} publishes {p.published}->{p.target} on all "
                              "interfaces", "ports", p.index)
     if svc.get("privileged"):
         add("OA204", f"service {name!r} runs privileged", "privileged")

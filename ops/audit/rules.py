@@ -144,9 +144,9 @@ RULES = _rules(
          "`docker inspect`.",
          "Pass host, user and a password file separately, or interpolate the whole URL from "
          "the environment: DATABASE_URL: ${DATABASE_URL}"),
-    Rule("OA203", "high", "security", "data-tier port published on all interfaces",
-         "The database, cache or broker is reachable from any network the host is on; with "
-         "Docker's iptables rules, a host firewall does not stop it.",
+    Rule("OA203", "high", "security", "data-tier or admin UI port published on all interfaces",
+         "The database, cache, broker or its admin UI is reachable from any network the host "
+         "is on; with Docker's iptables rules, a host firewall does not stop it.",
          "ports:\n  - \"127.0.0.1:5432:5432\"   # or no `ports:` at all: services reach it by "
          "name on the network"),
     Rule("OA204", "critical", "security", "privileged container",

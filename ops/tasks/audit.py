@@ -43,6 +43,8 @@ def _paths(paths: list[str]):
 
     stacks, dockerfiles, repo = [], [], None
     for raw in paths:
+        if not raw.strip():
+            raise OpsError("--path is empty: give a compose file, Dockerfile or directory", code=2)
         p = Path(raw)
         if p.is_dir():
             found, dfs = discover(p)
@@ -84,8 +86,8 @@ def audit(c, path=None, env=None, format="text", fail_on="high", rules=False):  
             print(f"{r.id}  {r.severity:<8}  {r.category:<13}  {r.title}")
         return
     try:
-        _choice(format, "--format", FORMATS)
-        _choice(fail_on, "--fail-on", THRESHOLDS)
+        format = _choice(str(format).lower(), "--format", FORMATS)  # noqa: A001
+        fail_on = _choice(str(fail_on).lower(), "--fail-on", THRESHOLDS)
         if path and env:
             raise OpsError("--env audits the project's own stack: give it without --path", code=2)
         stacks, dockerfiles, repo, base, shown_env = _paths(path) if path else project_inputs(c, env)
