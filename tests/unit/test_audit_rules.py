@@ -163,3 +163,32 @@ def test_suppressions_need_a_reason_and_stay_visible():
     # the whole service: a comment above its key
     assert {r for r, _, why in suppressed if why == "a throwaway debugging container"} == {
         "OA209", "OA105"}
+
+
+def test_discover_pairs_overrides_and_skips_vendored_dirs(tmp_path):
+    from ops.audit.load import discover
+
+    for rel in ("compose.yaml", "compose.override.yaml", "svc/Dockerfile", "svc/api.Dockerfile",
+                "node_modules/x/compose.yaml", ".hidden/Dockerfile", "other/docker-compose.yml",
+                "notes.yaml"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("services: {}\n")
+    stacks, dockerfiles = discover(tmp_path)
+    assert [[p.relative_to(tmp_path).as_posix() for p in s.files] for s in stacks] == [
+        ["compose.yaml", "compose.override.yaml"], ["other/docker-compose.yml"]]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in dockerfiles) == [
+        "svc/Dockerfile", "svc/api.Dockerfile"]
+
+
+def test_yaml_errors_name_the_line_and_locator_follows_merges():
+    from ops.audit.yamlsrc import Locator, YamlError, parse
+
+    with pytest.raises(YamlError, match=r"f.yaml:3: not valid YAML \(found character '\\t'"):
+        parse("a: 1\nb:\n\t- x\n", "f.yaml")
+    data, node = parse("x: &b\n  restart: always\nservices:\n  s:\n    <<: *b\n    image: i\n"
+                       "  t: !reset null\n", "f.yaml")
+    loc = Locator(node, "f.yaml")
+    assert data["services"]["s"]["restart"] == "always"
+    assert loc.line("services", "s", "restart") == 2       # where the anchor wrote it
+    assert loc.deepest("services", "s", "nope") == (2, 4)  # a missing key: its parent
+    assert loc.line("services", "t") == 7 and loc.top_level_lines() == {1, 3}
