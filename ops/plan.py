@@ -31,7 +31,7 @@ def plan_id(day: str, title: str) -> str:
 @dataclass
 class Env:
     name: str
-    kind: str                  # "Compose (this machine)", "Swarm over SSH", ...
+    kind: str                  # compose | swarm-local | swarm-ssh
     hosts: list[str] = field(default_factory=list)  # "name role user@address"
     url: str | None = None
     note: str = ""
@@ -124,6 +124,9 @@ L = {
         "levels": {"critical": ("High", "High"), "high": ("Medium", "High"),
                    "medium": ("Medium", "Medium"), "low": ("Low", "Low")},
         "env": "Environments", "services": "Services", "hosts": "hosts",
+        "kinds": {"compose": "Docker Compose on this machine",
+                  "swarm-local": "Docker Swarm on this machine's engine",
+                  "swarm-ssh": "Docker Swarm over SSH"},
         "not_created": "not created yet",
         "audit": "Open audit findings: {counts}",
         "end": "END OF THE INFRASTRUCTURE PLAN",
@@ -193,6 +196,9 @@ L = {
         "levels": {"critical": ("Alta", "Alto"), "high": ("Media", "Alto"),
                    "medium": ("Media", "Medio"), "low": ("Baja", "Bajo")},
         "env": "Entornos", "services": "Servicios", "hosts": "hosts",
+        "kinds": {"compose": "Docker Compose en esta máquina",
+                  "swarm-local": "Docker Swarm en el engine de esta máquina",
+                  "swarm-ssh": "Docker Swarm por SSH"},
         "not_created": "aún no creado",
         "audit": "Hallazgos abiertos de la auditoría: {counts}",
         "end": "FIN DEL PLAN DE INFRAESTRUCTURA",
@@ -225,7 +231,7 @@ def render(f: Facts, lang: str = "en") -> str:
            f"### {t['ctx']}", t["ctx_v"], "", f"#### {t['known']}",
            f"- **{t['services']}:** {roles}", f"- **{t['env']}:**"]
     for e in f.envs:
-        line = f"  - `{e.name}`: {e.kind}"
+        line = f"  - `{e.name}`: {t['kinds'].get(e.kind, e.kind)}"
         if e.url:
             line += f", {e.url}"
         if e.hosts:

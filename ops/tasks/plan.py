@@ -33,12 +33,12 @@ def _envs(c, root):
     for name in config.known_envs(configured, root):
         where = environment.resolve(name, configured)
         if where.kind == environment.COMPOSE:
-            out.append(Env(name, "Docker Compose on this machine"))
+            out.append(Env(name, "compose"))
             continue
         if not where.over_ssh:
-            out.append(Env(name, "Docker Swarm on this machine's engine"))
+            out.append(Env(name, "swarm-local"))
             continue
-        env = Env(name, "Docker Swarm over SSH", url=where.config.get("url"))
+        env = Env(name, "swarm-ssh", url=where.config.get("url"))
         try:
             inv = inventory(name, dict(where.config), root)
             env.url = inv.url or env.url

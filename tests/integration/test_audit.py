@@ -166,7 +166,7 @@ def test_plan_new_writes_a_filled_plan_once(tmp_path):
     text = plans[0].read_text()
     assert "**Responsable(s):** equipo ops" in text and "`app-db` (database)" in text
     # this copy has no pipeline: the audit's finding is a risk of the plan
-    assert "OA501 no CI pipeline" in text and "`sandbox`: Docker Swarm over SSH" in text
+    assert "OA501 no CI pipeline" in text and "`sandbox`: Docker Swarm por SSH (aún no creado)" in text
     before = plans[0].read_text()
     again = inv("plan.new", "Migración a Kubernetes", env=env)
     assert again.returncode == 1 and "refusing to overwrite" in again.stderr

@@ -11,8 +11,8 @@ from ops.plan import Env, Facts, Risk, plan_id, render, slug
 def facts(**kw):
     base = dict(title="Off-site backups", day="2026-11-23", owner="ops team",
                 services={"api": "app", "app-db": "database"}, edges={"api": ["app-db"]},
-                envs=[Env("local", "Docker Compose on this machine"),
-                      Env("staging", "Docker Swarm over SSH", ["mgr1 (manager) deploy@10.0.0.1:22"],
+                envs=[Env("local", "compose"),
+                      Env("staging", "swarm-ssh", ["mgr1 (manager) deploy@10.0.0.1:22"],
                           "https://staging.example.com")],
                 backup={"keep": {"last": 7, "daily": 7}, "verify_after": "read",
                         "drill_every_hours": 24},
@@ -61,7 +61,8 @@ def test_spanish_plan_keeps_the_seed_template_headings():
                     "## 2. Arquitectura de la Solución", "## 3. Plan de Implementación Detallado",
                     "## 4. Plan de Verificación y Rollback", "### Estrategia de Rollback",
                     "## 5. Riesgos y Consideraciones", "| Riesgo | Probabilidad | Impacto |",
-                    "**FIN DEL PLAN DE INFRAESTRUCTURA**", "**Responsable(s):** ops team"):
+                    "**FIN DEL PLAN DE INFRAESTRUCTURA**", "**Responsable(s):** ops team",
+                    "`staging`: Docker Swarm por SSH, https://staging.example.com"):
         assert heading in text, heading
 
 
