@@ -113,26 +113,22 @@ def discover(path: Path) -> tuple[list[Stack], list[Path]]:
 def _compose_config(stack: Stack) -> tuple[dict | None, dict | None, str]:
     """(interpolated model, model as written, '') through Compose; (None, None, why) when
     Compose cannot resolve the files."""
+    from ..commands import compose
     from ..parse import load_json
     from ..shell import run
 
-    argv = ["docker", "compose"]
-    if stack.project:
-        argv += ["--project-name", stack.project]
-    argv += ["--project-directory", str(stack.files[0].parent)]
-    for f in stack.files:
-        argv += ["--file", str(f)]
+    b = compose.base(stack.project, stack.files, project_directory=stack.files[0].parent)
     env = stack.env
     if env is None:
         # Compose reads the .env beside the file; the caller's COMPOSE_* must not steer it.
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
 
-    def one(extra):
-        return run([*argv, "config", "--format", "json", *extra], env=env, what="docker compose config",
+    def one(interpolate):
+        return run(compose.config_json(b, interpolate), env=env, what="docker compose config",
                    timeout=60)
     try:
         with ThreadPoolExecutor(2) as pool:
-            done, raw = pool.map(one, ([], ["--no-interpolate"]))
+            done, raw = pool.map(one, (True, False))
         unset = sorted(set(_UNSET.findall(done.stderr)))
         why = f"variables not set, read as blank: {', '.join(unset)}" if unset else ""
         return (load_json(done.stdout, "docker compose config"),

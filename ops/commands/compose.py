@@ -7,15 +7,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
-def base(project: str, files: Sequence[Path]) -> list[str]:
-    argv = ["docker", "compose", "--project-name", project]
+def base(project: str | None, files: Sequence[Path], project_directory: Path | None = None
+         ) -> list[str]:
+    """`project` None: Compose names it (from the directory, or the file's `name:`)."""
+    argv = ["docker", "compose"]
+    if project:
+        argv += ["--project-name", project]
+    if project_directory is not None:
+        argv += ["--project-directory", str(project_directory)]
     for f in files:
         argv += ["--file", str(f)]
     return argv
 
 
-def config_json(b: list[str]) -> list[str]:
-    return [*b, "config", "--format", "json"]
+def config_json(b: list[str], interpolate: bool = True) -> list[str]:
+    """The resolved model as JSON; `interpolate=False`: variables left as written."""
+    return [*b, "config", "--format", "json", *([] if interpolate else ["--no-interpolate"])]
 
 
 def up(b: list[str], *, build: bool = False, wait_timeout: int | None = None,

@@ -36,6 +36,9 @@ def test_ps_logs_build_exec_config():
     assert compose.exec_(B, "api", ["ls", "-la"]) == [*B, "exec", "-T", "api", "ls", "-la"]
     assert compose.exec_(B, "api", ["sh"], index=2, tty=True) == [*B, "exec", "--index", "2", "api", "sh"]
     assert compose.config_json(B) == [*B, "config", "--format", "json"]
+    assert compose.config_json(B, interpolate=False)[-1] == "--no-interpolate"
+    assert compose.base(None, [Path("/x/c.yaml")], project_directory=Path("/x")) == [
+        "docker", "compose", "--project-directory", "/x", "--file", "/x/c.yaml"]
 
 
 def test_user_text_stays_one_argv_element():
