@@ -210,10 +210,14 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render(f: Facts, lang: str = "en") -> str:
+def check_lang(lang: str) -> str:
     if lang not in LANGS:
         raise OpsError(f"--lang must be one of {', '.join(LANGS)}, not {lang!r}")
-    t = L[lang]
+    return lang
+
+
+def render(f: Facts, lang: str = "en") -> str:
+    t = L[check_lang(lang)]
     keep = ", ".join(f"{k} {v}" for k, v in (f.backup.get("keep") or {}).items()) or t["none"]
     verify = f.backup.get("verify_after", "read")
     drill = f.backup.get("drill_every_hours", 24)

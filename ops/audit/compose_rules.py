@@ -8,10 +8,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..deploy.translate import ALL_INTERFACES
 from .rules import Finding
 
 DATA_ROLES = ("database", "cache", "broker")
-ALL_INTERFACES = ("", "0.0.0.0", "::")  # noqa: S104 (what a published port binds to)
 _TIER_IMAGES = (
     ("database", re.compile(r"postgres|postgis|timescale|mysql|mariadb|mongo|cockroach|cassandra|"
                             r"clickhouse|influxdb|couchdb|neo4j|elasticsearch|opensearch|mssql")),

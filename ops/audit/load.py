@@ -87,6 +87,60 @@ def audit(stacks: list[Stack], dockerfiles: list[Path], repo: Path | None, root:
                  run.labels, run.images)
 
 
+@dataclass
+class Inputs:
+    """What one audit reads: compose stacks, Dockerfiles, the repository whose pipeline
+    is checked (None: CI/CD not checked), and the directory locations are relative to."""
+
+    stacks: list[Stack]
+    dockerfiles: list[Path]
+    repo: Path | None
+    base: Path
+    env: str | None = None
+
+    def run(self) -> Audit:
+        return audit(self.stacks, self.dockerfiles, self.repo, self.base, self.env)
+
+
+def project(s, rendered: tuple[list[Path], dict[str, str]] | None = None,
+            env: str | None = None) -> Inputs:
+    """The project's own stack (`rendered`: the files and variables of a Swarm
+    environment's stack), the Dockerfiles beside its compose files, its pipeline."""
+    if rendered:
+        stack = Stack(rendered[0], rendered[1], s.project, translated=True)
+    else:
+        stack = Stack(list(s.compose_files), s.subprocess_env(), s.project)
+    dockerfiles = [df for folder in sorted({f.parent for f in s.compose_files})
+                   for df in discover(folder)[1]]
+    return Inputs([stack], dockerfiles, s.root, s.root, env)
+
+
+def from_paths(paths: list[str]) -> Inputs:
+    """Files and directories as given: a directory is a repository (its compose files,
+    Dockerfiles and pipeline); a file is a compose file or a Dockerfile by its name."""
+    stacks, dockerfiles, repo = [], [], None
+    for raw in paths:
+        if not raw.strip():
+            raise OpsError("--path is empty: give a compose file, Dockerfile or directory", code=2)
+        p = Path(raw)
+        if p.is_dir():
+            found, dfs = discover(p)
+            stacks += found
+            dockerfiles += dfs
+            repo = repo or p
+        elif p.is_file():
+            if DOCKERFILE_NAME.match(p.name):
+                dockerfiles.append(p)
+            elif p.suffix in (".yml", ".yaml") or COMPOSE_NAME.match(p.name):
+                stacks.append(Stack([p]))
+            else:
+                raise OpsError(f"{raw}: not a compose file (.yml/.yaml), a Dockerfile or a "
+                               "directory", code=2)
+        else:
+            raise OpsError(f"{raw}: no such file or directory", code=2)
+    return Inputs(stacks, dockerfiles, repo, Path.cwd())
+
+
 def discover(path: Path) -> tuple[list[Stack], list[Path]]:
     """Compose files (each with the compose.override.* Compose merges beside it) and
     Dockerfiles under a directory, hidden and vendored directories left out."""

@@ -36,18 +36,14 @@ def text(audit: report.Audit, fail_on: str) -> str:
     for cat, (mark, why) in report.verdicts(audit).items():
         out.append(f"- {CATEGORIES[cat].ljust(width)}  {mark}  {why}")
     out += ["", "3) Problems and proposals"]
-    groups: dict[str, list] = {}
-    for f in audit.sorted():
-        if f.suppressed is None:
-            groups.setdefault(f.rule, []).append(f)
+    groups = report.groups(audit)
     if not groups:
         out.append("- none at any severity")
-    for rule_id, fs in groups.items():
-        rule = RULES[rule_id]
-        worst = max((f.severity for f in fs), key=rank)
-        out.append(f"- [{CATEGORIES[rule.category]}] {rule_id} {worst.upper()}: {rule.title}")
+    for g in groups:
+        rule, worst = g.rule, g.worst
+        out.append(f"- [{CATEGORIES[rule.category]}] {rule.id} {worst.upper()}: {rule.title}")
         out.append("  Description:")
-        for f in fs:
+        for f in g.findings:
             sev = f" ({f.severity})" if f.severity != worst else ""
             out.append(f"    {f.where}: {f.message}{sev}")
         out.append("  " + "\n    ".join(textwrap.wrap(f"Risk: {rule.risk}", 96)))

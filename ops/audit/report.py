@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .rules import CATEGORIES, RULES, SEVERITIES, Finding, rank
+from .rules import CATEGORIES, RULES, SEVERITIES, Finding, Rule, rank
 from .yamlsrc import Suppression
 
 OK, WARN, BAD, SKIP = "✅", "⚠️", "❌", "➖"
@@ -136,22 +136,38 @@ def summary(audit: Audit) -> list[str]:
     return lines[:5]
 
 
+@dataclass(frozen=True)
+class Group:
+    """The active findings of one rule."""
+
+    rule: Rule
+    findings: list[Finding]
+
+    @property
+    def worst(self) -> str:
+        return SEVERITIES[max(rank(f.severity) for f in self.findings)]
+
+    def places(self, limit: int) -> str:
+        """The services (or files) it was found in: `a, b, c +2`."""
+        where = sorted({f.service or f.file for f in self.findings})
+        return ", ".join(where[:limit]) + (f" +{len(where) - limit}" if len(where) > limit else "")
+
+
+def groups(audit: Audit) -> list[Group]:
+    """Active findings by rule: most severe first, then by category and how widespread."""
+    by_rule: dict[str, list[Finding]] = {}
+    for f in audit.sorted():
+        if f.suppressed is None:
+            by_rule.setdefault(f.rule, []).append(f)
+    order = list(CATEGORIES)
+    out = [Group(RULES[r], fs) for r, fs in by_rule.items()]
+    return sorted(out, key=lambda g: (-rank(g.worst), order.index(g.rule.category),
+                                      -len(g.findings), g.rule.id))
+
+
 def action_plan(audit: Audit) -> list[str]:
     """3 to 7 steps, most severe and most widespread first."""
-    groups: dict[str, list[Finding]] = {}
-    for f in audit.active():
-        groups.setdefault(f.rule, []).append(f)
-    order = list(CATEGORIES)
-    ranked = sorted(groups.items(), key=lambda kv: (
-        -max(rank(f.severity) for f in kv[1]), order.index(RULES[kv[0]].category), -len(kv[1]),
-        kv[0]))
-    steps = []
-    for rule_id, fs in ranked[:7]:
-        rule = RULES[rule_id]
-        worst = SEVERITIES[max(rank(f.severity) for f in fs)]
-        where = sorted({f.service or f.file for f in fs})
-        shown = ", ".join(where[:4]) + (f" +{len(where) - 4}" if len(where) > 4 else "")
-        steps.append(f"[{worst}] {rule.title}: {shown} ({rule_id})")
+    steps = [f"[{g.worst}] {g.rule.title}: {g.places(4)} ({g.rule.id})" for g in groups(audit)[:7]]
     lows = sum(1 for f in audit.active() if f.severity == "low")
     suppressed = len(audit.findings) - len(audit.active())
     extras = [

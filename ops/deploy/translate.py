@@ -51,6 +51,8 @@ IGNORED = {
 # Keys of compose's output that carry nothing to translate.
 SILENT = {"expose", "env_file", "networks", "ports", "volumes", "tmpfs", "secrets", "configs",
           "healthcheck", "deploy", "restart", "extra_hosts", "shm_size"}
+# What a published port's host_ip is when it binds every interface.
+ALL_INTERFACES = ("", "0.0.0.0", "::")  # noqa: S104 - comparing, not binding
 HEALTH_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
 RESTART = {"always": {"condition": "any"}, "unless-stopped": {"condition": "any"},
            "no": {"condition": "none"}}
@@ -207,7 +209,7 @@ def _ports(svc: dict, name: str, notes: _Notes) -> list[dict]:
     out = []
     for p in svc.get("ports") or []:
         published, host_ip = str(p.get("published") or ""), p.get("host_ip") or ""
-        if host_ip not in ("", "0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
+        if host_ip not in ALL_INTERFACES:
             notes.add("ports", name, f"{host_ip}:{published} dropped: Swarm cannot bind an "
                       "address, so it would be open on every interface (publish it in the "
                       "deploy overlay if it must be)")

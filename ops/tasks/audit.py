@@ -3,8 +3,6 @@ pipeline. Exit 0 = clean at --fail-on, 1 = findings at or above it, 2 = the audi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from invoke import Exit, task
 
 from ..environment import COMPOSE, SWARM
@@ -21,47 +19,14 @@ def _choice(value, option: str, choices) -> str:
     return value
 
 
-def project_inputs(c, env: str | None):
-    """The project's own stack (as rendered for --env), its Dockerfiles and pipeline."""
-    from ..audit.load import Stack, discover
+def _project(c, env: str | None):
+    """The project's stack, as rendered for --env when that is a Swarm environment."""
+    from ..audit.load import project
     from ..deploy.session import options, stack_input
 
     s, where = target(c, env or "local", "audit", {COMPOSE, SWARM})
-    if where.kind == SWARM:
-        files, variables = stack_input(s, options(c.config, s.env))
-        stack = Stack(files, variables, s.project, translated=True)
-    else:
-        stack = Stack(list(s.compose_files), s.subprocess_env(), s.project)
-    dockerfiles = []
-    for folder in sorted({f.parent for f in s.compose_files}):
-        dockerfiles += discover(folder)[1]
-    return [stack], dockerfiles, s.root, s.root, (s.env if env else None)
-
-
-def _paths(paths: list[str]):
-    from ..audit.load import COMPOSE_NAME, DOCKERFILE_NAME, Stack, discover
-
-    stacks, dockerfiles, repo = [], [], None
-    for raw in paths:
-        if not raw.strip():
-            raise OpsError("--path is empty: give a compose file, Dockerfile or directory", code=2)
-        p = Path(raw)
-        if p.is_dir():
-            found, dfs = discover(p)
-            stacks += found
-            dockerfiles += dfs
-            repo = repo or p
-        elif p.is_file():
-            if DOCKERFILE_NAME.match(p.name):
-                dockerfiles.append(p)
-            elif p.suffix in (".yml", ".yaml") or COMPOSE_NAME.match(p.name):
-                stacks.append(Stack([p]))
-            else:
-                raise OpsError(f"{raw}: not a compose file (.yml/.yaml), a Dockerfile or a "
-                               "directory", code=2)
-        else:
-            raise OpsError(f"{raw}: no such file or directory", code=2)
-    return stacks, dockerfiles, repo, Path.cwd(), None
+    rendered = stack_input(s, options(c.config, s.env)) if where.kind == SWARM else None
+    return project(s, rendered, s.env if env else None)
 
 
 @task(iterable=["path"], name="audit",
@@ -78,7 +43,7 @@ def audit(c, path=None, env=None, format="text", fail_on="high", rules=False):  
     """Check compose files, Dockerfiles and the CI pipeline against the best-practice
     checklist (exit 0 clean, 1 findings at --fail-on or above, 2 the audit failed)."""
     from ..audit import render
-    from ..audit.load import audit as run_audit
+    from ..audit.load import from_paths
     from ..audit.rules import RULES
 
     if rules:
@@ -90,14 +55,14 @@ def audit(c, path=None, env=None, format="text", fail_on="high", rules=False):  
         fail_on = _choice(str(fail_on).lower(), "--fail-on", THRESHOLDS)
         if path and env:
             raise OpsError("--env audits the project's own stack: give it without --path", code=2)
-        stacks, dockerfiles, repo, base, shown_env = _paths(path) if path else project_inputs(c, env)
-        result = run_audit(stacks, dockerfiles, repo, base, shown_env)
+        inputs = from_paths(path) if path else _project(c, env)
+        result = inputs.run()
     except OpsError as exc:
         raise OpsError(f"audit failed: {exc}", code=2) from None
     if format == "json":
         print(render.as_json(result, fail_on), end="")
     elif format == "sarif":
-        print(render.sarif(result, base.resolve().as_uri() + "/"), end="")
+        print(render.sarif(result, inputs.base.resolve().as_uri() + "/"), end="")
     else:
         print(render.text(result, fail_on), end="")
     if result.at_or_above(fail_on):

@@ -11,7 +11,7 @@ import subprocess
 from invoke import Collection, task
 
 from ..errors import OpsError
-from .common import user_errors
+from .common import settings, user_errors
 
 
 def _owner(root) -> str:
@@ -50,19 +50,12 @@ def _envs(c, root):
 
 
 def _risks(result):
-    from ..audit.rules import RULES, SEVERITIES, rank
+    """The open audit findings, one risk per rule, most severe first."""
+    from ..audit.report import groups
     from ..plan import Risk
 
-    groups: dict[str, list] = {}
-    for f in result.active():
-        groups.setdefault(f.rule, []).append(f)
-    risks = []
-    for rule_id, fs in groups.items():
-        worst = SEVERITIES[max(rank(f.severity) for f in fs)]
-        where = sorted({f.service or f.where for f in fs})
-        shown = ", ".join(where[:3]) + (f" +{len(where) - 3}" if len(where) > 3 else "")
-        risks.append(Risk(worst, f"{rule_id} {RULES[rule_id].title}", shown, RULES[rule_id].fix))
-    return sorted(risks, key=lambda r: (-rank(r.severity), r.title))[:10]
+    return [Risk(g.worst, f"{g.rule.id} {g.rule.title}", g.places(3), g.rule.fix)
+            for g in groups(result)[:10]]
 
 
 @task(positional=["title"],
@@ -73,22 +66,20 @@ def _risks(result):
 def new(c, title, lang="en", owner=None):
     """Write docs/plans/INFRA-YYYYMMDD-<slug>.md from the seed's plan template, pre-filled
     with the project's services, environments, backups, deploy and audit risks."""
-    from ..audit.load import audit
+    from ..audit.load import project
     from ..deploy.session import options
-    from ..plan import LANGS, Facts, plan_id, render
-    from .audit import project_inputs
+    from ..plan import Facts, check_lang, plan_id, render
 
-    if lang not in LANGS:
-        raise OpsError(f"--lang must be one of {', '.join(LANGS)}, not {lang!r}")
+    check_lang(lang)
     day = datetime.date.today().isoformat()
     name = plan_id(day, title)  # refuses a title with nothing to name the file by
-    stacks, dockerfiles, repo, base, _ = project_inputs(c, None)
-    root = base
+    inputs = project(settings(c, "local"))
+    root = inputs.base
     path = root / "docs" / "plans" / f"{name}.md"
     if path.exists():
         raise OpsError(f"{path.relative_to(root)} exists: refusing to overwrite a plan "
                        "(edit it, or give another title)")
-    result = audit(stacks, dockerfiles, repo, base)
+    result = inputs.run()
     blue_green = next((s for s, lb in result.labels.items() if lb.get("ops.deploy") == "blue-green"),
                       None)
     followers = [s for s, img in result.images.items()
