@@ -68,6 +68,7 @@ def new(c, title, lang="en", owner=None):
     with the project's services, environments, backups, deploy and audit risks."""
     from ..audit.load import project
     from ..deploy.session import options
+    from ..deploy.translate import BLUE_GREEN, repository
     from ..plan import Facts, check_lang, plan_id, render
 
     check_lang(lang)
@@ -80,10 +81,11 @@ def new(c, title, lang="en", owner=None):
         raise OpsError(f"{path.relative_to(root)} exists: refusing to overwrite a plan "
                        "(edit it, or give another title)")
     result = inputs.run()
-    blue_green = next((s for s, lb in result.labels.items() if lb.get("ops.deploy") == "blue-green"),
+    # The deploy's own rules: the service labelled blue-green, and its image's followers.
+    blue_green = next((s for s, lb in result.labels.items() if lb.get("ops.deploy") == BLUE_GREEN),
                       None)
-    followers = [s for s, img in result.images.items()
-                 if blue_green and s != blue_green and img == result.images[blue_green]]
+    followers = [s for s, img in result.images.items() if blue_green and s != blue_green
+                 and repository(img) == repository(result.images[blue_green])]
     backup = dict(c.config.get("backup") or {})
     offsite = [str(t.get("remote", t) if isinstance(t, dict) else t)
                for t in (backup.get("offsite") or [])]
