@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,30 @@ pytestmark = pytest.mark.integration
 
 APP = f"opstest-local-{secrets.token_hex(3)}"
 REPO = f"ops-test-local-{secrets.token_hex(3)}/api"
+
+
+def _remove_gwbridge(net, timeout: float = 30) -> None:
+    """Remove the docker_gwbridge Swarm made. After `swarm leave` its last endpoints
+    detach asynchronously, so removal is retried; an endpoint the engine never releases
+    (moby/moby#37018, cleared only by restarting dockerd) is a warning, not a failure:
+    the bridge is harmless and the next `swarm init` reuses it."""
+    import warnings
+
+    import docker
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            net.remove()
+            return
+        except docker.errors.APIError as exc:
+            if "active endpoints" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                warnings.warn(f"docker_gwbridge left behind: {exc.explanation} (moby/moby#37018)",
+                              stacklevel=2)
+                return
+        time.sleep(1)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +88,7 @@ def local_swarm(engine, tmp_path_factory):
             engine.swarm.leave(force=True)
             if not had_gwbridge:  # Swarm made it; leaving keeps it
                 for net in engine.networks.list(names=["docker_gwbridge"]):
-                    net.remove()
+                    _remove_gwbridge(net)
         for image in engine.images.list(REPO):  # l1, l2 and the commits deployed untagged
             for ref in image.tags:
                 engine.images.remove(ref, force=True)
