@@ -61,17 +61,13 @@ class Cluster:
 
     # -- reads ----------------------------------------------------------------------------
     def snapshot(self) -> state.Snapshot:
-        text = self.d.target.run(cmd.snapshot(self.d.app), "read the stack's state").stdout
+        text = self.d.target.run(cmd.snapshot(self.d.app, self.d.paths.upstream),
+                                 "read the stack's state").stdout
         snap = state.parse_snapshot(text, self.d.app)
         if not snap.services:
             raise OpsError(f"nothing deployed as stack {self.d.app!r} on --env {self.d.env} "
                            f"(run `inv deploy --env {self.d.env}`)")
         return snap
-
-    def live(self) -> tuple[str, str] | None:
-        from .deploy import flow
-
-        return flow.live(self.d)
 
     # -- scale ----------------------------------------------------------------------------
     def scale(self, spec: str, timeout: float | None = None, verify_requests: int = 400) -> dict:
@@ -84,8 +80,8 @@ class Cluster:
         from .scaling import parse_spec
 
         wanted = parse_spec(spec)
-        snap, current = self.snapshot(), self.live()
-        live_color = current[0] if current else None
+        snap = self.snapshot()
+        live_color = snap.live_color
         targets = state.scale_targets(snap, wanted, live_color)
         keep = {(APP_SERVICE if short == live_color else short): n for short, _, n in targets
                 if short not in COLORS or short == live_color}
@@ -111,8 +107,8 @@ class Cluster:
 
     # -- health ---------------------------------------------------------------------------
     def health(self) -> list[Check]:
-        snap, current = self.snapshot(), self.live()
-        live_color, live_tag = current if current else (None, None)
+        snap = self.snapshot()
+        live_color, live_tag = snap.live or (None, None)
         jobs = []
         for name, svc in sorted(snap.services.items()):
             label = f"{name} (live)" if name == live_color else name
@@ -162,16 +158,16 @@ class Cluster:
 
     # -- logs and exec --------------------------------------------------------------------
     def logs(self, names, follow=False, tail=None, since=None, timestamps=False) -> None:
-        snap, current = self.snapshot(), self.live()
-        live_color = current[0] if current else None
+        snap = self.snapshot()
+        live_color = snap.live_color
         chosen = [snap.service(n, live_color)[1] for n in names] if names else snap.services.values()
         full = sorted(svc.name for svc in chosen)
         self.d.target.conn.run(cmd.service_logs(full, follow, tail, since, timestamps),
                                warn=True, hide=False, in_stream=False)
 
     def exec(self, name: str, argv: list[str], index: int = 1, tty: bool = False) -> int:
-        snap, current = self.snapshot(), self.live()
-        short, _ = snap.service(name, current[0] if current else None)
+        snap = self.snapshot()
+        short, _ = snap.service(name, snap.live_color)
         task, (conn, _host) = self.task_target(snap, short, index)
         result = conn.run(cmd.container_exec(task.container, argv, interactive=tty), warn=True,
                           hide=False, pty=tty, in_stream=None if tty else io.StringIO(""))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from .commands.cluster import SNAPSHOT_MARK
 from .commands.deploy import APP_SERVICE, COLORS
 from .deploy.converge import Service, Task
+from .deploy.stackfile import parse_upstream
 from .errors import OpsError
 from .parse import load_json
 from .scaling import STATEFUL_ROLES
@@ -53,6 +54,11 @@ class Snapshot:
     services: dict[str, Service]  # by short name
     tasks: list[Task]
     nodes: list[Node]
+    live: tuple[str, str] | None = None  # (color, tag) the gateway routes to
+
+    @property
+    def live_color(self) -> str | None:
+        return self.live[0] if self.live else None
 
     def node(self, node_id: str) -> Node | None:
         return next((n for n in self.nodes if n.id == node_id), None)
@@ -115,7 +121,7 @@ def scale_targets(snap: Snapshot, wanted: dict[str, int], live: str | None
 
 
 def parse_snapshot(text: str, app: str) -> Snapshot:
-    """The three JSON arrays printed by commands.cluster.snapshot."""
+    """The three JSON arrays and the live upstream printed by commands.cluster.snapshot."""
     parts: dict[str, str] = {}
     current = None
     for line in (text or "").splitlines():
@@ -124,7 +130,7 @@ def parse_snapshot(text: str, app: str) -> Snapshot:
             parts[current] = ""
         elif current:
             parts[current] += line + "\n"
-    if set(parts) != {"services", "tasks", "nodes"}:
+    if set(parts) != {"services", "tasks", "nodes", "live"}:
         raise OpsError(f"stack {app}: unreadable cluster state (is this a Swarm manager?)")
 
     def items(key):
@@ -138,7 +144,7 @@ def parse_snapshot(text: str, app: str) -> Snapshot:
     services = [Service.from_inspect(r) for r in items("services")]
     return Snapshot(app, {short_name(app, svc.name): svc for svc in services},
                     [Task.from_inspect(r) for r in items("tasks")],
-                    [Node.from_inspect(r) for r in items("nodes")])
+                    [Node.from_inspect(r) for r in items("nodes")], parse_upstream(parts["live"]))
 
 
 # -- verdicts -----------------------------------------------------------------------------

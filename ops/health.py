@@ -13,9 +13,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-import requests
-
-from . import docker_api
 from .commands import probes
 from .parse import Model
 
@@ -88,6 +85,8 @@ def http_inside(c, port: int) -> dict[str, str]:
 
 def http_get(url: str, version: str | None = None) -> tuple[bool, str]:
     """200 from the URL; with `version`, the X-App-Version header must name it too."""
+    import requests  # here: a Swarm health run imports it while its probes wait
+
     resp = requests.get(url, timeout=CHECK_TIMEOUT)
     served = resp.headers.get("X-App-Version")
     ok = resp.status_code == 200 and (version is None or served == version)
@@ -144,6 +143,8 @@ def _direct(c, port) -> tuple[bool, str]:
 
 
 def run_checks(model: Model, project: str, gateway_url: str | None) -> list[Check]:
+    from . import docker_api
+
     containers = docker_api.project_containers(project)
     return run_jobs(plan(model, containers, gateway_url))
 

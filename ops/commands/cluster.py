@@ -3,27 +3,46 @@ Pure: names are validated by their callers' models and shlex-quoted here."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
 from .compose import log_flags
+from .deploy import read_file
 
 SNAPSHOT_MARK = "@@ops-snapshot"
 CONTAINER = re.compile(r"^[0-9a-f]{12,64}$")
 
 
-def snapshot(app: str) -> str:
+def snapshot(app: str, upstream: str) -> str:
     """One round trip to the manager: the stack's services, its tasks (current and
-    recent), and every node, as three `docker inspect` JSON arrays between markers."""
-    ns = shlex.quote(f"label=com.docker.stack.namespace={app}")
-    q = shlex.quote(app)
-    return (f"echo {SNAPSHOT_MARK} services; "
-            f"docker service ls -q --filter {ns} | xargs -r docker service inspect; "
-            f"echo {SNAPSHOT_MARK} tasks; "
-            f"docker stack ps -q --no-trunc {q} 2>/dev/null | xargs -r docker inspect --type task "
-            "2>/dev/null; "
-            f"echo {SNAPSHOT_MARK} nodes; "
-            "docker node ls -q | xargs -r docker node inspect; true")
+    recent), every node (three JSON arrays, as `docker inspect` prints them) and the
+    live upstream file, each after its marker.
+
+    The arrays come from the Engine API through curl when the default socket is the
+    engine (no DOCKER_HOST) and curl is there: three requests cost ~30 ms, where the
+    docker CLI needs six processes (~80 ms each pipeline, run side by side here)."""
+    ns = f"com.docker.stack.namespace={app}"
+    flt = shlex.quote(json.dumps({"label": [ns]}, separators=(",", ":")))
+    q, qns = shlex.quote(app), shlex.quote(f"label={ns}")
+    sock = "/var/run/docker.sock"
+    api = (f"get() {{ curl -fsS --unix-socket {sock} -G \"http://docker/$1\" ${{2:+--data-urlencode}} "
+           "${2:+\"filters=$2\"}; echo; }; "
+           f"echo {SNAPSHOT_MARK} services; get services {flt}; "
+           f"echo {SNAPSHOT_MARK} tasks; get tasks {flt}; "
+           f"echo {SNAPSHOT_MARK} nodes; get nodes; ")
+    cli = ("d=$(mktemp -d) || exit 1; trap 'rm -rf \"$d\"' EXIT; "
+           f"(docker service ls -q --filter {qns} | xargs -r docker service inspect) >\"$d/s\" & "
+           f"(docker stack ps -q --no-trunc {q} 2>/dev/null "
+           "| xargs -r docker inspect --type task 2>/dev/null) >\"$d/t\" & "
+           "(docker node ls -q | xargs -r docker node inspect) >\"$d/n\" & "
+           "wait; "
+           f"echo {SNAPSHOT_MARK} services; cat \"$d/s\"; "
+           f"echo {SNAPSHOT_MARK} tasks; cat \"$d/t\"; "
+           f"echo {SNAPSHOT_MARK} nodes; cat \"$d/n\"; ")
+    return (f"if [ -z \"${{DOCKER_HOST:-}}\" ] && [ -w {sock} ] && command -v curl >/dev/null; "
+            f"then {api}else {cli}fi; "
+            f"echo {SNAPSHOT_MARK} live; {read_file(upstream)}; true")
 
 
 def container_exec(container: str, argv: list[str], interactive: bool = False) -> str:

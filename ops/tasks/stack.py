@@ -97,10 +97,10 @@ def _ps_swarm(cluster, json_: bool) -> None:
     from ..cluster_state import ps_rows
 
     try:
-        snap, current = cluster.snapshot(), cluster.live()
+        snap = cluster.snapshot()
     finally:
         _close(cluster)
-    rows = ps_rows(snap, current[0] if current else None)
+    rows = ps_rows(snap, snap.live_color)
     if json_:
         print(json.dumps(rows, indent=2))
         return

@@ -5,6 +5,7 @@ config versions pruned."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import subprocess
@@ -208,3 +209,17 @@ def test_scale_in_place_is_proven_and_kept_by_the_next_deploy(local_swarm, engin
 
 def _configs(engine) -> list[str]:
     return [c.name for c in engine.configs.list(filters={"label": f"com.docker.stack.namespace={APP}"})]
+
+
+def test_cluster_state_is_the_same_from_the_engine_api_and_the_docker_cli(local_swarm):
+    """The snapshot behind ps/health reads the Engine API through curl, or, when
+    DOCKER_HOST points elsewhere or curl is missing, the docker CLI: both say the same."""
+    env, _, _ = local_swarm
+    via_api = inv("ps", "--env", "local-swarm", "--json", env=env)
+    via_cli = inv("ps", "--env", "local-swarm", "--json",
+                  env={**env, "DOCKER_HOST": "unix:///var/run/docker.sock"})
+    assert via_api.returncode == 0 and via_cli.returncode == 0, via_api.stderr + via_cli.stderr
+    rows = json.loads(via_api.stdout)
+    assert rows == json.loads(via_cli.stdout)
+    assert {"app-db", "auth-db", "gateway", "rabbitmq", "redis", "worker"} <= {r["service"] for r in rows}
+    assert sum(r["live"] for r in rows) == 1

@@ -28,6 +28,13 @@ def test_services_tasks_and_nodes_are_read(snap):
     assert blue.replicas == 2 and len(snap.running(blue)) == 2
     assert all(len(t.container) == 64 for t in snap.running(blue))
     assert [n.role for n in snap.nodes] == ["manager"] and snap.nodes[0].state == "ready"
+    assert snap.live == ("blue", "cae78a8c8fac-dirty") and snap.live_color == "blue"
+
+
+def test_no_upstream_file_means_no_live_color():
+    before_switch = SNAPSHOT[:SNAPSHOT.index("@@ops-snapshot live")] + "@@ops-snapshot live\n"
+    snap = cs.parse_snapshot(before_switch, "opsdemo-swarm")
+    assert snap.live is None and snap.live_color is None and len(snap.services) == 4
 
 
 def test_service_names_as_users_give_them(snap):
@@ -98,6 +105,9 @@ def test_disk_verdict():
 def test_garbage_is_one_clear_line():
     with pytest.raises(OpsError, match="unreadable cluster state"):
         cs.parse_snapshot("Cannot connect to the Docker daemon", "x")
+    # An answer without one of the four parts (e.g. an older toolkit's command) is refused.
+    with pytest.raises(OpsError, match="unreadable cluster state"):
+        cs.parse_snapshot(SNAPSHOT[:SNAPSHOT.index("@@ops-snapshot live")], "opsdemo-swarm")
     broken = SNAPSHOT.replace('"Spec"', '"Spec', 1)
     with pytest.raises(OpsError, match=r"docker inspect \(services\): unreadable answer"):
         cs.parse_snapshot(broken, "opsdemo-swarm")
@@ -120,4 +130,6 @@ def test_builders_quote_everything():
     line = cmd.service_logs(["app_blue", "app_db"], follow=True, tail="5", since="10m; reboot")
     each = "docker service logs --no-trunc --follow --tail 5 --since '10m; reboot'"
     assert line == f"{each} app_blue 2>&1 & {each} app_db 2>&1 & wait"
-    assert "label=com.docker.stack.namespace=app" in cmd.snapshot("app")
+    line = cmd.snapshot("app;x", "/var/lib/ops toolkit/app/live/upstream.conf")
+    assert "'label=com.docker.stack.namespace=app;x'" in line and "'app;x'" in line
+    assert "'/var/lib/ops toolkit/app/live/upstream.conf'" in line
