@@ -16,6 +16,7 @@ from .shell import run
 
 BASE = "ops-local/debian:bookworm"
 SUITE = "bookworm"
+MONITORING = "ops-local/prometheus:2.42"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ LOCAL = (
     LocalImage("RABBITMQ_IMAGE", "ops-local/rabbitmq:3.10", "rabbitmq"),
     LocalImage("NGINX_IMAGE", "ops-local/nginx:1.22", "nginx"),
     LocalImage("PYTHON_IMAGE", "ops-local/python:3.11", "python"),
+    # The monitoring profile: one local image serves every one of these variables.
+    *(LocalImage(variable, MONITORING, "monitoring") for variable in (
+        "PROMETHEUS_IMAGE", "ALERTMANAGER_IMAGE", "NODE_EXPORTER_IMAGE", "POSTGRES_EXPORTER_IMAGE",
+        "REDIS_EXPORTER_IMAGE", "NGINX_EXPORTER_IMAGE", "BLACKBOX_EXPORTER_IMAGE")),
 )
 
 
@@ -62,7 +67,8 @@ def ensure_base(mirror: str, out=sys.stderr) -> None:
 def build_local(root: Path, images=LOCAL, force: bool = False, mirror: str = "",
                 out=sys.stderr) -> list[LocalImage]:
     """Build the local stand-ins (in parallel; apt downloads dominate)."""
-    todo = [i for i in images if force or docker_api.missing_images([i.tag])]
+    # One build per tag: several variables may share a local image.
+    todo = list({i.tag: i for i in images if force or docker_api.missing_images([i.tag])}.values())
     if not todo:
         return []
     ensure_base(mirror or "http://deb.debian.org/debian", out)

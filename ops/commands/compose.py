@@ -7,10 +7,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
-def base(project: str | None, files: Sequence[Path], project_directory: Path | None = None
-         ) -> list[str]:
+def base(project: str | None, files: Sequence[Path], project_directory: Path | None = None,
+         profiles: Sequence[str] = ()) -> list[str]:
     """`project` None: Compose names it (from the directory, or the file's `name:`)."""
     argv = ["docker", "compose"]
+    for profile in profiles:
+        argv += ["--profile", profile]
     if project:
         argv += ["--project-name", project]
     if project_directory is not None:
@@ -49,6 +51,15 @@ def down(b: list[str], *, volumes: bool = False, rmi_local: bool = False) -> lis
     if rmi_local:
         argv += ["--rmi", "local"]
     return argv
+
+
+def stop_rm(b: list[str], services: Sequence[str]) -> list[str]:
+    """Stop and remove some services' containers (their volumes stay)."""
+    return [*b, "rm", "--stop", "--force", *services]
+
+
+def port(b: list[str], service: str, container_port: int) -> list[str]:
+    return [*b, "port", service, str(container_port)]
 
 
 def ps(b: list[str]) -> list[str]:

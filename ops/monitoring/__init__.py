@@ -1,0 +1,2 @@
+"""The monitoring part of the stack: Prometheus, Alertmanager and exporters (pure
+builders of their configuration here; ops.monitoring.local runs them)."""

@@ -1,0 +1,129 @@
+"""The monitoring profile on the local Compose stack: render its configuration, start
+and stop it, and ask Prometheus and Alertmanager what they see (their HTTP APIs, on
+the loopback ports Compose published)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from ..commands import compose
+from ..errors import OpsError
+from ..files import write_atomic
+from ..parse import parse_model
+from ..shell import run
+from . import promconfig, rules
+from .settings import Monitoring
+
+PROFILE = "monitoring"
+CONFIG_DIR = Path(".cache") / "monitoring" / "prometheus"  # under the project root
+API_TIMEOUT = 5.0
+
+
+class LocalMonitoring:
+    def __init__(self, stack, m: Monitoring, metrics_dir: Path | None):
+        self.stack, self.m = stack, m
+        s = stack.settings
+        self.base = compose.base(s.project, s.compose_files, profiles=[PROFILE])
+        self.config_dir = s.root / CONFIG_DIR
+        # node_exporter's textfile collector reads the backup job's metrics from here.
+        self.metrics_dir = metrics_dir or (s.root / ".cache" / "monitoring" / "textfile")
+
+    # -- the model ----------------------------------------------------------------------
+    def _model(self):
+        return parse_model(run(compose.config_json(self.base), env=self.stack.env,
+                               what="docker compose config").stdout)
+
+    def services(self) -> list[str]:
+        """The profile's own services: in the profile model, not in the plain one."""
+        return sorted(set(self._model().services) - set(self.stack.model.services))
+
+    # -- configuration --------------------------------------------------------------------
+    def render(self) -> str:
+        """Write prometheus.yml, alerts.yml and blackbox.yml; return alertmanager.yml's
+        text (it reaches the container as a secret: the webhook URL may hold a token)."""
+        model = self._model()
+        try:
+            targets = promconfig.scrape_targets({n: s.labels for n, s in model.services.items()})
+        except ValueError as exc:
+            raise OpsError(f"compose file: {exc}") from exc
+        prom = promconfig.prometheus(self.m, self.stack.settings.env, targets,
+                                     dns_names=lambda name: [name], address=lambda name: name,
+                                     public_url="http://gateway:8080", node="local")
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.config_dir, 0o755)  # noqa: S103 - Prometheus runs as nobody; no secrets here
+        for name, data in (("prometheus.yml", prom), ("alerts.yml", rules.alerts(self.m)),
+                           ("blackbox.yml", promconfig.blackbox())):
+            write_atomic(self.config_dir / name, yaml.safe_dump(data, sort_keys=False), mode=0o644)
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        return yaml.safe_dump(promconfig.alertmanager(self.m), sort_keys=False)
+
+    def _env(self, alertmanager_yml: str = "") -> dict[str, str]:
+        return {**self.stack.env, "OPS_ALERTMANAGER_CONFIG": alertmanager_yml,
+                "OPS_BACKUP_METRICS_DIR": str(self.metrics_dir)}
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def up(self, timeout: float = 120) -> list[str]:
+        services = self.services()
+        env = self._env(self.render())
+        run(compose.up(self.base, wait_timeout=int(timeout), services=services), env=env,
+            stream=True, what="docker compose up (monitoring)")
+        # A running Prometheus keeps its old configuration until told: reload it.
+        self._post(self.url("prometheus", 9090) + "/-/reload")
+        return services
+
+    def down(self) -> list[str]:
+        services = self.services()
+        run(compose.stop_rm(self.base, services), env=self._env(), stream=True,
+            what="docker compose rm (monitoring)")
+        return services
+
+    # -- reading ------------------------------------------------------------------------
+    def url(self, service: str, port: int) -> str:
+        result = run(compose.port(self.base, service, port), env=self._env(), check=False)
+        address = result.stdout.strip().splitlines()[-1:] if result.ok else []
+        if not address or ":" not in address[0]:
+            raise OpsError(f"monitoring is not running (no {service}): `inv monitoring.up`")
+        return "http://" + address[0].replace("0.0.0.0:", "127.0.0.1:")
+
+    def _get(self, url: str):
+        import requests
+
+        try:
+            resp = requests.get(url, timeout=API_TIMEOUT)
+        except requests.RequestException as exc:
+            raise OpsError(f"{url}: {type(exc).__name__}") from exc
+        if resp.status_code != 200:
+            raise OpsError(f"{url}: HTTP {resp.status_code}")
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise OpsError(f"{url}: not JSON") from exc
+
+    def _post(self, url: str) -> None:
+        import requests
+
+        try:
+            requests.post(url, timeout=API_TIMEOUT).raise_for_status()
+        except requests.RequestException as exc:
+            raise OpsError(f"{url}: {exc}") from exc
+
+    def targets(self) -> list[dict]:
+        return self._get(self.url("prometheus", 9090) + "/api/v1/targets?state=active")
+
+    def alerts(self) -> list[dict]:
+        return self._get(self.url("alertmanager", 9093) + "/api/v2/alerts?active=true"
+                         "&silenced=false&inhibited=false")
+
+    def query(self, promql: str) -> dict:
+        import urllib.parse
+
+        return self._get(self.url("prometheus", 9090) + "/api/v1/query?query="
+                         + urllib.parse.quote(promql))
+
+
+def dump(data) -> str:
+    return json.dumps(data, indent=2)

@@ -1,0 +1,110 @@
+"""prometheus.yml, alertmanager.yml and blackbox.yml as data (pure).
+
+Scrape targets come from the stack itself: every service labelled
+`prometheus.io/scrape: "true"` (with `prometheus.io/port` and optional
+`prometheus.io/path`) is one job, found by DNS so that every replica is scraped: the
+service name on Compose (Docker's DNS answers with each container), `tasks.<service>`
+on Swarm. A service added to compose.yaml with those labels is scraped everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from .settings import Monitoring
+
+SCRAPE = "prometheus.io/scrape"
+PORT = "prometheus.io/port"
+PATH = "prometheus.io/path"
+EXPORTS = "ops.exports"  # an exporter's label: the service whose metrics it translates
+BLACKBOX_PORT = 9115
+ALERTMANAGER_PORT = 9093
+PROBES = {"live": "/health/live", "ready": "/health/ready"}
+
+
+def _duration(seconds: float) -> str:
+    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{int(seconds * 1000)}ms"
+
+
+def scrape_targets(labels_by_service: Mapping[str, Mapping]) -> dict[str, dict]:
+    """{service: {port, path, service}} of the services that ask to be scraped. A bad
+    port label is a mistake in the compose file: ValueError naming it."""
+    out = {}
+    for name, labels in sorted(labels_by_service.items()):
+        if str(labels.get(SCRAPE, "")).lower() != "true":
+            continue
+        port = str(labels.get(PORT, ""))
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"service {name}: label {PORT} must be a port number, not {port!r}")
+        path = str(labels.get(PATH) or "/metrics")
+        if not path.startswith("/"):
+            raise ValueError(f"service {name}: label {PATH} must start with /, not {path!r}")
+        out[name] = {"port": int(port), "path": path, "service": str(labels.get(EXPORTS) or name)}
+    return out
+
+
+def prometheus(m: Monitoring, env: str, targets: Mapping[str, dict],
+               dns_names: Callable[[str], list[str]], address: Callable[[str], str],
+               public_url: str, node: str | None = None) -> dict:
+    """The whole prometheus.yml. `dns_names(service)` gives the names to resolve for a
+    service's replicas, `address(service)` one reachable address (Alertmanager,
+    blackbox); `public_url` is what users reach (probed through blackbox)."""
+    static_labels = [{"target_label": "env", "replacement": env}]
+    if node:
+        static_labels.append({"target_label": "node", "replacement": node})
+    jobs = []
+    for name, t in targets.items():
+        jobs.append({
+            "job_name": name,
+            "metrics_path": t["path"],
+            "dns_sd_configs": [{"names": dns_names(name), "type": "A", "port": t["port"],
+                                "refresh_interval": "15s"}],
+            "relabel_configs": [{"target_label": "service", "replacement": t["service"]},
+                                *static_labels],
+        })
+    jobs.append({
+        "job_name": "blackbox",
+        "metrics_path": "/probe",
+        "params": {"module": ["http_2xx"]},
+        "static_configs": [{"targets": [public_url.rstrip("/") + path],
+                            "labels": {"probe": probe}} for probe, path in PROBES.items()],
+        "relabel_configs": [
+            {"source_labels": ["__address__"], "target_label": "__param_target"},
+            {"source_labels": ["__param_target"], "target_label": "instance"},
+            {"target_label": "__address__", "replacement": f"{address('blackbox')}:{BLACKBOX_PORT}"},
+            {"target_label": "service", "replacement": "gateway"},
+            *static_labels,
+        ],
+    })
+    return {
+        "global": {"scrape_interval": _duration(m.scrape_interval),
+                   "evaluation_interval": _duration(m.evaluation_interval),
+                   "external_labels": {"env": env}},
+        "rule_files": ["/etc/prometheus/ops/alerts.yml"],
+        "alerting": {"alertmanagers": [{"static_configs": [
+            {"targets": [f"{address('alertmanager')}:{ALERTMANAGER_PORT}"]}]}]},
+        "scrape_configs": jobs,
+    }
+
+
+def alertmanager(m: Monitoring) -> dict:
+    """Group by alert and service, resolve notices too; a node that is down silences the
+    alerts of what runs on it. Without a webhook the alerts are still kept (and listed
+    by `inv monitoring.alerts`), they just go nowhere."""
+    receiver = {"name": "webhook"}
+    if m.webhook_url:
+        receiver["webhook_configs"] = [{"url": m.webhook_url, "send_resolved": True,
+                                        "max_alerts": 50}]
+    return {
+        "route": {"receiver": "webhook", "group_by": ["alertname", "env", "service"],
+                  "group_wait": "10s", "group_interval": "1m", "repeat_interval": "4h"},
+        "receivers": [receiver],
+        "inhibit_rules": [{"source_matchers": ['alertname="NodeDown"'],
+                           "target_matchers": ['alertname!="NodeDown"'],
+                           "equal": ["env", "node"]}],
+    }
+
+
+def blackbox() -> dict:
+    return {"modules": {"http_2xx": {"prober": "http", "timeout": "5s",
+                                     "http": {"valid_status_codes": [200],
+                                              "preferred_ip_protocol": "ip4"}}}}

@@ -1,0 +1,69 @@
+"""Alert rules (pure): one group, thresholds from invoke.yaml's `monitoring:`.
+
+Every alert carries `severity` (critical: someone must act now; warning: soon) and a
+`service` label where one applies, which Alertmanager groups by."""
+
+from __future__ import annotations
+
+from .promconfig import _duration
+from .settings import Monitoring
+
+
+def _rule(name: str, expr: str, severity: str, summary: str, for_: str, **labels) -> dict:
+    return {"alert": name, "expr": expr, "for": for_,
+            "labels": {"severity": severity, **labels},
+            "annotations": {"summary": summary}}
+
+
+def alerts(m: Monitoring) -> dict:
+    t = m.threshold
+    hold = _duration(m.alert_for)
+    rules = [
+        _rule("TargetDown", 'up{job!="node-exporter"} == 0', "critical",
+              "{{ $labels.job }} target {{ $labels.instance }} is down", hold),
+        _rule("NodeDown", 'up{job="node-exporter"} == 0', "critical",
+              "node {{ $labels.node }} does not answer", hold),
+        _rule("ApiErrorRatioHigh",
+              'sum by (env) (rate(http_requests_total{status=~"5.."}[5m])) / '
+              f'sum by (env) (rate(http_requests_total[5m])) > {t("api_5xx_ratio")}',
+              "critical", f"more than {t('api_5xx_ratio'):.0%} of api responses are 5xx", hold,
+              service="api"),
+        _rule("ApiLatencyP99High",
+              "histogram_quantile(0.99, sum by (env, le) "
+              f'(rate(http_request_duration_seconds_bucket[5m]))) > {t("api_p99_seconds")}',
+              "warning", f"api p99 latency above {t('api_p99_seconds')}s", hold, service="api"),
+        _rule("HealthProbeFailing", "probe_success == 0", "critical",
+              "{{ $labels.instance }} ({{ $labels.probe }}) fails through the gateway", hold),
+        _rule("PostgresDown", "pg_up == 0", "critical",
+              "database {{ $labels.service }} does not answer its exporter", hold),
+        _rule("RedisDown", "redis_up == 0", "critical",
+              "redis does not answer its exporter", hold, service="redis"),
+        _rule("BrokerQueueDepthHigh",
+              f'sum by (env) (rabbitmq_queue_messages_ready) > {t("queue_depth_max"):g}',
+              "warning", f"more than {t('queue_depth_max'):g} messages wait in the broker", hold,
+              service="rabbitmq"),
+        _rule("BrokerConsumersLow",
+              f'sum by (env) (rabbitmq_queue_consumers) < {t("consumers_min"):g}', "critical",
+              f"fewer than {t('consumers_min'):g} consumers on the broker's queues", hold,
+              service="rabbitmq"),
+        _rule("DiskUsageHigh",
+              '1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"} / '
+              f'node_filesystem_size_bytes{{fstype!~"tmpfs|overlay|squashfs"}} > {t("disk_used_ratio")}',
+              "warning", f"{{{{ $labels.mountpoint }}}} on {{{{ $labels.node }}}} is over "
+              f"{t('disk_used_ratio'):.0%} full", hold),
+        _rule("BackupStale",
+              "time() - ops_backup_last_success_timestamp_seconds > "
+              f'{t("backup_max_age_hours") * 3600:g}', "critical",
+              f"newest backup of {{{{ $labels.database }}}} is older than "
+              f"{t('backup_max_age_hours'):g}h", "0s"),
+        _rule("BackupFailed", "ops_backup_last_run_success == 0", "critical",
+              "the last backup run of {{ $labels.database }} failed", "0s"),
+        _rule("BackupUnverified", "ops_backup_last_verification_ok == 0", "critical",
+              "the newest backup of {{ $labels.database }} failed its verification", "0s"),
+        _rule("RestoreDrillOverdue",
+              "time() - ops_backup_last_restore_drill_timestamp_seconds > "
+              f'{t("drill_max_age_hours") * 3600:g}', "warning",
+              f"no restore drill of {{{{ $labels.database }}}} passed in "
+              f"{t('drill_max_age_hours'):g}h", "0s"),
+    ]
+    return {"groups": [{"name": "ops", "rules": rules}]}
