@@ -34,6 +34,8 @@ class Stack:
     def __init__(self, settings: config.Settings, out=sys.stdout, err=sys.stderr):
         self.settings = settings
         self.base = compose.base(settings.project, settings.compose_files)
+        # down/clean: every profile's containers too (monitoring), or their networks stay.
+        self.base_all = compose.base(settings.project, settings.compose_files, profiles=["*"])
         self.env = settings.subprocess_env()
         self.out, self.err = out, err
 
@@ -130,12 +132,12 @@ class Stack:
 
     def down(self, volumes: bool = False) -> None:
         docker_api.client()
-        run(compose.down(self.base, volumes=volumes), env=self.env, stream=True,
+        run(compose.down(self.base_all, volumes=volumes), env=self.env, stream=True,
             what="docker compose down")
 
     def clean(self) -> None:
         docker_api.client()
-        run(compose.down(self.base, rmi_local=True), env=self.env, stream=True,
+        run(compose.down(self.base_all, rmi_local=True), env=self.env, stream=True,
             what="docker compose down --rmi local")
 
     def build(self, services=(), no_cache: bool = False) -> None:

@@ -55,14 +55,19 @@ class LocalMonitoring:
                                      public_url="http://gateway:8080", node="local")
         self.config_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.config_dir, 0o755)  # noqa: S103 - Prometheus runs as nobody; no secrets here
-        for name, data in (("prometheus.yml", prom), ("alerts.yml", rules.alerts(self.m)),
+        jobs = [j["job_name"] for j in prom["scrape_configs"] if "dns_sd_configs" in j]
+        for name, data in (("prometheus.yml", prom), ("alerts.yml", rules.alerts(self.m, jobs)),
                            ("blackbox.yml", promconfig.blackbox())):
             write_atomic(self.config_dir / name, yaml.safe_dump(data, sort_keys=False), mode=0o644)
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
         return yaml.safe_dump(promconfig.alertmanager(self.m), sort_keys=False)
 
     def _env(self, alertmanager_yml: str = "") -> dict[str, str]:
+        import hashlib
+
+        digest = hashlib.sha256(alertmanager_yml.encode()).hexdigest()[:16]
         return {**self.stack.env, "OPS_ALERTMANAGER_CONFIG": alertmanager_yml,
+                "OPS_ALERTMANAGER_CONFIG_HASH": digest if alertmanager_yml else "none",
                 "OPS_BACKUP_METRICS_DIR": str(self.metrics_dir)}
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -111,8 +116,17 @@ class LocalMonitoring:
         except requests.RequestException as exc:
             raise OpsError(f"{url}: {exc}") from exc
 
-    def targets(self) -> list[dict]:
+    def targets(self) -> dict:
         return self._get(self.url("prometheus", 9090) + "/api/v1/targets?state=active")
+
+    def jobs(self) -> set[str]:
+        """The scrape jobs of the rendered prometheus.yml."""
+        try:
+            prom = yaml.safe_load((self.config_dir / "prometheus.yml").read_text())
+            return {j["job_name"] for j in prom["scrape_configs"]}
+        except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+            raise OpsError(f"{self.config_dir / 'prometheus.yml'}: unreadable ({exc}); "
+                           "run `inv monitoring.up`") from exc
 
     def alerts(self) -> list[dict]:
         return self._get(self.url("alertmanager", 9093) + "/api/v2/alerts?active=true"

@@ -96,7 +96,8 @@ def alertmanager(m: Monitoring) -> dict:
                                         "max_alerts": 50}]
     return {
         "route": {"receiver": "webhook", "group_by": ["alertname", "env", "service"],
-                  "group_wait": "10s", "group_interval": "1m", "repeat_interval": "4h"},
+                  "group_wait": _duration(m.group_wait),
+                  "group_interval": _duration(m.group_interval), "repeat_interval": "4h"},
         "receivers": [receiver],
         "inhibit_rules": [{"source_matchers": ['alertname="NodeDown"'],
                            "target_matchers": ['alertname!="NodeDown"'],

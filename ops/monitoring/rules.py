@@ -15,10 +15,15 @@ def _rule(name: str, expr: str, severity: str, summary: str, for_: str, **labels
             "annotations": {"summary": summary}}
 
 
-def alerts(m: Monitoring) -> dict:
+def alerts(m: Monitoring, jobs=()) -> dict:
+    """`jobs`: the scrape jobs found by DNS. A stopped container drops out of DNS, so its
+    target vanishes instead of going down: each job also alerts when it has none."""
     t = m.threshold
     hold = _duration(m.alert_for)
-    rules = [
+    missing = [_rule("TargetMissing", f'absent(up{{job="{job}"}})', "critical",
+                     "no {{ $labels.job }} target: nothing answers to its DNS name", hold)
+               for job in jobs]
+    rules = [*missing,
         _rule("TargetDown", 'up{job!="node-exporter"} == 0', "critical",
               "{{ $labels.job }} target {{ $labels.instance }} is down", hold),
         _rule("NodeDown", 'up{job="node-exporter"} == 0', "critical",

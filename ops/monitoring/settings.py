@@ -26,6 +26,8 @@ class Monitoring:
     scrape_interval: float = 15.0
     evaluation_interval: float = 15.0
     alert_for: float = 60.0  # how long a condition holds before its alert fires
+    group_wait: float = 10.0  # Alertmanager: wait for more alerts of a new group
+    group_interval: float = 60.0  # ... and between notices about a group that changed
     thresholds: Mapping[str, float] = None  # type: ignore[assignment]
     webhook_url: str = ""
 
@@ -50,7 +52,8 @@ def load(raw: Mapping | None, variables: Mapping[str, str]) -> Monitoring:
     raw = raw or {}
     if not isinstance(raw, Mapping):
         raise OpsError("invoke.yaml monitoring: must be a mapping")
-    given = raw.get("thresholds") or {}
+    given = raw.get("thresholds")
+    given = {} if given is None else given
     if not isinstance(given, Mapping):
         raise OpsError("invoke.yaml monitoring.thresholds: must be a mapping")
     unknown = sorted(set(given) - set(THRESHOLDS))
@@ -69,6 +72,8 @@ def load(raw: Mapping | None, variables: Mapping[str, str]) -> Monitoring:
         evaluation_interval=_seconds(raw.get("evaluation_interval", "15s"), "evaluation_interval",
                                      1, 600),
         alert_for=_seconds(raw.get("alert_for", "1m"), "alert_for", 0, 86400),
+        group_wait=_seconds(raw.get("group_wait", "10s"), "group_wait", 0, 3600),
+        group_interval=_seconds(raw.get("group_interval", "1m"), "group_interval", 1, 86400),
         thresholds=thresholds,
         webhook_url=(variables.get("ALERT_WEBHOOK_URL") or variables.get("BACKUP_WEBHOOK_URL") or ""),
     )

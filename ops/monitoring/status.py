@@ -57,6 +57,9 @@ def alerts(answer) -> list[Alert]:
     return sorted(rows, key=lambda r: (order.get(r.severity, 2), r.name, r.service))
 
 
-def jobs_missing(rows: list[Target], expected: set[str]) -> list[str]:
-    """Jobs the configuration asks for that have no target at all (DNS found nothing)."""
-    return sorted(expected - {r.job for r in rows})
+def with_missing(rows: list[Target], expected: set[str]) -> list[Target]:
+    """The rows, plus a down row for each job that has no target at all: DNS discovery
+    finds nothing for a service whose containers are all stopped."""
+    found = {r.job for r in rows}
+    extra = [Target(job, "-", "missing", "no target found by DNS") for job in expected - found]
+    return sorted(rows + extra, key=lambda r: (r.job, r.instance))

@@ -55,13 +55,14 @@ def status(c, json_=False, env="local"):
     """Every scrape target and its health; exit 1 if any is down."""
     from ..monitoring import status as parse
 
-    rows = parse.targets(_monitoring(c, env, "status").targets())
+    mon = _monitoring(c, env, "status")
+    rows = parse.with_missing(parse.targets(mon.targets()), mon.jobs())
     if json_:
         print(json.dumps([vars(r) | {"ok": r.ok} for r in rows], indent=2))
     else:
         width = max([len(r.job) for r in rows] + [3])
         for r in rows:
-            print(f"{'ok' if r.ok else 'DOWN':4}  {r.job:{width}}  {r.instance}"
+            print(f"{'ok' if r.ok else r.health.upper():7}  {r.job:{width}}  {r.instance}"
                   + (f"  ({r.error})" if r.error else ""))
         print(f"{sum(r.ok for r in rows)}/{len(rows)} targets up")
     if not rows or not all(r.ok for r in rows):

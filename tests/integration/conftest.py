@@ -82,7 +82,13 @@ def job_done(base_url: str, job_id: str, timeout: float = 30.0):
 
 
 SECRET_VARS = ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")
-IMAGE_VARS = ("POSTGRES_IMAGE", "REDIS_IMAGE", "RABBITMQ_IMAGE", "NGINX_IMAGE", "PYTHON_IMAGE")
+def _image_vars() -> tuple[str, ...]:
+    from ops.images import LOCAL
+
+    return tuple(dict.fromkeys(i.variable for i in LOCAL))
+
+
+IMAGE_VARS = _image_vars()
 
 
 def fresh_passwords() -> dict[str, str]:

@@ -123,7 +123,8 @@ def test_up_failure_names_unhealthy_service_with_health_output_and_logs(engine, 
 COMPOSE_ONLY = [["up"], ["down"], ["build"], ["clean"], ["db.backup"],
                 ["db.verify", "--latest"],
                 ["db.list"], ["db.prune"], ["db.restore", "-s", "app-db", "--latest"],
-                ["db.schedule"]]
+                ["db.schedule"], ["monitoring.up"], ["monitoring.down"], ["monitoring.status"],
+                ["monitoring.alerts"]]
 SWARM_ONLY = [["deploy"], ["rollback"], ["deploy.finish"], ["deploy.status"],
               ["deploy.history"], ["deploy.remove", "--yes"], ["deploy.unlock"]]
 SSH_ONLY = [["hosts.trust", "--yes"], ["hosts.provision"], ["images.deliver"]]
@@ -159,6 +160,7 @@ def test_an_env_file_alone_names_no_machine(project):
     (["exec", "api", "true", "--index", "x"], "--index must be a whole number"),
     (["logs", "--tail", "abc"], "--tail must be a whole number from 0 to 10000000"),
     (["deploy.history", "--env", "sandbox", "--lines", "many"], "--lines must be a whole number"),
+    (["monitoring.up", "--timeout", "0"], "--timeout must be a number from 1 to 86400, not '0'"),
 ])
 def test_numeric_options_are_checked_before_anything_runs(project, args, fragment):
     assert_one_line_error(inv(*args, env=env_for(project)), fragment)

@@ -1,0 +1,188 @@
+"""The monitoring profile against the real stack: promtool and amtool on the rendered
+configuration (with a unit test for every alert), every target up, a stopped Redis
+reaching a webhook receiver and resolving, and a stale backup textfile firing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ops.monitoring import promconfig, rules, settings
+
+from .conftest import ROOT, base_images, free_port, inv
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = ROOT / "tests" / "fixtures" / "monitoring"
+IMAGE_VAR = "PROMETHEUS_IMAGE"
+
+
+def _tool(engine, workdir: Path, *argv) -> tuple[int, str]:
+    """promtool/amtool from the stack's own monitoring image, on files in `workdir`."""
+    image = base_images().get(IMAGE_VAR) or pytest.fail(f"{IMAGE_VAR} not in .env")
+    workdir.chmod(0o755)
+    for f in workdir.iterdir():
+        f.chmod(0o644)
+    c = engine.containers.run(image, list(argv[1:]), entrypoint=argv[0], detach=True,
+                              volumes={str(workdir): {"bind": "/etc/prometheus/ops", "mode": "ro"}},
+                              working_dir="/etc/prometheus/ops", network_mode="none")
+    try:
+        code = c.wait(timeout=60)["StatusCode"]
+        return code, c.logs().decode(errors="replace")
+    finally:
+        c.remove(force=True)
+
+
+def test_promtool_and_amtool_accept_the_rendered_configuration(engine, tmp_path):
+    m = settings.load({}, {"ALERT_WEBHOOK_URL": "http://host.docker.internal:9/hook"})
+    targets = promconfig.scrape_targets({"api": {"prometheus.io/scrape": "true",
+                                                 "prometheus.io/port": "8000"},
+                                         "redis-exporter": {"prometheus.io/scrape": "true",
+                                                            "prometheus.io/port": "9121",
+                                                            "ops.exports": "redis"}})
+    prom = promconfig.prometheus(m, "local", targets, lambda n: [n], lambda n: n,
+                                 "http://gateway:8080", node="local")
+    files = {"prometheus.yml": prom, "alerts.yml": rules.alerts(m, sorted(targets)),
+             "alertmanager.yml": promconfig.alertmanager(m), "blackbox.yml": promconfig.blackbox()}
+    for name, data in files.items():
+        (tmp_path / name).write_text(yaml.safe_dump(data, sort_keys=False))
+    shutil.copy(FIXTURES / "alerts_test.yml", tmp_path)
+    for argv in (("/bin/promtool", "check", "config", "prometheus.yml"),
+                 ("/bin/promtool", "check", "rules", "alerts.yml"),
+                 ("/bin/promtool", "test", "rules", "alerts_test.yml"),
+                 ("/bin/amtool", "check-config", "alertmanager.yml"),
+                 ("/bin/blackbox_exporter", "--config.check", "--config.file=blackbox.yml")):
+        code, out = _tool(engine, tmp_path, *argv)
+        assert code == 0, f"{' '.join(argv)}:\n{out}"
+    # ... and that run proves the rules: every alert has a promtool test.
+    cases = yaml.safe_load((FIXTURES / "alerts_test.yml").read_text())["tests"]
+    tested = {case["alertname"] for group in cases for case in group["alert_rule_test"]}
+    assert {r["alert"] for r in files["alerts.yml"]["groups"][0]["rules"]} <= tested
+
+
+class Receiver:
+    """A webhook receiver on this machine (Alertmanager reaches it as host.docker.internal)."""
+
+    def __init__(self):
+        self.posts: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.posts.append(json.loads(body or b"{}"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("0.0.0.0", free_port()), Handler)  # noqa: S104 - containers reach it via the bridge
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://host.docker.internal:{self.server.server_address[1]}/alerts"
+
+    def wait_for(self, alertname: str, status: str, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for post in self.posts:
+                for alert in post.get("alerts", []):
+                    if alert["labels"].get("alertname") == alertname and alert["status"] == status:
+                        return alert
+            time.sleep(0.5)
+        seen = [(a["labels"].get("alertname"), a["status"]) for p in self.posts for a in p.get("alerts", [])]
+        raise AssertionError(f"no {status} {alertname} notice within {timeout:.0f}s (got {seen})")
+
+
+@pytest.fixture(scope="module")
+def monitored(stack_env, tmp_path_factory):
+    """The test stack with its monitoring profile, short intervals, and a webhook receiver."""
+    receiver = Receiver()
+    backups = tmp_path_factory.mktemp("monitoring-backups")
+    env = {**stack_env, **base_images(), "ALERT_WEBHOOK_URL": receiver.url,
+           "BACKUP_DIR": str(backups),
+           "INVOKE_MONITORING_SCRAPE_INTERVAL": "3s", "INVOKE_MONITORING_EVALUATION_INTERVAL": "2s",
+           "INVOKE_MONITORING_ALERT_FOR": "2s", "INVOKE_MONITORING_GROUP_WAIT": "1s",
+           "INVOKE_MONITORING_GROUP_INTERVAL": "2s"}
+    up = inv("up", env=env, timeout=600)
+    assert up.returncode == 0, up.stderr[-2000:]
+    started = inv("monitoring.up", env=env, timeout=300)
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        yield env, receiver, backups / "metrics"
+    finally:
+        receiver.server.shutdown()
+        down = inv("monitoring.down", env=env, timeout=300)
+        assert down.returncode == 0, down.stderr[-2000:]
+
+
+def _until(fn, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fn()
+        if result.returncode == 0 or time.monotonic() > deadline:
+            return result
+        time.sleep(1)
+
+
+def test_every_target_is_up_and_nothing_fires(monitored):
+    env, _, _ = monitored
+    status = _until(lambda: inv("monitoring.status", "--json", env=env))
+    assert status.returncode == 0, status.stdout + status.stderr
+    jobs = {row["job"] for row in json.loads(status.stdout)}
+    assert {"api", "app-db-exporter", "auth-db-exporter", "redis-exporter", "gateway-exporter",
+            "node-exporter", "rabbitmq", "blackbox", "prometheus", "alertmanager"} <= jobs
+    quiet = _until(lambda: inv("monitoring.alerts", env=env), timeout=30)
+    assert quiet.returncode == 0 and "no alert firing" in quiet.stdout, quiet.stdout
+
+
+def test_every_replica_is_scraped_after_scaling(monitored):
+    env, _, _ = monitored
+    scaled = inv("scale", "api=3", env=env, timeout=300)
+    assert scaled.returncode == 0, scaled.stderr[-2000:]
+
+    def three():
+        r = inv("monitoring.status", "--json", env=env)
+        rows = json.loads(r.stdout) if r.stdout.strip().startswith("[") else []
+        r.returncode = 0 if sum(1 for x in rows if x["job"] == "api" and x["ok"]) == 3 else 1
+        return r
+
+    assert _until(three, timeout=60).returncode == 0
+    assert inv("scale", "api=1", env=env, timeout=300).returncode == 0
+
+
+def test_a_stopped_redis_reaches_the_webhook_and_recovery_resolves_it(monitored, engine):
+    env, receiver, _ = monitored
+    project = env["COMPOSE_PROJECT_NAME"]
+    redis = engine.containers.list(filters={"label": [f"com.docker.compose.project={project}",
+                                                      "com.docker.compose.service=redis"]})[0]
+    redis.stop()
+    try:
+        fired = receiver.wait_for("RedisDown", "firing")
+        assert fired["labels"]["service"] == "redis" and fired["labels"]["severity"] == "critical"
+        listed = inv("monitoring.alerts", "--json", env=env)
+        assert listed.returncode == 1 and "RedisDown" in {a["name"] for a in json.loads(listed.stdout)}
+    finally:
+        redis.start()
+    receiver.wait_for("RedisDown", "resolved")
+
+
+def test_a_stale_backup_fires_its_alert(monitored):
+    env, receiver, metrics = monitored
+    old = time.time() - 30 * 3600
+    metrics.mkdir(parents=True, exist_ok=True)
+    (metrics / "ops_backup.prom").write_text(
+        "# TYPE ops_backup_last_success_timestamp_seconds gauge\n"
+        f'ops_backup_last_success_timestamp_seconds{{env="local",service="app-db",database="app"}} {old}\n')
+    (metrics / "ops_backup.prom").chmod(0o644)
+    fired = receiver.wait_for("BackupStale", "firing")
+    assert fired["labels"]["database"] == "app"

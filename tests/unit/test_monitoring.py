@@ -1,0 +1,101 @@
+"""Monitoring builders and parsers: settings, scrape jobs from labels, Alertmanager
+routing, and what Prometheus 2.42 answers (a captured /api/v1/targets)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ops.errors import OpsError
+from ops.monitoring import promconfig, rules, settings, status
+
+TARGETS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "monitoring"
+                      / "targets-2.42.json").read_text())
+
+
+def test_settings_defaults_and_webhook_fallback():
+    m = settings.load({}, {"BACKUP_WEBHOOK_URL": "http://b/hook"})
+    assert (m.scrape_interval, m.alert_for, m.threshold("backup_max_age_hours")) == (15, 60, 26)
+    assert m.webhook_url == "http://b/hook"
+    own = settings.load({}, {"BACKUP_WEBHOOK_URL": "http://b", "ALERT_WEBHOOK_URL": "http://a"})
+    assert own.webhook_url == "http://a"
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"thresholds": {"api_5xx_ratio": 2}}, r"api_5xx_ratio .*between 0 and 1, not 2"),
+    ({"thresholds": {"nope": 1}}, "unknown nope"),
+    ({"thresholds": {"queue_depth_max": "10; rm"}}, "queue_depth_max"),
+    ({"thresholds": {"consumers_min": True}}, "consumers_min"),
+    ({"scrape_interval": "soon"}, "monitoring.scrape_interval: expected a duration"),
+    ({"alert_for": "-1m"}, "monitoring.alert_for"),
+    ({"thresholds": []}, "thresholds: must be a mapping"),
+    ("x", "monitoring: must be a mapping"),
+])
+def test_bad_settings_are_one_line(raw, message):
+    with pytest.raises(OpsError, match=message):
+        settings.load(raw, {})
+
+
+def test_scrape_jobs_come_from_labels():
+    labels = {"api": {"prometheus.io/scrape": "true", "prometheus.io/port": "8000"},
+              "db-exporter": {"prometheus.io/scrape": "true", "prometheus.io/port": "9187",
+                              "prometheus.io/path": "/m", "ops.exports": "app-db"},
+              "redis": {"ops.role": "cache"}, "off": {"prometheus.io/scrape": "false"}}
+    targets = promconfig.scrape_targets(labels)
+    assert targets == {"api": {"port": 8000, "path": "/metrics", "service": "api"},
+                       "db-exporter": {"port": 9187, "path": "/m", "service": "app-db"}}
+    m = settings.load({"scrape_interval": "2s"}, {})
+    prom = promconfig.prometheus(m, "staging", targets, lambda n: [f"tasks.app_{n}"],
+                                 lambda n: f"app_{n}", "https://staging.example.com/")
+    jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
+    assert jobs["api"]["dns_sd_configs"] == [{"names": ["tasks.app_api"], "type": "A", "port": 8000,
+                                              "refresh_interval": "15s"}]
+    assert prom["global"]["scrape_interval"] == "2s"
+    assert [t["targets"] for t in jobs["blackbox"]["static_configs"]] == [
+        ["https://staging.example.com/health/live"], ["https://staging.example.com/health/ready"]]
+    assert prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["app_alertmanager:9093"]
+    for bad, why in (({"prometheus.io/port": "http"}, "must be a port number"),
+                     ({"prometheus.io/port": "80", "prometheus.io/path": "metrics"}, "must start with /")):
+        with pytest.raises(ValueError, match=why):
+            promconfig.scrape_targets({"x": {"prometheus.io/scrape": "true", **bad}})
+
+
+def test_alertmanager_routes_to_the_webhook_and_inhibits_by_node():
+    with_hook = promconfig.alertmanager(settings.load({"group_wait": "1s"}, {"ALERT_WEBHOOK_URL": "http://h"}))
+    assert with_hook["receivers"] == [{"name": "webhook", "webhook_configs": [
+        {"url": "http://h", "send_resolved": True, "max_alerts": 50}]}]
+    assert with_hook["route"]["group_wait"] == "1s"
+    assert with_hook["inhibit_rules"][0]["equal"] == ["env", "node"]
+    assert promconfig.alertmanager(settings.load({}, {}))["receivers"] == [{"name": "webhook"}]
+
+
+def test_rules_follow_thresholds_and_jobs():
+    m = settings.load({"alert_for": "30s", "thresholds": {"backup_max_age_hours": 2}}, {})
+    by_name = {}
+    for r in rules.alerts(m, ["api", "worker"])["groups"][0]["rules"]:
+        by_name.setdefault(r["alert"], []).append(r)
+    assert [r["expr"] for r in by_name["TargetMissing"]] == ['absent(up{job="api"})',
+                                                             'absent(up{job="worker"})']
+    assert by_name["BackupStale"][0]["expr"].endswith("> 7200")
+    assert by_name["RedisDown"][0]["for"] == "30s"
+
+
+def test_targets_parsed_from_a_real_answer_and_missing_jobs_added():
+    rows = status.targets(TARGETS)
+    assert len(rows) == 11 and all(r.ok for r in rows)
+    assert {r.job for r in rows} >= {"api", "rabbitmq", "blackbox", "redis-exporter"}
+    rows = status.with_missing(rows, {"api", "worker"})
+    assert [(r.job, r.health, r.ok) for r in rows if r.job == "worker"] == [("worker", "missing", False)]
+    with pytest.raises(OpsError, match="unexpected /api/v1/targets answer"):
+        status.targets({"status": "error"})
+
+
+def test_alerts_parsed_most_severe_first():
+    answer = [{"labels": {"alertname": "ApiLatencyP99High", "severity": "warning", "service": "api"},
+               "annotations": {"summary": "slow"}, "status": {"state": "active"}, "startsAt": "t1"},
+              {"labels": {"alertname": "RedisDown", "severity": "critical", "service": "redis"},
+               "annotations": {"summary": "down"}, "status": {"state": "active"}, "startsAt": "t2"},
+              {"labels": {"alertname": "Old"}, "status": {"state": "suppressed"}}]
+    assert [a.name for a in status.alerts(answer)] == ["RedisDown", "ApiLatencyP99High"]
+    with pytest.raises(OpsError):
+        status.alerts({"error": "x"})
