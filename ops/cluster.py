@@ -165,6 +165,18 @@ class Cluster:
         self.d.target.conn.run(cmd.service_logs(full, follow, tail, since, timestamps),
                                warn=True, hide=False, in_stream=False)
 
+    def search_logs(self, names, text: str, tail=None, since=None) -> list:
+        """Every line of the chosen services (default all, both colors), on every node,
+        that mentions `text`, in time order: filtered on the manager, merged here."""
+        from . import logsearch
+
+        snap = self.snapshot()
+        chosen = [snap.service(n, snap.live_color)[1] for n in names] if names else snap.services.values()
+        result = self.d.target.conn.run(
+            logsearch.remote_search(sorted(svc.name for svc in chosen), text, tail, since),
+            warn=True, hide=True, in_stream=False)
+        return logsearch.matching(result.stdout.splitlines(), text)
+
     def exec(self, name: str, argv: list[str], index: int = 1, tty: bool = False) -> int:
         snap = self.snapshot()
         short, _ = snap.service(name, snap.live_color)

@@ -144,9 +144,11 @@ def _direct(c, port) -> tuple[bool, str]:
 
 def run_checks(model: Model, project: str, gateway_url: str | None) -> list[Check]:
     from . import docker_api
+    from .monitoring import health as monitoring
 
     containers = docker_api.project_containers(project)
-    return run_jobs(plan(model, containers, gateway_url))
+    return run_jobs(plan(model, containers, gateway_url)
+                    + monitoring.jobs(containers, container_state))
 
 
 def healthy(checks) -> bool:

@@ -97,3 +97,29 @@ def run(
         detail = last_line(result.stderr) or ("see output above" if stream else "no error output")
         raise OpsError(f"{what or display(argv)} failed (exit {result.returncode}): {detail}")
     return result
+
+
+def read_lines(argv: Sequence[str], consume, env: Mapping[str, str] | None = None,
+               what: str | None = None):
+    """Run argv and hand its stdout to consume(lines) as it comes (constant memory, for
+    output too big to capture, e.g. a stack's whole logs); return consume's result.
+    A non-zero exit is an OpsError like run()'s."""
+    import tempfile
+
+    argv = [str(a) for a in argv]
+    with tempfile.TemporaryFile(mode="w+") as err:
+        try:
+            proc = subprocess.Popen(argv, env=dict(env) if env is not None else None, text=True,
+                                    stdout=subprocess.PIPE, stderr=err, errors="replace")
+        except FileNotFoundError as exc:
+            raise OpsError(f"{argv[0]}: command not found (scripts/up installs what is needed)") from exc
+        with proc:
+            result = consume(proc.stdout)
+            proc.stdout.read()  # whatever consume left: let the command finish
+        err.seek(0)
+        stderr = err.read()
+    if proc.returncode != 0:
+        problem = docker_problem(stderr) if argv[0] == "docker" else None
+        raise OpsError(problem or f"{what or display(argv)} failed (exit {proc.returncode}): "
+                       f"{last_line(stderr) or 'no error output'}")
+    return result

@@ -199,6 +199,19 @@ class Stack:
                          timestamps=timestamps), env=self.env, stream=True,
             what="docker compose logs")
 
+    def search_logs(self, services, text: str, tail=None, since=None) -> list:
+        """Every line of the chosen services (default all) that mentions `text`, in time
+        order (ops.logsearch)."""
+        from . import logsearch
+        from .shell import read_lines
+
+        services = self.check_services(services)
+        docker_api.client()
+        return read_lines(compose.logs(self.base_all, services, tail=tail, since=since,
+                                       timestamps=True),
+                          lambda lines: logsearch.matching(lines, text), env=self.env,
+                          what="docker compose logs")
+
     def exec(self, service: str, command: list[str], index: int = 1, tty: bool = False) -> int:
         self.check_services([service])
         if not command:

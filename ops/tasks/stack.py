@@ -123,12 +123,20 @@ def _ps_swarm(cluster, json_: bool) -> None:
                        "the live color, `api@blue` a given one)",
             "follow": "keep streaming", "tail": "lines from the end of each log",
             "since": "only since a time (e.g. 10m, 2026-01-01T10:00:00)",
-            "timestamps": "prefix timestamps", "env": ENV_HELP})
+            "timestamps": "prefix timestamps",
+            "request": "only the lines of one request (its X-Request-ID), every service and "
+                       "node, in time order",
+            "grep": "only the lines containing this text, every service and node, in time order",
+            "env": ENV_HELP})
 @user_errors
-def logs(c, service=None, follow=False, tail=None, since=None, timestamps=False, env="local"):
-    """Show service logs."""
+def logs(c, service=None, follow=False, tail=None, since=None, timestamps=False, request=None,
+         grep=None, env="local"):
+    """Show service logs (or, with --request / --grep, the matching lines of all of them,
+    merged in time order)."""
     if tail is not None and tail != "all":
         tail = str(number_option(tail, "--tail", 0, 10**7, integer=True))
+    if request is not None or grep is not None:
+        return _search_logs(c, env, service, request, grep, follow, tail, since)
     stack, cluster = _either(c, env, "logs")
     if cluster is None:
         stack.logs(service or [], follow=follow, tail=tail, since=since, timestamps=timestamps)
@@ -137,6 +145,28 @@ def logs(c, service=None, follow=False, tail=None, since=None, timestamps=False,
         cluster.logs(service or [], follow=follow, tail=tail, since=since, timestamps=timestamps)
     finally:
         _close(cluster)
+
+
+def _search_logs(c, env, service, request, grep, follow, tail, since):
+    from .. import logsearch
+
+    if request is not None and grep is not None:
+        raise OpsError("inv logs: give --request or --grep, not both")
+    if follow:
+        raise OpsError("inv logs: --request / --grep merge the logs in time order, which "
+                       "--follow cannot; drop --follow")
+    text = logsearch.needle(request if request is not None else grep,
+                            "--request" if request is not None else "--grep")
+    stack, cluster = _either(c, env, "logs")
+    try:
+        found = (stack or cluster).search_logs(service or [], text, tail=tail, since=since)
+    finally:
+        _close(cluster)
+    for e in found:
+        print(e.render())
+    if not found:
+        raise OpsError(f"no log line mentions {text!r}" + (f" since {since}" if since else "")
+                       + (f" in the last {tail} line(s) of each service" if tail else ""))
 
 
 @task(help={"json": "print JSON instead of a table",

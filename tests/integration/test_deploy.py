@@ -350,12 +350,26 @@ def test_a_job_goes_through_the_deployed_worker_and_scale_acts_on_the_cluster(de
     import requests
 
     url = _status()["url"]
-    r = requests.post(url + "/jobs", json={"on": "sandbox"}, timeout=5)
+    r = requests.post(url + "/jobs", json={"on": "sandbox"}, timeout=5)  # no ID: the gateway's
     assert r.status_code == 202, r.text
+    rid = r.headers["X-Request-ID"]
+    assert r.json()["request_id"] == rid and len(rid) == 32
     done = job_done(url, r.json()["id"], timeout=60)
     assert done.status_code == 200, done.text
     rows = {row["service"]: row for row in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
     assert done.json()["processed_by"] in {t["container"][:12] for t in rows["worker"]["tasks"]}
+
+    # The request followed across gateway, api and worker, on whichever nodes run them.
+    traced = inv("logs", "--env", "sandbox", "--request", rid)
+    assert traced.returncode == 0, traced.stderr
+    lines = traced.stdout.splitlines()
+    sources = [line.split(" ", 2)[1] for line in lines]
+    assert any("_gateway." in s for s in sources), lines
+    assert any(f"_{_status()['live']}." in s for s in sources), lines  # the live color's api
+    assert any("_worker." in s and "@" in s for s in sources), lines
+    assert [line.split(" ", 1)[0] for line in lines] == sorted(line.split(" ", 1)[0] for line in lines)
+    assert all(rid in line for line in lines)
+    assert any('"job processed"' in line for line in lines)
 
     scaled = inv("scale", "api=3", "--env", "sandbox", timeout=600)
     assert scaled.returncode == 0, scaled.stderr[-2000:]

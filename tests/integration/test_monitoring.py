@@ -143,6 +143,13 @@ def test_every_target_is_up_and_nothing_fires(monitored):
             "node-exporter", "rabbitmq", "blackbox", "prometheus", "alertmanager"} <= jobs
     quiet = _until(lambda: inv("monitoring.alerts", env=env), timeout=30)
     assert quiet.returncode == 0 and "no alert firing" in quiet.stdout, quiet.stdout
+    # `inv health` has lines for the monitoring stack itself, now that it runs.
+    health = inv("health", "--json", env=env)
+    assert health.returncode == 0, health.stdout
+    rows = {r["check"]: r for r in json.loads(health.stdout)["checks"] if r["service"] == "monitoring"}
+    assert set(rows) == {"containers", "prometheus targets", "alerts"}
+    assert rows["containers"]["detail"] == "8/8 healthy" and rows["alerts"]["detail"] == "none firing"
+    assert rows["prometheus targets"]["ok"] and " up" in rows["prometheus targets"]["detail"]
 
 
 def test_every_replica_is_scraped_after_scaling(monitored):
@@ -171,6 +178,9 @@ def test_a_stopped_redis_reaches_the_webhook_and_recovery_resolves_it(monitored,
         assert fired["labels"]["service"] == "redis" and fired["labels"]["severity"] == "critical"
         listed = inv("monitoring.alerts", "--json", env=env)
         assert listed.returncode == 1 and "RedisDown" in {a["name"] for a in json.loads(listed.stdout)}
+        health = json.loads(inv("health", "--json", env=env).stdout)["checks"]
+        (alerts,) = [r for r in health if (r["service"], r["check"]) == ("monitoring", "alerts")]
+        assert alerts["status"] == "warn" and "RedisDown(redis)" in alerts["detail"]
     finally:
         redis.start()
     receiver.wait_for("RedisDown", "resolved")

@@ -132,9 +132,28 @@ def test_a_job_goes_through_the_broker_to_the_worker_and_into_postgres(up, stack
     assert done.status_code == 200 and done.json()["payload"] == {"n": 1}
     (worker,) = containers(engine, stack_env, "worker")
     assert done.json()["processed_by"] == worker.id[:12]
-    assert done.json()["request_id"] == r.json()["request_id"]  # the gateway's, carried over
+    assert r.json()["request_id"] == r.headers["X-Request-ID"] == rid  # the caller's, kept
+    assert done.json()["request_id"] == rid  # carried in the message's headers
     logs = worker.logs().decode()
-    assert job in logs and r.json()["request_id"] in logs
+    assert job in logs and rid in logs
+
+    # Followed by its ID through gateway, api and worker, in time order.
+    traced = inv("logs", "--request", rid, env=stack_env)
+    assert traced.returncode == 0, traced.stderr
+    lines = traced.stdout.splitlines()
+    assert {line.split(" ", 2)[1] for line in lines} >= {"gateway-1", "api-1", "worker-1"}, lines
+    stamps = [line.split(" ", 1)[0] for line in lines]
+    assert stamps == sorted(stamps) and all(rid in line for line in lines)
+    by_source = {line.split(" ", 2)[1]: line for line in lines}
+    assert '"job enqueued"' in traced.stdout and '"job processed"' in by_source["worker-1"]
+    # A made-up ID (or one that could forge a log line) is replaced by the gateway's own.
+    forged = requests.post(gateway(stack_env) + "/jobs", json={}, timeout=5,
+                           headers={"X-Request-ID": 'x"}, {"level": "error'})
+    assert forged.status_code == 202
+    assert forged.json()["request_id"] == forged.headers["X-Request-ID"]
+    assert len(forged.headers["X-Request-ID"]) == 32 and forged.headers["X-Request-ID"].isalnum()
+    missing = inv("logs", "--request", "no-such-request-id", env=stack_env)
+    assert missing.returncode == 1 and "no log line mentions 'no-such-request-id'" in missing.stderr
     assert requests.get(gateway(stack_env) + "/jobs/00000000-0000-4000-8000-000000000000",
                         timeout=5).status_code == 404
     assert requests.post(gateway(stack_env) + "/jobs", data=b"{not json", timeout=5).status_code == 400

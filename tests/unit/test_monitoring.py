@@ -99,3 +99,42 @@ def test_alerts_parsed_most_severe_first():
     assert [a.name for a in status.alerts(answer)] == ["RedisDown", "ApiLatencyP99High"]
     with pytest.raises(OpsError):
         status.alerts({"error": "x"})
+
+
+def test_health_lines_for_the_monitoring_stack():
+    from ops.monitoring import health
+    from ops.monitoring.status import Alert, Target
+
+    assert health.containers_verdict([("prometheus", True, "running, healthy"),
+                                      ("blackbox", True, "running")]) == (True, "2/2 healthy")
+    ok, detail = health.containers_verdict([("prometheus", True, "x"),
+                                            ("redis-exporter", False, "exited (exit 1)")])
+    assert not ok and detail == "1/2 healthy; redis-exporter: exited (exit 1)"
+
+    up = Target("api", "10.0.0.2:8000", "up")
+    assert health.targets_verdict([up, up]) == (True, "2/2 up")
+    assert health.targets_verdict([]) == (False, "no scrape target")
+    ok, detail = health.targets_verdict([up, Target("redis-exporter", "10.0.0.5:9121", "down", "x"),
+                                         Target("api", "10.0.0.3:8000", "unknown")])
+    assert not ok and detail == ("1/3 up; down: redis-exporter 10.0.0.5:9121; "
+                                 "not scraped yet: api")
+
+    assert health.alerts_verdict([]) == (True, False, "none firing")
+    firing = [Alert("RedisDown", "critical", "redis", "", ""), Alert("BackupStale", "warning", "", "", "")]
+    assert health.alerts_verdict(firing) == (True, True, "2 firing: BackupStale, RedisDown(redis)")
+
+
+def test_the_published_address_of_a_monitoring_container():
+    from types import SimpleNamespace
+
+    from ops.monitoring import health
+
+    def box(ports):
+        return SimpleNamespace(attrs={"NetworkSettings": {"Ports": ports}})
+
+    assert health.published(box({"9090/tcp": [{"HostIp": "127.0.0.1", "HostPort": "32771"}]}),
+                            9090) == "http://127.0.0.1:32771"
+    assert health.published(box({"9090/tcp": [{"HostIp": "0.0.0.0", "HostPort": "1"}]}),
+                            9090) == "http://127.0.0.1:1"
+    assert health.published(box({"9090/tcp": None}), 9090) is None  # stopped: nothing bound
+    assert health.published(box(None), 9090) is None

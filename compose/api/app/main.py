@@ -48,7 +48,14 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         route = url.path if url.path in ROUTES else ("/jobs/{id}" if JOB_PATH.match(url.path)
                                                      else "other")
-        rid = self.headers.get("X-Request-ID", "")[:128]
+        rid = logs.request_id(self.headers.get("X-Request-ID"))
+        token = logs.REQUEST_ID.set(rid)
+        try:
+            self._handle(method, url, route, rid, start)
+        finally:
+            logs.REQUEST_ID.reset(token)
+
+    def _handle(self, method, url, route, rid, start):
         status = 500
         try:
             if method == "POST":
@@ -56,7 +63,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 status, ctype, body = self.dispatch(url.path, parse_qs(url.query))
         except Exception:
-            LOG.exception("request failed", extra={"path": url.path, "request_id": rid})
+            LOG.exception("request failed", extra={"path": url.path})
             ctype, body = "application/json", b'{"error":"internal"}'
         try:
             self.reply(status, ctype, body)
@@ -69,8 +76,7 @@ class Handler(BaseHTTPRequestHandler):
             logging.DEBUG if route.startswith("/health") or route == "/metrics" else logging.INFO,
             "request",
             extra={"method": method, "path": url.path, "status": status,
-                   "duration_ms": round(elapsed * 1000, 2), "client": self.client_address[0],
-                   "request_id": rid},
+                   "duration_ms": round(elapsed * 1000, 2), "client": self.client_address[0]},
         )
 
     def dispatch_post(self, path, rid):
@@ -89,11 +95,11 @@ class Handler(BaseHTTPRequestHandler):
         try:
             checks.publisher(SETTINGS).publish(msg)
         except Exception as exc:  # noqa: BLE001 - the broker's failure is the answer
-            LOG.warning("enqueue failed", extra={"request_id": rid, "error": str(exc)})
+            LOG.warning("enqueue failed", extra={"error": str(exc)})
             return 503, "application/json", _json({"error": "broker unavailable"})
         ENQUEUED.inc()
-        LOG.info("job enqueued", extra={"job_id": job_id, "request_id": rid})
-        return 202, "application/json", _json({"id": job_id, "request_id": rid or None,
+        LOG.info("job enqueued", extra={"job_id": job_id})
+        return 202, "application/json", _json({"id": job_id, "request_id": rid,
                                                "status": "queued"})
 
     def job(self, job_id):
@@ -150,6 +156,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-App-Version", SETTINGS.version)
         self.send_header("X-Instance", INSTANCE)
+        self.send_header("X-Request-ID", logs.REQUEST_ID.get())
         if SETTINGS.color:
             self.send_header("X-App-Color", SETTINGS.color)
         self.send_header("Cache-Control", "no-store")

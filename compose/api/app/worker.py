@@ -45,9 +45,13 @@ def consume(broker: settings.Broker, db: settings.Database, timeout: float) -> N
                 LOG.error("malformed message dropped", extra={"body": repr(msg.body[:200])})
                 channel.basic_reject(msg.delivery_tag, requeue=False)
                 return
-            pg.run(jobs.RECORD, worker=INSTANCE, **job)
-            channel.basic_ack(msg.delivery_tag)
-            LOG.info("job processed", extra={"job_id": job["id"], "request_id": job["request_id"]})
+            token = logs.REQUEST_ID.set(job["request_id"] or "")
+            try:
+                pg.run(jobs.RECORD, worker=INSTANCE, **job)
+                channel.basic_ack(msg.delivery_tag)
+                LOG.info("job processed", extra={"job_id": job["id"]})
+            finally:
+                logs.REQUEST_ID.reset(token)
 
         tag = channel.basic_consume(broker.queue, callback=handle)
         LOG.info("consuming", extra={"queue": broker.queue, "broker": broker.address})
