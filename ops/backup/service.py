@@ -172,6 +172,10 @@ def verify(stack: Stack, cfg: BackupConfig, backups, level: str) -> list[dict]:
             out.append({"file": str(b.path), **entry})
         except OpsError as exc:
             failures.append(str(exc))
+    # The outcome is in the manifests now: refresh the metrics, or a manual drill (or a
+    # failed check) would stay invisible to the alerts until the next backup.
+    if cfg.metrics_file and backups:
+        metrics.write(cfg.metrics_file, stack.settings.env, cfg.dest / stack.settings.env)
     if failures:
         raise OpsError(" | ".join(failures))
     return out

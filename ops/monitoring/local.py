@@ -19,6 +19,7 @@ from . import promconfig, rules
 from .settings import Monitoring
 
 PROFILE = "monitoring"
+GRAFANA = "grafana"  # its own profile: only where GRAFANA_IMAGE can be pulled
 CONFIG_DIR = Path(".cache") / "monitoring" / "prometheus"  # under the project root
 API_TIMEOUT = 5.0
 
@@ -27,7 +28,9 @@ class LocalMonitoring:
     def __init__(self, stack, m: Monitoring, metrics_dir: Path | None):
         self.stack, self.m = stack, m
         s = stack.settings
-        self.base = compose.base(s.project, s.compose_files, profiles=[PROFILE])
+        self.grafana = bool(s.variables.get("GRAFANA_IMAGE"))
+        profiles = [PROFILE, GRAFANA] if self.grafana else [PROFILE]
+        self.base = compose.base(s.project, s.compose_files, profiles=profiles)
         self.config_dir = s.root / CONFIG_DIR
         # node_exporter's textfile collector reads the backup job's metrics from here.
         self.metrics_dir = metrics_dir or (s.root / ".cache" / "monitoring" / "textfile")
@@ -72,6 +75,9 @@ class LocalMonitoring:
 
     # -- lifecycle ------------------------------------------------------------------------
     def up(self, timeout: float = 120) -> list[str]:
+        if self.grafana and not self.stack.settings.variables.get("GRAFANA_ADMIN_PASSWORD"):
+            raise OpsError("GRAFANA_IMAGE is set but GRAFANA_ADMIN_PASSWORD is not: "
+                           "add it to .env (or unset GRAFANA_IMAGE)")
         services = self.services()
         env = self._env(self.render())
         run(compose.up(self.base, wait_timeout=int(timeout), services=services), env=env,

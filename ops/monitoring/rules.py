@@ -29,7 +29,10 @@ def alerts(m: Monitoring, jobs=()) -> dict:
         _rule("NodeDown", 'up{job="node-exporter"} == 0', "critical",
               "node {{ $labels.node }} does not answer", hold),
         _rule("ApiErrorRatioHigh",
-              'sum by (env) (rate(http_requests_total{status=~"5.."}[5m])) / '
+              # `or ... * 0`: no 5xx at all is a ratio of 0, not no data (the dashboards
+              # and the expression test see the signal either way).
+              '(sum by (env) (rate(http_requests_total{status=~"5.."}[5m])) or '
+              'sum by (env) (rate(http_requests_total[5m])) * 0) / '
               f'sum by (env) (rate(http_requests_total[5m])) > {t("api_5xx_ratio")}',
               "critical", f"more than {t('api_5xx_ratio'):.0%} of api responses are 5xx", hold,
               service="api"),

@@ -37,6 +37,8 @@ def up(c, timeout=None, env="local"):
     print(f"monitoring up: {', '.join(started)}")
     print(f"  prometheus    {mon.url('prometheus', 9090)}/")
     print(f"  alertmanager  {mon.url('alertmanager', 9093)}/")
+    if mon.grafana:
+        print(f"  grafana       {mon.url('grafana', 3000)}/  (user admin, GRAFANA_ADMIN_PASSWORD)")
     if not mon.m.webhook_url:
         print("  no ALERT_WEBHOOK_URL or BACKUP_WEBHOOK_URL: alerts are kept, not sent")
 

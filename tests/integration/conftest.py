@@ -104,8 +104,23 @@ def base_images() -> dict[str, str]:
     return {k: dotenv[k] for k in IMAGE_VARS if dotenv.get(k)}
 
 
+@pytest.fixture(scope="session")
+def api_from_source(engine):
+    """Build the api image from this checkout once per run (Docker's cache keeps it
+    quick): a machine that already has ops-example/api:dev from older code would
+    otherwise test that. The commit tags `inv build` adds are removed again."""
+    before = {t for i in engine.images.list("ops-example/api") for t in i.tags}
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": f"opstest-build-{secrets.token_hex(3)}",
+           **fresh_passwords()}
+    result = inv("build", "--service", "api", env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for ref in [ln.split()[1] for ln in result.stdout.splitlines() if ln.startswith("tagged ")]:
+        if ref not in before:
+            engine.images.remove(ref)
+
+
 @pytest.fixture(scope="module")
-def stack_env(engine):
+def stack_env(engine, api_from_source):
     """Environment for a fresh test project (own name, port and random passwords)."""
     project = f"opstest-{secrets.token_hex(4)}"
     env = {**os.environ,

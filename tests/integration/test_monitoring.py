@@ -5,9 +5,12 @@ reaching a webhook receiver and resolving, and a stale backup textfile firing.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -186,6 +189,81 @@ def test_a_stopped_redis_reaches_the_webhook_and_recovery_resolves_it(monitored,
     receiver.wait_for("RedisDown", "resolved")
 
 
+DASHBOARDS = ROOT / "compose" / "monitoring" / "grafana" / "dashboards"
+COMPARISON = re.compile(r"\s(==|!=|>=|<=|>|<)\s")
+
+
+def signal(expr: str) -> str:
+    """What an alert compares: the expression without its last top-level comparison, or
+    inside absent(). That part must return data on a healthy stack (the comparison then
+    decides whether it fires)."""
+    if expr.startswith("absent(") and expr.endswith(")"):
+        return expr[len("absent("):-1]
+    depth, cut = 0, None
+    for i, ch in enumerate(expr):
+        if ch in "({[":
+            depth += 1
+        elif ch in ")}]":
+            depth -= 1
+        if depth == 0 and COMPARISON.match(expr, i):
+            cut = i
+    return expr[:cut] if cut is not None else expr
+
+
+def test_every_dashboard_and_rule_expression_returns_data(monitored):
+    env, _, _ = monitored
+    # Real backups and a restore drill, into the directory node-exporter reads: the
+    # backup panels and rules need their metrics.
+    for argv in (("db.backup",), ("db.verify", "--latest", "--level", "restore")):
+        done = inv(*argv, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    exprs = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        board = json.loads(path.read_text())
+        exprs += [(f"{path.name}: annotation {a['name']}", a["expr"])
+                  for a in board["annotations"]["list"]]
+        exprs += [(f"{path.name}: {p['title']}", t["expr"]) for p in board["panels"]
+                  for t in p["targets"]]
+    assert len(exprs) > 30
+    loaded = _query_api(env, "/api/v1/rules")["data"]["groups"]
+    rules_ = [r for g in loaded for r in g["rules"]]
+    assert {r["name"] for r in rules_} >= {"TargetDown", "RedisDown", "BackupStale"}
+    for r in rules_:  # the rule itself must evaluate ...
+        exprs.append((f"rule {r['name']} (whole)", r["query"]))
+    failures: list[str] = []
+
+    def check(what: str, expr: str, need_data: bool) -> None:
+        answer = _query_api(env, "/api/v1/query?query=" + urllib.parse.quote(expr), ok=False)
+        if answer.get("status") != "success":
+            failures.append(f"{what}: {answer.get('error')}  [{expr}]")
+        elif need_data and not answer["data"]["result"]:
+            failures.append(f"{what}: no data  [{expr}]")
+
+    deadline = time.monotonic() + 60  # rate() over fresh counters needs two scrapes
+    while True:
+        failures.clear()
+        for what, expr in exprs:
+            check(what, expr, need_data=not what.endswith("(whole)"))
+        for r in rules_:  # ... and what it compares must have data on a healthy stack
+            check(f"rule {r['name']} (signal)", signal(r["query"]), need_data=True)
+        if not failures or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert not failures, "\n".join(failures)
+
+
+def _query_api(env, path: str, ok: bool = True) -> dict:
+    import requests
+
+    port = subprocess.run(["docker", "compose", "-p", env["COMPOSE_PROJECT_NAME"], "port",
+                           "prometheus", "9090"], capture_output=True, text=True, check=True)
+    address = port.stdout.strip().replace("0.0.0.0:", "127.0.0.1:")
+    resp = requests.get(f"http://{address}{path}", timeout=10)
+    if ok:
+        resp.raise_for_status()
+    return resp.json()
+
+
 def test_a_stale_backup_fires_its_alert(monitored):
     env, receiver, metrics = monitored
     old = time.time() - 30 * 3600
@@ -196,3 +274,19 @@ def test_a_stale_backup_fires_its_alert(monitored):
     (metrics / "ops_backup.prom").chmod(0o644)
     fired = receiver.wait_for("BackupStale", "firing")
     assert fired["labels"]["database"] == "app"
+
+
+def test_grafana_without_its_password_is_refused_and_nothing_changes(monitored, engine):
+    env, _, _ = monitored
+    project = env["COMPOSE_PROJECT_NAME"]
+    before = sorted(c.name for c in engine.containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={project}"}))
+    refused = inv("monitoring.up", env={**env, "GRAFANA_IMAGE": "grafana/grafana-oss:10.4.2",
+                                        "GRAFANA_ADMIN_PASSWORD": ""})
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().endswith(
+        "GRAFANA_IMAGE is set but GRAFANA_ADMIN_PASSWORD is not: add it to .env (or unset "
+        "GRAFANA_IMAGE)"), refused.stderr
+    after = sorted(c.name for c in engine.containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={project}"}))
+    assert after == before

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ops.errors import OpsError
 from ops.monitoring import promconfig, rules, settings, status
@@ -138,3 +139,25 @@ def test_the_published_address_of_a_monitoring_container():
                             9090) == "http://127.0.0.1:1"
     assert health.published(box({"9090/tcp": None}), 9090) is None  # stopped: nothing bound
     assert health.published(box(None), 9090) is None
+
+
+# -- the Grafana dashboards and their provisioning ---------------------------------------
+GRAFANA = Path(__file__).resolve().parents[2] / "compose" / "monitoring" / "grafana"
+
+
+def test_dashboards_are_plain_promql_on_the_provisioned_datasource():
+    datasource = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yaml").read_text())
+    uid = datasource["datasources"][0]["uid"]
+    provider = yaml.safe_load((GRAFANA / "provisioning/dashboards/ops.yaml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/etc/grafana/ops/dashboards"
+    boards = [json.loads(p.read_text()) for p in sorted((GRAFANA / "dashboards").glob("*.json"))]
+    assert {b["uid"] for b in boards} == {"ops-red", "ops-saturation", "ops-data", "ops-backups"}
+    for board in boards:
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids)), board["uid"]
+        assert board["annotations"]["list"][0]["useValueForTime"]  # deploys, dated by start time
+        for p in [*board["panels"], *board["annotations"]["list"]]:
+            assert p["datasource"]["uid"] == uid
+            # Plain PromQL: no Grafana variables, so the integration test can evaluate each.
+            for expr in [t["expr"] for t in p.get("targets", [])] + [p.get("expr", "x")]:
+                assert expr and "$" not in expr, (board["uid"], p.get("title"), expr)

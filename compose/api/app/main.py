@@ -16,7 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from . import checks, jobs, logs, settings
 
@@ -29,6 +29,10 @@ MAX_BODY = 64 * 1024
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["route", "method", "status"])
 ENQUEUED = Counter("jobs_enqueued_total", "Jobs accepted by the broker")
 LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["route"])
+# Always 1: joined with process_start_time_seconds it dates each release (deploy
+# annotations on the dashboards).
+BUILD = Gauge("app_build_info", "Version and color of this instance", ["version", "color"])
+BUILD.labels(SETTINGS.version, SETTINGS.color or "none").set(1)
 DRAINING = threading.Event()
 
 
