@@ -28,7 +28,9 @@ def bench_stack(**extra):
            **extra}
     try:
         print(f"starting bench stack {project} ...", file=sys.stderr)
-        subprocess.run([*INV, "up"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        up = subprocess.run([*INV, "up"], cwd=ROOT, env=env, text=True, capture_output=True)
+        if up.returncode != 0:  # Compose's progress only when it failed
+            sys.exit(f"bench: inv up failed:\n{up.stderr[-2000:]}")
         yield env
     finally:
         subprocess.run([*INV, "down", "--volumes", "--yes"], cwd=ROOT, env=env,

@@ -8,18 +8,17 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ops.monitoring import promconfig, rules, settings
+from ops.receiver import Receiver
 
-from .conftest import ROOT, base_images, free_port, inv
+from .conftest import ROOT, base_images, inv
 
 pytestmark = pytest.mark.integration
 
@@ -70,42 +69,6 @@ def test_promtool_and_amtool_accept_the_rendered_configuration(engine, tmp_path)
     assert {r["alert"] for r in files["alerts.yml"]["groups"][0]["rules"]} <= tested
 
 
-class Receiver:
-    """A webhook receiver on this machine (Alertmanager reaches it as host.docker.internal)."""
-
-    def __init__(self):
-        self.posts: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.posts.append(json.loads(body or b"{}"))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("0.0.0.0", free_port()), Handler)  # noqa: S104 - containers reach it via the bridge
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://host.docker.internal:{self.server.server_address[1]}/alerts"
-
-    def wait_for(self, alertname: str, status: str, timeout: float = 120) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for post in self.posts:
-                for alert in post.get("alerts", []):
-                    if alert["labels"].get("alertname") == alertname and alert["status"] == status:
-                        return alert
-            time.sleep(0.5)
-        seen = [(a["labels"].get("alertname"), a["status"]) for p in self.posts for a in p.get("alerts", [])]
-        raise AssertionError(f"no {status} {alertname} notice within {timeout:.0f}s (got {seen})")
-
-
 @pytest.fixture(scope="module")
 def monitored(stack_env, tmp_path_factory):
     """The test stack with its monitoring profile, short intervals, and a webhook receiver."""
@@ -123,7 +86,7 @@ def monitored(stack_env, tmp_path_factory):
     try:
         yield env, receiver, backups / "metrics"
     finally:
-        receiver.server.shutdown()
+        receiver.close()
         down = inv("monitoring.down", env=env, timeout=300)
         assert down.returncode == 0, down.stderr[-2000:]
 
@@ -177,7 +140,7 @@ def test_a_stopped_redis_reaches_the_webhook_and_recovery_resolves_it(monitored,
                                                       "com.docker.compose.service=redis"]})[0]
     redis.stop()
     try:
-        fired = receiver.wait_for("RedisDown", "firing")
+        _, fired = receiver.wait_for("RedisDown", "firing")
         assert fired["labels"]["service"] == "redis" and fired["labels"]["severity"] == "critical"
         listed = inv("monitoring.alerts", "--json", env=env)
         assert listed.returncode == 1 and "RedisDown" in {a["name"] for a in json.loads(listed.stdout)}
@@ -272,7 +235,7 @@ def test_a_stale_backup_fires_its_alert(monitored):
         "# TYPE ops_backup_last_success_timestamp_seconds gauge\n"
         f'ops_backup_last_success_timestamp_seconds{{env="local",service="app-db",database="app"}} {old}\n')
     (metrics / "ops_backup.prom").chmod(0o644)
-    fired = receiver.wait_for("BackupStale", "firing")
+    _, fired = receiver.wait_for("BackupStale", "firing")
     assert fired["labels"]["database"] == "app"
 
 

@@ -16,7 +16,7 @@ TARGETS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "monito
 
 def test_settings_defaults_and_webhook_fallback():
     m = settings.load({}, {"BACKUP_WEBHOOK_URL": "http://b/hook"})
-    assert (m.scrape_interval, m.alert_for, m.threshold("backup_max_age_hours")) == (15, 60, 26)
+    assert (m.scrape_interval, m.alert_for, m.threshold("backup_max_age_hours")) == (15, 15, 26)
     assert m.webhook_url == "http://b/hook"
     own = settings.load({}, {"BACKUP_WEBHOOK_URL": "http://b", "ALERT_WEBHOOK_URL": "http://a"})
     assert own.webhook_url == "http://a"
