@@ -20,7 +20,7 @@ from .settings import Monitoring
 
 PROFILE = "monitoring"
 GRAFANA = "grafana"  # its own profile: only where GRAFANA_IMAGE can be pulled
-CONFIG_DIR = Path(".cache") / "monitoring" / "prometheus"  # under the project root
+CACHE = Path(".cache") / "monitoring"  # under the project root, one directory per project
 API_TIMEOUT = 5.0
 
 
@@ -31,9 +31,11 @@ class LocalMonitoring:
         self.grafana = bool(s.variables.get("GRAFANA_IMAGE"))
         profiles = [PROFILE, GRAFANA] if self.grafana else [PROFILE]
         self.base = compose.base(s.project, s.compose_files, profiles=profiles)
-        self.config_dir = s.root / CONFIG_DIR
+        # Per project: a test or bench stack from the same checkout must never rewrite
+        # the rules a running Prometheus of another project reads at its next reload.
+        self.config_dir = s.root / CACHE / s.project / "prometheus"
         # node_exporter's textfile collector reads the backup job's metrics from here.
-        self.metrics_dir = metrics_dir or (s.root / ".cache" / "monitoring" / "textfile")
+        self.metrics_dir = metrics_dir or (s.root / CACHE / s.project / "textfile")
 
     # -- the model ----------------------------------------------------------------------
     def _model(self):
@@ -71,7 +73,8 @@ class LocalMonitoring:
         digest = hashlib.sha256(alertmanager_yml.encode()).hexdigest()[:16]
         return {**self.stack.env, "OPS_ALERTMANAGER_CONFIG": alertmanager_yml,
                 "OPS_ALERTMANAGER_CONFIG_HASH": digest if alertmanager_yml else "none",
-                "OPS_BACKUP_METRICS_DIR": str(self.metrics_dir)}
+                "OPS_BACKUP_METRICS_DIR": str(self.metrics_dir),
+                "OPS_MONITORING_CONFIG_DIR": str(self.config_dir)}
 
     # -- lifecycle ------------------------------------------------------------------------
     def up(self, timeout: float = 120) -> list[str]:

@@ -88,6 +88,8 @@ def monitored(stack_env, tmp_path_factory):
     finally:
         receiver.close()
         down = inv("monitoring.down", env=env, timeout=300)
+        shutil.rmtree(ROOT / ".cache" / "monitoring" / env["COMPOSE_PROJECT_NAME"],
+                      ignore_errors=True)
         assert down.returncode == 0, down.stderr[-2000:]
 
 
@@ -100,8 +102,16 @@ def _until(fn, timeout: float = 60):
         time.sleep(1)
 
 
-def test_every_target_is_up_and_nothing_fires(monitored):
+def test_every_target_is_up_and_nothing_fires(monitored, engine):
     env, _, _ = monitored
+    # The rules this Prometheus reads are its project's own: another stack from the
+    # same checkout (the user's) never reloads a test's 2 s thresholds.
+    project = env["COMPOSE_PROJECT_NAME"]
+    (prom,) = engine.containers.list(filters={"label": [f"com.docker.compose.project={project}",
+                                                        "com.docker.compose.service=prometheus"]})
+    sources = {m["Destination"]: m["Source"] for m in prom.attrs["Mounts"]}
+    assert sources["/etc/prometheus/ops"] == str(ROOT / ".cache" / "monitoring" / project
+                                                 / "prometheus")
     status = _until(lambda: inv("monitoring.status", "--json", env=env))
     assert status.returncode == 0, status.stdout + status.stderr
     jobs = {row["job"] for row in json.loads(status.stdout)}
