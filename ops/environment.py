@@ -62,8 +62,6 @@ INSTEAD = {
                       "`inv deploy --env {env}` builds the commit it ships)",
     ("db", SWARM): "use --env local: backups reach only the local Compose stack so far, "
                    "and this machine's databases are never backed up under {env}'s name",
-    ("monitoring", SWARM): "use --env local: the monitoring profile runs on the local "
-                           "Compose stack so far, never this machine's under {env}'s name",
     ("deploy", COMPOSE): "use `--env local-swarm` (this engine in Swarm mode, after "
                          "`inv swarm.init --env local-swarm`), `--env sandbox`, or a cluster "
                          "of yours; `inv up` runs the Compose stack",

@@ -34,7 +34,11 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://host.docker.internal:{self.server.server_address[1]}/alerts"
+        return self.url_via("host.docker.internal")
+
+    def url_via(self, host: str) -> str:
+        """Its URL at an address of this machine (a sandbox network's gateway, say)."""
+        return f"http://{host}:{self.server.server_address[1]}/alerts"
 
     def seen(self) -> list[tuple[str, str]]:
         return [(a["labels"].get("alertname"), a["status"]) for _, p in self.posts

@@ -66,6 +66,16 @@ class Paths:
     def audit(self) -> str:
         return f"{self.root}/audit.jsonl"
 
+    @property
+    def textfile(self) -> str:
+        """node_exporter's textfile directory on each node (the monitoring stack's)."""
+        return f"{self.root}/textfile"
+
+    @property
+    def monitoring(self) -> str:
+        """The monitoring part's stack file and configs, as last deployed."""
+        return f"{self.root}/monitoring"
+
     def release(self, name: str) -> str:
         if not RELEASE.match(name):
             raise ValueError(f"invalid release name {name!r}")

@@ -300,13 +300,29 @@ def _prepare_release(d: Deployment, plan: stackfile.Plan, which: str, tag: str,
     d.base_changed = not previous or d.target.run(
         cmd.read_file(f"{previous}/base.json"), "read the last base").stdout != files["base.json"]
     d.target.run(cmd.upload_dir(release, files), "upload the release")
+    create_secrets(d, plan)
+    return release, {*secrets.values(), *configs.values()}
+
+
+def create_secrets(d: Deployment, plan: stackfile.Plan, keys=None) -> None:
+    """The plan's secret versions (of `keys`) that the Swarm does not have yet; the
+    values go on stdin."""
+    secrets, _ = plan.names()
     for key, name in secrets.items():
-        if plan.t.secrets[key].kind == "external":
+        if plan.t.secrets[key].kind == "external" or (keys is not None and key not in keys):
             continue
         if d.target.run(cmd.secret_exists(name), "secret check", warn=True).exited != 0:
             d.target.run(cmd.secret_create(name, d.app), f"create secret {name}",
                          stdin=plan.secret_values[key])
-    return release, {*secrets.values(), *configs.values()}
+
+
+def record_desired(d: Deployment) -> None:
+    """The replicas the stack now asks for, where the monitoring stack reads them
+    (ReplicasBelowDesired). Best effort: the action itself has succeeded."""
+    from ..commands import monitoring as mon
+
+    d.target.run(mon.desired_replicas(d.app, d.paths.textfile), "record the desired replicas",
+                 warn=True)
 
 
 def deploy_followers(d: Deployment, release: str, since: str, detach_flag: bool,
@@ -393,6 +409,7 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
             d.target.run(cmd.prune_releases(d.paths.releases, KEEP_RELEASES), "prune releases",
                          warn=True)
             prune_objects(d, objects)
+            record_desired(d)
             rec["seconds"] = round(time.monotonic() - started, 1)
             _audit(d, audit.record("deploy", d.env, "ok", **rec))
     except BaseException as exc:
@@ -459,6 +476,7 @@ def rollback(d: Deployment) -> dict:
                                                      port), 3)
             with d.stage("followers"):
                 follow_back(d, service.tag, since)
+            record_desired(d)
             rec["seconds"] = round(time.monotonic() - started, 1)
             _audit(d, audit.record("rollback", d.env, "ok", **rec))
     except BaseException as exc:
@@ -484,6 +502,7 @@ def scale(d: Deployment, targets: list[tuple[str, str, int]], keep: dict[str, in
             merged = {**scaled(d), **keep}
             d.target.run(cmd.write_file(d.paths.scale, json.dumps(merged, sort_keys=True) + "\n"),
                          "record the scale settings")
+        record_desired(d)
         rec["seconds"] = round(time.monotonic() - started, 1)
         _audit(d, audit.record("scale", d.env, "ok", **rec))
 
@@ -499,6 +518,7 @@ def finish(d: Deployment) -> dict:
         if service is None or service.replicas == 0:
             return {"idle": which, "changed": False}
         d.target.run(cmd.service_scale(d.svc(which), 0), f"scale {d.svc(which)} to 0")
+        record_desired(d)
         _audit(d, audit.record("finish", d.env, "ok", idle_color=which, idle_tag=service.tag))
         return {"idle": which, "changed": True, "tag": service.tag}
 

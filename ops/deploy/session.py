@@ -146,11 +146,13 @@ class Session:
         return Plan(t, self.release(), self._values(t.secrets, "secret"),
                     self._values(t.configs, "config"))
 
-    def _values(self, sources, what: str) -> dict[str, str]:
+    def _values(self, sources, what: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """`extra`: variables the task renders itself (not from .env)."""
+        variables = {**self.s.variables, **(extra or {})}
         values, missing = {}, []
         for key, src in sources.items():
             if src.kind == "environment":
-                values[key] = self.s.variables.get(src.value, "")
+                values[key] = variables.get(src.value, "")
                 if not values[key]:
                     missing.append(src.value)
             elif src.kind == "file":
@@ -218,25 +220,31 @@ class Session:
 
         app = plan.rel.app_ref(tag)
         pinned, anywhere = images(plan.t)
+        if self.registry and not self.local:
+            from ..remote.registry import pull_everywhere, push
+
+            push(self.registry, [self.local_ref(tag)], sys.stderr)
+            pull_everywhere(self.inv, self.registry, [app], sys.stderr)
+            self.deliver_images(pinned, anywhere)
+            return
+        self.deliver_images(pinned, anywhere, also=[app])
+
+    def deliver_images(self, pinned: list[str], anywhere: list[str], also=(), setup=None):
+        """`pinned` to the manager, `anywhere` and `also` to every node, over SSH where a
+        node lacks them; `setup(conn, host)` runs on each host's connection first. On
+        this machine's engine: refuse what is missing."""
         if self.local:
             from ..docker_api import missing_images
 
-            missing = missing_images([app, *pinned, *anywhere])
+            missing = missing_images([*also, *pinned, *anywhere])
             if missing:
                 raise OpsError(f"images missing on the local engine: {', '.join(missing)}")
             return
         from ..remote.images import deliver
 
-        def infra(h):
-            return [*anywhere, *(pinned if h.role == "manager" else [])]
+        def wanted(h):
+            return [*also, *anywhere, *(pinned if h.role == "manager" else [])]
 
-        if self.registry:
-            from ..remote.registry import pull_everywhere, push
-
-            push(self.registry, [self.local_ref(tag)], sys.stderr)
-            pull_everywhere(self.inv, self.registry, [app], sys.stderr)
-            deliver(self.inv, infra, sys.stderr)
-            return
-        deliver(self.inv, lambda h: [app, *infra(h)], sys.stderr)
+        deliver(self.inv, wanted, sys.stderr, setup=setup)
 
 

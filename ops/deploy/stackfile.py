@@ -165,10 +165,13 @@ class Plan:
         rest = followers(t, rel, tag, secrets, configs)
         if rest:
             files["followers.json"] = dump(rest)
-        for key, src in self.t.configs.items():
-            if src.kind != "external" and self.config_values is not None:
-                files[config_file(key)] = self.config_values[key]
+        files.update(self.config_files())
         return files
+
+    def config_files(self) -> dict[str, str]:
+        """The configs' contents, beside the stack files that name them."""
+        return {config_file(key): self.config_values[key] for key, src in self.t.configs.items()
+                if src.kind != "external" and self.config_values is not None}
 
 
 def base_waits(t: Translation) -> list[tuple[str, str, int]]:
@@ -177,14 +180,22 @@ def base_waits(t: Translation) -> list[tuple[str, str, int]]:
             for n in t.base() if t.services[n]["deploy"].get("mode", "replicated") == "replicated"]
 
 
-def images(t: Translation) -> tuple[list[str], list[str]]:
-    """Images other than the app's, split by where they can run: (manager only, anywhere)."""
-    app = repository(t.services[t.blue_green]["image"])
+def images(t: Translation, names: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """Images other than the app's (or those of `names`), split by where they can run:
+    (manager only, anywhere)."""
+    if names is None:
+        app = repository(t.services[t.blue_green]["image"])
+        names = [n for n, s in t.services.items() if repository(s["image"]) != app]
     pinned, anywhere = set(), set()
-    for name, svc in t.services.items():
-        if repository(svc["image"]) != app:
-            (pinned if t.on_manager(name) else anywhere).add(svc["image"])
+    for name in names:
+        (pinned if t.on_manager(name) else anywhere).add(t.services[name]["image"])
     return sorted(pinned - anywhere), sorted(anywhere)
+
+
+def part(t: Translation, names: list[str], secrets: dict[str, str], configs: dict[str, str]
+         ) -> dict:
+    """The stack file of some services (the monitoring part), in the same namespace."""
+    return _file(t, {n: t.services[n] for n in names}, secrets, configs)
 
 
 def dump(stack: dict) -> str:

@@ -25,6 +25,7 @@ API_TIMEOUT = 5.0
 
 
 class LocalMonitoring:
+    tunnelled = False  # published on loopback
     def __init__(self, stack, m: Monitoring, metrics_dir: Path | None):
         self.stack, self.m = stack, m
         s = stack.settings
@@ -86,7 +87,7 @@ class LocalMonitoring:
         run(compose.up(self.base, wait_timeout=int(timeout), services=services), env=env,
             stream=True, what="docker compose up (monitoring)")
         # A running Prometheus keeps its old configuration until told: reload it.
-        self._post(self.url("prometheus", 9090) + "/-/reload")
+        http_post(self.url("prometheus", 9090) + "/-/reload")
         return services
 
     def down(self) -> list[str]:
@@ -103,30 +104,11 @@ class LocalMonitoring:
             raise OpsError(f"monitoring is not running (no {service}): `inv monitoring.up`")
         return "http://" + address[0].replace("0.0.0.0:", "127.0.0.1:")
 
-    def _get(self, url: str):
-        import requests
-
-        try:
-            resp = requests.get(url, timeout=API_TIMEOUT)
-        except requests.RequestException as exc:
-            raise OpsError(f"{url}: {type(exc).__name__}") from exc
-        if resp.status_code != 200:
-            raise OpsError(f"{url}: HTTP {resp.status_code}")
-        try:
-            return resp.json()
-        except ValueError as exc:
-            raise OpsError(f"{url}: not JSON") from exc
-
-    def _post(self, url: str) -> None:
-        import requests
-
-        try:
-            requests.post(url, timeout=API_TIMEOUT).raise_for_status()
-        except requests.RequestException as exc:
-            raise OpsError(f"{url}: {exc}") from exc
+    def close(self) -> None:
+        """Nothing to close: the APIs are published on loopback."""
 
     def targets(self) -> dict:
-        return self._get(self.url("prometheus", 9090) + "/api/v1/targets?state=active")
+        return http_get(self.url("prometheus", 9090) + "/api/v1/targets?state=active")
 
     def jobs(self) -> set[str]:
         """The scrape jobs of the rendered prometheus.yml."""
@@ -138,14 +120,38 @@ class LocalMonitoring:
                            "run `inv monitoring.up`") from exc
 
     def alerts(self) -> list[dict]:
-        return self._get(self.url("alertmanager", 9093) + "/api/v2/alerts?active=true"
+        return http_get(self.url("alertmanager", 9093) + "/api/v2/alerts?active=true"
                          "&silenced=false&inhibited=false")
 
     def query(self, promql: str) -> dict:
         import urllib.parse
 
-        return self._get(self.url("prometheus", 9090) + "/api/v1/query?query="
+        return http_get(self.url("prometheus", 9090) + "/api/v1/query?query="
                          + urllib.parse.quote(promql))
+
+
+def http_get(url: str):
+    import requests
+
+    try:
+        resp = requests.get(url, timeout=API_TIMEOUT)
+    except requests.RequestException as exc:
+        raise OpsError(f"{url}: {type(exc).__name__}") from exc
+    if resp.status_code != 200:
+        raise OpsError(f"{url}: HTTP {resp.status_code}")
+    try:
+        return resp.json()
+    except ValueError as exc:
+        raise OpsError(f"{url}: not JSON") from exc
+
+
+def http_post(url: str) -> None:
+    import requests
+
+    try:
+        requests.post(url, timeout=API_TIMEOUT).raise_for_status()
+    except requests.RequestException as exc:
+        raise OpsError(f"{url}: {exc}") from exc
 
 
 def dump(data) -> str:

@@ -16,9 +16,14 @@ SCRAPE = "prometheus.io/scrape"
 PORT = "prometheus.io/port"
 PATH = "prometheus.io/path"
 EXPORTS = "ops.exports"  # an exporter's label: the service whose metrics it translates
+# The scraped series' own labels win (node_exporter's textfiles name the service and
+# environment a backup or the stack's replicas are about).
+HONOR = "prometheus.io/honor-labels"
 BLACKBOX_PORT = 9115
 ALERTMANAGER_PORT = 9093
 PROBES = {"live": "/health/live", "ready": "/health/ready"}
+DOCKER_DNS = "127.0.0.11:53"  # the engine's resolver, inside every container
+TASKS_PROBE = "tasks"  # the `probe` label of the DNS probes counting a service's tasks
 
 
 def _duration(seconds: float) -> str:
@@ -38,16 +43,21 @@ def scrape_targets(labels_by_service: Mapping[str, Mapping]) -> dict[str, dict]:
         path = str(labels.get(PATH) or "/metrics")
         if not path.startswith("/"):
             raise ValueError(f"service {name}: label {PATH} must start with /, not {path!r}")
-        out[name] = {"port": int(port), "path": path, "service": str(labels.get(EXPORTS) or name)}
+        out[name] = {"port": int(port), "path": path, "service": str(labels.get(EXPORTS) or name),
+                     "honor_labels": str(labels.get(HONOR, "")).lower() == "true"}
     return out
 
 
 def prometheus(m: Monitoring, env: str, targets: Mapping[str, dict],
                dns_names: Callable[[str], list[str]], address: Callable[[str], str],
-               public_url: str, node: str | None = None) -> dict:
+               public_url: str, node: str | None = None,
+               task_counts: Mapping[str, str] | None = None) -> dict:
     """The whole prometheus.yml. `dns_names(service)` gives the names to resolve for a
     service's replicas, `address(service)` one reachable address (Alertmanager,
-    blackbox); `public_url` is what users reach (probed through blackbox)."""
+    blackbox); `public_url` is what users reach (probed through blackbox).
+    `task_counts` ({service: DNS name}, Swarm): each service's serving tasks are
+    counted by a DNS probe of that name (probe_dns_answer_rrs), which
+    ReplicasBelowDesired compares with the replicas the stack asks for."""
     static_labels = [{"target_label": "env", "replacement": env}]
     if node:
         static_labels.append({"target_label": "node", "replacement": node})
@@ -56,6 +66,7 @@ def prometheus(m: Monitoring, env: str, targets: Mapping[str, dict],
         jobs.append({
             "job_name": name,
             "metrics_path": t["path"],
+            **({"honor_labels": True} if t.get("honor_labels") else {}),
             "dns_sd_configs": [{"names": dns_names(name), "type": "A", "port": t["port"],
                                 "refresh_interval": "15s"}],
             "relabel_configs": [{"target_label": "service", "replacement": t["service"]},
@@ -75,6 +86,22 @@ def prometheus(m: Monitoring, env: str, targets: Mapping[str, dict],
             *static_labels,
         ],
     })
+    if task_counts:
+        jobs.append({
+            "job_name": "tasks",
+            "metrics_path": "/probe",
+            "static_configs": [{"targets": [DOCKER_DNS],
+                                "labels": {"service": name, "probe": TASKS_PROBE,
+                                           "__param_module": module_name(name)}}
+                               for name in sorted(task_counts)],
+            "relabel_configs": [
+                {"source_labels": ["__address__"], "target_label": "__param_target"},
+                {"source_labels": ["__param_module"], "target_label": "instance"},
+                {"target_label": "__address__",
+                 "replacement": f"{address('blackbox')}:{BLACKBOX_PORT}"},
+                *static_labels,
+            ],
+        })
     return {
         "global": {"scrape_interval": _duration(m.scrape_interval),
                    "evaluation_interval": _duration(m.evaluation_interval),
@@ -99,13 +126,28 @@ def alertmanager(m: Monitoring) -> dict:
                   "group_wait": _duration(m.group_wait),
                   "group_interval": _duration(m.group_interval), "repeat_interval": "4h"},
         "receivers": [receiver],
-        "inhibit_rules": [{"source_matchers": ['alertname="NodeDown"'],
+        # Only a NodeDown that names its node: on Swarm DNS discovery cannot tell which
+        # node a target runs on, and a label missing on both sides would count as equal.
+        "inhibit_rules": [{"source_matchers": ['alertname="NodeDown"', 'node=~".+"'],
                            "target_matchers": ['alertname!="NodeDown"'],
                            "equal": ["env", "node"]}],
     }
 
 
-def blackbox() -> dict:
-    return {"modules": {"http_2xx": {"prober": "http", "timeout": "5s",
-                                     "http": {"valid_status_codes": [200],
-                                              "preferred_ip_protocol": "ip4"}}}}
+def module_name(service: str) -> str:
+    return f"tasks_{service}"
+
+
+def blackbox(task_counts: Mapping[str, str] | None = None) -> dict:
+    """The HTTP probe, and one DNS module per counted service (a DNS module names the
+    query itself; the probe's target is the resolver). NXDOMAIN is a valid answer: no
+    task serving is a count of 0, not a failed probe."""
+    modules = {"http_2xx": {"prober": "http", "timeout": "5s",
+                            "http": {"valid_status_codes": [200],
+                                     "preferred_ip_protocol": "ip4"}}}
+    for name, dns in sorted((task_counts or {}).items()):
+        modules[module_name(name)] = {
+            "prober": "dns", "timeout": "3s",
+            "dns": {"query_name": dns, "query_type": "A", "transport_protocol": "udp",
+                    "preferred_ip_protocol": "ip4", "valid_rcodes": ["NOERROR", "NXDOMAIN"]}}
+    return {"modules": modules}

@@ -5,7 +5,8 @@ Every alert carries `severity` (critical: someone must act now; warning: soon) a
 
 from __future__ import annotations
 
-from .promconfig import _duration
+from ..commands.lock import METRIC as LOCK_METRIC
+from .promconfig import TASKS_PROBE, _duration
 from .settings import Monitoring
 
 
@@ -15,9 +16,11 @@ def _rule(name: str, expr: str, severity: str, summary: str, for_: str, **labels
             "annotations": {"summary": summary}}
 
 
-def alerts(m: Monitoring, jobs=()) -> dict:
+def alerts(m: Monitoring, jobs=(), swarm: bool = False) -> dict:
     """`jobs`: the scrape jobs found by DNS. A stopped container drops out of DNS, so its
-    target vanishes instead of going down: each job also alerts when it has none."""
+    target vanishes instead of going down: each job also alerts when it has none.
+    `swarm`: the rules whose metrics only a deployed stack has (the replicas it asks
+    for, its deploy lock)."""
     t = m.threshold
     hold = _duration(m.alert_for)
     missing = [_rule("TargetMissing", f'absent(up{{job="{job}"}})', "critical",
@@ -40,7 +43,7 @@ def alerts(m: Monitoring, jobs=()) -> dict:
               "histogram_quantile(0.99, sum by (env, le) "
               f'(rate(http_request_duration_seconds_bucket[5m]))) > {t("api_p99_seconds")}',
               "warning", f"api p99 latency above {t('api_p99_seconds')}s", hold, service="api"),
-        _rule("HealthProbeFailing", "probe_success == 0", "critical",
+        _rule("HealthProbeFailing", 'probe_success{probe=~"live|ready"} == 0', "critical",
               "{{ $labels.instance }} ({{ $labels.probe }}) fails through the gateway", hold),
         _rule("PostgresDown", "pg_up == 0", "critical",
               "database {{ $labels.service }} does not answer its exporter", hold),
@@ -74,4 +77,19 @@ def alerts(m: Monitoring, jobs=()) -> dict:
               f"no restore drill of {{{{ $labels.database }}}} passed in "
               f"{t('drill_max_age_hours'):g}h", "0s"),
     ]
+    if swarm:
+        rules += [
+            # Desired: written on the manager by every deploy, rollback, scale and
+            # monitoring.up; serving: the tasks answering to the service's DNS name.
+            _rule("ReplicasBelowDesired",
+                  "max by (env, service) (ops_swarm_desired_replicas) > "
+                  f'max by (env, service) (probe_dns_answer_rrs{{probe="{TASKS_PROBE}"}})',
+                  "critical", "{{ $labels.service }} serves with fewer tasks than the "
+                  "{{ $value }} it asks for", hold),
+            _rule("DeployLockHeld",
+                  f"time() - ({LOCK_METRIC} > 0) > {t('deploy_lock_ttl_seconds'):g}",
+                  "warning", "the deploy lock has been held for longer than "
+                  f"{t('deploy_lock_ttl_seconds'):g}s: a deploy hangs or its holder died "
+                  "(`inv deploy.status`, `inv deploy.unlock`)", "0s", service="deploy"),
+        ]
     return {"groups": [{"name": "ops", "rules": rules}]}

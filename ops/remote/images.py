@@ -118,9 +118,10 @@ def stream_images(conn, host, refs: list[str], archive) -> int:
     return writer.sent
 
 
-def deliver(inv: Inventory, refs, out) -> dict[str, list[str]]:
+def deliver(inv: Inventory, refs, out, setup=None) -> dict[str, list[str]]:
     """Each image to each host that lacks it. `refs` is a list, or a function of the
-    host giving its list (the manager runs more than the workers).
+    host giving its list (the manager runs more than the workers); `setup(conn, host)`
+    runs first on each host's connection (one per host).
     Returns {host: [images sent]}."""
     sent: dict[str, list[str]] = {}
     archives: dict[tuple[str, ...], tuple] = {}  # one docker save per distinct image set
@@ -128,6 +129,8 @@ def deliver(inv: Inventory, refs, out) -> dict[str, list[str]]:
         for host in inv.hosts:
             wanted = refs(host) if callable(refs) else refs
             with open_checked(host, inv) as conn:
+                if setup is not None:
+                    setup(conn, host)
                 missing = [ref for ref in wanted if not has_image(conn, host, ref)]
                 if missing:
                     key = tuple(missing)

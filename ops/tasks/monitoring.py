@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 from invoke import Collection, Exit, task
 
-from ..environment import COMPOSE
+from ..environment import COMPOSE, SWARM
 from ..parse import number_option
 from .common import ENV_HELP, target, user_errors
 
@@ -14,41 +15,71 @@ DAY = 86400
 
 
 def _monitoring(c, env, name):
-    from ..backup.service import backup_config
+    """The monitoring of --env: the Compose profile locally, the stack's monitoring
+    part on a Swarm environment."""
     from ..monitoring import settings
+
+    s, where = target(c, env, f"monitoring.{name}", {COMPOSE, SWARM}, family="monitoring")
+    m = settings.load(c.config.get("monitoring", {}), s.variables)
+    if where.kind == SWARM:
+        from ..deploy.session import Session
+        from ..monitoring.swarm import SwarmMonitoring
+
+        return SwarmMonitoring(Session(s, where, c.config), m)
+    from ..backup.service import backup_config
     from ..monitoring.local import LocalMonitoring
     from ..stack import Stack
 
-    s, _ = target(c, env, f"monitoring.{name}", {COMPOSE}, family="monitoring")
-    m = settings.load(c.config.get("monitoring", {}), s.variables)
     metrics = backup_config(s, c.config.get("backup", {})).metrics_file
     return LocalMonitoring(Stack(s), m, metrics.parent if metrics else None)
+
+
+@contextmanager
+def _opened(c, env, name):
+    mon = _monitoring(c, env, name)
+    try:
+        yield mon
+    finally:
+        mon.close()
+
+
+UIS = (("prometheus", 9090), ("alertmanager", 9093))
+
+
+def _uis(mon) -> list[tuple[str, str]]:
+    uis = [(name, mon.url(name, port) + "/") for name, port in UIS]
+    if mon.grafana:
+        uis.append(("grafana", mon.url("grafana", 3000) + "/  (user admin, GRAFANA_ADMIN_PASSWORD)"))
+    return uis
 
 
 @task(help={"timeout": "seconds to wait for every monitoring service's health (default 120)",
             "env": ENV_HELP})
 @user_errors
 def up(c, timeout=None, env="local"):
-    """Start Prometheus, Alertmanager and the exporters (the `monitoring` profile), with
-    the alert rules rendered from invoke.yaml's `monitoring:` thresholds."""
+    """Start Prometheus, Alertmanager and the exporters (the `monitoring` profile
+    locally, the stack's monitoring part on a Swarm environment), with the alert rules
+    rendered from invoke.yaml's `monitoring:` thresholds."""
     wait = number_option(timeout, "--timeout", 1, DAY) if timeout is not None else 120
-    mon = _monitoring(c, env, "up")
-    started = mon.up(timeout=wait)
-    print(f"monitoring up: {', '.join(started)}")
-    print(f"  prometheus    {mon.url('prometheus', 9090)}/")
-    print(f"  alertmanager  {mon.url('alertmanager', 9093)}/")
-    if mon.grafana:
-        print(f"  grafana       {mon.url('grafana', 3000)}/  (user admin, GRAFANA_ADMIN_PASSWORD)")
-    if not mon.m.webhook_url:
-        print("  no ALERT_WEBHOOK_URL or BACKUP_WEBHOOK_URL: alerts are kept, not sent")
+    with _opened(c, env, "up") as mon:
+        started = mon.up(timeout=wait)
+        print(f"monitoring up: {', '.join(started)}")
+        if not mon.tunnelled:
+            for name, url in _uis(mon):
+                print(f"  {name:13} {url}")
+        else:
+            print(f"  the UIs: `inv monitoring.open --env {env}`")
+        if not mon.m.webhook_url:
+            print("  no ALERT_WEBHOOK_URL or BACKUP_WEBHOOK_URL: alerts are kept, not sent")
 
 
 @task(help={"env": ENV_HELP})
 @user_errors
 def down(c, env="local"):
     """Stop and remove the monitoring services (their data volumes stay)."""
-    stopped = _monitoring(c, env, "down").down()
-    print(f"monitoring down: {', '.join(stopped)}")
+    with _opened(c, env, "down") as mon:
+        stopped = mon.down()
+    print(f"monitoring down: {', '.join(stopped) or 'nothing was running'}")
 
 
 @task(help={"json_": "machine-readable output", "env": ENV_HELP})
@@ -57,8 +88,8 @@ def status(c, json_=False, env="local"):
     """Every scrape target and its health; exit 1 if any is down."""
     from ..monitoring import status as parse
 
-    mon = _monitoring(c, env, "status")
-    rows = parse.with_missing(parse.targets(mon.targets()), mon.jobs())
+    with _opened(c, env, "status") as mon:
+        rows = parse.with_missing(parse.targets(mon.targets()), mon.jobs())
     if json_:
         print(json.dumps([vars(r) | {"ok": r.ok} for r in rows], indent=2))
     else:
@@ -77,7 +108,8 @@ def alerts(c, json_=False, env="local"):
     """The alerts firing now (from Alertmanager); exit 1 if any is."""
     from ..monitoring import status as parse
 
-    rows = parse.alerts(_monitoring(c, env, "alerts").alerts())
+    with _opened(c, env, "alerts") as mon:
+        rows = parse.alerts(mon.alerts())
     if json_:
         print(json.dumps([vars(r) for r in rows], indent=2))
     elif not rows:
@@ -88,4 +120,24 @@ def alerts(c, json_=False, env="local"):
         raise Exit(code=1)
 
 
-ns = Collection("monitoring", up, down, status, alerts)
+@task(name="open", help={"env": ENV_HELP})
+@user_errors
+def open_(c, env="local"):
+    """Print local URLs of the Prometheus and Alertmanager UIs. On a remote Swarm they
+    go through an SSH tunnel via the manager, open until Ctrl-C (nothing is published
+    there); locally and on this machine's engine they are reachable as they are."""
+    import threading
+
+    with _opened(c, env, "open") as mon:
+        for name, url in _uis(mon):
+            print(f"{name:13} {url}", flush=True)
+        if not mon.tunnelled:
+            return
+        print("tunnel open through the manager: Ctrl-C to close", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("tunnel closed")
+
+
+ns = Collection("monitoring", up, down, status, alerts, open_)

@@ -123,8 +123,7 @@ def test_up_failure_names_unhealthy_service_with_health_output_and_logs(engine, 
 COMPOSE_ONLY = [["up"], ["down"], ["build"], ["clean"], ["db.backup"],
                 ["db.verify", "--latest"],
                 ["db.list"], ["db.prune"], ["db.restore", "-s", "app-db", "--latest"],
-                ["db.schedule"], ["monitoring.up"], ["monitoring.down"], ["monitoring.status"],
-                ["monitoring.alerts"]]
+                ["db.schedule"]]
 SWARM_ONLY = [["deploy"], ["rollback"], ["deploy.finish"], ["deploy.status"],
               ["deploy.history"], ["deploy.remove", "--yes"], ["deploy.unlock"]]
 SSH_ONLY = [["hosts.trust", "--yes"], ["hosts.provision"], ["images.deliver"]]

@@ -385,3 +385,108 @@ def test_a_job_goes_through_the_deployed_worker_and_scale_acts_on_the_cluster(de
     finally:
         assert inv("scale", "worker=1", "--env", "sandbox", timeout=300).returncode == 0
     _wait_until_ok("worker")
+
+
+def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(deployed, engine):
+    """`monitoring.up --env sandbox` deploys the profile into the stack: every target up
+    (each task of both colors), nothing firing; a stopped database and a worker no node
+    can run reach a webhook on this machine; the UIs open through an SSH tunnel only."""
+    import requests
+
+    from ops.receiver import Receiver
+
+    receiver = Receiver()
+    network = engine.networks.get(SANDBOX).attrs["IPAM"]["Config"][0]["Gateway"]
+    fast = {**_env(), "ALERT_WEBHOOK_URL": receiver.url_via(network),
+            "INVOKE_MONITORING_SCRAPE_INTERVAL": "3s", "INVOKE_MONITORING_EVALUATION_INTERVAL": "2s",
+            "INVOKE_MONITORING_ALERT_FOR": "4s", "INVOKE_MONITORING_GROUP_WAIT": "1s",
+            "INVOKE_MONITORING_GROUP_INTERVAL": "2s"}
+
+    def minv(*args, **kw):
+        return sandbox_inv(*args, "--env", "sandbox", extra_env=fast, **kw)
+
+    app = _app()
+    manager = next(c for name, c in _sandbox_hosts(engine).items() if name.endswith("manager"))
+    services = {r["service"] for r in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
+    if not {"blue", "green"} <= services:  # run alone: give it both colors
+        assert inv("deploy", "--env", "sandbox", "--tag", "v2", timeout=900).returncode == 0
+    try:
+        up = minv("monitoring.up", timeout=900)
+        assert up.returncode == 0, up.stderr[-3000:]
+        assert "monitoring.open --env sandbox" in up.stdout  # no URL: nothing is published
+        rows = {row["service"]: row for row in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
+        assert {"prometheus", "alertmanager", "node-exporter", "blackbox"} <= set(rows)
+        assert len(rows["node-exporter"]["tasks"]) == 2  # global: one per node
+        api_tasks = {t["container"] for c in ("blue", "green") for t in rows[c]["tasks"]}
+        assert len(api_tasks) >= 4  # the idle color keeps running for the instant rollback
+
+        deadline = time.monotonic() + 90
+        while True:
+            status = minv("monitoring.status", "--json")
+            targets = json.loads(status.stdout or "[]")
+            if status.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        assert status.returncode == 0, status.stdout
+        assert len([t for t in targets if t["job"] == "api"]) == len(api_tasks)
+        assert len([t for t in targets if t["job"] == "node-exporter"]) == 2
+        assert {t["instance"] for t in targets if t["job"] == "tasks"} >= {"tasks_blue", "tasks_green",
+                                                                            "tasks_worker", "tasks_app-db"}
+        deadline = time.monotonic() + 120  # what fired while monitoring started resolves
+        while (alerts := minv("monitoring.alerts")).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(3)
+        assert alerts.returncode == 0 and "no alert firing" in alerts.stdout, alerts.stdout
+
+        # The UIs, through a tunnel that lives as long as the command.
+        opened = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "monitoring.open", "--env", "sandbox"], cwd=ROOT,
+            env={**os.environ, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(SANDBOX_PROJECT[0]), **fast},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+        try:
+            urls = {}
+            while len(urls) < 2:
+                line = opened.stdout.readline()
+                assert line, opened.stderr.read()
+                name, url = line.split()[:2]
+                urls[name] = url
+            assert all(u.startswith("http://127.0.0.1:") for u in urls.values()), urls
+            q = requests.get(urls["prometheus"] + "api/v1/query", timeout=10, params={
+                "query": "ops_deploy_lock_held_since_timestamp_seconds"}).json()["data"]["result"]
+            assert [r["value"][1] for r in q] == ["0"]  # written by the real deploys' lock
+            q = requests.get(urls["prometheus"] + "api/v1/query", timeout=10, params={
+                "query": 'ops_swarm_desired_replicas{service="worker"}'}).json()["data"]["result"]
+            assert [r["value"][1] for r in q] == ["1"]
+            assert requests.get(urls["alertmanager"] + "api/v2/status", timeout=10).status_code == 200
+        finally:
+            opened.send_signal(signal.SIGINT)
+            assert opened.wait(timeout=30) == 0, opened.stderr.read()
+
+        # A stopped database: Swarm restarts it, and the alert resolves.
+        started = time.time()
+        cid = manager.exec_run(["sh", "-c", "docker ps -q --filter label=com.docker.swarm.service."
+                                f"name={app}_app-db"]).output.decode().strip()
+        manager.exec_run(["docker", "stop", cid])
+        _, fired = receiver.wait_for("PostgresDown", "firing", after=started, timeout=120)
+        assert fired["labels"]["service"] == "app-db" and fired["labels"]["env"] == "sandbox"
+        receiver.wait_for("PostgresDown", "resolved", after=started, timeout=180)
+
+        # A worker no node can run: fewer tasks serve than the stack asks for.
+        started = time.time()
+        pin = ("docker", "service", "update", "-d", "--constraint-add",
+               "node.labels.ops-test==nowhere", f"{app}_worker")
+        assert manager.exec_run(list(pin)).exit_code == 0
+        try:
+            _, fired = receiver.wait_for("ReplicasBelowDesired", "firing", after=started, timeout=120)
+            assert fired["labels"]["service"] == "worker"
+        finally:
+            manager.exec_run(["docker", "service", "update", "-d", "--constraint-rm",
+                              "node.labels.ops-test==nowhere", f"{app}_worker"])
+        receiver.wait_for("ReplicasBelowDesired", "resolved", after=started, timeout=120)
+    finally:
+        receiver.close()
+        down = minv("monitoring.down", timeout=300)
+        assert down.returncode == 0, down.stderr[-2000:]
+    assert "prometheus" in down.stdout
+    rows = {row["service"] for row in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
+    assert not rows & {"prometheus", "alertmanager", "node-exporter", "blackbox"}
+    _wait_until_ok("worker")

@@ -41,16 +41,23 @@ def test_scrape_jobs_come_from_labels():
     labels = {"api": {"prometheus.io/scrape": "true", "prometheus.io/port": "8000"},
               "db-exporter": {"prometheus.io/scrape": "true", "prometheus.io/port": "9187",
                               "prometheus.io/path": "/m", "ops.exports": "app-db"},
+              "node-exporter": {"prometheus.io/scrape": "true", "prometheus.io/port": "9100",
+                                "prometheus.io/honor-labels": "true"},
               "redis": {"ops.role": "cache"}, "off": {"prometheus.io/scrape": "false"}}
     targets = promconfig.scrape_targets(labels)
-    assert targets == {"api": {"port": 8000, "path": "/metrics", "service": "api"},
-                       "db-exporter": {"port": 9187, "path": "/m", "service": "app-db"}}
+    assert targets == {
+        "api": {"port": 8000, "path": "/metrics", "service": "api", "honor_labels": False},
+        "db-exporter": {"port": 9187, "path": "/m", "service": "app-db", "honor_labels": False},
+        "node-exporter": {"port": 9100, "path": "/metrics", "service": "node-exporter",
+                          "honor_labels": True}}
     m = settings.load({"scrape_interval": "2s"}, {})
     prom = promconfig.prometheus(m, "staging", targets, lambda n: [f"tasks.app_{n}"],
                                  lambda n: f"app_{n}", "https://staging.example.com/")
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
     assert jobs["api"]["dns_sd_configs"] == [{"names": ["tasks.app_api"], "type": "A", "port": 8000,
                                               "refresh_interval": "15s"}]
+    assert jobs["node-exporter"]["honor_labels"] is True and "honor_labels" not in jobs["api"]
+    assert "tasks" not in jobs  # no DNS task counts unless asked (Swarm)
     assert prom["global"]["scrape_interval"] == "2s"
     assert [t["targets"] for t in jobs["blackbox"]["static_configs"]] == [
         ["https://staging.example.com/health/live"], ["https://staging.example.com/health/ready"]]
@@ -67,6 +74,8 @@ def test_alertmanager_routes_to_the_webhook_and_inhibits_by_node():
         {"url": "http://h", "send_resolved": True, "max_alerts": 50}]}]
     assert with_hook["route"]["group_wait"] == "1s"
     assert with_hook["inhibit_rules"][0]["equal"] == ["env", "node"]
+    # Only a NodeDown naming its node inhibits (Swarm targets carry no node label).
+    assert 'node=~".+"' in with_hook["inhibit_rules"][0]["source_matchers"]
     assert promconfig.alertmanager(settings.load({}, {}))["receivers"] == [{"name": "webhook"}]
 
 
@@ -79,6 +88,29 @@ def test_rules_follow_thresholds_and_jobs():
                                                              'absent(up{job="worker"})']
     assert by_name["BackupStale"][0]["expr"].endswith("> 7200")
     assert by_name["RedisDown"][0]["for"] == "30s"
+
+
+def test_swarm_counts_tasks_by_dns_and_adds_its_own_rules():
+    m = settings.load({}, {})
+    counted = {"blue": "tasks.app_blue", "worker": "tasks.app_worker"}
+    prom = promconfig.prometheus(m, "staging", {}, lambda n: [n], lambda n: f"app_{n}",
+                                 "http://x", task_counts=counted)
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == "tasks")
+    assert [(c["labels"]["service"], c["labels"]["__param_module"], c["targets"])
+            for c in job["static_configs"]] == [("blue", "tasks_blue", ["127.0.0.11:53"]),
+                                                ("worker", "tasks_worker", ["127.0.0.11:53"])]
+    assert {"source_labels": ["__address__"], "target_label": "__param_target"} in job["relabel_configs"]
+    assert {"target_label": "__address__", "replacement": "app_blackbox:9115"} in job["relabel_configs"]
+    modules = promconfig.blackbox(counted)["modules"]
+    assert modules["tasks_worker"]["dns"]["query_name"] == "tasks.app_worker"
+    assert "NXDOMAIN" in modules["tasks_worker"]["dns"]["valid_rcodes"]  # 0 tasks is a count
+    names = {r["alert"] for r in rules.alerts(m, swarm=True)["groups"][0]["rules"]}
+    local = {r["alert"] for r in rules.alerts(m)["groups"][0]["rules"]}
+    assert names - local == {"ReplicasBelowDesired", "DeployLockHeld"}
+    lock = next(r for r in rules.alerts(settings.load(
+        {"thresholds": {"deploy_lock_ttl_seconds": 600}}, {}), swarm=True)["groups"][0]["rules"]
+        if r["alert"] == "DeployLockHeld")
+    assert lock["expr"] == "time() - (ops_deploy_lock_held_since_timestamp_seconds > 0) > 600"
 
 
 def test_targets_parsed_from_a_real_answer_and_missing_jobs_added():
@@ -161,3 +193,61 @@ def test_dashboards_are_plain_promql_on_the_provisioned_datasource():
             # Plain PromQL: no Grafana variables, so the integration test can evaluate each.
             for expr in [t["expr"] for t in p.get("targets", [])] + [p.get("expr", "x")]:
                 assert expr and "$" not in expr, (board["uid"], p.get("title"), expr)
+
+
+def test_deploy_lock_textfile_follows_the_lock(tmp_path):
+    """The lock's shell lines, run by a real shell: the textfile says when it was taken
+    and 0 once released; a refused acquire changes neither."""
+    import subprocess
+
+    from ops.commands import lock
+
+    def sh(command):
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True).returncode
+
+    base = str(tmp_path)
+    metric = tmp_path / "opsdemo" / "textfile" / "ops_deploy_lock.prom"
+    assert sh(lock.metric_free("opsdemo", base)) == 0
+    assert metric.read_text().splitlines()[-1] == f"{lock.METRIC} 0"
+    assert sh(lock.acquire("opsdemo", '{"token": "00112233445566778899aabbccddeeff"}', base)) == 0
+    taken = metric.read_text()
+    assert int(taken.split()[-1]) > 1_700_000_000
+    assert sh(lock.acquire("opsdemo", '{"token": "ffeeddccbbaa99887766554433221100"}', base)) != 0
+    assert sh(lock.metric_free("opsdemo", base)) == 0  # a held lock's value is kept
+    assert metric.read_text() == taken
+    assert sh(lock.release_if("opsdemo", "ffeeddccbbaa99887766554433221100", base)) == 0
+    assert metric.read_text() == taken  # not its holder: nothing released
+    assert sh(lock.release_if("opsdemo", "00112233445566778899aabbccddeeff", base)) == 0
+    assert metric.read_text().splitlines()[-1] == f"{lock.METRIC} 0"
+    assert not list(metric.parent.glob("*.tmp"))
+
+
+def test_desired_replicas_textfile_from_docker_service_ls(tmp_path):
+    """The awk behind record_desired on `docker service ls` lines as Docker prints them
+    (replicated, global, a max-per-node suffix); other stacks' prefixes are kept apart."""
+    import os
+    import subprocess
+
+    from ops.commands import monitoring
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "docker"
+    fake.write_text("#!/bin/sh\nprintf '%s\\n' 'app_blue replicated 2/3' 'app_green replicated 0/0' "
+                    "'app_node-exporter global 2/2' 'app_worker replicated 1/1 (max 1 per node)'\n")
+    fake.chmod(0o755)
+    out = tmp_path / "tf"
+    result = subprocess.run(["sh", "-c", monitoring.desired_replicas("app", str(out))],
+                            env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (out / "ops_swarm.prom").read_text().splitlines() == [
+        "# TYPE ops_swarm_desired_replicas gauge",
+        'ops_swarm_desired_replicas{service="blue"} 3',
+        'ops_swarm_desired_replicas{service="green"} 0',
+        'ops_swarm_desired_replicas{service="worker"} 1']
+    for bad in ("app;id", "App"):
+        with pytest.raises(ValueError):
+            monitoring.desired_replicas(bad, str(out))
+    with pytest.raises(ValueError):
+        monitoring.services_rm("app", ["ok", "$(id)"])

@@ -1,0 +1,250 @@
+"""The monitoring profile on a Swarm environment: the same services as locally,
+translated like the rest of the stack (compose.yaml plus the deploy overlay) and
+deployed into the app's stack namespace as one more stack file. Prometheus finds every
+task of every service, both colors included, by DNS (`tasks.<stack>_<service>`).
+
+Nothing is published. Prometheus and Alertmanager run on the manager (their volumes
+pin them there); this machine reaches them at their container's docker_gwbridge
+address: directly on this machine's engine, through an SSH tunnel (Fabric's
+forward_local over the manager's connection) on a remote cluster."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import ExitStack
+from functools import cached_property
+
+import yaml
+
+from ..commands import deploy as deploy_cmd
+from ..commands import lock as lock_cmd
+from ..commands import monitoring as cmd
+from ..errors import OpsError
+from ..files import write_atomic
+from . import promconfig, rules
+from .local import CACHE, PROFILE, http_get
+from .settings import Monitoring
+
+STACK_FILE = "monitoring.json"
+GATEWAY_PORT = 8080  # the gateway's own port inside the stack (compose.yaml)
+ALERTMANAGER_VARIABLE = "OPS_ALERTMANAGER_CONFIG"
+
+
+def free_port(preferred: int) -> int:
+    """`preferred` when it is free on loopback, else any free port."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OpsError("no free local port for the tunnel")
+
+
+class SwarmMonitoring:
+    grafana = False  # Grafana runs where its image can be pulled: the Compose profile only
+
+    def __init__(self, session, m: Monitoring):
+        self.session, self.d, self.m = session, session.d, m
+        s = session.s
+        self.config_dir = s.root / CACHE / f"{s.env}-{self.d.app}" / "prometheus"
+        self._tunnels = ExitStack()
+        self._urls: dict[str, str] = {}
+        self.tunnelled = not session.local  # the UIs through the manager's SSH connection
+
+    # -- the model ----------------------------------------------------------------------
+    @cached_property
+    def translation(self):
+        """The stack with the monitoring profile, translated for Swarm."""
+        from ..commands import compose
+        from ..deploy.session import stack_input
+        from ..deploy.translate import translate
+        from ..parse import load_json
+        from ..shell import run
+
+        s = self.session.s
+        files, env = stack_input(s, self.session.opts)
+        env = {**env, "OPS_MONITORING_CONFIG_DIR": str(self.config_dir),
+               "OPS_NODE_TEXTFILE_DIR": self.d.paths.textfile}
+        text = run(compose.config_json(compose.base(s.project, files, profiles=[PROFILE])),
+                   env=env, what="docker compose config (monitoring)").stdout
+        return translate(load_json(text, "docker compose config"), root=str(s.root),
+                         on_nodes=(self.d.paths.live, self.d.paths.textfile))
+
+    def services(self) -> list[str]:
+        """The profile's own services: in the profile model, not in the deployed one."""
+        return sorted(set(self.translation.services) - set(self.session.translation.services))
+
+    def _dns(self, name: str) -> list[str]:
+        """The names resolving to every task of a compose service: both colors of the
+        blue-green one."""
+        from ..commands.deploy import COLORS
+
+        t = self.session.translation
+        shorts = COLORS if name == t.blue_green else (name,)
+        return [f"tasks.{self.d.app}_{short}" for short in shorts]
+
+    def _counted(self) -> dict[str, str]:
+        """{service as Swarm names it: DNS name} of every replicated service."""
+        from ..commands.deploy import COLORS
+
+        t, app = self.translation, self.d.app
+        out = {}
+        for name, svc in t.services.items():
+            if svc["deploy"].get("mode", "replicated") != "replicated":
+                continue
+            for short in (COLORS if name == t.blue_green else (name,)):
+                out[short] = f"tasks.{app}_{short}"
+        return out
+
+    def public_url(self) -> str:
+        """What blackbox probes: the public URL on a remote cluster; on this machine's
+        engine the gateway by its stack name (a loopback URL means the container itself)."""
+        from urllib.parse import urlsplit
+
+        url = self.d.url or ""
+        if self.session.local or urlsplit(url).hostname in (None, "localhost", "127.0.0.1", "::1"):
+            return f"http://{self.d.app}_gateway:{GATEWAY_PORT}"
+        return url.rstrip("/")
+
+    # -- configuration --------------------------------------------------------------------
+    def render(self) -> dict[str, str]:
+        """Write prometheus.yml, alerts.yml and blackbox.yml (read by `docker compose
+        config` as the configs' files); return the variables of the secrets rendered
+        here (alertmanager.yml: the webhook URL may hold a token)."""
+        t = self.translation
+        try:
+            targets = promconfig.scrape_targets({n: s.get("labels") or {}
+                                                 for n, s in t.services.items()})
+        except ValueError as exc:
+            raise OpsError(f"compose file: {exc}") from exc
+        counted = self._counted()
+        app = self.d.app
+        prom = promconfig.prometheus(self.m, self.session.s.env, targets, dns_names=self._dns,
+                                     address=lambda name: f"{app}_{name}",
+                                     public_url=self.public_url(), task_counts=counted)
+        jobs = [j["job_name"] for j in prom["scrape_configs"] if "dns_sd_configs" in j]
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        for name, data in (("prometheus.yml", prom),
+                           ("alerts.yml", rules.alerts(self.m, jobs, swarm=True)),
+                           ("blackbox.yml", promconfig.blackbox(counted))):
+            write_atomic(self.config_dir / name, yaml.safe_dump(data, sort_keys=False), mode=0o644)
+        return {ALERTMANAGER_VARIABLE: yaml.safe_dump(promconfig.alertmanager(self.m), sort_keys=False)}
+
+    def plan(self, extra: dict[str, str]):
+        from ..deploy.stackfile import Plan
+        from ..deploy.translate import Translation
+
+        t, names = self.translation, self.services()
+        used = {kind: {r["source"] for n in names for r in t.services[n].get(kind, [])}
+                for kind in ("secrets", "configs")}
+        session = self.session
+        # Only what the monitoring services use: the rest is the deploy's.
+        t = Translation(t.services, t.networks, t.volumes,
+                        {k: v for k, v in t.secrets.items() if k in used["secrets"]},
+                        {k: v for k, v in t.configs.items() if k in used["configs"]}, t.notes)
+        return Plan(t, session.release(), session._values(t.secrets, "secret", extra),
+                    session._values(t.configs, "config"))
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def up(self, timeout: float = 180) -> list[str]:
+        from ..cluster import Cluster
+        from ..deploy import flow, stackfile
+
+        d = self.d
+        self.session.require_swarm_manager()
+        Cluster(self.session).snapshot()  # refuses when nothing is deployed yet
+        extra = self.render()
+        plan = self.plan(extra)
+        names = self.services()
+        t = plan.t
+        # Each node's textfile directory must exist before node-exporter binds it.
+        mkdir = cmd.make_dir(d.paths.textfile)
+
+        def setup(conn, host):
+            from ..remote.connect import run
+
+            run(conn, mkdir, host, "create the textfile directory")
+
+        pinned, anywhere = stackfile.images(t, names)
+        if self.session.local:
+            d.target.run(mkdir, "create the textfile directory")
+        self.session.deliver_images(pinned, anywhere, setup=setup)
+        d.target.run(lock_cmd.metric_free(d.app, d.paths.base), "deploy lock metric")
+        sec, cfg = plan.names()
+        files = {STACK_FILE: stackfile.dump(stackfile.part(t, names, sec, cfg)),
+                 **plan.config_files()}
+        since = flow.manager_clock(d)
+        d.target.run(deploy_cmd.upload_dir(d.paths.monitoring, files), "upload the monitoring stack")
+        flow.create_secrets(d, plan, keys=set(sec))
+        d.target.run(deploy_cmd.stack_deploy(f"{d.paths.monitoring}/{STACK_FILE}", d.app, False),
+                     "docker stack deploy (monitoring)")
+        for name in names:
+            svc = t.services[name]
+            if svc["deploy"].get("mode", "replicated") == "replicated":
+                flow.wait_converged(d, name, svc["image"], int(svc["deploy"].get("replicas", 1)),
+                                    since, timeout=timeout)
+        flow.record_desired(d)
+        flow.prune_objects(d, {*sec.values(), *cfg.values()})
+        return names
+
+    def down(self) -> list[str]:
+        out = self.d.target.run(cmd.services_rm(self.d.app, self.services()),
+                                "remove the monitoring services").stdout
+        return [line.strip()[len(self.d.app) + 1:] for line in out.splitlines() if line.strip()]
+
+    # -- reading ------------------------------------------------------------------------
+    def address(self, service: str, port: int) -> str:
+        """host:port of a monitoring service's task, as seen from the manager."""
+        found = self.d.target.run(cmd.task_address(self.d.app, service),
+                                  f"find {service}").stdout.strip()
+        if not found:
+            raise OpsError(f"monitoring is not running on --env {self.d.env} (no {service} task "
+                           f"on the manager): `inv monitoring.up --env {self.d.env}`")
+        return f"{found.split('/')[0]}:{port}"
+
+    def url(self, service: str, port: int, local_port: int | None = None) -> str:
+        """A URL this machine can open: the task's address on this engine, else the local
+        end of an SSH tunnel through the manager (open until close())."""
+        key = f"{service}:{port}"
+        if key in self._urls:
+            return self._urls[key]
+        host, _, remote_port = self.address(service, port).rpartition(":")
+        if self.session.local:
+            url = f"http://{host}:{remote_port}"
+        else:
+            local = free_port(local_port or port)
+            self._tunnels.enter_context(self.d.target.conn.forward_local(
+                local, remote_port=int(remote_port), remote_host=host, local_host="127.0.0.1"))
+            url = f"http://127.0.0.1:{local}"
+        self._urls[key] = url
+        return url
+
+    def close(self) -> None:
+        self._tunnels.close()
+        self.session.close()
+
+    def targets(self) -> dict:
+        return http_get(self.url("prometheus", 9090) + "/api/v1/targets?state=active")
+
+    def jobs(self) -> set[str]:
+        """The scrape jobs of the configuration Prometheus runs (asked, not read from
+        this machine: another clone may have started it)."""
+        data = http_get(self.url("prometheus", 9090) + "/api/v1/status/config")
+        try:
+            prom = yaml.safe_load(data["data"]["yaml"])
+            return {j["job_name"] for j in prom["scrape_configs"]}
+        except (KeyError, TypeError, yaml.YAMLError) as exc:
+            raise OpsError(f"prometheus on --env {self.d.env}: unreadable configuration") from exc
+
+    def alerts(self) -> list[dict]:
+        return http_get(self.url("alertmanager", 9093) + "/api/v2/alerts?active=true"
+                        "&silenced=false&inhibited=false")
+
+    def query(self, promql: str) -> dict:
+        import urllib.parse
+
+        return http_get(self.url("prometheus", 9090) + "/api/v1/query?query="
+                        + urllib.parse.quote(promql))
+
