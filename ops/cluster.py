@@ -48,6 +48,8 @@ class Cluster:
 
     def close(self) -> None:
         """The nodes' connections and the session's own (the manager's)."""
+        if getattr(self, "_monitor", None) is not None:
+            self._monitor.close_tunnels()
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()
@@ -129,7 +131,20 @@ class Cluster:
         elif not live_color:
             jobs.append(("gateway", "live color", lambda: (False, "no live color: nothing deployed")))
         jobs.append(("deploy lock", "state", self._lock_state))
+        if "prometheus" in snap.services:
+            jobs += self._monitoring_jobs()
         return run_jobs(jobs)
+
+    def _monitoring_jobs(self) -> list:
+        """The monitoring part's own view, when it is deployed: its targets and the
+        alerts firing (through the same tunnel as `inv monitoring.status`)."""
+        from .monitoring import health, status
+        from .monitoring.swarm import SwarmMonitoring
+
+        mon = self._monitor = SwarmMonitoring(self.session, None)
+        return [("monitoring", "prometheus targets",
+                 lambda: health.targets_verdict(status.targets(mon.targets()))),
+                ("monitoring", "alerts", lambda: health.alerts_verdict(status.alerts(mon.alerts())))]
 
     def _probe(self, snap, task, probe) -> tuple[bool, str]:
         target = self.node_target(snap, task.node)

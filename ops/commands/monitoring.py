@@ -42,11 +42,18 @@ def desired_replicas(app: str, textfile: str) -> str:
             f"awk -v p={shlex.quote(app + '_')} {shlex.quote(awk)} > {tmp} && mv -f {tmp} {q}")
 
 
-def services_rm(app: str, names: list[str]) -> str:
-    """Remove these services of the stack (those deployed: others are skipped)."""
-    full = " ".join(shlex.quote(f"{_name(app)}_{_name(n)}") for n in names)
-    return (f"for s in {full}; do if docker service inspect \"$s\" >/dev/null 2>&1; then "
-            "docker service rm \"$s\" >/dev/null && echo \"$s\"; fi; done")
+def services_rm(app: str, names: list[str], wait: int = 60) -> str:
+    """Remove these services of the stack (those deployed: others are skipped), then
+    wait up to `wait` seconds for their containers on this node to be gone (Swarm stops
+    them after `service rm` returns: an API still answering would look alive)."""
+    full = [f"{_name(app)}_{_name(n)}" for n in names]
+    words = " ".join(shlex.quote(f) for f in full)
+    patterns = " ".join(f"-e {shlex.quote(f)}" for f in full)
+    return (f"for s in {words}; do if docker service inspect \"$s\" >/dev/null 2>&1; then "
+            "docker service rm \"$s\" >/dev/null && echo \"$s\"; fi; done; "
+            f"i=0; while [ $i -lt {int(wait)} ] && docker ps --format "
+            "'{{.Label \"com.docker.swarm.service.name\"}}' | "
+            f"grep -qxF {patterns}; do sleep 1; i=$((i + 1)); done")
 
 
 def make_dir(path: str) -> str:

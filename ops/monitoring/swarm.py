@@ -11,6 +11,7 @@ forward_local over the manager's connection) on a remote cluster."""
 from __future__ import annotations
 
 import socket
+import threading
 from contextlib import ExitStack
 from functools import cached_property
 
@@ -45,12 +46,14 @@ def free_port(preferred: int) -> int:
 class SwarmMonitoring:
     grafana = False  # Grafana runs where its image can be pulled: the Compose profile only
 
-    def __init__(self, session, m: Monitoring):
+    def __init__(self, session, m: Monitoring | None):
+        """`m` None: reading only (no configuration is rendered)."""
         self.session, self.d, self.m = session, session.d, m
         s = session.s
         self.config_dir = s.root / CACHE / f"{s.env}-{self.d.app}" / "prometheus"
         self._tunnels = ExitStack()
         self._urls: dict[str, str] = {}
+        self._lock = threading.Lock()
         self.tunnelled = not session.local  # the UIs through the manager's SSH connection
 
     # -- the model ----------------------------------------------------------------------
@@ -208,21 +211,26 @@ class SwarmMonitoring:
         """A URL this machine can open: the task's address on this engine, else the local
         end of an SSH tunnel through the manager (open until close())."""
         key = f"{service}:{port}"
-        if key in self._urls:
-            return self._urls[key]
-        host, _, remote_port = self.address(service, port).rpartition(":")
-        if self.session.local:
-            url = f"http://{host}:{remote_port}"
-        else:
-            local = free_port(local_port or port)
-            self._tunnels.enter_context(self.d.target.conn.forward_local(
-                local, remote_port=int(remote_port), remote_host=host, local_host="127.0.0.1"))
-            url = f"http://127.0.0.1:{local}"
-        self._urls[key] = url
-        return url
+        with self._lock:  # `inv health` asks from several threads
+            if key in self._urls:
+                return self._urls[key]
+            host, _, remote_port = self.address(service, port).rpartition(":")
+            if self.session.local:
+                url = f"http://{host}:{remote_port}"
+            else:
+                local = free_port(local_port or port)
+                self._tunnels.enter_context(self.d.target.conn.forward_local(
+                    local, remote_port=int(remote_port), remote_host=host, local_host="127.0.0.1"))
+                url = f"http://127.0.0.1:{local}"
+            self._urls[key] = url
+            return url
+
+    def close_tunnels(self) -> None:
+        self._tunnels.close()
+        self._urls.clear()
 
     def close(self) -> None:
-        self._tunnels.close()
+        self.close_tunnels()
         self.session.close()
 
     def targets(self) -> dict:
