@@ -193,9 +193,16 @@ class SwarmMonitoring:
         return names
 
     def down(self) -> list[str]:
+        """Remove the monitoring services, then the config and secret versions nothing
+        uses any more (Alertmanager's holds the webhook URL). Their volumes stay."""
+        from ..deploy import flow
+
         out = self.d.target.run(cmd.services_rm(self.d.app, self.services()),
                                 "remove the monitoring services").stdout
-        return [line.strip()[len(self.d.app) + 1:] for line in out.splitlines() if line.strip()]
+        removed = [line.strip()[len(self.d.app) + 1:] for line in out.splitlines() if line.strip()]
+        if removed:
+            flow.prune_objects(self.d, set())
+        return removed
 
     # -- reading ------------------------------------------------------------------------
     def address(self, service: str, port: int) -> str:

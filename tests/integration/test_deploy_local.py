@@ -207,6 +207,41 @@ def test_scale_in_place_is_proven_and_kept_by_the_next_deploy(local_swarm, engin
     assert "scale    ok" in history and f"{live}=3 worker=2" in history  # the color it scaled
 
 
+def test_monitoring_on_this_engine_is_reached_without_a_tunnel(local_swarm, engine):
+    """On this machine's engine the monitoring part runs in the stack like on a remote
+    cluster, and its UIs are the tasks' own addresses (nothing published): every target
+    up, each api task of both colors among them; down removes it and its secret."""
+    env, _, _ = local_swarm
+    env = {**env, "INVOKE_MONITORING_SCRAPE_INTERVAL": "3s",
+           "INVOKE_MONITORING_EVALUATION_INTERVAL": "2s"}
+    up = inv("monitoring.up", "--env", "local-swarm", env=env, timeout=600)
+    assert up.returncode == 0, up.stderr[-3000:]
+    urls = dict(line.split()[:2] for line in up.stdout.splitlines()[1:3])
+    assert set(urls) == {"prometheus", "alertmanager"}
+    assert requests.get(urls["prometheus"] + "-/ready", timeout=5).status_code == 200
+    assert not [p for s in engine.services.list(filters={"label": f"com.docker.stack.namespace={APP}"})
+                for p in (s.attrs["Endpoint"].get("Ports") or [])
+                if s.name.split("_", 1)[1] in ("prometheus", "alertmanager")]
+    deadline = time.monotonic() + 90
+    while (status := inv("monitoring.status", "--env", "local-swarm", "--json", env=env)
+           ).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(3)
+    assert status.returncode == 0, status.stdout
+    api = [t for t in json.loads(status.stdout) if t["job"] == "api"]
+    running = sum(_replicas(engine, c) for c in ("blue", "green"))
+    assert len(api) == running >= 4, api  # the live color's and the idle one's
+    def am_secrets():
+        return [s.name for s in engine.secrets.list(filters={"label": f"ops.app={APP}"})
+                if "alertmanager_config" in s.name]
+
+    assert len(am_secrets()) == 1
+    down = inv("monitoring.down", "--env", "local-swarm", env=env, timeout=300)
+    assert down.returncode == 0 and "prometheus" in down.stdout, down.stderr
+    assert not am_secrets()
+    gone = inv("monitoring.status", "--env", "local-swarm", env=env)
+    assert gone.returncode == 1 and "monitoring is not running" in gone.stderr
+
+
 def _configs(engine) -> list[str]:
     return [c.name for c in engine.configs.list(filters={"label": f"com.docker.stack.namespace={APP}"})]
 
