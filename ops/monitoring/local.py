@@ -4,7 +4,6 @@ the loopback ports Compose published)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,15 +15,15 @@ from ..files import write_atomic
 from ..parse import parse_model
 from ..shell import run
 from . import promconfig, rules
+from .api import ApiReader, http_post
 from .settings import Monitoring
 
 PROFILE = "monitoring"
 GRAFANA = "grafana"  # its own profile: only where GRAFANA_IMAGE can be pulled
 CACHE = Path(".cache") / "monitoring"  # under the project root, one directory per project
-API_TIMEOUT = 5.0
 
 
-class LocalMonitoring:
+class LocalMonitoring(ApiReader):
     tunnelled = False  # published on loopback
     def __init__(self, stack, m: Monitoring, metrics_dir: Path | None):
         self.stack, self.m = stack, m
@@ -107,9 +106,6 @@ class LocalMonitoring:
     def close(self) -> None:
         """Nothing to close: the APIs are published on loopback."""
 
-    def targets(self) -> dict:
-        return http_get(self.url("prometheus", 9090) + "/api/v1/targets?state=active")
-
     def jobs(self) -> set[str]:
         """The scrape jobs of the rendered prometheus.yml."""
         try:
@@ -118,41 +114,3 @@ class LocalMonitoring:
         except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
             raise OpsError(f"{self.config_dir / 'prometheus.yml'}: unreadable ({exc}); "
                            "run `inv monitoring.up`") from exc
-
-    def alerts(self) -> list[dict]:
-        return http_get(self.url("alertmanager", 9093) + "/api/v2/alerts?active=true"
-                         "&silenced=false&inhibited=false")
-
-    def query(self, promql: str) -> dict:
-        import urllib.parse
-
-        return http_get(self.url("prometheus", 9090) + "/api/v1/query?query="
-                         + urllib.parse.quote(promql))
-
-
-def http_get(url: str):
-    import requests
-
-    try:
-        resp = requests.get(url, timeout=API_TIMEOUT)
-    except requests.RequestException as exc:
-        raise OpsError(f"{url}: {type(exc).__name__}") from exc
-    if resp.status_code != 200:
-        raise OpsError(f"{url}: HTTP {resp.status_code}")
-    try:
-        return resp.json()
-    except ValueError as exc:
-        raise OpsError(f"{url}: not JSON") from exc
-
-
-def http_post(url: str) -> None:
-    import requests
-
-    try:
-        requests.post(url, timeout=API_TIMEOUT).raise_for_status()
-    except requests.RequestException as exc:
-        raise OpsError(f"{url}: {exc}") from exc
-
-
-def dump(data) -> str:
-    return json.dumps(data, indent=2)

@@ -23,7 +23,8 @@ from ..commands import monitoring as cmd
 from ..errors import OpsError
 from ..files import write_atomic
 from . import promconfig, rules
-from .local import CACHE, PROFILE, http_get
+from .api import ApiReader, http_get
+from .local import CACHE, PROFILE
 from .settings import Monitoring
 
 STACK_FILE = "monitoring.json"
@@ -43,7 +44,7 @@ def free_port(preferred: int) -> int:
     raise OpsError("no free local port for the tunnel")
 
 
-class SwarmMonitoring:
+class SwarmMonitoring(ApiReader):
     grafana = False  # Grafana runs where its image can be pulled: the Compose profile only
 
     def __init__(self, session, m: Monitoring | None):
@@ -240,9 +241,6 @@ class SwarmMonitoring:
         self.close_tunnels()
         self.session.close()
 
-    def targets(self) -> dict:
-        return http_get(self.url("prometheus", 9090) + "/api/v1/targets?state=active")
-
     def jobs(self) -> set[str]:
         """The scrape jobs of the configuration Prometheus runs (asked, not read from
         this machine: another clone may have started it)."""
@@ -252,14 +250,4 @@ class SwarmMonitoring:
             return {j["job_name"] for j in prom["scrape_configs"]}
         except (KeyError, TypeError, yaml.YAMLError) as exc:
             raise OpsError(f"prometheus on --env {self.d.env}: unreadable configuration") from exc
-
-    def alerts(self) -> list[dict]:
-        return http_get(self.url("alertmanager", 9093) + "/api/v2/alerts?active=true"
-                        "&silenced=false&inhibited=false")
-
-    def query(self, promql: str) -> dict:
-        import urllib.parse
-
-        return http_get(self.url("prometheus", 9090) + "/api/v1/query?query="
-                        + urllib.parse.quote(promql))
 
