@@ -4,6 +4,7 @@ the local end of an SSH tunnel) and gets the rest from `ApiReader`."""
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 
 from ..errors import OpsError
@@ -49,3 +50,20 @@ class ApiReader:
 
     def query(self, promql: str) -> dict:
         return http_get(self.url(*PROMETHEUS) + "/api/v1/query?query=" + urllib.parse.quote(promql))
+
+    def jobs(self) -> set[str]:
+        """The scrape jobs the rendered configuration defines."""
+        raise NotImplementedError
+
+    def settle(self, timeout: float, poll: float = 2.0) -> tuple[bool, str]:
+        """Wait up to `timeout` seconds for every target to be up (a job without any
+        target counts as down); the verdict and its detail."""
+        from . import health, status
+
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = status.with_missing(status.targets(self.targets()), self.jobs())
+            ok, detail = health.targets_verdict(rows)
+            if ok or time.monotonic() > deadline:
+                return ok, detail
+            time.sleep(poll)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from invoke import Collection, Exit, task
 
 from ..environment import COMPOSE, SWARM
+from ..errors import OpsError
 from ..parse import number_option
 from .common import ENV_HELP, target, user_errors
 
@@ -61,9 +62,12 @@ def up(c, timeout=None, env="local"):
     locally, the stack's monitoring part on a Swarm environment), with the alert rules
     rendered from invoke.yaml's `monitoring:` thresholds."""
     wait = number_option(timeout, "--timeout", 1, DAY) if timeout is not None else 120
+    from ..monitoring import health
+    from ..monitoring import status as parse
+
     with _opened(c, env, "up") as mon:
         started = mon.up(timeout=wait)
-        print(f"monitoring up: {', '.join(started)}")
+        print(f"monitoring up: {', '.join(started)}", flush=True)
         if not mon.tunnelled:
             for name, url in _uis(mon):
                 print(f"  {name:13} {url}")
@@ -71,6 +75,14 @@ def up(c, timeout=None, env="local"):
             print(f"  the UIs: `inv monitoring.open --env {env}`")
         if not mon.m.webhook_url:
             print("  no ALERT_WEBHOOK_URL or BACKUP_WEBHOOK_URL: alerts are kept, not sent")
+        # What it sees, once each target has been found (DNS refreshes every 15 s; a
+        # node-exporter on another node may still be starting) and scraped.
+        ok, detail = mon.settle(timeout=min(wait, 3 * mon.m.scrape_interval + 45))
+        if not ok:
+            raise OpsError(f"monitoring started on --env {env}, but not every target is up: "
+                           f"{detail} (`inv monitoring.status --env {env}`)")
+        print(f"  targets: {detail}")
+        print(f"  alerts: {health.alerts_verdict(parse.alerts(mon.alerts()))[2]}")
 
 
 @task(help={"env": ENV_HELP})

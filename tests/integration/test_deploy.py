@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -414,6 +415,7 @@ def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(d
         up = minv("monitoring.up", timeout=900)
         assert up.returncode == 0, up.stderr[-3000:]
         assert "monitoring.open --env sandbox" in up.stdout  # no URL: nothing is published
+        assert re.search(r"^  targets: (\d+)/\1 up$", up.stdout, re.M), up.stdout  # up waits for them
         rows = {row["service"]: row for row in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
         assert {"prometheus", "alertmanager", "node-exporter", "blackbox"} <= set(rows)
         assert len(rows["node-exporter"]["tasks"]) == 2  # global: one per node
@@ -494,3 +496,4 @@ def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(d
     rows = {row["service"] for row in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
     assert not rows & {"prometheus", "alertmanager", "node-exporter", "blackbox"}
     _wait_until_ok("worker")
+

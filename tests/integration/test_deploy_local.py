@@ -6,6 +6,7 @@ config versions pruned."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import subprocess
@@ -216,6 +217,7 @@ def test_monitoring_on_this_engine_is_reached_without_a_tunnel(local_swarm, engi
            "INVOKE_MONITORING_EVALUATION_INTERVAL": "2s"}
     up = inv("monitoring.up", "--env", "local-swarm", env=env, timeout=600)
     assert up.returncode == 0, up.stderr[-3000:]
+    assert re.search(r"^  targets: (\d+)/\1 up$", up.stdout, re.M), up.stdout
     urls = dict(line.split()[:2] for line in up.stdout.splitlines()[1:3])
     assert set(urls) == {"prometheus", "alertmanager"}
     assert requests.get(urls["prometheus"] + "-/ready", timeout=5).status_code == 200

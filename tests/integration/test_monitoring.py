@@ -86,6 +86,7 @@ def monitored(stack_env, tmp_path_factory):
     assert up.returncode == 0, up.stderr[-2000:]
     started = inv("monitoring.up", env=env, timeout=300)
     assert started.returncode == 0, started.stderr[-2000:]
+    assert re.search(r"^  targets: (\d+)/\1 up$", started.stdout, re.M), started.stdout
     try:
         yield env, receiver, backups / "metrics"
     finally:
