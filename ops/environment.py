@@ -60,8 +60,6 @@ INSTEAD = {
     ("clean", SWARM): "use `inv deploy.remove --env {env}`",
     ("build", SWARM): "use `inv build` (images are built here for every environment; "
                       "`inv deploy --env {env}` builds the commit it ships)",
-    ("db", SWARM): "use --env local: backups reach only the local Compose stack so far, "
-                   "and this machine's databases are never backed up under {env}'s name",
     ("deploy", COMPOSE): "use `--env local-swarm` (this engine in Swarm mode, after "
                          "`inv swarm.init --env local-swarm`), `--env sandbox`, or a cluster "
                          "of yours; `inv up` runs the Compose stack",

@@ -1,4 +1,5 @@
-"""Running the Postgres tools inside a database container with `docker exec -i`.
+"""Running the Postgres tools inside a database container with `docker exec -i`, on
+this machine's engine or on a Swarm node over SSH (`ops.containers`).
 
 Streams go through pipes in fixed-size chunks, so memory stays constant whatever the
 database size; every exit status is collected and checked by the caller.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ..commands import pg
+from ..containers import HERE, Container, Stage
 from ..errors import OpsError
 
 CHUNK = 1 << 20
@@ -29,7 +31,7 @@ class DbUnavailable(OpsError):
 @dataclass(frozen=True)
 class Target:
     service: str
-    container: str  # container id
+    container: Container
     image: str
     user: str
     db: str
@@ -38,18 +40,14 @@ class Target:
         return f"{self.service}/{self.db}"
 
 
-def exec_argv(container: str, argv: list[str], stdin: bool = False) -> list[str]:
-    return ["docker", "exec", *(["-i"] if stdin else []), container, *argv]
-
-
-def run_sql(container: str, user: str, db: str, sql: str, timeout: float = 60) -> str:
-    argv = exec_argv(container, pg.psql(user, db), stdin=True)
+def run_sql(container: Container, user: str, db: str, sql: str, timeout: float = 60) -> str:
     try:
-        proc = subprocess.run(argv, input=sql, text=True, capture_output=True, timeout=timeout)
+        proc = container.run(pg.psql(user, db), input=sql, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise DbUnavailable(f"{db}: query timed out after {timeout:.0f}s") from exc
     if proc.returncode != 0:
-        raise _classify(proc.stderr, f"psql on {db}")
+        raise _lost(container.machine, proc.returncode, f"psql on {db}") \
+            or _classify(proc.stderr, f"psql on {db}")
     return proc.stdout
 
 
@@ -60,11 +58,19 @@ def retrying(attempts: int, max_wait: float = 10.0) -> Retrying:
                     retry=retry_if_exception_type(DbUnavailable), reraise=True)
 
 
-def retry_sql(container: str, user: str, db: str, sql: str, attempts: int = 3) -> str:
+def retry_sql(container: Container, user: str, db: str, sql: str, attempts: int = 3) -> str:
     for attempt in retrying(attempts):
         with attempt:
             return run_sql(container, user, db, sql)
     raise AssertionError("unreachable")
+
+
+def _lost(machine, rc: int, what: str) -> OpsError | None:
+    """A remote command whose channel closed without an exit status (-1): the SSH
+    connection dropped, or a local write failed; nothing it produced is whole."""
+    if machine is HERE or rc != -1:
+        return None
+    return OpsError(f"{what}: the SSH connection to {machine.name} closed before it ended")
 
 
 def _classify(stderr: str, what: str) -> OpsError:
@@ -74,6 +80,7 @@ def _classify(stderr: str, what: str) -> OpsError:
                                   "could not connect", "the database system is",
                                   "cannot connect to the docker daemon")):
         return DbUnavailable(f"{what}: database unavailable: {text}")
+
     return OpsError(f"{what} failed: {text or 'no error output'}")
 
 
@@ -94,9 +101,8 @@ class SnapshotSession:
     def __enter__(self) -> SnapshotSession:
         t = self.target
         self.errfile = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(exec_argv(t.container, pg.psql(t.user, t.db), stdin=True),
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.errfile)
+        self.proc = t.container.exec(pg.psql(t.user, t.db), stdin=True).popen(
+            subprocess.PIPE, subprocess.PIPE, self.errfile)
         self.proc.stdin.write(pg.snapshot_session_script().encode())
         self.proc.stdin.flush()
         tagged = pg.parse_tagged(self._read_until(b"READY\n", self.timeout))
@@ -173,27 +179,29 @@ def zstd_decompress(path) -> list[str]:
 
 def _check(procs, errfiles, what: str) -> None:
     """pipefail: every stage must exit 0; report the first that did not."""
-    for (argv, proc), errfile in zip(procs, errfiles, strict=True):
+    for (stage, proc), errfile in zip(procs, errfiles, strict=True):
         rc = proc.wait()
         if rc != 0:
             errfile.seek(0)
-            raise _classify(errfile.read().decode(errors="replace"),
-                            f"{what}: {argv[0] if argv[0] != 'docker' else argv[3]} (exit {rc})")
+            where = f" on {stage.machine.name}" if stage.machine is not HERE else ""
+            raise _lost(stage.machine, rc, f"{what}: {stage.program}") or _classify(
+                errfile.read().decode(errors="replace"), f"{what}: {stage.program}{where} (exit {rc})")
 
 
-def pipeline(stages: list[list[str]], stdin, stdout, what: str) -> None:
+def pipeline(stages: list[Stage | list[str]], stdin, stdout, what: str) -> None:
     """Run stages as a shell pipeline would (stdin -> a | b | ... -> stdout), with
-    pipefail semantics: raises unless every stage exits 0. stderr goes to files, never
-    pipes, so no stage can block on it; on any error or interrupt every stage is killed.
+    pipefail semantics: raises unless every stage exits 0. A stage runs here (an argv)
+    or on another machine (a Stage). stderr goes to files, never pipes, so no stage can
+    block on it; on any error or interrupt every stage is killed.
     """
+    stages = [s if isinstance(s, Stage) else Stage(s) for s in stages]
     errfiles = [tempfile.TemporaryFile() for _ in stages]
     procs = []
     try:
         upstream = stdin
         for i, (stage, errfile) in enumerate(zip(stages, errfiles, strict=True)):
             last = i == len(stages) - 1
-            proc = subprocess.Popen(stage, stdin=upstream, stderr=errfile,
-                                    stdout=stdout if last else subprocess.PIPE)
+            proc = stage.popen(upstream, stdout if last else subprocess.PIPE, errfile)
             if i > 0:
                 upstream.close()  # only the next stage holds the pipe now (SIGPIPE works)
             upstream = proc.stdout
@@ -209,7 +217,7 @@ def pipeline(stages: list[list[str]], stdin, stdout, what: str) -> None:
             f.close()
 
 
-def stream_to(argv: list[str], fh, what: str, compress: list[str] | None = None) -> tuple[str, int]:
+def stream_to(argv: Stage | list[str], fh, what: str, compress: list[str] | None = None) -> tuple[str, int]:
     """Run argv (optionally piped through a compressor) with the last stage writing
     straight into fh (a file opened by path): the data never passes through this
     process. Then fsync and hash what was written (re-read from fh.name, page-cache
@@ -228,7 +236,7 @@ def stream_to(argv: list[str], fh, what: str, compress: list[str] | None = None)
     return h.hexdigest(), size
 
 
-def feed_from(argv: list[str], path, what: str, decompress: bool = False) -> None:
+def feed_from(argv: Stage | list[str], path, what: str, decompress: bool = False) -> None:
     """Run argv with the backup file as its stdin (through `zstd -d` first when asked)."""
     if decompress:
         pipeline([zstd_decompress(path), argv], subprocess.DEVNULL, subprocess.DEVNULL, what)

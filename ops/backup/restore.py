@@ -13,7 +13,7 @@ import secrets
 from ..commands import pg
 from ..errors import OpsError
 from . import layout, manifest
-from .pgexec import Target, exec_argv, feed_from, run_sql
+from .pgexec import Target, feed_from, run_sql
 from .verify import compare_counts
 
 
@@ -85,7 +85,7 @@ def restore(backup: layout.Backup, data: dict, target: Target) -> dict:
     run_sql(target.container, target.user, admin, f"CREATE DATABASE {_q(fresh)};")
     swapped = False
     try:
-        feed_from(exec_argv(target.container, pg.pg_restore_into(target.user, fresh), stdin=True),
+        feed_from(target.container.exec(pg.pg_restore_into(target.user, fresh), stdin=True),
                   backup.path, f"pg_restore of {backup.path.name} into {fresh}",
                   decompress=backup.compressed)
         restored = counts(target, fresh)

@@ -1,4 +1,6 @@
-"""Backup operations over a stack: the functions behind the db.* tasks."""
+"""Backup operations over a site (the local Compose project or a deployed Swarm stack,
+`sites.py`): the functions behind the db.* tasks. Backups always land on this machine,
+under BACKUP_DIR/<env>/."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from .. import docker_api
 from ..config import Settings
 from ..errors import OpsError
 from ..parse import number_option
-from ..stack import Stack
 from . import layout, manifest, metrics, retention, targets
 from . import prune as prune_mod
 from . import restore as restore_mod
@@ -35,6 +36,18 @@ class BackupConfig:
     zstd_level: int | None = 3  # None: pg_dump's own compression
 
 
+def metrics_path(configured: str, dest: Path, root: Path, env: str) -> Path | None:
+    """Each environment has its own file (each is rewritten whole from its own backups):
+    `ops_backup.prom` for local, `ops_backup_<env>.prom` beside it for the others."""
+    if configured == "none":
+        return None
+    path = dest / "metrics" / "ops_backup.prom" if configured in ("", "default") else Path(configured)
+    path = path if path.is_absolute() else root / path
+    if env == "local":
+        return path
+    return path.with_name(f"{path.stem}_{layout.safe_part('environment', env)}{path.suffix}")
+
+
 def backup_config(settings: Settings, raw: dict) -> BackupConfig:
     dest = Path(settings.variables.get("BACKUP_DIR") or "backups")
     dest = dest if dest.is_absolute() else settings.root / dest
@@ -50,15 +63,9 @@ def backup_config(settings: Settings, raw: dict) -> BackupConfig:
     attempts = number_option(raw.get("attempts", 3), "backup.attempts", 1, 100, integer=True)
     drill = number_option(raw.get("drill_every_hours", 24), "backup.drill_every_hours", 0, 24 * 366)
     # Default: beside the backups it describes (BACKUP_DIR/metrics/ops_backup.prom).
-    metrics = raw.get("metrics_file") or ""
-    if metrics in ("", "default"):
-        metrics_path = dest / "metrics" / "ops_backup.prom"
-    elif metrics == "none":
-        metrics_path = None
-    else:
-        metrics_path = Path(metrics) if Path(metrics).is_absolute() else settings.root / metrics
+    metrics = metrics_path(str(raw.get("metrics_file") or ""), dest, settings.root, settings.env)
     return BackupConfig(dest, attempts, level, policy, bool(raw.get("prune_after", True)), drill,
-                        metrics_path, settings.variables.get("BACKUP_WEBHOOK_URL", ""),
+                        metrics, settings.variables.get("BACKUP_WEBHOOK_URL", ""),
                         zstd_level(str(raw.get("compression", "auto")), raw.get("zstd_level", 3)))
 
 
@@ -86,45 +93,76 @@ def drill_due(directory: Path, every_hours: float, enabled: bool) -> bool:
     return True
 
 
-def backup(stack: Stack, cfg: BackupConfig, services=(), db=None, out=sys.stderr,
+def backup(site, cfg: BackupConfig, services=(), db=None, out=sys.stderr,
            drills: bool = False, reason: str = "manual") -> list[dict]:
     """Back up every selected database; each is verified at cfg.verify_level right away.
 
-    Every target is attempted even when one fails; the failures are raised together.
+    Every target is attempted even when one fails, or when a whole service cannot be
+    reached; each failure is recorded as a failed run (metrics) and all are raised
+    together.
     """
+    env = site.env
     results, failures, codes = [], [], []
-    for target in targets.targets_for(stack.model, stack.settings.project, services, db,
-                                      cfg.attempts):
-        directory = layout.db_dir(cfg.dest, stack.settings.env, target.service, target.db)
+
+    def failed(directory: Path, label: str, exc: OpsError) -> None:
+        failures.append(f"{label}: {exc}")
+        codes.append(exc.code)
+        results.append({"target": label, "error": str(exc)})
+        if exc.code != 75:  # a refused overlap says nothing about the database
+            metrics.record_run(directory, False, datetime.now(UTC), str(exc))
+
+    found, unreachable = targets.discover(site, services, db, cfg.attempts,
+                                          known=lambda svc: known_dbs(cfg, env, svc))
+    for u in unreachable:
+        for name in u.dbs:
+            failed(layout.db_dir(cfg.dest, env, u.service, name), f"{u.service}/{name}", u.error)
+    for target in found:
+        directory = layout.db_dir(cfg.dest, env, target.service, target.db)
         try:
-            b = take(target, directory, stack.settings.env, cfg.attempts, out=out,
-                     reason=reason, zstd_level=cfg.zstd_level)
+            with site.manager_lock(target.service, target.db):
+                b = take(target, directory, env, cfg.attempts, out=out, reason=reason,
+                         zstd_level=cfg.zstd_level)
             entry = None
+            checker = site.checker(target.service, target.image)
             if cfg.verify_level != "none":
-                entry = verify_mod.verify(b, cfg.verify_level, target.container, target.image,
-                                          docker_api.client())
+                entry = verify_mod.verify(b, cfg.verify_level, checker,
+                                          site.drill_image(target.image), docker_api.client())
             result = {"target": target.label(), "file": str(b.path),
                       "verified": entry["level"] if entry else None, "pruned": []}
             if cfg.prune_after:  # only ever after a successful (and verified) backup
                 result["pruned"] = [str(p.path) for p, _ in prune_mod.prune(directory, cfg.policy)]
             if drill_due(directory, cfg.drill_every_hours, drills):
-                verify_mod.verify(b, "restore", target.container, target.image, docker_api.client())
+                verify_mod.verify(b, "restore", checker, site.drill_image(target.image),
+                                  docker_api.client())
                 result["drilled"] = True
             results.append(result)
             metrics.record_run(directory, True, datetime.now(UTC))
         except OpsError as exc:
-            failures.append(f"{target.label()}: {exc}")
-            codes.append(exc.code)
-            results.append({"target": target.label(), "error": str(exc)})
-            if exc.code != 75:  # a refused overlap says nothing about the database
-                metrics.record_run(directory, False, datetime.now(UTC), str(exc))
-    if cfg.metrics_file:
-        metrics.write(cfg.metrics_file, stack.settings.env, cfg.dest / stack.settings.env)
+            failed(directory, target.label(), exc)
+    write_metrics(site, cfg)
     if failures:
         # One line for cron; a lock conflict keeps its own exit code (75, EX_TEMPFAIL).
         code = 75 if set(codes) == {75} else 1
         raise OpsError("backup failed: " + " | ".join(failures), code=code)
     return results
+
+
+def known_dbs(cfg: BackupConfig, env: str, service: str) -> list[str]:
+    """The databases a service had backups of (their directories), oldest name first."""
+    root = cfg.dest / layout.safe_part("environment", env) / service
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def write_metrics(site, cfg: BackupConfig) -> None:
+    """Rewrite the environment's metrics from what is on disk, and hand them to the
+    site (a Swarm manager's textfile directory); a failed hand-over is a warning."""
+    if not cfg.metrics_file:
+        return
+    metrics.write(cfg.metrics_file, site.env, cfg.dest / site.env)
+    try:
+        site.publish_metrics(cfg.metrics_file)
+    except OpsError as exc:
+        print(f"warning: backup metrics not published on --env {site.env}: {exc}", file=sys.stderr)
 
 
 def all_backups(cfg: BackupConfig, env: str, service: str | None = None) -> list[layout.Backup]:
@@ -159,23 +197,23 @@ def pick(cfg: BackupConfig, env: str, file: str | None, latest: bool, service: s
     return list(newest.values())
 
 
-def verify(stack: Stack, cfg: BackupConfig, backups, level: str) -> list[dict]:
+def verify(site, cfg: BackupConfig, backups, level: str) -> list[dict]:
     out, failures = [], []
     for b in backups:
-        container = image = None
-        if level != "checksum":
-            c = targets.container_of(stack.settings.project, b.service)
-            container, image = c.id, (c.attrs.get("Config") or {}).get("Image")
         try:
-            entry = verify_mod.verify(b, level, container, image,
+            checker = image = None
+            if level != "checksum":
+                image = site.drill_image(manifest.read(b.manifest_path).get("image") or "")
+                checker = site.checker(b.service, image)
+            entry = verify_mod.verify(b, level, checker, image,
                                       docker_api.client() if level == "restore" else None)
             out.append({"file": str(b.path), **entry})
         except OpsError as exc:
             failures.append(str(exc))
     # The outcome is in the manifests now: refresh the metrics, or a manual drill (or a
     # failed check) would stay invisible to the alerts until the next backup.
-    if cfg.metrics_file and backups:
-        metrics.write(cfg.metrics_file, stack.settings.env, cfg.dest / stack.settings.env)
+    if backups:
+        write_metrics(site, cfg)
     if failures:
         raise OpsError(" | ".join(failures))
     return out
@@ -198,14 +236,13 @@ def describe(b: layout.Backup, now: datetime | None = None) -> dict:
     }
 
 
-def prune(cfg: BackupConfig, env: str, service: str | None, dry_run: bool):
+def prune(cfg: BackupConfig, env: str, service: str | None, dry_run: bool, site=None):
     out = []
-    root = cfg.dest / layout.safe_part("environment", env)
     dirs = sorted({b.path.parent for b in all_backups(cfg, env, service)})
     for directory in dirs:
         out += prune_mod.prune(directory, cfg.policy, dry_run)
-    if cfg.metrics_file and not dry_run:
-        metrics.write(cfg.metrics_file, env, root)
+    if site is not None and not dry_run:
+        write_metrics(site, cfg)
     return out
 
 
@@ -235,30 +272,33 @@ class RestorePlan:
     image: str
 
 
-def prepare_restore(stack: Stack, cfg: BackupConfig, service: str, file: str | None,
+def prepare_restore(site, cfg: BackupConfig, service: str, file: str | None,
                     latest: bool, db: str | None) -> RestorePlan:
     """Everything checked before asking the user: the backup belongs to the service, was
     never found failing, and passes checksum + read now; the target database exists."""
-    chosen = pick(cfg, stack.settings.env, file, latest, service, db if latest else None)[0]
+    chosen = pick(cfg, site.env, file, latest, service, db if latest else None)[0]
     if chosen.service != service:
         raise OpsError(f"{chosen.path.name} is a backup of {chosen.service}, not {service}")
     data = manifest.read(chosen.manifest_path)
     restore_mod.refuse_unverified(chosen, data)
-    container = targets.container_of(stack.settings.project, service)
-    image = (container.attrs.get("Config") or {}).get("Image")
-    verify_mod.verify(chosen, "read", container.id, image)
-    target = targets.targets_for(stack.model, stack.settings.project, [service],
-                                 db or chosen.db, cfg.attempts)[0]
-    return RestorePlan(chosen, data, target, image)
+    found, unreachable = targets.discover(site, [service], db or chosen.db, cfg.attempts)
+    if unreachable:
+        raise unreachable[0].error
+    target = found[0]
+    verify_mod.verify(chosen, "read", site.checker(service, target.image),
+                      site.drill_image(target.image))
+    return RestorePlan(chosen, data, target, target.image)
 
 
-def run_restore(cfg: BackupConfig, env: str, plan: RestorePlan):
+def run_restore(site, cfg: BackupConfig, plan: RestorePlan):
     """Safety backup (verified), then restore beside and swap under the database's lock."""
     t = plan.target
+    env = site.env
     directory = layout.db_dir(cfg.dest, env, t.service, t.db)
-    safety = take(t, directory, env, cfg.attempts, zstd_level=cfg.zstd_level,
-                  reason=f"safety copy before restoring {plan.backup.path.name}")
-    verify_mod.verify(safety, "read", t.container, plan.image)
-    with DbLock(directory, f"restore of {t.service}/{t.db}"):
-        result = restore_mod.restore(plan.backup, plan.data, t)
+    with site.manager_lock(t.service, t.db):
+        safety = take(t, directory, env, cfg.attempts, zstd_level=cfg.zstd_level,
+                      reason=f"safety copy before restoring {plan.backup.path.name}")
+        verify_mod.verify(safety, "read", site.checker(t.service, plan.image), plan.image)
+        with DbLock(directory, f"restore of {t.service}/{t.db}"):
+            result = restore_mod.restore(plan.backup, plan.data, t)
     return safety, result

@@ -8,7 +8,6 @@ nothing here counts as a backup; a killed run leaves only debris the next run re
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,7 +23,6 @@ from .pgexec import (
     DbUnavailable,
     SnapshotSession,
     Target,
-    exec_argv,
     retrying,
     stream_to,
     zstd_compress,
@@ -40,8 +38,7 @@ def clean_leftovers(directory: Path, out=sys.stderr) -> list[Path]:
 
 
 def pg_dump_version(target: Target) -> str:
-    proc = subprocess.run(exec_argv(target.container, ["pg_dump", "--version"]),
-                          capture_output=True, text=True, timeout=60)
+    proc = target.container.run(["pg_dump", "--version"])
     if proc.returncode != 0:
         raise DbUnavailable(f"{target.label()}: pg_dump --version failed: {proc.stderr.strip()[-200:]}")
     return proc.stdout.strip()
@@ -57,7 +54,7 @@ def _dump_once(target: Target, partial: Path, zstd_level: int | None) -> dict:
             dump = pg.pg_dump(target.user, target.db, session.snapshot,
                               compress=0 if zstd_level else None)
             session.start_counts()
-            sha, size = stream_to(exec_argv(target.container, dump), fh,
+            sha, size = stream_to(target.container.exec(dump), fh,
                                   f"pg_dump of {target.label()}",
                                   compress=zstd_compress(zstd_level) if zstd_level else None)
             counts = session.finish_counts()

@@ -1,7 +1,13 @@
-"""Which databases to back up: Postgres services of the Compose model (role `database`,
-not opted out with the label `ops.backup: "false"`), and the databases inside each."""
+"""Which databases to back up: Postgres services of the environment (role `database`,
+not opted out with the label `ops.backup: "false"`), and the databases inside each.
+
+Discovery never stops at the first unreachable service: each one that cannot be
+reached (no container, a server that will not answer) is returned as `Unreachable`,
+so the others are still backed up and its failure is still recorded."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from .. import docker_api
 from ..commands import pg
@@ -10,15 +16,30 @@ from ..parse import Model
 from .pgexec import DbUnavailable, Target, retry_sql
 
 
-def backup_services(model: Model, names=()) -> list[str]:
+@dataclass(frozen=True)
+class Unreachable:
+    service: str
+    dbs: tuple[str, ...]  # the databases it is known to hold (for the failure's record)
+    error: OpsError
+
+
+def backup_services(roles: dict[str, dict], names=()) -> list[str]:
+    """`roles`: service -> its labels. The named services (each must be a database), or
+    every database service not opted out."""
     if names:
         for n in names:
-            svc = model.service(n)
-            if svc.role != "database":
-                raise OpsError(f"{n} is not a database service (role {svc.role or 'none'})")
+            if n not in roles:
+                raise OpsError(f"unknown service {n!r} (known: {', '.join(sorted(roles))})")
+            role = roles[n].get("ops.role", "")
+            if role != "database":
+                raise OpsError(f"{n} is not a database service (role {role or 'none'})")
         return list(names)
-    return sorted(n for n, s in model.services.items()
-                  if s.role == "database" and s.labels.get("ops.backup", "true") != "false")
+    return sorted(n for n, labels in roles.items()
+                  if labels.get("ops.role") == "database" and labels.get("ops.backup", "true") != "false")
+
+
+def model_roles(model: Model) -> dict[str, dict]:
+    return {n: {**s.labels, "ops.role": s.role or ""} for n, s in model.services.items()}
 
 
 def container_of(project: str, service: str):
@@ -36,22 +57,28 @@ def env_of(container) -> dict[str, str]:
     return {k: v for k, v in pairs}
 
 
-def targets_for(model: Model, project: str, services=(), db: str | None = None,
-                attempts: int = 3) -> list[Target]:
-    out = []
-    for service in backup_services(model, services):
-        c = container_of(project, service)
-        env = env_of(c)
-        user = env.get("POSTGRES_USER") or "postgres"
-        if db:
-            dbs = [pg.check_db_name(db)]
-        else:
-            try:
-                listed = retry_sql(c.id, user, env.get("POSTGRES_DB") or user,
-                                   pg.LIST_DATABASES_SQL, attempts)
-            except DbUnavailable as exc:
-                raise DbUnavailable(f"{exc} (gave up after {attempts} attempts)") from exc
-            dbs = [d for d in listed.split() if d] or [env.get("POSTGRES_DB") or user]
-        image = (c.attrs.get("Config") or {}).get("Image") or c.image.tags[0]
-        out += [Target(service, c.id, image, user, d) for d in dbs]
-    return out
+def discover(site, services=(), db: str | None = None, attempts: int = 3,
+             known=lambda service: ()) -> tuple[list[Target], list[Unreachable]]:
+    """Every database of the chosen services, as far as each can be reached.
+    `known(service)`: databases it had before (their backup directories), named in an
+    Unreachable so that each one's failed run is recorded."""
+    found, unreachable = [], []
+    for service in backup_services(site.roles(), services):
+        try:
+            where = site.locate(service)
+            user = where.env.get("POSTGRES_USER") or "postgres"
+            if db:
+                dbs = [pg.check_db_name(db)]
+            else:
+                try:
+                    listed = retry_sql(where.container, user, where.env.get("POSTGRES_DB") or user,
+                                       pg.LIST_DATABASES_SQL, attempts)
+                except DbUnavailable as exc:
+                    raise DbUnavailable(f"{exc} (gave up after {attempts} attempts)") from exc
+                dbs = [d for d in listed.split() if d] or [where.env.get("POSTGRES_DB") or user]
+        except OpsError as exc:
+            named = [db] if db else list(known(service)) or [site.default_db(service)]
+            unreachable.append(Unreachable(service, tuple(named), exc))
+            continue
+        found += [Target(service, where.container, where.image, user, d) for d in dbs]
+    return found, unreachable

@@ -9,9 +9,10 @@ import time
 from datetime import UTC, datetime
 
 from ..commands import pg
+from ..containers import Container
 from ..errors import OpsError
 from . import layout, manifest
-from .pgexec import exec_argv, feed_from, run_sql
+from .pgexec import feed_from, run_sql
 
 LEVELS = manifest.LEVELS
 
@@ -45,8 +46,8 @@ def checksum(backup: layout.Backup, data: dict) -> str:
     return f"sha256 and size ({size} bytes) match"
 
 
-def read_all(backup: layout.Backup, container: str) -> str:
-    feed_from(exec_argv(container, pg.pg_restore_read_all(), stdin=True), backup.path,
+def read_all(backup: layout.Backup, container: Container) -> str:
+    feed_from(container.exec(pg.pg_restore_read_all(), stdin=True), backup.path,
               f"pg_restore read of {backup.path.name}", decompress=backup.compressed)
     return "every block read by pg_restore"
 
@@ -74,9 +75,10 @@ def restore_drill(backup: layout.Backup, data: dict, image: str, client) -> str:
         labels={"ops.role": "restore-drill"})
     try:
         _wait_ready(container, "drill", db)
-        feed_from(exec_argv(container.id, pg.pg_restore_into("drill", db), stdin=True), backup.path,
+        drill = Container(container.id)
+        feed_from(drill.exec(pg.pg_restore_into("drill", db), stdin=True), backup.path,
                   f"restore drill of {backup.path.name}", decompress=backup.compressed)
-        actual = pg.parse_tagged(run_sql(container.id, "drill", db, pg.ROW_COUNTS_SQL))["COUNT"]
+        actual = pg.parse_tagged(run_sql(drill, "drill", db, pg.ROW_COUNTS_SQL))["COUNT"]
     finally:
         container.remove(force=True, v=True)
     problems = compare_counts(data.get("tables") or {}, actual)
@@ -99,7 +101,7 @@ def _wait_ready(container, user: str, db: str, timeout: float = 120) -> None:
     raise OpsError(f"restore drill database not ready after {timeout:.0f}s")
 
 
-def verify(backup: layout.Backup, level: str, container: str | None, image: str | None,
+def verify(backup: layout.Backup, level: str, container: Container | None, image: str | None,
            client=None) -> dict:
     """Run checks up to `level`; record the outcome in the manifest; raise on failure."""
     if level not in LEVELS:

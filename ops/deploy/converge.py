@@ -64,6 +64,7 @@ class Service:
     container_labels: dict = field(default_factory=dict)
     global_mode: bool = False
     host_ports: tuple = ()  # published in host mode: one task per node can hold each
+    env: dict = field(default_factory=dict)  # the container spec's environment
 
     @classmethod
     def from_inspect(cls, raw: dict) -> Service:
@@ -79,7 +80,8 @@ class Service:
                    update_started=update.get("StartedAt", "") or "", id=raw.get("ID", ""),
                    container_labels=container.get("Labels") or {}, global_mode="Global" in mode,
                    host_ports=tuple(p.get("PublishedPort") for p in ports
-                                    if p.get("PublishMode") == "host"))
+                                    if p.get("PublishMode") == "host"),
+                   env=dict(e.split("=", 1) for e in container.get("Env") or [] if "=" in e))
 
     @property
     def tag(self) -> str:

@@ -1,29 +1,51 @@
-"""Backup tasks: db.backup, db.verify, db.list."""
+"""Backup tasks: db.backup, db.verify, db.restore, db.list, db.prune, db.schedule, on
+the local Compose stack or a deployed Swarm stack (its databases where they run, the
+backups on this machine)."""
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 from invoke import Collection, task
 
-from ..environment import COMPOSE
+from ..environment import COMPOSE, SWARM
 from ..errors import OpsError
 from .common import ENV_HELP, confirm, target, user_errors
 
 
 def _settings(c, env, task):
-    """Backups reach the local Compose stack only (for now): any other environment is
-    refused rather than served this machine's databases under its name."""
-    s, _ = target(c, env, f"db.{task}", {COMPOSE}, family="db")
-    return s
+    s, where = target(c, env, f"db.{task}", {COMPOSE, SWARM}, family="db")
+    return s, where
 
 
-def _ctx(c, env, task):
+def _config(c, env, task):
     from ..backup import service
-    from ..stack import Stack
 
-    s = _settings(c, env, task)
-    return Stack(s), service.backup_config(s, c.config.get("backup", {})), service
+    s, _ = _settings(c, env, task)
+    return service.backup_config(s, c.config.get("backup", {})), service
+
+
+@contextmanager
+def _ctx(c, env, task):
+    """(site, backup config, service module): the site is where the databases are, the
+    Compose project or the deployed stack (its connections closed at the end)."""
+    from ..backup import service, sites
+
+    s, where = _settings(c, env, task)
+    cfg = service.backup_config(s, c.config.get("backup", {}))
+    if where.kind == SWARM:
+        from ..deploy.session import Session
+
+        site = sites.SwarmSite(Session(s, where, c.config))
+    else:
+        from ..stack import Stack
+
+        site = sites.ComposeSite(Stack(s))
+    try:
+        yield site, cfg, service
+    finally:
+        site.close()
 
 
 def human_size(n: int | None) -> str:
@@ -56,14 +78,17 @@ def backup(c, service=None, db=None, cron=False, env="local"):
     import io
     import sys
 
-    stack, cfg, svc = _ctx(c, env, "backup")
     chatter = io.StringIO() if cron else sys.stderr
     try:
-        results = svc.backup(stack, cfg, service or [], db, out=chatter, drills=cron,
-                             reason="scheduled" if cron else "manual")
+        with _ctx(c, env, "backup") as (site, cfg, svc):
+            results = svc.backup(site, cfg, service or [], db, out=chatter, drills=cron,
+                                 reason="scheduled" if cron else "manual")
     except OpsError as exc:
         if cron:
-            svc.notify_failure(cfg.webhook_url, env, str(exc))
+            from ..backup import service as svc_mod
+
+            cfg, _ = _config(c, env, "backup")
+            svc_mod.notify_failure(cfg.webhook_url, env, str(exc))
         raise
     if cron:
         return
@@ -81,9 +106,11 @@ def backup(c, service=None, db=None, cron=False, env="local"):
 @user_errors
 def verify(c, file=None, latest=False, service=None, db=None, level="read", env="local"):
     """Prove backups: checksum, read every block, or a full restore drill."""
-    stack, cfg, svc = _ctx(c, env, "verify")
+    cfg, svc = _config(c, env, "verify")
     chosen = svc.pick(cfg, env, file, latest, service, db)
-    for entry in svc.verify(stack, cfg, chosen, level):
+    with _ctx(c, env, "verify") as (site, cfg, svc):
+        entries = svc.verify(site, cfg, chosen, level)
+    for entry in entries:
         print(f"ok  {entry['level']:8} {entry['file']}  ({entry['detail']}; {entry['duration_s']}s)")
 
 
@@ -91,7 +118,7 @@ def verify(c, file=None, latest=False, service=None, db=None, level="read", env=
 @user_errors
 def list_(c, json_=False, service=None, env="local"):
     """List backups with size, age and verification state."""
-    _, cfg, svc = _ctx(c, env, "list")
+    cfg, svc = _config(c, env, "list")
     rows = [svc.describe(b) for b in svc.all_backups(cfg, env, service)]
     if json_:
         print(json.dumps(rows, indent=2))
@@ -116,8 +143,12 @@ def list_(c, json_=False, service=None, env="local"):
 @user_errors
 def prune(c, dry_run=False, service=None, env="local"):
     """Apply retention (backup.keep in invoke.yaml); never deletes the newest verified backup."""
-    _, cfg, svc = _ctx(c, env, "prune")
-    removed = svc.prune(cfg, env, service, dry_run)
+    cfg, svc = _config(c, env, "prune")
+    if dry_run:
+        removed = svc.prune(cfg, env, service, dry_run)
+    else:
+        with _ctx(c, env, "prune") as (site, cfg, svc):
+            removed = svc.prune(cfg, env, service, dry_run, site)
     verb = "would delete" if dry_run else "deleted"
     for b, why in removed:
         print(f"{verb} {b.path} ({why})")
@@ -143,18 +174,18 @@ def restore(c, service=None, file=None, latest=False, db=None, yes=False, confir
 
     if not service:
         raise OpsError("--service is required: the database service to restore into")
-    stack, cfg, svc = _ctx(c, env, "restore")
-    plan = svc.prepare_restore(stack, cfg, service, file, latest, db)
-    question = (f"Replace database {plan.target.db!r} of {service} ({env}) with "
-                f"{plan.backup.path.name} ({plan.data.get('started_at')})?")
-    how = confirmation(env, plan.target.db, yes, confirm_, sys.stdin.isatty())
-    if how == "ask":
-        confirm(question, yes=False)
-    elif how == "type":
-        typed = input(f"{question}\nType the database name to confirm: ").strip()
-        if typed != plan.target.db:
-            raise OpsError("cancelled: the name did not match; nothing was changed")
-    safety, result = svc.run_restore(cfg, env, plan)
+    with _ctx(c, env, "restore") as (site, cfg, svc):
+        plan = svc.prepare_restore(site, cfg, service, file, latest, db)
+        question = (f"Replace database {plan.target.db!r} of {service} ({env}) with "
+                    f"{plan.backup.path.name} ({plan.data.get('started_at')})?")
+        how = confirmation(env, plan.target.db, yes, confirm_, sys.stdin.isatty())
+        if how == "ask":
+            confirm(question, yes=False)
+        elif how == "type":
+            typed = input(f"{question}\nType the database name to confirm: ").strip()
+            if typed != plan.target.db:
+                raise OpsError("cancelled: the name did not match; nothing was changed")
+        safety, result = svc.run_restore(site, cfg, plan)
     print(f"safety backup of the current {plan.target.db}: {safety.path}", file=sys.stderr)
     print(comparison_table(result))
     print(f"restored {plan.backup.path.name} into {service}/{plan.target.db}")
@@ -167,7 +198,7 @@ def schedule(c, at="17 3 * * *", install=False, env="local"):
     """Print (or install) the crontab line that runs scripts/backup-cron."""
     from ..backup import schedule as schedule_mod
 
-    s = _settings(c, env, "schedule")
+    s, _ = _settings(c, env, "schedule")
     line = schedule_mod.cron_line(at, s.root, env)
     if install:
         schedule_mod.install(line, env)

@@ -120,10 +120,7 @@ def test_up_failure_names_unhealthy_service_with_health_output_and_logs(engine, 
         assert not left
 
 
-COMPOSE_ONLY = [["up"], ["down"], ["build"], ["clean"], ["db.backup"],
-                ["db.verify", "--latest"],
-                ["db.list"], ["db.prune"], ["db.restore", "-s", "app-db", "--latest"],
-                ["db.schedule"]]
+COMPOSE_ONLY = [["up"], ["down"], ["build"], ["clean"]]
 SWARM_ONLY = [["deploy"], ["rollback"], ["deploy.finish"], ["deploy.status"],
               ["deploy.history"], ["deploy.remove", "--yes"], ["deploy.unlock"]]
 SSH_ONLY = [["hosts.trust", "--yes"], ["hosts.provision"], ["images.deliver"]]
@@ -141,6 +138,18 @@ def test_every_task_refuses_an_environment_it_does_not_act_on(project, task, env
     assert result.returncode == 2
     assert_one_line_error(result, f"`inv {task[0]}` does not act on {env_name!r}", ": use ")
     assert sorted(p.name for p in project.iterdir()) == before
+
+
+@pytest.mark.parametrize("task", [["db.backup"], ["db.verify", "--latest", "--level", "read"],
+                                  ["db.restore", "-s", "app-db", "--latest", "--confirm", "app"]],
+                         ids=lambda t: t[0])
+def test_db_tasks_on_a_cluster_that_is_not_there_fail_in_one_line(project, task):
+    """db.* act on a Swarm environment's own databases: with no sandbox running there is
+    nothing to reach, said in one line; no backup of this machine's stack is made."""
+    result = inv(*task, "--env", "sandbox", env=env_for(project), timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert_one_line_error(result, "")
+    assert not (project / "backups" / "sandbox").exists()
 
 
 def test_an_env_file_alone_names_no_machine(project):

@@ -497,3 +497,148 @@ def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(d
     assert not rows & {"prometheus", "alertmanager", "node-exporter", "blackbox"}
     _wait_until_ok("worker")
 
+
+# -- Backups of the deployed databases (db.* --env sandbox) --------------------------------
+
+def _manager(engine):
+    return next(c for name, c in _sandbox_hosts(engine).items() if name.endswith("manager"))
+
+
+def _db_psql(engine, service: str, sql: str) -> str:
+    """SQL in the database task's own container (the databases are pinned to the manager)."""
+    user = {"app-db": "app", "auth-db": "auth"}[service]
+    manager = _manager(engine)
+    cid = manager.exec_run(["sh", "-c", "docker ps -q --filter label=com.docker.swarm.service.name="
+                            f"{_app()}_{service}"]).output.decode().strip()
+    assert cid, f"no running {service} task on the manager"
+    r = manager.exec_run(["docker", "exec", cid, "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                          "-U", user, "-d", user, "-c", sql])
+    assert r.exit_code == 0, r.output.decode()
+    return r.output.decode().strip()
+
+
+def _backups(service: str, db: str, root=None) -> list:
+    from ops.backup import layout
+
+    return layout.backups_in((root or SANDBOX_PROJECT[0]) / "backups" / "sandbox" / service / db)
+
+
+def test_backups_of_the_deployed_databases_are_proven_and_restored(deployed, engine):
+    """db.backup --env sandbox backs up both deployed databases where they run (over SSH,
+    onto this machine), proves them here in a container of the environment's image, and
+    publishes the metrics to the cluster's textfile directory; db.restore --env sandbox
+    puts one back (the name typed ahead), and a task moved since is still found."""
+    from ops.backup import manifest
+
+    _db_psql(engine, "app-db", "DROP TABLE IF EXISTS notes; CREATE TABLE notes (id int PRIMARY KEY, "
+             "body text); INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 1000) g;")
+    _db_psql(engine, "auth-db", "DROP TABLE IF EXISTS users; CREATE TABLE users (id int PRIMARY KEY); "
+             "INSERT INTO users SELECT generate_series(1, 42);")
+    r = inv("db.backup", "--env", "sandbox", timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [ln.split(":")[0] for ln in r.stdout.splitlines()] == ["app-db/app", "auth-db/auth"]
+    assert r.stdout.count("(verified: read)") == 2
+    app, auth = _backups("app-db", "app")[-1], _backups("auth-db", "auth")[-1]
+    data = manifest.read(app.manifest_path)
+    assert data["env"] == "sandbox" and data["tables"]["public.notes"] == 1000
+    spec = _manager(engine).exec_run(["docker", "service", "inspect", "--format",
+                                      "{{.Spec.TaskTemplate.ContainerSpec.Image}}", f"{_app()}_app-db"])
+    assert data["image"] == spec.output.decode().strip().split("@")[0]  # the image it runs
+    assert manifest.read(auth.manifest_path)["tables"]["public.users"] == 42
+    assert not engine.containers.list(all=True, filters={"label": "ops.role=backup-check"})
+
+    drill = inv("db.verify", "--env", "sandbox", "--latest", "--level", "restore", timeout=600)
+    assert drill.returncode == 0, drill.stderr[-2000:]
+    assert drill.stdout.count("ok  restore") == 2 and "row counts equal" in drill.stdout
+    listed = json.loads(inv("db.list", "--env", "sandbox", "--json").stdout)
+    assert {(b["service"], b["verified"]) for b in listed} >= {("app-db", "restore"), ("auth-db", "restore")}
+
+    # The cluster's node-exporter reads the same metrics (its textfile directory on the manager).
+    prom = _manager(engine).exec_run(["sh", "-c", "cat /var/lib/ops-toolkit/*/textfile/ops_backup.prom"])
+    assert prom.exit_code == 0 and 'ops_backup_last_run_success{database="app",env="sandbox",' \
+        'service="app-db"} 1.0' in prom.output.decode()
+
+    _db_psql(engine, "app-db", "DELETE FROM notes WHERE id > 10;")
+    refused = inv("db.restore", "--env", "sandbox", "-s", "app-db", "--latest", "--yes", input="")
+    assert refused.returncode == 1 and "pass --confirm app" in refused.stderr, refused.stderr
+    assert _db_psql(engine, "app-db", "SELECT count(*) FROM notes") == "10"  # untouched
+    restored = inv("db.restore", "--env", "sandbox", "-s", "app-db", "--file", str(app.path),
+                   "--confirm", "app", timeout=600)
+    assert restored.returncode == 0, restored.stderr[-2000:]
+    assert next(ln for ln in restored.stdout.splitlines()
+                if ln.startswith("public.notes")).split() == ["public.notes", "10", "1000", "1000"]
+    assert _db_psql(engine, "app-db", "SELECT count(*) FROM notes") == "1000"
+    safety = _backups("app-db", "app")[-1]
+    assert manifest.read(safety.manifest_path)["tables"]["public.notes"] == 10
+
+    # The database task restarted (a new container): the next run finds it.
+    manager = _manager(engine)
+    assert manager.exec_run(["docker", "service", "update", "--force", "-q",
+                             f"{_app()}_app-db"]).exit_code == 0
+    _wait_until_ok("app-db")
+    again = inv("db.backup", "--env", "sandbox", "-s", "app-db", timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert manifest.read(_backups("app-db", "app")[-1].manifest_path)["tables"]["public.notes"] == 1000
+
+
+def _second_clone(tmp_path):
+    """Another checkout driving the same sandbox (its own backups directory)."""
+    import shutil
+
+    root = tmp_path / "clone"
+    shutil.copytree(SANDBOX_PROJECT[0], root, ignore=shutil.ignore_patterns("backups", "wheels"))
+    return root
+
+
+def _start_backup(root=None) -> subprocess.Popen:
+    env = {**os.environ, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(root or SANDBOX_PROJECT[0]),
+           **_env(), "INVOKE_BACKUP_ATTEMPTS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "invoke", "db.backup", "--env", "sandbox", "-s",
+                             "app-db"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+
+
+def _wait_streaming(proc, directory, timeout=120) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(p.name.endswith(".partial") and p.stat().st_size > 0
+                  for p in (directory.iterdir() if directory.is_dir() else [])):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+
+
+def test_a_dropped_connection_or_an_overlapping_clone_leaves_nothing_valid(deployed, engine, tmp_path):
+    """The SSH session killed mid-stream (its sshd process on the manager) fails the run
+    in one line with nothing that looks like a backup; a second clone starting while a
+    backup streams is refused by the manager's lock (75), naming the holder."""
+    _db_psql(engine, "app-db", "CREATE TABLE IF NOT EXISTS big (id int, body text); TRUNCATE big; "
+             "INSERT INTO big SELECT g, md5(g::text) || repeat(md5((g*7)::text), 6) "
+             "FROM generate_series(1, 600000) g;")
+    directory = SANDBOX_PROJECT[0] / "backups" / "sandbox" / "app-db" / "app"
+    try:
+        before = len(_backups("app-db", "app"))
+        proc = _start_backup()
+        _wait_streaming(proc, directory)
+        killed = _manager(engine).exec_run(["pkill", "-9", "-f", "sshd: root@notty"])
+        assert killed.exit_code == 0
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err
+        lines = err.strip().splitlines()
+        assert lines[-1].startswith("error: backup failed: app-db/app") and "SSH" in lines[-1], err
+        assert "Traceback" not in err
+        assert len(_backups("app-db", "app")) == before
+        assert not [p for p in directory.iterdir() if p.name.endswith(".partial")]
+
+        # The lock went with the connection: the next run takes it and completes.
+        clone = _second_clone(tmp_path)
+        first = _start_backup()
+        _wait_streaming(first, directory)
+        second = sandbox_inv("db.backup", "--env", "sandbox", "-s", "app-db", project_root=clone,
+                             extra_env=_env(), timeout=120)
+        assert second.returncode == 75, second.stderr
+        assert "locked on the manager" in second.stderr and f"pid {first.pid}" in second.stderr
+        assert not _backups("app-db", "app", clone)
+        out, err = first.communicate(timeout=600)
+        assert first.returncode == 0, err[-2000:]
+        assert len(_backups("app-db", "app")) == before + 1
+    finally:
+        _db_psql(engine, "app-db", "DROP TABLE IF EXISTS big;")

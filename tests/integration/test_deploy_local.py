@@ -260,3 +260,50 @@ def test_cluster_state_is_the_same_from_the_engine_api_and_the_docker_cli(local_
     assert rows == json.loads(via_cli.stdout)
     assert {"app-db", "auth-db", "gateway", "rabbitmq", "redis", "worker"} <= {r["service"] for r in rows}
     assert sum(r["live"] for r in rows) == 1
+
+
+def test_backups_of_the_stack_on_this_engine(local_swarm, engine):
+    """db.* --env local-swarm: the deployed stack's own databases (its tasks' containers,
+    not the Compose stack's), filed under backups/local-swarm, proven by a restore drill,
+    and put back with the name typed ahead; the metrics reach the stack's textfile dir."""
+    from ops.backup import layout, manifest
+
+    env, _, _ = local_swarm
+    if inv("deploy.status", "--env", "local-swarm", env=env).returncode != 0 or \
+            not engine.services.list(filters={"name": f"{APP}_app-db"}):
+        assert inv("deploy", "--env", "local-swarm", "--tag", "l1", env=env, timeout=600).returncode == 0
+
+    def psql(sql: str) -> str:
+        deadline = time.monotonic() + 120
+        while not (found := engine.containers.list(
+                filters={"label": f"com.docker.swarm.service.name={APP}_app-db", "status": "running"})):
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        code, out = found[0].exec_run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                       "-U", "app", "-d", "app", "-c", sql])
+        assert code == 0, out.decode()
+        return out.decode().strip()
+
+    psql("CREATE TABLE IF NOT EXISTS swarm_notes (id int PRIMARY KEY); TRUNCATE swarm_notes; "
+         "INSERT INTO swarm_notes SELECT generate_series(1, 300);")
+    r = inv("db.backup", "--env", "local-swarm", env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [ln.split(":")[0] for ln in r.stdout.splitlines()] == ["app-db/app", "auth-db/auth"]
+    root = Path(env["OPS_ROOT"]) / "backups" / "local-swarm"
+    app = layout.backups_in(root / "app-db" / "app")[-1]
+    data = manifest.read(app.manifest_path)
+    assert data["env"] == "local-swarm" and data["tables"]["public.swarm_notes"] == 300
+    assert not (Path(env["OPS_ROOT"]) / "backups" / "local").exists()  # never the Compose stack's
+    drill = inv("db.verify", "--env", "local-swarm", "--file", str(app.path), "--level", "restore",
+                env=env, timeout=600)
+    assert drill.returncode == 0 and "row counts equal" in drill.stdout, drill.stderr
+    textfile = next((Path(env["OPS_ROOT"]) / ".cache" / "deploy").glob("*/textfile/ops_backup.prom"))
+    assert 'env="local-swarm"' in textfile.read_text()
+
+    psql("DELETE FROM swarm_notes WHERE id > 5;")
+    restored = inv("db.restore", "--env", "local-swarm", "-s", "app-db", "--file", str(app.path),
+                   "--confirm", "app", env=env, timeout=600)
+    assert restored.returncode == 0, restored.stderr[-2000:]
+    assert psql("SELECT count(*) FROM swarm_notes") == "300"
+    listed = inv("db.list", "--env", "local-swarm", env=env)
+    assert listed.returncode == 0 and "app-db" in listed.stdout and "restore" in listed.stdout

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import shutil
 import subprocess
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -14,7 +17,7 @@ import pytest
 
 from ops.backup import layout, manifest
 
-from .conftest import inv
+from .conftest import base_images, free_port, inv
 from .test_backup import CONTENT_SQL, container, psql, suffix
 
 pytestmark = pytest.mark.integration
@@ -191,6 +194,25 @@ def test_cron_mode_silent_metrics_webhook_and_failure(rstack, tmp_path):
         text = metrics.read_text()
         assert 'ops_backup_last_run_success{database="auth",env="local",service="auth-db"} 0.0' in text
         assert 'ops_backup_last_run_success{database="app",env="local",service="app-db"} 1.0' in text
+
+        # Every database at once, auth-db's stopped: app-db is still backed up, and auth's
+        # failed run is recorded (the databases could not even be listed).
+        apps = len(layout.backups_in(dir_of(rstack)))
+        subprocess.run(["docker", "stop", cid], check=True, capture_output=True)
+        try:
+            mixed = inv("db.backup", "--cron", env={**env, "INVOKE_BACKUP_ATTEMPTS": "1"}, timeout=300)
+        finally:
+            subprocess.run(["docker", "start", cid], check=True, capture_output=True)
+        assert mixed.returncode == 1 and mixed.stdout == ""
+        lines = mixed.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: backup failed: auth-db/auth"), lines
+        assert "app-db" not in lines[0]
+        assert len(layout.backups_in(dir_of(rstack))) == apps + 1
+        text = metrics.read_text()
+        assert 'ops_backup_last_run_success{database="app",env="local",service="app-db"} 1.0' in text
+        assert 'ops_backup_last_run_success{database="auth",env="local",service="auth-db"} 0.0' in text
+        run = json.loads((dir_of(rstack, "auth-db", "auth") / ".last-run.json").read_text())
+        assert not run["ok"] and "is not running" in run["error"]
     finally:
         server.shutdown()
         inv("health", "--wait", "90", env=rstack, timeout=200)
@@ -217,3 +239,60 @@ def test_schedule_prints_and_installs_idempotently(rstack):
             subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
         else:
             subprocess.run(["crontab", "-r"], capture_output=True)
+
+
+def _break_glass_block() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    after = readme.split("<!-- break-glass:", 1)[1]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_break_glass_by_hand_follows_the_readme_literally(rstack, engine, tmp_path):
+    """The README's break-glass block, run as written (only BACKUP and NEWDB set to this
+    test's), against a plain Postgres reached through libpq's variables: the sidecar
+    checks, every block reads, the restore's row counts equal the manifest's; a flipped
+    byte stops it at the first step."""
+    good = newest(rstack)
+    expected = manifest.read(good.manifest_path)["tables"]
+    password, port = secrets.token_urlsafe(12), free_port()
+    image = base_images().get("POSTGRES_IMAGE", "postgres:15.10-bookworm")
+    server = engine.containers.run(image, detach=True,
+                                   ports={"5432/tcp": ("127.0.0.1", port)},
+                                   environment={"POSTGRES_PASSWORD": password},
+                                   labels={"ops.test": "break-glass"})
+    try:
+        libpq = {"PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": "postgres",
+                 "PGPASSWORD": password, "PATH": "/usr/bin:/bin"}
+        deadline = time.monotonic() + 60
+        while subprocess.run(["pg_isready", "-q"], env=libpq).returncode != 0:
+            assert time.monotonic() < deadline, server.logs()[-500:]
+            time.sleep(0.5)
+        block = _break_glass_block()
+        for name, value in (("BACKUP", str(good.path)), ("NEWDB", "app_restored")):
+            block = re.sub(rf"^{name}=\S+", f"{name}={value}", block, count=1, flags=re.M)
+        ran = subprocess.run(["bash", "-c", block], env=libpq, capture_output=True, text=True,
+                             cwd=tmp_path, timeout=300)
+        assert ran.returncode == 0, ran.stderr
+        assert f"{good.path.name}: OK" in ran.stdout
+        counts = dict(line.rsplit(" ", 1) for line in ran.stdout.splitlines() if line.startswith("public."))
+        assert {k: int(v) for k, v in counts.items()} == expected, ran.stdout
+
+        broken = tmp_path / good.path.name
+        shutil.copy(good.path, broken)
+        shutil.copy(good.checksum_path, tmp_path / good.checksum_path.name)
+        with open(broken, "r+b") as fh:
+            fh.seek(100)
+            byte = fh.read(1)
+            fh.seek(100)
+            fh.write(bytes([byte[0] ^ 0xFF]))
+        block = re.sub(r"^BACKUP=\S+", f"BACKUP={broken}", block, count=1, flags=re.M)
+        block = re.sub(r"^NEWDB=\S+", "NEWDB=never_made", block, count=1, flags=re.M)
+        stopped = subprocess.run(["bash", "-c", block], env=libpq, capture_output=True, text=True,
+                                 cwd=tmp_path, timeout=300)
+        assert stopped.returncode != 0 and "FAILED" in stopped.stdout + stopped.stderr
+        listed = subprocess.run(["psql", "-X", "-At", "-d", "postgres", "-c",
+                                 "SELECT datname FROM pg_database"], env=libpq, capture_output=True,
+                                text=True)
+        assert "never_made" not in listed.stdout.split()
+    finally:
+        server.remove(force=True, v=True)

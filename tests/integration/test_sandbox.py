@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import pytest
 
@@ -222,3 +223,71 @@ def test_deploy_lock_left_by_kill_9_is_stale_and_taken_over(sandbox):
     unlocked = inv("deploy.unlock", "--env", "sandbox")
     assert unlocked.returncode == 0 and "removed the lock" in unlocked.stdout
     assert "not locked" in inv("deploy.status", "--env", "sandbox").stdout
+
+
+@pytest.fixture
+def manager_conn(sandbox):
+    from ops.remote.connect import open_checked
+
+    conn = open_checked(*_manager_inventory())
+    yield conn
+    conn.close()
+
+
+def test_a_remote_command_streams_like_a_local_process(manager_conn, tmp_path):
+    """ChannelProcess: binary output straight into a file, stdin fed from a file, a
+    pipeline mixing a remote and a local stage, exit codes, and a connection dropped
+    mid-stream giving -1 (never 0) with the file shorter than what was sent."""
+    import hashlib
+    import subprocess
+
+    from ops.backup.pgexec import pipeline
+    from ops.containers import SshMachine, Stage
+    from ops.remote.channel import ChannelProcess
+    from ops.remote.connect import open_checked
+
+    machine = SshMachine(manager_conn, "manager")
+    out = tmp_path / "out.bin"
+    with open(out, "wb") as fh:
+        proc = ChannelProcess(manager_conn, "head -c 20000000 /dev/urandom | tee /tmp/ops-chan.bin",
+                              stdout=fh)
+        assert proc.wait() == 0
+    remote_sha = machine.run(["sha256sum", "/tmp/ops-chan.bin"]).stdout.split()[0]
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == remote_sha
+    assert out.stat().st_size == 20_000_000
+
+    with open(out, "rb") as fh:  # the other way: a local file into a remote stdin
+        back = machine.popen(["sha256sum"], fh, subprocess.PIPE, subprocess.DEVNULL)
+        assert back.stdout.read().split()[0].decode() == remote_sha
+        assert back.wait() == 0
+        back.stdout.close()
+
+    gz = tmp_path / "out.gz"
+    with open(gz, "wb") as fh:  # remote | local, pipefail
+        pipeline([Stage(["cat", "/tmp/ops-chan.bin"], machine), ["gzip", "-1"]],
+                 subprocess.DEVNULL, fh, "copy")
+    assert subprocess.run(["gzip", "-t", str(gz)]).returncode == 0
+    with pytest.raises(Exception, match=r"copy: sh on manager \(exit 3\)"):
+        pipeline([Stage(["sh", "-c", "echo no >&2; exit 3"], machine), ["cat"]],
+                 subprocess.DEVNULL, subprocess.DEVNULL, "copy")
+    assert machine.run(["sh", "-c", "exit 7"]).returncode == 7
+
+    # The connection dies mid-stream (its sshd session killed on the manager): -1.
+    with open(out, "wb") as fh:
+        slow = ChannelProcess(manager_conn, "echo $PPID > /tmp/ops-chan.pid; "
+                              "while :; do head -c 65536 /dev/zero; sleep 0.05; done", stdout=fh)
+        time.sleep(1.5)
+        killer = SshMachine(open_checked(*_manager_inventory()), "manager")
+        killer.run(["sh", "-c", "kill -9 $(cat /tmp/ops-chan.pid)"])
+        assert slow.wait(timeout=30) == -1
+        killer.conn.close()
+    assert 0 < out.stat().st_size < 20_000_000
+    machine.run(["rm", "-f", "/tmp/ops-chan.bin", "/tmp/ops-chan.pid"])
+
+
+def _manager_inventory():
+    from ops.remote.hosts import inventory
+
+    hosts = inventory("sandbox", {"hosts_file": ".sandbox/hosts.json",
+                                  "known_hosts": ".sandbox/known_hosts"}, SANDBOX_PROJECT[0])
+    return hosts.manager, hosts

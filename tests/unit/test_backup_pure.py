@@ -229,3 +229,84 @@ def test_schedule_line_and_merge():
     for bad in ("* * * *", "* * * * * rm", "1 2 3 4 $(id)", "@reboot"):
         with pytest.raises(OpsError, match="invalid cron schedule"):
             schedule.check_schedule(bad)
+
+
+def test_backup_services_from_roles():
+    from ops.backup.targets import backup_services
+
+    roles = {"app-db": {"ops.role": "database"}, "auth-db": {"ops.role": "database"},
+             "old-db": {"ops.role": "database", "ops.backup": "false"}, "redis": {"ops.role": "cache"}}
+    assert backup_services(roles) == ["app-db", "auth-db"]
+    assert backup_services(roles, ["old-db"]) == ["old-db"]  # named: taken even if opted out
+    with pytest.raises(OpsError, match="redis is not a database service"):
+        backup_services(roles, ["redis"])
+    with pytest.raises(OpsError, match=r"unknown service 'nope' \(known: app-db, auth-db"):
+        backup_services(roles, ["nope"])
+
+
+class _Site:
+    """A site whose auth-db cannot be reached: discovery goes on past it."""
+    env = "local"
+
+    def roles(self):
+        return {"app-db": {"ops.role": "database"}, "auth-db": {"ops.role": "database"}}
+
+    def default_db(self, service):
+        return "auth"
+
+    def locate(self, service):
+        raise OpsError(f"{service}: no container")
+
+
+def test_discovery_reports_every_unreachable_service_with_its_databases():
+    from ops.backup.targets import discover
+
+    found, unreachable = discover(_Site(), known=lambda s: ["app", "extra"] if s == "app-db" else [])
+    assert found == []
+    assert [(u.service, u.dbs) for u in unreachable] == [("app-db", ("app", "extra")),
+                                                         ("auth-db", ("auth",))]
+    assert str(unreachable[1].error) == "auth-db: no container"
+    _, named = discover(_Site(), ["auth-db"], db="other")
+    assert named[0].dbs == ("other",)
+
+
+@pytest.mark.parametrize("configured,env,expected", [
+    ("", "local", "/b/metrics/ops_backup.prom"),
+    ("", "sandbox", "/b/metrics/ops_backup_sandbox.prom"),
+    ("default", "staging", "/b/metrics/ops_backup_staging.prom"),
+    ("/var/lib/node/x.prom", "local", "/var/lib/node/x.prom"),
+    ("m/x.prom", "prod", "/root/m/x_prod.prom"),
+    ("none", "sandbox", None),
+])
+def test_each_environment_has_its_own_metrics_file(configured, env, expected):
+    from pathlib import Path
+
+    from ops.backup.service import metrics_path
+
+    got = metrics_path(configured, Path("/b"), Path("/root"), env)
+    assert (str(got) if got else None) == expected
+
+
+def test_stages_name_the_program_they_run():
+    from ops.backup.sites import Throwaway
+    from ops.containers import Container, Stage
+
+    c = Container("abc123")
+    assert c.exec(["pg_dump", "-U", "app"]).argv == ["docker", "exec", "abc123", "pg_dump", "-U", "app"]
+    assert c.exec(["psql"], stdin=True).program == "psql"
+    assert Stage(["zstd", "-q"]).program == "zstd"
+    check = Throwaway("ops-local/postgres:15").exec(["pg_restore", "--file=/dev/null"], stdin=True)
+    assert check.argv == ["docker", "run", "--rm", "-i", "--network", "none", "--label",
+                          "ops.role=backup-check", "--entrypoint", "pg_restore",
+                          "ops-local/postgres:15", "--file=/dev/null"]
+    assert check.program == "docker"
+
+
+def test_a_local_machine_runs_argv_with_input_and_reports_failure():
+    from ops.containers import HERE
+
+    ok = HERE.run(["sh", "-c", "cat; echo err >&2"], input="hello")
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "hello", "err\n")
+    assert HERE.run(["sh", "-c", "exit 3"]).returncode == 3
+    early = HERE.run(["true"], input="x" * (1 << 20))  # exits without reading: no error here
+    assert early.returncode == 0

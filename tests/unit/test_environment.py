@@ -42,7 +42,6 @@ def test_bad_engine_and_bad_entry():
     ("up", None, "sandbox", "use `inv deploy --env sandbox`"),
     ("down", None, "staging", "use `inv deploy.remove --env staging`"),
     ("clean", None, "local-swarm", "use `inv deploy.remove --env local-swarm`"),
-    ("db.backup", "db", "sandbox", "databases are never backed up under sandbox's name"),
 ])
 def test_compose_tasks_refuse_swarm_environments(task, family, env, hint):
     with pytest.raises(OpsError) as exc:

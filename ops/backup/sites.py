@@ -1,0 +1,207 @@
+"""Where an environment's databases are, for the db.* operations: the local Compose
+project, or a deployed Swarm stack whose database tasks run on nodes reached over SSH
+(or on this machine's engine, for `local-swarm`).
+
+A site answers: which services hold databases, which container runs each now (found
+afresh every run: a task restarted or moved since the last one is still found),
+where a backup is proven (`read`: every block through pg_restore, in a container of
+the same image), the lock the manager holds for a database while it is backed up,
+and where the metrics go (the cluster's own node-exporter textfile directory too)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..containers import HERE, Container, SshMachine, Stage
+from ..errors import OpsError
+from . import targets
+
+
+@dataclass(frozen=True)
+class Located:
+    container: Container
+    env: dict[str, str]
+    image: str
+
+
+class Throwaway:
+    """A one-command container of `image` on this machine, no network: where a backup
+    from a remote environment is read, with the server's own pg_restore."""
+
+    def __init__(self, image: str):
+        self.image = image
+
+    def exec(self, argv: list[str], stdin: bool = False) -> Stage:
+        return Stage(["docker", "run", "--rm", *(["-i"] if stdin else []), "--network", "none",
+                      "--label", "ops.role=backup-check", "--entrypoint", argv[0], self.image,
+                      *argv[1:]])
+
+
+class ComposeSite:
+    """The local Compose project: checks run inside the database's own container."""
+
+    remote = False
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.env = stack.settings.env
+
+    def roles(self) -> dict[str, dict]:
+        return targets.model_roles(self.stack.model)
+
+    def default_db(self, service: str) -> str:
+        try:
+            env = targets.env_of(targets.container_of(self.stack.settings.project, service))
+        except OpsError:
+            return "postgres"
+        return env.get("POSTGRES_DB") or env.get("POSTGRES_USER") or "postgres"
+
+    def locate(self, service: str) -> Located:
+        c = targets.container_of(self.stack.settings.project, service)
+        image = (c.attrs.get("Config") or {}).get("Image") or c.image.tags[0]
+        return Located(Container(c.id), targets.env_of(c), image)
+
+    def checker(self, service: str, image: str | None):
+        return self.locate(service).container
+
+    def drill_image(self, image: str) -> str:
+        return image
+
+    def manager_lock(self, service: str, db: str):
+        return nullcontext()
+
+    def publish_metrics(self, path: Path) -> None:
+        """The local node-exporter reads BACKUP_DIR/metrics itself."""
+
+    def close(self) -> None:
+        pass
+
+
+class SwarmSite:
+    """A deployed stack: each database task's container, on the node that runs it."""
+
+    def __init__(self, session):
+        from ..cluster import Cluster
+
+        self.cluster = Cluster(session)
+        self.session = session
+        self.d = session.d
+        self.env = session.s.env
+        self.remote = not session.local
+        self._snap = None
+        self._images_here: set[str] = set()
+
+    @property
+    def snap(self):
+        if self._snap is None:
+            self._snap = self.cluster.snapshot()
+        return self._snap
+
+    def roles(self) -> dict[str, dict]:
+        from ..cluster_state import role
+
+        return {name: {**svc.container_labels, **svc.labels, "ops.role": role(name, svc)}
+                for name, svc in self.snap.services.items()}
+
+    def default_db(self, service: str) -> str:
+        env = self.snap.services[service].env
+        return env.get("POSTGRES_DB") or env.get("POSTGRES_USER") or "postgres"
+
+    def locate(self, service: str) -> Located:
+        from ..cluster_state import problem
+
+        svc = self.snap.services[service]
+        running = [t for t in self.snap.running(svc) if t.container]
+        if not running:
+            raise OpsError(f"{service}: no running task on --env {self.env}"
+                           + problem(self.snap, svc))
+        task = running[0]
+        conn, host = self.cluster.node_target(self.snap, task.node)
+        machine = SshMachine(conn, host.name) if self.remote else HERE
+        return Located(Container(task.container, machine), dict(svc.env), svc.image)
+
+    def checker(self, service: str, image: str | None):
+        """A remote backup is read here, in a throwaway container of its image: no
+        upload back to the node, no load on the database's host."""
+        if not self.remote:
+            return self.locate(service).container
+        return Throwaway(self.drill_image(image))
+
+    def drill_image(self, image: str) -> str:
+        """The environment's image, on this machine: fetched from the manager when missing."""
+        if not self.remote or image in self._images_here:
+            return image
+        present = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
+        if present.returncode != 0:
+            from .pgexec import pipeline
+
+            manager = SshMachine(self.d.target.conn, self.d.target.host.name)
+            pipeline([Stage(["docker", "save", image], manager), ["docker", "load", "-q"]],
+                     subprocess.DEVNULL, subprocess.DEVNULL,
+                     f"fetching {image} from {manager.name}")
+        self._images_here.add(image)
+        return image
+
+    # -- the manager's side ---------------------------------------------------------------
+    def lock_dir(self) -> str:
+        return f"{self.d.paths.root}/backup-locks"
+
+    def manager_lock(self, service: str, db: str):
+        return manager_lock(self.d.target, self.lock_dir(), f"{service}.{db}",
+                            f"backup of {service}/{db} on --env {self.env}")
+
+    def publish_metrics(self, path: Path) -> None:
+        """The metrics file, also into the manager's textfile directory, where the
+        cluster's node-exporter serves it to the monitoring part (BackupStale etc.)."""
+        from ..commands.deploy import write_file
+
+        self.d.target.run(write_file(f"{self.d.paths.textfile}/ops_backup.prom", path.read_text()),
+                          "publish the backup metrics")
+
+    def close(self) -> None:
+        self.cluster.close()
+
+
+@contextmanager
+def manager_lock(target, directory: str, name: str, what: str):
+    """flock(1) on the manager, held by a command that lives as long as this block: the
+    lock goes when the block ends, when this process dies, or when the connection
+    drops (sshd hangs the command up). A second ops host is refused with exit 75."""
+    import json
+
+    from ..backup.lock import Busy, describe, owner_record
+
+    path = f"{directory}/{name}.lock"
+    record = json.dumps(owner_record())
+    script = (f"mkdir -p {shlex.quote(directory)} && exec flock -n -E 75 {shlex.quote(path)} "
+              f"sh -c 'printf %s \"$1\" > \"$2\"; echo LOCKED; exec cat >/dev/null' "
+              f"_ {shlex.quote(record)} {shlex.quote(path)}")
+    argv = ["sh", "-c", script]
+    machine = SshMachine(target.conn, target.host.name) if hasattr(target.conn, "client") else HERE
+    proc = machine.popen(argv, subprocess.PIPE, subprocess.PIPE, subprocess.DEVNULL)
+    line = proc.stdout.readline()
+    if line.strip() != b"LOCKED":
+        code = proc.wait()
+        proc.stdout.close()
+        if code == 75:
+            held = machine.run(["cat", path]).stdout
+            try:
+                holder = json.loads(held or "{}")
+            except ValueError:
+                holder = {}
+            raise Busy(f"{what} is locked on the manager by another run: {describe(holder)}; "
+                       "it was left alone", code=75)
+        raise OpsError(f"{what}: could not take the manager's lock (exit {code})")
+    try:
+        yield
+    finally:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        proc.wait()
+        proc.stdout.close()

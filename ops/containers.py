@@ -1,0 +1,102 @@
+"""A container to run a command in, and the machine whose engine runs it: this one
+(`docker exec` as a child process) or a Swarm node over its Fabric connection (the
+same argv, shell-quoted, in a `ChannelProcess`). Both give a process with Popen's
+interface, so pipelines of stages on either side are written once."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Machine:
+    """Where a stage's argv runs."""
+
+    name = "this machine"
+
+    def popen(self, argv: list[str], stdin, stdout, stderr):
+        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr)
+
+    def run(self, argv: list[str], input: str | None = None, timeout: float = 60) -> Completed:
+        """Run to completion; output captured in files (no pipe can fill up)."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = self.popen(argv, subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                              out, err)
+            try:
+                if input is not None:
+                    try:
+                        proc.stdin.write(input.encode())
+                    except BrokenPipeError:
+                        pass  # it exited early; its status and stderr say why
+                    finally:
+                        try:
+                            proc.stdin.close()
+                        except BrokenPipeError:
+                            pass
+                rc = proc.wait(timeout=timeout)
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            out.seek(0)
+            err.seek(0)
+            return Completed(rc, out.read().decode(errors="replace"),
+                             err.read().decode(errors="replace"))
+
+
+HERE = Machine()
+
+
+class SshMachine(Machine):
+    """A host reached over an open Fabric Connection (host keys already verified)."""
+
+    def __init__(self, conn, name: str):
+        self.conn, self.name = conn, name
+
+    def popen(self, argv: list[str], stdin, stdout, stderr):
+        from .remote.channel import ChannelProcess
+
+        return ChannelProcess(self.conn, shlex.join(argv), stdin=stdin, stdout=stdout,
+                              stderr=stderr)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One command of a pipeline and the machine it runs on."""
+
+    argv: list[str]
+    machine: Machine = field(default=HERE, compare=False)
+
+    def popen(self, stdin, stdout, stderr):
+        return self.machine.popen(self.argv, stdin, stdout, stderr)
+
+    @property
+    def program(self) -> str:
+        """What to name in an error: the program inside `docker exec`, else argv[0]."""
+        if self.argv[:2] == ["docker", "exec"]:
+            rest = [a for a in self.argv[2:] if not a.startswith("-")]
+            return rest[1] if len(rest) > 1 else "docker exec"
+        return self.argv[0]
+
+
+@dataclass(frozen=True)
+class Container:
+    """A running container: its id and the machine whose engine runs it."""
+
+    id: str
+    machine: Machine = field(default=HERE, compare=False)
+
+    def exec(self, argv: list[str], stdin: bool = False) -> Stage:
+        return Stage(["docker", "exec", *(["-i"] if stdin else []), self.id, *argv], self.machine)
+
+    def run(self, argv: list[str], input: str | None = None, timeout: float = 60) -> Completed:
+        return self.machine.run(self.exec(argv, stdin=input is not None).argv, input, timeout)
