@@ -1,9 +1,13 @@
-"""db.backup vs bare pg_dump, zstd vs pg_dump's compression, drill vs bare pg_restore."""
+"""db.backup vs bare pg_dump, zstd vs pg_dump's compression, drill vs bare pg_restore;
+with --sandbox, the same against the deployed sandbox over SSH, the off-site copy
+against rclone alone, and the outage of db.restore --env sandbox under load."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -13,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import INV, ROOT, bench_stack
+from benchlib import INV, ROOT, SandboxHosts, bench_stack, free_port
 
 RUNS = int(os.environ.get("BENCH_RUNS", "2"))
 SCALE = int(os.environ.get("BENCH_PGBENCH_SCALE", "35"))  # ~530 MB of pgbench tables
@@ -57,6 +61,9 @@ def timed_inv(args, env) -> tuple[float, int]:
 
 
 def main() -> None:
+    if "--sandbox" in sys.argv[1:]:
+        run_sandbox()
+        return
     work = Path(tempfile.mkdtemp(prefix="ops-bench-"))
     try:
         with bench_stack(BACKUP_DIR=str(work / "backups"), INVOKE_BACKUP_VERIFY_AFTER="none") as env:
@@ -140,6 +147,157 @@ def run_all(env, work: Path) -> None:
     print(f"{'measurement':46} {'seconds':>8} {'ratio':>7}  note")
     for label, t, ratio, note in rows:
         print(f"{label:46} {t:8.2f} {'' if ratio is None else f'{ratio:6.2f}x':>7}  {note}")
+
+
+def _print(rows, header: str) -> None:
+    print(f"\n{header}")
+    print(f"{'measurement':52} {'seconds':>8} {'ratio':>7}  note")
+    for label, t, ratio, note in rows:
+        print(f"{label:52} {t:8.2f} {'' if ratio is None else f'{ratio:6.2f}x':>7}  {note}")
+
+
+def run_sandbox() -> None:
+    """On the deployed sandbox (`inv sandbox.up`, `inv deploy --env sandbox` first): a
+    >= 500 MB database in the deployed app-db, `inv db.backup --env sandbox` against a
+    bare `ssh manager docker exec ... pg_dump -Fc > file` (each compression, alternated),
+    peak RSS, the off-site upload and its proof against `rclone copyto` alone (to an
+    SFTP container on loopback), and the requests failing through the gateway while
+    `inv db.restore --env sandbox` swaps the database."""
+    sys.path.insert(0, str(ROOT))
+    from ops import loadgen
+
+    sbx = SandboxHosts()
+    env = {**os.environ, "INVOKE_BACKUP_VERIFY_AFTER": "none", "INVOKE_BACKUP_PRUNE_AFTER": "false"}
+    ps = subprocess.run([*INV, "ps", "--env", "sandbox", "--json"], cwd=ROOT, env=env, text=True,
+                        capture_output=True)
+    if ps.returncode != 0:
+        sys.exit(f"bench: no deployed sandbox ({ps.stderr.strip()[-200:]})")
+    task = {r["service"]: r for r in json.loads(ps.stdout)}["app-db"]["tasks"][0]
+    node, cid = task["node"], task["container"]
+
+    def sql(db: str, query: str) -> str:
+        """SQL fed on stdin to psql in the deployed app-db's container, over ssh."""
+        argv = sbx.ssh(node, f"docker exec -i {cid} sh -c 'psql -X -q -At -v ON_ERROR_STOP=1 "
+                             f"-U \"$POSTGRES_USER\" -d {db}'")
+        return sh(argv, input=query, capture_output=True, text=True).stdout.strip()
+
+    if sql("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'bench';") != "1":
+        print(f"generating data in the deployed app-db (pgbench scale {SCALE} + 2M-row text table) ...",
+              file=sys.stderr)
+        sh(sbx.ssh(node, f"docker exec {cid} sh -c 'createdb -U \"$POSTGRES_USER\" bench && "
+                         f"pgbench -i -q -s {SCALE} -U \"$POSTGRES_USER\" bench'"),
+           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sql("bench", "CREATE TABLE docs AS SELECT g AS id, md5(g::text) || md5((g * 31)::text) AS body, "
+                     "random() AS score, now() - g * interval '1 second' AS at "
+                     "FROM generate_series(1, 2000000) g;")
+    size = sql("bench", "SELECT pg_database_size(current_database());")
+    work = Path(tempfile.mkdtemp(prefix="ops-bench-sbx-"))
+    rows = []
+    try:
+        bare_file, zst = work / "bare.dump", work / "bare.dump.zst"
+        dump = f'docker exec {cid} sh -c \'pg_dump -U "$POSTGRES_USER" -d bench -Fc{{z}}\''
+        bare = {"pg_dump": (shlex.join(sbx.ssh(node, dump.format(z=""))) + f" > {bare_file}", bare_file),
+                "zstd": (shlex.join(sbx.ssh(node, dump.format(z=" -Z0"))) + f" | zstd -q -T0 -3 > {zst}",
+                         zst)}
+        backup = ["db.backup", "--env", "sandbox", "--service", "app-db", "--db", "bench"]
+        for mode, (bare_cmd, out) in bare.items():
+            if mode == "zstd" and not shutil.which("zstd"):
+                continue
+            mode_env = {**env, "INVOKE_BACKUP_COMPRESSION": mode}
+            pairs = [(timed_shell(bare_cmd), timed_inv(backup, mode_env)) for _ in range(RUNS)]
+            t_bare = statistics.median(b for b, _ in pairs)
+            t_ours = statistics.median(o[0] for _, o in pairs)
+            rss = max(o[1] for _, o in pairs)
+            rows.append((f"bare: ssh docker exec pg_dump{' -Z0 | zstd' if mode == 'zstd' else ' -Fc'} > file",
+                         t_bare, None, f"{out.stat().st_size / 1e6:.1f} MB"))
+            rows.append((f"inv db.backup --env sandbox ({mode}, no verify)", t_ours, t_ours / t_bare,
+                         f"target <= 1.10x; peak RSS {rss / 1024:.1f} MB (target <= 80 MB); "
+                         "runs alternated"))
+        newest = sorted((ROOT / "backups" / "sandbox" / "app-db" / "bench").glob("*.dump*"))
+        newest = [p for p in newest if p.name.endswith((".dump", ".zst"))][-1]
+        rows += _offsite_rows(newest, work)
+        rows += _restore_outage(sbx, env, loadgen)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _print(rows, f"sandbox database 'bench': {int(size) / 1e6:.0f} MB on disk; median of {RUNS} runs")
+
+
+def _offsite_rows(backup_file: Path, work: Path) -> list:
+    """`rclone copyto` of the same file alone, against the toolkit's upload (dump,
+    sidecar, manifest, and the remote's md5 read back) to an SFTP server on loopback."""
+    sys.path.insert(0, str(ROOT))
+    import docker
+
+    from ops.backup import layout, offsite
+    from ops.sandbox import IMAGE, new_keypair
+
+    engine = docker.from_env()
+    private, public = new_keypair()
+    (work / "key").write_text(private)
+    (work / "key").chmod(0o600)
+    port = free_port()
+    server = engine.containers.run(IMAGE, detach=True, environment={"SANDBOX_AUTHORIZED_KEY": public},
+                                   ports={"22/tcp": ("127.0.0.1", port)}, labels={"ops.bench": "offsite"})
+    try:
+        deadline = time.monotonic() + 60
+        while b"sshd" not in server.exec_run(["ps", "-e"]).output:
+            if time.monotonic() > deadline:
+                sys.exit("bench: the SFTP container did not start")
+            time.sleep(0.5)
+        keys = server.exec_run(["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"]).output.decode()
+        (work / "known_hosts").write_text("".join(f"[127.0.0.1]:{port} {' '.join(k.split()[:2])}\n"
+                                                  for k in keys.splitlines()))
+        rc_env = {"RCLONE_CONFIG_BENCH_TYPE": "sftp", "RCLONE_CONFIG_BENCH_HOST": "127.0.0.1",
+                  "RCLONE_CONFIG_BENCH_PORT": str(port), "RCLONE_CONFIG_BENCH_USER": "root",
+                  "RCLONE_CONFIG_BENCH_KEY_FILE": str(work / "key"),
+                  "RCLONE_CONFIG_BENCH_KNOWN_HOSTS_FILE": str(work / "known_hosts")}
+        o = offsite.offsite_config({"remotes": ["bench:/srv/b"]}, rc_env)
+        bare_times, ours = [], []
+        for i in range(RUNS):
+            start = time.perf_counter()
+            sh(["rclone", "copyto", "--stats=0", str(backup_file), f"bench:/srv/bare/{i}.dump"],
+               env={**os.environ, **rc_env})
+            bare_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            offsite.upload(o, layout.Backup(backup_file), "sandbox", "bench:/srv/b")
+            ours.append(time.perf_counter() - start)
+        t_bare, t_ours = statistics.median(bare_times), statistics.median(ours)
+        size = backup_file.stat().st_size / 1e6
+        return [("bare: rclone copyto (SFTP, loopback)", t_bare, None, f"{size:.0f} MB"),
+                ("off-site upload + sidecar + manifest + md5 proof", t_ours, t_ours / t_bare,
+                 "the proof: the local md5 and the remote's md5sum of the copy")]
+    finally:
+        server.remove(force=True, v=True)
+
+
+def _restore_outage(sbx, env, loadgen) -> list:
+    """GET /jobs/ID (a read of app-db through gateway and api) at 50 r/s while
+    `inv db.restore --env sandbox` swaps the app database: failed requests and the
+    span from the first failure to the last."""
+    import requests
+
+    base = sbx.url
+    job = requests.post(f"{base}/jobs", json={"bench": "restore"}, timeout=10).json()["id"]
+    deadline = time.monotonic() + 60
+    while requests.get(f"{base}/jobs/{job}", timeout=5).status_code != 200:
+        if time.monotonic() > deadline:
+            sys.exit("bench: the job was never recorded by the worker")
+        time.sleep(0.3)
+    sh([*INV, "db.backup", "--env", "sandbox", "-s", "app-db", "--db", "app"], env=env,
+       stdout=subprocess.DEVNULL)
+    with loadgen.Load(f"{base}/jobs/{job}", rate=50, threads=8) as load:
+        time.sleep(3)
+        start = time.perf_counter()
+        sh([*INV, "db.restore", "--env", "sandbox", "-s", "app-db", "--db", "app", "--latest",
+            "--confirm", "app"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        took = time.perf_counter() - start
+        time.sleep(3)
+    failed = [s for s in load.samples if not s.ok]
+    span = (failed[-1].t - failed[0].t) if failed else 0.0
+    total = len(load.samples)
+    return [("inv db.restore --env sandbox (app, under load)", took, None,
+             f"{len(failed)}/{total} requests failed through the gateway at 50 r/s; "
+             f"outage (first to last failure) {span:.2f} s")]
 
 
 if __name__ == "__main__":

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
 import time
 
-from benchlib import INV, ROOT, bench_stack
+from benchlib import INV, ROOT, SandboxHosts, bench_stack
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 
@@ -74,9 +73,8 @@ def run_sandbox(env) -> None:
     from ops import sandbox
     from ops.commands import probes
 
-    state = ROOT / ".sandbox"
-    info = json.loads((state / "hosts.json").read_text())
-    hosts = {h["name"]: h for h in info["hosts"]}
+    sbx = SandboxHosts()
+    info, hosts = sbx.info, sbx.hosts
     ps = subprocess.run([*INV, "ps", "--env", "sandbox", "--json"], cwd=ROOT, env=env, text=True,
                         capture_output=True)
     if ps.returncode != 0:
@@ -84,19 +82,13 @@ def run_sandbox(env) -> None:
                  "and `inv deploy --env sandbox` first")
     rows = {r["service"]: r for r in json.loads(ps.stdout)}
 
-    def over_ssh(node: str, argv: list[str]) -> list[str]:
-        h = hosts[node.rsplit("-", 1)[-1]]  # node hostname <sandbox>-<role>
-        return ["ssh", "-i", str(state / "id_ed25519"), "-p", str(h["port"]), "-o", "BatchMode=yes",
-                "-o", f"UserKnownHostsFile={state / 'known_hosts'}", f"{h['user']}@{h['address']}",
-                shlex.join(argv)]
-
     bare_checks, bare_host = {}, {}
     for service, argv in (("app-db", probes.POSTGRES_SELECT_1), ("auth-db", probes.POSTGRES_SELECT_1),
                           ("redis", probes.REDIS_PING), ("rabbitmq", probes.BROKER_PING)):
         task = rows[service]["tasks"][0]
         name = f"ssh + docker exec: {service}"
-        bare_checks[name] = over_ssh(task["node"], ["docker", "exec", task["container"], *argv])
-        bare_host[name] = task["node"].rsplit("-", 1)[-1]
+        bare_checks[name] = sbx.ssh(task["node"], ["docker", "exec", task["container"], *argv])
+        bare_host[name] = sbx.role(task["node"])
     bare_host["curl /health/ready (public URL)"] = None
     bare_checks["curl /health/ready (public URL)"] = ["curl", "-fsS", "-o", "/dev/null",
                                                       info["url"] + "/health/ready"]

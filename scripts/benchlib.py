@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
+import shlex
 import socket
 import subprocess
 import sys
@@ -35,3 +37,27 @@ def bench_stack(**extra):
     finally:
         subprocess.run([*INV, "down", "--volumes", "--yes"], cwd=ROOT, env=env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class SandboxHosts:
+    """The sandbox of this checkout (`inv sandbox.up`): its hosts, and argv that runs a
+    command on one of them with plain `ssh`, the tool an operator would use bare."""
+
+    def __init__(self):
+        self.state = ROOT / ".sandbox"
+        try:
+            self.info = json.loads((self.state / "hosts.json").read_text())
+        except FileNotFoundError:
+            sys.exit("bench: no sandbox here: run `inv sandbox.up` and `inv deploy --env sandbox`")
+        self.hosts = {h["name"]: h for h in self.info["hosts"]}
+        self.url = self.info["url"]
+
+    def role(self, node: str) -> str:
+        return node.rsplit("-", 1)[-1]  # node hostname <sandbox>-<role>
+
+    def ssh(self, node: str, argv: list[str] | str) -> list[str]:
+        h = self.hosts[self.role(node)]
+        command = argv if isinstance(argv, str) else shlex.join(argv)
+        return ["ssh", "-i", str(self.state / "id_ed25519"), "-p", str(h["port"]), "-o", "BatchMode=yes",
+                "-o", f"UserKnownHostsFile={self.state / 'known_hosts'}", f"{h['user']}@{h['address']}",
+                command]

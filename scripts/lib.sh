@@ -82,6 +82,8 @@ ensure_debootstrap() {
 ensure_tools() {
   # zstd: faster backups (db.backup uses it when present); cron: db.schedule --install.
   command -v zstd >/dev/null || apt_install zstd || say "zstd not installed: backups use pg_dump's compression"
+  # rclone: off-site copies of backups (backup.offsite in invoke.yaml).
+  command -v rclone >/dev/null || apt_install rclone || say "rclone not installed: no off-site copies"
 }
 
 ensure_env_file() {

@@ -22,6 +22,8 @@ HELP = {
     "ops_backup_last_run_success": "1 if the latest backup run of this database succeeded.",
     "ops_backup_last_run_timestamp_seconds": "Time of the latest backup run of this database.",
     "ops_backup_count": "Complete backups on disk.",
+    "ops_backup_offsite_last_copy_timestamp_seconds":
+        "Start time of the newest backup with a proven copy on this off-site remote.",
 }
 
 
@@ -55,6 +57,15 @@ def samples_for(env: str, directory: Path) -> list[tuple[str, dict, float]]:
                   if e.get("level") == "restore" and e.get("ok")]
         if drills:
             out.append(("ops_backup_last_restore_drill_timestamp_seconds", labels, max(drills)))
+        copied: dict[str, float] = {}
+        for b in reversed(backups):  # newest first: the first copy seen per remote wins
+            described = manifest.read(b.manifest_path)
+            for c in described.get("offsite") or []:
+                if c.get("verified_at") and c.get("remote") not in copied:
+                    copied[c["remote"]] = datetime.fromisoformat(described["started_at"]).timestamp()
+        for remote, at in sorted(copied.items()):
+            out.append(("ops_backup_offsite_last_copy_timestamp_seconds",
+                        {**labels, "remote": remote}, at))
     run_file = directory / LAST_RUN
     if run_file.exists():
         run = load_json(run_file.read_text(), f"{run_file}")

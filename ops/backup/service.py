@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import docker_api
 from ..config import Settings
 from ..errors import OpsError
 from ..parse import number_option
-from . import layout, manifest, metrics, retention, targets
+from . import layout, manifest, metrics, offsite, retention, targets
 from . import prune as prune_mod
 from . import restore as restore_mod
 from . import verify as verify_mod
@@ -34,6 +33,8 @@ class BackupConfig:
     metrics_file: Path | None = None
     webhook_url: str = ""
     zstd_level: int | None = 3  # None: pg_dump's own compression
+    offsite: offsite.Offsite = field(default_factory=offsite.Offsite)
+    drill_on: str = "here"  # where restore drills run on a Swarm environment: here | manager
 
 
 def metrics_path(configured: str, dest: Path, root: Path, env: str) -> Path | None:
@@ -66,7 +67,16 @@ def backup_config(settings: Settings, raw: dict) -> BackupConfig:
     metrics = metrics_path(str(raw.get("metrics_file") or ""), dest, settings.root, settings.env)
     return BackupConfig(dest, attempts, level, policy, bool(raw.get("prune_after", True)), drill,
                         metrics, settings.variables.get("BACKUP_WEBHOOK_URL", ""),
-                        zstd_level(str(raw.get("compression", "auto")), raw.get("zstd_level", 3)))
+                        zstd_level(str(raw.get("compression", "auto")), raw.get("zstd_level", 3)),
+                        offsite.offsite_config(raw.get("offsite"), settings.variables),
+                        drill_place(raw.get("drill_on", "here"), "backup.drill_on"))
+
+
+def drill_place(value, what: str) -> str:
+    value = str(value)
+    if value not in ("here", "manager"):
+        raise OpsError(f"{what} must be here or manager, not {value!r}")
+    return value
 
 
 def zstd_level(mode: str, level) -> int | None:
@@ -125,20 +135,35 @@ def backup(site, cfg: BackupConfig, services=(), db=None, out=sys.stderr,
             entry = None
             checker = site.checker(target.service, target.image)
             if cfg.verify_level != "none":
-                entry = verify_mod.verify(b, cfg.verify_level, checker,
-                                          site.drill_image(target.image), docker_api.client())
+                entry = verify_mod.verify(b, cfg.verify_level, checker, target.image,
+                                          site.drill_machine(cfg.drill_on, target.image))
             result = {"target": target.label(), "file": str(b.path),
                       "verified": entry["level"] if entry else None, "pruned": []}
             if cfg.prune_after:  # only ever after a successful (and verified) backup
                 result["pruned"] = [str(p.path) for p, _ in prune_mod.prune(directory, cfg.policy)]
             if drill_due(directory, cfg.drill_every_hours, drills):
-                verify_mod.verify(b, "restore", checker, site.drill_image(target.image),
-                                  docker_api.client())
+                verify_mod.verify(b, "restore", checker, target.image,
+                                  site.drill_machine(cfg.drill_on, target.image))
                 result["drilled"] = True
+            # Off-site only once proven here; a failed upload fails the run but keeps
+            # the local backup (it is complete and verified).
+            for remote in cfg.offsite.remotes:
+                try:
+                    result.setdefault("offsite", []).append(offsite.upload(cfg.offsite, b, env, remote))
+                except OpsError as exc:
+                    raise OpsError(f"off-site copy to {remote} failed, the local backup "
+                                   f"{b.path.name} is kept: {exc}") from exc
             results.append(result)
             metrics.record_run(directory, True, datetime.now(UTC))
         except OpsError as exc:
             failed(directory, target.label(), exc)
+    if cfg.prune_after and found:
+        for remote in cfg.offsite.remotes:
+            try:
+                offsite.prune(cfg.offsite, env, remote)
+            except OpsError as exc:
+                failures.append(f"off-site retention on {remote}: {exc}")
+                codes.append(exc.code)
     write_metrics(site, cfg)
     if failures:
         # One line for cron; a lock conflict keeps its own exit code (75, EX_TEMPFAIL).
@@ -203,10 +228,10 @@ def verify(site, cfg: BackupConfig, backups, level: str) -> list[dict]:
         try:
             checker = image = None
             if level != "checksum":
-                image = site.drill_image(manifest.read(b.manifest_path).get("image") or "")
+                image = manifest.read(b.manifest_path).get("image") or ""
                 checker = site.checker(b.service, image)
-            entry = verify_mod.verify(b, level, checker, image,
-                                      docker_api.client() if level == "restore" else None)
+            drill_on = site.drill_machine(cfg.drill_on, image if level == "restore" else None)
+            entry = verify_mod.verify(b, level, checker, image, drill_on)
             out.append({"file": str(b.path), **entry})
         except OpsError as exc:
             failures.append(str(exc))
@@ -285,8 +310,7 @@ def prepare_restore(site, cfg: BackupConfig, service: str, file: str | None,
     if unreachable:
         raise unreachable[0].error
     target = found[0]
-    verify_mod.verify(chosen, "read", site.checker(service, target.image),
-                      site.drill_image(target.image))
+    verify_mod.verify(chosen, "read", site.checker(service, target.image), target.image)
     return RestorePlan(chosen, data, target, target.image)
 
 
@@ -302,3 +326,69 @@ def run_restore(site, cfg: BackupConfig, plan: RestorePlan):
         with DbLock(directory, f"restore of {t.service}/{t.db}"):
             result = restore_mod.restore(plan.backup, plan.data, t)
     return safety, result
+
+
+# -- off-site ---------------------------------------------------------------------------
+
+def offsite_list(cfg: BackupConfig, env: str, remote: str | None = None,
+                 service: str | None = None) -> list[offsite.RemoteBackup]:
+    remotes = [offsite.pick_remote(cfg.offsite, remote)] if remote else list(cfg.offsite.remotes)
+    if not remotes:
+        offsite.pick_remote(cfg.offsite, None)  # says none is configured
+    found = []
+    for r in remotes:
+        found += [b for b in offsite.listing(cfg.offsite, env, r) if not service or b.service == service]
+    return found
+
+
+def offsite_pick(cfg: BackupConfig, env: str, remote: str | None, file: str | None,
+                 latest: bool, service: str | None, db: str | None) -> list[offsite.RemoteBackup]:
+    """Remote copies by name (`--file <ts>.dump.zst`, with --service/--db when the name
+    is not unique) or the newest complete one of each database."""
+    if bool(file) == bool(latest):
+        raise OpsError("name an off-site backup with --file NAME, or use --latest")
+    found = [b for b in offsite_list(cfg, env, remote, service) if not db or b.db == db]
+    if file:
+        name = Path(file).name
+        chosen = [b for b in found if b.name == name]
+        if not chosen:
+            raise OpsError(f"{name}: no such off-site backup of --env {env}")
+        if len({(b.service, b.db) for b in chosen}) > 1:
+            raise OpsError(f"{name} names backups of several databases: add --service/--db")
+        return chosen[:1]
+    newest: dict[tuple[str, str], offsite.RemoteBackup] = {}
+    for b in found:
+        if b.complete:
+            newest[(b.service, b.db)] = b
+    if not newest:
+        raise OpsError(f"no complete off-site backup of --env {env}"
+                       + (f" for {service}" if service else "") + (f"/{db}" if db else ""))
+    return list(newest.values())
+
+
+def offsite_verify(site, cfg: BackupConfig, copies, level: str) -> list[dict]:
+    """Download each copy and prove it here at `level`; the outcome is recorded in the
+    local manifest of the same backup, when there is one. The download is removed."""
+    out, failures = [], []
+    for rb in copies:
+        local = None
+        try:
+            local = offsite.fetch(cfg.offsite, rb, cfg.dest)
+            entry = verify(site, cfg, [local], level)[0]
+            out.append({**entry, "file": rb.path})
+        except OpsError as exc:
+            failures.append(f"{rb.path}: {exc}")
+            entry = {"ok": False, "level": level, "detail": str(exc)}
+        finally:
+            if local is not None:
+                offsite.discard(local)
+        mine = layout.db_dir(cfg.dest, rb.env, rb.service, rb.db) / f"{rb.name}.json"
+        if mine.exists():
+            offsite.record_copy(mine, {**next((c for c in manifest.read(mine).get("offsite") or []
+                                                if c.get("remote") == rb.remote), {"remote": rb.remote,
+                                                                                   "path": rb.path}),
+                                       "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                       "checked_level": level, "checked_ok": entry.get("ok", False)})
+    if failures:
+        raise OpsError(" | ".join(failures))
+    return out

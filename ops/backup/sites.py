@@ -68,8 +68,8 @@ class ComposeSite:
     def checker(self, service: str, image: str | None):
         return self.locate(service).container
 
-    def drill_image(self, image: str) -> str:
-        return image
+    def drill_machine(self, where: str, image: str | None):
+        return HERE
 
     def manager_lock(self, service: str, db: str):
         return nullcontext()
@@ -129,9 +129,18 @@ class SwarmSite:
         upload back to the node, no load on the database's host."""
         if not self.remote:
             return self.locate(service).container
-        return Throwaway(self.drill_image(image))
+        return Throwaway(self.image_here(image))
 
-    def drill_image(self, image: str) -> str:
+    def drill_machine(self, where: str, image: str | None):
+        """Where a restore drill of `image` runs: here (the image fetched when missing)
+        or on the manager (`backup.drill_on: manager`, `db.verify --on manager`)."""
+        if where == "manager" and self.remote:
+            return self.manager()
+        if image:
+            self.image_here(image)
+        return HERE
+
+    def image_here(self, image: str) -> str:
         """The environment's image, on this machine: fetched from the manager when missing."""
         if not self.remote or image in self._images_here:
             return image
@@ -139,7 +148,7 @@ class SwarmSite:
         if present.returncode != 0:
             from .pgexec import pipeline
 
-            manager = SshMachine(self.d.target.conn, self.d.target.host.name)
+            manager = self.manager()
             pipeline([Stage(["docker", "save", image], manager), ["docker", "load", "-q"]],
                      subprocess.DEVNULL, subprocess.DEVNULL,
                      f"fetching {image} from {manager.name}")
@@ -150,8 +159,12 @@ class SwarmSite:
     def lock_dir(self) -> str:
         return f"{self.d.paths.root}/backup-locks"
 
+    def manager(self):
+        """The manager as a Machine: over its SSH connection, or this one for local-swarm."""
+        return SshMachine(self.d.target.conn, self.d.target.host.name) if self.remote else HERE
+
     def manager_lock(self, service: str, db: str):
-        return manager_lock(self.d.target, self.lock_dir(), f"{service}.{db}",
+        return manager_lock(self.manager(), self.lock_dir(), f"{service}.{db}",
                             f"backup of {service}/{db} on --env {self.env}")
 
     def publish_metrics(self, path: Path) -> None:
@@ -167,22 +180,20 @@ class SwarmSite:
 
 
 @contextmanager
-def manager_lock(target, directory: str, name: str, what: str):
+def manager_lock(machine, directory: str, name: str, what: str):
     """flock(1) on the manager, held by a command that lives as long as this block: the
     lock goes when the block ends, when this process dies, or when the connection
     drops (sshd hangs the command up). A second ops host is refused with exit 75."""
     import json
 
-    from ..backup.lock import Busy, describe, owner_record
+    from .lock import Busy, describe, owner_record
 
     path = f"{directory}/{name}.lock"
     record = json.dumps(owner_record())
     script = (f"mkdir -p {shlex.quote(directory)} && exec flock -n -E 75 {shlex.quote(path)} "
               f"sh -c 'printf %s \"$1\" > \"$2\"; echo LOCKED; exec cat >/dev/null' "
               f"_ {shlex.quote(record)} {shlex.quote(path)}")
-    argv = ["sh", "-c", script]
-    machine = SshMachine(target.conn, target.host.name) if hasattr(target.conn, "client") else HERE
-    proc = machine.popen(argv, subprocess.PIPE, subprocess.PIPE, subprocess.DEVNULL)
+    proc = machine.popen(["sh", "-c", script], subprocess.PIPE, subprocess.PIPE, subprocess.DEVNULL)
     line = proc.stdout.readline()
     if line.strip() != b"LOCKED":
         code = proc.wait()

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 
 from ..commands import pg
-from ..containers import Container
+from ..containers import HERE, Container, Machine
 from ..errors import OpsError
 from . import layout, manifest
 from .pgexec import feed_from, run_sql
@@ -64,45 +64,54 @@ def compare_counts(expected: dict, actual: dict) -> list[str]:
     return problems
 
 
-def restore_drill(backup: layout.Backup, data: dict, image: str, client) -> str:
-    """Restore into a throwaway container of the same image; compare row counts exactly."""
+def drill_run_argv(image: str, name: str, db: str) -> list[str]:
+    """A throwaway Postgres of the environment's image with no network at all: nothing
+    but `docker exec` reaches it, so it needs no password (none to pass or to leak)."""
+    return ["docker", "run", "-d", "--name", name, "--network", "none",
+            "--label", "ops.role=restore-drill", "-e", "POSTGRES_HOST_AUTH_METHOD=trust",
+            "-e", "POSTGRES_USER=drill", "-e", f"POSTGRES_DB={pg.check_db_name(db)}", image]
+
+
+def restore_drill(backup: layout.Backup, data: dict, image: str, machine: Machine = HERE) -> str:
+    """Restore into a throwaway container of the same image, on `machine` (this one, or a
+    Swarm manager over SSH, the backup streamed to it); compare row counts exactly."""
     name = f"ops-drill-{secrets.token_hex(4)}"
     db = pg.check_db_name(data["database"])
-    container = client.containers.run(
-        image, name=name, detach=True, network_mode="none",
-        environment={"POSTGRES_PASSWORD": secrets.token_urlsafe(16), "POSTGRES_USER": "drill",
-                     "POSTGRES_DB": db},
-        labels={"ops.role": "restore-drill"})
+    started = machine.run(drill_run_argv(image, name, db), timeout=120)
+    if started.returncode != 0:
+        raise OpsError(f"restore drill on {machine.name}: docker run {image} failed: "
+                       f"{started.stderr.strip()[-300:]}")
+    drill = Container(started.stdout.strip(), machine)
     try:
-        _wait_ready(container, "drill", db)
-        drill = Container(container.id)
+        _wait_ready(drill, "drill", db)
         feed_from(drill.exec(pg.pg_restore_into("drill", db), stdin=True), backup.path,
                   f"restore drill of {backup.path.name}", decompress=backup.compressed)
         actual = pg.parse_tagged(run_sql(drill, "drill", db, pg.ROW_COUNTS_SQL))["COUNT"]
     finally:
-        container.remove(force=True, v=True)
+        machine.run(["docker", "rm", "-f", "-v", drill.id], timeout=120)
     problems = compare_counts(data.get("tables") or {}, actual)
     if problems:
         raise VerificationFailed(f"restore drill of {backup.path.name}: " + "; ".join(problems[:5]))
-    return f"restored into a throwaway {image}; {len(actual)} tables, row counts equal"
+    where = "" if machine is HERE else f" on {machine.name}"
+    return f"restored into a throwaway {image}{where}; {len(actual)} tables, row counts equal"
 
 
-def _wait_ready(container, user: str, db: str, timeout: float = 120) -> None:
+def _wait_ready(drill: Container, user: str, db: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        container.reload()
-        if container.status != "running":
-            raise OpsError(f"restore drill container exited: {container.logs(tail=10).decode()[-300:]}")
+        state = drill.machine.run(["docker", "inspect", "-f", "{{.State.Running}}", drill.id])
+        if state.stdout.strip() != "true":
+            logs = drill.machine.run(["docker", "logs", "--tail", "10", drill.id])
+            raise OpsError(f"restore drill container exited: {(logs.stdout + logs.stderr)[-300:]}")
         # TCP, not the socket: the init-time server listens on the socket only.
-        code, _ = container.exec_run(["pg_isready", "-q", "-h", "127.0.0.1", "-U", user, "-d", db])
-        if code == 0:
+        if drill.run(["pg_isready", "-q", "-h", "127.0.0.1", "-U", user, "-d", db]).returncode == 0:
             return
         time.sleep(0.5)
     raise OpsError(f"restore drill database not ready after {timeout:.0f}s")
 
 
 def verify(backup: layout.Backup, level: str, container: Container | None, image: str | None,
-           client=None) -> dict:
+           drill_on: Machine = HERE) -> dict:
     """Run checks up to `level`; record the outcome in the manifest; raise on failure."""
     if level not in LEVELS:
         raise OpsError(f"unknown level {level!r} (use {', '.join(LEVELS)})")
@@ -116,7 +125,7 @@ def verify(backup: layout.Backup, level: str, container: Container | None, image
                 raise OpsError("level read needs the database's container (is the stack up?)")
             details.append(read_all(backup, container))
         if level == "restore":
-            details.append(restore_drill(backup, data, image or data.get("image"), client))
+            details.append(restore_drill(backup, data, image or data.get("image"), drill_on))
         ok, detail = True, "; ".join(details)
     except OpsError as exc:
         ok, detail = False, str(exc)

@@ -19,11 +19,18 @@ def _settings(c, env, task):
     return s, where
 
 
+def _raw(c, env) -> dict:
+    """invoke.yaml `backup:` overlaid by the environment's own (envs.<env>.backup)."""
+    envs = c.config.get("envs") or {}
+    own = (envs.get(env) or {}).get("backup") or {}
+    return {**dict(c.config.get("backup") or {}), **dict(own)}
+
+
 def _config(c, env, task):
     from ..backup import service
 
     s, _ = _settings(c, env, task)
-    return service.backup_config(s, c.config.get("backup", {})), service
+    return service.backup_config(s, _raw(c, env)), service
 
 
 @contextmanager
@@ -33,7 +40,7 @@ def _ctx(c, env, task):
     from ..backup import service, sites
 
     s, where = _settings(c, env, task)
-    cfg = service.backup_config(s, c.config.get("backup", {}))
+    cfg = service.backup_config(s, _raw(c, env))
     if where.kind == SWARM:
         from ..deploy.session import Session
 
@@ -96,29 +103,53 @@ def backup(c, service=None, db=None, cron=False, env="local"):
         print(f"{r['target']}: {r['file']} (verified: {r['verified'] or 'no'})")
         for p in r.get("pruned", []):
             print(f"  pruned {p}")
+        for copy in r.get("offsite", []):
+            print(f"  off-site: {copy['path']} (verified: {copy['verified_by']})")
 
 
-@task(help={"file": "a backup file (.dump or .dump.zst) under the backup directory",
+OFFSITE_HELP = "one of backup.offsite.remotes (NAME or NAME:path; default: the first)"
+
+
+@task(help={"file": "a backup file (.dump or .dump.zst) under the backup directory; with "
+                    "--offsite, the name of an off-site copy",
             "latest": "the newest backup of each database (narrow with --service/--db)",
             "service": "with --latest: only this service", "db": "with --latest: only this database",
             "level": "checksum | read | restore (restore drill in a throwaway container)",
+            "offsite": "download the off-site copy and prove it here (removed afterwards)",
+            "remote": OFFSITE_HELP,
+            "on": "where a restore drill runs on a Swarm environment: here (default; the "
+                  "image fetched from the manager when missing) or manager (backup.drill_on)",
             "env": ENV_HELP})
 @user_errors
-def verify(c, file=None, latest=False, service=None, db=None, level="read", env="local"):
+def verify(c, file=None, latest=False, service=None, db=None, level="read", offsite=False,
+           remote=None, on=None, env="local"):
     """Prove backups: checksum, read every block, or a full restore drill."""
+    import dataclasses
+
     cfg, svc = _config(c, env, "verify")
-    chosen = svc.pick(cfg, env, file, latest, service, db)
+    place = svc.drill_place(on, "--on") if on is not None else None
+    if offsite:
+        chosen = svc.offsite_pick(cfg, env, remote, file, latest, service, db)
+    else:
+        chosen = svc.pick(cfg, env, file, latest, service, db)
     with _ctx(c, env, "verify") as (site, cfg, svc):
-        entries = svc.verify(site, cfg, chosen, level)
+        if place:
+            cfg = dataclasses.replace(cfg, drill_on=place)
+        entries = (svc.offsite_verify(site, cfg, chosen, level) if offsite
+                   else svc.verify(site, cfg, chosen, level))
     for entry in entries:
         print(f"ok  {entry['level']:8} {entry['file']}  ({entry['detail']}; {entry['duration_s']}s)")
 
 
-@task(name="list", help={"json": "print JSON", "service": "only this service", "env": ENV_HELP})
+@task(name="list", help={"json": "print JSON", "service": "only this service",
+                         "offsite": "the off-site copies (every remote, or --remote)",
+                         "remote": OFFSITE_HELP, "env": ENV_HELP})
 @user_errors
-def list_(c, json_=False, service=None, env="local"):
+def list_(c, json_=False, service=None, offsite=False, remote=None, env="local"):
     """List backups with size, age and verification state."""
     cfg, svc = _config(c, env, "list")
+    if offsite:
+        return _list_offsite(svc.offsite_list(cfg, env, remote, service), json_, env)
     rows = [svc.describe(b) for b in svc.all_backups(cfg, env, service)]
     if json_:
         print(json.dumps(rows, indent=2))
@@ -138,12 +169,48 @@ def list_(c, json_=False, service=None, env="local"):
         print("  ".join(t[i].ljust(widths[i]) for i in range(6)) + "  " + t[6])
 
 
+def _list_offsite(found, json_: bool, env: str) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    rows = [{"remote": b.remote, "service": b.service, "database": b.db, "file": b.name,
+             "path": b.path, "size": b.size, "taken_at": b.taken_at.isoformat(),
+             "age_s": int((now - b.taken_at).total_seconds()), "complete": b.complete}
+            for b in found]
+    if json_:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print(f"no off-site backups of --env {env}")
+        return
+    table = [("REMOTE", "SERVICE", "DB", "AGE", "SIZE", "STATE", "FILE")]
+    table += [(r["remote"], r["service"], r["database"], human_age(r["age_s"]), human_size(r["size"]),
+               "complete" if r["complete"] else "INCOMPLETE", r["file"]) for r in rows]
+    widths = [max(len(t[i]) for t in table) for i in range(6)]
+    for t in table:
+        print("  ".join(t[i].ljust(widths[i]) for i in range(6)) + "  " + t[6])
+
+
 @task(help={"dry_run": "only show what would be deleted", "service": "only this service",
-            "env": ENV_HELP})
+            "offsite": "apply backup.offsite.keep to the off-site copies instead",
+            "remote": OFFSITE_HELP, "env": ENV_HELP})
 @user_errors
-def prune(c, dry_run=False, service=None, env="local"):
+def prune(c, dry_run=False, service=None, offsite=False, remote=None, env="local"):
     """Apply retention (backup.keep in invoke.yaml); never deletes the newest verified backup."""
     cfg, svc = _config(c, env, "prune")
+    if offsite:
+        from ..backup import offsite as offsite_mod
+
+        remotes = [offsite_mod.pick_remote(cfg.offsite, remote)] if remote else \
+            [offsite_mod.pick_remote(cfg.offsite, r) for r in cfg.offsite.remotes] or \
+            [offsite_mod.pick_remote(cfg.offsite, None)]
+        gone = [x for r in remotes for x in offsite_mod.prune(cfg.offsite, env, r, dry_run)
+                if not service or x[0].service == service]
+        for rb, why in gone:
+            print(f"{'would delete' if dry_run else 'deleted'} {rb.path} ({why})")
+        if not gone:
+            print("nothing to prune")
+        return
     if dry_run:
         removed = svc.prune(cfg, env, service, dry_run)
     else:
@@ -163,29 +230,50 @@ def prune(c, dry_run=False, service=None, env="local"):
             "yes": "do not ask (outside --env local the database name must still be typed, "
                    "or given with --confirm)",
             "confirm": "the database name, typed ahead for non-interactive restores",
-            "env": ENV_HELP})
+            "from_offsite": "download the off-site copy (--file NAME or --latest), prove it, "
+                            "then restore it the same way",
+            "remote": OFFSITE_HELP, "env": ENV_HELP})
 @user_errors
 def restore(c, service=None, file=None, latest=False, db=None, yes=False, confirm_=None,
-            env="local"):
+            from_offsite=False, remote=None, env="local"):
     """Restore a verified backup: safety backup first, restore beside, then swap."""
+    import sys
+
+    if not service:
+        raise OpsError("--service is required: the database service to restore into")
+    fetched = None
+    with _ctx(c, env, "restore") as (site, cfg, svc):
+        if from_offsite:
+            from ..backup import offsite
+
+            rb = svc.offsite_pick(cfg, env, remote, file, latest, service, db)[0]
+            fetched = offsite.fetch(cfg.offsite, rb, cfg.dest)
+            print(f"downloaded {rb.path}", file=sys.stderr)
+            file, latest = str(fetched.path), False
+        try:
+            _restore(svc, site, cfg, service, file, latest, db, yes, confirm_, env)
+        finally:
+            if fetched is not None:
+                offsite.discard(fetched)
+
+
+def _restore(svc, site, cfg, service, file, latest, db, yes, confirm_, env) -> None:
+    """Check, confirm (the name typed outside local), then the safe restore."""
     import sys
 
     from ..backup.restore import comparison_table, confirmation
 
-    if not service:
-        raise OpsError("--service is required: the database service to restore into")
-    with _ctx(c, env, "restore") as (site, cfg, svc):
-        plan = svc.prepare_restore(site, cfg, service, file, latest, db)
-        question = (f"Replace database {plan.target.db!r} of {service} ({env}) with "
-                    f"{plan.backup.path.name} ({plan.data.get('started_at')})?")
-        how = confirmation(env, plan.target.db, yes, confirm_, sys.stdin.isatty())
-        if how == "ask":
-            confirm(question, yes=False)
-        elif how == "type":
-            typed = input(f"{question}\nType the database name to confirm: ").strip()
-            if typed != plan.target.db:
-                raise OpsError("cancelled: the name did not match; nothing was changed")
-        safety, result = svc.run_restore(site, cfg, plan)
+    plan = svc.prepare_restore(site, cfg, service, file, latest, db)
+    question = (f"Replace database {plan.target.db!r} of {service} ({env}) with "
+                f"{plan.backup.path.name} ({plan.data.get('started_at')})?")
+    how = confirmation(env, plan.target.db, yes, confirm_, sys.stdin.isatty())
+    if how == "ask":
+        confirm(question, yes=False)
+    elif how == "type":
+        typed = input(f"{question}\nType the database name to confirm: ").strip()
+        if typed != plan.target.db:
+            raise OpsError("cancelled: the name did not match; nothing was changed")
+    safety, result = svc.run_restore(site, cfg, plan)
     print(f"safety backup of the current {plan.target.db}: {safety.path}", file=sys.stderr)
     print(comparison_table(result))
     print(f"restored {plan.backup.path.name} into {service}/{plan.target.db}")

@@ -310,3 +310,23 @@ def test_a_local_machine_runs_argv_with_input_and_reports_failure():
     assert HERE.run(["sh", "-c", "exit 3"]).returncode == 3
     early = HERE.run(["true"], input="x" * (1 << 20))  # exits without reading: no error here
     assert early.returncode == 0
+
+
+def test_the_managers_lock_refuses_a_second_holder_and_goes_with_its_holder(tmp_path):
+    """flock(1) held by a command that lives as long as the block (here on this machine;
+    on a cluster the same command runs on the manager over SSH)."""
+    import os
+
+    from ops.backup.lock import Busy
+    from ops.backup.sites import manager_lock
+    from ops.containers import HERE
+
+    with manager_lock(HERE, str(tmp_path / "locks"), "app-db.app", "backup of app-db/app"):
+        with pytest.raises(Busy) as exc:
+            with manager_lock(HERE, str(tmp_path / "locks"), "app-db.app", "backup of app-db/app"):
+                pass
+        assert exc.value.code == 75 and f"pid {os.getpid()}" in str(exc.value)
+        with manager_lock(HERE, str(tmp_path / "locks"), "auth-db.auth", "other"):
+            pass  # another database: its own lock
+    with manager_lock(HERE, str(tmp_path / "locks"), "app-db.app", "backup of app-db/app"):
+        pass  # released with the block

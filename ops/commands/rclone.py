@@ -1,0 +1,101 @@
+"""argv for rclone (off-site copies: S3, GCS, Azure, B2, SFTP, ... through one tool) and
+parsers of its output. Pure.
+
+A remote is always a *named* rclone remote, `NAME:path`: its type, endpoint and
+credentials come from rclone's own config file or from `RCLONE_CONFIG_<NAME>_*`
+variables (.env.<env>), never from the command line, so a connection string with
+inline options (`:s3,access_key_id=...:bucket`) is refused."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ..errors import OpsError
+
+REMOTE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_-]{0,63}):(?P<path>[^\x00-\x1f]*)$")
+# Fail fast and say why: no 10 low-level retries of a refused login per file.
+COMMON = ["--low-level-retries=2", "--retries=1", "--stats=0", "--log-level=ERROR"]
+
+
+def check_remote(remote: str) -> str:
+    """`NAME:path` with a named remote; the path never climbs out with `..`."""
+    m = REMOTE.match(remote or "")
+    if not m or remote.startswith("-"):
+        # Not echoed: an inline connection string may carry a password.
+        raise OpsError("invalid off-site remote in backup.offsite.remotes: give a named rclone "
+                       "remote, NAME:path (its settings in rclone.conf or RCLONE_CONFIG_<NAME>_* "
+                       "variables, never inline)")
+    if ".." in m.group("path").split("/"):
+        raise OpsError(f"invalid off-site remote {remote!r}: '..' in its path")
+    return remote
+
+
+def remote_name(remote: str) -> str:
+    return check_remote(remote).split(":", 1)[0]
+
+
+def join(remote: str, *parts: str) -> str:
+    """remote + path parts: `offsite:backups` + `sandbox/app-db/app` -> `offsite:backups/...`."""
+    check_remote(remote)
+    base = remote.rstrip("/")
+    tail = "/".join(p.strip("/") for p in parts if p)
+    if base.endswith(":"):
+        return base + tail
+    return f"{base}/{tail}" if tail else base
+
+
+def copyto(src: str, dst: str) -> list[str]:
+    """One file to one path (either side local or remote); no server-side tricks."""
+    return ["rclone", "copyto", *COMMON, "--", src, dst]
+
+
+def hashsum(kind: str, path: str, download: bool = False) -> list[str]:
+    """The remote's own checksum of `path` (md5, sha1: what the backend keeps), or, with
+    `download`, the bytes read back and hashed here (any backend, any hash)."""
+    if kind not in ("md5", "sha1", "sha256"):
+        raise ValueError(f"unsupported hash {kind!r}")
+    return ["rclone", "hashsum", *COMMON, kind, *(["--download"] if download else []), "--", path]
+
+
+def lsjson(path: str) -> list[str]:
+    return ["rclone", "lsjson", *COMMON, "--recursive", "--files-only", "--", path]
+
+
+def deletefile(path: str) -> list[str]:
+    return ["rclone", "deletefile", *COMMON, "--", path]
+
+
+def parse_hashsum(text: str) -> dict[str, str]:
+    """`<hex>  <name>` lines -> {name: hex}."""
+    out = {}
+    for line in (text or "").splitlines():
+        digest, sep, name = line.strip().partition("  ")
+        if sep and re.fullmatch(r"[0-9a-f]{32,128}", digest):
+            out[name] = digest
+    return out
+
+
+def unsupported_hash(stderr: str) -> bool:
+    return "hash type not supported" in (stderr or "") or "hash unsupported" in (stderr or "")
+
+
+def parse_lsjson(text: str) -> list[dict]:
+    """rclone lsjson output -> [{path, size, modified}] (files only)."""
+    try:
+        items = json.loads(text or "[]")
+    except ValueError as exc:
+        raise OpsError(f"rclone lsjson: unreadable output ({exc})") from exc
+    if not isinstance(items, list):
+        raise OpsError("rclone lsjson: unreadable output (not a list)")
+    return [{"path": i.get("Path", ""), "size": i.get("Size", -1), "modified": i.get("ModTime", "")}
+            for i in items if isinstance(i, dict) and not i.get("IsDir")]
+
+
+def error_line(stderr: str) -> str:
+    """rclone's last error line, without its timestamp prefix."""
+    lines = [ln for ln in (stderr or "").splitlines() if ln.strip()]
+    if not lines:
+        return "no error output"
+    last = re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (ERROR|NOTICE|CRITICAL) : ", "", lines[-1])
+    return " ".join(last.split())[:300]

@@ -1,0 +1,205 @@
+"""Off-site copies through rclone to a real SFTP server (an sshd container with its own
+key and a verified host key): upload proven by the remote's checksum, listing, a
+corrupted remote copy caught, restore from off-site, a failed upload that keeps the
+local backup, and off-site retention."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ops.backup import layout, manifest
+
+from .conftest import ROOT, free_port, inv
+from .test_backup import CONTENT_SQL, psql
+
+pytestmark = pytest.mark.integration
+
+REMOTE = "offsite:/srv/backups"
+
+
+@pytest.fixture(scope="module")
+def sftp(engine, tmp_path_factory):
+    """sshd in a container, reached on loopback with a key of its own; its host keys
+    (every type it offers) recorded in a known_hosts file rclone checks."""
+    from ops.sandbox import IMAGE, ensure_image, new_keypair
+
+    ensure_image(ROOT, "http://deb.debian.org/debian", sys.stderr)
+    home = tmp_path_factory.mktemp("sftp")
+    private, public = new_keypair()
+    (home / "key").write_text(private)
+    (home / "key").chmod(0o600)
+    port = free_port()
+    server = engine.containers.run(IMAGE, detach=True, environment={"SANDBOX_AUTHORIZED_KEY": public},
+                                   ports={"22/tcp": ("127.0.0.1", port)}, labels={"ops.test": "offsite"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            code, out = server.exec_run(["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"])
+            if code == 0 and out.strip() and b"sshd" in server.exec_run(["ps", "-e"]).output:
+                break
+            assert time.monotonic() < deadline, server.logs()[-500:]
+            time.sleep(0.5)
+        (home / "known_hosts").write_text("".join(
+            f"[127.0.0.1]:{port} {' '.join(line.split()[:2])}\n" for line in out.decode().splitlines()))
+        rclone_env = {"RCLONE_CONFIG_OFFSITE_TYPE": "sftp", "RCLONE_CONFIG_OFFSITE_HOST": "127.0.0.1",
+                      "RCLONE_CONFIG_OFFSITE_PORT": str(port), "RCLONE_CONFIG_OFFSITE_USER": "root",
+                      "RCLONE_CONFIG_OFFSITE_KEY_FILE": str(home / "key"),
+                      "RCLONE_CONFIG_OFFSITE_KNOWN_HOSTS_FILE": str(home / "known_hosts")}
+        yield server, rclone_env
+    finally:
+        server.remove(force=True, v=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ostack(stack_env, sftp, tmp_path_factory):
+    base = tmp_path_factory.mktemp("offsite")
+    _, rclone_env = sftp
+    env = {**stack_env, **rclone_env, "BACKUP_DIR": str(base / "backups"),
+           "INVOKE_BACKUP_OFFSITE_REMOTES": REMOTE}
+    up = inv("up", env=env, timeout=900)
+    assert up.returncode == 0, up.stderr[-3000:]
+    psql(env, "app-db", "CREATE TABLE notes (id int PRIMARY KEY, body text);"
+                        "INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 500) g;")
+    yield env
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _remote_files(server, sub="local/app-db/app") -> list[str]:
+    code, out = server.exec_run(["sh", "-c", f"ls /srv/backups/{sub} 2>/dev/null"])
+    return sorted(out.decode().split())
+
+
+def _dir(env) -> Path:
+    return Path(env["BACKUP_DIR"]) / "local" / "app-db" / "app"
+
+
+def test_each_backup_is_copied_off_site_proven_and_listed(ostack, sftp):
+    server, _ = sftp
+    r = inv("db.backup", "-s", "app-db", env=ostack, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    b = layout.backups_in(_dir(ostack))[-1]
+    assert f"off-site: {REMOTE}/local/app-db/app/{b.path.name} (verified: md5 (remote))" in r.stdout
+    assert {b.path.name, b.checksum_path.name, b.manifest_path.name} <= set(_remote_files(server))
+    copy = manifest.read(b.manifest_path)["offsite"][0]
+    assert copy["remote"] == REMOTE and copy["verified_by"] == "md5 (remote)" and copy["verified_at"]
+    # The remote manifest is the local one, this copy recorded in it (uploaded last).
+    code, out = server.exec_run(["cat", f"/srv/backups/local/app-db/app/{b.manifest_path.name}"])
+    assert json.loads(out)["offsite"][0]["path"] == copy["path"]
+    prom = (Path(ostack["BACKUP_DIR"]) / "metrics" / "ops_backup.prom").read_text()
+    assert ('ops_backup_offsite_last_copy_timestamp_seconds{database="app",env="local",'
+            f'remote="{REMOTE}",service="app-db"}}') in prom
+
+    listed = inv("db.list", "--offsite", "--json", env=ostack)
+    assert listed.returncode == 0, listed.stderr
+    rows = [row for row in json.loads(listed.stdout) if row["file"] == b.path.name]
+    assert rows and rows[0]["complete"] and rows[0]["size"] == b.path.stat().st_size
+    table = inv("db.list", "--offsite", env=ostack).stdout
+    assert "complete" in table and b.path.name in table
+
+    # Read back instead of the backend's checksum: the same copy, proven by its sha256.
+    again = inv("db.backup", "-s", "app-db", env={**ostack, "INVOKE_BACKUP_OFFSITE_VERIFY": "download"},
+                timeout=600)
+    assert again.returncode == 0 and "(verified: sha256 (read back))" in again.stdout, again.stderr
+
+
+def test_a_corrupted_remote_copy_is_caught_and_never_restored(ostack, sftp):
+    server, _ = sftp
+    if not layout.backups_in(_dir(ostack)):
+        assert inv("db.backup", "-s", "app-db", env=ostack, timeout=600).returncode == 0
+    name = layout.backups_in(_dir(ostack))[-1].path.name
+    target = f"/srv/backups/local/app-db/app/{name}"
+    flip = server.exec_run(["sh", "-c", f"printf 'X' | dd of={target} bs=1 seek=200 conv=notrunc"])
+    assert flip.exit_code == 0, flip.output
+    bad = inv("db.verify", "--offsite", "--latest", "-s", "app-db", "--level", "checksum", env=ostack)
+    assert bad.returncode == 1 and "sha256 mismatch" in bad.stderr, bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    entry = next(c for c in manifest.read(_dir(ostack) / f"{name}.json")["offsite"] if c["remote"] == REMOTE)
+    assert entry["checked_ok"] is False and entry["checked_level"] == "checksum"
+    before = psql(ostack, "app-db", CONTENT_SQL)
+    refused = inv("db.restore", "--from-offsite", "--file", name, "-s", "app-db", "--yes", env=ostack)
+    assert refused.returncode == 1 and "sha256 mismatch" in refused.stderr, refused.stderr
+    assert psql(ostack, "app-db", CONTENT_SQL) == before  # untouched
+    assert not [p for p in (Path(ostack["BACKUP_DIR"]) / ".offsite").rglob("*") if p.is_file()]
+
+
+def test_restore_from_off_site_and_a_drill_of_the_remote_copy(ostack):
+    assert inv("db.backup", "-s", "app-db", env=ostack, timeout=600).returncode == 0
+    drill = inv("db.verify", "--offsite", "--latest", "-s", "app-db", "--level", "restore", env=ostack,
+                timeout=600)
+    assert drill.returncode == 0 and "row counts equal" in drill.stdout, drill.stderr
+    original = psql(ostack, "app-db", CONTENT_SQL)
+    psql(ostack, "app-db", "DELETE FROM notes WHERE id > 20;")
+    r = inv("db.restore", "--from-offsite", "--latest", "-s", "app-db", "--yes", env=ostack, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "downloaded offsite:/srv/backups/local/app-db/app/" in r.stderr
+    assert psql(ostack, "app-db", CONTENT_SQL) == original
+    assert not [p for p in (Path(ostack["BACKUP_DIR"]) / ".offsite").rglob("*") if p.is_file()]
+
+
+def test_a_failed_upload_fails_the_run_and_keeps_the_local_backup(ostack, tmp_path):
+    metrics = tmp_path / "ops_backup.prom"
+    env = {**ostack, "RCLONE_CONFIG_OFFSITE_PORT": str(free_port()),  # nothing listens there
+           "INVOKE_BACKUP_METRICS_FILE": str(metrics)}
+    before = len(layout.backups_in(_dir(ostack)))
+    r = inv("db.backup", "--cron", "-s", "app-db", env=env, timeout=600)
+    assert r.returncode == 1 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"off-site copy to {REMOTE} failed, the local backup" in lines[0], lines
+    kept = layout.backups_in(_dir(ostack))
+    assert len(kept) == before + 1
+    assert manifest.verified_level(manifest.read(kept[-1].manifest_path)) in ("read", "restore")
+    assert 'ops_backup_last_run_success{database="app",env="local",service="app-db"} 0.0' \
+        in metrics.read_text()
+
+
+def test_off_site_retention_keeps_the_policy_and_the_newest_complete_copy(ostack, sftp):
+    server, _ = sftp
+    if not layout.backups_in(_dir(ostack)):
+        assert inv("db.backup", "-s", "app-db", env=ostack, timeout=600).returncode == 0
+    newest = sorted(n for n in _remote_files(server) if n.endswith(".zst"))[-1]
+    # Older copies of other days and months, and the debris of an interrupted upload.
+    old = ["20250103T031700Z", "20250214T031700Z", "20250215T031700Z", "20250301T031700Z"]
+    script = "; ".join(f"cp {newest}{s} {stamp}.dump.zst{s}"
+                       for stamp in old for s in ("", ".sha256", ".json"))
+    script += f"; cp {newest} 20250302T031700Z.dump.zst"
+    assert server.exec_run(["sh", "-c", f"cd /srv/backups/local/app-db/app && {script}"]).exit_code == 0
+    keep = {"INVOKE_BACKUP_OFFSITE_KEEP_LAST": "1", "INVOKE_BACKUP_OFFSITE_KEEP_DAILY": "0",
+            "INVOKE_BACKUP_OFFSITE_KEEP_WEEKLY": "0", "INVOKE_BACKUP_OFFSITE_KEEP_MONTHLY": "2"}
+    env = {**ostack, **keep}
+    dry = inv("db.prune", "--offsite", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "20250302T031700Z.dump.zst (incomplete upload)" in dry.stdout
+    # Kept: the newest (last 1, and this month's), and March 2025's newest (monthly 2).
+    for stamp in ("20250215T031700Z", "20250214T031700Z", "20250103T031700Z"):
+        assert f"{stamp}.dump.zst (retention)" in dry.stdout, dry.stdout
+    assert "20250301T031700Z" not in dry.stdout
+    assert f"{newest} (" not in dry.stdout
+    assert len(_remote_files(server)) >= 3 * 5 + 1  # a dry run deletes nothing
+    done = inv("db.prune", "--offsite", env=env)
+    assert done.returncode == 0, done.stderr
+    left = {n.split(".")[0] for n in _remote_files(server)}
+    assert left == {newest.split(".")[0], "20250301T031700Z"}
+    listed = json.loads(inv("db.list", "--offsite", "--json", env=env).stdout)
+    assert all(row["complete"] for row in listed)
+
+
+def test_bad_off_site_settings_are_refused_in_one_line(ostack):
+    for value, fragment in [(":sftp,host=x,pass=y:/p", "named rclone remote"),
+                            ("-x:/p", "named rclone remote"), ("offsite:/srv/../etc", "'..' in its path")]:
+        r = inv("db.list", "--offsite", env={**ostack, "INVOKE_BACKUP_OFFSITE_REMOTES": value})
+        assert r.returncode == 1 and fragment in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert "pass=y" not in r.stderr  # an inline password is never echoed
+    none = inv("db.list", "--offsite", env={**ostack, "INVOKE_BACKUP_OFFSITE_REMOTES": ""})
+    assert none.returncode == 1 and "no off-site remote configured" in none.stderr
+    wrong = inv("db.verify", "--offsite", "--latest", "--remote", "elsewhere", env=ostack)
+    assert wrong.returncode == 1 and "not one of the off-site remotes" in wrong.stderr
+    assert subprocess.run(["rclone", "version"], capture_output=True).returncode == 0
