@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import INV, ROOT, SandboxHosts, bench_stack, free_port
+from benchlib import INV, ROOT, SandboxHosts, bench_stack
 
 RUNS = int(os.environ.get("BENCH_RUNS", "2"))
 SCALE = int(os.environ.get("BENCH_PGBENCH_SCALE", "35"))  # ~530 MB of pgbench tables
@@ -167,11 +167,13 @@ def run_sandbox() -> None:
     from ops import loadgen
 
     sbx = SandboxHosts()
-    env = {**os.environ, "INVOKE_BACKUP_VERIFY_AFTER": "none", "INVOKE_BACKUP_PRUNE_AFTER": "false"}
-    ps = subprocess.run([*INV, "ps", "--env", "sandbox", "--json"], cwd=ROOT, env=env, text=True,
+    ps = subprocess.run([*INV, "ps", "--env", "sandbox", "--json"], cwd=ROOT, text=True,
                         capture_output=True)
     if ps.returncode != 0:
         sys.exit(f"bench: no deployed sandbox ({ps.stderr.strip()[-200:]})")
+    work = Path(tempfile.mkdtemp(prefix="ops-bench-sbx-"))  # the backups too: removed after
+    env = {**os.environ, "INVOKE_BACKUP_VERIFY_AFTER": "none", "INVOKE_BACKUP_PRUNE_AFTER": "false",
+           "BACKUP_DIR": str(work / "backups")}
     task = {r["service"]: r for r in json.loads(ps.stdout)}["app-db"]["tasks"][0]
     node, cid = task["node"], task["container"]
 
@@ -191,7 +193,6 @@ def run_sandbox() -> None:
                      "random() AS score, now() - g * interval '1 second' AS at "
                      "FROM generate_series(1, 2000000) g;")
     size = sql("bench", "SELECT pg_database_size(current_database());")
-    work = Path(tempfile.mkdtemp(prefix="ops-bench-sbx-"))
     rows = []
     try:
         bare_file, zst = work / "bare.dump", work / "bare.dump.zst"
@@ -213,7 +214,7 @@ def run_sandbox() -> None:
             rows.append((f"inv db.backup --env sandbox ({mode}, no verify)", t_ours, t_ours / t_bare,
                          f"target <= 1.10x; peak RSS {rss / 1024:.1f} MB (target <= 80 MB); "
                          "runs alternated"))
-        newest = sorted((ROOT / "backups" / "sandbox" / "app-db" / "bench").glob("*.dump*"))
+        newest = sorted((work / "backups" / "sandbox" / "app-db" / "bench").glob("*.dump*"))
         newest = [p for p in newest if p.name.endswith((".dump", ".zst"))][-1]
         rows += _offsite_rows(newest, work)
         rows += _restore_outage(sbx, env, loadgen)
@@ -226,31 +227,10 @@ def _offsite_rows(backup_file: Path, work: Path) -> list:
     """`rclone copyto` of the same file alone, against the toolkit's upload (dump,
     sidecar, manifest, and the remote's md5 read back) to an SFTP server on loopback."""
     sys.path.insert(0, str(ROOT))
-    import docker
-
     from ops.backup import layout, offsite
-    from ops.sandbox import IMAGE, new_keypair
+    from ops.sftp_target import sftp_target
 
-    engine = docker.from_env()
-    private, public = new_keypair()
-    (work / "key").write_text(private)
-    (work / "key").chmod(0o600)
-    port = free_port()
-    server = engine.containers.run(IMAGE, detach=True, environment={"SANDBOX_AUTHORIZED_KEY": public},
-                                   ports={"22/tcp": ("127.0.0.1", port)}, labels={"ops.bench": "offsite"})
-    try:
-        deadline = time.monotonic() + 60
-        while b"sshd" not in server.exec_run(["ps", "-e"]).output:
-            if time.monotonic() > deadline:
-                sys.exit("bench: the SFTP container did not start")
-            time.sleep(0.5)
-        keys = server.exec_run(["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"]).output.decode()
-        (work / "known_hosts").write_text("".join(f"[127.0.0.1]:{port} {' '.join(k.split()[:2])}\n"
-                                                  for k in keys.splitlines()))
-        rc_env = {"RCLONE_CONFIG_BENCH_TYPE": "sftp", "RCLONE_CONFIG_BENCH_HOST": "127.0.0.1",
-                  "RCLONE_CONFIG_BENCH_PORT": str(port), "RCLONE_CONFIG_BENCH_USER": "root",
-                  "RCLONE_CONFIG_BENCH_KEY_FILE": str(work / "key"),
-                  "RCLONE_CONFIG_BENCH_KNOWN_HOSTS_FILE": str(work / "known_hosts")}
+    with sftp_target(ROOT, "bench", label="ops.bench=offsite") as (_, rc_env):
         o = offsite.offsite_config({"remotes": ["bench:/srv/b"]}, rc_env)
         bare_times, ours = [], []
         for i in range(RUNS):
@@ -266,8 +246,6 @@ def _offsite_rows(backup_file: Path, work: Path) -> list:
         return [("bare: rclone copyto (SFTP, loopback)", t_bare, None, f"{size:.0f} MB"),
                 ("off-site upload + sidecar + manifest + md5 proof", t_ours, t_ours / t_bare,
                  "the proof: the local md5 and the remote's md5sum of the copy")]
-    finally:
-        server.remove(force=True, v=True)
 
 
 def _restore_outage(sbx, env, loadgen) -> list:

@@ -151,12 +151,6 @@ def list_(c, json_=False, service=None, offsite=False, remote=None, env="local")
     if offsite:
         return _list_offsite(svc.offsite_list(cfg, env, remote, service), json_, env)
     rows = [svc.describe(b) for b in svc.all_backups(cfg, env, service)]
-    if json_:
-        print(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        print(f"no backups under {cfg.dest / env}")
-        return
     table = [("SERVICE", "DB", "TAKEN (UTC)", "AGE", "SIZE", "VERIFIED", "FILE")]
     for r in rows:
         state = "ERROR" if "error" in r else ("FAILED" if r["failed"] and not r["verified"]
@@ -164,9 +158,21 @@ def list_(c, json_=False, service=None, offsite=False, remote=None, env="local")
         table.append((r["service"], r["database"], r.get("taken_at") or "?",
                       human_age(r["age_s"]) if "age_s" in r else "?", human_size(r.get("size")),
                       state, r["file"]))
-    widths = [max(len(t[i]) for t in table) for i in range(6)]
+    _show(rows, json_, f"no backups under {cfg.dest / env}", table)
+
+
+def _show(rows: list[dict], json_: bool, empty: str, table: list[tuple]) -> None:
+    """JSON, or an aligned table whose last column (the file) is left as it is."""
+    if json_:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print(empty)
+        return
+    n = len(table[0]) - 1
+    widths = [max(len(t[i]) for t in table) for i in range(n)]
     for t in table:
-        print("  ".join(t[i].ljust(widths[i]) for i in range(6)) + "  " + t[6])
+        print("  ".join(t[i].ljust(widths[i]) for i in range(n)) + "  " + t[n])
 
 
 def _list_offsite(found, json_: bool, env: str) -> None:
@@ -177,18 +183,10 @@ def _list_offsite(found, json_: bool, env: str) -> None:
              "path": b.path, "size": b.size, "taken_at": b.taken_at.isoformat(),
              "age_s": int((now - b.taken_at).total_seconds()), "complete": b.complete}
             for b in found]
-    if json_:
-        print(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        print(f"no off-site backups of --env {env}")
-        return
     table = [("REMOTE", "SERVICE", "DB", "AGE", "SIZE", "STATE", "FILE")]
     table += [(r["remote"], r["service"], r["database"], human_age(r["age_s"]), human_size(r["size"]),
                "complete" if r["complete"] else "INCOMPLETE", r["file"]) for r in rows]
-    widths = [max(len(t[i]) for t in table) for i in range(6)]
-    for t in table:
-        print("  ".join(t[i].ljust(widths[i]) for i in range(6)) + "  " + t[6])
+    _show(rows, json_, f"no off-site backups of --env {env}", table)
 
 
 @task(help={"dry_run": "only show what would be deleted", "service": "only this service",

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,37 +23,13 @@ REMOTE = "offsite:/srv/backups"
 
 
 @pytest.fixture(scope="module")
-def sftp(engine, tmp_path_factory):
+def sftp(engine):
     """sshd in a container, reached on loopback with a key of its own; its host keys
-    (every type it offers) recorded in a known_hosts file rclone checks."""
-    from ops.sandbox import IMAGE, ensure_image, new_keypair
+    recorded in a known_hosts file rclone checks."""
+    from ops.sftp_target import sftp_target
 
-    ensure_image(ROOT, "http://deb.debian.org/debian", sys.stderr)
-    home = tmp_path_factory.mktemp("sftp")
-    private, public = new_keypair()
-    (home / "key").write_text(private)
-    (home / "key").chmod(0o600)
-    port = free_port()
-    server = engine.containers.run(IMAGE, detach=True, environment={"SANDBOX_AUTHORIZED_KEY": public},
-                                   ports={"22/tcp": ("127.0.0.1", port)}, labels={"ops.test": "offsite"})
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            code, out = server.exec_run(["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"])
-            if code == 0 and out.strip() and b"sshd" in server.exec_run(["ps", "-e"]).output:
-                break
-            assert time.monotonic() < deadline, server.logs()[-500:]
-            time.sleep(0.5)
-        (home / "known_hosts").write_text("".join(
-            f"[127.0.0.1]:{port} {' '.join(line.split()[:2])}\n" for line in out.decode().splitlines()))
-        rclone_env = {"RCLONE_CONFIG_OFFSITE_TYPE": "sftp", "RCLONE_CONFIG_OFFSITE_HOST": "127.0.0.1",
-                      "RCLONE_CONFIG_OFFSITE_PORT": str(port), "RCLONE_CONFIG_OFFSITE_USER": "root",
-                      "RCLONE_CONFIG_OFFSITE_KEY_FILE": str(home / "key"),
-                      "RCLONE_CONFIG_OFFSITE_KNOWN_HOSTS_FILE": str(home / "known_hosts")}
-        yield server, rclone_env
-    finally:
-        server.remove(force=True, v=True)
-        shutil.rmtree(home, ignore_errors=True)
+    with sftp_target(ROOT, "offsite") as target:
+        yield target
 
 
 @pytest.fixture(scope="module")
