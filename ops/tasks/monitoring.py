@@ -76,8 +76,9 @@ def up(c, timeout=None, env="local"):
         if not mon.m.webhook_url:
             print("  no ALERT_WEBHOOK_URL or BACKUP_WEBHOOK_URL: alerts are kept, not sent")
         # What it sees, once each target has been found (DNS refreshes every 15 s; a
-        # node-exporter on another node may still be starting) and scraped.
-        ok, detail = mon.settle(timeout=min(wait, 3 * mon.m.scrape_interval + 45))
+        # node-exporter on another node may still be starting) and scraped: up to the
+        # same --timeout again, at least three scrape intervals.
+        ok, detail = mon.settle(timeout=max(wait, 3 * mon.m.scrape_interval))
         if not ok:
             raise OpsError(f"monitoring started on --env {env}, but not every target is up: "
                            f"{detail} (`inv monitoring.status --env {env}`)")

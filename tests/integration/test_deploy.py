@@ -416,7 +416,7 @@ def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(d
         tag = next(t for t in TAGS if t != live_tag)
         assert inv("deploy", "--env", "sandbox", "--tag", tag, timeout=900).returncode == 0
     try:
-        up = minv("monitoring.up", timeout=900)
+        up = minv("monitoring.up", "--timeout", "300", timeout=900)
         assert up.returncode == 0, up.stderr[-3000:]
         assert "monitoring.open --env sandbox" in up.stdout  # no URL: nothing is published
         assert re.search(r"^  targets: (\d+)/\1 up$", up.stdout, re.M), up.stdout  # up waits for them
