@@ -83,7 +83,24 @@ def up(c, timeout=None, env="local"):
             raise OpsError(f"monitoring started on --env {env}, but not every target is up: "
                            f"{detail} (`inv monitoring.status --env {env}`)")
         print(f"  targets: {detail}")
-        print(f"  alerts: {health.alerts_verdict(parse.alerts(mon.alerts()))[2]}")
+        print(f"  alerts: {_alerts_line(mon, health, parse)}")
+
+
+def _alerts_line(mon, health, parse, attempts: int = 5) -> str:
+    """What fires now, for up's last line: informative, so an Alertmanager not answering
+    yet (just started, its tunnel still opening) is said, and does not fail the start."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return health.alerts_verdict(parse.alerts(mon.alerts()))[2]
+        except OpsError as exc:
+            if attempt == attempts - 1:
+                return f"not read yet ({exc}); `inv monitoring.alerts`"
+            # A task replaced since its address was read: look it up again.
+            getattr(mon, "close_tunnels", lambda: None)()
+            time.sleep(2)
+    raise AssertionError("unreachable")
 
 
 @task(help={"env": ENV_HELP})
