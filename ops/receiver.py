@@ -45,15 +45,16 @@ class Receiver:
                 for a in p.get("alerts", [])]
 
     def wait_for(self, alertname: str, status: str, after: float = 0.0,
-                 timeout: float = 120) -> tuple[float, dict]:
-        """The first (arrival time, alert) of `alertname` in `status` that arrived at or
-        after `after`; TimeoutError naming what did arrive."""
+                 timeout: float = 120, **labels: str) -> tuple[float, dict]:
+        """The first (arrival time, alert) of `alertname` in `status` (with `labels`, when
+        given) that arrived at or after `after`; TimeoutError naming what did arrive."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for at, post in list(self.posts):
                 for alert in post.get("alerts", []):
                     if (at >= after and alert["labels"].get("alertname") == alertname
-                            and alert["status"] == status):
+                            and alert["status"] == status
+                            and all(alert["labels"].get(k) == v for k, v in labels.items())):
                         return at, alert
             time.sleep(0.1)
         raise TimeoutError(f"no {status} {alertname} notice within {timeout:.0f}s "
