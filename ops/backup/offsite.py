@@ -136,11 +136,20 @@ def upload(o: Offsite, b: layout.Backup, env: str, remote: str) -> dict:
 
 
 def record_copy(path: Path, entry: dict) -> dict:
+    """The manifest's record of its copy on entry["remote"], replaced by `entry`."""
     data = manifest.read(path)
     copies = [c for c in data.get("offsite") or [] if c.get("remote") != entry["remote"]]
     data["offsite"] = [*copies, entry]
     manifest.write(path, data)
     return data
+
+
+def record_check(path: Path, rb: RemoteBackup, level: str, ok: bool) -> None:
+    """A verification of the remote copy, added to its record in the local manifest."""
+    known = next((c for c in manifest.read(path).get("offsite") or [] if c.get("remote") == rb.remote),
+                 {"remote": rb.remote, "path": rb.path})
+    record_copy(path, {**known, "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                       "checked_level": level, "checked_ok": ok})
 
 
 # -- what is off-site -------------------------------------------------------------------
@@ -194,6 +203,7 @@ def listing(o: Offsite, env: str, remote: str) -> list[RemoteBackup]:
 
 
 def pick_remote(o: Offsite, remote: str | None) -> str:
+    """The remote named (NAME or NAME:path), or the first; refused when none is set."""
     if not o.enabled:
         raise OpsError("no off-site remote configured (backup.offsite.remotes in invoke.yaml)")
     if remote is None:
@@ -201,6 +211,11 @@ def pick_remote(o: Offsite, remote: str | None) -> str:
     if remote not in o.remotes and remote not in [rclone.remote_name(r) for r in o.remotes]:
         raise OpsError(f"{remote!r} is not one of the off-site remotes: {', '.join(o.remotes)}")
     return next(r for r in o.remotes if remote in (r, rclone.remote_name(r)))
+
+
+def remotes_of(o: Offsite, remote: str | None = None) -> list[str]:
+    """The one remote named, or every configured one; refused when none is set."""
+    return [pick_remote(o, remote)] if remote or not o.enabled else list(o.remotes)
 
 
 def fetch(o: Offsite, rb: RemoteBackup, dest: Path) -> layout.Backup:
@@ -220,17 +235,13 @@ def fetch(o: Offsite, rb: RemoteBackup, dest: Path) -> layout.Backup:
     return local
 
 
-def discard(b: layout.Backup) -> None:
-    for p in (b.manifest_path, b.checksum_path, b.path):
-        p.unlink(missing_ok=True)
-
-
-def prune(o: Offsite, env: str, remote: str, dry_run: bool = False) -> list[tuple[RemoteBackup, str]]:
-    """GFS off-site, per database: complete copies beyond the policy, and debris of
-    failed uploads (a dump with no manifest) older than the newest complete copy. The
-    newest complete copy is never deleted."""
+def prune(o: Offsite, env: str, remote: str, dry_run: bool = False,
+          service: str | None = None) -> list[tuple[RemoteBackup, str]]:
+    """GFS off-site, per database (of `service`, or all): complete copies beyond the
+    policy, and debris of failed uploads (a dump with no manifest) older than the newest
+    complete copy. The newest complete copy is never deleted."""
     out = []
-    found = listing(o, env, remote)
+    found = [r for r in listing(o, env, remote) if not service or r.service == service]
     for key in sorted({(r.service, r.db) for r in found}):
         mine = [r for r in found if (r.service, r.db) == key]
         complete = [r for r in mine if r.complete]

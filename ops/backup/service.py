@@ -332,11 +332,8 @@ def run_restore(site, cfg: BackupConfig, plan: RestorePlan):
 
 def offsite_list(cfg: BackupConfig, env: str, remote: str | None = None,
                  service: str | None = None) -> list[offsite.RemoteBackup]:
-    remotes = [offsite.pick_remote(cfg.offsite, remote)] if remote else list(cfg.offsite.remotes)
-    if not remotes:
-        offsite.pick_remote(cfg.offsite, None)  # says none is configured
     found = []
-    for r in remotes:
+    for r in offsite.remotes_of(cfg.offsite, remote):
         found += [b for b in offsite.listing(cfg.offsite, env, r) if not service or b.service == service]
     return found
 
@@ -381,14 +378,10 @@ def offsite_verify(site, cfg: BackupConfig, copies, level: str) -> list[dict]:
             entry = {"ok": False, "level": level, "detail": str(exc)}
         finally:
             if local is not None:
-                offsite.discard(local)
+                prune_mod.remove(local)
         mine = layout.db_dir(cfg.dest, rb.env, rb.service, rb.db) / f"{rb.name}.json"
         if mine.exists():
-            offsite.record_copy(mine, {**next((c for c in manifest.read(mine).get("offsite") or []
-                                                if c.get("remote") == rb.remote), {"remote": rb.remote,
-                                                                                   "path": rb.path}),
-                                       "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                       "checked_level": level, "checked_ok": entry.get("ok", False)})
+            offsite.record_check(mine, rb, level, entry.get("ok", False))
     if failures:
         raise OpsError(" | ".join(failures))
     return out

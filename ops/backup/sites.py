@@ -144,8 +144,9 @@ class SwarmSite:
         """The environment's image, on this machine: fetched from the manager when missing."""
         if not self.remote or image in self._images_here:
             return image
-        present = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
-        if present.returncode != 0:
+        from .. import docker_api
+
+        if docker_api.missing_images([image]):
             from .pgexec import pipeline
 
             manager = self.manager()

@@ -199,11 +199,8 @@ def prune(c, dry_run=False, service=None, offsite=False, remote=None, env="local
     if offsite:
         from ..backup import offsite as offsite_mod
 
-        remotes = [offsite_mod.pick_remote(cfg.offsite, remote)] if remote else \
-            [offsite_mod.pick_remote(cfg.offsite, r) for r in cfg.offsite.remotes] or \
-            [offsite_mod.pick_remote(cfg.offsite, None)]
-        gone = [x for r in remotes for x in offsite_mod.prune(cfg.offsite, env, r, dry_run)
-                if not service or x[0].service == service]
+        gone = [x for r in offsite_mod.remotes_of(cfg.offsite, remote)
+                for x in offsite_mod.prune(cfg.offsite, env, r, dry_run, service)]
         for rb, why in gone:
             print(f"{'would delete' if dry_run else 'deleted'} {rb.path} ({why})")
         if not gone:
@@ -252,7 +249,9 @@ def restore(c, service=None, file=None, latest=False, db=None, yes=False, confir
             _restore(svc, site, cfg, service, file, latest, db, yes, confirm_, env)
         finally:
             if fetched is not None:
-                offsite.discard(fetched)
+                from ..backup.prune import remove
+
+                remove(fetched)  # the download: the remote copy stays
 
 
 def _restore(svc, site, cfg, service, file, latest, db, yes, confirm_, env) -> None:

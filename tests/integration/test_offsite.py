@@ -157,6 +157,9 @@ def test_off_site_retention_keeps_the_policy_and_the_newest_complete_copy(ostack
     assert "20250301T031700Z" not in dry.stdout
     assert f"{newest} (" not in dry.stdout
     assert len(_remote_files(server)) >= 3 * 5 + 1  # a dry run deletes nothing
+    other = inv("db.prune", "--offsite", "--service", "auth-db", env=env)
+    assert other.returncode == 0 and other.stdout.strip() == "nothing to prune", other.stdout
+    assert len(_remote_files(server)) >= 3 * 5 + 1  # another service's copies are left alone
     done = inv("db.prune", "--offsite", env=env)
     assert done.returncode == 0, done.stderr
     left = {n.split(".")[0] for n in _remote_files(server)}

@@ -93,3 +93,6 @@ def test_offsite_settings():
     assert offsite.pick_remote(o, None) == "a:/x" and offsite.pick_remote(o, "b") == "b:bucket"
     with pytest.raises(OpsError, match="not one of the off-site remotes"):
         offsite.pick_remote(o, "c")
+    assert offsite.remotes_of(o) == ["a:/x", "b:bucket"] and offsite.remotes_of(o, "b") == ["b:bucket"]
+    with pytest.raises(OpsError, match="no off-site remote configured"):
+        offsite.remotes_of(offsite.offsite_config({}, {}))
