@@ -126,6 +126,10 @@ def verify(c, file=None, latest=False, service=None, db=None, level="read", offs
     """Prove backups: checksum, read every block, or a full restore drill."""
     import dataclasses
 
+    from ..backup.manifest import LEVELS
+
+    if level not in LEVELS:  # before anything is looked up, downloaded or run
+        raise OpsError(f"--level must be {', '.join(LEVELS)}, not {level!r}")
     cfg, svc = _config(c, env, "verify")
     place = svc.drill_place(on, "--on") if on is not None else None
     if offsite:

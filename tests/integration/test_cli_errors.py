@@ -169,6 +169,8 @@ def test_an_env_file_alone_names_no_machine(project):
     (["logs", "--tail", "abc"], "--tail must be a whole number from 0 to 10000000"),
     (["deploy.history", "--env", "sandbox", "--lines", "many"], "--lines must be a whole number"),
     (["monitoring.up", "--timeout", "0"], "--timeout must be a number from 1 to 86400, not '0'"),
+    (["db.verify", "--latest", "--level", "bogus"], "--level must be checksum, read, restore, not 'bogus'"),
+    (["db.verify", "--latest", "--on", "moon"], "--on must be here or manager, not 'moon'"),
 ])
 def test_numeric_options_are_checked_before_anything_runs(project, args, fragment):
     assert_one_line_error(inv(*args, env=env_for(project)), fragment)
