@@ -10,7 +10,6 @@ forward_local over the manager's connection) on a remote cluster."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from contextlib import ExitStack
 from functools import cached_property
@@ -22,6 +21,7 @@ from ..commands import lock as lock_cmd
 from ..commands import monitoring as cmd
 from ..errors import OpsError
 from ..files import write_atomic
+from ..remote import tunnel
 from . import promconfig, rules
 from .api import ApiReader, http_get
 from .local import CACHE, PROFILE
@@ -30,18 +30,6 @@ from .settings import Monitoring
 STACK_FILE = "monitoring.json"
 GATEWAY_PORT = 8080  # the gateway's own port inside the stack (compose.yaml)
 ALERTMANAGER_VARIABLE = "OPS_ALERTMANAGER_CONFIG"
-
-
-def free_port(preferred: int) -> int:
-    """`preferred` when it is free on loopback, else any free port."""
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return s.getsockname()[1]
-    raise OpsError("no free local port for the tunnel")
 
 
 class SwarmMonitoring(ApiReader):
@@ -226,9 +214,10 @@ class SwarmMonitoring(ApiReader):
             if self.session.local:
                 url = f"http://{host}:{remote_port}"
             else:
-                local = free_port(local_port or port)
-                self._tunnels.enter_context(self.d.target.conn.forward_local(
-                    local, remote_port=int(remote_port), remote_host=host, local_host="127.0.0.1"))
+                conn = self.d.target.conn
+                conn.open()
+                local = self._tunnels.enter_context(
+                    tunnel.forward(conn.transport, host, int(remote_port), local_port or port))
                 url = f"http://127.0.0.1:{local}"
             self._urls[key] = url
             return url

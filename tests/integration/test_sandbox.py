@@ -285,6 +285,35 @@ def test_a_remote_command_streams_like_a_local_process(manager_conn, tmp_path):
     machine.run(["rm", "-f", "/tmp/ops-chan.bin", "/tmp/ops-chan.pid"])
 
 
+def test_a_tunnel_listens_before_it_is_used_and_survives_a_refused_channel(manager_conn):
+    """ops.remote.tunnel through the manager's connection to its own sshd: the first
+    connection right after entering works every time (Fabric's forward_local binds in a
+    thread and can refuse it), a preferred port another process holds is not shared,
+    and a far end that refuses closes that connection only."""
+    import socket
+
+    from ops.remote.tunnel import forward
+
+    def banner(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            return s.recv(64)
+
+    manager_conn.open()
+    for _ in range(30):
+        with forward(manager_conn.transport, "127.0.0.1", 22) as port:
+            assert banner(port).startswith(b"SSH-2.0-")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        held = taken.getsockname()[1]
+        with forward(manager_conn.transport, "127.0.0.1", 22, preferred=held) as port:
+            assert port != held and banner(port).startswith(b"SSH-2.0-")
+    with forward(manager_conn.transport, "127.0.0.1", 1) as port:  # nothing listens there
+        assert banner(port) == b"" and banner(port) == b""  # closed, never refused
+    with pytest.raises(ConnectionRefusedError):  # the block's end closed the listener
+        banner(port)
+
+
 def _manager_inventory():
     from ops.remote.hosts import inventory
 
