@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import threading
+from concurrent.futures import Future
 from datetime import UTC, datetime
 
 from . import cluster_state as state
@@ -19,11 +20,16 @@ from .errors import OpsError
 from .health import Check, http_get, run_jobs
 
 
+def _close_opened(future: Future) -> None:
+    if future.exception() is None:
+        future.result().close()
+
+
 class Cluster:
     def __init__(self, session):
         self.session = session
         self.d = session.d
-        self._conns: dict[str, object] = {}
+        self._conns: dict[str, Future] = {}  # host name -> its connection, opened once
         self._lock = threading.Lock()
 
     # -- connections ----------------------------------------------------------------------
@@ -39,19 +45,41 @@ class Cluster:
                            f"--env {d.env}: add it to the inventory to reach its containers")
         if host.role == "manager" and host.name == d.target.host.name:
             return d.target.conn, host
+        return self._opening(host).result(), host
+
+    def _opening(self, host) -> Future:
+        """The host's connection, opened in a thread of its own on first ask: asked
+        early (`connect_nodes`), the handshake overlaps the manager's round trip."""
         with self._lock:
             if host.name not in self._conns:
                 from .remote.connect import open_checked
 
-                self._conns[host.name] = open_checked(host, self.session.inv)
-        return self._conns[host.name], host
+                future = self._conns[host.name] = Future()
+
+                def work(inv=self.session.inv):
+                    try:
+                        future.set_result(open_checked(host, inv))
+                    except BaseException as exc:  # noqa: BLE001 - raised where it is used
+                        future.set_exception(exc)
+
+                threading.Thread(target=work, name=f"ssh-{host.name}", daemon=True).start()
+            return self._conns[host.name]
+
+    def connect_nodes(self) -> None:
+        """Start opening every other host of the inventory now (a failure is said by
+        the check that needs that host, if any)."""
+        if not self.session.local:
+            for host in self.session.inv.hosts:
+                if host.name != self.d.target.host.name:
+                    self._opening(host)
 
     def close(self) -> None:
-        """The nodes' connections and the session's own (the manager's)."""
+        """The nodes' connections and the session's own (the manager's); one still
+        opening (a node not answering) is closed when it opens, not waited for."""
         if getattr(self, "_monitor", None) is not None:
             self._monitor.close_tunnels()
-        for conn in self._conns.values():
-            conn.close()
+        for future in self._conns.values():
+            future.add_done_callback(_close_opened)
         self._conns.clear()
         self.session.close()
 
@@ -109,6 +137,7 @@ class Cluster:
 
     # -- health ---------------------------------------------------------------------------
     def health(self) -> list[Check]:
+        self.connect_nodes()  # the disk check needs every node: open them meanwhile
         snap = self.snapshot()
         live_color, live_tag = snap.live or (None, None)
         jobs = []
