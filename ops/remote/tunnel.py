@@ -61,7 +61,8 @@ def forward(transport, remote_host: str, remote_port: int, preferred: int = 0):
             tunnel = Tunnel(channel=channel, sock=client, finished=stop)
             tunnel.daemon = True
             tunnel.start()
-            tunnels.append(tunnel)
+            # `monitoring.open` lives until Ctrl-C: keep only the connections still open.
+            tunnels[:] = [t for t in tunnels if t.is_alive()] + [tunnel]
 
     acceptor = threading.Thread(target=accept_loop, name=f"tunnel-{remote_host}:{remote_port}",
                                 daemon=True)

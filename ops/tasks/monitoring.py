@@ -88,19 +88,19 @@ def up(c, timeout=None, env="local"):
 
 def _alerts_line(mon, health, parse, attempts: int = 5) -> str:
     """What fires now, for up's last line: informative, so an Alertmanager not answering
-    yet (just started, its tunnel still opening) is said, and does not fail the start."""
+    yet (just started, or a task replaced since its address was read) is said, and does
+    not fail the start."""
     import time
 
     for attempt in range(attempts):
+        if attempt:
+            getattr(mon, "close_tunnels", lambda: None)()  # look its address up again
+            time.sleep(2)
         try:
             return health.alerts_verdict(parse.alerts(mon.alerts()))[2]
         except OpsError as exc:
-            if attempt == attempts - 1:
-                return f"not read yet ({exc}); `inv monitoring.alerts`"
-            # A task replaced since its address was read: look it up again.
-            getattr(mon, "close_tunnels", lambda: None)()
-            time.sleep(2)
-    raise AssertionError("unreachable")
+            last = exc
+    return f"not read yet ({last}); `inv monitoring.alerts`"
 
 
 @task(help={"env": ENV_HELP})

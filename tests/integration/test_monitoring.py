@@ -87,6 +87,7 @@ def monitored(stack_env, tmp_path_factory):
     started = inv("monitoring.up", env=env, timeout=300)
     assert started.returncode == 0, started.stderr[-2000:]
     assert re.search(r"^  targets: (\d+)/\1 up$", started.stdout, re.M), started.stdout
+    assert re.search(r"^  alerts: (none firing|\d+ firing: )", started.stdout, re.M), started.stdout
     try:
         yield env, receiver, backups / "metrics"
     finally:
