@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 
 from . import cluster_state as state
+from . import early_probe
 from .commands import cluster as cmd
 from .commands import probes
 from .errors import OpsError
@@ -43,6 +44,13 @@ class Cluster:
         if host is None:
             raise OpsError(f"node {snap.node_name(node_id)} is not one of the hosts of "
                            f"--env {d.env}: add it to the inventory to reach its containers")
+        return self._host_target(host)
+
+    def _host_target(self, host):
+        """(connection, Host) for an inventory host (the session's own for the manager)."""
+        d = self.d
+        if self.session.local:
+            return d.target.conn, d.target.host
         if host.role == "manager" and host.name == d.target.host.name:
             return d.target.conn, host
         return self._opening(host).result(), host
@@ -138,17 +146,24 @@ class Cluster:
     # -- health ---------------------------------------------------------------------------
     def health(self) -> list[Check]:
         self.connect_nodes()  # the disk check needs every node: open them meanwhile
+        early = self._early_probes()  # the slow ones, where the last run found them
         snap = self.snapshot()
         live_color, live_tag = snap.live or (None, None)
-        jobs = []
+        jobs, slow, places = [], set(), []
         for name, svc in sorted(snap.services.items()):
             label = f"{name} (live)" if name == live_color else name
             jobs.append((label, "tasks", lambda n=name: state.service_verdict(snap, n, live_color)))
-            probe = probes.BY_ROLE.get(state.role(name, svc))
+            role = state.role(name, svc)
+            probe = probes.BY_ROLE.get(role)
             if probe:
                 for task in snap.running(svc):
-                    jobs.append((label, f"{probe.name} on {snap.node_name(task.node)}",
-                                 lambda t=task, p=probe: self._probe(snap, t, p)))
+                    fn = lambda t=task, p=probe: self._probe(snap, t, p)  # noqa: E731
+                    if probe.slow:
+                        if task.container in early:
+                            fn = early[task.container].job(task.container, fn)
+                        slow.add(fn)
+                        places.append(self._place(snap, task, role))
+                    jobs.append((label, f"{probe.name} on {snap.node_name(task.node)}", fn))
         for node in snap.nodes:
             jobs.append((f"node {node.hostname}", "ready", lambda n=node: state.node_verdict(n)))
         for node in self._disk_nodes(snap):
@@ -162,7 +177,51 @@ class Cluster:
         jobs.append(("deploy lock", "state", self._lock_state))
         if "prometheus" in snap.services:
             jobs += self._monitoring_jobs()
-        return run_jobs(jobs)
+        places = [p for p in places if p]
+        if places != self._last_places:
+            early_probe.save_places(self._places_file, places)
+        try:
+            return run_jobs(jobs, first=slow)
+        finally:
+            for probe in early.values():
+                probe.close()
+
+    @property
+    def _places_file(self):
+        return self.session.s.root / ".cache" / f"health-places-{self.d.env}.json"
+
+    def _place(self, snap, task, role: str) -> dict | None:
+        """Where a slow probe's task runs, for the next run's head start."""
+        if not task.container:
+            return None
+        try:
+            host = self.node_target(snap, task.node)[1]
+        except OpsError:
+            return None
+        return {"host": host.name, "container": task.container, "role": role}
+
+    def _early_probes(self) -> dict:
+        """container -> the slow probe started in it now, on the host the last run
+        found it on (early_probe: the snapshot decides whether it counts)."""
+        hosts = {"local": self.d.target.host} if self.session.local else \
+            {h.name: h for h in self.session.inv.hosts}
+        out = {}
+        self._last_places = early_probe.load_places(self._places_file)
+        for place in self._last_places:
+            probe = probes.BY_ROLE.get(place.get("role"))
+            host = hosts.get(place["host"])
+            if probe is None or not probe.slow or host is None or \
+                    not cmd.CONTAINER.match(place["container"]):
+                continue
+
+            def run(host=host, container=place["container"], probe=probe):
+                target = self._host_target(host)
+                result = self.run_on(target, cmd.container_exec(container, probe.argv),
+                                     probe.name, warn=True)
+                return probe.verdict(result.exited, result.stdout or result.stderr or "")
+
+            out[place["container"]] = early_probe.in_thread(place["container"], run)
+        return out
 
     def _monitoring_jobs(self) -> list:
         """The monitoring part's own view, when it is deployed: its targets and the

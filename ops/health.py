@@ -34,8 +34,9 @@ class Check:
 
 
 def _timed(service, name, fn) -> Check:
-    """Run one probe; it returns (ok, detail) or (ok, warning, detail)."""
-    start = time.perf_counter()
+    """Run one probe; it returns (ok, detail) or (ok, warning, detail). A probe started
+    ahead of its job (early_probe) is timed from its own start."""
+    start = getattr(fn, "started", None) or time.perf_counter()
     warning = False
     try:
         result = fn()
@@ -47,13 +48,18 @@ def _timed(service, name, fn) -> Check:
                  warning)
 
 
-def run_jobs(jobs) -> list[Check]:
-    """(service, check, callable) jobs, all at once: the run costs the slowest one."""
+def run_jobs(jobs, first=()) -> list[Check]:
+    """(service, check, callable) jobs, all at once: the run costs the slowest one.
+
+    The jobs whose callables are in `first` (the slow probes) start before the others:
+    a run then lasts about as long as they do. The report keeps the jobs' order.
+    """
     if not jobs:
         return []
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i][2] not in first)
     with ThreadPoolExecutor(max_workers=max(4, min(32, len(jobs)))) as pool:
-        futures = [pool.submit(_timed, svc, name, fn) for svc, name, fn in jobs]
-        return [f.result() for f in futures]
+        futures = {i: pool.submit(_timed, *jobs[i]) for i in order}
+        return [futures[i].result() for i in range(len(jobs))]
 
 
 def container_state(c) -> tuple[bool, str]:
@@ -96,8 +102,11 @@ def http_get(url: str, version: str | None = None) -> tuple[bool, str]:
     return ok, detail
 
 
-def plan(model: Model, containers, gateway_url: str | None):
-    """The list of (service, check name, callable) to run."""
+def plan(model: Model, containers, gateway_url: str | None, early=None):
+    """The list of (service, check name, callable) to run, and the callables of the
+    slow probes among them (to start first). `early`: container name -> the probe
+    already running there (early_probe), used when that container is the one listed."""
+    slow, early = set(), early or {}
     by_service: dict[str, list] = {}
     for c in containers:
         by_service.setdefault(c.labels.get("com.docker.compose.service", "?"), []).append(c)
@@ -114,8 +123,12 @@ def plan(model: Model, containers, gateway_url: str | None):
             running = (c.attrs.get("State") or {}).get("Status") == "running"
             probe = probes.BY_ROLE.get(svc.role)
             if probe:
-                jobs.append((name, probe.name + _suffix(c, replicas),
-                             (lambda c=c, p=probe: role_probe(c, p)) if running else _not_running))
+                fn = (lambda c=c, p=probe: role_probe(c, p)) if running else _not_running
+                if running and c.name in early:
+                    fn = early[c.name].job(c.name, fn)
+                jobs.append((name, probe.name + _suffix(c, replicas), fn))
+                if probe.slow:
+                    slow.add(fn)
             elif svc.labels.get("ops.http.port"):
                 jobs.append((name, "live+ready direct" + _suffix(c, replicas),
                              (lambda c=c, p=int(svc.labels["ops.http.port"]): _direct(c, p))
@@ -125,7 +138,7 @@ def plan(model: Model, containers, gateway_url: str | None):
                 for path in ("/health/live", "/health/ready"):
                     jobs.append((name, f"{upstream} {path} via gateway",
                                  lambda u=gateway_url + path: http_get(u)))
-    return jobs
+    return jobs, slow
 
 
 def _suffix(c, replicas) -> str:
@@ -142,13 +155,39 @@ def _direct(c, port) -> tuple[bool, str]:
     return ok, ", ".join(f"{p.rsplit('/', 1)[1]} {s}" for p, s in statuses.items())
 
 
-def run_checks(model: Model, project: str, gateway_url: str | None) -> list[Check]:
-    from . import docker_api
-    from .monitoring import health as monitoring
+def guessed_names(model: Model, project: str) -> dict[str, probes.RoleProbe]:
+    """The containers Compose names after each service of a slow probe's role, and that
+    probe: known before anything is asked of the engine."""
+    out = {}
+    for name, svc in model.services.items():
+        probe = probes.BY_ROLE.get(svc.role)
+        if probe and probe.slow and svc.replicas:
+            names = ([svc.container_name] if svc.container_name else
+                     [f"{project}-{name}-{i}" for i in range(1, svc.replicas + 1)])
+            out.update(dict.fromkeys(names, probe))
+    return out
 
-    containers = docker_api.project_containers(project)
-    return run_jobs(plan(model, containers, gateway_url)
-                    + monitoring.jobs(containers, container_state))
+
+def run_checks(model: Model, project: str, gateway_url: str | None) -> list[Check]:
+    from . import early_probe
+
+    # The slow probes go first, through the CLI, while the docker SDK imports.
+    early = {}
+    for name, probe in guessed_names(model, project).items():
+        try:
+            early[name] = early_probe.docker_cli(name, probe.argv, probe.verdict)
+        except OSError:  # no docker CLI here: the SDK does it all, only later
+            break
+    try:
+        from . import docker_api
+        from .monitoring import health as monitoring
+
+        containers = docker_api.project_containers(project)
+        jobs, slow = plan(model, containers, gateway_url, early)
+        return run_jobs(jobs + monitoring.jobs(containers, container_state), first=slow)
+    finally:
+        for probe in early.values():
+            probe.close()
 
 
 def healthy(checks) -> bool:

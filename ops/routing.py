@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-import requests
-
 from .errors import OpsError
 
 
@@ -16,6 +14,8 @@ def verify(url: str, expected: set[str], max_requests: int = 400, deadline_s: fl
     """nginx re-resolves the service name every few seconds, so keep sampling windows
     until one window sees every expected replica and nothing else. Bounded by a request
     count and a deadline."""
+    import requests  # here: `inv health` imports this module, and needs no requests first
+
     window = max(12, 6 * len(expected))
     sent, deadline, seen = 0, time.monotonic() + deadline_s, Counter()
     with requests.Session() as http:

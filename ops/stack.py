@@ -8,13 +8,22 @@ import sys
 import time
 from functools import cached_property
 
-from . import config, docker_api, routing, scaling, wheelhouse
+from . import config, routing, scaling, wheelhouse
 from .commands import compose
 from .commands import images as images_cmd
 from .errors import OpsError
 from .files import write_atomic
 from .parse import Container, Model, parse_model, parse_ps, refused_passwords, wait_budget
 from .shell import run
+
+
+def _engine():
+    """The docker SDK's module, imported on first use: `inv health` starts its slow
+    probes through the CLI before paying for that import (~0.12 s)."""
+    from . import docker_api
+
+    return docker_api
+
 
 REQUIRED = ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")
 
@@ -83,7 +92,7 @@ class Stack:
     # -- lifecycle -----------------------------------------------------------------------
     def up(self, build: bool = False, timeout: float | None = None) -> float:
         config.require(self.settings, REQUIRED)
-        docker_api.client()  # engine down -> one clear line before Compose prints anything
+        _engine().client()  # engine down -> one clear line before Compose prints anything
         wait = timeout if timeout is not None else wait_budget(self.model)
         if build or self._needs_build():
             wheelhouse.ensure(self.settings.root, out=self.err)
@@ -92,7 +101,7 @@ class Stack:
                      stream=True, check=False)
         if not result.ok:
             self._explain_unhealthy()
-            missing = docker_api.missing_images(self._pulled_images())
+            missing = _engine().missing_images(self._pulled_images())
             hint = (f"; images not available locally: {', '.join(missing)} "
                     "(no registry? run `inv images.offline`)") if missing else ""
             refused = refused_passwords(run(compose.logs(self.base, tail="50"), env=self.env,
@@ -114,7 +123,7 @@ class Stack:
 
     def _needs_build(self) -> bool:
         built = [s.image for s in self.model.services.values() if s.has_build]
-        return bool(docker_api.missing_images(built))
+        return bool(_engine().missing_images(built))
 
     def _explain_unhealthy(self) -> None:
         """Name each service that is not healthy, with its last health output and logs."""
@@ -122,7 +131,7 @@ class Stack:
         for c in bad:
             state = f"{c.state}/{c.health}" if c.health else c.state
             print(f"✗ {c.service} ({c.name}): {state}", file=self.err)
-            probe = docker_api.last_health_output(c.name)
+            probe = _engine().last_health_output(c.name)
             if probe:
                 print(f"  last health check: {probe}", file=self.err)
             logs = run(compose.logs(self.base, [c.service], tail="15"), env=self.env,
@@ -131,18 +140,18 @@ class Stack:
                 print(f"  | {line}", file=self.err)
 
     def down(self, volumes: bool = False) -> None:
-        docker_api.client()
+        _engine().client()
         run(compose.down(self.base_all, volumes=volumes), env=self.env, stream=True,
             what="docker compose down")
 
     def clean(self) -> None:
-        docker_api.client()
+        _engine().client()
         run(compose.down(self.base_all, rmi_local=True), env=self.env, stream=True,
             what="docker compose down --rmi local")
 
     def build(self, services=(), no_cache: bool = False) -> None:
         services = self.check_services(services)
-        docker_api.client()
+        _engine().client()
         wheelhouse.ensure(self.settings.root, out=self.err)
         run(compose.build(self.base, services, no_cache=no_cache), env=self.env, stream=True,
             what="docker compose build")
@@ -194,7 +203,7 @@ class Stack:
 
     def logs(self, services=(), follow=False, tail=None, since=None, timestamps=False) -> None:
         services = self.check_services(services)
-        docker_api.client()
+        _engine().client()
         run(compose.logs(self.base, services, follow=follow, tail=tail, since=since,
                          timestamps=timestamps), env=self.env, stream=True,
             what="docker compose logs")
@@ -206,7 +215,7 @@ class Stack:
         from .shell import read_lines
 
         services = self.check_services(services)
-        docker_api.client()
+        _engine().client()
         return read_lines(compose.logs(self.base_all, services, tail=tail, since=since,
                                        timestamps=True),
                           lambda lines: logsearch.matching(lines, text), env=self.env,
@@ -216,7 +225,7 @@ class Stack:
         self.check_services([service])
         if not command:
             raise OpsError("nothing to run: give a command, e.g. `inv exec api 'ls -la'`")
-        docker_api.client()
+        _engine().client()
         result = run(compose.exec_(self.base, service, command, index=index, tty=tty),
                      env=self.env, stream=True, check=False)
         return result.returncode
@@ -225,7 +234,7 @@ class Stack:
     def scale(self, spec: str, timeout: float | None = None, verify_requests: int = 400) -> dict:
         wanted = scaling.parse_spec(spec)
         scaling.check(self.model, wanted)
-        docker_api.client()
+        _engine().client()
         wait = timeout if timeout is not None else wait_budget(self.model, list(wanted))
         result = run(compose.up(self.base, wait_timeout=wait, services=list(wanted), scale=wanted,
                                 no_deps=True, no_recreate=True),

@@ -174,8 +174,6 @@ def _search_logs(c, env, service, request, grep, follow, tail, since):
 @user_errors
 def health(c, json_=False, wait=None, env="local"):
     """Check every service at once; exit 0 only when all checks pass."""
-    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
-
     from .. import health as health_mod
 
     wait = number_option(wait, "--wait", 0, DAY) if wait is not None else None
@@ -190,6 +188,8 @@ def health(c, json_=False, wait=None, env="local"):
     try:
         checks = once()
         if wait and not health_mod.healthy(checks):
+            from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
             try:
                 checks = Retrying(stop=stop_after_delay(wait), wait=wait_fixed(1),
                                   retry=retry_if_result(lambda r: not health_mod.healthy(r)))(once)
