@@ -303,6 +303,28 @@ def test_ps_health_logs_exec_act_on_the_cluster(deployed, engine):
     assert missing.returncode == 1 and "unknown service 'nope'" in missing.stderr
 
 
+def test_health_starts_the_brokers_ping_where_it_last_ran_and_a_wrong_guess_changes_nothing(deployed):
+    """The place file is a hint: a container that is gone, another service's container
+    or a file that is not ours each leave health green and are replaced by the truth."""
+    places = SANDBOX_PROJECT[0] / ".cache" / "health-places-sandbox.json"
+    code, report = _health()
+    assert code == 0 and not _failing(report), report
+    rows = {row["service"]: row for row in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
+    (broker,) = rows["rabbitmq"]["tasks"]
+    saved = json.loads(places.read_text())
+    assert [p["role"] for p in saved] == ["broker"]
+    assert saved[0]["container"].startswith(broker["container"])  # ps shows 12 digits
+    assert saved[0]["host"] in {"manager", "worker"}
+    for wrong in ("0" * 64, rows["redis"]["tasks"][0]["container"]):
+        places.write_text(json.dumps([{**saved[0], "container": wrong}]))
+        code, report = _health()
+        assert code == 0 and not _failing(report), (wrong, report)
+        assert json.loads(places.read_text()) == saved
+    places.write_text("{not json")
+    code, report = _health()
+    assert code == 0 and json.loads(places.read_text()) == saved
+
+
 def test_health_names_a_stopped_database_container_then_recovers(deployed, engine):
     manager = next(c for name, c in _sandbox_hosts(engine).items() if name.endswith("manager"))
     cid = manager.exec_run(["sh", "-c", "docker ps -q --filter label=com.docker.swarm.service.name="
