@@ -66,12 +66,21 @@ def in_thread(container: str, fn: Callable[[], Verdict]) -> Early:
     return Early(container, future.result)
 
 
+def sdk_engine_env(environ) -> dict:
+    """The CLI's environment, pointed at the engine the docker SDK reads (DOCKER_HOST, else
+    the local socket): a CLI context elsewhere must not answer for the SDK's containers."""
+    env = {k: v for k, v in environ.items() if k != "DOCKER_CONTEXT"}
+    env["DOCKER_HOST"] = environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return env
+
+
 def docker_cli(container: str, argv: list[str], verdict: Callable[[int, str], Verdict],
                timeout: float = 30.0) -> Early:
     """`docker exec` through the CLI: it starts before the docker SDK is even imported
     (the Engine's exec is the same either way)."""
     proc = subprocess.Popen(["docker", "exec", container, *argv], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=sdk_engine_env(os.environ))
 
     def wait() -> Verdict:
         try:

@@ -104,3 +104,10 @@ def test_places_round_trip_and_garbage_is_no_place(tmp_path):
     for text in ("{not json", '{"a": 1}', '[{"host": 1, "container": "x", "role": "broker"}]'):
         path.write_text(text)
         assert early_probe.load_places(path) == []
+
+
+def test_the_cli_asks_the_engine_the_sdk_lists_not_a_context_elsewhere():
+    env = early_probe.sdk_engine_env({"PATH": "/bin", "DOCKER_CONTEXT": "remote-prod"})
+    assert env == {"PATH": "/bin", "DOCKER_HOST": "unix:///var/run/docker.sock"}
+    env = early_probe.sdk_engine_env({"DOCKER_HOST": "tcp://10.0.0.5:2376", "DOCKER_TLS_VERIFY": "1"})
+    assert env == {"DOCKER_HOST": "tcp://10.0.0.5:2376", "DOCKER_TLS_VERIFY": "1"}
