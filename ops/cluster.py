@@ -36,15 +36,19 @@ class Cluster:
     # -- connections ----------------------------------------------------------------------
     def node_target(self, snap: state.Snapshot, node_id: str):
         """(connection, Host) for the node running a task."""
+        return self._host_target(self.node_host(snap, node_id))
+
+    def node_host(self, snap: state.Snapshot, node_id: str):
+        """The inventory Host a node is (no connection is opened for it)."""
         d = self.d
         if self.session.local:
-            return d.target.conn, d.target.host
+            return d.target.host
         node = snap.node(node_id)
         host = state.host_for_node(node, self.session.inv.hosts) if node else None
         if host is None:
             raise OpsError(f"node {snap.node_name(node_id)} is not one of the hosts of "
                            f"--env {d.env}: add it to the inventory to reach its containers")
-        return self._host_target(host)
+        return host
 
     def _host_target(self, host):
         """(connection, Host) for an inventory host (the session's own for the manager)."""
@@ -195,7 +199,7 @@ class Cluster:
         if not task.container:
             return None
         try:
-            host = self.node_target(snap, task.node)[1]
+            host = self.node_host(snap, task.node)  # a name: not worth waiting for its SSH
         except OpsError:
             return None
         return {"host": host.name, "container": task.container, "role": role}
@@ -215,10 +219,7 @@ class Cluster:
                 continue
 
             def run(host=host, container=place["container"], probe=probe):
-                target = self._host_target(host)
-                result = self.run_on(target, cmd.container_exec(container, probe.argv),
-                                     probe.name, warn=True)
-                return probe.verdict(result.exited, result.stdout or result.stderr or "")
+                return self._probe_in(self._host_target(host), container, probe)
 
             out[place["container"]] = early_probe.in_thread(place["container"], run)
         return out
@@ -235,8 +236,10 @@ class Cluster:
                 ("monitoring", "alerts", lambda: health.alerts_verdict(status.alerts(mon.alerts())))]
 
     def _probe(self, snap, task, probe) -> tuple[bool, str]:
-        target = self.node_target(snap, task.node)
-        result = self.run_on(target, cmd.container_exec(task.container, probe.argv), probe.name,
+        return self._probe_in(self.node_target(snap, task.node), task.container, probe)
+
+    def _probe_in(self, target, container: str, probe) -> tuple[bool, str]:
+        result = self.run_on(target, cmd.container_exec(container, probe.argv), probe.name,
                              warn=True)
         return probe.verdict(result.exited, result.stdout or result.stderr or "")
 
