@@ -262,6 +262,27 @@ def test_cluster_state_is_the_same_from_the_engine_api_and_the_docker_cli(local_
     assert sum(r["live"] for r in rows) == 1
 
 
+def test_health_checks_the_swarm_stack_on_this_engine(local_swarm):
+    """health --env local-swarm: the deployed stack's tasks and this node, not the Compose
+    stack; a second run starts the broker's ping where the first found it, and agrees."""
+    env, _, _ = local_swarm
+    places = Path(env["OPS_ROOT"]) / ".cache" / "health-places-local-swarm.json"
+    places.unlink(missing_ok=True)
+    reports = []
+    for _ in range(2):
+        r = inv("health", "--env", "local-swarm", "--json", env=env, timeout=120)
+        report = json.loads(r.stdout)
+        assert r.returncode == 0 and report["healthy"], r.stdout[-3000:] + r.stderr[-500:]
+        reports.append({(c["service"], c["check"].split(" on ")[0]) for c in report["checks"]})
+    assert reports[0] == reports[1]
+    assert {("app-db", "SELECT 1"), ("auth-db", "SELECT 1"), ("redis", "PING"),
+            ("rabbitmq", "ping"), ("deploy lock", "state")} <= reports[0]
+    assert any(service.startswith("node ") for service, _ in reports[0])
+    assert any(check.startswith("/health/ready via") for _, check in reports[0])
+    (place,) = json.loads(places.read_text())
+    assert place["role"] == "broker" and place["container"]
+
+
 def test_backups_of_the_stack_on_this_engine(local_swarm, engine):
     """db.* --env local-swarm: the deployed stack's own databases (its tasks' containers,
     not the Compose stack's), filed under backups/local-swarm, proven by a restore drill,
