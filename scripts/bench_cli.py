@@ -12,8 +12,9 @@ import time
 from benchlib import INV, ROOT, SandboxHosts, bench_stack
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
-# Pairs of (slowest bare check, inv health): the per-pair spread is wide (0.9-2.2x), so
-# a median needs more of them than the other rows.
+# Rounds of (slowest bare check, inv health, floor): the per-round spread is wide
+# (1.1-1.7x), so a median needs more of them than the other rows. (scripts/bench-cli has
+# compiled ops/ first, as scripts/up does: the timings are of a user's every run.)
 HEALTH_RUNS = int(os.environ.get("BENCH_HEALTH_RUNS", "15"))
 
 
@@ -65,14 +66,7 @@ def healthcheck_ends(container: str):
         yield
 
 
-def compile_bytecode(env) -> None:
-    """As scripts/up does (lib.sh): time what a user's every run costs, not a first one."""
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "ops"),
-                    str(ROOT / "tasks.py")], env=env, stdout=subprocess.DEVNULL, check=True)
-
-
 def main() -> None:
-    compile_bytecode({**os.environ})
     if "--sandbox" in sys.argv[1:]:
         run_sandbox({**os.environ})
         return
