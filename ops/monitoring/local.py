@@ -61,7 +61,8 @@ class LocalMonitoring(ApiReader):
         self.config_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.config_dir, 0o755)  # noqa: S103 - Prometheus runs as nobody; no secrets here
         jobs = [j["job_name"] for j in prom["scrape_configs"] if "dns_sd_configs" in j]
-        for name, data in (("prometheus.yml", prom), ("alerts.yml", rules.alerts(self.m, jobs)),
+        alerts = rules.alerts(self.m, jobs, roles=promconfig.roles(targets))
+        for name, data in (("prometheus.yml", prom), ("alerts.yml", alerts),
                            ("blackbox.yml", promconfig.blackbox())):
             write_atomic(self.config_dir / name, yaml.safe_dump(data, sort_keys=False), mode=0o644)
         self.metrics_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ SCRAPE = "prometheus.io/scrape"
 PORT = "prometheus.io/port"
 PATH = "prometheus.io/path"
 EXPORTS = "ops.exports"  # an exporter's label: the service whose metrics it translates
+ROLE = "ops.role"
 # The scraped series' own labels win (node_exporter's textfiles name the service and
 # environment a backup or the stack's replicas are about).
 HONOR = "prometheus.io/honor-labels"
@@ -31,7 +32,8 @@ def _duration(seconds: float) -> str:
 
 
 def scrape_targets(labels_by_service: Mapping[str, Mapping]) -> dict[str, dict]:
-    """{service: {port, path, service}} of the services that ask to be scraped. A bad
+    """{service: {port, path, service, role}} of the services that ask to be scraped
+    (`service`, `role`: what an exporter exports and that service's ops.role). A bad
     port label is a mistake in the compose file: ValueError naming it."""
     out = {}
     for name, labels in sorted(labels_by_service.items()):
@@ -43,9 +45,16 @@ def scrape_targets(labels_by_service: Mapping[str, Mapping]) -> dict[str, dict]:
         path = str(labels.get(PATH) or "/metrics")
         if not path.startswith("/"):
             raise ValueError(f"service {name}: label {PATH} must start with /, not {path!r}")
-        out[name] = {"port": int(port), "path": path, "service": str(labels.get(EXPORTS) or name),
+        exported = str(labels.get(EXPORTS) or name)
+        out[name] = {"port": int(port), "path": path, "service": exported,
+                     "role": str((labels_by_service.get(exported) or {}).get(ROLE) or ""),
                      "honor_labels": str(labels.get(HONOR, "")).lower() == "true"}
     return out
+
+
+def roles(targets: Mapping[str, dict]) -> dict[str, str]:
+    """{job: ops.role of the service it exports} (rules.alerts' `roles`)."""
+    return {name: t["role"] for name, t in targets.items() if t.get("role")}
 
 
 def prometheus(m: Monitoring, env: str, targets: Mapping[str, dict],

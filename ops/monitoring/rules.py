@@ -16,13 +16,23 @@ def _rule(name: str, expr: str, severity: str, summary: str, for_: str, **labels
             "annotations": {"summary": summary}}
 
 
-def alerts(m: Monitoring, jobs=(), swarm: bool = False) -> dict:
+def _down(metric: str, exporters) -> str:
+    """`metric` == 0, or a scrape of one of `exporters` failing: a hung server keeps its
+    exporter waiting past the scrape timeout, and then no `metric` is reported at all."""
+    return " or ".join([f"{metric} == 0", *(f'up{{job="{job}"}} == 0' for job in sorted(exporters))])
+
+
+def alerts(m: Monitoring, jobs=(), swarm: bool = False, roles=None) -> dict:
     """`jobs`: the scrape jobs found by DNS. A stopped container drops out of DNS, so its
     target vanishes instead of going down: each job also alerts when it has none.
     `swarm`: the rules whose metrics only a deployed stack has (the replicas it asks
-    for, its deploy lock)."""
+    for, its deploy lock). `roles`: {job: ops.role of what it exports} (scrape_targets'
+    `role`): a database's or cache's exporter that cannot answer counts as that server
+    down."""
     t = m.threshold
     hold = _duration(m.alert_for)
+    roles = roles or {}
+    exporters = {role: [j for j, r in roles.items() if r == role] for role in ("database", "cache")}
     missing = [_rule("TargetMissing", f'absent(up{{job="{job}"}})', "critical",
                      "no {{ $labels.job }} target: nothing answers to its DNS name", hold)
                for job in jobs]
@@ -45,9 +55,9 @@ def alerts(m: Monitoring, jobs=(), swarm: bool = False) -> dict:
               "warning", f"api p99 latency above {t('api_p99_seconds')}s", hold, service="api"),
         _rule("HealthProbeFailing", 'probe_success{probe=~"live|ready"} == 0', "critical",
               "{{ $labels.instance }} ({{ $labels.probe }}) fails through the gateway", hold),
-        _rule("PostgresDown", "pg_up == 0", "critical",
+        _rule("PostgresDown", _down("pg_up", exporters["database"]), "critical",
               "database {{ $labels.service }} does not answer its exporter", hold),
-        _rule("RedisDown", "redis_up == 0", "critical",
+        _rule("RedisDown", _down("redis_up", exporters["cache"]), "critical",
               "redis does not answer its exporter", hold, service="redis"),
         _rule("BrokerQueueDepthHigh",
               f'sum by (env) (rabbitmq_queue_messages_ready) > {t("queue_depth_max"):g}',

@@ -117,9 +117,9 @@ class SwarmMonitoring(ApiReader):
                                      address=lambda name: f"{app}_{name}",
                                      public_url=self.public_url(), task_counts=counted)
         jobs = [j["job_name"] for j in prom["scrape_configs"] if "dns_sd_configs" in j]
+        alerts = rules.alerts(self.m, jobs, swarm=True, roles=promconfig.roles(targets))
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        for name, data in (("prometheus.yml", prom),
-                           ("alerts.yml", rules.alerts(self.m, jobs, swarm=True)),
+        for name, data in (("prometheus.yml", prom), ("alerts.yml", alerts),
                            ("blackbox.yml", promconfig.blackbox(counted))):
             write_atomic(self.config_dir / name, yaml.safe_dump(data, sort_keys=False), mode=0o644)
         return {ALERTMANAGER_VARIABLE: yaml.safe_dump(promconfig.alertmanager(self.m), sort_keys=False)}

@@ -416,7 +416,7 @@ def test_a_job_goes_through_the_deployed_worker_and_scale_acts_on_the_cluster(de
 
 def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(deployed, engine):
     """`monitoring.up --env sandbox` deploys the profile into the stack: every target up
-    (each task of both colors), nothing firing; a stopped database and a worker no node
+    (each task of both colors), nothing firing; a hung database and a worker no node
     can run reach a webhook on this machine; the UIs open through an SSH tunnel only."""
     import requests
 
@@ -497,12 +497,17 @@ def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(d
             opened.send_signal(signal.SIGINT)
             assert opened.wait(timeout=30) == 0, opened.stderr.read()
 
-        # A stopped database: Swarm restarts it, and the alert resolves.
+        # A hung database (paused: its exporter's scrape waits past the timeout, so there
+        # is no pg_up at all) fires, and resolves once it answers again. (Not a stopped
+        # one: Swarm restarts it in about as long as the alert takes to fire.)
         started = time.time()
         cid = manager.exec_run(["sh", "-c", "docker ps -q --filter label=com.docker.swarm.service."
                                 f"name={app}_app-db"]).output.decode().strip()
-        manager.exec_run(["docker", "stop", cid])
-        _, fired = receiver.wait_for("PostgresDown", "firing", after=started, timeout=120)
+        assert cid and manager.exec_run(["docker", "pause", cid]).exit_code == 0
+        try:
+            _, fired = receiver.wait_for("PostgresDown", "firing", after=started, timeout=120)
+        finally:
+            manager.exec_run(["docker", "unpause", cid])
         assert fired["labels"]["service"] == "app-db" and fired["labels"]["env"] == "sandbox"
         receiver.wait_for("PostgresDown", "resolved", after=started, timeout=180)
 

@@ -48,12 +48,18 @@ def test_promtool_and_amtool_accept_the_rendered_configuration(engine, tmp_path)
                                                  "prometheus.io/port": "8000"},
                                          "redis-exporter": {"prometheus.io/scrape": "true",
                                                             "prometheus.io/port": "9121",
-                                                            "ops.exports": "redis"}})
+                                                            "ops.exports": "redis"},
+                                         "app-db-exporter": {"prometheus.io/scrape": "true",
+                                                             "prometheus.io/port": "9187",
+                                                             "ops.exports": "app-db"},
+                                         "redis": {"ops.role": "cache"},
+                                         "app-db": {"ops.role": "database"}})
     # As on Swarm: tasks counted by DNS probes, and the Swarm-only rules.
     counted = {"blue": "tasks.opsdemo_blue", "worker": "tasks.opsdemo_worker"}
     prom = promconfig.prometheus(m, "local", targets, lambda n: [n], lambda n: n,
                                  "http://gateway:8080", node="local", task_counts=counted)
-    files = {"prometheus.yml": prom, "alerts.yml": rules.alerts(m, sorted(targets), swarm=True),
+    files = {"prometheus.yml": prom, "alerts.yml": rules.alerts(m, sorted(targets), swarm=True,
+                                                        roles=promconfig.roles(targets)),
              "alertmanager.yml": promconfig.alertmanager(m),
              "blackbox.yml": promconfig.blackbox(counted)}
     for name, data in files.items():

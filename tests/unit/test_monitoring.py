@@ -43,13 +43,15 @@ def test_scrape_jobs_come_from_labels():
                               "prometheus.io/path": "/m", "ops.exports": "app-db"},
               "node-exporter": {"prometheus.io/scrape": "true", "prometheus.io/port": "9100",
                                 "prometheus.io/honor-labels": "true"},
-              "redis": {"ops.role": "cache"}, "off": {"prometheus.io/scrape": "false"}}
+              "app-db": {"ops.role": "database"}, "off": {"prometheus.io/scrape": "false"}}
     targets = promconfig.scrape_targets(labels)
     assert targets == {
-        "api": {"port": 8000, "path": "/metrics", "service": "api", "honor_labels": False},
-        "db-exporter": {"port": 9187, "path": "/m", "service": "app-db", "honor_labels": False},
-        "node-exporter": {"port": 9100, "path": "/metrics", "service": "node-exporter",
+        "api": {"port": 8000, "path": "/metrics", "service": "api", "role": "", "honor_labels": False},
+        "db-exporter": {"port": 9187, "path": "/m", "service": "app-db", "role": "database",
+                        "honor_labels": False},
+        "node-exporter": {"port": 9100, "path": "/metrics", "service": "node-exporter", "role": "",
                           "honor_labels": True}}
+    assert promconfig.roles(targets) == {"db-exporter": "database"}
     m = settings.load({"scrape_interval": "2s"}, {})
     prom = promconfig.prometheus(m, "staging", targets, lambda n: [f"tasks.app_{n}"],
                                  lambda n: f"app_{n}", "https://staging.example.com/")
@@ -88,6 +90,12 @@ def test_rules_follow_thresholds_and_jobs():
                                                              'absent(up{job="worker"})']
     assert by_name["BackupStale"][0]["expr"].endswith("> 7200")
     assert by_name["RedisDown"][0]["for"] == "30s"
+    # A hung server keeps its exporter's scrape waiting: no pg_up at all, only `up` 0.
+    roles = {"app-db-exporter": "database", "auth-db-exporter": "database", "redis-exporter": "cache"}
+    by_name = {r["alert"]: r for r in rules.alerts(m, roles=roles)["groups"][0]["rules"]}
+    assert by_name["PostgresDown"]["expr"] == ('pg_up == 0 or up{job="app-db-exporter"} == 0 or '
+                                               'up{job="auth-db-exporter"} == 0')
+    assert by_name["RedisDown"]["expr"] == 'redis_up == 0 or up{job="redis-exporter"} == 0'
 
 
 def test_swarm_counts_tasks_by_dns_and_adds_its_own_rules():
