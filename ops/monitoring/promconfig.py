@@ -52,6 +52,13 @@ def scrape_targets(labels_by_service: Mapping[str, Mapping]) -> dict[str, dict]:
     return out
 
 
+def dns_refresh(m: Monitoring) -> float:
+    """How often each job's DNS names are resolved again. A task that went away (a
+    deploy, a restart) is scraped at its old address until then, and fails: refreshed
+    within a third of `alert_for`, that can never hold long enough to fire TargetDown."""
+    return min(15.0, max(1.0, m.alert_for / 3))
+
+
 def roles(targets: Mapping[str, dict]) -> dict[str, str]:
     """{job: ops.role of the service it exports} (rules.alerts' `roles`)."""
     return {name: t["role"] for name, t in targets.items() if t.get("role")}
@@ -77,7 +84,7 @@ def prometheus(m: Monitoring, env: str, targets: Mapping[str, dict],
             "metrics_path": t["path"],
             **({"honor_labels": True} if t.get("honor_labels") else {}),
             "dns_sd_configs": [{"names": dns_names(name), "type": "A", "port": t["port"],
-                                "refresh_interval": "15s"}],
+                                "refresh_interval": _duration(dns_refresh(m))}],
             "relabel_configs": [{"target_label": "service", "replacement": t["service"]},
                                 *static_labels],
         })

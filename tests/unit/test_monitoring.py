@@ -57,7 +57,10 @@ def test_scrape_jobs_come_from_labels():
                                  lambda n: f"app_{n}", "https://staging.example.com/")
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
     assert jobs["api"]["dns_sd_configs"] == [{"names": ["tasks.app_api"], "type": "A", "port": 8000,
-                                              "refresh_interval": "15s"}]
+                                              "refresh_interval": "5s"}]
+    # A vanished task is dropped within a third of alert_for (default 15s): never a TargetDown.
+    assert [promconfig.dns_refresh(settings.load({"alert_for": v}, {})) for v in ("4s", "1m", "0s")] == [
+        4 / 3, 15.0, 1.0]
     assert jobs["node-exporter"]["honor_labels"] is True and "honor_labels" not in jobs["api"]
     assert "tasks" not in jobs  # no DNS task counts unless asked (Swarm)
     assert prom["global"]["scrape_interval"] == "2s"
