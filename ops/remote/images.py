@@ -14,11 +14,13 @@ import shlex
 import subprocess
 import tarfile
 import tempfile
+import threading
 
 from ..commands import images as images_cmd
 from ..errors import OpsError
 from ..parse import load_json
 from .connect import open_checked, run
+from .fanout import each_host
 from .hosts import Inventory
 
 CHUNK = 1 << 20
@@ -118,35 +120,57 @@ def stream_images(conn, host, refs: list[str], archive) -> int:
     return writer.sent
 
 
+class _Archives:
+    """One `docker save` per distinct image set, shared by the hosts' threads: each
+    reads it through a file handle of its own."""
+
+    def __init__(self):
+        self._dir = tempfile.TemporaryDirectory(prefix="ops-images-")
+        self._lock = threading.Lock()
+        self._saved: dict[tuple[str, ...], tuple[threading.Lock, list]] = {}
+
+    def get(self, refs: list[str]) -> tuple[str, int]:
+        """(path, size) of the archive of `refs`, saved by the first thread that asks."""
+        key = tuple(refs)
+        with self._lock:
+            lock, entry = self._saved.setdefault(key, (threading.Lock(), []))
+        with lock:
+            if not entry:
+                path = f"{self._dir.name}/{len(self._saved)}-{threading.get_ident()}.tar"
+                with open(path, "wb") as archive:
+                    entry.append((path, save(refs, archive)))
+            return entry[0]
+
+    def close(self) -> None:
+        self._dir.cleanup()
+
+
 def deliver(inv: Inventory, refs, out, setup=None) -> dict[str, list[str]]:
-    """Each image to each host that lacks it. `refs` is a list, or a function of the
-    host giving its list (the manager runs more than the workers); `setup(conn, host)`
-    runs first on each host's connection (one per host).
+    """Each image to each host that lacks it, to all hosts at once. `refs` is a list, or
+    a function of the host giving its list (the manager runs more than the workers);
+    `setup(conn, host)` runs first on each host's connection (one per host).
     Returns {host: [images sent]}."""
-    sent: dict[str, list[str]] = {}
-    archives: dict[tuple[str, ...], tuple] = {}  # one docker save per distinct image set
+    archives = _Archives()
+
+    def one(host) -> list[str]:
+        wanted = refs(host) if callable(refs) else refs
+        with open_checked(host, inv) as conn:
+            if setup is not None:
+                setup(conn, host)
+            missing = [ref for ref in wanted if not has_image(conn, host, ref)]
+            if not missing:
+                return []
+            path, full = archives.get(missing)
+            with open(path, "rb") as archive:
+                size = stream_images(conn, host, missing, archive)
+            _check_loaded(conn, host, missing)
+        print(f"{host.name}: loaded {', '.join(missing)} ({delivery_note(size, full)})", file=out)
+        return missing
+
     try:
-        for host in inv.hosts:
-            wanted = refs(host) if callable(refs) else refs
-            with open_checked(host, inv) as conn:
-                if setup is not None:
-                    setup(conn, host)
-                missing = [ref for ref in wanted if not has_image(conn, host, ref)]
-                if missing:
-                    key = tuple(missing)
-                    if key not in archives:
-                        archive = tempfile.TemporaryFile()
-                        archives[key] = (archive, save(missing, archive))
-                    archive, full = archives[key]
-                    size = stream_images(conn, host, missing, archive)
-                    _check_loaded(conn, host, missing)
-                    sent[host.name] = missing
-                    print(f"{host.name}: loaded {', '.join(missing)} "
-                          f"({delivery_note(size, full)})", file=out)
+        return {name: sent for name, sent in each_host(inv.hosts, one).items() if sent}
     finally:
-        for archive, _ in archives.values():
-            archive.close()
-    return sent
+        archives.close()
 
 
 def _check_loaded(conn, host, refs: list[str]) -> None:

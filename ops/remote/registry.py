@@ -20,6 +20,7 @@ from ..commands import registry as cmd
 from ..errors import OpsError
 from ..shell import run as run_local
 from .connect import open_checked, run
+from .fanout import each_host
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,10 @@ def pull_on(conn, host, reg: Registry, refs: list[str]) -> None:
 
 
 def pull_everywhere(inv, reg: Registry, refs: list[str], out) -> None:
-    for host in inv.hosts:
+    """Every node pulls at once (each from the registry, not through this machine)."""
+    def one(host) -> None:
         with open_checked(host, inv) as conn:
             pull_on(conn, host, reg, refs)
         print(f"{host.name}: pulled {', '.join(refs)} from {reg.server}", file=out)
+
+    each_host(inv.hosts, one)

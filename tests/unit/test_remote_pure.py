@@ -162,3 +162,29 @@ def test_delivery_note_never_says_minus_zero():
     assert delivery_note(385_000_000, 384_990_000) == "385.0 MB over SSH; the whole image"
     assert delivery_note(2_000_000, 2_000_000) == "2.0 MB over SSH; the whole image"
     assert delivery_note(31_000, 385_031_000) == "0.0 MB over SSH; the node had the other 385 MB"
+
+
+def test_each_host_runs_every_host_at_once_and_raises_the_first_failure_after_all():
+    import threading
+
+    from ops.remote.fanout import each_host
+
+    hosts = [Host("manager", "10.0.0.1", role="manager"), Host("w1", "10.0.0.2"), Host("w2", "10.0.0.3")]
+    together = threading.Barrier(3, timeout=5)  # one host at a time would break it
+
+    def step(h):
+        together.wait()
+        return h.address
+
+    assert each_host(hosts, step) == {"manager": "10.0.0.1", "w1": "10.0.0.2", "w2": "10.0.0.3"}
+    finished = []
+
+    def failing(h):
+        together.wait()
+        if h.name != "manager":
+            raise OpsError(f"{h.name}: docker load failed")
+        finished.append(h.name)
+
+    with pytest.raises(OpsError, match="^w1: docker load failed$"):
+        each_host(hosts, failing)
+    assert finished == ["manager"]  # the others ran to their end
