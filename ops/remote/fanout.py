@@ -4,8 +4,8 @@ node, not their sum."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from .hosts import Host
@@ -17,13 +17,28 @@ def each_host(hosts: Iterable[Host], step: Callable[[Host], T]) -> dict[str, T]:
     """{host name: step(host)}, every host in its own thread. Every host's step runs to
     its end; then the first failure in the inventory's order is raised (its message
     names its host), so one bad node neither hides another's result nor stops it
-    half-way."""
+    half-way. Ctrl-C interrupts the wait at once: the threads are daemons, so the
+    process does not wait for their transfers before it exits (their connections
+    close with it, as a sequential transfer's did)."""
     hosts = list(hosts)
     if len(hosts) <= 1:
         return {h.name: step(h) for h in hosts}
-    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-        futures = [(h, pool.submit(step, h)) for h in hosts]
-    for _, future in futures:
-        if future.exception() is not None:
-            raise future.exception()
-    return {h.name: future.result() for h, future in futures}
+    results: dict[str, T] = {}
+    errors: dict[str, BaseException] = {}
+
+    def run(host: Host) -> None:
+        try:
+            results[host.name] = step(host)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            errors[host.name] = exc
+
+    threads = [threading.Thread(target=run, args=(h,), name=f"host-{h.name}", daemon=True)
+               for h in hosts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for h in hosts:
+        if h.name in errors:
+            raise errors[h.name]
+    return {h.name: results[h.name] for h in hosts}

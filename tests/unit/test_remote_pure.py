@@ -188,3 +188,39 @@ def test_each_host_runs_every_host_at_once_and_raises_the_first_failure_after_al
     with pytest.raises(OpsError, match="^w1: docker load failed$"):
         each_host(hosts, failing)
     assert finished == ["manager"]  # the others ran to their end
+
+
+
+
+CTRL_C = """
+import signal, threading
+from ops.remote.fanout import each_host
+from ops.remote.hosts import Host
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal delivers it
+started = threading.Barrier(3)
+def step(host):
+    started.wait()
+    threading.Event().wait(30)  # a long transfer
+def report():
+    started.wait()
+    print("waiting", flush=True)
+threading.Thread(target=report, daemon=True).start()
+each_host([Host("a", "10.0.0.1"), Host("b", "10.0.0.2")], step)
+"""
+
+
+def test_ctrl_c_ends_each_host_at_once_while_its_steps_still_run():
+    """A transfer that takes minutes holds up neither Ctrl-C nor the exit after it."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C], cwd=Path(__file__).parents[2],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "waiting"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)  # the steps wait 30 s: only an exit that does not wait returns
+    finally:
+        proc.kill()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr.read()
