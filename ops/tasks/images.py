@@ -40,7 +40,7 @@ def ensure(c, offline=False, env="local"):
             "env": ENV_HELP})
 @user_errors
 def deliver(c, image=None, env="local"):
-    """Stream images over SSH (docker save | docker load) to every node that lacks them."""
+    """Stream images over SSH (docker save | docker load) to every node that lacks them, all at once."""
     import sys
 
     from ..commands import images as images_cmd
