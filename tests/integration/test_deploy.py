@@ -511,9 +511,14 @@ def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(d
         assert fired["labels"]["service"] == "app-db" and fired["labels"]["env"] == "sandbox"
         receiver.wait_for("PostgresDown", "resolved", after=started, timeout=180)
 
-        # A worker no node can run: fewer tasks serve than the stack asks for.
+        # A worker no node can run (as when the only node it may run on is lost): fewer
+        # tasks serve than the stack asks for. Stop-first for this update: the stack's own
+        # start-first would keep the old task serving while the new one waits for a node.
         started = time.time()
-        pin = ("docker", "service", "update", "-d", "--constraint-add",
+        order = manager.exec_run(["docker", "service", "inspect", "--format",
+                                  "{{.Spec.UpdateConfig.Order}}", f"{app}_worker"]).output.decode().strip()
+        assert order == "start-first", order  # compose/deploy.yaml's
+        pin = ("docker", "service", "update", "-d", "--update-order", "stop-first", "--constraint-add",
                "node.labels.ops-test==nowhere", f"{app}_worker")
         assert manager.exec_run(list(pin)).exit_code == 0
         try:
@@ -522,8 +527,8 @@ def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(d
                                          service="worker")
             assert fired["labels"]["service"] == "worker"
         finally:
-            manager.exec_run(["docker", "service", "update", "-d", "--constraint-rm",
-                              "node.labels.ops-test==nowhere", f"{app}_worker"])
+            manager.exec_run(["docker", "service", "update", "-d", "--update-order", order,
+                              "--constraint-rm", "node.labels.ops-test==nowhere", f"{app}_worker"])
         receiver.wait_for("ReplicasBelowDesired", "resolved", after=started, timeout=120,
                           service="worker")
     finally:
