@@ -19,6 +19,7 @@ import time
 from benchlib import INV, ROOT, SandboxHosts
 
 sys.path.insert(0, str(ROOT))
+from ops.commands import images as images_cmd  # noqa: E402
 from ops.config import read_env_file  # noqa: E402
 
 
@@ -39,6 +40,13 @@ def main() -> None:
                         or "ops-local/prometheus:2.42")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    if args.runs < 1:
+        sys.exit(f"bench: --runs must be at least 1, not {args.runs}")
+    name, _, tag = args.image.rpartition(":")
+    try:  # the name goes into commands run on the nodes
+        images_cmd.reference(name, tag)
+    except ValueError as exc:
+        sys.exit(f"bench: --image: {exc}")
     sbx = SandboxHosts()
     nodes = [h["name"] for h in sbx.info["hosts"]]
     image = args.image
