@@ -153,7 +153,7 @@ class Cluster:
         early = self._early_probes()  # the slow ones, where the last run found them
         snap = self.snapshot()
         live_color, live_tag = snap.live or (None, None)
-        jobs, slow, places = [], set(), []
+        jobs, slow, execs, places = [], set(), set(), []
         for name, svc in sorted(snap.services.items()):
             label = f"{name} (live)" if name == live_color else name
             jobs.append((label, "tasks", lambda n=name: state.service_verdict(snap, n, live_color)))
@@ -167,6 +167,8 @@ class Cluster:
                             fn = early[task.container].job(task.container, fn)
                         slow.add(fn)
                         places.append(self._place(snap, task, role))
+                    else:
+                        execs.add(fn)
                     jobs.append((label, f"{probe.name} on {snap.node_name(task.node)}", fn))
         for node in snap.nodes:
             jobs.append((f"node {node.hostname}", "ready", lambda n=node: state.node_verdict(n)))
@@ -185,7 +187,7 @@ class Cluster:
         if places != self._last_places:
             early_probe.save_places(self._places_file, places)
         try:
-            return run_jobs(jobs, first=slow)
+            return run_jobs(jobs, first=slow, execs=execs)
         finally:
             for probe in early.values():
                 probe.close()

@@ -9,14 +9,21 @@ gateway -> the app's live/ready through the published port.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 from .commands import probes
 from .parse import Model
 
 CHECK_TIMEOUT = 5.0
+# While a slow probe runs, the probes that exec a process in a container take turns, and
+# none waits longer than this after the one before it started (so a hung dependency
+# delays the next by this much, once). Measured locally: the broker's ping took 0.62 s
+# beside four concurrent execs, 0.55 s beside the same four in turn, 0.51 s alone.
+TURN_CAP = 0.25
 
 
 @dataclass(frozen=True)
@@ -33,32 +40,85 @@ class Check:
         return ("warn" if self.warning else "ok") if self.ok else "FAIL"
 
 
-def _timed(service, name, fn) -> Check:
+class Turns:
+    """One job at a time, each waiting at most `cap` s after the previous one started;
+    `open()` lets every waiting and later job through at once."""
+
+    def __init__(self, cap: float = TURN_CAP):
+        self.cap = cap
+        self._cond = threading.Condition()
+        self._holder = None  # (token, monotonic start) of the job whose turn it is
+        self._open = False
+
+    @contextmanager
+    def turn(self):
+        with self._cond:
+            while self._holder is not None and not self._open:
+                left = self._holder[1] + self.cap - time.monotonic()
+                if left <= 0:
+                    break  # overdue: it keeps running, the next one starts
+                self._cond.wait(left)
+            token = object()
+            self._holder = (token, time.monotonic())
+        try:
+            yield
+        finally:
+            with self._cond:
+                if self._holder is not None and self._holder[0] is token:
+                    self._holder = None
+                self._cond.notify_all()
+
+    def open(self) -> None:
+        with self._cond:
+            self._open = True
+            self._cond.notify_all()
+
+
+def _timed(service, name, fn, turns=None) -> Check:
     """Run one probe; it returns (ok, detail) or (ok, warning, detail). A probe started
-    ahead of its job (early_probe) is timed from its own start."""
-    start = getattr(fn, "started", None) or time.perf_counter()
+    ahead of its job (early_probe) is timed from its own start, one waiting for its turn
+    from its turn."""
     warning = False
-    try:
-        result = fn()
-        ok, detail = (result[0], result[-1])
-        warning = bool(result[1]) if len(result) == 3 else False
-    except Exception as exc:  # noqa: BLE001 - any failure of a probe is its result
-        ok, detail = False, f"{type(exc).__name__}: {exc}"
-    return Check(service, name, ok, round((time.perf_counter() - start) * 1000, 1), detail,
-                 warning)
+    with turns.turn() if turns is not None else nullcontext():
+        start = getattr(fn, "started", None) or time.perf_counter()
+        try:
+            result = fn()
+            ok, detail = (result[0], result[-1])
+            warning = bool(result[1]) if len(result) == 3 else False
+        except Exception as exc:  # noqa: BLE001 - any failure of a probe is its result
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        took = time.perf_counter() - start
+    return Check(service, name, ok, round(took * 1000, 1), detail, warning)
 
 
-def run_jobs(jobs, first=()) -> list[Check]:
+def run_jobs(jobs, first=(), execs=()) -> list[Check]:
     """(service, check, callable) jobs, all at once: the run costs the slowest one.
 
     The jobs whose callables are in `first` (the slow probes) start before the others:
-    a run then lasts about as long as they do. The report keeps the jobs' order.
+    a run then lasts about as long as they do. Meanwhile those in `execs` (a process
+    exec'd in a container: CPU on the same engine as the slow probe) take turns, and
+    all go at once when the slow ones are done. The report keeps the jobs' order.
     """
     if not jobs:
         return []
     order = sorted(range(len(jobs)), key=lambda i: jobs[i][2] not in first)
+    slow = [i for i in order if jobs[i][2] in first]
+    turns = Turns() if slow and execs else None
     with ThreadPoolExecutor(max_workers=max(4, min(32, len(jobs)))) as pool:
-        futures = {i: pool.submit(_timed, *jobs[i]) for i in order}
+        futures = {i: pool.submit(_timed, *jobs[i], turns if jobs[i][2] in execs else None)
+                   for i in order}
+        if turns is not None:
+            pending = [len(slow)]
+            lock = threading.Lock()
+
+            def one_done(_):
+                with lock:
+                    pending[0] -= 1
+                    if pending[0] == 0:
+                        turns.open()
+
+            for i in slow:
+                futures[i].add_done_callback(one_done)
         return [futures[i].result() for i in range(len(jobs))]
 
 
@@ -103,10 +163,11 @@ def http_get(url: str, version: str | None = None) -> tuple[bool, str]:
 
 
 def plan(model: Model, containers, gateway_url: str | None, early=None):
-    """The list of (service, check name, callable) to run, and the callables of the
-    slow probes among them (to start first). `early`: container name -> the probe
-    already running there (early_probe), used when that container is the one listed."""
-    slow, early = set(), early or {}
+    """The list of (service, check name, callable) to run, the callables of the slow
+    probes among them (to start first) and of those that exec in a container (to take
+    turns meanwhile). `early`: container name -> the probe already running there
+    (early_probe), used when that container is the one listed."""
+    slow, execs, early = set(), set(), early or {}
     by_service: dict[str, list] = {}
     for c in containers:
         by_service.setdefault(c.labels.get("com.docker.compose.service", "?"), []).append(c)
@@ -127,18 +188,19 @@ def plan(model: Model, containers, gateway_url: str | None, early=None):
                 if running and c.name in early:
                     fn = early[c.name].job(c.name, fn)
                 jobs.append((name, probe.name + _suffix(c, replicas), fn))
-                if probe.slow:
-                    slow.add(fn)
+                (slow if probe.slow else execs).add(fn)
+            elif svc.labels.get("ops.http.port") and running:
+                fn = lambda c=c, p=int(svc.labels["ops.http.port"]): _direct(c, p)  # noqa: E731
+                jobs.append((name, "live+ready direct" + _suffix(c, replicas), fn))
+                execs.add(fn)
             elif svc.labels.get("ops.http.port"):
-                jobs.append((name, "live+ready direct" + _suffix(c, replicas),
-                             (lambda c=c, p=int(svc.labels["ops.http.port"]): _direct(c, p))
-                             if running else _not_running))
+                jobs.append((name, "live+ready direct" + _suffix(c, replicas), _not_running))
         if svc.role == "gateway" and gateway_url:
             for upstream in filter(None, svc.labels.get("ops.upstream", "").split(",")):
                 for path in ("/health/live", "/health/ready"):
                     jobs.append((name, f"{upstream} {path} via gateway",
                                  lambda u=gateway_url + path: http_get(u)))
-    return jobs, slow
+    return jobs, slow, execs
 
 
 def _suffix(c, replicas) -> str:
@@ -183,8 +245,9 @@ def run_checks(model: Model, project: str, gateway_url: str | None) -> list[Chec
         from .monitoring import health as monitoring
 
         containers = docker_api.project_containers(project)
-        jobs, slow = plan(model, containers, gateway_url, early)
-        return run_jobs(jobs + monitoring.jobs(containers, container_state), first=slow)
+        jobs, slow, execs = plan(model, containers, gateway_url, early)
+        return run_jobs(jobs + monitoring.jobs(containers, container_state), first=slow,
+                        execs=execs)
     finally:
         for probe in early.values():
             probe.close()

@@ -4,7 +4,7 @@ import threading
 import time
 
 from ops import early_probe
-from ops.health import guessed_names, run_jobs
+from ops.health import TURN_CAP, guessed_names, run_jobs
 from ops.parse import Model, Service
 
 PASS, FAIL = (True, "ping -> Ping succeeded"), (False, "exit 69: nodedown")
@@ -111,3 +111,68 @@ def test_the_cli_asks_the_engine_the_sdk_lists_not_a_context_elsewhere():
     assert env == {"PATH": "/bin", "DOCKER_HOST": "unix:///var/run/docker.sock"}
     env = early_probe.sdk_engine_env({"DOCKER_HOST": "tcp://10.0.0.5:2376", "DOCKER_TLS_VERIFY": "1"})
     assert env == {"DOCKER_HOST": "tcp://10.0.0.5:2376", "DOCKER_TLS_VERIFY": "1"}
+
+
+class _Overlap:
+    """Callables that record how many of them run at once, and when each started."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.running = self.most = 0
+        self.starts = {}
+
+    def job(self, name, seconds):
+        def run():
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+                self.starts[name] = time.monotonic()
+            time.sleep(seconds)
+            with self.lock:
+                self.running -= 1
+            return True, name
+        return run
+
+
+def test_execs_take_turns_while_a_slow_probe_runs():
+    seen = _Overlap()
+    slow = lambda: (time.sleep(0.6), (True, "slow"))[1]  # noqa: E731
+    execs = [("s", f"e{i}", seen.job(i, 0.05)) for i in range(4)]
+    checks = run_jobs([("mq", "ping", slow), *execs], first={slow},
+                      execs={fn for *_, fn in execs})
+    assert all(c.ok for c in checks)
+    assert seen.most == 1
+    # each one's latency is its own run, not its wait for the turn
+    assert all(c.latency_ms < 200 for c in checks[1:])
+
+
+def test_a_hung_exec_holds_the_others_back_by_the_cap_at_most_once():
+    seen = _Overlap()
+    slow = lambda: (time.sleep(1.0), (True, "slow"))[1]  # noqa: E731
+    hung = seen.job("hung", 0.9)
+    quick = [seen.job(i, 0.01) for i in range(3)]
+    t0 = time.monotonic()
+    run_jobs([("mq", "ping", slow), ("db", "hung", hung), *[("s", "q", q) for q in quick]],
+             first={slow}, execs={hung, *quick})
+    # Whichever had its turn before the hung one, the quick ones never waited for it
+    # to end (0.9 s): only the cap after its start, once.
+    assert max(seen.starts[i] for i in range(3)) - seen.starts["hung"] < TURN_CAP + 0.15
+    assert max(seen.starts[i] for i in range(3)) - t0 < TURN_CAP + 0.25
+
+
+def test_execs_go_at_once_when_the_slow_probes_are_done():
+    seen = _Overlap()
+    slow = lambda: (time.sleep(0.05), (True, "slow"))[1]  # noqa: E731
+    execs = [seen.job(i, 0.3) for i in range(4)]
+    t0 = time.monotonic()
+    run_jobs([("mq", "ping", slow), *[("s", "e", e) for e in execs]], first={slow},
+             execs=set(execs))
+    assert seen.most >= 3  # one in turn before the gate opened, the rest together
+    assert time.monotonic() - t0 < 0.9  # not 4 x 0.3 in sequence
+
+
+def test_without_a_slow_probe_execs_run_at_once():
+    seen = _Overlap()
+    execs = [seen.job(i, 0.1) for i in range(4)]
+    run_jobs([("s", "e", e) for e in execs], execs=set(execs))
+    assert seen.most == 4
