@@ -41,6 +41,11 @@ def inv(*args, env=None, timeout=600, input=None) -> subprocess.CompletedProcess
                           capture_output=True, timeout=timeout, input=input)
 
 
+# Set by a test that put this engine in Swarm mode: {"gwbridge": whether docker_gwbridge
+# existed before}. The engine leaves Swarm mode once, after every other fixture is down.
+SWARM_TO_LEAVE: dict = {}
+
+
 @pytest.fixture(scope="session")
 def engine():
     try:
@@ -48,7 +53,56 @@ def engine():
         client.ping()
     except docker.errors.DockerException as exc:
         pytest.fail(f"integration tests need a running Docker engine (scripts/test starts one): {exc}")
-    return client
+    yield client  # the first session fixture set up, so the last torn down
+    if SWARM_TO_LEAVE:
+        leave_swarm(client, SWARM_TO_LEAVE.pop("gwbridge"))
+
+
+def dns_users(client) -> list[str]:
+    """Running containers on user-defined bridge networks: their names resolve through
+    the engine's embedded DNS, which `swarm leave` empties (moby/moby#45144)."""
+    nets = [n for n in client.networks.list()
+            if n.attrs.get("Driver") == "bridge" and n.name not in ("bridge", "docker_gwbridge")]
+    return sorted({c.name for n in nets for c in client.containers.list(filters={"network": n.id})})
+
+
+def leave_swarm(client, had_gwbridge: bool) -> None:
+    """Leave the Swarm mode a test started, unless running containers would lose their
+    DNS by it (a developer's own stack, say): then it stays, with a warning saying why."""
+    import warnings
+
+    users = dns_users(client)
+    if users:
+        warnings.warn("the engine stays in Swarm mode: leaving it would break name resolution in "
+                      f"{', '.join(users)} (moby/moby#45144); run `docker swarm leave --force` "
+                      "once they are stopped", stacklevel=2)
+        return
+    client.swarm.leave(force=True)
+    if not had_gwbridge:  # Swarm made it; leaving keeps it
+        for net in client.networks.list(names=["docker_gwbridge"]):
+            remove_gwbridge(net)
+
+
+def remove_gwbridge(net, timeout: float = 30) -> None:
+    """Remove the docker_gwbridge Swarm made. After `swarm leave` its last endpoints
+    detach asynchronously, so removal is retried; an endpoint the engine never releases
+    (moby/moby#37018, cleared only by restarting dockerd) is a warning, not a failure:
+    the bridge is harmless and the next `swarm init` reuses it."""
+    import warnings
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            net.remove()
+            return
+        except docker.errors.APIError as exc:
+            if "active endpoints" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                warnings.warn(f"docker_gwbridge left behind: {exc.explanation} (moby/moby#37018)",
+                              stacklevel=2)
+                return
+        time.sleep(1)
 
 
 def project_leftovers(client, project: str) -> list[str]:

@@ -18,7 +18,7 @@ import requests
 
 from ops.config import read_env_file
 
-from .conftest import ROOT, base_images, free_port, fresh_passwords, inv
+from .conftest import ROOT, SWARM_TO_LEAVE, base_images, free_port, fresh_passwords, inv
 
 pytestmark = pytest.mark.integration
 
@@ -26,33 +26,10 @@ APP = f"opstest-local-{secrets.token_hex(3)}"
 REPO = f"ops-test-local-{secrets.token_hex(3)}/api"
 
 
-def _remove_gwbridge(net, timeout: float = 30) -> None:
-    """Remove the docker_gwbridge Swarm made. After `swarm leave` its last endpoints
-    detach asynchronously, so removal is retried; an endpoint the engine never releases
-    (moby/moby#37018, cleared only by restarting dockerd) is a warning, not a failure:
-    the bridge is harmless and the next `swarm init` reuses it."""
-    import warnings
-
-    import docker
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            net.remove()
-            return
-        except docker.errors.APIError as exc:
-            if "active endpoints" not in str(exc):
-                raise
-            if time.monotonic() > deadline:
-                warnings.warn(f"docker_gwbridge left behind: {exc.explanation} (moby/moby#37018)",
-                              stacklevel=2)
-                return
-        time.sleep(1)
-
-
 @pytest.fixture(scope="module")
 def local_swarm(engine, tmp_path_factory):
-    """The local engine in Swarm mode (left again afterwards if the test put it there),
+    """The local engine in Swarm mode (left again at the end of the run if the test put it
+    there, and if that breaks no running container's DNS),
     an own app name, port and project directory, and two api versions."""
     import os
 
@@ -87,10 +64,9 @@ def local_swarm(engine, tmp_path_factory):
     finally:
         inv("deploy.remove", "--env", "local-swarm", "--volumes", "--yes", env=env, timeout=300)
         if not was_swarm:
-            engine.swarm.leave(force=True)
-            if not had_gwbridge:  # Swarm made it; leaving keeps it
-                for net in engine.networks.list(names=["docker_gwbridge"]):
-                    _remove_gwbridge(net)
+            # Not now: leaving empties the embedded DNS of every running container (the
+            # sandbox's hosts, a developer's own stack); the engine fixture does it last.
+            SWARM_TO_LEAVE["gwbridge"] = had_gwbridge
         for image in engine.images.list(REPO):  # l1, l2 and the commits deployed untagged
             for ref in image.tags:
                 engine.images.remove(ref, force=True)
