@@ -111,8 +111,8 @@ class Stack:
                          "the passwords they were created with (another checkout with "
                          f"COMPOSE_PROJECT_NAME={self.settings.project}?): use its .env, set "
                          "another COMPOSE_PROJECT_NAME, or `inv down --volumes` (deletes the data)")
-            raise OpsError(f"stack {self.settings.project!r} did not become healthy within "
-                           f"{wait:.0f}s{hint}")
+            raise OpsError(not_healthy(self.settings.project, time.monotonic() - started, wait)
+                           + hint)
         return time.monotonic() - started
 
     def _pulled_images(self) -> list[str]:
@@ -263,3 +263,12 @@ class Stack:
         if not url:
             raise OpsError("GATEWAY_PORT is not set: cannot check routing through the gateway")
         return routing.verify(url, expected, max_requests, deadline_s)
+
+
+def not_healthy(project: str, took: float, wait: float) -> str:
+    """Why `up` failed, in time: Compose's --wait also gives up early, as soon as a
+    container exits or turns unhealthy, and then the budget was not what ran out."""
+    if took < wait - 1:
+        return (f"stack {project!r} is not healthy: Compose stopped waiting after {took:.0f}s "
+                f"of {wait:.0f}s (a container exited or turned unhealthy)")
+    return f"stack {project!r} did not become healthy within {wait:.0f}s"

@@ -135,3 +135,12 @@ def test_refused_passwords_are_found_per_service():
         "api-1  | password authentication is configured\n")
     assert refused_passwords(logs) == ["app-db", "worker", "rabbitmq"]
     assert refused_passwords("") == [] and refused_passwords("no pipe here 28P01") == []
+
+
+def test_up_says_when_compose_gave_up_before_the_budget():
+    from ops.stack import not_healthy
+
+    assert not_healthy("demo", 228.4, 228) == "stack 'demo' did not become healthy within 228s"
+    assert not_healthy("demo", 41.2, 228) == (
+        "stack 'demo' is not healthy: Compose stopped waiting after 41s of 228s "
+        "(a container exited or turned unhealthy)")
