@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
@@ -24,6 +23,9 @@ CHECK_TIMEOUT = 5.0
 # delays the next by this much, once). Measured locally: the broker's ping took 0.62 s
 # beside four concurrent execs, 0.55 s beside the same four in turn, 0.51 s alone.
 TURN_CAP = 0.25
+# A backstop: each probe in a container is killed there after its own timeout (5-10 s),
+# but an engine or an SSH channel can hang too, and health must still answer.
+JOB_DEADLINE = 20.0
 
 
 @dataclass(frozen=True)
@@ -91,35 +93,48 @@ def _timed(service, name, fn, turns=None) -> Check:
     return Check(service, name, ok, round(took * 1000, 1), detail, warning)
 
 
-def run_jobs(jobs, first=(), execs=()) -> list[Check]:
+def run_jobs(jobs, first=(), execs=(), deadline: float = JOB_DEADLINE) -> list[Check]:
     """(service, check, callable) jobs, all at once: the run costs the slowest one.
 
     The jobs whose callables are in `first` (the slow probes) start before the others:
     a run then lasts about as long as they do. Meanwhile those in `execs` (a process
     exec'd in a container: CPU on the same engine as the slow probe) take turns, and
-    all go at once when the slow ones are done. The report keeps the jobs' order.
+    all go at once when the slow ones are done. A job with no answer by `deadline` is a
+    failed check; its thread is a daemon, so a hung engine or SSH channel never holds
+    the command's exit. The report keeps the jobs' order.
     """
     if not jobs:
         return []
     order = sorted(range(len(jobs)), key=lambda i: jobs[i][2] not in first)
-    slow = [i for i in order if jobs[i][2] in first]
-    turns = Turns() if slow and execs else None
-    with ThreadPoolExecutor(max_workers=max(4, min(32, len(jobs)))) as pool:
-        futures = {i: pool.submit(_timed, *jobs[i], turns if jobs[i][2] in execs else None)
-                   for i in order}
-        if turns is not None:
-            pending = [len(slow)]
-            lock = threading.Lock()
+    turns = Turns() if execs and any(fn in first for *_, fn in jobs) else None
+    slow_left = [sum(fn in first for *_, fn in jobs)]
+    lock = threading.Lock()
+    results: list[Check | None] = [None] * len(jobs)
+    done = [threading.Event() for _ in jobs]
 
-            def one_done(_):
+    def work(i: int) -> None:
+        service, name, fn = jobs[i]
+        try:
+            results[i] = _timed(service, name, fn, turns if fn in execs else None)
+        finally:
+            done[i].set()
+            if turns is not None and fn in first:
                 with lock:
-                    pending[0] -= 1
-                    if pending[0] == 0:
+                    slow_left[0] -= 1
+                    if slow_left[0] == 0:
                         turns.open()
 
-            for i in slow:
-                futures[i].add_done_callback(one_done)
-        return [futures[i].result() for i in range(len(jobs))]
+    for i in order:
+        threading.Thread(target=work, args=(i,), name=f"check-{i}", daemon=True).start()
+    end = time.monotonic() + deadline
+    out = []
+    for i, (service, name, _) in enumerate(jobs):
+        if done[i].wait(max(0.0, end - time.monotonic())) and results[i] is not None:
+            out.append(results[i])
+        else:
+            out.append(Check(service, name, False, round(deadline * 1000, 1),
+                             f"no answer in {deadline:g} s"))
+    return out
 
 
 def container_state(c) -> tuple[bool, str]:

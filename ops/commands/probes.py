@@ -21,27 +21,49 @@ REDIS_PING = [
 BROKER_PING = ["rabbitmq-diagnostics", "-q", "ping"]
 
 
+# A hung server (a stopped postmaster, a Redis stuck on its disk) accepts the client's
+# connection and never answers: psql and redis-cli then wait forever, and so would the
+# exec and `inv health`. `timeout` (coreutils, or busybox) kills the client in the
+# container; an image without it runs the client as it is.
+BOUNDED = ('s=$1; shift; if command -v timeout >/dev/null 2>&1; '
+           'then exec timeout -s KILL "$s" "$@"; fi; exec "$@"')
+KILLED = 137  # 128 + SIGKILL: what the shell reports for a client `timeout` killed
+
+
+def bounded(argv: list[str], seconds: float) -> list[str]:
+    """`argv` run in a container, killed after `seconds`."""
+    return ["sh", "-c", BOUNDED, "probe", f"{seconds:g}", *argv]
+
+
 @dataclass(frozen=True)
 class RoleProbe:
     """What `inv health` runs inside every container of a role, locally and on Swarm."""
 
-    argv: list
+    command: list
     name: str  # the check's name in the report
     expect: str  # the whole output of a healthy answer
     # Costs far more than the others (boots an Erlang VM): started first, so that a
     # health run lasts about as long as this probe alone.
     slow: bool = False
+    timeout: float = 5.0  # seconds in the container before the client is killed
+
+    @property
+    def argv(self) -> list[str]:
+        return bounded(self.command, self.timeout)
 
     def verdict(self, code: int, out: str) -> tuple[bool, str]:
         out = out.strip()
         if code == 0 and out == self.expect:
             return True, f"{self.name} -> {out}"
+        if code == KILLED:
+            return False, f"no answer in {self.timeout:g} s (killed){': ' + out[-200:] if out else ''}"
         return False, f"exit {code}: {out[-200:]}"
 
 
 BY_ROLE = {"database": RoleProbe(POSTGRES_SELECT_1, "SELECT 1", "1"),
            "cache": RoleProbe(REDIS_PING, "PING", "PONG"),
-           "broker": RoleProbe(BROKER_PING, "ping", "Ping succeeded", slow=True)}
+           # The Erlang VM's start alone can take 2-3 s on a loaded node.
+           "broker": RoleProbe(BROKER_PING, "ping", "Ping succeeded", slow=True, timeout=10.0)}
 
 
 def http_probe(port: int, paths) -> list[str]:

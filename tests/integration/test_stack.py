@@ -4,6 +4,7 @@ scale with traffic -> refusals -> graceful stop -> down."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import threading
 import time
@@ -91,6 +92,31 @@ def test_stopped_dependency_is_reported_then_recovers(up, stack_env, engine):
     finally:
         redis.start()
     recovered = inv("health", "--wait", "90", env=stack_env, timeout=200)
+    assert recovered.returncode == 0, recovered.stdout
+
+
+def test_a_hung_database_is_reported_in_seconds_not_waited_for(up, stack_env, engine):
+    """The postmaster stopped (SIGSTOP from the host, as a hung server): it still accepts
+    connections and never answers, so psql would wait forever. Health kills it in the
+    container after the probe's timeout and names the database; nothing is left behind."""
+    import signal
+
+    (db,) = containers(engine, stack_env, "app-db")
+    pid = db.attrs["State"]["Pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        result = inv("health", "--json", env=stack_env, timeout=120)
+        took = time.monotonic() - started
+        assert result.returncode == 1
+        failing = {(c["service"], c["check"]): c["detail"]
+                   for c in json.loads(result.stdout)["checks"] if not c["ok"]}
+        assert failing.get(("app-db", "SELECT 1"), "").startswith("no answer in 5 s"), failing
+        assert took < 60, took  # bounded: before, it never returned
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert "psql" not in " ".join(" ".join(p) for p in db.top()["Processes"])
+    recovered = inv("health", "--wait", "60", env=stack_env, timeout=120)
     assert recovered.returncode == 0, recovered.stdout
 
 

@@ -176,3 +176,14 @@ def test_without_a_slow_probe_execs_run_at_once():
     execs = [seen.job(i, 0.1) for i in range(4)]
     run_jobs([("s", "e", e) for e in execs], execs=set(execs))
     assert seen.most == 4
+
+
+def test_a_job_with_no_answer_is_a_failed_check_and_does_not_hold_the_run():
+    hung = threading.Event()
+    t0 = time.monotonic()
+    checks = run_jobs([("app-db", "SELECT 1", lambda: (hung.wait(30), (True, "late"))[1]),
+                       ("redis", "PING", lambda: (True, "PONG"))], deadline=0.3)
+    assert time.monotonic() - t0 < 2
+    assert [(c.service, c.ok, c.detail) for c in checks] == [
+        ("app-db", False, "no answer in 0.3 s"), ("redis", True, "PONG")]
+    hung.set()

@@ -44,3 +44,28 @@ def test_role_probes_judge_the_whole_answer():
         False, "exit 0: NOAUTH Authentication required.")
     assert BY_ROLE["broker"].verdict(69, "Error: unable to perform an operation")[0] is False
     assert BY_ROLE["broker"].verdict(0, "Ping succeeded") == (True, "ping -> Ping succeeded")
+
+
+def test_a_probe_is_killed_in_its_container_after_its_timeout(tmp_path):
+    """The argv `inv health` execs, run here by a real sh: a client that never answers
+    (a hung server) is killed after the probe's timeout, and the verdict says so."""
+    import shutil
+    import subprocess
+    import time
+
+    from ops.commands.probes import KILLED, RoleProbe, bounded
+
+    probe = RoleProbe(["sleep", "30"], "SELECT 1", "1", timeout=0.3)
+    started = time.monotonic()
+    proc = subprocess.run(probe.argv, capture_output=True, text=True, timeout=10)
+    assert time.monotonic() - started < 5
+    # coreutils' timeout signals its own process group too: here a -9; `docker exec` and
+    # a shell report that death as 128 + 9.
+    code = 128 - proc.returncode if proc.returncode < 0 else proc.returncode
+    assert code == KILLED
+    assert probe.verdict(code, proc.stdout) == (False, "no answer in 0.3 s (killed)")
+    # An image without `timeout` runs the client as it is.
+    (tmp_path / "echo").symlink_to(shutil.which("echo"))
+    proc = subprocess.run(bounded(["echo", "PONG"], 5), capture_output=True, text=True,
+                          env={"PATH": str(tmp_path)}, executable="/bin/sh")
+    assert (proc.returncode, proc.stdout) == (0, "PONG\n")
