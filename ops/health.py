@@ -43,19 +43,19 @@ class Check:
 
 
 class Turns:
-    """One job at a time, each waiting at most `cap` s after the previous one started;
-    `open()` lets every waiting and later job through at once."""
+    """While `slow` jobs run, one job at a time, each waiting at most `cap` s after the
+    previous one started; once every slow job has called `slow_done()`, all at once."""
 
-    def __init__(self, cap: float = TURN_CAP):
+    def __init__(self, slow: int, cap: float = TURN_CAP):
         self.cap = cap
         self._cond = threading.Condition()
         self._holder = None  # (token, monotonic start) of the job whose turn it is
-        self._open = False
+        self._slow = slow
 
     @contextmanager
     def turn(self):
         with self._cond:
-            while self._holder is not None and not self._open:
+            while self._holder is not None and self._slow > 0:
                 left = self._holder[1] + self.cap - time.monotonic()
                 if left <= 0:
                     break  # overdue: it keeps running, the next one starts
@@ -70,9 +70,9 @@ class Turns:
                     self._holder = None
                 self._cond.notify_all()
 
-    def open(self) -> None:
+    def slow_done(self) -> None:
         with self._cond:
-            self._open = True
+            self._slow -= 1
             self._cond.notify_all()
 
 
@@ -106,34 +106,28 @@ def run_jobs(jobs, first=(), execs=(), deadline: float = JOB_DEADLINE) -> list[C
     if not jobs:
         return []
     order = sorted(range(len(jobs)), key=lambda i: jobs[i][2] not in first)
-    turns = Turns() if execs and any(fn in first for *_, fn in jobs) else None
-    slow_left = [sum(fn in first for *_, fn in jobs)]
-    lock = threading.Lock()
+    slow = sum(fn in first for *_, fn in jobs)
+    turns = Turns(slow) if slow and execs else None
     results: list[Check | None] = [None] * len(jobs)
-    done = [threading.Event() for _ in jobs]
 
     def work(i: int) -> None:
         service, name, fn = jobs[i]
         try:
             results[i] = _timed(service, name, fn, turns if fn in execs else None)
         finally:
-            done[i].set()
             if turns is not None and fn in first:
-                with lock:
-                    slow_left[0] -= 1
-                    if slow_left[0] == 0:
-                        turns.open()
+                turns.slow_done()
 
+    threads = [threading.Thread(target=work, args=(i,), name=f"check-{i}", daemon=True)
+               for i in range(len(jobs))]
     for i in order:
-        threading.Thread(target=work, args=(i,), name=f"check-{i}", daemon=True).start()
+        threads[i].start()
     end = time.monotonic() + deadline
     out = []
     for i, (service, name, _) in enumerate(jobs):
-        if done[i].wait(max(0.0, end - time.monotonic())) and results[i] is not None:
-            out.append(results[i])
-        else:
-            out.append(Check(service, name, False, round(deadline * 1000, 1),
-                             f"no answer in {deadline:g} s"))
+        threads[i].join(max(0.0, end - time.monotonic()))
+        out.append(results[i] or Check(service, name, False, round(deadline * 1000, 1),
+                                       f"no answer in {deadline:g} s"))
     return out
 
 
@@ -204,12 +198,11 @@ def plan(model: Model, containers, gateway_url: str | None, early=None):
                     fn = early[c.name].job(c.name, fn)
                 jobs.append((name, probe.name + _suffix(c, replicas), fn))
                 (slow if probe.slow else execs).add(fn)
-            elif svc.labels.get("ops.http.port") and running:
-                fn = lambda c=c, p=int(svc.labels["ops.http.port"]): _direct(c, p)  # noqa: E731
+            elif svc.labels.get("ops.http.port"):
+                fn = ((lambda c=c, p=int(svc.labels["ops.http.port"]): _direct(c, p))
+                      if running else _not_running)
                 jobs.append((name, "live+ready direct" + _suffix(c, replicas), fn))
                 execs.add(fn)
-            elif svc.labels.get("ops.http.port"):
-                jobs.append((name, "live+ready direct" + _suffix(c, replicas), _not_running))
         if svc.role == "gateway" and gateway_url:
             for upstream in filter(None, svc.labels.get("ops.upstream", "").split(",")):
                 for path in ("/health/live", "/health/ready"):

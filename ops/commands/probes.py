@@ -55,8 +55,8 @@ class RoleProbe:
         out = out.strip()
         if code == 0 and out == self.expect:
             return True, f"{self.name} -> {out}"
-        if code == KILLED:
-            return False, f"no answer in {self.timeout:g} s (killed){': ' + out[-200:] if out else ''}"
+        if code == KILLED and not out:
+            return False, f"no answer in {self.timeout:g} s (killed)"
         return False, f"exit {code}: {out[-200:]}"
 
 
