@@ -52,6 +52,22 @@ def missing_images(names) -> list[str]:
     return missing
 
 
+def image_users(names) -> dict[str, str]:
+    """The user each locally present image runs as (Config.User, "" for root); images
+    not pulled are left out, and an engine that is not running gives {}."""
+    try:
+        api = client().api
+    except OpsError:
+        return {}
+    users = {}
+    for name in dict.fromkeys(n for n in names if n):
+        try:
+            users[name] = str((api.inspect_image(name).get("Config") or {}).get("User") or "")
+        except DockerException:
+            continue  # not pulled, or a reference the engine refuses
+    return users
+
+
 def last_health_output(container: str) -> str:
     try:
         attrs = client().api.inspect_container(container)

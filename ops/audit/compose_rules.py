@@ -53,6 +53,8 @@ class Context:
     image_health: set = field(default_factory=set)   # ...that have a HEALTHCHECK
     image_user: dict = field(default_factory=dict)   # ...and the USER they run as
     built: set = field(default_factory=set)          # image references built here
+    # Pulled images present on the local engine -> the user they run as ("" is root).
+    pulled_user: dict = field(default_factory=dict)
 
 
 def built_here(svc: dict, ctx: Context) -> bool:
@@ -231,6 +233,8 @@ def image_floats(image: str) -> tuple[str, str] | None:
     if ":" not in name:
         return "medium", "has no tag (means :latest)"
     tag = name.split(":", 1)[1]
+    if not tag:
+        return "medium", "has an empty tag, which Docker refuses (a variable read as blank?)"
     if _CODENAMES.match(tag) or re.fullmatch(r"\d+(-[a-z]+)?", tag):
         return "low", f"floats across point releases (:{tag})"
     if tag == "latest" or not re.search(r"\d", tag):
@@ -403,12 +407,20 @@ def _user(name, svc, tier, ctx, add):
         if user.split(":")[0] in ("root", "0"):
             add("OA209", f"service {name!r} runs as {user}", "user", severity="high")
         return
-    if built_here(svc, ctx):
-        return  # its Dockerfile's USER is checked (and reported) there
-    if not tier:
-        # Data-tier official images step down to their own user in the entrypoint.
-        add("OA209", f"service {name!r} runs as its image's default user (often root); set user:",
-            severity="low")
+    if built_here(svc, ctx) or tier:
+        # Its Dockerfile's USER is checked there; data-tier official images step down to
+        # their own user in the entrypoint.
+        return
+    image = str(svc.get("image") or "")
+    if image in ctx.pulled_user:
+        image_user = ctx.pulled_user[image].strip()
+        if image_user and image_user.split(":")[0] not in ("root", "0"):
+            return  # the image itself runs as a non-root user
+        add("OA209", f"service {name!r} runs as root (image {image} sets no other USER); "
+                     "set user:", severity="low")
+        return
+    add("OA209", f"service {name!r} runs as its image's default user (often root; the image "
+                 "is not pulled here, so its USER was not read); set user:", severity="low")
 
 
 def _internal(svc, model) -> bool:

@@ -20,7 +20,14 @@ COMPOSE_NAME = re.compile(r"^(docker-)?compose(\.[\w-]+)*\.ya?ml$")
 DOCKERFILE_NAME = re.compile(r"^(Dockerfile(\.[\w-]+)?|[\w.-]+\.Dockerfile)$")
 SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".cache", ".tox",
              ".pytest_cache", "wheels"}
-_UNSET = re.compile(r'The "(\w+)" variable is not set')
+# Compose on a terminal: `WARN[0000] The "X" variable is not set.`; piped (2.40 logs with
+# logfmt): `level=warning msg="The \"X\" variable is not set. ..."`.
+_UNSET = re.compile(r'The \\?"(\w+)\\?" variable is not set')
+
+
+def unset_variables(stderr: str) -> list[str]:
+    """The variables Compose read as blank, from its warnings, sorted once each."""
+    return sorted(set(_UNSET.findall(stderr)))
 
 
 @dataclass
@@ -29,6 +36,7 @@ class Stack:
     env: dict[str, str] | None = None  # interpolation variables (None: Compose's own .env)
     project: str | None = None
     translated: bool = False          # rendered for a Swarm environment by inv deploy
+    found: bool = False               # found in a directory (not named): may be a fragment
 
 
 @dataclass
@@ -72,6 +80,10 @@ def audit(stacks: list[Stack], dockerfiles: list[Path], repo: Path | None, root:
             _dockerfile(run, path, None)
     categories = tuple(CATEGORIES)
     if repo is not None:
+        if not any(run.targets.values()) and not any(
+                p for pattern in pipeline.PIPELINE_GLOBS for p in repo.glob(pattern)):
+            raise OpsError(f"{run.show(repo)}: nothing to audit (no compose file with services, "
+                           "Dockerfile or CI pipeline found)", code=2)
         files = [p for pattern in pipeline.PIPELINE_GLOBS for p in sorted(repo.glob(pattern))]
         texts = [pipeline.PipelineFile(run.show(p), run.read(p)) for p in files]
         for t in texts:
@@ -160,7 +172,7 @@ def discover(path: Path) -> tuple[list[Stack], list[Path]]:
             continue
         overrides = [q for q in compose if q.parent == p.parent and
                      q.name.startswith(p.name.split(".")[0] + ".override.")]
-        stacks.append(Stack([p, *overrides]))
+        stacks.append(Stack([p, *overrides], found=True))
     return stacks, dockerfiles
 
 
@@ -183,7 +195,7 @@ def _compose_config(stack: Stack) -> tuple[dict | None, dict | None, str]:
     try:
         with ThreadPoolExecutor(2) as pool:
             done, raw = pool.map(one, (True, False))
-        unset = sorted(set(_UNSET.findall(done.stderr)))
+        unset = unset_variables(done.stderr)
         why = f"variables not set, read as blank: {', '.join(unset)}" if unset else ""
         return (load_json(done.stdout, "docker compose config"),
                 load_json(raw.stdout, "docker compose config"), why)
@@ -200,7 +212,6 @@ def _merge(base: dict, over: dict) -> dict:
 
 def _stack(run: _Run, stack: Stack) -> None:
     shown = [run.show(f) for f in stack.files]
-    run.targets["compose"].append(" + ".join(shown))
     locators, written = [], {}
     for f, label in zip(stack.files, shown, strict=True):
         text = run.read(f)
@@ -220,8 +231,12 @@ def _stack(run: _Run, stack: Stack) -> None:
         model = raw = written
     elif why:
         run.notes.append(f"{' + '.join(shown)}: {why}")
-    if not isinstance(model.get("services"), dict):
-        raise OpsError(f"{' + '.join(shown)}: no services: not a compose file", code=2)
+    if not isinstance(model.get("services"), dict) or not model["services"]:
+        if stack.found:  # a fragment beside the stack (volumes, networks, x- anchors)
+            run.notes.append(f"{' + '.join(shown)}: no services; not audited")
+            return
+        raise OpsError(f"{' + '.join(shown)}: no services: nothing to audit", code=2)
+    run.targets["compose"].append(" + ".join(shown))
 
     def locate(service, *keys):
         """Where a service's key is written: the deepest match, the last file on a tie
@@ -268,9 +283,22 @@ def _stack(run: _Run, stack: Stack) -> None:
     if swarm and not stack.translated:
         run.notes.append(f"{' + '.join(shown)}: read as a Swarm stack file (Swarm-only deploy "
                          "keys or overlay networks)")
+    pulled = {str(svc.get("image") or "") for svc in model["services"].values()
+              if svc and not svc.get("build") and not compose_rules.tier_of(svc)
+              and not str(svc.get("user") or "").strip()} - built
     ctx = compose_rules.Context(locate, swarm=swarm, translated=stack.translated,
-                                image_health=health, image_user=users, built=built - {""})
+                                image_health=health, image_user=users, built=built - {""},
+                                pulled_user=_image_users(pulled))
     run.findings += compose_rules.check(model, raw or model, ctx)
+
+
+def _image_users(images: set[str]) -> dict[str, str]:
+    """The USER of the images the stack pulls, where the local engine has them (the audit
+    reads files: an engine that is not running, or an image not pulled, is not an error)."""
+    if not images - {""}:
+        return {}
+    from ..docker_api import image_users
+    return image_users(sorted(images - {""}))
 
 
 def _dockerfile_of(build: dict, base: Path) -> Path | None:

@@ -81,10 +81,17 @@ class Locator:
 
 def _child(node, part):
     """(line, node) of key/index `part` under `node`, looking through `<<` merges."""
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-        if 0 <= part < len(node.value):
-            item = node.value[part]
-            return item.start_mark.line + 1, item
+    if isinstance(node, yaml.SequenceNode):
+        if isinstance(part, int):
+            if 0 <= part < len(node.value):
+                item = node.value[part]
+                return item.start_mark.line + 1, item
+            return None
+        # List form of a mapping (environment:, labels:, args:): `- KEY=value` or `- KEY`.
+        for item in node.value:
+            if isinstance(item, yaml.ScalarNode) and \
+                    str(item.value).split("=", 1)[0].strip() == str(part):
+                return item.start_mark.line + 1, item
         return None
     if not isinstance(node, yaml.MappingNode):
         return None

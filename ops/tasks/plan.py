@@ -67,6 +67,7 @@ def new(c, title, lang="en", owner=None):
     """Write docs/plans/INFRA-YYYYMMDD-<slug>.md from the seed's plan template, pre-filled
     with the project's services, environments, backups, deploy and audit risks."""
     from ..audit.load import project
+    from ..backup.offsite import offsite_config
     from ..deploy.session import options
     from ..deploy.translate import BLUE_GREEN, repository
     from ..plan import Facts, check_lang, plan_id, render
@@ -74,7 +75,8 @@ def new(c, title, lang="en", owner=None):
     check_lang(lang)
     day = datetime.date.today().isoformat()
     name = plan_id(day, title)  # refuses a title with nothing to name the file by
-    inputs = project(settings(c, "local"))
+    local = settings(c, "local")
+    inputs = project(local)
     root = inputs.base
     path = root / "docs" / "plans" / f"{name}.md"
     if path.exists():
@@ -87,8 +89,8 @@ def new(c, title, lang="en", owner=None):
     followers = [s for s, img in result.images.items() if blue_green and s != blue_green
                  and repository(img) == repository(result.images[blue_green])]
     backup = dict(c.config.get("backup") or {})
-    offsite = [str(t.get("remote", t) if isinstance(t, dict) else t)
-               for t in (backup.get("offsite") or [])]
+    # The remotes as db.backup reads them (a list, or one comma-separated string from .env).
+    offsite = list(offsite_config(backup.get("offsite"), local.variables).remotes)
     facts = Facts(title=" ".join(title.split()), day=day, owner=owner or _owner(root),
                   services=result.services, edges=result.edges, envs=_envs(c, root),
                   backup=backup, offsite=offsite, deploy=options(c.config, "local"),

