@@ -121,8 +121,8 @@ OFFSITE_HELP = "one of backup.offsite.remotes (NAME or NAME:path; default: the f
                   "image fetched from the manager when missing) or manager (backup.drill_on)",
             "env": ENV_HELP})
 @user_errors
-def verify(c, file=None, latest=False, service=None, db=None, level="read", offsite=False,
-           remote=None, on=None, env="local"):
+def verify(c, env="local", file=None, latest=False, service=None, db=None, level="read",
+           offsite=False, remote=None, on=None):  # env first: Invoke gives it -e
     """Prove backups: checksum, read every block, or a full restore drill."""
     import dataclasses
 
@@ -233,8 +233,8 @@ def prune(c, dry_run=False, service=None, offsite=False, remote=None, env="local
                             "then restore it the same way",
             "remote": OFFSITE_HELP, "env": ENV_HELP})
 @user_errors
-def restore(c, service=None, file=None, latest=False, db=None, yes=False, confirm_=None,
-            from_offsite=False, remote=None, env="local"):
+def restore(c, env="local", service=None, file=None, latest=False, db=None, yes=False,
+            confirm_=None, from_offsite=False, remote=None):  # env first: Invoke gives it -e
     """Restore a verified backup: safety backup first, restore beside, then swap."""
     import sys
 

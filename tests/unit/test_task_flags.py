@@ -1,0 +1,39 @@
+"""Every task's flags, as Invoke builds them from the signatures: `-e` means `--env`
+wherever a task takes an environment (Invoke gives short flags first come, first served)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import tasks  # noqa: E402
+
+
+def all_tasks(collection, prefix=""):
+    for name, task in collection.tasks.items():
+        yield prefix + name, task
+    for name, sub in collection.collections.items():
+        yield from all_tasks(sub, f"{prefix}{name}.")
+
+
+# Task.get_arguments() pops each help text as it builds the flags: build them once.
+ARGS = {name: {a.name: a for a in task.get_arguments()} for name, task in all_tasks(tasks.ns)}
+
+
+def test_dash_e_is_env_on_every_task_that_takes_one():
+    wrong, with_env = [], 0
+    for name, args in ARGS.items():
+        if "env" not in args:
+            continue
+        with_env += 1
+        if "e" not in args["env"].nicknames:
+            owner = next((n for n, a in args.items() if "e" in a.nicknames), None)
+            wrong.append(f"{name}: -e is --{owner}")
+    assert with_env > 30 and not wrong, wrong
+
+
+def test_every_option_has_help():
+    missing = [f"{name} --{a.name}" for name, args in ARGS.items() for a in args.values()
+               if not a.help]
+    assert not missing, missing
