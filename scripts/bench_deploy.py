@@ -35,9 +35,11 @@ PROJECT = Path(tempfile.mkdtemp(prefix="opsbench-deploy-"))
 
 def env() -> dict:
     dotenv = read_env_file(ROOT / ".env")
-    images = {k: dotenv[k] for k in ("POSTGRES_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE") if dotenv.get(k)}
-    return {**os.environ, **images, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(PROJECT), "API_IMAGE": REPO,
-            "APP_DB_PASSWORD": secrets.token_urlsafe(16), "REDIS_PASSWORD": secrets.token_urlsafe(16)}
+    images = {k: v for k, v in dotenv.items() if k.endswith("_IMAGE") and v and k != "API_IMAGE"}
+    passwords = {k: secrets.token_urlsafe(16) for k in
+                 ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")}
+    return {**os.environ, **images, **passwords, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(PROJECT),
+            "API_IMAGE": REPO}
 
 
 ENV = env()
@@ -53,6 +55,9 @@ def inv(*args: str) -> subprocess.CompletedProcess:
 def build(tags) -> None:
     import docker
 
+    from ops.wheelhouse import ensure
+
+    ensure(ROOT, out=sys.stderr)  # a fresh clone has no wheelhouse yet
     client = docker.from_env()
     python = read_env_file(ROOT / ".env").get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
     for tag in tags:

@@ -63,10 +63,22 @@ def open_checked(host: Host, inv: Inventory) -> Connection:
         if "not found in known_hosts" in str(exc):
             raise OpsError(f"{host.name} ({_server(exc, host)}): unknown host key; "
                            f"check it and run `inv hosts.trust --env {inv.env}`") from exc
-        raise OpsError(f"{host.name}: SSH failed: {exc}") from exc
+        raise OpsError(unreachable(host, inv.env, str(exc) or type(exc).__name__)) from exc
     except OSError as exc:
-        raise OpsError(f"{host.name} ({host.endpoint}:{host.port}): cannot connect: {exc}") from exc
+        raise OpsError(unreachable(host, inv.env, f"cannot connect: {exc}")) from exc
     return conn
+
+
+def unreachable(host: Host, env: str, why: str) -> str:
+    """One line: which host did not answer, and what to do about it. A paused or
+    overloaded host accepts the TCP connection and never sends sshd's banner."""
+    where = f"{host.name} ({host.user}@{host.endpoint}:{host.port})"
+    check = f"check that it is up and that `ssh -p {host.port} {host.user}@{host.endpoint}` answers"
+    if host.role == "manager":
+        return f"{where} is unreachable over SSH ({why}): {check}; nothing in {env} can change until it does"
+    return (f"{where} is unreachable over SSH ({why}): {check}; if it stays down, drain it "
+            f"(`docker node update --availability drain NODE` on the manager) and take it "
+            f"out of the {env} inventory")
 
 
 def run(conn, command: str, host: Host, what: str, warn: bool = False, stdin: str | None = None):

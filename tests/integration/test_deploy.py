@@ -351,6 +351,15 @@ def test_health_names_a_node_that_went_down(deployed, engine):
                 break
             time.sleep(3)
         assert code == 1 and (f"node {name}", "ready") in _failing(report), report
+        # A deploy needs every node: it names the one that does not answer, and what to do.
+        before = _status()
+        r = inv("deploy", "--env", "sandbox", "--tag", before["live_tag"], timeout=120)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert "worker (root@" in lines[-1] and "is unreachable over SSH" in lines[-1], lines[-1]
+        assert "drain" in lines[-1] and "sandbox inventory" in lines[-1]
+        after = _status()
+        assert (after["live"], after["live_tag"], after["lock"]) == (before["live"], before["live_tag"], None)
     finally:
         worker.unpause()
     _wait_until_ok(f"node {name}")

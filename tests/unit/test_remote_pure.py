@@ -224,3 +224,17 @@ def test_ctrl_c_ends_each_host_at_once_while_its_steps_still_run():
     finally:
         proc.kill()
     assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr.read()
+
+
+def test_an_unreachable_host_is_named_with_what_to_do():
+    from ops.remote.connect import unreachable
+    from ops.remote.hosts import Host
+
+    worker = Host("worker", "10.0.0.7", port=2222, user="deploy", role="worker")
+    line = unreachable(worker, "staging", "No existing session")
+    assert line.startswith("worker (deploy@10.0.0.7:2222) is unreachable over SSH "
+                           "(No existing session): check that it is up")
+    assert "`ssh -p 2222 deploy@10.0.0.7`" in line and "drain" in line and "staging inventory" in line
+    manager = Host("manager", "10.0.0.5", role="manager")
+    assert "nothing in staging can change until it does" in unreachable(manager, "staging", "x")
+    assert "\n" not in line
