@@ -187,7 +187,7 @@ def run_sandbox() -> None:
 
 def _sandbox_bench(sbx, work: Path) -> None:
     sys.path.insert(0, str(ROOT))
-    from ops import loadgen
+    from tests.support import loadgen
 
     env = {**os.environ, "INVOKE_BACKUP_VERIFY_AFTER": "none", "INVOKE_BACKUP_PRUNE_AFTER": "false",
            "BACKUP_DIR": str(work / "backups")}
@@ -248,7 +248,7 @@ def _offsite_rows(backup_file: Path) -> list:
     sidecar, manifest, and the remote's md5 read back) to an SFTP server on loopback."""
     sys.path.insert(0, str(ROOT))
     from ops.backup import layout, offsite
-    from ops.sftp_target import sftp_target
+    from tests.support.sftp_target import sftp_target
 
     with sftp_target(ROOT, "bench", label="ops.bench=offsite") as (_, rc_env):
         o = offsite.offsite_config({"remotes": ["bench:/srv/b"]}, rc_env)

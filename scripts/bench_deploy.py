@@ -24,8 +24,8 @@ from pathlib import Path
 from benchlib import INV, ROOT
 
 sys.path.insert(0, str(ROOT))
-from ops import loadgen  # noqa: E402
 from ops.config import read_env_file  # noqa: E402
+from tests.support import loadgen  # noqa: E402
 
 SANDBOX = f"opsbench-sbx-{secrets.token_hex(3)}"
 REPO = f"ops-bench-{secrets.token_hex(3)}/api"

@@ -22,7 +22,7 @@ import requests
 from benchlib import INV, ROOT, bench_stack
 
 sys.path.insert(0, str(ROOT))
-from ops.receiver import Receiver  # noqa: E402 - after the checkout is importable
+from tests.support.receiver import Receiver  # noqa: E402 - after the checkout is importable
 
 FAULTS = int(os.environ.get("BENCH_FAULTS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))

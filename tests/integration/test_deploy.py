@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from ops import loadgen
 from ops.config import read_env_file
+from tests.support import loadgen
 
 from .conftest import (
     ROOT,
@@ -429,7 +429,7 @@ def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(d
     can run reach a webhook on this machine; the UIs open through an SSH tunnel only."""
     import requests
 
-    from ops.receiver import Receiver
+    from tests.support.receiver import Receiver
 
     receiver = Receiver()
     network = engine.networks.get(SANDBOX).attrs["IPAM"]["Config"][0]["Gateway"]

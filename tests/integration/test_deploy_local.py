@@ -111,7 +111,7 @@ def test_switches_under_load_from_the_same_address_are_verified_not_rate_limited
     under such a load both succeed, each color proven live."""
     import time
 
-    from ops import loadgen
+    from tests.support import loadgen
 
     env, url, _ = local_swarm
     with loadgen.Load(url, rate=400, threads=8, max_seconds=120) as load:

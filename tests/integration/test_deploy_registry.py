@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ops import loadgen
 from ops.config import read_env_file
+from tests.support import loadgen
 
 from .conftest import ROOT, base_images, fresh_passwords, inv
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from ops.monitoring import promconfig, rules, settings
-from ops.receiver import Receiver
+from tests.support.receiver import Receiver
 
 from .conftest import ROOT, base_images, inv
 

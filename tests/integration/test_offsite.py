@@ -26,7 +26,7 @@ REMOTE = "offsite:/srv/backups"
 def sftp(engine):
     """sshd in a container, reached on loopback with a key of its own; its host keys
     recorded in a known_hosts file rclone checks."""
-    from ops.sftp_target import sftp_target
+    from tests.support.sftp_target import sftp_target
 
     with sftp_target(ROOT, "offsite") as target:
         yield target

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ops import loadgen
 from ops.commands import deploy as cmd
 from ops.deploy import audit, converge, stackfile, translate
 from ops.errors import OpsError
 from ops.remote.images import chain_ids, skippable
+from tests.support import loadgen
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 MODEL = json.loads((FIX / "compose-config-deploy-v2.40.json").read_text())
