@@ -108,6 +108,14 @@ def read_file(path: str) -> str:
     return f"if [ -f {q} ]; then cat {q}; fi"
 
 
+CLOCK = "date -u +%Y-%m-%dT%H:%M:%S"
+
+
+def clock_and_file(path: str) -> str:
+    """The manager's clock on the first line, then the file (if any): one round trip."""
+    return f"{CLOCK}; {read_file(path)}"
+
+
 def upload_dir(path: str, files: dict[str, str]) -> str:
     """A release directory appears whole or not at all: filled under a temporary name,
     then renamed (a directory rename is atomic)."""
@@ -175,8 +183,9 @@ def stack_deploy_has_detach() -> str:
     return "docker stack deploy --help 2>/dev/null | grep -q -- '--detach'"
 
 
-def secret_exists(name: str) -> str:
-    return f"docker secret inspect --format '{{{{.ID}}}}' {shlex.quote(name)} >/dev/null 2>&1"
+def secret_names() -> str:
+    """Every Swarm secret's name, one per line (one round trip for all the checks)."""
+    return "docker secret ls --format '{{.Name}}'"
 
 
 def secret_create(name: str, app: str) -> str:
@@ -194,6 +203,19 @@ def service_tasks(name: str) -> str:
     pruned between the listing and the inspect is skipped (inspect still prints the rest)."""
     q = shlex.quote(name)
     return (f"ids=$(docker service ps -q --no-trunc {q} 2>/dev/null); "
+            f"if [ -n \"$ids\" ]; then docker inspect --type task $ids 2>/dev/null; "
+            f"else echo '[]'; fi; true")
+
+
+TASKS_MARK = "@@tasks"
+
+
+def services_state(names: list[str]) -> str:
+    """Several services' inspect JSON, TASKS_MARK, then all their tasks' JSON: one round
+    trip for a rollout wait that watches more than one service."""
+    qs = " ".join(shlex.quote(n) for n in names)
+    return (f"docker service inspect {qs} 2>/dev/null || true; echo {TASKS_MARK}; "
+            f"ids=$(for s in {qs}; do docker service ps -q --no-trunc \"$s\" 2>/dev/null; done); "
             f"if [ -n \"$ids\" ]; then docker inspect --type task $ids 2>/dev/null; "
             f"else echo '[]'; fi; true")
 

@@ -88,6 +88,14 @@ class Service:
         return self.image.rpartition(":")[2] if ":" in self.image.rsplit("/", 1)[-1] else "latest"
 
 
+def parse_services_state(text: str, mark: str) -> dict[str, tuple[Service | None, list[Task]]]:
+    """{service name: (service, its tasks)} from `commands.deploy.services_state` output."""
+    inspected, _, tasks_text = (text or "").partition(mark)
+    services = [Service.from_inspect(raw) for raw in parse_json_list(inspected)]
+    tasks = [Task.from_inspect(raw) for raw in parse_json_list(tasks_text)]
+    return {s.name: (s, [t for t in tasks if t.service_id == s.id]) for s in services}
+
+
 @dataclass
 class Verdict:
     state: str  # "done" | "wait" | "failed"

@@ -88,29 +88,46 @@ def live(d: Deployment) -> tuple[str, str] | None:
     return stackfile.parse_upstream(text)
 
 
+def services_state(d: Deployment, names: list[str]) -> dict:
+    """{name: (service or None, tasks)} of stack services, in one round trip."""
+    full = [d.svc(n) for n in names]
+    text = d.target.run(cmd.services_state(full), f"inspect {', '.join(full)}").stdout
+    found = converge.parse_services_state(text, cmd.TASKS_MARK)
+    return {n: found.get(f, (None, [])) for n, f in zip(names, full, strict=True)}
+
+
 def service_state(d: Deployment, name: str):
-    raw = converge.parse_json_list(d.target.run(cmd.service_inspect(d.svc(name)),
-                                                f"inspect {d.svc(name)}").stdout)
-    service = converge.Service.from_inspect(raw[0]) if raw else None
-    tasks = [converge.Task.from_inspect(t) for t in converge.parse_json_list(
-        d.target.run(cmd.service_tasks(d.svc(name)), f"tasks of {d.svc(name)}").stdout)]
-    return service, tasks
+    return services_state(d, [name])[name]
+
+
+def _summary(d: Deployment, name: str) -> dict | None:
+    service, tasks = service_state(d, name)
+    if service is None:
+        return None
+    running = [t for t in tasks if t.desired == "running" and t.state == "running"
+               and t.image == service.image]
+    return {"service": d.svc(name), "tag": service.tag, "image": service.image,
+            "replicas": service.replicas, "running": len(running), "update": service.update_state}
+
+
+def followers(d: Deployment) -> list[str]:
+    """The services that follow the app's image, as the newest release names them."""
+    release = d.target.run(cmd.newest_release(d.paths), "find the newest release",
+                           warn=True).stdout.strip()
+    if not release:
+        return []
+    return list(stackfile.service_images(d.target.run(
+        cmd.read_file(f"{release}/followers.json"), "read the followers", warn=True).stdout))
 
 
 def status(d: Deployment) -> dict:
     current = live(d)
-    colors = {}
-    for which in cmd.COLORS:
-        service, tasks = service_state(d, which)
-        if service is None:
-            colors[which] = None
-            continue
-        running = [t for t in tasks if t.desired == "running" and t.state == "running"]
-        colors[which] = {"service": d.svc(which), "tag": service.tag, "image": service.image,
-                         "replicas": service.replicas, "running": len(running),
-                         "update": service.update_state}
+    colors = {which: _summary(d, which) for which in cmd.COLORS}
+    # A rollback leaves them rolling in the background: here is where that shows.
+    follow = {name: _summary(d, name) for name in followers(d)}
     return {"app": d.app, "env": d.env, "live": current[0] if current else None,
-            "live_tag": current[1] if current else None, "colors": colors, "url": d.url}
+            "live_tag": current[1] if current else None, "colors": colors,
+            "followers": follow, "url": d.url}
 
 
 def scaled(d: Deployment) -> dict[str, int]:
@@ -124,7 +141,14 @@ def history(d: Deployment, lines: int = 20) -> list[dict]:
 
 
 def manager_clock(d: Deployment) -> str:
-    return d.target.run("date -u +%Y-%m-%dT%H:%M:%S", "read the manager's clock").stdout.strip()
+    return d.target.run(cmd.CLOCK, "read the manager's clock").stdout.strip()
+
+
+def clock_and_upstream(d: Deployment) -> tuple[str, str]:
+    """(the manager's clock, the live upstream file's text) in one round trip."""
+    out = d.target.run(cmd.clock_and_file(d.paths.upstream), "read the clock and upstream").stdout
+    clock, _, text = out.partition("\n")
+    return clock.strip(), text
 
 
 # -- waiting and probing ----------------------------------------------------------------
@@ -146,21 +170,39 @@ def show_failure(d: Deployment, name: str, image: str, since: str) -> None:
             d.say(f"  {log_line}")
 
 
-def wait_converged(d: Deployment, name: str, image: str, replicas: int, since: str,
+POLL = 0.5  # seconds between two looks at a rollout (each one SSH round trip)
+
+
+def wait_converged(d: Deployment, name: str, image: str, replicas: int | None, since: str,
                    timeout: float | None = None) -> converge.Verdict:
-    deadline = time.monotonic() + (timeout or d.converge_timeout)
+    return wait_all(d, [(name, image, replicas)], since, timeout)[name]
+
+
+def wait_all(d: Deployment, rollouts: list[tuple[str, str, int | None]], since: str,
+             timeout: float | None = None) -> dict[str, converge.Verdict]:
+    """Wait until every (service, image, replicas) has converged: one look at all of
+    them per round. `replicas` None: as many as the service asks for. The first that
+    fails (or is still not done at the deadline) is shown and raised."""
+    limit = timeout or d.converge_timeout
+    deadline = time.monotonic() + limit
     while True:
-        service, tasks = service_state(d, name)
-        verdict = converge.assess(service, tasks, image, replicas, since)
-        if verdict.state == "done":
-            return verdict
-        if verdict.state == "failed" or time.monotonic() > deadline:
-            if verdict.state != "failed":
-                limit = timeout or d.converge_timeout
-                verdict.reason = f"not converged after {limit:.0f}s ({verdict.reason})"
-            show_failure(d, name, image, since)
-            raise OpsError(f"{d.svc(name)} ({image}): {verdict.reason}")
-        time.sleep(1)
+        states = services_state(d, [name for name, _, _ in rollouts])
+        verdicts = {}
+        for name, image, replicas in rollouts:
+            service, tasks = states[name]
+            count = replicas if replicas is not None else (service.replicas if service else 1)
+            verdicts[name] = converge.assess(service, tasks, image, count, since)
+        if all(v.state == "done" for v in verdicts.values()):
+            return verdicts
+        late = time.monotonic() > deadline
+        for name, image, _ in rollouts:
+            verdict = verdicts[name]
+            if verdict.state == "failed" or (late and verdict.state != "done"):
+                if verdict.state != "failed":
+                    verdict.reason = f"not converged after {limit:.0f}s ({verdict.reason})"
+                show_failure(d, name, image, since)
+                raise OpsError(f"{d.svc(name)} ({image}): {verdict.reason}")
+        time.sleep(POLL)
 
 
 def gateway_container(d: Deployment) -> str:
@@ -308,10 +350,13 @@ def create_secrets(d: Deployment, plan: stackfile.Plan, keys=None) -> None:
     """The plan's secret versions (of `keys`) that the Swarm does not have yet; the
     values go on stdin."""
     secrets, _ = plan.names()
-    for key, name in secrets.items():
-        if plan.t.secrets[key].kind == "external" or (keys is not None and key not in keys):
-            continue
-        if d.target.run(cmd.secret_exists(name), "secret check", warn=True).exited != 0:
+    wanted = {key: name for key, name in secrets.items()
+              if plan.t.secrets[key].kind != "external" and (keys is None or key in keys)}
+    if not wanted:
+        return
+    present = set(d.target.run(cmd.secret_names(), "list secrets").stdout.split())
+    for key, name in wanted.items():
+        if name not in present:
             d.target.run(cmd.secret_create(name, d.app), f"create secret {name}",
                          stdin=plan.secret_values[key])
 
@@ -326,28 +371,37 @@ def record_desired(d: Deployment) -> None:
 
 
 def deploy_followers(d: Deployment, release: str, since: str, detach_flag: bool,
-                     images: dict[str, str]) -> None:
+                     images: dict[str, str], wait: bool = True) -> None:
     """The services running the app's image (a worker), rolled out from the release's
-    followers file ({service: image})."""
-    d.target.run(cmd.stack_deploy(f"{release}/followers.json", d.app, detach_flag, *_resolve(d)),
-                 "docker stack deploy (followers)", warn=detach_flag)
+    followers file ({service: image}); `wait=False`: handed to Swarm, not waited for."""
+    d.target.run(cmd.stack_deploy(f"{release}/followers.json", d.app, detach_flag and wait,
+                                  *_resolve(d)),
+                 "docker stack deploy (followers)", warn=detach_flag and wait)
+    if not wait:
+        return
     for name, image in images.items():
         service, _ = service_state(d, name)
         wait_converged(d, name, image, service.replicas if service else 1, since)
 
 
-def follow_back(d: Deployment, tag: str, since: str) -> None:
-    """After a rollback to `tag`: its release's followers, if it had any."""
+def follow_back(d: Deployment, tag: str, since: str, wait: bool) -> str:
+    """After a rollback to `tag`: its release's followers, if it had any. Returns what
+    was done, for the record: none, done, background (Swarm rolls them), or unknown."""
     release = d.target.run(cmd.newest_release(d.paths, tag), "find the release",
                            warn=True).stdout.strip()
     if not release:
         d.say(f"warning: no release of {tag} is kept on the manager: services that follow the "
               "app's image (if any) stay as they are")
-        return
+        return "unknown"
     images = stackfile.service_images(d.target.run(cmd.read_file(f"{release}/followers.json"),
                                                    "read the followers").stdout)
-    if images:
-        deploy_followers(d, release, since, _has_detach(d), images)
+    if not images:
+        return "none"
+    deploy_followers(d, release, since, wait and _has_detach(d), images, wait=wait)
+    if not wait:
+        d.say(f"{', '.join(images)} rolling back to {tag} in the background: "
+              f"`inv deploy.status --env {d.env}` shows when it is done")
+    return "done" if wait else "background"
 
 
 def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], None],
@@ -361,9 +415,8 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
     try:
         with d.lock(tag):
             with d.stage("state"):
-                since = manager_clock(d)
-                current = live(d)
-                previous_text = d.target.run(cmd.read_file(d.paths.upstream), "read upstream").stdout
+                since, previous_text = clock_and_upstream(d)
+                current = stackfile.parse_upstream(previous_text)
                 which = cmd.other(current[0]) if current else "blue"
                 rec.update(from_color=current[0] if current else None,
                            from_tag=current[1] if current else None, to_color=which)
@@ -389,27 +442,34 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
                 d.target.run(cmd.stack_deploy(f"{release}/base.json", d.app,
                                               detach_flag and d.base_changed),
                              "docker stack deploy (base)")
-                for name, image, count in stackfile.base_waits(plan.t):
-                    wait_converged(d, name, image, count, since)
+                if stackfile.base_waits(plan.t):
+                    wait_all(d, stackfile.base_waits(plan.t), since)
             with d.stage(f"deploy {which}"):
-                d.target.run(cmd.stack_deploy(f"{release}/{which}.json", d.app, detach_flag,
-                                              *_resolve(d)),
-                             f"docker stack deploy ({which})", warn=detach_flag)
-                wait_converged(d, which, plan.rel.app_ref(tag), replicas, since)
+                # The idle color and the services that follow the app's image (the worker)
+                # roll out together, and both are gated before the switch: a worker that
+                # cannot start fails the deploy before any user is moved. The CLI's own
+                # wait is not used: wait_all watches both in one loop.
+                app = plan.rel.app_ref(tag)
+                d.target.run(cmd.stack_deploy(f"{release}/{which}.json", d.app, False, *_resolve(d)),
+                             f"docker stack deploy ({which})")
+                rollouts = [(which, app, replicas)]
+                if plan.t.followers():
+                    rec["followers_moved"] = True
+                    d.target.run(cmd.stack_deploy(f"{release}/followers.json", d.app, False,
+                                                  *_resolve(d)), "docker stack deploy (followers)")
+                    rollouts += [(name, app, None) for name in plan.t.followers()]
+                wait_all(d, rollouts, since)
             gw = gateway_container(d)
             with d.stage("probe"):
                 probe(d, gw, which, tag, replicas)
             with d.stage("switch"):
                 rec["switch_seconds"] = round(switch(d, gw, which, tag, previous_text,
                                                      plan.t.http_port()), 3)
-            if plan.t.followers():
-                with d.stage("followers"):
-                    deploy_followers(d, release, since, detach_flag,
-                                     dict.fromkeys(plan.t.followers(), plan.rel.app_ref(tag)))
             d.target.run(cmd.prune_releases(d.paths.releases, KEEP_RELEASES), "prune releases",
                          warn=True)
             prune_objects(d, objects)
             record_desired(d)
+            rec.pop("followers_moved", None)
             rec["seconds"] = round(time.monotonic() - started, 1)
             _audit(d, audit.record("deploy", d.env, "ok", **rec))
     except BaseException as exc:
@@ -432,6 +492,14 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
             step.startswith("deploy ") or step == "probe"):
         d.target.run(cmd.service_scale(d.svc(rec["to_color"]), 0), "scale the failed color down",
                      warn=True)
+    if action == "deploy" and rec.pop("followers_moved", False) and rec.get("from_tag") \
+            and "switch_seconds" not in rec:
+        # The worker went with the idle color: it goes back with the live one.
+        try:
+            follow_back(d, rec["from_tag"], "", wait=False)
+        except Exception as back_exc:  # noqa: BLE001 - the original failure is what matters
+            d.say(f"warning: the services that follow the app's image stay on the new tag: "
+                  f"{back_exc}")
     detail = exc.detail if isinstance(exc, StepFailed) else (str(exc) or type(exc).__name__)
     rec.update(step=step, error=detail[:500], seconds=round(time.monotonic() - started, 1))
     try:
@@ -440,21 +508,22 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
         d.say(f"warning: could not write the audit record: {audit_exc}")
 
 
-def rollback(d: Deployment) -> dict:
+def rollback(d: Deployment, wait_followers: bool = False) -> dict:
     """Switch back to the other color, after checking it is healthy (scaling it back up
-    first if `deploy.finish` had scaled it down)."""
+    first if `deploy.finish` had scaled it down). The services that follow the app's
+    image roll back after the switch, in the background unless `wait_followers`: the
+    users are served by the old version from the verified switch on."""
     started = time.monotonic()
     rec: dict = {}
     try:
         with d.lock("rollback"):
             with d.stage("state"):
-                since = manager_clock(d)
-                current = live(d)
+                since, previous_text = clock_and_upstream(d)
+                current = stackfile.parse_upstream(previous_text)
                 if not current:
                     raise OpsError("nothing is deployed: no live color")
-                previous_text = d.target.run(cmd.read_file(d.paths.upstream), "read upstream").stdout
                 which = cmd.other(current[0])
-                service, _ = service_state(d, which)
+                service, tasks = service_state(d, which)
                 if service is None:
                     raise OpsError(f"{d.svc(which)} does not exist: nothing to roll back to")
                 rec.update(from_color=current[0], from_tag=current[1], to_color=which,
@@ -466,7 +535,7 @@ def rollback(d: Deployment) -> dict:
                     d.say(f"{d.svc(which)} is scaled down: scaling it to {count} first")
                     d.target.run(cmd.service_scale(d.svc(which), count), "scale up")
                     wait_converged(d, which, service.image, count, since)
-                else:
+                elif converge.assess(service, tasks, service.image, count, since).state != "done":
                     wait_converged(d, which, service.image, count, since, timeout=10)
                 gw = gateway_container(d)
                 probe(d, gw, which, service.tag, count)
@@ -474,14 +543,16 @@ def rollback(d: Deployment) -> dict:
                 port = stackfile.upstream_port(previous_text) or cmd.DEFAULT_HTTP_PORT
                 rec["switch_seconds"] = round(switch(d, gw, which, service.tag, previous_text,
                                                      port), 3)
+            rec["verified_seconds"] = round(time.monotonic() - started, 2)
             with d.stage("followers"):
-                follow_back(d, service.tag, since)
+                rec["followers"] = follow_back(d, service.tag, since, wait_followers)
             record_desired(d)
             rec["seconds"] = round(time.monotonic() - started, 1)
             _audit(d, audit.record("rollback", d.env, "ok", **rec))
     except BaseException as exc:
         _after_failure(d, rec, exc, started, "rollback")
         raise
+    rec["timings"] = d.timings
     return rec
 
 

@@ -31,23 +31,34 @@ def deploy(c, tag=None, env="local"):
         tag = session.resolve_tag(tag)
         d = session.d
         rec = flow.deploy(d, plan, tag, lambda: session.deliver(plan, tag))
-    timings = " ".join(f"{k}={v}s" for k, v in rec.get("timings", {}).items())
+    timings = _timings(rec)
     print(f"{d.app} ({env}): {rec['to_color']}/{tag} is live"
           + (f", {rec['from_color']}/{rec['from_tag']} kept for `inv rollback`"
              if rec.get("from_color") else "")
           + f"; switch {rec['switch_seconds']:.2f}s, total {rec['seconds']:.1f}s ({timings})")
 
 
-@task(help={"env": ENV_HELP})
+def _timings(rec: dict) -> str:
+    return " ".join(f"{k}={v}s" for k, v in rec.get("timings", {}).items())
+
+
+@task(help={"env": ENV_HELP,
+            "wait": "also wait until the services that follow the app's image (the worker) "
+                    "have rolled back (default: they roll back in the background after the "
+                    "switch)"})
 @user_errors
-def rollback(c, env="local"):
+def rollback(c, env="local", wait=False):
     """Switch the gateway back to the previous color (health-checked first); audit-logged."""
     from ..deploy import flow
 
     with _Session(c, env, "rollback") as session:
-        rec = flow.rollback(session.d)
+        rec = flow.rollback(session.d, wait_followers=wait)
+    followers = {"background": "; followers rolling back in the background",
+                 "done": "; followers rolled back"}.get(rec.get("followers"), "")
     print(f"{session.d.app} ({env}): rolled back to {rec['to_color']}/{rec['to_tag']} "
-          f"(from {rec['from_color']}/{rec['from_tag']}); switch {rec['switch_seconds']:.2f}s")
+          f"(from {rec['from_color']}/{rec['from_tag']}); switch {rec['switch_seconds']:.2f}s, "
+          f"verified at {rec['verified_seconds']:.2f}s{followers}, total {rec['seconds']:.1f}s "
+          f"({_timings(rec)})")
 
 
 @task(help={"env": ENV_HELP})
@@ -91,7 +102,7 @@ def status(c, json_=False, env="local"):
     print(f"{d.app} ({env}): {lock}")
     print(f"  live:  {info['live'] or 'nothing deployed'}" +
           (f" ({info['live_tag']})" if info["live_tag"] else ""))
-    for which, c_info in info["colors"].items():
+    for which, c_info in [*info["colors"].items(), *info["followers"].items()]:
         if c_info is None:
             print(f"  {which:6} not created")
         else:

@@ -102,6 +102,8 @@ def test_deploy_rollback_deploy_under_load_fails_no_request(deployed):
             r = inv(*args, "--env", "sandbox", timeout=900)
             assert r.returncode == 0, f"{args}: {r.stderr[-3000:]}"
             windows.append((began, time.monotonic() - load._t0, expected))
+            if args == ("rollback",):  # the switch is verified; the worker follows on its own
+                assert "followers rolling back in the background" in r.stdout, r.stdout
             time.sleep(2.5)  # a steady window on the new version before the next step
     result = loadgen.summary(load.samples)
     assert result["requests"] >= 1500 and result["rate"] >= 90, result
@@ -116,6 +118,8 @@ def test_deploy_rollback_deploy_under_load_fails_no_request(deployed):
     assert status["live"] == "green" and status["live_tag"] == "v3" and status["lock"] is None
     assert status["colors"]["green"]["tag"] == "v3" and status["colors"]["green"]["running"] == 2
     assert status["colors"]["blue"]["tag"] == "v1"  # kept for an instant rollback
+    worker = status["followers"]["worker"]
+    assert (worker["tag"], worker["running"]) == ("v3", worker["replicas"]), worker
     assert status["url"] == deployed
     history = inv("deploy.history", "--env", "sandbox", "--json")
     records = [json.loads(line) for line in history.stdout.splitlines()]
@@ -141,6 +145,9 @@ def test_failing_health_check_aborts_and_the_live_color_keeps_serving(deployed):
     idle = after["colors"][[c for c in after["colors"] if c != after["live"]][0]]
     assert idle["tag"] == BAD and idle["replicas"] == 0  # stopped, not restarting forever
     assert after["last"]["outcome"] == "failed" and after["last"]["step"].startswith("deploy ")
+    # The worker rolled out with the idle color (gated with it): it goes back with the live one.
+    assert after["followers"]["worker"]["tag"] == before["live_tag"], after["followers"]
+    assert "rolling back to" in r.stderr
 
 
 def _start_deploy(tag: str) -> subprocess.Popen:

@@ -85,11 +85,16 @@ def _identity(url) -> tuple[str, str]:
 def test_local_deploy_rollback_finish_remove(local_swarm):
     env, url, _ = local_swarm
     steps = [(("deploy", "--tag", "l1"), ("blue", "l1")), (("deploy", "--tag", "l2"), ("green", "l2")),
-             (("rollback",), ("blue", "l1"))]
+             (("rollback", "--wait"), ("blue", "l1"))]
     for args, expected in steps:
         r = inv(*args, "--env", "local-swarm", env=env, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
         assert {_identity(url) for _ in range(10)} == {expected}
+    # --wait: the worker (it follows the app's image) has rolled back too when it returns.
+    assert "followers rolled back" in r.stdout
+    worker = json.loads(inv("deploy.status", "--env", "local-swarm", "--json", env=env).stdout)[
+        "followers"]["worker"]
+    assert (worker["tag"], worker["running"]) == ("l1", worker["replicas"]), worker
     finished = inv("deploy.finish", "--env", "local-swarm", env=env)
     assert finished.returncode == 0 and "green (l2) scaled to 0" in finished.stdout
     status = inv("deploy.status", "--env", "local-swarm", env=env)
@@ -100,6 +105,16 @@ def test_local_deploy_rollback_finish_remove(local_swarm):
     back = inv("rollback", "--env", "local-swarm", env=env, timeout=600)
     assert back.returncode == 0, back.stderr[-2000:]
     assert "scaling it to 2 first" in back.stderr and _identity(url) == ("green", "l2")
+    # Without --wait the worker rolls back in the background, and gets there on its own.
+    assert "followers rolling back in the background" in back.stdout
+    deadline = time.monotonic() + 90
+    while True:
+        worker = json.loads(inv("deploy.status", "--env", "local-swarm", "--json", env=env).stdout)[
+            "followers"]["worker"]
+        if (worker["tag"], worker["running"], worker["update"]) == ("l2", worker["replicas"], "completed"):
+            break
+        assert time.monotonic() < deadline, worker
+        time.sleep(1)
     refused = inv("deploy.remove", "--env", "local-swarm", env=env, input="")
     assert refused.returncode == 1 and "refusing without --yes" in refused.stderr
     assert _identity(url) == ("green", "l2")  # nothing was removed

@@ -355,3 +355,25 @@ def test_the_switch_is_verified_on_the_path_that_is_never_rate_limited():
     block = nginx.split("location /health {", 1)[1].split("}", 1)[0]
     assert VERIFY_PATH.startswith("/health") and "limit_req" not in block
     assert fetch_through_gateway("0123456789ab").endswith(f"http://127.0.0.1:8080{VERIFY_PATH}")
+
+
+def test_several_services_state_read_in_one_round_trip():
+    """`services_state` output captured from a Swarm (Engine 20.10) for opsdemo_green,
+    opsdemo_worker and a service that does not exist, trimmed to the keys read."""
+    text = (Path(__file__).resolve().parents[1] / "fixtures" / "deploy" /
+            "services-state-20.10.txt").read_text()
+    state = converge.parse_services_state(text, cmd.TASKS_MARK)
+    assert set(state) == {"opsdemo_green", "opsdemo_worker"}  # the missing one: absent
+    green, tasks = state["opsdemo_green"]
+    assert (green.image, green.replicas, green.update_state) == ("ops-dev/api:d2", 2, "completed")
+    assert len(tasks) == 10 and all(t.service_id == green.id for t in tasks)
+    since = min(t.created for t in tasks if t.desired == "running")  # this rollout's start
+    assert converge.assess(green, tasks, "ops-dev/api:d2", 2, since).state == "done"
+    # without `since`, the earlier rollouts' shut-down d2 tasks count as failures
+    assert converge.assess(green, tasks, "ops-dev/api:d2", 2).state == "failed"
+    worker, tasks = state["opsdemo_worker"]
+    since = min(t.created for t in tasks if t.desired == "running")
+    assert converge.assess(worker, tasks, "ops-dev/api:d2", 1, since).state == "done"
+    assert converge.assess(worker, tasks, "ops-dev/api:d3", 1, since).state == "wait"
+    command = cmd.services_state(["opsdemo_green", "x;rm -rf /"])
+    assert "'x;rm -rf /'" in command and command.count(cmd.TASKS_MARK) == 1
