@@ -4,8 +4,10 @@ the same run on the same sandbox Swarm, under the same steady load through the g
 
 Prints failed requests, retried requests (a GET retried once after the server closed
 an idle keep-alive connection, as curl and browsers do), p50/p99/max latency, the
-switch time (nginx reload -> first response from the new color) and the whole deploy
-time. Uses its own sandbox (OPS_SANDBOX) and removes it, and its images, at the end."""
+switch time (nginx reload -> first response from the new color), the whole command's
+time, and "served": from the command's start until the load sees only the version it
+put live (what users see of a rollback). Uses its own sandbox (OPS_SANDBOX) and removes
+it, and its images, at the end."""
 
 from __future__ import annotations
 
@@ -65,7 +67,9 @@ def build(tags) -> None:
                             buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
 
 
-def measured(load: loadgen.Load, fn) -> tuple[dict, float, str]:
+def measured(load: loadgen.Load, fn) -> tuple[dict, float, str, float | None]:
+    """(summary, seconds the command took, its stdout, seconds from its start until the
+    load saw only the version it put live: what users see of a switch)."""
     start_t = time.monotonic() - load._t0
     began = time.monotonic()
     out = fn()
@@ -73,7 +77,23 @@ def measured(load: loadgen.Load, fn) -> tuple[dict, float, str]:
     time.sleep(1.0)  # the requests in flight at the end belong to this step
     end_t = time.monotonic() - load._t0
     window = [s for s in load.samples_so_far() if start_t <= s.t <= end_t]
-    return loadgen.summary(window), took, out
+    return loadgen.summary(window), took, out, served_after(window, live_identity(out), start_t)
+
+
+def live_identity(stdout: str) -> str | None:
+    m = re.search(r"(?:rolled back to |: )(\w+/[\w.-]+)(?: is live| \(from)", stdout)
+    return m.group(1) if m else None
+
+
+def served_after(window, identity: str | None, start_t: float) -> float | None:
+    """Seconds from start_t to the first response from `identity` after which every
+    response came from it."""
+    if not identity:
+        return None
+    other = [s.t for s in window if s.ok and f"{s.color}/{s.version}" != identity]
+    after = [s.t for s in window if s.ok and f"{s.color}/{s.version}" == identity
+             and (not other or s.t > max(other))]
+    return after[0] - start_t if after else None
 
 
 def switch_seconds(stdout: str) -> float | None:
@@ -81,10 +101,12 @@ def switch_seconds(stdout: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def row(name: str, summary: dict, took: float, switch: float | None) -> str:
+def row(name: str, summary: dict, took: float, switch: float | None,
+        served: float | None = None) -> str:
     return (f"{name:34} {summary['requests']:7} {summary['failed']:6} {summary['retried']:7} "
             f"{summary['p50_ms']:7.1f} {summary['p99_ms']:8.1f} {summary['max_ms']:8.1f} "
-            f"{took:7.1f} " + (f"{switch:7.2f}" if switch is not None else "      -"))
+            f"{took:7.1f} " + (f"{switch:8.2f}" if switch is not None else "       -")
+            + (f" {served:8.2f}" if served is not None else "        -"))
 
 
 def main() -> None:
@@ -102,7 +124,7 @@ def main() -> None:
         inv("deploy", "--env", "sandbox", "--tag", "b1")
         inv("deploy", "--env", "sandbox", "--tag", "b2")  # both colors exist from here on
         inv("rollback", "--env", "sandbox")
-        rows, totals = [], {"requests": 0, "failed": 0, "retried": 0}
+        rows, totals, figures = [], {"requests": 0, "failed": 0, "retried": 0}, {}
         with loadgen.Load(url, rate=args.rate) as load:
             time.sleep(2)
             for i in range(args.cycles):
@@ -110,8 +132,11 @@ def main() -> None:
                 tag = tags[1 + i % 2]
                 for label, call in ((f"deploy {tag} (blue-green) #{i + 1}", ("deploy", "--tag", tag)),
                                     (f"rollback #{i + 1}", ("rollback",))):
-                    summary, took, out = measured(load, lambda c=call: inv(*c, "--env", "sandbox").stdout)
-                    rows.append(row(label, summary, took, switch_seconds(out)))
+                    summary, took, out, served = measured(
+                        load, lambda c=call: inv(*c, "--env", "sandbox").stdout)
+                    rows.append(row(label, summary, took, switch_seconds(out), served))
+                    kind = "rollback" if label.startswith("rollback") else "deploy"
+                    figures.setdefault(kind, []).append((took, served))
                     for k in totals:
                         totals[k] += summary[k]
             # The naive way, same load, same gateway: replace the serving service in place.
@@ -128,17 +153,25 @@ def main() -> None:
                 update = (f"docker service update --detach=false --no-resolve-image "
                           f"--update-order stop-first --update-parallelism {parallelism} "
                           f"--image {REPO}:{tag} {live_svc} >/dev/null 2>&1")
-                summary, took, _ = measured(load, lambda u=update: subprocess.run([*ssh, u], check=True))
+                summary, took, _, _ = measured(load, lambda u=update: subprocess.run([*ssh, u], check=True))
                 naive_rows.append(row(f"naive update, parallelism {parallelism}", summary, took, None))
         print(f"\nload: {args.rate:.0f} req/s through the gateway, {load.threads} keep-alive clients\n")
         print(f"{'step':34} {'reqs':>7} {'failed':>6} {'retried':>7} {'p50 ms':>7} {'p99 ms':>8} "
-              f"{'max ms':>8} {'took s':>7} {'switch s':>7}")
+              f"{'max ms':>8} {'took s':>7} {'switch s':>8} {'served s':>8}")
         for r in rows:
             print(r)
         for r in naive_rows:
             print(r)
         print(f"\nblue-green total: {totals['requests']} requests, {totals['failed']} failed, "
               f"{totals['retried']} retried once (target: 0 failed of >= 5000)")
+        for kind, target in (("rollback", "served <= 2 s"), ("deploy", "took <= 8 s")):
+            took = sorted(t for t, _ in figures.get(kind, []))
+            served = sorted(s for _, s in figures.get(kind, []) if s is not None)
+            if took:
+                print(f"{kind}: took median {took[len(took) // 2]:.1f} s (max {took[-1]:.1f}); "
+                      f"served by the new version after median "
+                      f"{served[len(served) // 2] if served else float('nan'):.2f} s "
+                      f"(max {served[-1] if served else float('nan'):.2f}); target: {target}")
     finally:
         subprocess.run([*INV, "sandbox.down"], cwd=ROOT, env=ENV, capture_output=True)
         subprocess.run(["docker", "image", "rm", "-f", *[f"{REPO}:{t}" for t in tags]],

@@ -19,6 +19,15 @@ import docker
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items):
+    """Every test under tests/integration is `integration` (deselect: -m "not
+    integration"), whether or not its module says so."""
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.integration)
 
 
 def free_port() -> int:

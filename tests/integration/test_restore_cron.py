@@ -242,13 +242,13 @@ def test_schedule_prints_and_installs_idempotently(rstack):
 
 
 def _break_glass_block() -> str:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    after = readme.split("<!-- break-glass:", 1)[1]
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "backups.md").read_text()
+    after = doc.split("<!-- break-glass:", 1)[1]
     return after.split("```sh\n", 1)[1].split("```", 1)[0]
 
 
 def test_break_glass_by_hand_follows_the_readme_literally(rstack, engine, tmp_path):
-    """The README's break-glass block, run as written (only BACKUP and NEWDB set to this
+    """docs/backups.md's break-glass block, run as written (only BACKUP and NEWDB set to this
     test's), against a plain Postgres reached through libpq's variables: the sidecar
     checks, every block reads, the restore's row counts equal the manifest's; a flipped
     byte stops it at the first step."""
