@@ -18,7 +18,7 @@ import bcrypt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from . import docker_api, images
+from . import base_images, docker_api
 from .errors import OpsError
 from .files import write_atomic
 from .shell import run
@@ -79,9 +79,9 @@ def ensure_image(root: Path, mirror: str, out, image: str = IMAGE,
                  context: str = "sandbox-host") -> None:
     if not docker_api.missing_images([image]):
         return
-    images.ensure_base(mirror, out)
+    base_images.ensure_base(mirror, out)
     print(f"building {image} ...", file=out)
-    run(["docker", "build", "--quiet", "--tag", image, "--build-arg", f"BASE_IMAGE={images.BASE}",
+    run(["docker", "build", "--quiet", "--tag", image, "--build-arg", f"BASE_IMAGE={base_images.BASE}",
          str(root / "compose" / "images" / context)], what=f"docker build {image}")
 
 

@@ -10,7 +10,7 @@ from functools import cached_property
 
 from . import config, routing, scaling, wheelhouse
 from .commands import compose
-from .commands import images as images_cmd
+from .commands import image_refs as images_cmd
 from .errors import OpsError
 from .files import write_atomic
 from .parse import Container, Model, parse_model, parse_ps, refused_passwords, wait_budget

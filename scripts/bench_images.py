@@ -19,7 +19,7 @@ import time
 from benchlib import INV, ROOT, SandboxHosts
 
 sys.path.insert(0, str(ROOT))
-from ops.commands import images as images_cmd  # noqa: E402
+from ops.commands import image_refs as images_cmd  # noqa: E402
 from ops.config import read_env_file  # noqa: E402
 
 

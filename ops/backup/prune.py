@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import layout, manifest, retention
-from .lock import DbLock
+from .db_lock import DbLock
 
 
 def plan(directory: Path, policy: retention.Policy) -> tuple[list[layout.Backup], list[layout.Backup]]:

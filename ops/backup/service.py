@@ -17,7 +17,7 @@ from . import layout, manifest, metrics, offsite, retention, targets
 from . import prune as prune_mod
 from . import restore as restore_mod
 from . import verify as verify_mod
-from .lock import DbLock
+from .db_lock import DbLock
 from .pgexec import Target
 from .take import take
 

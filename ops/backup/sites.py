@@ -187,7 +187,7 @@ def manager_lock(machine, directory: str, name: str, what: str):
     drops (sshd hangs the command up). A second ops host is refused with exit 75."""
     import json
 
-    from .lock import Busy, describe, owner_record
+    from .db_lock import Busy, describe, owner_record
 
     path = f"{directory}/{name}.lock"
     record = json.dumps(owner_record())

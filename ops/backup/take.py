@@ -18,7 +18,7 @@ from ..commands import pg
 from ..errors import OpsError
 from ..files import fsync_dir, write_atomic
 from . import layout, manifest
-from .lock import DbLock
+from .db_lock import DbLock
 from .pgexec import (
     DbUnavailable,
     SnapshotSession,

@@ -8,7 +8,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from . import images
+from . import image_refs
 
 COLORS = ("blue", "green")
 APP_SERVICE = "api"  # the blue-green service, as users name it (`api` = the live color)
@@ -25,7 +25,7 @@ def other(color: str) -> str:
 
 
 def check_tag(tag: str) -> str:
-    return images.check_tag(tag)
+    return image_refs.check_tag(tag)
 
 
 @dataclass(frozen=True)

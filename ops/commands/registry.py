@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from .images import NAME, check_tag
+from .image_refs import NAME, check_tag
 
 # host[:port], as Docker reads the first path component of a reference
 SERVER = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"

@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime
 
 from .. import owner
-from ..commands import lock as cmd
+from ..commands import deploy_lock as cmd
 from ..errors import OpsError
 from ..remote.connect import run
 

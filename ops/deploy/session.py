@@ -240,7 +240,7 @@ class Session:
             if missing:
                 raise OpsError(f"images missing on the local engine: {', '.join(missing)}")
             return
-        from ..remote.images import deliver
+        from ..remote.image_transfer import deliver
 
         def wanted(h):
             return [*also, *anywhere, *(pinned if h.role == "manager" else [])]

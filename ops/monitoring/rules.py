@@ -5,7 +5,7 @@ Every alert carries `severity` (critical: someone must act now; warning: soon) a
 
 from __future__ import annotations
 
-from ..commands.lock import METRIC as LOCK_METRIC
+from ..commands.deploy_lock import METRIC as LOCK_METRIC
 from .promconfig import TASKS_PROBE, _duration
 from .settings import Monitoring
 

@@ -17,7 +17,7 @@ from functools import cached_property
 import yaml
 
 from ..commands import deploy as deploy_cmd
-from ..commands import lock as lock_cmd
+from ..commands import deploy_lock as lock_cmd
 from ..commands import monitoring as cmd
 from ..errors import OpsError
 from ..files import write_atomic

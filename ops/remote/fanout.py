@@ -37,7 +37,10 @@ def each_host(hosts: Iterable[Host], step: Callable[[Host], T]) -> dict[str, T]:
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        # Joined in short waits: the kernel may hand SIGINT to a host's thread, and a
+        # main thread blocked in one long join would never run the Python handler.
+        while t.is_alive():
+            t.join(0.1)
     for h in hosts:
         if h.name in errors:
             raise errors[h.name]

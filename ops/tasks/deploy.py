@@ -151,7 +151,7 @@ def remove(c, volumes=False, yes=False, env="local"):
 @user_errors
 def unlock(c, env="local"):
     """Remove the deploy lock, whoever holds it (prints who that was)."""
-    from ..commands import lock as cmd
+    from ..commands import deploy_lock as cmd
     from ..deploy.lock import describe
 
     with _Session(c, env, "deploy.unlock") as session:

@@ -11,8 +11,8 @@ from .common import ENV_HELP, settings, user_errors
 @user_errors
 def offline(c, force=False, env="local"):
     """Build local stand-ins of the base images from Debian packages; point .env at them."""
+    from .. import base_images as images_mod
     from .. import envfile
-    from .. import images as images_mod
 
     s = settings(c, env)
     images_mod.build_local(s.root, force=force, mirror=s.variables.get("DEBIAN_MIRROR", ""))
@@ -28,7 +28,7 @@ def offline(c, force=False, env="local"):
 @user_errors
 def ensure(c, offline=False, env="local"):
     """Make every base image available: present, pulled, or built locally."""
-    from .. import images as images_mod
+    from .. import base_images as images_mod
 
     s = settings(c, env)
     images_mod.ensure(s.root, s.variables, offline=offline or None)
@@ -43,10 +43,10 @@ def deliver(c, image=None, env="local"):
     """Stream images over SSH (docker save | docker load) to every node that lacks them, all at once."""
     import sys
 
-    from ..commands import images as images_cmd
+    from ..commands import image_refs as images_cmd
     from ..environment import SWARM
     from ..errors import OpsError
-    from ..remote import images as remote_images
+    from ..remote import image_transfer as remote_images
     from ..remote.hosts import inventory
     from ..stack import Stack
     from .common import target

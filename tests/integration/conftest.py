@@ -146,7 +146,7 @@ def job_done(base_url: str, job_id: str, timeout: float = 30.0):
 
 SECRET_VARS = ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")
 def _image_vars() -> tuple[str, ...]:
-    from ops.images import LOCAL
+    from ops.base_images import LOCAL
 
     return tuple(dict.fromkeys(i.variable for i in LOCAL))
 

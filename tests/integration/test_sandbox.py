@@ -134,7 +134,7 @@ def test_bad_inventory_is_refused_before_connecting(sandbox, tmp_path):
 
 
 def test_images_reach_every_node_over_ssh_once(sandbox, engine):
-    from ops.images import BASE
+    from ops.base_images import BASE
 
     first = inv("images.deliver", "--env", "sandbox", "--image", BASE, timeout=600)
     assert first.returncode == 0, first.stderr

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ops.backup import layout, manifest, retention
-from ops.backup.lock import Busy, DbLock
+from ops.backup.db_lock import Busy, DbLock
 from ops.commands import pg
 from ops.errors import OpsError
 
@@ -317,7 +317,7 @@ def test_the_managers_lock_refuses_a_second_holder_and_goes_with_its_holder(tmp_
     on a cluster the same command runs on the manager over SSH)."""
     import os
 
-    from ops.backup.lock import Busy
+    from ops.backup.db_lock import Busy
     from ops.backup.sites import manager_lock
     from ops.containers import HERE
 

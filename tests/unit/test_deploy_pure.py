@@ -14,7 +14,7 @@ import pytest
 from ops.commands import deploy as cmd
 from ops.deploy import audit, converge, stackfile, translate
 from ops.errors import OpsError
-from ops.remote.images import chain_ids, skippable
+from ops.remote.image_transfer import chain_ids, skippable
 from tests.support import loadgen
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"

@@ -211,7 +211,7 @@ def test_deploy_lock_textfile_follows_the_lock(tmp_path):
     and 0 once released; a refused acquire changes neither."""
     import subprocess
 
-    from ops.commands import lock
+    from ops.commands import deploy_lock as lock
 
     def sh(command):
         return subprocess.run(["sh", "-c", command], capture_output=True, text=True).returncode

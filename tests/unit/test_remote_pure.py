@@ -82,7 +82,7 @@ def test_swarm_commands_quote_everything():
 
 
 def test_image_references_and_git_tags():
-    from ops.commands import images
+    from ops.commands import image_refs as images
 
     assert images.reference("ops-example/api", "abc123") == "ops-example/api:abc123"
     assert images.reference("registry.local:5000/team/api", "1.2.3") == \
@@ -101,7 +101,7 @@ def test_image_references_and_git_tags():
 
 
 def test_lock_commands_quote_and_validate():
-    from ops.commands import lock
+    from ops.commands import deploy_lock as lock
 
     line = lock.acquire("opsdemo", '{"user": "o\'brien; rm -rf /"}')
     assert line.startswith("mkdir -p /var/lib/ops-toolkit/opsdemo && (set -C; printf")
@@ -157,7 +157,7 @@ def test_jump_hosts_are_locked_down_like_the_target(tmp_path, monkeypatch):
 
 
 def test_delivery_note_never_says_minus_zero():
-    from ops.remote.images import delivery_note
+    from ops.remote.image_transfer import delivery_note
 
     assert delivery_note(385_000_000, 384_990_000) == "385.0 MB over SSH; the whole image"
     assert delivery_note(2_000_000, 2_000_000) == "2.0 MB over SSH; the whole image"

@@ -16,7 +16,7 @@ import tarfile
 import tempfile
 import threading
 
-from ..commands import images as images_cmd
+from ..commands import image_refs as images_cmd
 from ..errors import OpsError
 from ..parse import load_json
 from .connect import open_checked, run
