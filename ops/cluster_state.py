@@ -1,6 +1,6 @@
 """What a deployed Swarm stack looks like, read from one `docker inspect` snapshot
 (pure): its services, their tasks and the nodes, and the verdicts `inv ps` and
-`inv health` give on them. Service names are the stack's without the `<app>_` prefix;
+`inv health` give on them. SwarmService names are the stack's without the `<app>_` prefix;
 the api runs as two colors, and `api` means the live one."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .commands.cluster import SNAPSHOT_MARK
 from .commands.deploy import APP_SERVICE, COLORS
-from .deploy.converge import Service, Task
+from .deploy.converge import SwarmService, Task
 from .deploy.stackfile import parse_upstream
 from .errors import OpsError
 from .parse import load_json
@@ -40,7 +40,7 @@ def short_name(app: str, full: str) -> str:
     return full[len(app) + 1:] if full.startswith(app + "_") else full
 
 
-def role(name: str, svc: Service) -> str:
+def role(name: str, svc: SwarmService) -> str:
     """What `inv health` checks a service with: the colors are the app; the rest say it
     in an `ops.role` label (service labels over container labels)."""
     if name in COLORS:
@@ -51,7 +51,7 @@ def role(name: str, svc: Service) -> str:
 @dataclass
 class Snapshot:
     app: str
-    services: dict[str, Service]  # by short name
+    services: dict[str, SwarmService]  # by short name
     tasks: list[Task]
     nodes: list[Node]
     live: tuple[str, str] | None = None  # (color, tag) the gateway routes to
@@ -67,14 +67,14 @@ class Snapshot:
         n = self.node(node_id)
         return n.hostname if n else (node_id[:12] or "-")
 
-    def tasks_of(self, svc: Service) -> list[Task]:
+    def tasks_of(self, svc: SwarmService) -> list[Task]:
         return [t for t in self.tasks if t.service_id == svc.id]
 
-    def running(self, svc: Service) -> list[Task]:
+    def running(self, svc: SwarmService) -> list[Task]:
         return sorted((t for t in self.tasks_of(svc) if t.desired == "running" and t.state == "running"),
                       key=lambda t: (t.slot or 0, t.node))
 
-    def service(self, name: str, live: str | None) -> tuple[str, Service]:
+    def service(self, name: str, live: str | None) -> tuple[str, SwarmService]:
         """A service by the name a user gives: `api` is the live color, `api@blue` a
         given color, anything else the stack's own service name."""
         wanted = name
@@ -94,7 +94,7 @@ class Snapshot:
 
 
 def scale_targets(snap: Snapshot, wanted: dict[str, int], live: str | None
-                  ) -> list[tuple[str, Service, int]]:
+                  ) -> list[tuple[str, SwarmService, int]]:
     """(stack service, its spec, replicas) for `inv scale --env E`, or a refusal of
     anything that cannot run as several identical tasks, or would take the site down."""
     out = []
@@ -141,7 +141,7 @@ def parse_snapshot(text: str, app: str) -> Snapshot:
         data = load_json("[" + text.replace("]\n[", "],\n[") + "]", f"docker inspect ({key})")
         return [item for chunk in data for item in (chunk if isinstance(chunk, list) else [chunk])]
 
-    services = [Service.from_inspect(r) for r in items("services")]
+    services = [SwarmService.from_inspect(r) for r in items("services")]
     return Snapshot(app, {short_name(app, svc.name): svc for svc in services},
                     [Task.from_inspect(r) for r in items("tasks")],
                     [Node.from_inspect(r) for r in items("nodes")], parse_upstream(parts["live"]))
@@ -168,7 +168,7 @@ def service_verdict(snap: Snapshot, name: str, live: str | None) -> tuple[bool, 
     return False, detail + problem(snap, svc)
 
 
-def problem(snap: Snapshot, svc: Service) -> str:
+def problem(snap: Snapshot, svc: SwarmService) -> str:
     """The newest task that is not running, with its error: why a replica is missing."""
     bad = [t for t in snap.tasks_of(svc) if t.state != "running"]
     if not bad:

@@ -87,7 +87,7 @@ class Healthcheck:
 
 
 @dataclass(frozen=True)
-class Service:
+class ComposeService:
     name: str
     image: str = ""
     labels: dict = field(default_factory=dict)
@@ -106,9 +106,9 @@ class Service:
 @dataclass(frozen=True)
 class Model:
     project: str
-    services: dict[str, Service]
+    services: dict[str, ComposeService]
 
-    def service(self, name: str) -> Service:
+    def service(self, name: str) -> ComposeService:
         if name not in self.services:
             raise OpsError(f"unknown service {name!r} (services: {', '.join(sorted(self.services))})")
         return self.services[name]
@@ -156,7 +156,7 @@ def parse_model(text: str) -> Model:
             labels = dict(item.split("=", 1) for item in labels)
         depends = raw.get("depends_on") or {}
         deploy = raw.get("deploy") or {}
-        services[name] = Service(
+        services[name] = ComposeService(
             name=name,
             image=raw.get("image", ""),
             labels=labels,

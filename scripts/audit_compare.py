@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ops.audit.load import Stack, audit  # noqa: E402
+from ops.audit.load import ComposeFiles, audit  # noqa: E402
 from ops.audit.rules import RULES  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "tests" / "fixtures" / "audit" / "examples").glob("*/compose.yaml"))
@@ -50,7 +50,7 @@ def compose_lint(path: Path) -> list[dict]:
 
 
 def ours(path: Path) -> tuple[list, int]:
-    result = audit([Stack([path])], [], None, ROOT)
+    result = audit([ComposeFiles([path])], [], None, ROOT)
     compose = [f for f in result.active() if f.file.endswith(path.name)]
     return compose, len(result.active()) - len(compose)
 

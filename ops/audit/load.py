@@ -31,7 +31,7 @@ def unset_variables(stderr: str) -> list[str]:
 
 
 @dataclass
-class Stack:
+class ComposeFiles:
     files: list[Path]                 # compose files, merged in this order
     env: dict[str, str] | None = None  # interpolation variables (None: Compose's own .env)
     project: str | None = None
@@ -70,7 +70,7 @@ class _Run:
             raise OpsError(f"{self.show(path)}: cannot read: {exc}", code=2) from None
 
 
-def audit(stacks: list[Stack], dockerfiles: list[Path], repo: Path | None, root: Path,
+def audit(stacks: list[ComposeFiles], dockerfiles: list[Path], repo: Path | None, root: Path,
           env: str | None = None) -> Audit:
     run = _Run(root.resolve())
     for stack in stacks:
@@ -104,7 +104,7 @@ class Inputs:
     """What one audit reads: compose stacks, Dockerfiles, the repository whose pipeline
     is checked (None: CI/CD not checked), and the directory locations are relative to."""
 
-    stacks: list[Stack]
+    stacks: list[ComposeFiles]
     dockerfiles: list[Path]
     repo: Path | None
     base: Path
@@ -119,9 +119,9 @@ def project(s, rendered: tuple[list[Path], dict[str, str]] | None = None,
     """The project's own stack (`rendered`: the files and variables of a Swarm
     environment's stack), the Dockerfiles beside its compose files, its pipeline."""
     if rendered:
-        stack = Stack(rendered[0], rendered[1], s.project, translated=True)
+        stack = ComposeFiles(rendered[0], rendered[1], s.project, translated=True)
     else:
-        stack = Stack(list(s.compose_files), s.subprocess_env(), s.project)
+        stack = ComposeFiles(list(s.compose_files), s.subprocess_env(), s.project)
     dockerfiles = [df for folder in sorted({f.parent for f in s.compose_files})
                    for df in discover(folder)[1]]
     return Inputs([stack], dockerfiles, s.root, s.root, env)
@@ -144,7 +144,7 @@ def from_paths(paths: list[str]) -> Inputs:
             if DOCKERFILE_NAME.match(p.name):
                 dockerfiles.append(p)
             elif p.suffix in (".yml", ".yaml") or COMPOSE_NAME.match(p.name):
-                stacks.append(Stack([p]))
+                stacks.append(ComposeFiles([p]))
             else:
                 raise OpsError(f"{raw}: not a compose file (.yml/.yaml), a Dockerfile or a "
                                "directory", code=2)
@@ -153,7 +153,7 @@ def from_paths(paths: list[str]) -> Inputs:
     return Inputs(stacks, dockerfiles, repo, Path.cwd())
 
 
-def discover(path: Path) -> tuple[list[Stack], list[Path]]:
+def discover(path: Path) -> tuple[list[ComposeFiles], list[Path]]:
     """Compose files (each with the compose.override.* Compose merges beside it) and
     Dockerfiles under a directory, hidden and vendored directories left out."""
     compose, dockerfiles = [], []
@@ -172,11 +172,11 @@ def discover(path: Path) -> tuple[list[Stack], list[Path]]:
             continue
         overrides = [q for q in compose if q.parent == p.parent and
                      q.name.startswith(p.name.split(".")[0] + ".override.")]
-        stacks.append(Stack([p, *overrides], found=True))
+        stacks.append(ComposeFiles([p, *overrides], found=True))
     return stacks, dockerfiles
 
 
-def _compose_config(stack: Stack) -> tuple[dict | None, dict | None, str]:
+def _compose_config(stack: ComposeFiles) -> tuple[dict | None, dict | None, str]:
     """(interpolated model, model as written, '') through Compose; (None, None, why) when
     Compose cannot resolve the files."""
     from ..commands import compose
@@ -210,7 +210,7 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _stack(run: _Run, stack: Stack) -> None:
+def _stack(run: _Run, stack: ComposeFiles) -> None:
     shown = [run.show(f) for f in stack.files]
     locators, written = [], {}
     for f, label in zip(stack.files, shown, strict=True):

@@ -29,7 +29,7 @@ class DbUnavailable(OpsError):
 
 
 @dataclass(frozen=True)
-class Target:
+class Database:
     service: str
     container: Container
     image: str
@@ -92,7 +92,7 @@ class SnapshotSession:
     The transaction must stay open until pg_dump has finished.
     """
 
-    def __init__(self, target: Target, timeout: float = 60, counts_timeout: float = 6 * 3600):
+    def __init__(self, target: Database, timeout: float = 60, counts_timeout: float = 6 * 3600):
         self.target, self.timeout, self.counts_timeout = target, timeout, counts_timeout
         self.proc: subprocess.Popen | None = None
         self.snapshot = self.server_version = ""

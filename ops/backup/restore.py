@@ -13,7 +13,7 @@ import secrets
 from ..commands import pg
 from ..errors import OpsError
 from . import layout, manifest
-from .pgexec import Target, feed_from, run_sql
+from .pgexec import Database, feed_from, run_sql
 from .verify import compare_counts
 
 
@@ -43,7 +43,7 @@ def swap_sql(live: str, fresh: str, old: str) -> str:
     ])
 
 
-def counts(target: Target, db: str) -> dict[str, int]:
+def counts(target: Database, db: str) -> dict[str, int]:
     return pg.parse_tagged(run_sql(target.container, target.user, db, pg.ROW_COUNTS_SQL))["COUNT"]
 
 
@@ -75,7 +75,7 @@ def refuse_unverified(backup: layout.Backup, data: dict) -> None:
                        f"at {last_bad['at']} ({last_bad['detail'][:120]})")
 
 
-def restore(backup: layout.Backup, data: dict, target: Target) -> dict:
+def restore(backup: layout.Backup, data: dict, target: Database) -> dict:
     """Restore into target.db via a new database and a swap; returns row counts."""
     stamp = layout.stamp(backup.taken_at)
     fresh = f"{target.db[:30]}__restore_{secrets.token_hex(3)}"

@@ -18,7 +18,7 @@ from . import prune as prune_mod
 from . import restore as restore_mod
 from . import verify as verify_mod
 from .db_lock import DbLock
-from .pgexec import Target
+from .pgexec import Database
 from .take import take
 
 
@@ -293,7 +293,7 @@ def notify_failure(url: str, env: str, message: str, out=sys.stderr) -> None:
 class RestorePlan:
     backup: layout.Backup
     data: dict
-    target: Target
+    target: Database
     image: str
 
 

@@ -20,9 +20,9 @@ from ..files import fsync_dir, write_atomic
 from . import layout, manifest
 from .db_lock import DbLock
 from .pgexec import (
+    Database,
     DbUnavailable,
     SnapshotSession,
-    Target,
     retrying,
     stream_to,
     zstd_compress,
@@ -37,14 +37,14 @@ def clean_leftovers(directory: Path, out=sys.stderr) -> list[Path]:
     return removed
 
 
-def pg_dump_version(target: Target) -> str:
+def pg_dump_version(target: Database) -> str:
     proc = target.container.run(["pg_dump", "--version"])
     if proc.returncode != 0:
         raise DbUnavailable(f"{target.label()}: pg_dump --version failed: {proc.stderr.strip()[-200:]}")
     return proc.stdout.strip()
 
 
-def _dump_once(target: Target, partial: Path, zstd_level: int | None) -> dict:
+def _dump_once(target: Database, partial: Path, zstd_level: int | None) -> dict:
     version = pg_dump_version(target)
     with SnapshotSession(target) as session:
         private = lambda path, flags: os.open(path, flags, 0o600)  # noqa: E731
@@ -63,7 +63,7 @@ def _dump_once(target: Target, partial: Path, zstd_level: int | None) -> dict:
                 "tables": counts}
 
 
-def take(target: Target, directory: Path, env: str, attempts: int = 3,
+def take(target: Database, directory: Path, env: str, attempts: int = 3,
          now: Callable[[], datetime] = lambda: datetime.now(UTC), out=sys.stderr,
          reason: str = "manual", zstd_level: int | None = None) -> layout.Backup:
     """Take one backup of target into directory (under its lock). Returns the backup."""

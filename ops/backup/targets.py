@@ -13,7 +13,7 @@ from .. import docker_api
 from ..commands import pg
 from ..errors import OpsError
 from ..parse import Model
-from .pgexec import DbUnavailable, Target, retry_sql
+from .pgexec import Database, DbUnavailable, retry_sql
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def env_of(container) -> dict[str, str]:
 
 
 def discover(site, services=(), db: str | None = None, attempts: int = 3,
-             known=lambda service: ()) -> tuple[list[Target], list[Unreachable]]:
+             known=lambda service: ()) -> tuple[list[Database], list[Unreachable]]:
     """Every database of the chosen services, as far as each can be reached.
     `known(service)`: databases it had before (their backup directories), named in an
     Unreachable so that each one's failed run is recorded."""
@@ -80,5 +80,5 @@ def discover(site, services=(), db: str | None = None, attempts: int = 3,
             named = [db] if db else list(known(service)) or [site.default_db(service)]
             unreachable.append(Unreachable(service, tuple(named), exc))
             continue
-        found += [Target(service, where.container, where.image, user, d) for d in dbs]
+        found += [Database(service, where.container, where.image, user, d) for d in dbs]
     return found, unreachable

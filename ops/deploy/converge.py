@@ -51,7 +51,7 @@ class Task:
 
 
 @dataclass(frozen=True)
-class Service:
+class SwarmService:
     """A Swarm service as `docker service inspect` shows it."""
     name: str
     image: str
@@ -67,7 +67,7 @@ class Service:
     env: dict = field(default_factory=dict)  # the container spec's environment
 
     @classmethod
-    def from_inspect(cls, raw: dict) -> Service:
+    def from_inspect(cls, raw: dict) -> SwarmService:
         spec = raw.get("Spec") or {}
         container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
         mode = spec.get("Mode") or {}
@@ -88,10 +88,10 @@ class Service:
         return self.image.rpartition(":")[2] if ":" in self.image.rsplit("/", 1)[-1] else "latest"
 
 
-def parse_services_state(text: str, mark: str) -> dict[str, tuple[Service | None, list[Task]]]:
+def parse_services_state(text: str, mark: str) -> dict[str, tuple[SwarmService | None, list[Task]]]:
     """{service name: (service, its tasks)} from `commands.deploy.services_state` output."""
     inspected, _, tasks_text = (text or "").partition(mark)
-    services = [Service.from_inspect(raw) for raw in parse_json_list(inspected)]
+    services = [SwarmService.from_inspect(raw) for raw in parse_json_list(inspected)]
     tasks = [Task.from_inspect(raw) for raw in parse_json_list(tasks_text)]
     return {s.name: (s, [t for t in tasks if t.service_id == s.id]) for s in services}
 
@@ -104,7 +104,7 @@ class Verdict:
     failures: list[Task] = field(default_factory=list)
 
 
-def assess(service: Service | None, tasks: list[Task], image: str, replicas: int,
+def assess(service: SwarmService | None, tasks: list[Task], image: str, replicas: int,
            since: str = "", max_failures: int | None = None) -> Verdict:
     """Has the service converged on `image` with `replicas` healthy tasks?
 

@@ -31,7 +31,7 @@ class StepFailed(OpsError):
 
 
 @dataclass
-class Target:
+class Manager:
     conn: object  # fabric.Connection | invoke.Context
     host: Host
 
@@ -42,7 +42,7 @@ class Target:
 @dataclass
 class Deployment:
     env: str
-    target: Target
+    target: Manager
     paths: cmd.Paths
     replicas: int  # per color, when a rollback scales a finished color back up
     url: str | None = None  # public URL; None: verify through the gateway's own port

@@ -97,7 +97,7 @@ class Session:
             from ..remote.registry import parse_registry
 
             self.registry = parse_registry(env, self.inv.registry, self.s.root, self.s.variables)
-        self.d = flow.Deployment(env=env, target=flow.Target(conn, host), paths=paths,
+        self.d = flow.Deployment(env=env, target=flow.Manager(conn, host), paths=paths,
                                  replicas=opts["replicas"], url=url,
                                  converge_timeout=opts["converge_timeout"],
                                  registry_auth=self.registry.login if self.registry else None)

@@ -21,7 +21,7 @@ def containers_verdict(states: Iterable[tuple[str, bool, str]]) -> tuple[bool, s
     return True, f"{len(states)}/{len(states)} healthy"
 
 
-def targets_verdict(rows: list[status.Target]) -> tuple[bool, str]:
+def targets_verdict(rows: list[status.ScrapeTarget]) -> tuple[bool, str]:
     """Every target up; one not scraped yet (just started) is not up either, but is
     said so apart from one that is down."""
     if not rows:

@@ -8,7 +8,7 @@ from ..errors import OpsError
 
 
 @dataclass(frozen=True)
-class Target:
+class ScrapeTarget:
     job: str
     instance: str
     health: str  # up | down | unknown
@@ -28,11 +28,11 @@ class Alert:
     since: str
 
 
-def targets(answer) -> list[Target]:
+def targets(answer) -> list[ScrapeTarget]:
     """/api/v1/targets -> one row per active target, sorted by job and instance."""
     try:
         active = answer["data"]["activeTargets"]
-        rows = [Target(t["labels"].get("job", t.get("scrapePool", "?")),
+        rows = [ScrapeTarget(t["labels"].get("job", t.get("scrapePool", "?")),
                        t["labels"].get("instance", t.get("scrapeUrl", "?")), t["health"],
                        t.get("lastError") or "") for t in active]
     except (KeyError, TypeError) as exc:
@@ -57,9 +57,9 @@ def alerts(answer) -> list[Alert]:
     return sorted(rows, key=lambda r: (order.get(r.severity, 2), r.name, r.service))
 
 
-def with_missing(rows: list[Target], expected: set[str]) -> list[Target]:
+def with_missing(rows: list[ScrapeTarget], expected: set[str]) -> list[ScrapeTarget]:
     """The rows, plus a down row for each job that has no target at all: DNS discovery
     finds nothing for a service whose containers are all stopped."""
     found = {r.job for r in rows}
-    extra = [Target(job, "-", "missing", "no target found by DNS") for job in expected - found]
+    extra = [ScrapeTarget(job, "-", "missing", "no target found by DNS") for job in expected - found]
     return sorted(rows + extra, key=lambda r: (r.job, r.instance))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ops.audit import dockerfile, pipeline
-from ops.audit.load import Stack, audit
+from ops.audit.load import ComposeFiles, audit
 from ops.audit.rules import RULES
 from ops.audit.yamlsrc import suppressions
 
@@ -50,7 +50,7 @@ def plain(*paths: Path, **kw):
     load._compose_config = lambda stack: (None, None, "plain YAML for this test")
     load._image_users = lambda images: {}  # no engine: what the images were pulled as is unknown
     try:
-        return audit([Stack([p], **kw) for p in paths], [], None, FIXTURES)
+        return audit([ComposeFiles([p], **kw) for p in paths], [], None, FIXTURES)
     finally:
         load._compose_config, load._image_users = original
 

@@ -199,7 +199,7 @@ def _task(state, image="api:v2", desired="running", created="2026-01-01T00:00:10
 
 
 def _svc(update=None, replicas=2, started="2026-01-01T00:00:05.123Z"):
-    return converge.Service("s", "api:v2", replicas, {}, update, "", started)
+    return converge.SwarmService("s", "api:v2", replicas, {}, update, "", started)
 
 
 @pytest.mark.parametrize("service, tasks, state", [
@@ -224,7 +224,7 @@ def test_rollout_verdicts(service, tasks, state):
 
 
 def test_inspect_parsers_strip_digests():
-    svc = converge.Service.from_inspect({"Spec": {"Name": "a_blue", "TaskTemplate": {"ContainerSpec": {
+    svc = converge.SwarmService.from_inspect({"Spec": {"Name": "a_blue", "TaskTemplate": {"ContainerSpec": {
         "Image": "reg:5000/api:v2@sha256:abc"}}, "Mode": {"Replicated": {"Replicas": 3}}},
         "UpdateStatus": {"State": "completed", "StartedAt": "2026-01-01T00:00:01.5Z"}})
     assert (svc.image, svc.tag, svc.replicas, svc.update_state) == ("reg:5000/api:v2", "v2", 3, "completed")

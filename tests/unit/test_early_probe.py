@@ -5,7 +5,7 @@ import time
 
 from ops import early_probe
 from ops.health import TURN_CAP, guessed_names, run_jobs
-from ops.parse import Model, Service
+from ops.parse import ComposeService, Model
 
 PASS, FAIL = (True, "ping -> Ping succeeded"), (False, "exit 69: nodedown")
 
@@ -84,11 +84,11 @@ def test_slow_jobs_start_first_and_the_report_keeps_its_order():
 
 def test_guessed_names_are_composes_for_the_slow_roles_only():
     model = Model("p", {
-        "rabbitmq": Service("rabbitmq", labels={"ops.role": "broker"}),
-        "mq2": Service("mq2", labels={"ops.role": "broker"}, replicas=2),
-        "named": Service("named", labels={"ops.role": "broker"}, container_name="my-mq"),
-        "off": Service("off", labels={"ops.role": "broker"}, replicas=0),
-        "redis": Service("redis", labels={"ops.role": "cache"}),
+        "rabbitmq": ComposeService("rabbitmq", labels={"ops.role": "broker"}),
+        "mq2": ComposeService("mq2", labels={"ops.role": "broker"}, replicas=2),
+        "named": ComposeService("named", labels={"ops.role": "broker"}, container_name="my-mq"),
+        "off": ComposeService("off", labels={"ops.role": "broker"}, replicas=0),
+        "redis": ComposeService("redis", labels={"ops.role": "cache"}),
     })
     assert sorted(guessed_names(model, "demo")) == [
         "demo-mq2-1", "demo-mq2-2", "demo-rabbitmq-1", "my-mq"]

@@ -147,7 +147,7 @@ def test_alerts_parsed_most_severe_first():
 
 def test_health_lines_for_the_monitoring_stack():
     from ops.monitoring import health
-    from ops.monitoring.status import Alert, Target
+    from ops.monitoring.status import Alert, ScrapeTarget
 
     assert health.containers_verdict([("prometheus", True, "running, healthy"),
                                       ("blackbox", True, "running")]) == (True, "2/2 healthy")
@@ -155,11 +155,11 @@ def test_health_lines_for_the_monitoring_stack():
                                             ("redis-exporter", False, "exited (exit 1)")])
     assert not ok and detail == "1/2 healthy; redis-exporter: exited (exit 1)"
 
-    up = Target("api", "10.0.0.2:8000", "up")
+    up = ScrapeTarget("api", "10.0.0.2:8000", "up")
     assert health.targets_verdict([up, up]) == (True, "2/2 up")
     assert health.targets_verdict([]) == (False, "no scrape target")
-    ok, detail = health.targets_verdict([up, Target("redis-exporter", "10.0.0.5:9121", "down", "x"),
-                                         Target("api", "10.0.0.3:8000", "unknown")])
+    ok, detail = health.targets_verdict([up, ScrapeTarget("redis-exporter", "10.0.0.5:9121", "down", "x"),
+                                         ScrapeTarget("api", "10.0.0.3:8000", "unknown")])
     assert not ok and detail == ("1/3 up; down: redis-exporter 10.0.0.5:9121; "
                                  "not scraped yet: api")
 

@@ -5,9 +5,9 @@ import pytest
 
 from ops.errors import OpsError
 from ops.parse import (
+    ComposeService,
     Healthcheck,
     Model,
-    Service,
     bounded_int,
     parse_duration,
     parse_model,
@@ -56,9 +56,10 @@ def test_wait_budget_follows_longest_chain():
 
 
 def test_wait_budget_floor_and_cycle():
-    m = Model("p", {"a": Service("a")})
+    m = Model("p", {"a": ComposeService("a")})
     assert wait_budget(m, floor=30) == 30
-    cyc = Model("p", {"a": Service("a", depends_on=("b",)), "b": Service("b", depends_on=("a",))})
+    cyc = Model("p", {"a": ComposeService("a", depends_on=("b",)),
+                      "b": ComposeService("b", depends_on=("a",))})
     with pytest.raises(OpsError, match="cycle"):
         wait_budget(cyc)
 

@@ -4,7 +4,7 @@ import pytest
 
 from ops import scaling
 from ops.errors import OpsError
-from ops.parse import Model, Service, parse_model
+from ops.parse import ComposeService, Model, parse_model
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 MODEL = parse_model((FIX / "compose-config-v2.40.json").read_text())
@@ -59,6 +59,6 @@ def test_check_refuses(name, message):
 
 
 def test_check_refuses_container_name():
-    m = Model("p", {"w": Service("w", container_name="fixed")})
+    m = Model("p", {"w": ComposeService("w", container_name="fixed")})
     with pytest.raises(OpsError, match="container_name"):
         scaling.check(m, {"w": 2})
