@@ -103,13 +103,9 @@ class Cluster:
 
     # -- reads ----------------------------------------------------------------------------
     def snapshot(self) -> state.Snapshot:
-        text = self.d.target.run(cmd.snapshot(self.d.app, self.d.paths.upstream),
-                                 "read the stack's state").stdout
-        snap = state.parse_snapshot(text, self.d.app)
-        if not snap.services:
-            raise OpsError(f"nothing deployed as stack {self.d.app!r} on --env {self.d.env} "
-                           f"(run `inv deploy --env {self.d.env}`)")
-        return snap
+        from .deploy import flow
+
+        return flow.snapshot(self.d)
 
     # -- scale ----------------------------------------------------------------------------
     def scale(self, spec: str, timeout: float | None = None, verify_requests: int = 400) -> dict:

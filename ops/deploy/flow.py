@@ -88,6 +88,21 @@ def live(d: Deployment) -> tuple[str, str] | None:
     return stackfile.parse_upstream(text)
 
 
+def snapshot(d: Deployment):
+    """The deployed stack's services, tasks, nodes and live upstream in one round trip
+    (cluster_state.Snapshot); refuses when nothing is deployed."""
+    from .. import cluster_state
+    from ..commands import cluster as cluster_cmd
+
+    text = d.target.run(cluster_cmd.snapshot(d.app, d.paths.upstream),
+                        "read the stack's state").stdout
+    snap = cluster_state.parse_snapshot(text, d.app)
+    if not snap.services:
+        raise OpsError(f"nothing deployed as stack {d.app!r} on --env {d.env} "
+                       f"(run `inv deploy --env {d.env}`)")
+    return snap
+
+
 def services_state(d: Deployment, names: list[str]) -> dict:
     """{name: (service or None, tasks)} of stack services, in one round trip."""
     full = [d.svc(n) for n in names]

@@ -141,12 +141,11 @@ class SwarmMonitoring(ApiReader):
 
     # -- lifecycle ------------------------------------------------------------------------
     def up(self, timeout: float = 180) -> list[str]:
-        from ..cluster import Cluster
         from ..deploy import flow, stackfile
 
         d = self.d
         self.session.require_swarm_manager()
-        Cluster(self.session).snapshot()  # refuses when nothing is deployed yet
+        flow.snapshot(d)  # refuses when nothing is deployed yet
         extra = self.render()
         plan = self.plan(extra)
         names = self.services()
