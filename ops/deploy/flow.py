@@ -18,7 +18,7 @@ from ..errors import OpsError
 from ..remote.connect import run as run_on
 from ..remote.hosts import Host
 from . import audit, converge, stackfile
-from .lock import DeployLock
+from .lock import DeployLock, Terminated
 
 KEEP_RELEASES = 10
 CONSECUTIVE = 5  # responses from the new color in a row before a switch counts as live
@@ -427,8 +427,10 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
     cmd.check_tag(tag)
     started = time.monotonic()
     rec: dict = {"to_tag": tag}
-    try:
-        with d.lock(tag):
+    # The failure path runs under the lock too: nothing else may start on the cluster
+    # before the failed color is stopped and the worker put back.
+    with d.lock(tag):
+        try:
             with d.stage("state"):
                 since, previous_text = clock_and_upstream(d)
                 current = stackfile.parse_upstream(previous_text)
@@ -487,9 +489,9 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
             rec.pop("followers_moved", None)
             rec["seconds"] = round(time.monotonic() - started, 1)
             _audit(d, audit.record("deploy", d.env, "ok", **rec))
-    except BaseException as exc:
-        _after_failure(d, rec, exc, started, "deploy")
-        raise
+        except BaseException as exc:
+            _after_failure(d, rec, exc, started, "deploy")
+            raise
     rec["timings"] = d.timings
     return rec
 
@@ -500,7 +502,7 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
     if not rec.get("to_color"):
         return
     step = exc.step if isinstance(exc, StepFailed) else d.step
-    interrupted = isinstance(exc, KeyboardInterrupt) or getattr(exc, "code", 0) == 143
+    interrupted = isinstance(exc, KeyboardInterrupt | Terminated) or getattr(exc, "code", 0) == 143
     # A failed (or interrupted, half-rolled-out) idle color would restart forever and
     # leave a broken rollback target: stop it (it serves nobody).
     if action == "deploy" and (isinstance(exc, StepFailed) or interrupted) and (
@@ -530,8 +532,10 @@ def rollback(d: Deployment, wait_followers: bool = False) -> dict:
     users are served by the old version from the verified switch on."""
     started = time.monotonic()
     rec: dict = {}
-    try:
-        with d.lock("rollback"):
+    # The failure path runs under the lock too: nothing else may start on the cluster
+    # before the failed color is stopped and the worker put back.
+    with d.lock("rollback"):
+        try:
             with d.stage("state"):
                 since, previous_text = clock_and_upstream(d)
                 current = stackfile.parse_upstream(previous_text)
@@ -564,9 +568,9 @@ def rollback(d: Deployment, wait_followers: bool = False) -> dict:
             record_desired(d)
             rec["seconds"] = round(time.monotonic() - started, 1)
             _audit(d, audit.record("rollback", d.env, "ok", **rec))
-    except BaseException as exc:
-        _after_failure(d, rec, exc, started, "rollback")
-        raise
+        except BaseException as exc:
+            _after_failure(d, rec, exc, started, "rollback")
+            raise
     rec["timings"] = d.timings
     return rec
 

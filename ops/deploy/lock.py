@@ -68,7 +68,7 @@ def describe(holder: dict) -> str:
             f"{holder.get('since')}" + (f" deploying {holder['tag']}" if holder.get("tag") else ""))
 
 
-class _Terminated(BaseException):
+class Terminated(BaseException):
     """SIGTERM turned into an exception so that `finally` blocks (the release) run."""
 
 
@@ -118,7 +118,7 @@ class DeployLock:
         return self
 
     def _on_term(self, signum, frame):
-        raise _Terminated()
+        raise Terminated()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
@@ -126,5 +126,5 @@ class DeployLock:
         finally:
             if self._previous_term is not None:
                 signal.signal(signal.SIGTERM, self._previous_term)
-        if exc_type is _Terminated:
+        if exc_type is Terminated:
             raise OpsError("terminated (SIGTERM): deploy lock released", code=143)

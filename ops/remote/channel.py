@@ -11,6 +11,7 @@ connection that drops mid-stream ends the copy and gives exit status -1, never 0
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -69,7 +70,10 @@ class ChannelProcess:
             fn(*args)
         except BaseException as exc:  # noqa: BLE001 - reported by wait() as a failed exit
             self._error = self._error or exc
-            self.chan.close()
+            # The session may already be gone (sshd killed): closing it then raises too,
+            # and an exception leaving this thread would print a traceback.
+            with contextlib.suppress(Exception):
+                self.chan.close()
 
     def _sink(self, target, recv):
         if target == subprocess.PIPE:

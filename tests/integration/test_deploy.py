@@ -691,9 +691,12 @@ def test_a_dropped_connection_or_an_overlapping_clone_leaves_nothing_valid(deplo
     """The SSH session killed mid-stream (its sshd process on the manager) fails the run
     in one line with nothing that looks like a backup; a second clone starting while a
     backup streams is refused by the manager's lock (75), naming the holder."""
-    _db_psql(engine, "app-db", "CREATE TABLE IF NOT EXISTS big (id int, body text); TRUNCATE big; "
-             "INSERT INTO big SELECT g, md5(g::text) || repeat(md5((g*7)::text), 6) "
-             "FROM generate_series(1, 600000) g;")
+    _db_psql(engine, "app-db", "CREATE TABLE IF NOT EXISTS big (id int, body text); TRUNCATE big;")
+    # In three transactions: one 140 MB insert's dirty pages, charged to the database
+    # container's 512 MB cgroup with its shared buffers, got it OOM-killed on a slow disk.
+    for start in (1, 200001, 400001):
+        _db_psql(engine, "app-db", "INSERT INTO big SELECT g, md5(g::text) || "
+                 f"repeat(md5((g*7)::text), 6) FROM generate_series({start}, {start + 199999}) g;")
     directory = SANDBOX_PROJECT[0] / "backups" / "sandbox" / "app-db" / "app"
     try:
         before = len(_backups("app-db", "app"))
