@@ -63,7 +63,7 @@ def build(tags) -> None:
     client = docker.from_env()
     python = read_env_file(ROOT / ".env").get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
     for tag in tags:
-        client.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True,
+        client.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True, forcerm=True,
                             buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
 
 

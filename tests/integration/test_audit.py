@@ -131,7 +131,8 @@ def test_runs_as_root_reads_the_user_of_a_pulled_image(engine, tmp_path):
     for user, tag in tags.items():
         user_line = "USER 10001:10001\n" if user == "nonroot" else ""
         (tmp_path / f"{user}.Dockerfile").write_text(f"FROM {base}\n{user_line}")
-        engine.images.build(path=str(tmp_path), dockerfile=f"{user}.Dockerfile", tag=tag, rm=True)
+        engine.images.build(path=str(tmp_path), dockerfile=f"{user}.Dockerfile", tag=tag,
+                            rm=True, forcerm=True)
     try:
         services = "".join(f"  {name}:\n    image: {image}\n" for name, image in
                            (*tags.items(), ("absent", "ops-test-audit/absent:1.0")))

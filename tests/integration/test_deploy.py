@@ -58,11 +58,11 @@ def images(engine):
     ensure(ROOT)
     python = read_env_file(ROOT / ".env").get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
     for tag in TAGS:
-        engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True,
+        engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True, forcerm=True,
                             buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
     engine.images.build(fileobj=__import__("io").BytesIO(
         f"FROM {REPO}:v1\nENV REDIS_PORT=6390 APP_VERSION={BAD}\n".encode()), tag=f"{REPO}:{BAD}",
-        rm=True)
+        rm=True, forcerm=True)
     yield
     for tag in (*TAGS, BAD):
         engine.images.remove(f"{REPO}:{tag}", force=True)
@@ -694,9 +694,10 @@ def test_a_dropped_connection_or_an_overlapping_clone_leaves_nothing_valid(deplo
     _db_psql(engine, "app-db", "CREATE TABLE IF NOT EXISTS big (id int, body text); TRUNCATE big;")
     # In three transactions: one 140 MB insert's dirty pages, charged to the database
     # container's 512 MB cgroup with its shared buffers, got it OOM-killed on a slow disk.
-    for start in (1, 200001, 400001):
-        _db_psql(engine, "app-db", "INSERT INTO big SELECT g, md5(g::text) || "
-                 f"repeat(md5((g*7)::text), 6) FROM generate_series({start}, {start + 199999}) g;")
+    for third in ("generate_series(1, 200000)", "generate_series(200001, 400000)",
+                  "generate_series(400001, 600000)"):
+        _db_psql(engine, "app-db", "INSERT INTO big SELECT g, md5(g::text) || "  # noqa: S608
+                 f"repeat(md5((g*7)::text), 6) FROM {third} g;")
     directory = SANDBOX_PROJECT[0] / "backups" / "sandbox" / "app-db" / "app"
     try:
         before = len(_backups("app-db", "app"))

@@ -54,7 +54,7 @@ def local_swarm(engine, tmp_path_factory):
            **fresh_passwords(), **base_images()}
     python = dotenv.get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
     for tag in ("l1", "l2"):
-        engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True,
+        engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True, forcerm=True,
                             buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
     try:
         init = inv("swarm.init", "--env", "local-swarm", env=env)

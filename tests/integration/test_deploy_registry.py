@@ -63,10 +63,10 @@ def images(engine):
 
     ensure(ROOT)
     python = read_env_file(ROOT / ".env").get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
-    engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:r1", rm=True,
+    engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:r1", rm=True, forcerm=True,
                         buildargs={"PYTHON_IMAGE": python, "APP_VERSION": "r1"})
     engine.images.build(fileobj=io.BytesIO(f"FROM {REPO}:r1\nENV APP_VERSION=r2\n".encode()),
-                        tag=f"{REPO}:r2", rm=True)
+                        tag=f"{REPO}:r2", rm=True, forcerm=True)
     yield
     for tag in ("r1", "r2"):
         engine.images.remove(f"{REPO}:{tag}", force=True)
