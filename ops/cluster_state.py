@@ -1,6 +1,6 @@
 """What a deployed Swarm stack looks like, read from one `docker inspect` snapshot
 (pure): its services, their tasks and the nodes, and the verdicts `inv ps` and
-`inv health` give on them. SwarmService names are the stack's without the `<app>_` prefix;
+`inv health` give on them. Service names are the stack's without the `<app>_` prefix;
 the api runs as two colors, and `api` means the live one."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Orchestration of the local Compose stack: the only module here that runs compose."""
+"""Orchestration of the local Compose stack: the only module that changes it (up, down,
+scale, build, clean); others only read Compose's model (`docker compose config`)."""
 
 from __future__ import annotations
 

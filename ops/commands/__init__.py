@@ -1,1 +1,2 @@
-"""Pure command builders: each returns an argv list and performs no I/O."""
+"""Pure command builders, no I/O: argv lists for local tools, shell lines (every value
+validated or shlex-quoted) for what runs on a Swarm manager or node over SSH."""

@@ -1,7 +1,7 @@
 """Blue-green deploy, rollback and finish on a Swarm manager. The only I/O of ops/deploy:
 commands come from ops/commands/deploy.py, files from stackfile.py, verdicts from
-converge.py. One code path for every environment: the target is a Fabric Connection
-(remote manager) or an Invoke Context (the local engine), which share `run`."""
+converge.py. One code path for every environment: the Manager's connection is a Fabric
+Connection (a remote manager) or an Invoke Context (the local engine), which share `run`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Base images without a registry: `images.ensure` and `images.offline`."""
+"""Images without a registry: `images.ensure` and `images.offline` (base images here),
+`images.deliver` (onto a Swarm environment's nodes over SSH)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Local stack tasks: up, down, ps, logs, health, scale, build, clean, exec, config."""
+"""Stack tasks: up, down, ps, logs, health, scale, build, clean, exec, config, on the
+local Compose stack or (ps, logs, health, scale, exec, config) a Swarm environment."""
 
 from __future__ import annotations
 
