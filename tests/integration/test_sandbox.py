@@ -113,7 +113,8 @@ def test_ssh_config_aliases_and_proxyjump_are_honoured(sandbox, tmp_path):
     # Without the ssh config the alias means nothing: one clear line, no traceback.
     (home / ".ssh" / "config").unlink()
     lost = run("swarm.init")
-    assert lost.returncode == 1 and "manager (stg-manager:22): cannot connect" in lost.stderr
+    assert lost.returncode == 1, lost.stderr
+    assert "manager (root@stg-manager:22) is unreachable over SSH (cannot connect: " in lost.stderr
     assert "Traceback" not in refused.stderr + lost.stderr
 
 
