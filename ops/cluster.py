@@ -2,15 +2,12 @@
 
 The manager answers for the whole stack in one round trip (`docker inspect` of its
 services, tasks and nodes); what must run inside a container (SELECT 1, PING, a
-command of the user's) runs on the node that hosts the task, over that node's own SSH
-connection: one per host per command, opened on first use and reused. On this
-machine's engine (`local-swarm`) every "node" is the local Invoke Context."""
+command of the user's) runs on the node that hosts the task, over that node's
+connection from the session's runtime (ops/runtime/machines.py)."""
 
 from __future__ import annotations
 
 import io
-import threading
-from concurrent.futures import Future
 from datetime import UTC, datetime
 
 from . import cluster_state as state
@@ -21,17 +18,11 @@ from .errors import OpsError
 from .health import Check, http_get, run_jobs
 
 
-def _close_opened(future: Future) -> None:
-    if future.exception() is None:
-        future.result().close()
-
-
 class Cluster:
     def __init__(self, session):
         self.session = session
         self.d = session.d
-        self._conns: dict[str, Future] = {}  # host name -> its connection, opened once
-        self._lock = threading.Lock()
+        self.machines = session.machines
 
     # -- connections ----------------------------------------------------------------------
     def node_target(self, snap: state.Snapshot, node_id: str):
@@ -41,7 +32,7 @@ class Cluster:
     def node_host(self, snap: state.Snapshot, node_id: str):
         """The inventory Host a node is (no connection is opened for it)."""
         d = self.d
-        if self.session.local:
+        if self.machines.local:
             return d.target.host
         node = snap.node(node_id)
         host = state.host_for_node(node, self.session.inv.hosts) if node else None
@@ -51,48 +42,18 @@ class Cluster:
         return host
 
     def _host_target(self, host):
-        """(connection, Host) for an inventory host (the session's own for the manager)."""
-        d = self.d
-        if self.session.local:
-            return d.target.conn, d.target.host
-        if host.role == "manager" and host.name == d.target.host.name:
-            return d.target.conn, host
-        return self._opening(host).result(), host
-
-    def _opening(self, host) -> Future:
-        """The host's connection, opened in a thread of its own on first ask: asked
-        early (`connect_nodes`), the handshake overlaps the manager's round trip."""
-        with self._lock:
-            if host.name not in self._conns:
-                from .remote.connect import open_checked
-
-                future = self._conns[host.name] = Future()
-
-                def work(inv=self.session.inv):
-                    try:
-                        future.set_result(open_checked(host, inv))
-                    except BaseException as exc:  # noqa: BLE001 - raised where it is used
-                        future.set_exception(exc)
-
-                threading.Thread(target=work, name=f"ssh-{host.name}", daemon=True).start()
-            return self._conns[host.name]
+        """(connection, Host) for an inventory host."""
+        return self.machines.connection(host), host
 
     def connect_nodes(self) -> None:
-        """Start opening every other host of the inventory now (a failure is said by
-        the check that needs that host, if any)."""
-        if not self.session.local:
-            for host in self.session.inv.hosts:
-                if host.name != self.d.target.host.name:
-                    self._opening(host)
+        """Start opening every host's connection now (a failure is said by the check
+        that needs that host, if any)."""
+        self.machines.warm()
 
     def close(self) -> None:
-        """The nodes' connections and the session's own (the manager's); one still
-        opening (a node not answering) is closed when it opens, not waited for."""
+        """The monitoring tunnels, then the session (and every connection it opened)."""
         if getattr(self, "_monitor", None) is not None:
             self._monitor.close_tunnels()
-        for future in self._conns.values():
-            future.add_done_callback(_close_opened)
-        self._conns.clear()
         self.session.close()
 
     def run_on(self, target, command: str, what: str, warn: bool = False):
@@ -205,7 +166,7 @@ class Cluster:
     def _early_probes(self) -> dict:
         """container -> the slow probe started in it now, on the host the last run
         found it on (early_probe: the snapshot decides whether it counts)."""
-        hosts = {"local": self.d.target.host} if self.session.local else \
+        hosts = {"local": self.d.target.host} if self.machines.local else \
             {h.name: h for h in self.session.inv.hosts}
         out = {}
         self._last_places = early_probe.load_places(self._places_file)
@@ -243,7 +204,7 @@ class Cluster:
 
     def _disk_nodes(self, snap) -> list[state.Node]:
         # One df per machine: on this engine every node is the same one.
-        return snap.nodes[:1] if self.session.local else snap.nodes
+        return snap.nodes[:1] if self.machines.local else snap.nodes
 
     def _disk(self, snap, node) -> tuple[bool, bool, str]:
         result = self.run_on(self.node_target(snap, node.id), cmd.disk_free(), "df")

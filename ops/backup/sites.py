@@ -91,7 +91,7 @@ class SwarmSite:
         self.session = session
         self.d = session.d
         self.env = session.s.env
-        self.remote = not session.local
+        self.remote = not session.machines.local
         self._snap = None
         self._images_here: set[str] = set()
 

@@ -92,6 +92,10 @@ class Session:
             host = self.inv.manager
             conn = open_checked(host, self.inv) if connect else None
             url = self.inv.url
+        from ..runtime.machines import Machines
+
+        self.machines = Machines(self.inv, host, manager_conn=conn, local_conn=conn if self.local
+                                 else None)
         self.registry = None
         if self.inv is not None:
             from ..remote.registry import parse_registry
@@ -168,8 +172,8 @@ class Session:
         return values
 
     def close(self):
-        if not self.local and self.d.target.conn is not None:
-            self.d.target.conn.close()
+        """Every connection the session opened (the manager's among them)."""
+        self.machines.close()
 
     def __enter__(self):
         return self
@@ -224,7 +228,7 @@ class Session:
             from ..remote.registry import pull_everywhere, push
 
             push(self.registry, [self.local_ref(tag)], sys.stderr)
-            pull_everywhere(self.inv, self.registry, [app], sys.stderr)
+            pull_everywhere(self.machines, self.registry, [app], sys.stderr)
             self.deliver_images(pinned, anywhere)
             return
         self.deliver_images(pinned, anywhere, also=[app])
@@ -245,6 +249,6 @@ class Session:
         def wanted(h):
             return [*also, *anywhere, *(pinned if h.role == "manager" else [])]
 
-        deliver(self.inv, wanted, sys.stderr, setup=setup)
+        deliver(self.machines, wanted, sys.stderr, setup=setup)
 
 

@@ -43,7 +43,7 @@ class SwarmMonitoring(ApiReader):
         self._tunnels = ExitStack()
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.tunnelled = not session.local  # the UIs through the manager's SSH connection
+        self.tunnelled = not session.machines.local  # the UIs through the manager's SSH connection
 
     # -- the model ----------------------------------------------------------------------
     @cached_property
@@ -96,7 +96,7 @@ class SwarmMonitoring(ApiReader):
         from urllib.parse import urlsplit
 
         url = self.d.url or ""
-        if self.session.local or urlsplit(url).hostname in (None, "localhost", "127.0.0.1", "::1"):
+        if self.session.machines.local or urlsplit(url).hostname in (None, "localhost", "127.0.0.1", "::1"):
             return f"http://{self.d.app}_gateway:{GATEWAY_PORT}"
         return url.rstrip("/")
 
@@ -159,7 +159,7 @@ class SwarmMonitoring(ApiReader):
             run(conn, mkdir, host, "create the textfile directory")
 
         pinned, anywhere = stackfile.images(t, names)
-        if self.session.local:
+        if self.session.machines.local:
             d.target.run(mkdir, "create the textfile directory")
         self.session.deliver_images(pinned, anywhere, setup=setup)
         d.target.run(lock_cmd.metric_free(d.app, d.paths.base), "deploy lock metric")
@@ -210,7 +210,7 @@ class SwarmMonitoring(ApiReader):
             if key in self._urls:
                 return self._urls[key]
             host, _, remote_port = self.address(service, port).rpartition(":")
-            if self.session.local:
+            if self.session.machines.local:
                 url = f"http://{host}:{remote_port}"
             else:
                 conn = self.d.target.conn

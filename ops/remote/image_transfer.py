@@ -19,9 +19,8 @@ import threading
 from ..commands import image_refs as images_cmd
 from ..errors import OpsError
 from ..parse import load_json
-from .connect import open_checked, run
+from .connect import run
 from .fanout import each_host
-from .hosts import Inventory
 
 CHUNK = 1 << 20
 
@@ -151,7 +150,7 @@ class _Archives:
         self._dir.cleanup()
 
 
-def deliver(inv: Inventory, refs, out, setup=None) -> dict[str, list[str]]:
+def deliver(machines, refs, out, setup=None) -> dict[str, list[str]]:
     """Each image to each host that lacks it, to all hosts at once. `refs` is a list, or
     a function of the host giving its list (the manager runs more than the workers);
     `setup(conn, host)` runs first on each host's connection (one per host).
@@ -160,21 +159,21 @@ def deliver(inv: Inventory, refs, out, setup=None) -> dict[str, list[str]]:
 
     def one(host) -> list[str]:
         wanted = refs(host) if callable(refs) else refs
-        with open_checked(host, inv) as conn:
-            if setup is not None:
-                setup(conn, host)
-            missing = missing_on(conn, host, list(wanted))
-            if not missing:
-                return []
-            path, full = archives.get(missing)
-            with open(path, "rb") as archive:
-                size = stream_images(conn, host, missing, archive)
-            _check_loaded(conn, host, missing)
+        conn = machines.connection(host)
+        if setup is not None:
+            setup(conn, host)
+        missing = missing_on(conn, host, list(wanted))
+        if not missing:
+            return []
+        path, full = archives.get(missing)
+        with open(path, "rb") as archive:
+            size = stream_images(conn, host, missing, archive)
+        _check_loaded(conn, host, missing)
         print(f"{host.name}: loaded {', '.join(missing)} ({delivery_note(size, full)})", file=out)
         return missing
 
     try:
-        return {name: sent for name, sent in each_host(inv.hosts, one).items() if sent}
+        return {name: sent for name, sent in each_host(machines.hosts, one).items() if sent}
     finally:
         archives.close()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..commands import registry as cmd
 from ..errors import OpsError
 from ..shell import run as run_local
-from .connect import open_checked, run
+from .connect import run
 from .fanout import each_host
 
 
@@ -109,11 +109,10 @@ def pull_on(conn, host, reg: Registry, refs: list[str]) -> None:
         run(conn, cmd.pull(ref), host, f"docker pull {ref}")
 
 
-def pull_everywhere(inv, reg: Registry, refs: list[str], out) -> None:
+def pull_everywhere(machines, reg: Registry, refs: list[str], out) -> None:
     """Every node pulls at once (each from the registry, not through this machine)."""
     def one(host) -> None:
-        with open_checked(host, inv) as conn:
-            pull_on(conn, host, reg, refs)
+        pull_on(machines.connection(host), host, reg, refs)
         print(f"{host.name}: pulled {', '.join(refs)} from {reg.server}", file=out)
 
-    each_host(inv.hosts, one)
+    each_host(machines.hosts, one)

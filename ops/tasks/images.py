@@ -49,6 +49,7 @@ def deliver(c, image=None, env="local"):
     from ..errors import OpsError
     from ..remote import image_transfer as remote_images
     from ..remote.hosts import inventory
+    from ..runtime.machines import Machines
     from ..stack import Stack
     from .common import target
 
@@ -68,7 +69,11 @@ def deliver(c, image=None, env="local"):
         except ValueError as exc:
             raise OpsError(str(exc)) from exc
     inv = inventory(env, where.config, s.root)
-    sent = remote_images.deliver(inv, refs, sys.stderr)
+    machines = Machines(inv, inv.manager)
+    try:
+        sent = remote_images.deliver(machines, refs, sys.stderr)
+    finally:
+        machines.close()
     for host in inv.hosts:
         got = sent.get(host.name, [])
         print(f"{host.name}: {len(got)} image(s) sent, {len(refs) - len(got)} already present")

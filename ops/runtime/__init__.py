@@ -1,0 +1,1 @@
+"""The runtime of an environment: its machines and how commands reach them."""
