@@ -25,7 +25,7 @@ def sftp_target(root: Path, name: str, label: str = "ops.test=offsite", timeout:
     """Yields (container, rclone variables for remote `name`); removes both after."""
     import docker
 
-    from .sandbox import IMAGE, ensure_image, new_keypair
+    from ops.sandbox import IMAGE, ensure_image, new_keypair
 
     ensure_image(root, "http://deb.debian.org/debian", sys.stderr)
     home = Path(tempfile.mkdtemp(prefix="ops-sftp-"))

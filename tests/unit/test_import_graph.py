@@ -67,3 +67,30 @@ def test_no_import_cycles_in_ops():
 def test_the_walk_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_every_import_names_a_module_that_exists():
+    """Imports inside functions run only when the function does: a moved module's stale
+    relative import (`from .sandbox import ...` left in tests/support) fails here, not
+    in the one integration test that calls it."""
+    root = OPS.parent
+    missing = []
+    for path in [*sorted(OPS.rglob("*.py")), *sorted((root / "tests").rglob("*.py"))]:
+        package = path.parent
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = package
+                for _ in range(node.level - 1):
+                    base = base.parent
+            elif (node.module or "").split(".")[0] in ("ops", "tests"):
+                base = root
+            else:
+                continue
+            target = base.joinpath(*(node.module or "").split(".")) if node.module else base
+            names = [target / f"{a.name}.py" for a in node.names] + [target / a.name for a in node.names]
+            if not (target.with_suffix(".py").is_file() or (target / "__init__.py").is_file()
+                    or any(n.exists() for n in names)):
+                missing.append(f"{path.relative_to(root)}:{node.lineno} {'.' * node.level}{node.module}")
+    assert not missing, missing
