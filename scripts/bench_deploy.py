@@ -80,7 +80,11 @@ def measured(load: loadgen.Load, fn) -> tuple[dict, float, str, float | None]:
     return loadgen.summary(window), took, out, served_after(window, live_identity(out), start_t)
 
 
-def live_identity(stdout: str) -> str | None:
+def live_identity(stdout) -> str | None:
+    """The color/tag a deploy or rollback put live, from its summary line (None for the
+    naive update, which prints none)."""
+    if not isinstance(stdout, str):
+        return None
     m = re.search(r"(?:rolled back to |: )(\w+/[\w.-]+)(?: is live| \(from)", stdout)
     return m.group(1) if m else None
 
