@@ -251,6 +251,18 @@ def nginx_reload(container: str) -> str:
     return gateway_exec(container, ["nginx", "-s", "reload", "-c", NGINX_CONF_IN_GATEWAY]) + " 2>&1"
 
 
+SWITCH_NOT_WRITTEN, SWITCH_REFUSED, SWITCH_NOT_RELOADED = 3, 4, 5
+
+
+def switch_upstream(path: str, content: str, container: str) -> str:
+    """Write the live upstream, test the gateway's config with it, reload: one round trip
+    (a rollback's time is mostly round trips). Exits SWITCH_NOT_WRITTEN, SWITCH_REFUSED
+    (nginx -t's output printed; nothing reloaded) or SWITCH_NOT_RELOADED on failure."""
+    return (f"{{ {write_file(path, content)}; }} || exit {SWITCH_NOT_WRITTEN}; "
+            f"{nginx_test(container)} || exit {SWITCH_REFUSED}; "
+            f"{nginx_reload(container)} || exit {SWITCH_NOT_RELOADED}")
+
+
 # Run inside the gateway container, over the overlay network: every address the color's
 # name resolves to (dnsrr: one per task), its readiness status and the identity headers.
 PROBE = r"""

@@ -284,32 +284,32 @@ def verify_live(d: Deployment, gw: str, which: str, tag: str, timeout: float = 1
                    f"(last answer: {last.describe()})")
 
 
-def write_upstream(d: Deployment, gw: str | None, text: str) -> None:
-    d.target.run(cmd.write_file(d.paths.upstream, text), "write the live upstream")
-    if gw:
-        test = d.target.run(cmd.nginx_test(gw), "nginx -t", warn=True)
-        if test.exited != 0:
-            raise OpsError(f"nginx -t rejected the new upstream: {test.stdout.strip()[-300:]}")
-
-
-def reload(d: Deployment, gw: str) -> None:
-    d.target.run(cmd.nginx_reload(gw), "nginx -s reload")
+def point_gateway(d: Deployment, gw: str, text: str, what: str) -> None:
+    """Write the upstream, nginx -t, reload, in one round trip; a refused config is
+    said with nginx's own words (and nothing was reloaded)."""
+    r = d.target.run(cmd.switch_upstream(d.paths.upstream, text, gw), what, warn=True)
+    if r.exited == cmd.SWITCH_REFUSED:
+        raise OpsError(f"nginx -t rejected the new upstream: {r.stdout.strip()[-300:]}")
+    if r.exited != 0:
+        step = {cmd.SWITCH_NOT_WRITTEN: "writing the upstream",
+                cmd.SWITCH_NOT_RELOADED: "nginx -s reload"}.get(r.exited, what)
+        detail = (r.stderr or r.stdout).strip().splitlines()
+        raise OpsError(f"{d.target.host.name}: {step} failed (exit {r.exited}): "
+                       f"{detail[-1] if detail else 'no output'}")
 
 
 def switch(d: Deployment, gw: str, which: str, tag: str, previous_text: str, port: int) -> float:
     """Point the gateway at `which`; prove it; on any failure put the previous upstream
-    back (and prove that). Returns the switch time in seconds (reload -> new color)."""
+    back (and prove that). Returns the switch time in seconds (from the command that
+    writes, tests and reloads to the first response from the new color)."""
     try:
-        write_upstream(d, gw, stackfile.upstream(d.app, which, tag, port))
         start = time.monotonic()
-        reload(d, gw)
-        reload_cmd = time.monotonic() - start
-        return reload_cmd + verify_live(d, gw, which, tag)
+        point_gateway(d, gw, stackfile.upstream(d.app, which, tag, port), "switch the upstream")
+        return (time.monotonic() - start) + verify_live(d, gw, which, tag)
     except BaseException as exc:  # also Ctrl-C and SIGTERM: never leave it unproven
         if previous_text:
             d.say(f"switch failed ({exc or type(exc).__name__}); switching back")
-            d.target.run(cmd.write_file(d.paths.upstream, previous_text), "restore the upstream")
-            reload(d, gw)
+            point_gateway(d, gw, previous_text, "restore the upstream")
             back = stackfile.parse_upstream(previous_text)
             if back:
                 verify_live(d, gw, *back)

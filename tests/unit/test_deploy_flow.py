@@ -34,8 +34,9 @@ class FakeManager:
     """A Swarm manager as the flow sees it through `run`: services and their images,
     the live upstream, the gateway; `steps` records what was changed, in order."""
 
-    def __init__(self, paths: cmd.Paths, live=("blue", "v1"), bad_image=None, nginx_ok=True):
-        self.paths, self.bad_image, self.nginx_ok = paths, bad_image, nginx_ok
+    def __init__(self, paths: cmd.Paths, live=("blue", "v1"), bad_image=None, refuse=None):
+        """`refuse`: the color/tag whose upstream nginx -t rejects."""
+        self.paths, self.bad_image, self.refuse = paths, bad_image, refuse
         old = f"{REPO}:{live[1]}"
         base = stackfile.base_waits(_plan().t)  # the databases, broker, gateway: running
         self.images = {**{n: image for n, image, _ in base}, "blue": old, "green": f"{REPO}:v0",
@@ -52,6 +53,15 @@ class FakeManager:
         return self.answer(command) or Result()
 
     def answer(self, c: str) -> Result | None:
+        if f"|| exit {cmd.SWITCH_REFUSED};" in c:  # write, nginx -t, reload: one round trip
+            self.upstream = base64.b64decode(re.search(r"printf %s (\S+) \|", c).group(1)).decode()
+            self.steps += [f"write upstream {'/'.join(stackfile.parse_upstream(self.upstream))}",
+                           "nginx -t"]
+            if "/".join(stackfile.parse_upstream(self.upstream)) == self.refuse:
+                return Result("emerg: bad upstream", exited=cmd.SWITCH_REFUSED)
+            self.serving = stackfile.parse_upstream(self.upstream)
+            self.steps.append(f"reload -> {'/'.join(self.serving)}")
+            return Result()
         if c.startswith("date -u"):
             return Result(f"{CLOCK}\n{self.upstream}")
         if "set -C" in c:
@@ -83,12 +93,6 @@ class FakeManager:
             tag = self.images[which].rsplit(":", 1)[1]
             return Result("".join(f"probe 10.0.0.{i} 200 {tag} {which}\n"
                                   for i in range(self.replicas[which])))
-        elif c.startswith(f"docker exec {GATEWAY} nginx -t"):
-            self.steps.append("nginx -t")
-            return Result("" if self.nginx_ok else "emerg: bad upstream", exited=0 if self.nginx_ok else 1)
-        elif c.startswith(f"docker exec {GATEWAY} nginx -s reload"):
-            self.serving = stackfile.parse_upstream(self.upstream)
-            self.steps.append(f"reload -> {'/'.join(self.serving)}")
         elif c.startswith(f"docker exec {GATEWAY} curl"):
             color, tag = self.serving
             return Result(f"HTTP/1.1 200 OK\r\nX-App-Color: {color}\r\nX-App-Version: {tag}\r\n\r\n")
@@ -174,11 +178,11 @@ def test_a_color_that_fails_its_gate_is_stopped_and_the_worker_goes_back(paths):
 
 
 def test_a_refused_switch_is_switched_back_and_the_worker_goes_back(paths):
-    fake = FakeManager(paths, nginx_ok=False)
+    fake = FakeManager(paths, refuse="green/v2")
     with pytest.raises(flow.StepFailed, match="switch: nginx -t rejected the new upstream"):
         flow.deploy(deployment(fake), _plan(), "v2", lambda: None)
     after = fake.steps[fake.steps.index("stack deploy followers v2") + 1:]
-    assert after == ["write upstream green/v2", "nginx -t", "write upstream blue/v1",
+    assert after == ["write upstream green/v2", "nginx -t", "write upstream blue/v1", "nginx -t",
                      "reload -> blue/v1", "stack deploy followers v1", "audit deploy failed",
                      "unlock"]
     assert fake.serving == ("blue", "v1") and fake.images["worker"] == f"{REPO}:v1"
