@@ -194,19 +194,6 @@ def secret_create(name: str, app: str) -> str:
             f"{shlex.quote(name)} - >/dev/null")
 
 
-def service_inspect(name: str) -> str:
-    return f"docker service inspect {shlex.quote(name)} 2>/dev/null || true"
-
-
-def service_tasks(name: str) -> str:
-    """Every task the manager keeps for the service (current and recent history). A task
-    pruned between the listing and the inspect is skipped (inspect still prints the rest)."""
-    q = shlex.quote(name)
-    return (f"ids=$(docker service ps -q --no-trunc {q} 2>/dev/null); "
-            f"if [ -n \"$ids\" ]; then docker inspect --type task $ids 2>/dev/null; "
-            f"else echo '[]'; fi; true")
-
-
 TASKS_MARK = "@@tasks"
 
 

@@ -115,8 +115,7 @@ def service_state(d: Deployment, name: str):
     return services_state(d, [name])[name]
 
 
-def _summary(d: Deployment, name: str) -> dict | None:
-    service, tasks = service_state(d, name)
+def _summary(d: Deployment, name: str, service, tasks) -> dict | None:
     if service is None:
         return None
     running = [t for t in tasks if t.desired == "running" and t.state == "running"
@@ -125,21 +124,24 @@ def _summary(d: Deployment, name: str) -> dict | None:
             "replicas": service.replicas, "running": len(running), "update": service.update_state}
 
 
-def followers(d: Deployment) -> list[str]:
-    """The services that follow the app's image, as the newest release names them."""
-    release = d.target.run(cmd.newest_release(d.paths), "find the newest release",
+def release_followers(d: Deployment, tag: str | None = None) -> tuple[str, dict[str, str]]:
+    """(the newest release (of `tag`), its followers {service: image}); ("", {}) when
+    no such release is kept on the manager."""
+    release = d.target.run(cmd.newest_release(d.paths, tag), "find the release",
                            warn=True).stdout.strip()
     if not release:
-        return []
-    return list(stackfile.service_images(d.target.run(
-        cmd.read_file(f"{release}/followers.json"), "read the followers", warn=True).stdout))
+        return "", {}
+    return release, stackfile.service_images(d.target.run(
+        cmd.read_file(f"{release}/followers.json"), "read the followers", warn=True).stdout)
 
 
 def status(d: Deployment) -> dict:
     current = live(d)
-    colors = {which: _summary(d, which) for which in cmd.COLORS}
-    # A rollback leaves them rolling in the background: here is where that shows.
-    follow = {name: _summary(d, name) for name in followers(d)}
+    # A rollback leaves the followers rolling in the background: here is where that shows.
+    follow = list(release_followers(d)[1])
+    states = services_state(d, [*cmd.COLORS, *follow])
+    colors = {which: _summary(d, which, *states[which]) for which in cmd.COLORS}
+    follow = {name: _summary(d, name, *states[name]) for name in follow}
     return {"app": d.app, "env": d.env, "live": current[0] if current else None,
             "live_tag": current[1] if current else None, "colors": colors,
             "followers": follow, "url": d.url}
@@ -402,14 +404,11 @@ def deploy_followers(d: Deployment, release: str, since: str, detach_flag: bool,
 def follow_back(d: Deployment, tag: str, since: str, wait: bool) -> str:
     """After a rollback to `tag`: its release's followers, if it had any. Returns what
     was done, for the record: none, done, background (Swarm rolls them), or unknown."""
-    release = d.target.run(cmd.newest_release(d.paths, tag), "find the release",
-                           warn=True).stdout.strip()
+    release, images = release_followers(d, tag)
     if not release:
         d.say(f"warning: no release of {tag} is kept on the manager: services that follow the "
               "app's image (if any) stay as they are")
         return "unknown"
-    images = stackfile.service_images(d.target.run(cmd.read_file(f"{release}/followers.json"),
-                                                   "read the followers").stdout)
     if not images:
         return "none"
     deploy_followers(d, release, since, wait and _has_detach(d), images, wait=wait)
