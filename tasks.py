@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from ops.tasks import audit, db, deploy, images, monitoring, plan, remote, stack
+from ops.tasks import audit, db, deploy, images, monitoring, plan, remote, stack, tls
 
 ns = Collection()
 for t in (stack.up, stack.down, stack.ps, stack.logs, stack.health, stack.scale, stack.build,
@@ -14,5 +14,6 @@ ns.add_collection(images.ns)
 ns.add_collection(db.ns)
 ns.add_collection(plan.ns)
 ns.add_collection(monitoring.ns)
+ns.add_collection(tls.ns)
 for collection in (remote.sandbox_ns, remote.hosts_ns, remote.swarm_ns, deploy.ns):
     ns.add_collection(collection)

@@ -15,7 +15,7 @@ from . import early_probe
 from .commands import cluster as cmd
 from .commands import probes
 from .errors import OpsError
-from .health import Check, http_get, run_jobs
+from .health import Check, http_get, run_jobs, tls_check
 
 
 class Cluster:
@@ -91,7 +91,7 @@ class Cluster:
             after = self.snapshot()
             expected = {t.container[:12] for t in after.running(after.services[live_color])}
             report[live_color]["answering"] = dict(
-                routing.verify(self.d.url, expected, verify_requests))
+                routing.verify(self.d.url, expected, verify_requests, trust=self.d.trust))
         return report
 
     def task_target(self, snap, name: str, index: int = 1):
@@ -132,9 +132,12 @@ class Cluster:
         for node in self._disk_nodes(snap):
             jobs.append((f"node {node.hostname}", "disk", lambda n=node: self._disk(snap, n)))
         if self.d.url and live_color:
+            if self.d.url.startswith("https://"):
+                jobs.append(("gateway", f"TLS certificate of {self.d.url}",
+                             lambda: tls_check(self.d.url, self.d.trust)))
             for path in ("/health/live", "/health/ready"):
                 jobs.append((f"{live_color} (live)", f"{path} via {self.d.url}",
-                             lambda p=path: http_get(self.d.url + p, live_tag)))
+                             lambda p=path: http_get(self.d.url + p, live_tag, self.d.trust)))
         elif not live_color:
             jobs.append(("gateway", "live color", lambda: (False, "no live color: nothing deployed")))
         jobs.append(("deploy lock", "state", self._lock_state))

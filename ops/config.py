@@ -93,6 +93,7 @@ class Settings:
     compose_files: tuple[Path, ...]
     variables: dict[str, str] = field(repr=False)
     sources: dict[str, str] = field(repr=False)  # variable -> where its value came from
+    env_config: Mapping = field(default_factory=dict, repr=False)  # invoke.yaml envs.<env>
 
     def subprocess_env(self) -> dict[str, str]:
         """Environment for docker/compose: the layered variables over the process env."""
@@ -144,7 +145,8 @@ def load(
     if not re.match(r"^[a-z0-9][a-z0-9_-]*$", project):
         raise OpsError(f"invalid compose project name {project!r}: lowercase letters, digits, - _")
     variables["COMPOSE_PROJECT_NAME"] = project
-    return Settings(env, root, project, files, variables, sources)
+    return Settings(env, root, project, files, variables, sources,
+                    env_config=envs_config.get(env) or {})
 
 
 COMPOSE_VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")

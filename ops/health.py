@@ -158,11 +158,12 @@ def http_inside(c, port: int) -> dict[str, str]:
     return probes.parse_http_probe(out)
 
 
-def http_get(url: str, version: str | None = None) -> tuple[bool, str]:
-    """200 from the URL; with `version`, the X-App-Version header must name it too."""
+def http_get(url: str, version: str | None = None, trust: str | bool = True) -> tuple[bool, str]:
+    """200 from the URL; with `version`, the X-App-Version header must name it too.
+    `trust`: the CA file an https URL's certificate is verified against."""
     import requests  # here: a Swarm health run imports it while its probes wait
 
-    resp = requests.get(url, timeout=CHECK_TIMEOUT)
+    resp = requests.get(url, timeout=CHECK_TIMEOUT, verify=trust)
     served = resp.headers.get("X-App-Version")
     ok = resp.status_code == 200 and (version is None or served == version)
     detail = f"HTTP {resp.status_code}" + (f" (v {served})" if served else "")
@@ -171,7 +172,35 @@ def http_get(url: str, version: str | None = None) -> tuple[bool, str]:
     return ok, detail
 
 
-def plan(model: Model, containers, gateway_url: str | None, early=None):
+def tls_check(url: str, trust: str | bool = True) -> tuple[bool, bool, str]:
+    """A TLS handshake with the gateway, verified as any client would (chain and name);
+    then how long its certificate has left: failing within tls.CRITICAL_DAYS, a warning
+    within tls.WARN_DAYS."""
+    import datetime as dt
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    from . import tls
+
+    parts = urlsplit(url)
+    ctx = ssl.create_default_context(cafile=trust if isinstance(trust, str) else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 443), CHECK_TIMEOUT) as raw, \
+                ctx.wrap_socket(raw, server_hostname=parts.hostname) as conn:
+            der, version = conn.getpeercert(binary_form=True), conn.version()
+    except ssl.SSLCertVerificationError as exc:
+        return False, False, f"certificate not trusted: {exc.verify_message}"
+    except (OSError, ssl.SSLError) as exc:
+        return False, False, f"no TLS handshake: {exc}"
+    cert = tls.info(ssl.DER_cert_to_PEM_cert(der))
+    now = dt.datetime.now(dt.UTC)
+    level = tls.expiry_level(cert.days_left(now))
+    return level != "fail", level == "warn", f"{version}, {tls.describe_expiry(cert, now)}"
+
+
+def plan(model: Model, containers, gateway_url: str | None, early=None, trust: str | bool = True):
     """The list of (service, check name, callable) to run, the callables of the slow
     probes among them (to start first) and of those that exec in a container (to take
     turns meanwhile). `early`: container name -> the probe already running there
@@ -204,10 +233,12 @@ def plan(model: Model, containers, gateway_url: str | None, early=None):
                 jobs.append((name, "live+ready direct" + _suffix(c, replicas), fn))
                 execs.add(fn)
         if svc.role == "gateway" and gateway_url:
+            if gateway_url.startswith("https://"):
+                jobs.append((name, "TLS certificate", lambda: tls_check(gateway_url, trust)))
             for upstream in filter(None, svc.labels.get("ops.upstream", "").split(",")):
                 for path in ("/health/live", "/health/ready"):
                     jobs.append((name, f"{upstream} {path} via gateway",
-                                 lambda u=gateway_url + path: http_get(u)))
+                                 lambda u=gateway_url + path: http_get(u, trust=trust)))
     return jobs, slow, execs
 
 
@@ -238,7 +269,8 @@ def guessed_names(model: Model, project: str) -> dict[str, probes.RoleProbe]:
     return out
 
 
-def run_checks(model: Model, project: str, gateway_url: str | None) -> list[Check]:
+def run_checks(model: Model, project: str, gateway_url: str | None,
+               trust: str | bool = True) -> list[Check]:
     from . import early_probe
 
     # The slow probes go first, through the CLI, while the docker SDK imports.
@@ -253,7 +285,7 @@ def run_checks(model: Model, project: str, gateway_url: str | None) -> list[Chec
         from .monitoring import health as monitoring
 
         containers = docker_api.project_containers(project)
-        jobs, slow, execs = plan(model, containers, gateway_url, early)
+        jobs, slow, execs = plan(model, containers, gateway_url, early, trust)
         return run_jobs(jobs + monitoring.jobs(containers, container_state), first=slow,
                         execs=execs)
     finally:

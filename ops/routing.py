@@ -9,16 +9,18 @@ from collections import Counter
 from .errors import OpsError
 
 
-def verify(url: str, expected: set[str], max_requests: int = 400, deadline_s: float = 20.0
-           ) -> Counter:
+def verify(url: str, expected: set[str], max_requests: int = 400, deadline_s: float = 20.0,
+           trust: str | bool = True) -> Counter:
     """nginx re-resolves the service name every few seconds, so keep sampling windows
     until one window sees every expected replica and nothing else. Bounded by a request
-    count and a deadline."""
+    count and a deadline. `trust`: the CA file the gateway's certificate is verified
+    against (True: the system's)."""
     import requests  # here: `inv health` imports this module, and needs no requests first
 
     window = max(12, 6 * len(expected))
     sent, deadline, seen = 0, time.monotonic() + deadline_s, Counter()
     with requests.Session() as http:
+        http.verify = trust
         while sent < max_requests and time.monotonic() < deadline:
             seen = Counter()
             for _ in range(window):

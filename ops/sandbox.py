@@ -142,7 +142,7 @@ def up(root: Path, mirror: str = "", out=sys.stderr, registry: bool = False) -> 
                       "key": f"{STATE}/id_ed25519", "role": role, "swarm_addr": ip})
         if role == "manager":
             published = c.attrs["NetworkSettings"]["Ports"][f"{GATEWAY_PORT}/tcp"][0]["HostPort"]
-            url = f"http://127.0.0.1:{published}"
+            url = f"https://127.0.0.1:{published}"
         key_type, key_b64 = host_key.split()[:2]
         known.append(f"[127.0.0.1]:{port} {key_type} {key_b64}")
     info = {"hosts": hosts, "url": url}

@@ -46,8 +46,33 @@ class Stack:
         self.base = compose.base(settings.project, settings.compose_files)
         # down/clean: every profile's containers too (monitoring), or their networks stay.
         self.base_all = compose.base(settings.project, settings.compose_files, profiles=["*"])
-        self.env = settings.subprocess_env()
         self.out, self.err = out, err
+        self.env = settings.subprocess_env()
+        self.tls = self._tls(issue=False)  # the gateway's secrets, when already made
+
+    def _tls(self, issue: bool):
+        """The gateway's certificate (issued or renewed by `up` when self-signed); its PEM
+        texts go to Compose as the secrets' variables, its fingerprint as a label so that a
+        new certificate recreates the gateway (Compose does not compare secret contents)."""
+        from . import gateway_tls
+
+        tls = gateway_tls.material(self.settings.root, self.settings.env, self.settings.env_config,
+                                   self.gateway_url(), self.tls_names(), out=self.err, issue=issue)
+        if tls is not None:
+            self.env.update(tls.compose_env())
+        return tls
+
+    def tls_names(self) -> list[str]:
+        """What the gateway's certificate must be valid for: this machine, the bind
+        address when it is a specific one, and `gateway` (the monitoring probes')."""
+        bind = self.settings.variables.get("GATEWAY_BIND") or ""
+        extra = [bind] if bind not in ("", "0.0.0.0", "127.0.0.1", "::") else []  # noqa: S104
+        return ["localhost", "127.0.0.1", "::1", "gateway", *extra]
+
+    @property
+    def gateway_trust(self) -> str | bool:
+        """What a client verifies the gateway's certificate against."""
+        return self.tls.trust if self.tls is not None else True
 
     # -- reading state -----------------------------------------------------------------
     @cached_property
@@ -88,12 +113,13 @@ class Stack:
             return None
         host = self.settings.variables.get("GATEWAY_BIND") or "127.0.0.1"
         host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - display only
-        return f"http://{host}:{port}"
+        return f"https://{host}:{port}"
 
     # -- lifecycle -----------------------------------------------------------------------
     def up(self, build: bool = False, timeout: float | None = None) -> float:
         config.require(self.settings, REQUIRED)
         _engine().client()  # engine down -> one clear line before Compose prints anything
+        self.tls = self._tls(issue=True)
         wait = timeout if timeout is not None else wait_budget(self.model)
         if build or self._needs_build():
             wheelhouse.ensure(self.settings.root, out=self.err)
@@ -263,7 +289,7 @@ class Stack:
         url = self.gateway_url()
         if not url:
             raise OpsError("GATEWAY_PORT is not set: cannot check routing through the gateway")
-        return routing.verify(url, expected, max_requests, deadline_s)
+        return routing.verify(url, expected, max_requests, deadline_s, trust=self.gateway_trust)
 
 
 def not_healthy(project: str, took: float, wait: float) -> str:

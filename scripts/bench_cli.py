@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import INV, ROOT, SandboxHosts, bench_stack
+from benchlib import INV, ROOT, SandboxHosts, bench_stack, trust_gateway
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 # Rounds of (slowest bare check, inv health, floor): the per-round spread is wide
@@ -106,8 +106,8 @@ def run_sandbox(env) -> None:
         bare_checks[name] = sbx.ssh(task["node"], ["docker", "exec", task["container"], *argv])
         bare_host[name] = sbx.role(task["node"])
     bare_host["curl /health/ready (public URL)"] = None
-    bare_checks["curl /health/ready (public URL)"] = ["curl", "-fsS", "-o", "/dev/null",
-                                                      info["url"] + "/health/ready"]
+    bare_checks["curl /health/ready (public URL)"] = ["curl", "-fsS", "--cacert", trust_gateway(),
+                                                      "-o", "/dev/null", info["url"] + "/health/ready"]
     bare = {name: median(argv, env) for name, argv in bare_checks.items()}
     slowest = max(bare, key=bare.get)
     engine = docker.from_env()
@@ -168,7 +168,8 @@ def run_all(env) -> None:
                              capture_output=True, check=True).stdout.split()
         return out[0]
 
-    url = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+    url = f"https://127.0.0.1:{env['GATEWAY_PORT']}"
+    ca = trust_gateway()
     # The same probes inv health runs, each as its own bare command.
     from ops.commands import probes
 
@@ -179,8 +180,10 @@ def run_all(env) -> None:
         "rabbitmq-diagnostics ping": ["docker", "exec", cid("rabbitmq"), *probes.BROKER_PING],
         "api live+ready in container": [
             "docker", "exec", cid("api"), *probes.http_probe(8000, ["/health/live", "/health/ready"])],
-        "curl gateway /health/live": ["curl", "-fsS", "-o", "/dev/null", url + "/health/live"],
-        "curl gateway /health/ready": ["curl", "-fsS", "-o", "/dev/null", url + "/health/ready"],
+        "curl gateway /health/live": ["curl", "-fsS", "--cacert", ca, "-o", "/dev/null",
+                                      url + "/health/live"],
+        "curl gateway /health/ready": ["curl", "-fsS", "--cacert", ca, "-o", "/dev/null",
+                                       url + "/health/ready"],
     }
     bare = {name: median(argv, bare_env) for name, argv in bare_checks.items()}
     slowest_name = max(bare, key=bare.get)

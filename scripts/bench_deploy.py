@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import INV, ROOT
+from benchlib import INV, ROOT, trust_gateway
 
 sys.path.insert(0, str(ROOT))
 from ops.config import read_env_file  # noqa: E402
@@ -126,6 +126,7 @@ def main() -> None:
         build(tags)
         url = json.loads((PROJECT / ".sandbox" / "hosts.json").read_text())["url"] + "/"
         inv("deploy", "--env", "sandbox", "--tag", "b1")
+        trust_gateway(PROJECT)
         inv("deploy", "--env", "sandbox", "--tag", "b2")  # both colors exist from here on
         inv("rollback", "--env", "sandbox")
         rows, totals, figures = [], {"requests": 0, "failed": 0, "retried": 0}, {}

@@ -102,7 +102,7 @@ def overhead(env, engine) -> tuple[list[float], list[float]]:
     project = env["COMPOSE_PROJECT_NAME"]
     monitoring = engine.containers.list(filters={"label": [
         f"com.docker.compose.project={project}", "ops.role=monitoring"]})
-    url = f"http://127.0.0.1:{env['GATEWAY_PORT']}/health/live"
+    url = f"https://127.0.0.1:{env['GATEWAY_PORT']}/health/live"
     throughput(url, 3)  # warm up
     on, off = [], []
     for _ in range(ROUNDS):

@@ -22,6 +22,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def trust_gateway(root: Path = ROOT) -> str:
+    """The gateways' CA of a project (made by its first `inv up`/deploy), trusted from
+    here on by requests (REQUESTS_CA_BUNDLE); its path, for curl's --cacert."""
+    ca = Path(os.environ.get("OPS_TLS_DIR") or root / ".tls") / "ca.crt"
+    os.environ["REQUESTS_CA_BUNDLE"] = str(ca)
+    return str(ca)
+
+
 @contextlib.contextmanager
 def bench_stack(**extra):
     """`inv up` a fresh project; yields its environment; removes it (volumes too) after."""
@@ -33,6 +41,7 @@ def bench_stack(**extra):
         up = subprocess.run([*INV, "up"], cwd=ROOT, env=env, text=True, capture_output=True)
         if up.returncode != 0:  # Compose's progress only when it failed
             sys.exit(f"bench: inv up failed:\n{up.stderr[-2000:]}")
+        trust_gateway()
         yield env
     finally:
         subprocess.run([*INV, "down", "--volumes", "--yes"], cwd=ROOT, env=env,
@@ -51,6 +60,7 @@ class SandboxHosts:
             sys.exit("bench: no sandbox here: run `inv sandbox.up` and `inv deploy --env sandbox`")
         self.hosts = {h["name"]: h for h in self.info["hosts"]}
         self.url = self.info["url"]
+        trust_gateway()
 
     def role(self, node: str) -> str:
         return node.rsplit("-", 1)[-1]  # node hostname <sandbox>-<role>

@@ -273,9 +273,10 @@ VERIFY_PATH = "/health/live"
 
 
 def fetch_through_gateway(container: str, port: int = 8080, path: str = VERIFY_PATH) -> str:
-    """Fallback verification when no public URL is configured: the gateway's own port."""
-    return gateway_exec(container, ["curl", "-s", "-o", "/dev/null", "-D", "-", "-m", "3",
-                                    f"http://127.0.0.1:{int(port)}{path}"])
+    """Fallback verification when no public URL is configured: the gateway's own port
+    (-k: its certificate names the public host, not 127.0.0.1 inside the container)."""
+    return gateway_exec(container, ["curl", "-sk", "-o", "/dev/null", "-D", "-", "-m", "3",
+                                    f"https://127.0.0.1:{int(port)}{path}"])
 
 
 # -- removal ----------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class Deployment:
     paths: cmd.Paths
     replicas: int  # per color, when a rollback scales a finished color back up
     url: str | None = None  # public URL; None: verify through the gateway's own port
+    trust: str | bool = True  # what the URL's certificate is verified against (a CA file)
     converge_timeout: float = 180
     registry_auth: bool | None = None  # None: no registry (images over SSH)
     out: object = sys.stderr
@@ -251,7 +252,8 @@ def fetch_identity(d: Deployment, gw: str) -> converge.Identity:
         import requests
 
         try:
-            r = requests.get(d.url + cmd.VERIFY_PATH, timeout=3, headers={"Connection": "close"})
+            r = requests.get(d.url + cmd.VERIFY_PATH, timeout=3, headers={"Connection": "close"},
+                             verify=d.trust)
             return converge.Identity(r.status_code, r.headers.get("X-App-Color", ""),
                                      r.headers.get("X-App-Version", ""))
         except requests.RequestException as exc:

@@ -84,7 +84,7 @@ class Session:
             self.inv = None
             host = Host("local", "localhost", role="manager")
             conn = context(config)
-            url = parse_url(env, env_config.get("url") or f"http://127.0.0.1:{opts['gateway_port']}")
+            url = parse_url(env, env_config.get("url") or f"https://127.0.0.1:{opts['gateway_port']}")
         else:
             from ..remote.connect import open_checked
 
@@ -101,8 +101,11 @@ class Session:
             from ..remote.registry import parse_registry
 
             self.registry = parse_registry(env, self.inv.registry, self.s.root, self.s.variables)
+        from .. import gateway_tls
+
         self.d = flow.Deployment(env=env, target=flow.Manager(conn, host), paths=paths,
                                  replicas=opts["replicas"], url=url,
+                                 trust=gateway_tls.trust(s.root, env, env_config, url),
                                  converge_timeout=opts["converge_timeout"],
                                  registry_auth=self.registry.login if self.registry else None)
 
@@ -147,8 +150,21 @@ class Session:
         t = self.translation
         if not values:
             return Plan(t, self.release(), None, None)
-        return Plan(t, self.release(), self._values(t.secrets, "secret"),
+        return Plan(t, self.release(), self._values(t.secrets, "secret", self.tls().compose_env()),
                     self._values(t.configs, "config"))
+
+    def tls_names(self) -> list[str]:
+        """What the gateway's certificate must be valid for (a self-signed one): this
+        machine, and the gateway's name inside the stack (the blackbox probes')."""
+        return ["localhost", "127.0.0.1", "::1", f"{self.d.app}_gateway"]
+
+    def tls(self, issue: bool = True):
+        """The gateway's certificate for this environment (gateway_tls): issued or renewed
+        here when self-signed; the deploy ships it as versioned secrets."""
+        from .. import gateway_tls
+
+        return gateway_tls.material(self.s.root, self.d.env, self.s.env_config, self.d.url,
+                                    self.tls_names(), out=sys.stderr, issue=issue)
 
     def _values(self, sources, what: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         """`extra`: variables the task renders itself (not from .env)."""

@@ -23,6 +23,15 @@ GRAFANA = "grafana"  # its own profile: only where GRAFANA_IMAGE can be pulled
 CACHE = Path(".cache") / "monitoring"  # under the project root, one directory per project
 
 
+def write_ca(config_dir: Path, trust: str | bool) -> str | None:
+    """The gateway's private CA beside blackbox.yml (where the probe reads it); None when
+    the system's roots are what the certificate is verified against. The file is always
+    written (Swarm ships it as a config): empty of certificates then."""
+    text = Path(trust).read_text(encoding="utf-8") if isinstance(trust, str) else ""
+    write_atomic(config_dir / "gateway-ca.crt", text or "# the system's roots\n", mode=0o644)
+    return promconfig.CA_FILE if text else None
+
+
 class LocalMonitoring(ApiReader):
     tunnelled = False  # published on loopback
     def __init__(self, stack, m: Monitoring, metrics_dir: Path | None):
@@ -57,13 +66,14 @@ class LocalMonitoring(ApiReader):
             raise OpsError(f"compose file: {exc}") from exc
         prom = promconfig.prometheus(self.m, self.stack.settings.env, targets,
                                      dns_names=lambda name: [name], address=lambda name: name,
-                                     public_url="http://gateway:8080", node="local")
+                                     public_url="https://gateway:8080", node="local")
         self.config_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.config_dir, 0o755)  # noqa: S103 - Prometheus runs as nobody; no secrets here
         jobs = [j["job_name"] for j in prom["scrape_configs"] if "dns_sd_configs" in j]
         alerts = rules.alerts(self.m, jobs, roles=promconfig.roles(targets))
+        ca = write_ca(self.config_dir, self.stack.gateway_trust)
         for name, data in (("prometheus.yml", prom), ("alerts.yml", alerts),
-                           ("blackbox.yml", promconfig.blackbox())):
+                           ("blackbox.yml", promconfig.blackbox(ca_file=ca))):
             write_atomic(self.config_dir / name, yaml.safe_dump(data, sort_keys=False), mode=0o644)
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
         return yaml.safe_dump(promconfig.alertmanager(self.m), sort_keys=False)

@@ -6,6 +6,7 @@ Every alert carries `severity` (critical: someone must act now; warning: soon) a
 from __future__ import annotations
 
 from ..commands.deploy_lock import METRIC as LOCK_METRIC
+from ..tls import CRITICAL_DAYS, WARN_DAYS
 from .promconfig import TASKS_PROBE, _duration
 from .settings import Monitoring
 
@@ -32,6 +33,7 @@ def alerts(m: Monitoring, jobs=(), swarm: bool = False, roles=None) -> dict:
     t = m.threshold
     hold = _duration(m.alert_for)
     roles = roles or {}
+    expiry = 'min by (env) (probe_ssl_earliest_cert_expiry{probe="live"}) - time()'
     exporters = {role: [j for j, r in roles.items() if r == role] for role in ("database", "cache")}
     missing = [_rule("TargetMissing", f'absent(up{{job="{job}"}})', "critical",
                      "no {{ $labels.job }} target: nothing answers to its DNS name", hold)
@@ -55,6 +57,16 @@ def alerts(m: Monitoring, jobs=(), swarm: bool = False, roles=None) -> dict:
               "warning", f"api p99 latency above {t('api_p99_seconds')}s", hold, service="api"),
         _rule("HealthProbeFailing", 'probe_success{probe=~"live|ready"} == 0', "critical",
               "{{ $labels.instance }} ({{ $labels.probe }}) fails through the gateway", hold),
+        # The certificate users are served, as the blackbox probe saw it (the earliest
+        # expiry of the chain: an intermediate expiring counts too).
+        _rule("GatewayCertificateExpiring",
+              f"{expiry} < {WARN_DAYS * 86400}",
+              "warning", f"the gateway's TLS certificate expires within {WARN_DAYS} days", hold,
+              service="gateway"),
+        _rule("GatewayCertificateExpiringSoon",
+              f"{expiry} < {CRITICAL_DAYS * 86400}",
+              "critical", f"the gateway's TLS certificate expires within {CRITICAL_DAYS} days", hold,
+              service="gateway"),
         _rule("PostgresDown", _down("pg_up", exporters["database"]), "critical",
               "database {{ $labels.service }} does not answer its exporter", hold),
         _rule("RedisDown", _down("redis_up", exporters["cache"]), "critical",

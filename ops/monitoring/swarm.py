@@ -24,7 +24,7 @@ from ..files import write_atomic
 from ..remote import tunnel
 from . import promconfig, rules
 from .api import ApiReader, http_get
-from .local import CACHE, PROFILE
+from .local import CACHE, PROFILE, write_ca
 from .settings import Monitoring
 
 STACK_FILE = "monitoring.json"
@@ -97,7 +97,7 @@ class SwarmMonitoring(ApiReader):
 
         url = self.d.url or ""
         if self.session.machines.local or urlsplit(url).hostname in (None, "localhost", "127.0.0.1", "::1"):
-            return f"http://{self.d.app}_gateway:{GATEWAY_PORT}"
+            return f"https://{self.d.app}_gateway:{GATEWAY_PORT}"
         return url.rstrip("/")
 
     # -- configuration --------------------------------------------------------------------
@@ -119,8 +119,9 @@ class SwarmMonitoring(ApiReader):
         jobs = [j["job_name"] for j in prom["scrape_configs"] if "dns_sd_configs" in j]
         alerts = rules.alerts(self.m, jobs, swarm=True, roles=promconfig.roles(targets))
         self.config_dir.mkdir(parents=True, exist_ok=True)
+        ca = write_ca(self.config_dir, self.d.trust)
         for name, data in (("prometheus.yml", prom), ("alerts.yml", alerts),
-                           ("blackbox.yml", promconfig.blackbox(counted))):
+                           ("blackbox.yml", promconfig.blackbox(counted, ca_file=ca))):
             write_atomic(self.config_dir / name, yaml.safe_dump(data, sort_keys=False), mode=0o644)
         return {ALERTMANAGER_VARIABLE: yaml.safe_dump(promconfig.alertmanager(self.m), sort_keys=False)}
 

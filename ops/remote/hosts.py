@@ -145,9 +145,13 @@ def inventory(env: str, env_config: dict, root: Path,
 
 
 def parse_url(env: str, url) -> str | None:
-    """The public URL: http(s)://host[:port], no path tricks or shell characters."""
+    """The public URL: https://host[:port], no path tricks or shell characters (the
+    gateway serves HTTPS only: plain HTTP is redirected)."""
     if url in (None, ""):
         return None
-    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", str(url)):
-        raise OpsError(f"environment {env!r}: invalid url {url!r} (http(s)://host[:port])")
+    if re.fullmatch(r"http://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", str(url)):
+        raise OpsError(f"environment {env!r}: url {url!r} is plain HTTP; the gateway serves "
+                       "HTTPS only: write https://")
+    if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", str(url)):
+        raise OpsError(f"environment {env!r}: invalid url {url!r} (https://host[:port])")
     return str(url).rstrip("/")

@@ -183,7 +183,7 @@ def health(c, json_=False, wait=None, env="local"):
         model, url, project = stack.model, stack.gateway_url(), stack.settings.project
 
         def once():
-            return health_mod.run_checks(model, project, url)
+            return health_mod.run_checks(model, project, url, stack.gateway_trust)
     else:
         once = cluster.health
     try:

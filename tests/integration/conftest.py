@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +22,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+
+# One CA for every project the tests make (OPS_TLS_DIR, inherited by each `inv`), so a
+# test's HTTPS client trusts every gateway it reaches the way a user who imported the
+# CA would: through REQUESTS_CA_BUNDLE, which requests reads for verify=True. Removed
+# by the engine fixture's teardown.
+TLS_DIR = Path(os.environ.setdefault("OPS_TLS_DIR", tempfile.mkdtemp(prefix="ops-test-tls-")))
+os.environ["REQUESTS_CA_BUNDLE"] = str(TLS_DIR / "ca.crt")
 
 
 def pytest_collection_modifyitems(items):
@@ -62,9 +71,14 @@ def engine():
         client.ping()
     except docker.errors.DockerException as exc:
         pytest.fail(f"integration tests need a running Docker engine (scripts/test starts one): {exc}")
+    from ops.gateway_tls import ensure_ca
+
+    ensure_ca(ROOT, out=sys.stderr)  # in TLS_DIR: before any client reads the bundle
     yield client  # the first session fixture set up, so the last torn down
     if SWARM_TO_LEAVE:
         leave_swarm(client, SWARM_TO_LEAVE.pop("gwbridge"))
+    if TLS_DIR.name.startswith("ops-test-tls-"):
+        shutil.rmtree(TLS_DIR, ignore_errors=True)
 
 
 def dns_users(client) -> list[str]:

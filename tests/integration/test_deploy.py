@@ -300,6 +300,13 @@ def test_ps_health_logs_exec_act_on_the_cluster(deployed, engine):
     assert {f"node {n}" for n in nodes} <= {c["service"] for c in report["checks"]}
     assert any(c["check"].startswith("/health/ready via") and f"v {tag}" in c["detail"]
                for c in report["checks"])
+    tls = next(c for c in report["checks"] if c["check"].startswith("TLS certificate of https://"))
+    assert tls["ok"] and "days left" in tls["detail"], tls
+    # On Swarm the key is mounted for nginx's uid alone, on a read-only root filesystem.
+    r = inv("exec", "--env", "sandbox", "gateway",
+            "stat -c '%a %u' /run/secrets/gateway_tls_key; touch /probe 2>&1 || true")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "400 101" and "Read-only file system" in r.stdout, r.stdout
 
     logs = inv("logs", "--env", "sandbox", "-s", "api", "--tail", "3")
     assert logs.returncode == 0, logs.stderr
@@ -508,6 +515,11 @@ def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(d
             q = requests.get(urls["prometheus"] + "api/v1/query", timeout=10, params={
                 "query": 'ops_swarm_desired_replicas{service="worker"}'}).json()["data"]["result"]
             assert [r["value"][1] for r in q] == ["1"]
+            # The probe went through TLS, verified against the project's CA: the gateway
+            # certificate's expiry is measured (what the expiry alerts read).
+            q = requests.get(urls["prometheus"] + "api/v1/query", timeout=10, params={
+                "query": 'probe_ssl_earliest_cert_expiry{probe="live"} - time()'}).json()["data"]["result"]
+            assert q and 80 * 86400 < float(q[0]["value"][1]) <= 90 * 86400, q
             assert requests.get(urls["alertmanager"] + "api/v2/status", timeout=10).status_code == 200
         finally:
             opened.send_signal(signal.SIGINT)

@@ -60,7 +60,7 @@ def local_swarm(engine, tmp_path_factory):
         init = inv("swarm.init", "--env", "local-swarm", env=env)
         assert init.returncode == 0, init.stderr
         assert "Leader" in init.stdout
-        yield env, f"http://127.0.0.1:{port}/", git
+        yield env, f"https://127.0.0.1:{port}/", git
     finally:
         inv("deploy.remove", "--env", "local-swarm", "--volumes", "--yes", env=env, timeout=300)
         if not was_swarm:

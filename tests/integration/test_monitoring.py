@@ -57,11 +57,11 @@ def test_promtool_and_amtool_accept_the_rendered_configuration(engine, tmp_path)
     # As on Swarm: tasks counted by DNS probes, and the Swarm-only rules.
     counted = {"blue": "tasks.opsdemo_blue", "worker": "tasks.opsdemo_worker"}
     prom = promconfig.prometheus(m, "local", targets, lambda n: [n], lambda n: n,
-                                 "http://gateway:8080", node="local", task_counts=counted)
+                                 "https://gateway:8080", node="local", task_counts=counted)
     files = {"prometheus.yml": prom, "alerts.yml": rules.alerts(m, sorted(targets), swarm=True,
                                                         roles=promconfig.roles(targets)),
              "alertmanager.yml": promconfig.alertmanager(m),
-             "blackbox.yml": promconfig.blackbox(counted)}
+             "blackbox.yml": promconfig.blackbox(counted, server_name="gateway")}
     for name, data in files.items():
         (tmp_path / name).write_text(yaml.safe_dump(data, sort_keys=False))
     shutil.copy(FIXTURES / "alerts_test.yml", tmp_path)

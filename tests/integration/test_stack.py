@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def gateway(env) -> str:
-    return f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+    return f"https://127.0.0.1:{env['GATEWAY_PORT']}"
 
 
 def containers(engine, env, service):
@@ -60,6 +62,47 @@ def test_up_ends_healthy_and_prints_urls(up, stack_env):
     assert r.headers["Server"] == "nginx"  # server_tokens off: no version
 
 
+def _handshake(port: int, ctx: ssl.SSLContext, name: str = "127.0.0.1"):
+    with socket.create_connection(("127.0.0.1", port), 5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=name) as conn:
+        return conn.version()
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_the_gateway_speaks_modern_tls_only_and_redirects_plain_http(up, stack_env):
+    port = int(stack_env["GATEWAY_PORT"])
+    trusted = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+    assert _handshake(port, trusted) in ("TLSv1.2", "TLSv1.3")
+    assert _handshake(port, trusted, name="localhost") in ("TLSv1.2", "TLSv1.3")
+    # A client that does not trust the project's CA is refused, as a browser would be.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(port, ssl.create_default_context(cafile=certifi_or_none()))
+    # ... and a name the certificate does not carry.
+    with pytest.raises(ssl.SSLCertVerificationError, match="mismatch|doesn't match"):
+        _handshake(port, trusted, name="elsewhere.example")
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer TLS 1.1 at all
+    old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+    with pytest.raises(ssl.SSLError):
+        _handshake(port, old)
+    # Plain HTTP on the same port: a permanent redirect to the same URL over HTTPS.
+    r = requests.post(f"http://127.0.0.1:{port}/jobs?x=1", json={}, timeout=5, allow_redirects=False)
+    assert r.status_code == 308 and r.headers["Location"] == f"https://127.0.0.1:{port}/jobs?x=1"
+    # HSTS, except for `localhost` (a browser would force every local port onto HTTPS).
+    secure = requests.get(gateway(stack_env) + "/health/live", timeout=5)
+    assert secure.headers["Strict-Transport-Security"] == "max-age=31536000"
+    local = requests.get(f"https://localhost:{port}/health/live", timeout=5)
+    assert local.status_code == 200 and "Strict-Transport-Security" not in local.headers
+
+
+def certifi_or_none():
+    """The public roots requests ships (never the project's CA)."""
+    import certifi
+
+    return certifi.where()
+
+
 def test_health_json_all_healthy(up, stack_env):
     result = inv("health", "--json", env=stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -69,9 +112,11 @@ def test_health_json_all_healthy(up, stack_env):
     for key in [("app-db", "SELECT 1"), ("auth-db", "SELECT 1"), ("redis", "PING"),
                 ("rabbitmq", "ping"), ("worker", "container"), ("api", "live+ready direct"),
                 ("gateway", "api /health/live via gateway"),
-                ("gateway", "api /health/ready via gateway"), ("gateway", "container")]:
+                ("gateway", "api /health/ready via gateway"), ("gateway", "container"),
+                ("gateway", "TLS certificate")]:
         assert checks[key]["ok"], checks[key]
         assert checks[key]["latency_ms"] >= 0
+    assert "days left" in checks[("gateway", "TLS certificate")]["detail"]
 
 
 def test_stopped_dependency_is_reported_then_recovers(up, stack_env, engine):

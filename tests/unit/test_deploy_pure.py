@@ -354,7 +354,7 @@ def test_the_switch_is_verified_on_the_path_that_is_never_rate_limited():
     nginx = (Path(__file__).resolve().parents[2] / "compose/gateway/nginx.conf").read_text()
     block = nginx.split("location /health {", 1)[1].split("}", 1)[0]
     assert VERIFY_PATH.startswith("/health") and "limit_req" not in block
-    assert fetch_through_gateway("0123456789ab").endswith(f"http://127.0.0.1:8080{VERIFY_PATH}")
+    assert fetch_through_gateway("0123456789ab").endswith(f"https://127.0.0.1:8080{VERIFY_PATH}")
 
 
 def test_several_services_state_read_in_one_round_trip():

@@ -262,3 +262,21 @@ def test_desired_replicas_textfile_from_docker_service_ls(tmp_path):
             monitoring.desired_replicas(bad, str(out))
     with pytest.raises(ValueError):
         monitoring.services_rm("app", ["ok", "$(id)"])
+
+
+def test_the_gateway_probe_insists_on_tls_and_verifies_against_the_private_ca():
+    plain = promconfig.blackbox()["modules"]["http_2xx"]["http"]
+    assert plain["fail_if_not_ssl"] is True and "tls_config" not in plain  # system roots
+    private = promconfig.blackbox(ca_file=promconfig.CA_FILE, server_name="gateway")
+    assert private["modules"]["http_2xx"]["http"]["tls_config"] == {
+        "ca_file": "/etc/prometheus/ops/gateway-ca.crt", "server_name": "gateway"}
+
+
+def test_the_ca_file_is_written_for_the_probe_even_when_the_system_roots_verify(tmp_path):
+    from ops.monitoring.local import write_ca
+
+    assert write_ca(tmp_path, True) is None
+    assert "-----BEGIN" not in (tmp_path / "gateway-ca.crt").read_text()  # Swarm ships it anyway
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n...\n")
+    assert write_ca(tmp_path, str(tmp_path / "ca.pem")) == promconfig.CA_FILE
+    assert (tmp_path / "gateway-ca.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")

@@ -238,3 +238,16 @@ def test_an_unreachable_host_is_named_with_what_to_do():
     manager = Host("manager", "10.0.0.5", role="manager")
     assert "nothing in staging can change until it does" in unreachable(manager, "staging", "x")
     assert "\n" not in line
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://s.example.com", "plain HTTP; the gateway serves HTTPS only"),
+    ("https://s.example.com/path", "invalid url"),
+    ("https://s.example.com;id", "invalid url"),
+])
+def test_the_public_url_is_https(url, message):
+    from ops.remote.hosts import parse_url
+
+    with pytest.raises(OpsError, match=message):
+        parse_url("staging", url)
+    assert parse_url("staging", "https://s.example.com:8443/") == "https://s.example.com:8443"
