@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from ops.tasks import audit, db, deploy, images, monitoring, plan, remote, stack, tls
+from ops.tasks import audit, db, deploy, images, monitoring, plan, remote, secrets, stack, tls
 
 ns = Collection()
 for t in (stack.up, stack.down, stack.ps, stack.logs, stack.health, stack.scale, stack.build,
@@ -15,5 +15,6 @@ ns.add_collection(db.ns)
 ns.add_collection(plan.ns)
 ns.add_collection(monitoring.ns)
 ns.add_collection(tls.ns)
+ns.add_collection(secrets.ns)
 for collection in (remote.sandbox_ns, remote.hosts_ns, remote.swarm_ns, deploy.ns):
     ns.add_collection(collection)

@@ -229,6 +229,22 @@ def material(root: Path, env: str, env_config: Mapping, url: str | None, names: 
     return provided(root, env, cfg, host)
 
 
+def write_bundle(ca: Path, dest: Path) -> Path:
+    """The system's roots plus the project's CA in one file: for REQUESTS_CA_BUNDLE in a
+    process whose children also reach public HTTPS (pip honours that variable too, and
+    with the CA alone could no longer verify its index)."""
+    import ssl
+
+    system = ssl.get_default_verify_paths().cafile
+    if not system:
+        import certifi
+
+        system = certifi.where()
+    write_atomic(dest, Path(system).read_text(encoding="utf-8") + "\n" + ca.read_text(encoding="utf-8"),
+                 mode=0o644)
+    return dest
+
+
 def trust(root: Path, env: str, env_config: Mapping, url: str | None) -> str | bool:
     """What a client verifies the gateway against, without reading the key."""
     cfg = settings(env, env_config, url)

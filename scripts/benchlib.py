@@ -23,10 +23,14 @@ def free_port() -> int:
 
 
 def trust_gateway(root: Path = ROOT) -> str:
-    """The gateways' CA of a project (made by its first `inv up`/deploy), trusted from
-    here on by requests (REQUESTS_CA_BUNDLE); its path, for curl's --cacert."""
-    ca = Path(os.environ.get("OPS_TLS_DIR") or root / ".tls") / "ca.crt"
-    os.environ["REQUESTS_CA_BUNDLE"] = str(ca)
+    """The gateways' CA of a project (made here if its first `inv up`/deploy has not),
+    trusted from here on by requests (REQUESTS_CA_BUNDLE: the system's roots and that
+    CA); its path, for curl's --cacert."""
+    sys.path.insert(0, str(ROOT))
+    from ops.gateway_tls import ensure_ca, write_bundle
+
+    ca = ensure_ca(root, out=sys.stderr)
+    os.environ["REQUESTS_CA_BUNDLE"] = str(write_bundle(ca, ca.with_name("bundle.pem")))
     return str(ca)
 
 

@@ -318,6 +318,17 @@ def swarm_object_refs(app: str) -> str:
             f"if [ -n \"$ids\" ]; then docker service inspect --format {shlex.quote(_REFS)} $ids; fi")
 
 
+def secret_swap(service: str, refs: list[dict], new: str) -> str:
+    """Replace a service's references (SwarmService.secrets items) by the secret `new`,
+    each at the same path, owner and mode; the service rolls its tasks as its
+    update_config says."""
+    argv = ["docker", "service", "update", "--quiet", "--detach"]
+    for r in refs:
+        argv += ["--secret-rm", r["name"], "--secret-add",
+                 f"source={new},target={r['target']},uid={r['uid']},gid={r['gid']},mode=0{int(r['mode']):o}"]
+    return shlex.join([*argv, service])
+
+
 def swarm_objects_rm(kind: str, names: list[str]) -> str:
     if kind not in ("secret", "config") or not names:
         raise ValueError(f"nothing to remove or unknown kind {kind!r}")

@@ -65,6 +65,8 @@ class SwarmService:
     global_mode: bool = False
     host_ports: tuple = ()  # published in host mode: one task per node can hold each
     env: dict = field(default_factory=dict)  # the container spec's environment
+    # The container spec's secrets: {name, target, uid, gid, mode} each (a rotation swaps them).
+    secrets: tuple = ()
 
     @classmethod
     def from_inspect(cls, raw: dict) -> SwarmService:
@@ -81,11 +83,18 @@ class SwarmService:
                    container_labels=container.get("Labels") or {}, global_mode="Global" in mode,
                    host_ports=tuple(p.get("PublishedPort") for p in ports
                                     if p.get("PublishMode") == "host"),
-                   env=dict(e.split("=", 1) for e in container.get("Env") or [] if "=" in e))
+                   env=dict(e.split("=", 1) for e in container.get("Env") or [] if "=" in e),
+                   secrets=tuple(_secret_ref(r) for r in container.get("Secrets") or []))
 
     @property
     def tag(self) -> str:
         return self.image.rpartition(":")[2] if ":" in self.image.rsplit("/", 1)[-1] else "latest"
+
+
+def _secret_ref(raw: dict) -> dict:
+    f = raw.get("File") or {}
+    return {"name": raw.get("SecretName", ""), "target": f.get("Name", ""), "uid": f.get("UID", "0"),
+            "gid": f.get("GID", "0"), "mode": int(f.get("Mode", 0o444))}
 
 
 def parse_services_state(text: str, mark: str) -> dict[str, tuple[SwarmService | None, list[Task]]]:

@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -53,6 +53,7 @@ class Deployment:
     timings: dict = field(default_factory=dict)
     step: str = "start"
     base_changed: bool = True  # the base stack file differs from the last release's
+    pins: dict = field(default_factory=dict)  # {server: {secret: version}} kept (server_pins)
 
     @property
     def app(self) -> str:
@@ -336,7 +337,7 @@ def prune_objects(d: Deployment, keep: set[str]) -> None:
         d.say(f"warning: old secret/config versions left in place: {exc}")
 
 
-def _audit(d: Deployment, rec: dict) -> None:
+def write_audit(d: Deployment, rec: dict) -> None:
     d.target.run(cmd.append_line(d.paths.audit, audit.line(rec)), "append to the audit log", warn=True)
 
 
@@ -355,29 +356,52 @@ def _prepare_release(d: Deployment, plan: stackfile.Plan, which: str, tag: str,
     """Upload the release and create its secrets; returns its directory and the names of
     the Swarm secrets and configs it uses."""
     secrets, configs = plan.names()
-    release = d.paths.release(f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{tag}")
-    files = plan.files(which, tag, counts)
+    release = new_release(d, tag)
     previous = d.target.run(cmd.newest_release(d.paths), "find the last release").stdout.strip()
-    d.base_changed = not previous or d.target.run(
-        cmd.read_file(f"{previous}/base.json"), "read the last base").stdout != files["base.json"]
+    previous_base = d.target.run(cmd.read_file(f"{previous}/base.json"),
+                                 "read the last base").stdout if previous else ""
+    present = create_secrets(d, plan)
+    # The servers keep the secret versions they were created with (a changed reference
+    # would restart a database for a value it reads only at initialisation).
+    d.pins = stackfile.server_pins(previous_base, plan.t, present)
+    files = plan.files(which, tag, counts, pins=d.pins)
+    d.base_changed = not previous or previous_base != files["base.json"]
     d.target.run(cmd.upload_dir(release, files), "upload the release")
-    create_secrets(d, plan)
-    return release, {*secrets.values(), *configs.values()}
+    return release, {*secrets.values(), *configs.values(), *(n for p in d.pins.values() for n in p.values())}
 
 
-def create_secrets(d: Deployment, plan: stackfile.Plan, keys=None) -> None:
+def new_release(d: Deployment, tag: str) -> str:
+    return d.paths.release(f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{tag}")
+
+
+def roll_idle(d: Deployment, plan: stackfile.Plan, which: str, tag: str, replicas: int) -> str:
+    """The idle color onto `plan`'s secrets and configs at `tag` (a rotation: the rollback
+    target keeps its version), as a release of its own so that a rollback to `tag` finds
+    followers that name the current secret versions. It serves nobody: no switch."""
+    release = new_release(d, tag)
+    files = plan.files(which, tag, {**scaled(d), cmd.APP_SERVICE: replicas}, pins=d.pins)
+    d.target.run(cmd.upload_dir(release, files), "upload the release")
+    since = manager_clock(d)
+    d.target.run(cmd.stack_deploy(f"{release}/{which}.json", d.app, False, *_resolve(d)),
+                 f"docker stack deploy ({which})")
+    if replicas:
+        wait_all(d, [(which, plan.rel.app_ref(tag), replicas)], since)
+    return release
+
+
+def create_secrets(d: Deployment, plan: stackfile.Plan, keys=None) -> set[str]:
     """The plan's secret versions (of `keys`) that the Swarm does not have yet; the
-    values go on stdin."""
+    values go on stdin. Returns the names present now."""
     secrets, _ = plan.names()
     wanted = {key: name for key, name in secrets.items()
               if plan.t.secrets[key].kind != "external" and (keys is None or key in keys)}
-    if not wanted:
-        return
     present = set(d.target.run(cmd.secret_names(), "list secrets").stdout.split())
     for key, name in wanted.items():
         if name not in present:
             d.target.run(cmd.secret_create(name, d.app), f"create secret {name}",
                          stdin=plan.secret_values[key])
+            present.add(name)
+    return present
 
 
 def record_desired(d: Deployment) -> None:
@@ -421,16 +445,16 @@ def follow_back(d: Deployment, tag: str, since: str, wait: bool) -> str:
 
 
 def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], None],
-           detach_flag: bool | None = None) -> dict:
+           detach_flag: bool | None = None, hold_lock: bool = True) -> dict:
     """Deploy `tag` to the idle color, gate on health, switch, verify. The live color is
     never touched: any failure before the switch leaves it serving; a failed switch is
-    switched back."""
+    switched back. `hold_lock=False`: the caller holds the deploy lock (a rotation)."""
     cmd.check_tag(tag)
     started = time.monotonic()
     rec: dict = {"to_tag": tag}
     # The failure path runs under the lock too: nothing else may start on the cluster
     # before the failed color is stopped and the worker put back.
-    with d.lock(tag):
+    with d.lock(tag) if hold_lock else nullcontext():
         try:
             with d.stage("state"):
                 since, previous_text = clock_and_upstream(d)
@@ -489,7 +513,7 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
             record_desired(d)
             rec.pop("followers_moved", None)
             rec["seconds"] = round(time.monotonic() - started, 1)
-            _audit(d, audit.record("deploy", d.env, "ok", **rec))
+            write_audit(d, audit.record("deploy", d.env, "ok", **rec))
         except BaseException as exc:
             _after_failure(d, rec, exc, started, "deploy")
             raise
@@ -521,7 +545,7 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
     detail = exc.detail if isinstance(exc, StepFailed) else (str(exc) or type(exc).__name__)
     rec.update(step=step, error=detail[:500], seconds=round(time.monotonic() - started, 1))
     try:
-        _audit(d, audit.record(action, d.env, "interrupted" if interrupted else "failed", **rec))
+        write_audit(d, audit.record(action, d.env, "interrupted" if interrupted else "failed", **rec))
     except Exception as audit_exc:  # noqa: BLE001 - the original failure is what matters
         d.say(f"warning: could not write the audit record: {audit_exc}")
 
@@ -568,7 +592,7 @@ def rollback(d: Deployment, wait_followers: bool = False) -> dict:
                 rec["followers"] = follow_back(d, service.tag, since, wait_followers)
             record_desired(d)
             rec["seconds"] = round(time.monotonic() - started, 1)
-            _audit(d, audit.record("rollback", d.env, "ok", **rec))
+            write_audit(d, audit.record("rollback", d.env, "ok", **rec))
         except BaseException as exc:
             _after_failure(d, rec, exc, started, "rollback")
             raise
@@ -595,7 +619,7 @@ def scale(d: Deployment, targets: list[tuple[str, str, int]], keep: dict[str, in
                          "record the scale settings")
         record_desired(d)
         rec["seconds"] = round(time.monotonic() - started, 1)
-        _audit(d, audit.record("scale", d.env, "ok", **rec))
+        write_audit(d, audit.record("scale", d.env, "ok", **rec))
 
 
 def finish(d: Deployment) -> dict:
@@ -610,7 +634,7 @@ def finish(d: Deployment) -> dict:
             return {"idle": which, "changed": False}
         d.target.run(cmd.service_scale(d.svc(which), 0), f"scale {d.svc(which)} to 0")
         record_desired(d)
-        _audit(d, audit.record("finish", d.env, "ok", idle_color=which, idle_tag=service.tag))
+        write_audit(d, audit.record("finish", d.env, "ok", idle_color=which, idle_tag=service.tag))
         return {"idle": which, "changed": True, "tag": service.tag}
 
 
@@ -632,5 +656,5 @@ def remove(d: Deployment, volumes: bool = False, timeout: float = 90) -> list[st
             d.target.run(cmd.volumes_rm(d.app), "remove volumes")
             removed.append("volumes")
         d.target.run(cmd.state_rm(d.paths), "remove the live upstream and releases")
-        _audit(d, audit.record("remove", d.env, "ok", volumes=volumes))
+        write_audit(d, audit.record("remove", d.env, "ok", volumes=volumes))
     return removed

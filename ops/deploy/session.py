@@ -111,19 +111,24 @@ class Session:
 
     # -- the stack, from the compose files ---------------------------------------------
     @cached_property
-    def translation(self):
+    def compose_config(self) -> dict:
         """compose.yaml plus the deploy overlay, as Compose resolves them with this
-        environment's variables, translated for Swarm."""
+        environment's variables (`docker compose config`)."""
         from ..commands import compose
         from ..parse import load_json
         from ..shell import run
-        from .translate import translate
 
         files, env = stack_input(self.s, self.opts)
         text = run(compose.config_json(compose.base(self.s.project, files)), env=env,
                    what="docker compose config (the deployed stack)").stdout
-        return translate(load_json(text, "docker compose config"), root=str(self.s.root),
-                         on_nodes=(self.d.paths.live,))
+        return load_json(text, "docker compose config")
+
+    @cached_property
+    def translation(self):
+        """The stack as Compose resolves it, translated for Swarm."""
+        from .translate import translate
+
+        return translate(self.compose_config, root=str(self.s.root), on_nodes=(self.d.paths.live,))
 
     @property
     def api_local(self) -> str:
@@ -143,14 +148,16 @@ class Session:
             raise OpsError(f"image of {self.translation.blue_green}: {exc}") from None
         return Release(app=self.d.app, app_image=image, replicas=self.opts["replicas"])
 
-    def plan(self, values: bool = True):
-        """The release's inputs; `values=False` (inv config): secrets masked, nothing read."""
+    def plan(self, values: bool = True, overrides: dict[str, str] | None = None):
+        """The release's inputs; `values=False` (inv config): secrets masked, nothing read.
+        `overrides`: variables that win over .env's (a rotation's new value)."""
         from .stackfile import Plan
 
         t = self.translation
         if not values:
             return Plan(t, self.release(), None, None)
-        return Plan(t, self.release(), self._values(t.secrets, "secret", self.tls().compose_env()),
+        extra = {**self.tls().compose_env(), **(overrides or {})}
+        return Plan(t, self.release(), self._values(t.secrets, "secret", extra),
                     self._values(t.configs, "config"))
 
     def tls_names(self) -> list[str]:

@@ -106,8 +106,51 @@ def followers(t: Translation, rel: Release, tag: str, secrets: dict[str, str],
     return _file(t, services, secrets, configs)
 
 
-def base(t: Translation, secrets: dict[str, str], configs: dict[str, str]) -> dict:
-    return _file(t, {n: t.services[n] for n in t.base()}, secrets, configs)
+# Servers read their password secret only when their volume is first initialised; the
+# password itself lives in their data (inv secrets.rotate changes it there).
+SERVER_ROLES = ("database", "cache", "broker")
+PINNED = "__pinned"  # a pinned reference's key in the stack file
+
+
+def server_pins(previous_base: str, t: Translation, present: set[str]) -> dict[str, dict[str, str]]:
+    """{server: {secret key: the version it runs with}} from the last base stack file,
+    for versions that still exist: a server keeps them, so a
+    rotated (or edited) value never restarts it."""
+    try:
+        previous = json.loads(previous_base) if previous_base.strip() else {}
+    except ValueError:
+        return {}
+    names = {k: (v or {}).get("name") for k, v in (previous.get("secrets") or {}).items()}
+    pins: dict[str, dict[str, str]] = {}
+    for name in t.base():
+        svc = t.services[name]
+        if (svc.get("labels") or {}).get("ops.role") not in SERVER_ROLES:
+            continue
+        for ref in ((previous.get("services") or {}).get(name) or {}).get("secrets") or []:
+            source = str(ref.get("source", ""))
+            key = source.removesuffix(PINNED)
+            version = names.get(source)
+            if version in present and key in t.secrets and t.secrets[key].kind != "external":
+                pins.setdefault(name, {})[key] = version
+    return pins
+
+
+def _pinned(svc: dict, pins: dict[str, str]) -> dict:
+    svc = copy.deepcopy(svc)
+    for ref in svc.get("secrets", []):
+        if ref["source"] in pins:
+            ref["source"] += PINNED
+    return svc
+
+
+def base(t: Translation, secrets: dict[str, str], configs: dict[str, str],
+         pins: dict[str, dict[str, str]] | None = None) -> dict:
+    """The data tier, cache, broker and gateway; `pins` (server_pins) keep the servers on
+    the secret versions they run with, under keys of their own in the file."""
+    pins = pins or {}
+    services = {n: _pinned(t.services[n], pins[n]) if n in pins else t.services[n] for n in t.base()}
+    extra = {f"{k}{PINNED}": v for p in pins.values() for k, v in p.items()}
+    return _file(t, services, {**secrets, **extra}, configs)
 
 
 def color_count(scaled: dict[str, int], default: int) -> int:
@@ -150,16 +193,16 @@ class Plan:
         return (object_names(self.rel.app, self.t.secrets, self.secret_values),
                 object_names(self.rel.app, self.t.configs, self.config_values))
 
-    def files(self, which: str, tag: str, scaled: dict[str, int] | None = None
-              ) -> dict[str, str]:
+    def files(self, which: str, tag: str, scaled: dict[str, int] | None = None,
+              pins: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
         """Every file of a release directory, by name. `scaled`: replica counts set by
         `inv scale` (by service; the colors' under `api`), which win over the compose
-        file's and deploy.replicas."""
+        file's and deploy.replicas. `pins`: server_pins."""
         scaled = scaled or {}
         t = _rescaled(self.t, scaled)
         rel = self.rel
         secrets, configs = self.names()
-        files = {"base.json": dump(base(t, secrets, configs)),
+        files = {"base.json": dump(base(t, secrets, configs, pins)),
                  f"{which}.json": dump(color(t, rel, which, tag, secrets, configs,
                                              color_count(scaled, rel.replicas)))}
         rest = followers(t, rel, tag, secrets, configs)

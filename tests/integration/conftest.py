@@ -25,10 +25,11 @@ HERE = Path(__file__).resolve().parent
 
 # One CA for every project the tests make (OPS_TLS_DIR, inherited by each `inv`), so a
 # test's HTTPS client trusts every gateway it reaches the way a user who imported the
-# CA would: through REQUESTS_CA_BUNDLE, which requests reads for verify=True. Removed
+# CA would: through REQUESTS_CA_BUNDLE (the system's roots plus that CA: pip, run by
+# some tasks, reads the variable too), which requests reads for verify=True. Removed
 # by the engine fixture's teardown.
 TLS_DIR = Path(os.environ.setdefault("OPS_TLS_DIR", tempfile.mkdtemp(prefix="ops-test-tls-")))
-os.environ["REQUESTS_CA_BUNDLE"] = str(TLS_DIR / "ca.crt")
+os.environ["REQUESTS_CA_BUNDLE"] = str(TLS_DIR / "bundle.pem")
 
 
 def pytest_collection_modifyitems(items):
@@ -71,9 +72,10 @@ def engine():
         client.ping()
     except docker.errors.DockerException as exc:
         pytest.fail(f"integration tests need a running Docker engine (scripts/test starts one): {exc}")
-    from ops.gateway_tls import ensure_ca
+    from ops.gateway_tls import ensure_ca, write_bundle
 
-    ensure_ca(ROOT, out=sys.stderr)  # in TLS_DIR: before any client reads the bundle
+    # In TLS_DIR: before any client reads the bundle.
+    write_bundle(ensure_ca(ROOT, out=sys.stderr), TLS_DIR / "bundle.pem")
     yield client  # the first session fixture set up, so the last torn down
     if SWARM_TO_LEAVE:
         leave_swarm(client, SWARM_TO_LEAVE.pop("gwbridge"))

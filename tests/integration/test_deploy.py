@@ -9,6 +9,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -39,10 +40,21 @@ BAD = "v2-bad"
 
 
 def _env() -> dict:
-    return {**base_images(), "API_IMAGE": REPO, **PASSWORDS}
+    return {**base_images(), "API_IMAGE": REPO}
 
 
+# In the sandbox project's .env.sandbox, where `inv secrets.rotate` keeps a new value
+# (one in the process environment could not be rotated).
 PASSWORDS = fresh_passwords()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def passwords_file(sandbox_project):
+    path = sandbox_project / ".env.sandbox"
+    path.write_text("".join(f"{k}={v}\n" for k, v in PASSWORDS.items()))
+    path.chmod(0o600)
+    yield path
+    path.unlink(missing_ok=True)
 
 
 def inv(*args, **kw):
@@ -303,8 +315,8 @@ def test_ps_health_logs_exec_act_on_the_cluster(deployed, engine):
     tls = next(c for c in report["checks"] if c["check"].startswith("TLS certificate of https://"))
     assert tls["ok"] and "days left" in tls["detail"], tls
     # On Swarm the key is mounted for nginx's uid alone, on a read-only root filesystem.
-    r = inv("exec", "--env", "sandbox", "gateway",
-            "stat -c '%a %u' /run/secrets/gateway_tls_key; touch /probe 2>&1 || true")
+    r = inv("exec", "--env", "sandbox", "gateway", "sh -c " + shlex.quote(
+        "stat -c '%a %u' /run/secrets/gateway_tls_key; touch /probe 2>&1 || true"))
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0] == "400 101" and "Read-only file system" in r.stdout, r.stdout
 
@@ -739,3 +751,53 @@ def test_a_dropped_connection_or_an_overlapping_clone_leaves_nothing_valid(deplo
         assert len(_backups("app-db", "app")) == before + 1
     finally:
         _db_psql(engine, "app-db", "DROP TABLE IF EXISTS big;")
+
+
+def test_rotating_passwords_under_load_fails_no_request_and_keeps_the_rollback_target(deployed, engine):
+    """Postgres (one password: the clients move blue-green, the worker with them) and
+    Redis (two at once) under load on the readiness path, which logs in to every server
+    as the clients do; the servers are not restarted, the old versions are removed, and
+    `inv rollback` still goes to the version it went to before."""
+    from ops.config import read_env_file
+
+    before = _status()
+    live, idle = before["live"], next(c for c in ("blue", "green") if c != before["live"])
+    if not before["colors"].get(idle) or not before["colors"][idle].get("tag"):
+        assert inv("deploy", "--env", "sandbox", "--tag", "v3", timeout=900).returncode == 0
+        before = _status()
+        live, idle = before["live"], next(c for c in ("blue", "green") if c != before["live"])
+    rows = {r["service"]: r for r in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
+    servers = {s: rows[s]["tasks"][0]["container"] for s in ("app-db", "redis")}
+    with loadgen.Load(deployed + "/health/ready", rate=40, threads=4) as load:
+        time.sleep(1)
+        results = {key: inv("secrets.rotate", key, "--env", "sandbox", timeout=900)
+                   for key in ("app_db_password", "redis_password")}
+        time.sleep(1)
+    for key, r in results.items():
+        assert r.returncode == 0, (key, r.stderr[-3000:])
+    summary = loadgen.summary(load.samples)
+    assert summary["requests"] > 300 and summary["failed"] == 0, summary
+
+    kept = read_env_file(SANDBOX_PROJECT[0] / ".env.sandbox")
+    assert kept["APP_DB_PASSWORD"] != PASSWORDS["APP_DB_PASSWORD"]
+    assert kept["REDIS_PASSWORD"] != PASSWORDS["REDIS_PASSWORD"]
+    after = _status()
+    # The live tag was deployed onto the other color; the former live color went back to
+    # the idle tag: the same versions as before, the colors swapped.
+    assert after["live"] == idle and after["live_tag"] == before["live_tag"]
+    assert after["colors"][live]["tag"] == before["colors"][idle]["tag"]
+    rows = {r["service"]: r for r in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
+    assert {s: rows[s]["tasks"][0]["container"] for s in servers} == servers  # not restarted
+    manager = next(c for name, c in _sandbox_hosts(engine).items() if name.endswith("manager"))
+    listed = manager.exec_run(["docker", "secret", "ls", "--format", "{{.Name}}"]).output.decode().split()
+    for key in ("app_db_password", "redis_password"):
+        versions = [n for n in listed if n.startswith(f"{_app()}_{key}_")]
+        assert len(versions) == 2, versions  # the clients' new one and the server's first one
+    code, report = _health()
+    assert code == 0, [c for c in report["checks"] if not c["ok"]]
+
+    back = inv("rollback", "--env", "sandbox", "--wait", timeout=600)
+    assert back.returncode == 0, back.stderr[-2000:]
+    assert _status()["live_tag"] == before["colors"][idle]["tag"]
+    code, report = _health()
+    assert code == 0, [c for c in report["checks"] if not c["ok"]]  # the worker too, on the new secret

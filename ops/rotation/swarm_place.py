@@ -1,0 +1,99 @@
+"""A rotation on a Swarm environment: the server's container wherever its task runs;
+the clients moved the way a deploy moves users, never in place.
+
+- The live color: the live tag deployed again onto the idle color with the new secret
+  version (health-gated, probed, switched: the deploy's own path), the services that
+  follow the app's image (the worker) with it.
+- The former live color, idle now: back to what the idle color ran, with the new
+  version, so `inv rollback` still goes where it went before.
+- Anything else still reading the old version (the monitoring exporters): a service
+  update swapping the secret.
+- The old version is then removed. The server keeps the version it was created with:
+  it reads it only when its volume is initialised (stackfile.server_pins), and a
+  changed reference would restart it."""
+
+from __future__ import annotations
+
+import shlex
+
+from ..commands import deploy as cmd
+from ..deploy import flow, stackfile
+from ..errors import OpsError
+from ..remote.connect import run as run_on
+from ..shell import last_line
+from . import servers
+from .model import Rotation
+from .protocol import PastSwitch
+
+
+class SwarmPlace:
+    def __init__(self, session, rotation: Rotation):
+        from ..cluster import Cluster
+
+        self.session, self.d, self.rotation = session, session.d, rotation
+        self.cluster = Cluster(session)
+        self.where = f"--env {self.d.env}"
+        self._server = None
+
+    def _server_task(self):
+        if self._server is None:
+            snap = self.cluster.snapshot()
+            task, target = self.cluster.task_target(snap, self.rotation.server.service)
+            self._server = (task.container, target)
+        return self._server
+
+    def exec(self, script: servers.Script, check: bool = True) -> bool:
+        container, (conn, host) = self._server_task()
+        result = run_on(conn, shlex.join(script.argv(container)), host, script.what, warn=True,
+                        stdin=script.stdin)
+        if result.exited == 0 or not check:
+            return result.exited == 0
+        detail = last_line(result.stderr) or last_line(result.stdout) or "no output"
+        raise OpsError(f"{host.name}: {self.rotation.server.service}: {script.what} failed: {detail}")
+
+    def move_clients(self, rotation: Rotation, value: str, out) -> list[str]:
+        d, session = self.d, self.session
+        snap = flow.snapshot(d)
+        if not snap.live:
+            raise OpsError(f"nothing is live on --env {d.env}: deploy first")
+        live_color, live_tag = snap.live
+        idle = snap.services.get(cmd.other(live_color))
+        plan = session.plan(overrides={rotation.variable: value})
+        rec = flow.deploy(d, plan, live_tag, lambda: session.deliver(plan, live_tag), hold_lock=False)
+        moved = [f"{rec['to_color']} ({live_tag}, now live)", *plan.t.followers()]
+        try:
+            back_tag = idle.tag if idle is not None else live_tag
+            replicas = idle.replicas if idle is not None else plan.rel.replicas
+            flow.roll_idle(d, plan, live_color, back_tag, replicas)
+            moved.append(f"{live_color} ({back_tag}, idle: the rollback target)")
+            moved += self._swap_rest(plan, rotation)
+            secrets, configs = plan.names()
+            flow.prune_objects(d, {*secrets.values(), *configs.values()})
+        except Exception as exc:  # noqa: BLE001 - users are on the new value: forward only
+            raise PastSwitch(str(exc)) from exc
+        return moved
+
+    def _swap_rest(self, plan: stackfile.Plan, rotation: Rotation) -> list[str]:
+        """Services outside the deploy's files (the monitoring part) still on an older
+        version of the secret: swapped in place (none serves users)."""
+        d = self.d
+        new = plan.names()[0][rotation.key]
+        prefix = stackfile.versioned(d.app, rotation.key, "")[:-12]  # <app>_<key>_
+        snap = flow.snapshot(d)
+        pinned = rotation.server.service
+        rollouts = []
+        for short, svc in sorted(snap.services.items()):
+            refs = [r for r in svc.secrets if r["name"].startswith(prefix) and r["name"] != new]
+            if short == pinned or not refs:
+                continue
+            d.target.run(cmd.secret_swap(d.svc(short), refs, new), f"update {d.svc(short)}'s secret")
+            rollouts.append((short, svc.image, None))
+        if rollouts:
+            flow.wait_all(d, rollouts, flow.manager_clock(d))
+        return [name for name, _, _ in rollouts]
+
+    def move_back(self, rotation: Rotation, value: str, out) -> None:
+        # A deploy that failed left (or switched back to) the live color on the old
+        # version, and put the worker back: nothing of the clients moved.
+        print("  the live color and the worker are on the old version (the deploy put them back)",
+              file=out)
