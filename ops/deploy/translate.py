@@ -226,6 +226,14 @@ def _ports(svc: dict, name: str, notes: _Notes) -> list[dict]:
     return out
 
 
+def file_mode(value) -> int:
+    """A secret's or config's mode: Compose 2.40 prints it as an octal string ("0400"),
+    older versions as the number YAML made of it (256)."""
+    if isinstance(value, str):
+        return int(value, 8)
+    return int(value)
+
+
 def _refs(items, secrets: bool) -> list[dict]:
     """Secret targets are names under /run/secrets (as Swarm wants them); a config's
     target is its path."""
@@ -235,7 +243,7 @@ def _refs(items, secrets: bool) -> list[dict]:
         if secrets and target.startswith(SECRETS_DIR):
             target = target[len(SECRETS_DIR):]
         item = {"source": ref["source"], "target": target,
-                "mode": int(ref["mode"]) if ref.get("mode") is not None else 0o444}
+                "mode": file_mode(ref["mode"]) if ref.get("mode") is not None else 0o444}
         for k in ("uid", "gid"):
             if ref.get(k) is not None:
                 item[k] = str(ref[k])

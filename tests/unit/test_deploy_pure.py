@@ -377,3 +377,54 @@ def test_several_services_state_read_in_one_round_trip():
     assert converge.assess(worker, tasks, "ops-dev/api:d3", 1, since).state == "wait"
     command = cmd.services_state(["opsdemo_green", "x;rm -rf /"])
     assert "'x;rm -rf /'" in command and command.count(cmd.TASKS_MARK) == 1
+
+
+def test_servers_keep_the_secret_version_they_run_with():
+    """A rotated (or edited) password: the clients get the new version, the database,
+    cache and broker keep theirs (they read it only at initialisation), so no server is
+    restarted; a version gone from the Swarm is not kept."""
+    first = _plan()
+    base1 = first.files("blue", "v1")["base.json"]
+    old = first.names()[0]
+    rotated = _plan(values={**VALUES, "app_db_password": "rotated", "redis_password": "rotated-too"})
+    present = set(old.values()) | set(rotated.names()[0].values())
+    pins = stackfile.server_pins(base1, rotated.t, present)
+    assert pins == {"app-db": {"app_db_password": old["app_db_password"]},
+                    "auth-db": {"auth_db_password": old["auth_db_password"]},
+                    "redis": {"redis_password": old["redis_password"]},
+                    "rabbitmq": {"broker_password": old["broker_password"]}}
+    files = {k: json.loads(v) for k, v in rotated.files("green", "v1", pins=pins).items()
+             if k.endswith(".json")}
+    db = files["base.json"]["services"]["app-db"]["secrets"][0]
+    assert db["source"] == "app_db_password__pinned" and db["target"] == "app_db_password"
+    assert files["base.json"]["secrets"]["app_db_password__pinned"]["name"] == old["app_db_password"]
+    new = rotated.names()[0]["app_db_password"]
+    assert new != old["app_db_password"]
+    assert {s["app_db_password"]["name"] for s in (files["green.json"]["secrets"],
+                                                   files["followers.json"]["secrets"])} == {new}
+    # The pins carry over from a pinned file; a version removed since is not pinned.
+    base2 = rotated.files("green", "v1", pins=pins)["base.json"]
+    assert stackfile.server_pins(base2, rotated.t, present) == pins
+    gone = present - {old["redis_password"]}
+    assert "redis" not in stackfile.server_pins(base2, rotated.t, gone)
+    assert stackfile.server_pins("", rotated.t, present) == {}  # first deploy
+    assert stackfile.server_pins("{broken", rotated.t, present) == {}
+
+
+def test_a_secret_swap_keeps_each_reference_where_and_how_it_was_mounted():
+    refs = [{"name": "app_app_db_password_0123", "target": "app_db_password", "uid": "0",
+             "gid": "0", "mode": 0o444}]
+    line = cmd.secret_swap("app_app-db-exporter", refs, "app_app_db_password_4567")
+    assert shlex.split(line) == [
+        "docker", "service", "update", "--quiet", "--detach",
+        "--secret-rm", "app_app_db_password_0123",
+        "--secret-add", "source=app_app_db_password_4567,target=app_db_password,uid=0,gid=0,mode=0444",
+        "app_app-db-exporter"]
+    svc = converge.SwarmService.from_inspect({"Spec": {"Name": "a", "TaskTemplate": {"ContainerSpec": {
+        "Secrets": [{"SecretName": "s1", "File": {"Name": "k", "UID": "101", "GID": "101", "Mode": 256}}]}}}})
+    assert svc.secrets == ({"name": "s1", "target": "k", "uid": "101", "gid": "101", "mode": 0o400},)
+
+
+@pytest.mark.parametrize(("value", "mode"), [("0400", 0o400), ("0444", 0o444), (256, 0o400), ("400", 0o400)])
+def test_a_secrets_mode_is_read_as_compose_prints_it(value, mode):
+    assert translate.file_mode(value) == mode
