@@ -37,11 +37,11 @@ def list_(c, env="local"):
     from ..rotation.model import Rotation, rotations
 
     s, where = target(c, env, "secrets.list", {COMPOSE, SWARM})
-    from ..deploy.session import Session
-
     if where.kind == COMPOSE:
         config, _, _ = _config(s, where, c)
     else:
+        from ..deploy.session import Session
+
         with Session(s, where, c.config, connect=False) as session:
             config = session.compose_config
     found = rotations(config)
