@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import INV, ROOT, trust_gateway
+from benchlib import INV, ROOT, build_api, inv_or_exit, trust_gateway
 
 sys.path.insert(0, str(ROOT))
 from ops.config import read_env_file  # noqa: E402
@@ -48,23 +48,11 @@ ENV = env()
 
 
 def inv(*args: str) -> subprocess.CompletedProcess:
-    r = subprocess.run([*INV, *args], cwd=ROOT, env=ENV, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"inv {' '.join(args)} failed: {r.stderr.strip()[-1500:]}")
-    return r
+    return inv_or_exit(ENV, *args)
 
 
 def build(tags) -> None:
-    import docker
-
-    from ops.wheelhouse import ensure
-
-    ensure(ROOT, out=sys.stderr)  # a fresh clone has no wheelhouse yet
-    client = docker.from_env()
-    python = read_env_file(ROOT / ".env").get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
-    for tag in tags:
-        client.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True, forcerm=True,
-                            buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
+    build_api(REPO, tags)
 
 
 def measured(load: loadgen.Load, fn) -> tuple[dict, float, str, float | None]:

@@ -22,6 +22,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def inv_or_exit(env: dict, *args: str) -> subprocess.CompletedProcess:
+    """`inv ARGS` with `env`; a failure ends the benchmark with its last words."""
+    r = subprocess.run([*INV, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"inv {' '.join(args)} failed: {r.stderr.strip()[-1500:]}")
+    return r
+
+
+def build_api(repo: str, tags) -> None:
+    """The api image from this checkout as `repo:TAG` for each tag (its APP_VERSION)."""
+    import docker
+
+    sys.path.insert(0, str(ROOT))
+    from ops.config import read_env_file
+    from ops.wheelhouse import ensure
+
+    ensure(ROOT, out=sys.stderr)  # a fresh clone has no wheelhouse yet
+    client = docker.from_env()
+    python = read_env_file(ROOT / ".env").get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
+    for tag in tags:
+        client.images.build(path=str(ROOT / "compose" / "api"), tag=f"{repo}:{tag}", rm=True,
+                            forcerm=True, buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
+
+
 def trust_gateway(root: Path = ROOT) -> str:
     """The gateways' CA of a project (made here if its first `inv up`/deploy has not),
     trusted from here on by requests (REQUESTS_CA_BUNDLE: the system's roots and that
