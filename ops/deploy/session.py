@@ -170,8 +170,12 @@ class Session:
         here when self-signed; the deploy ships it as versioned secrets."""
         from .. import gateway_tls
 
-        return gateway_tls.material(self.s.root, self.d.env, self.s.env_config, self.d.url,
-                                    self.tls_names(), out=sys.stderr, issue=issue)
+        material = gateway_tls.material(self.s.root, self.d.env, self.s.env_config, self.d.url,
+                                        self.tls_names(), out=sys.stderr, issue=issue)
+        if material is not None:
+            # A first deploy has just made the CA: the switch's verification trusts it.
+            self.d.trust = material.trust
+        return material
 
     def _values(self, sources, what: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         """`extra`: variables the task renders itself (not from .env)."""

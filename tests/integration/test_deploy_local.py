@@ -49,7 +49,11 @@ def local_swarm(engine, tmp_path_factory):
     port = free_port()
     # envs.local-swarm.deploy wins over deploy: (the more specific setting): override there,
     # or the test would act on the user's own `opsdemo-swarm`.
-    env = {**os.environ, "OPS_ROOT": str(project), "INVOKE_ENVS_LOCAL-SWARM_DEPLOY_APP": APP,
+    # Its own CA (no OPS_TLS_DIR): the first deploy makes it, and verifies its switch with it,
+    # as in a project deployed for the first time.
+    CA[:] = [str(project / ".tls" / "ca.crt")]
+    env = {**{k: v for k, v in os.environ.items() if k != "OPS_TLS_DIR"},
+           "OPS_ROOT": str(project), "INVOKE_ENVS_LOCAL-SWARM_DEPLOY_APP": APP,
            "INVOKE_ENVS_LOCAL-SWARM_DEPLOY_GATEWAY_PORT": str(port), "API_IMAGE": REPO,
            **fresh_passwords(), **base_images()}
     python = dotenv.get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
@@ -76,8 +80,11 @@ def local_swarm(engine, tmp_path_factory):
     assert not [n.name for n in engine.networks.list() if n.name.startswith(APP)]
 
 
+CA: list[str] = []  # the project's own CA, made by its first deploy
+
+
 def _identity(url) -> tuple[str, str]:
-    r = requests.get(url, timeout=5)
+    r = requests.get(url, timeout=5, verify=CA[0])
     assert r.status_code == 200
     return r.headers["X-App-Color"], r.headers["X-App-Version"]
 
@@ -89,6 +96,8 @@ def test_local_deploy_rollback_finish_remove(local_swarm):
     for args, expected in steps:
         r = inv(*args, "--env", "local-swarm", env=env, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
+        if args[1:] == ("--tag", "l1"):  # the first deploy made the CA, and trusted it
+            assert "made a local CA" in r.stderr and Path(CA[0]).is_file()
         assert {_identity(url) for _ in range(10)} == {expected}
     # --wait: the worker (it follows the app's image) has rolled back too when it returns.
     assert "followers rolled back" in r.stdout
@@ -129,7 +138,7 @@ def test_switches_under_load_from_the_same_address_are_verified_not_rate_limited
     from tests.support import loadgen
 
     env, url, _ = local_swarm
-    with loadgen.Load(url, rate=400, threads=8, max_seconds=120) as load:
+    with loadgen.Load(url, rate=400, threads=8, max_seconds=120, verify=CA[0]) as load:
         deadline = time.monotonic() + 20
         while not any(s.status == 429 for s in load.samples) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -194,7 +203,7 @@ def test_scale_in_place_is_proven_and_kept_by_the_next_deploy(local_swarm, engin
     assert "kept: api=3, worker=2" in d.stderr
     new = _identity(url)[0]
     assert new != live and _replicas(engine, new) == 3 and _replicas(engine, "worker") == 2
-    assert len({requests.get(url, timeout=5).headers["X-Instance"] for _ in range(40)}) == 3
+    assert len({requests.get(url, timeout=5, verify=CA[0]).headers["X-Instance"] for _ in range(40)}) == 3
     history = inv("deploy.history", "--env", "local-swarm", env=env).stdout
     assert "scale    ok" in history and f"{live}=3 worker=2" in history  # the color it scaled
 

@@ -39,6 +39,7 @@ class Load:
     threads: int = 16
     timeout: float = 5.0
     max_seconds: float = 900.0  # stops by itself even if nobody calls stop()
+    verify: str | bool = True  # the CA file the gateway's certificate is checked against
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -67,12 +68,12 @@ class Load:
             retried = False
             try:
                 try:
-                    r = session.get(self.url, timeout=self.timeout)
+                    r = session.get(self.url, timeout=self.timeout, verify=self.verify)
                 except requests.ConnectionError as exc:
                     if not _closed_while_idle(exc):
                         raise
                     retried = True
-                    r = session.get(self.url, timeout=self.timeout)
+                    r = session.get(self.url, timeout=self.timeout, verify=self.verify)
                 sample = Sample(start - self._t0, r.status_code == 200, r.status_code,
                                 time.monotonic() - start, r.headers.get("X-App-Color", ""),
                                 r.headers.get("X-App-Version", ""), retried=retried)
