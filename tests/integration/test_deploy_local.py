@@ -174,8 +174,9 @@ def test_deploy_without_tag_builds_the_current_commit_and_serves_it(local_swarm,
     assert f"removed unused configs: {old_configs[0]}" in r.stderr
     gateway = engine.services.get(f"{APP}_gateway").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
     assert [c["ConfigName"] for c in gateway["Configs"]] == new_configs
-    # Both colors still use the one version of each secret: none was removed.
-    assert len(engine.secrets.list(filters={"label": f"ops.app={APP}"})) == 4
+    # Both colors still use the one version of each secret (the four passwords, the
+    # gateway's certificate and key): none was removed.
+    assert len(engine.secrets.list(filters={"label": f"ops.app={APP}"})) == 6
 
 
 def _replicas(engine, name) -> int:
