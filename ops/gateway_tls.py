@@ -34,7 +34,6 @@ from .files import write_atomic
 DIR = ".tls"  # under the project root, unless OPS_TLS_DIR names another (one CA for
 # several checkouts: trusted once in a browser)
 CERT_VAR, KEY_VAR = "OPS_GATEWAY_TLS_CERT", "OPS_GATEWAY_TLS_KEY"
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -64,9 +63,7 @@ def _now() -> dt.datetime:
 
 
 def is_loopback(host: str | None) -> bool:
-    if not host:
-        return True
-    if host == "localhost":
+    if not host or host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

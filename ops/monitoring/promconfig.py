@@ -157,22 +157,18 @@ def module_name(service: str) -> str:
 CA_FILE = "/etc/prometheus/ops/gateway-ca.crt"  # the gateway's private CA, beside blackbox.yml
 
 
-def blackbox(task_counts: Mapping[str, str] | None = None, ca_file: str | None = None,
-             server_name: str | None = None) -> dict:
+def blackbox(task_counts: Mapping[str, str] | None = None, ca_file: str | None = None) -> dict:
     """The HTTP probe, and one DNS module per counted service (a DNS module names the
     query itself; the probe's target is the resolver). NXDOMAIN is a valid answer: no
     task serving is a count of 0, not a failed probe. The HTTP probe insists on TLS and
-    verifies the gateway's certificate (against `ca_file` when its CA is private; as
-    `server_name` when the probe reaches it by another name), so a certificate that
-    stops being trusted fails the probe and its expiry is measured
+    verifies the gateway's certificate (against `ca_file` when its CA is private), so a
+    certificate that stops being trusted fails the probe and its expiry is measured
     (probe_ssl_earliest_cert_expiry)."""
-    tls_config = {**({"ca_file": ca_file} if ca_file else {}),
-                  **({"server_name": server_name} if server_name else {})}
     modules = {"http_2xx": {"prober": "http", "timeout": "5s",
                             "http": {"valid_status_codes": [200],
                                      "preferred_ip_protocol": "ip4",
                                      "fail_if_not_ssl": True,
-                                     **({"tls_config": tls_config} if tls_config else {})}}}
+                                     **({"tls_config": {"ca_file": ca_file}} if ca_file else {})}}}
     for name, dns in sorted((task_counts or {}).items()):
         modules[module_name(name)] = {
             "prober": "dns", "timeout": "3s",

@@ -78,7 +78,7 @@ class SwarmPlace:
         version of the secret: swapped in place (none serves users)."""
         d = self.d
         new = plan.names()[0][rotation.key]
-        prefix = stackfile.versioned(d.app, rotation.key, "")[:-12]  # <app>_<key>_
+        prefix = f"{d.app}_{rotation.key}_"  # any version (stackfile.versioned)
         snap = flow.snapshot(d)
         pinned = rotation.server.service
         rollouts = []

@@ -61,7 +61,7 @@ def test_promtool_and_amtool_accept_the_rendered_configuration(engine, tmp_path)
     files = {"prometheus.yml": prom, "alerts.yml": rules.alerts(m, sorted(targets), swarm=True,
                                                         roles=promconfig.roles(targets)),
              "alertmanager.yml": promconfig.alertmanager(m),
-             "blackbox.yml": promconfig.blackbox(counted, server_name="gateway")}
+             "blackbox.yml": promconfig.blackbox(counted)}
     for name, data in files.items():
         (tmp_path / name).write_text(yaml.safe_dump(data, sort_keys=False))
     shutil.copy(FIXTURES / "alerts_test.yml", tmp_path)

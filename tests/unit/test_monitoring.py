@@ -267,9 +267,9 @@ def test_desired_replicas_textfile_from_docker_service_ls(tmp_path):
 def test_the_gateway_probe_insists_on_tls_and_verifies_against_the_private_ca():
     plain = promconfig.blackbox()["modules"]["http_2xx"]["http"]
     assert plain["fail_if_not_ssl"] is True and "tls_config" not in plain  # system roots
-    private = promconfig.blackbox(ca_file=promconfig.CA_FILE, server_name="gateway")
+    private = promconfig.blackbox(ca_file=promconfig.CA_FILE)
     assert private["modules"]["http_2xx"]["http"]["tls_config"] == {
-        "ca_file": "/etc/prometheus/ops/gateway-ca.crt", "server_name": "gateway"}
+        "ca_file": "/etc/prometheus/ops/gateway-ca.crt"}
 
 
 def test_the_ca_file_is_written_for_the_probe_even_when_the_system_roots_verify(tmp_path):
