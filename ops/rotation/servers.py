@@ -47,7 +47,11 @@ class Script:
     what: str
 
     def argv(self, container: str) -> list[str]:
-        return ["docker", "exec", "-i", container, "sh", "-c", self.script]
+        """`docker exec -i` of the script, which first reads all of stdin: the remote side
+        never exits before our end of stdin is closed (over SSH, Invoke closes it just
+        after writing, and a channel already gone fails that close: "Socket is closed")."""
+        return ["docker", "exec", "-i", container, "sh", "-c",
+                f'in=$(cat); printf \'%s\\n\' "$in" | {{ {self.script}\n}}']
 
 
 def scram_sha256(password: str, salt: bytes | None = None, iterations: int = 4096) -> str:

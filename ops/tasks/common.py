@@ -56,6 +56,11 @@ def user_errors(fn):
             if type(exc).__module__.split(".")[0] in ("docker", "paramiko", "requests"):
                 text = " ".join(str(exc).split())[:400]
                 raise Exit(f"error: {type(exc).__name__}: {text}", code=1) from None
+            from invoke.exceptions import ThreadException
+
+            if isinstance(exc, ThreadException):  # a remote command's stdin/stdout copier
+                inner = "; ".join(f"{w.type.__name__}: {w.value}" for w in exc.exceptions)
+                raise Exit(f"error: a remote command's I/O failed ({inner})", code=1) from None
             raise
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None

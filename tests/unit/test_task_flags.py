@@ -37,3 +37,21 @@ def test_every_option_has_help():
     missing = [f"{name} --{a.name}" for name, args in ARGS.items() for a in args.values()
                if not a.help]
     assert not missing, missing
+
+
+def test_a_remote_commands_io_failure_is_one_line_not_a_traceback():
+    import pytest
+    from invoke import Exit
+    from invoke.exceptions import ThreadException
+    from invoke.util import ExceptionWrapper
+
+    from ops.tasks.common import user_errors
+
+    @user_errors
+    def task_body():
+        raise ThreadException([ExceptionWrapper({}, OSError, OSError("Socket is closed"), None)])
+
+    with pytest.raises(Exit) as caught:
+        task_body()
+    assert caught.value.message == "error: a remote command's I/O failed (OSError: Socket is closed)"
+    assert caught.value.code == 1
