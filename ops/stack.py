@@ -275,12 +275,12 @@ class Stack:
             if len(replicas) != count:
                 raise OpsError(f"{name}: {len(replicas)} healthy replicas, expected {count}")
             report[name] = {"replicas": count}
-            if count and self._routed_by_gateway(name):
+            if count and self.routed_by_gateway(name):
                 seen = self.verify_routing({c.id for c in replicas}, verify_requests)
                 report[name]["answering"] = dict(seen)
         return report
 
-    def _routed_by_gateway(self, name: str) -> bool:
+    def routed_by_gateway(self, name: str) -> bool:
         return any(name in s.labels.get("ops.upstream", "").split(",")
                    for s in self.model.services.values() if s.role == "gateway")
 

@@ -58,6 +58,13 @@ def _san(names) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(out)
 
 
+def _key_usage(*allowed: str) -> x509.KeyUsage:
+    """KeyUsage with only `allowed` set (the class wants every flag named)."""
+    flags = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+             "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+    return x509.KeyUsage(**{f: f in allowed for f in flags})
+
+
 def new_ca(common_name: str, now: dt.datetime) -> tuple[str, str]:
     """(certificate PEM, key PEM) of a CA that may only issue leaves (path length 0)."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -68,10 +75,7 @@ def new_ca(common_name: str, now: dt.datetime) -> tuple[str, str]:
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=CA_DAYS))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(_key_usage("digital_signature", "key_cert_sign", "crl_sign"), critical=True)
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key)
@@ -94,10 +98,7 @@ def issue(ca_cert_pem: str, ca_key_pem: str, names: list[str], now: dt.datetime,
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_san(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False,
-                                         content_commitment=False, data_encipherment=False,
-                                         key_agreement=False, key_cert_sign=False, crl_sign=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(_key_usage("digital_signature"), critical=True)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                            critical=False)
             .sign(ca_key, hashes.SHA256()))

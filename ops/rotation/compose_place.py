@@ -58,7 +58,7 @@ class ComposePlace:
                 self._remove([c.name for c in fresh])
                 raise OpsError(f"{service}: the new replicas did not become healthy within "
                                f"{wait:.0f}s ({last_line(result.stderr) or 'see inv logs'})")
-            if self.stack._routed_by_gateway(service):
+            if self.stack.routed_by_gateway(service):
                 time.sleep(RESOLVE_S)
             self._remove([c.name for c in old])
             moved.append(f"{service} x{count}")
