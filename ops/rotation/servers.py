@@ -47,12 +47,13 @@ class Script:
     what: str
 
     def argv(self, container: str) -> list[str]:
-        """`docker exec -i` of the script, which first reads all of stdin: the remote side
-        never exits before our end of stdin is closed (over SSH, Invoke closes it just
-        after writing, and a channel already gone fails that close: "Socket is closed")."""
-        return ["docker", "exec", "-i", container, "sh", "-c",
-                f'in=$(cat); printf \'%s\\n\' "$in" | {{ {self.script}\n}}']
-
+        """The script in `container` (`docker exec -i`), run by a shell on the container's
+        host that first reads all of stdin: the command never ends before our end of
+        stdin is written and closed, even when `docker exec` itself fails at once (over
+        SSH, writing to a channel already gone fails the copy, not the command, and its
+        own error would be lost)."""
+        return ["sh", "-c", 'in=$(cat); printf \'%s\\n\' "$in" | docker exec -i "$0" sh -c "$1"',
+                container, self.script]
 
 def scram_sha256(password: str, salt: bytes | None = None, iterations: int = 4096) -> str:
     """The verifier Postgres stores for a SCRAM-SHA-256 password (RFC 5802/7677), as

@@ -33,17 +33,13 @@ class SwarmPlace:
         self.session, self.d, self.rotation = session, session.d, rotation
         self.cluster = Cluster(session)
         self.where = f"--env {self.d.env}"
-        self._server = None
-
-    def _server_task(self):
-        if self._server is None:
-            snap = self.cluster.snapshot()
-            task, target = self.cluster.task_target(snap, self.rotation.server.service)
-            self._server = (task.container, target)
-        return self._server
 
     def exec(self, script: servers.Script, check: bool = True) -> bool:
-        container, (conn, host) = self._server_task()
+        # Where the server runs now, each time: a rotation takes a deploy's time, and a
+        # task replaced meanwhile has another container (one round trip).
+        task, (conn, host) = self.cluster.task_target(self.cluster.snapshot(),
+                                                      self.rotation.server.service)
+        container = task.container
         result = run_on(conn, shlex.join(script.argv(container)), host, script.what, warn=True,
                         stdin=script.stdin)
         if result.exited == 0 or not check:
