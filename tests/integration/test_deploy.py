@@ -676,10 +676,22 @@ def test_backups_of_the_deployed_databases_are_proven_and_restored(deployed, eng
     safety = _backups("app-db", "app")[-1]
     assert manifest.read(safety.manifest_path)["tables"]["public.notes"] == 10
 
-    # The database task restarted (a new container): the next run finds it.
-    manager = _manager(engine)
-    assert manager.exec_run(["docker", "service", "update", "--force", "-q",
-                             f"{_app()}_app-db"]).exit_code == 0
+    # The database task restarted (a new container): the next run finds it. Its container
+    # is killed, and Swarm replaces the task from the same spec (a `service update` here
+    # would leave a spec that the next deploy's base puts back: a restart mid-rotation).
+    label = f"label=com.docker.swarm.service.name={_app()}_app-db"
+    killed = [h.exec_run(["sh", "-c", f"docker ps -q --filter {label} | xargs -r docker rm -f"])
+              for h in _sandbox_hosts(engine).values()]
+    assert all(k.exit_code == 0 for k in killed) and any(k.output.strip() for k in killed)
+    gone = {line[:12] for k in killed for line in k.output.decode().split()}
+    deadline = time.monotonic() + 120
+    while True:  # a new container runs it (health alone could still see the old one)
+        rows = {r["service"]: r for r in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
+        now = {t["container"][:12] for t in rows["app-db"]["tasks"]}
+        if now and not now & gone and rows["app-db"]["running"] == 1:
+            break
+        assert time.monotonic() < deadline, rows["app-db"]
+        time.sleep(2)
     _wait_until_ok("app-db")
     again = inv("db.backup", "--env", "sandbox", "-s", "app-db", timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
