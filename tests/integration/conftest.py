@@ -7,37 +7,46 @@ checks that nothing labelled with the project is left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import docker
 import pytest
 
+from tests.conftest import SHARED
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
-# One CA for every project the tests make (OPS_TLS_DIR, inherited by each `inv`), so a
-# test's HTTPS client trusts every gateway it reaches the way a user who imported the
-# CA would: through REQUESTS_CA_BUNDLE (the system's roots plus that CA: pip, run by
-# some tasks, reads the variable too), which requests reads for verify=True. Removed
-# by the engine fixture's teardown.
-TLS_DIR = Path(os.environ.setdefault("OPS_TLS_DIR", tempfile.mkdtemp(prefix="ops-test-tls-")))
+# One CA for every project the tests make, in every worker (OPS_TLS_DIR, inherited by
+# each `inv`), so a test's HTTPS client trusts every gateway it reaches the way a user
+# who imported the CA would: through REQUESTS_CA_BUNDLE (the system's roots plus that
+# CA: pip, run by some tasks, reads the variable too), which requests reads for
+# verify=True. Removed with the run's shared directory.
+TLS_DIR = Path(os.environ.setdefault("OPS_TLS_DIR", str(SHARED / "tls")))
 os.environ["REQUESTS_CA_BUNDLE"] = str(TLS_DIR / "bundle.pem")
 
+# Modules that share a session fixture run in one worker (`--dist loadgroup`); every
+# other module is a group of its own, so its module fixtures are set up once.
+GROUPS = {"test_sandbox": "sandbox", "test_deploy": "sandbox"}
 
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     """Every test under tests/integration is `integration` (deselect: -m "not
-    integration"), whether or not its module says so."""
+    integration"), whether or not its module says so, and in its module's worker group."""
     for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
+        path = Path(str(item.fspath)).resolve()
+        if HERE in path.parents:
             item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.xdist_group(GROUPS.get(path.stem, path.stem)))
 
 
 def free_port() -> int:
@@ -60,11 +69,6 @@ def inv(*args, env=None, timeout=600, input=None) -> subprocess.CompletedProcess
                           capture_output=True, timeout=timeout, input=input)
 
 
-# Set by a test that put this engine in Swarm mode: {"gwbridge": whether docker_gwbridge
-# existed before}. The engine leaves Swarm mode once, after every other fixture is down.
-SWARM_TO_LEAVE: dict = {}
-
-
 @pytest.fixture(scope="session")
 def engine():
     try:
@@ -74,60 +78,23 @@ def engine():
         pytest.fail(f"integration tests need a running Docker engine (scripts/test starts one): {exc}")
     from ops.gateway_tls import ensure_ca, write_bundle
 
-    # In TLS_DIR: before any client reads the bundle.
+    # Before any client reads the bundle; every worker writes the same one (atomically).
     write_bundle(ensure_ca(ROOT, out=sys.stderr), TLS_DIR / "bundle.pem")
-    yield client  # the first session fixture set up, so the last torn down
-    if SWARM_TO_LEAVE:
-        leave_swarm(client, SWARM_TO_LEAVE.pop("gwbridge"))
-    if TLS_DIR.name.startswith("ops-test-tls-"):
-        shutil.rmtree(TLS_DIR, ignore_errors=True)
+    return client
 
 
-def dns_users(client) -> list[str]:
-    """Running containers on user-defined bridge networks: their names resolve through
-    the engine's embedded DNS, which `swarm leave` empties (moby/moby#45144)."""
-    nets = [n for n in client.networks.list()
-            if n.attrs.get("Driver") == "bridge" and n.name not in ("bridge", "docker_gwbridge")]
-    return sorted({c.name for n in nets for c in client.containers.list(filters={"network": n.id})})
+@contextlib.contextmanager
+def once_per_run(name: str):
+    """Yields True to the first worker of the run to get here (the others wait for it to
+    finish, then get False): for what every worker needs and one must do."""
+    import fcntl
 
-
-def leave_swarm(client, had_gwbridge: bool) -> None:
-    """Leave the Swarm mode a test started, unless running containers would lose their
-    DNS by it (a developer's own stack, say): then it stays, with a warning saying why."""
-    import warnings
-
-    users = dns_users(client)
-    if users:
-        warnings.warn("the engine stays in Swarm mode: leaving it would break name resolution in "
-                      f"{', '.join(users)} (moby/moby#45144); run `docker swarm leave --force` "
-                      "once they are stopped", stacklevel=2)
-        return
-    client.swarm.leave(force=True)
-    if not had_gwbridge:  # Swarm made it; leaving keeps it
-        for net in client.networks.list(names=["docker_gwbridge"]):
-            remove_gwbridge(net)
-
-
-def remove_gwbridge(net, timeout: float = 30) -> None:
-    """Remove the docker_gwbridge Swarm made. After `swarm leave` its last endpoints
-    detach asynchronously, so removal is retried; an endpoint the engine never releases
-    (moby/moby#37018, cleared only by restarting dockerd) is a warning, not a failure:
-    the bridge is harmless and the next `swarm init` reuses it."""
-    import warnings
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            net.remove()
-            return
-        except docker.errors.APIError as exc:
-            if "active endpoints" not in str(exc):
-                raise
-            if time.monotonic() > deadline:
-                warnings.warn(f"docker_gwbridge left behind: {exc.explanation} (moby/moby#37018)",
-                              stacklevel=2)
-                return
-        time.sleep(1)
+    with open(SHARED / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = SHARED / f"{name}.done"
+        first = not done.exists()
+        yield first
+        done.touch()
 
 
 def project_leftovers(client, project: str) -> list[str]:
@@ -188,6 +155,12 @@ def api_from_source(engine):
     """Build the api image from this checkout once per run (Docker's cache keeps it
     quick): a machine that already has ops-example/api:dev from older code would
     otherwise test that. The commit tags `inv build` adds are removed again."""
+    with once_per_run("api-build") as first:
+        if first:
+            _build_api(engine)
+
+
+def _build_api(engine) -> None:
     before = {t for i in engine.images.list("ops-example/api") for t in i.tags}
     env = {**os.environ, "COMPOSE_PROJECT_NAME": f"opstest-build-{secrets.token_hex(3)}",
            **fresh_passwords()}
@@ -228,7 +201,6 @@ def sandbox_inv(*args, project_root=None, extra_env=None, **kw) -> subprocess.Co
 
 @pytest.fixture(scope="session")
 def sandbox_project(tmp_path_factory):
-    import shutil
 
     root = tmp_path_factory.mktemp("sbx-project")
     shutil.copytree(ROOT / "compose", root / "compose", ignore=shutil.ignore_patterns("wheels"))

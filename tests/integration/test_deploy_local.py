@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from ops.config import read_env_file
+from tests.support.swarm_mode import ask_to_leave
 
-from .conftest import ROOT, SWARM_TO_LEAVE, base_images, free_port, fresh_passwords, inv
+from .conftest import ROOT, SHARED, base_images, free_port, fresh_passwords, inv
 
 pytestmark = pytest.mark.integration
 
@@ -69,8 +70,8 @@ def local_swarm(engine, tmp_path_factory):
         inv("deploy.remove", "--env", "local-swarm", "--volumes", "--yes", env=env, timeout=300)
         if not was_swarm:
             # Not now: leaving empties the embedded DNS of every running container (the
-            # sandbox's hosts, a developer's own stack); the engine fixture does it last.
-            SWARM_TO_LEAVE["gwbridge"] = had_gwbridge
+            # sandbox's hosts, other tests' stacks): the run does it last.
+            ask_to_leave(SHARED, had_gwbridge)
         for image in engine.images.list(REPO):  # l1, l2 and the commits deployed untagged
             for ref in image.tags:
                 engine.images.remove(ref, force=True)
