@@ -1,4 +1,4 @@
-"""ps, health, logs and exec on a deployed Swarm stack: the I/O around cluster_state.
+"""ps, health, logs and exec on a deployed Swarm stack: the I/O around facts.swarm_stack.
 
 The manager answers for the whole stack in one round trip (`docker inspect` of its
 services, tasks and nodes); what must run inside a container (SELECT 1, PING, a
@@ -10,11 +10,11 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
-from . import cluster_state as state
 from . import early_probe
 from .commands import cluster as cmd
 from .commands import probes
 from .errors import OpsError
+from .facts import swarm_stack as state
 from .health import Check, http_get, run_jobs, tls_check
 
 

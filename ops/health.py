@@ -15,7 +15,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 from .commands import probes
-from .parse import Model
+from .facts.compose import Model
 
 CHECK_TIMEOUT = 5.0
 # While a slow probe runs, the probes that exec a process in a container take turns, and

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .errors import OpsError
-from .parse import Model
+from .facts.compose import Model
 
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 MAX_REPLICAS = 50

@@ -13,8 +13,8 @@ from . import config, routing, scaling, wheelhouse
 from .commands import compose
 from .commands import image_refs as images_cmd
 from .errors import OpsError
+from .facts.compose import Container, Model, parse_model, parse_ps, refused_passwords, wait_budget
 from .files import write_atomic
-from .parse import Container, Model, parse_model, parse_ps, refused_passwords, wait_budget
 from .shell import run
 
 

@@ -180,7 +180,7 @@ def _compose_config(stack: ComposeFiles) -> tuple[dict | None, dict | None, str]
     """(interpolated model, model as written, '') through Compose; (None, None, why) when
     Compose cannot resolve the files."""
     from ..commands import compose
-    from ..parse import load_json
+    from ..facts.values import load_json
     from ..shell import run
 
     b = compose.base(stack.project, stack.files, project_directory=stack.files[0].parent)

@@ -7,8 +7,8 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+from ..facts.values import load_json
 from ..files import write_atomic
-from ..parse import load_json
 from . import layout, manifest
 
 LAST_RUN = ".last-run.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import OpsError
-from ..parse import number_option
+from ..facts.values import number_option
 from . import layout, manifest, metrics, offsite, retention, targets
 from . import prune as prune_mod
 from . import restore as restore_mod

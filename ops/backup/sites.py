@@ -102,7 +102,7 @@ class SwarmSite:
         return self._snap
 
     def roles(self) -> dict[str, dict]:
-        from ..cluster_state import role
+        from ..facts.swarm_stack import role
 
         return {name: {**svc.container_labels, **svc.labels, "ops.role": role(name, svc)}
                 for name, svc in self.snap.services.items()}
@@ -112,7 +112,7 @@ class SwarmSite:
         return env.get("POSTGRES_DB") or env.get("POSTGRES_USER") or "postgres"
 
     def locate(self, service: str) -> Located:
-        from ..cluster_state import problem
+        from ..facts.swarm_stack import problem
 
         svc = self.snap.services[service]
         running = [t for t in self.snap.running(svc) if t.container]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .. import docker_api
 from ..commands import pg
 from ..errors import OpsError
-from ..parse import Model
+from ..facts.compose import Model
 from .pgexec import Database, DbUnavailable, retry_sql
 
 

@@ -1,6 +1,6 @@
 """Blue-green deploy, rollback and finish on a Swarm manager. The only I/O of ops/deploy:
 commands come from ops/commands/deploy.py, files from stackfile.py, verdicts from
-converge.py. One code path for every environment: the Manager's connection is a Fabric
+facts/rollout.py. One code path for every environment: the Manager's connection is a Fabric
 Connection (a remote manager) or an Invoke Context (the local engine), which share `run`."""
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 
 from ..commands import deploy as cmd
 from ..errors import OpsError
+from ..facts import rollout
 from ..remote.connect import run as run_on
 from ..remote.hosts import Host
-from . import audit, converge, stackfile
+from . import audit, stackfile
 from .lock import DeployLock, Terminated
 
 KEEP_RELEASES = 10
@@ -92,13 +93,13 @@ def live(d: Deployment) -> tuple[str, str] | None:
 
 def snapshot(d: Deployment):
     """The deployed stack's services, tasks, nodes and live upstream in one round trip
-    (cluster_state.Snapshot); refuses when nothing is deployed."""
-    from .. import cluster_state
+    (swarm_stack.Snapshot); refuses when nothing is deployed."""
     from ..commands import cluster as cluster_cmd
+    from ..facts import swarm_stack
 
     text = d.target.run(cluster_cmd.snapshot(d.app, d.paths.upstream),
                         "read the stack's state").stdout
-    snap = cluster_state.parse_snapshot(text, d.app)
+    snap = swarm_stack.parse_snapshot(text, d.app)
     if not snap.services:
         raise OpsError(f"nothing deployed as stack {d.app!r} on --env {d.env} "
                        f"(run `inv deploy --env {d.env}`)")
@@ -109,7 +110,7 @@ def services_state(d: Deployment, names: list[str]) -> dict:
     """{name: (service or None, tasks)} of stack services, in one round trip."""
     full = [d.svc(n) for n in names]
     text = d.target.run(cmd.services_state(full), f"inspect {', '.join(full)}").stdout
-    found = converge.parse_services_state(text, cmd.TASKS_MARK)
+    found = rollout.parse_services_state(text, cmd.TASKS_MARK)
     return {n: found.get(f, (None, [])) for n, f in zip(names, full, strict=True)}
 
 
@@ -176,11 +177,11 @@ def show_failure(d: Deployment, name: str, image: str, since: str) -> None:
     """The new image's tasks that are not running: their state, error and last logs."""
     _, tasks = service_state(d, name)
     bad = [t for t in tasks if t.image == image and t.state != "running" and t.created >= since]
-    bad.sort(key=lambda t: t.state not in converge.DEAD)  # the ended ones first
+    bad.sort(key=lambda t: t.state not in rollout.DEAD)  # the ended ones first
     d.say(f"--- {d.svc(name)} ({image}): {len(bad)} task(s) not running ---")
     for t in bad[:4]:
         why = t.error or ("ended before it was healthy (unhealthy, or exited)"
-                          if t.state in converge.DEAD else "not healthy yet")
+                          if t.state in rollout.DEAD else "not healthy yet")
         d.say(f"  task {t.id} slot {t.slot}: {t.state}: {why}")
     for t in bad[:2]:
         logs = d.target.run(cmd.service_logs(t.full_id, 15), f"logs of task {t.id}", warn=True).stdout
@@ -193,12 +194,12 @@ POLL = 0.5  # seconds between two looks at a rollout (each one SSH round trip)
 
 
 def wait_converged(d: Deployment, name: str, image: str, replicas: int | None, since: str,
-                   timeout: float | None = None) -> converge.Verdict:
+                   timeout: float | None = None) -> rollout.Verdict:
     return wait_all(d, [(name, image, replicas)], since, timeout)[name]
 
 
 def wait_all(d: Deployment, rollouts: list[tuple[str, str, int | None]], since: str,
-             timeout: float | None = None) -> dict[str, converge.Verdict]:
+             timeout: float | None = None) -> dict[str, rollout.Verdict]:
     """Wait until every (service, image, replicas) has converged: one look at all of
     them per round. `replicas` None: as many as the service asks for. The first that
     fails (or is still not done at the deadline) is shown and raised."""
@@ -210,7 +211,7 @@ def wait_all(d: Deployment, rollouts: list[tuple[str, str, int | None]], since: 
         for name, image, replicas in rollouts:
             service, tasks = states[name]
             count = replicas if replicas is not None else (service.replicas if service else 1)
-            verdicts[name] = converge.assess(service, tasks, image, count, since)
+            verdicts[name] = rollout.assess(service, tasks, image, count, since)
         if all(v.state == "done" for v in verdicts.values()):
             return verdicts
         late = time.monotonic() > deadline
@@ -237,7 +238,7 @@ def probe(d: Deployment, gw: str, which: str, tag: str, replicas: int, timeout: 
     deadline = time.monotonic() + timeout
     while True:
         text = d.target.run(cmd.probe(gw, d.svc(which)), f"probe {d.svc(which)}", warn=True).stdout
-        problem = converge.judge_probe(converge.parse_probe(text), replicas, tag, which)
+        problem = rollout.judge_probe(rollout.parse_probe(text), replicas, tag, which)
         if problem is None:
             return
         if time.monotonic() > deadline:
@@ -245,7 +246,7 @@ def probe(d: Deployment, gw: str, which: str, tag: str, replicas: int, timeout: 
         time.sleep(1)
 
 
-def fetch_identity(d: Deployment, gw: str) -> converge.Identity:
+def fetch_identity(d: Deployment, gw: str) -> rollout.Identity:
     """Who answers one fresh request through the gateway, on the verification path: the
     health passthrough, never rate-limited, so a load test or a shared NAT on the
     deployer's address cannot make a good switch look like a wrong color."""
@@ -255,14 +256,14 @@ def fetch_identity(d: Deployment, gw: str) -> converge.Identity:
         try:
             r = requests.get(d.url + cmd.VERIFY_PATH, timeout=3, headers={"Connection": "close"},
                              verify=d.trust)
-            return converge.Identity(r.status_code, r.headers.get("X-App-Color", ""),
+            return rollout.Identity(r.status_code, r.headers.get("X-App-Color", ""),
                                      r.headers.get("X-App-Version", ""))
         except requests.RequestException as exc:
-            return converge.Identity(0, error=type(exc).__name__)
-    headers = converge.parse_headers(d.target.run(cmd.fetch_through_gateway(gw, path=cmd.VERIFY_PATH),
+            return rollout.Identity(0, error=type(exc).__name__)
+    headers = rollout.parse_headers(d.target.run(cmd.fetch_through_gateway(gw, path=cmd.VERIFY_PATH),
                                                   "request via the gateway", warn=True).stdout)
     status = headers.get(":status", "")
-    return converge.Identity(int(status) if status.isdigit() else 0,
+    return rollout.Identity(int(status) if status.isdigit() else 0,
                              headers.get("x-app-color", ""), headers.get("x-app-version", ""))
 
 
@@ -271,10 +272,10 @@ def verify_live(d: Deployment, gw: str, which: str, tag: str, timeout: float = 1
     row must come from it (a reload's exit 0 does not prove the new config serves).
     A 429 proves nothing either way: it neither counts nor breaks the streak."""
     start = time.monotonic()
-    first, streak, last = None, 0, converge.Identity(0)
+    first, streak, last = None, 0, rollout.Identity(0)
     while time.monotonic() - start < timeout:
         answer = fetch_identity(d, gw)
-        verdict = converge.judge_identity(answer, which, tag)
+        verdict = rollout.judge_identity(answer, which, tag)
         if verdict == "ok":
             first = first if first is not None else time.monotonic() - start
             streak += 1
@@ -579,7 +580,7 @@ def rollback(d: Deployment, wait_followers: bool = False) -> dict:
                     d.say(f"{d.svc(which)} is scaled down: scaling it to {count} first")
                     d.target.run(cmd.service_scale(d.svc(which), count), "scale up")
                     wait_converged(d, which, service.image, count, since)
-                elif converge.assess(service, tasks, service.image, count, since).state != "done":
+                elif rollout.assess(service, tasks, service.image, count, since).state != "done":
                     wait_converged(d, which, service.image, count, since, timeout=10)
                 gw = gateway_container(d)
                 probe(d, gw, which, service.tag, count)

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..errors import OpsError
-from ..parse import number_option
+from ..facts.values import number_option
 
 DEFAULTS = {"app": "opsdemo", "replicas": 2, "gateway_port": 8080,
             "state_dir": "/var/lib/ops-toolkit", "converge_timeout": 180,
@@ -115,7 +115,7 @@ class Session:
         """compose.yaml plus the deploy overlay, as Compose resolves them with this
         environment's variables (`docker compose config`)."""
         from ..commands import compose
-        from ..parse import load_json
+        from ..facts.values import load_json
         from ..shell import run
 
         files, env = stack_input(self.s, self.opts)

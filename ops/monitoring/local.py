@@ -11,8 +11,8 @@ import yaml
 
 from ..commands import compose
 from ..errors import OpsError
+from ..facts.compose import parse_model
 from ..files import write_atomic
-from ..parse import parse_model
 from ..shell import run
 from . import promconfig, rules
 from .api import ApiReader, http_post

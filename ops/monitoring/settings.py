@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import OpsError
-from ..parse import parse_duration
+from ..facts.values import parse_duration
 
 THRESHOLDS = {
     # name: (default, low, high, what)

@@ -52,7 +52,7 @@ class SwarmMonitoring(ApiReader):
         from ..commands import compose
         from ..deploy.session import stack_input
         from ..deploy.translate import translate
-        from ..parse import load_json
+        from ..facts.values import load_json
         from ..shell import run
 
         s = self.session.s

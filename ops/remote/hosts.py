@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OpsError
-from ..parse import bounded_int, load_json
+from ..facts.values import bounded_int, load_json
 
 HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

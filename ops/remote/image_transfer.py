@@ -18,7 +18,7 @@ import threading
 
 from ..commands import image_refs as images_cmd
 from ..errors import OpsError
-from ..parse import load_json
+from ..facts.values import load_json
 from .connect import run
 from .fanout import each_host
 

@@ -6,7 +6,7 @@ import time
 
 from ..commands import swarm as cmd
 from ..errors import OpsError
-from ..parse import load_json
+from ..facts.values import load_json
 from .connect import open_checked, run
 from .hosts import Host, Inventory
 

@@ -7,7 +7,7 @@ import time
 
 from ..commands import compose
 from ..errors import OpsError
-from ..parse import parse_ps, wait_budget
+from ..facts.compose import parse_ps, wait_budget
 from ..shell import last_line, run
 from . import servers
 from .model import Rotation

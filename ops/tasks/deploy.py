@@ -7,7 +7,7 @@ import json
 from invoke import Collection, task
 
 from ..environment import SWARM
-from ..parse import number_option
+from ..facts.values import number_option
 from .common import ENV_HELP, target, user_errors
 
 

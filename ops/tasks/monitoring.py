@@ -9,7 +9,7 @@ from invoke import Collection, Exit, task
 
 from ..environment import COMPOSE, SWARM
 from ..errors import OpsError
-from ..parse import number_option
+from ..facts.values import number_option
 from .common import ENV_HELP, target, user_errors
 
 DAY = 86400

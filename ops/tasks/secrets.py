@@ -15,7 +15,7 @@ from .common import ENV_HELP, target, user_errors
 def _config(s, where, c):
     """The stack's model as Compose resolves it (every profile), and the Swarm session."""
     from ..commands import compose
-    from ..parse import load_json
+    from ..facts.values import load_json
     from ..shell import run
 
     if where.kind == COMPOSE:

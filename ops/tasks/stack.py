@@ -12,7 +12,7 @@ from invoke import Exit, task
 from .. import config
 from ..environment import COMPOSE, SWARM
 from ..errors import OpsError
-from ..parse import number_option
+from ..facts.values import number_option
 from .common import ENV_HELP, confirm, target, user_errors
 
 DAY = 86400
@@ -95,7 +95,7 @@ def ps(c, json_=False, env="local"):
 
 
 def _ps_swarm(cluster, json_: bool) -> None:
-    from ..cluster_state import ps_rows
+    from ..facts.swarm_stack import ps_rows
 
     try:
         snap = cluster.snapshot()

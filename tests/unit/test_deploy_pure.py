@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from ops.commands import deploy as cmd
-from ops.deploy import audit, converge, stackfile, translate
+from ops.deploy import audit, stackfile, translate
 from ops.errors import OpsError
+from ops.facts import rollout
 from ops.remote.image_transfer import chain_ids, skippable
 from tests.support import loadgen
 
@@ -195,11 +196,11 @@ def test_upstream_file_round_trip_and_garbage():
 
 
 def _task(state, image="api:v2", desired="running", created="2026-01-01T00:00:10Z"):
-    return converge.Task("t", 1, image, desired, state, "", "n", created)
+    return rollout.Task("t", 1, image, desired, state, "", "n", created)
 
 
 def _svc(update=None, replicas=2, started="2026-01-01T00:00:05.123Z"):
-    return converge.SwarmService("s", "api:v2", replicas, {}, update, "", started)
+    return rollout.SwarmService("s", "api:v2", replicas, {}, update, "", started)
 
 
 @pytest.mark.parametrize("service, tasks, state", [
@@ -220,32 +221,32 @@ def _svc(update=None, replicas=2, started="2026-01-01T00:00:05.123Z"):
               _task("running"), _task("running")], "done"),
 ])
 def test_rollout_verdicts(service, tasks, state):
-    assert converge.assess(service, tasks, "api:v2", 2, since="2026-01-01T00:00:00").state == state
+    assert rollout.assess(service, tasks, "api:v2", 2, since="2026-01-01T00:00:00").state == state
 
 
 def test_inspect_parsers_strip_digests():
-    svc = converge.SwarmService.from_inspect({"Spec": {"Name": "a_blue", "TaskTemplate": {"ContainerSpec": {
+    svc = rollout.SwarmService.from_inspect({"Spec": {"Name": "a_blue", "TaskTemplate": {"ContainerSpec": {
         "Image": "reg:5000/api:v2@sha256:abc"}}, "Mode": {"Replicated": {"Replicas": 3}}},
         "UpdateStatus": {"State": "completed", "StartedAt": "2026-01-01T00:00:01.5Z"}})
     assert (svc.image, svc.tag, svc.replicas, svc.update_state) == ("reg:5000/api:v2", "v2", 3, "completed")
     assert svc.update_started == "2026-01-01T00:00:01.5Z"
-    task = converge.Task.from_inspect({"ID": "x" * 25, "Status": {"State": "running"},
+    task = rollout.Task.from_inspect({"ID": "x" * 25, "Status": {"State": "running"},
                                        "Spec": {"ContainerSpec": {"Image": "api:v2@sha256:1"}}})
     assert task.image == "api:v2" and task.full_id == "x" * 25
 
 
 def test_probe_judgement():
     out = "probe 10.0.0.5 200 v2 green\nprobe 10.0.0.6 200 v2 green\nnoise\n"
-    probes = converge.parse_probe(out)
-    assert converge.judge_probe(probes, 2, "v2", "green") is None
-    assert "1 of 2" in converge.judge_probe(probes[:1], 2, "v2", "green")
-    assert "503" in converge.judge_probe(converge.parse_probe("probe 1.2.3.4 503 v2 green"), 1, "v2", "green")
-    assert "expected green/v3" in converge.judge_probe(probes, 2, "v3", "green")
+    probes = rollout.parse_probe(out)
+    assert rollout.judge_probe(probes, 2, "v2", "green") is None
+    assert "1 of 2" in rollout.judge_probe(probes[:1], 2, "v2", "green")
+    assert "503" in rollout.judge_probe(rollout.parse_probe("probe 1.2.3.4 503 v2 green"), 1, "v2", "green")
+    assert "expected green/v3" in rollout.judge_probe(probes, 2, "v3", "green")
 
 
 def test_headers_of_the_last_response():
     text = "HTTP/1.1 301 Moved\r\nX-App-Color: blue\r\n\r\nHTTP/1.1 200 OK\r\nX-App-Color: green\r\n"
-    assert converge.parse_headers(text) == {":status": "200", "x-app-color": "green"}
+    assert rollout.parse_headers(text) == {":status": "200", "x-app-color": "green"}
 
 
 def test_shell_lines_quote_and_validate():
@@ -336,7 +337,7 @@ def test_load_summary():
 
 
 def test_a_429_proves_nothing_and_is_never_called_a_wrong_color():
-    from ops.deploy.converge import Identity, judge_identity
+    from ops.facts.rollout import Identity, judge_identity
 
     assert judge_identity(Identity(200, "green", "v2"), "green", "v2") == "ok"
     assert judge_identity(Identity(429), "green", "v2") == "limited"
@@ -362,19 +363,19 @@ def test_several_services_state_read_in_one_round_trip():
     opsdemo_worker and a service that does not exist, trimmed to the keys read."""
     text = (Path(__file__).resolve().parents[1] / "fixtures" / "deploy" /
             "services-state-20.10.txt").read_text()
-    state = converge.parse_services_state(text, cmd.TASKS_MARK)
+    state = rollout.parse_services_state(text, cmd.TASKS_MARK)
     assert set(state) == {"opsdemo_green", "opsdemo_worker"}  # the missing one: absent
     green, tasks = state["opsdemo_green"]
     assert (green.image, green.replicas, green.update_state) == ("ops-dev/api:d2", 2, "completed")
     assert len(tasks) == 10 and all(t.service_id == green.id for t in tasks)
     since = min(t.created for t in tasks if t.desired == "running")  # this rollout's start
-    assert converge.assess(green, tasks, "ops-dev/api:d2", 2, since).state == "done"
+    assert rollout.assess(green, tasks, "ops-dev/api:d2", 2, since).state == "done"
     # without `since`, the earlier rollouts' shut-down d2 tasks count as failures
-    assert converge.assess(green, tasks, "ops-dev/api:d2", 2).state == "failed"
+    assert rollout.assess(green, tasks, "ops-dev/api:d2", 2).state == "failed"
     worker, tasks = state["opsdemo_worker"]
     since = min(t.created for t in tasks if t.desired == "running")
-    assert converge.assess(worker, tasks, "ops-dev/api:d2", 1, since).state == "done"
-    assert converge.assess(worker, tasks, "ops-dev/api:d3", 1, since).state == "wait"
+    assert rollout.assess(worker, tasks, "ops-dev/api:d2", 1, since).state == "done"
+    assert rollout.assess(worker, tasks, "ops-dev/api:d3", 1, since).state == "wait"
     command = cmd.services_state(["opsdemo_green", "x;rm -rf /"])
     assert "'x;rm -rf /'" in command and command.count(cmd.TASKS_MARK) == 1
 
@@ -420,7 +421,7 @@ def test_a_secret_swap_keeps_each_reference_where_and_how_it_was_mounted():
         "--secret-rm", "app_app_db_password_0123",
         "--secret-add", "source=app_app_db_password_4567,target=app_db_password,uid=0,gid=0,mode=0444",
         "app_app-db-exporter"]
-    svc = converge.SwarmService.from_inspect({"Spec": {"Name": "a", "TaskTemplate": {"ContainerSpec": {
+    svc = rollout.SwarmService.from_inspect({"Spec": {"Name": "a", "TaskTemplate": {"ContainerSpec": {
         "Secrets": [{"SecretName": "s1", "File": {"Name": "k", "UID": "101", "GID": "101", "Mode": 256}}]}}}})
     assert svc.secrets == ({"name": "s1", "target": "k", "uid": "101", "gid": "101", "mode": 0o400},)
 

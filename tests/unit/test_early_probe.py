@@ -4,8 +4,8 @@ import threading
 import time
 
 from ops import early_probe
+from ops.facts.compose import ComposeService, Model
 from ops.health import TURN_CAP, guessed_names, run_jobs
-from ops.parse import ComposeService, Model
 
 PASS, FAIL = (True, "ping -> Ping succeeded"), (False, "exit 69: nodedown")
 

@@ -4,16 +4,8 @@ from pathlib import Path
 import pytest
 
 from ops.errors import OpsError
-from ops.parse import (
-    ComposeService,
-    Healthcheck,
-    Model,
-    bounded_int,
-    parse_duration,
-    parse_model,
-    parse_ps,
-    wait_budget,
-)
+from ops.facts.compose import ComposeService, Healthcheck, Model, parse_model, parse_ps, wait_budget
+from ops.facts.values import bounded_int, parse_duration
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -103,7 +95,7 @@ def test_bounded_int_accepts_the_range_and_refuses_the_rest():
 
 
 def test_number_option_one_line_for_every_kind_of_junk():
-    from ops.parse import number_option
+    from ops.facts.values import number_option
 
     assert number_option("2.5", "--wait", 0, 10) == 2.5
     assert number_option("7", "--index", 1, 9, integer=True) == 7
@@ -114,7 +106,7 @@ def test_number_option_one_line_for_every_kind_of_junk():
 
 
 def test_load_json_names_the_source_and_shows_how_the_answer_starts():
-    from ops.parse import load_json
+    from ops.facts.values import load_json
 
     assert load_json('{"a": 1}', "x") == {"a": 1}
     assert load_json('{"a": 1}\n\n{"b": 2}\n', "x", lines=True) == [{"a": 1}, {"b": 2}]
@@ -126,7 +118,7 @@ def test_load_json_names_the_source_and_shows_how_the_answer_starts():
 
 
 def test_refused_passwords_are_found_per_service():
-    from ops.parse import refused_passwords
+    from ops.facts.compose import refused_passwords
 
     logs = (
         'app-db-1  | 2026-11-23 FATAL:  password authentication failed for user "app"\n'

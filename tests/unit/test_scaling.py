@@ -4,7 +4,7 @@ import pytest
 
 from ops import scaling
 from ops.errors import OpsError
-from ops.parse import ComposeService, Model, parse_model
+from ops.facts.compose import ComposeService, Model, parse_model
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 MODEL = parse_model((FIX / "compose-config-v2.40.json").read_text())

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ops import cluster_state as cs
 from ops.commands import cluster as cmd
 from ops.errors import OpsError
+from ops.facts import swarm_stack as cs
 from ops.remote.hosts import Host
 
 SNAPSHOT = (Path(__file__).resolve().parents[1] / "fixtures" / "swarm-snapshot-20.10.txt").read_text()

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .commands.cluster import SNAPSHOT_MARK
-from .commands.deploy import APP_SERVICE, COLORS
-from .deploy.converge import SwarmService, Task
-from .deploy.stackfile import parse_upstream
-from .errors import OpsError
-from .parse import load_json
-from .scaling import STATEFUL_ROLES
+from ..commands.cluster import SNAPSHOT_MARK
+from ..commands.deploy import APP_SERVICE, COLORS
+from ..deploy.stackfile import parse_upstream
+from ..errors import OpsError
+from ..scaling import STATEFUL_ROLES
+from .rollout import SwarmService, Task
+from .values import load_json
 
 DISK_WARN_PCT = 15.0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..parse import load_json
+from .values import load_json
 
 # Task states that mean the task is gone for good (docker/swarmkit api/types.proto).
 DEAD = {"failed", "rejected", "shutdown", "complete", "orphaned", "remove"}
