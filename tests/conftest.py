@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 _OWNER = "OPS_TEST_SHARED" not in os.environ
-SHARED = Path(os.environ.setdefault("OPS_TEST_SHARED", tempfile.mkdtemp(prefix="ops-test-run-")))
+if _OWNER:
+    os.environ["OPS_TEST_SHARED"] = tempfile.mkdtemp(prefix="ops-test-run-")
+SHARED = Path(os.environ["OPS_TEST_SHARED"])
 
 
 @pytest.hookimpl(trylast=True)
