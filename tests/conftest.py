@@ -1,18 +1,32 @@
-"""What every test process of one run shares. `scripts/test` runs the suite in two
-pytest-xdist workers: this file is loaded first by the controller (or by the only
-process), before any worker starts, so the workers inherit OPS_TEST_SHARED: one
-directory per run for the gateway CA every test project trusts and for what the workers
-must do once (build the api, leave Swarm mode). The process that made it removes it at
-the very end, after every worker and every fixture is done."""
+"""What every test process of one run shares, and how the run is spread over workers.
+
+`scripts/test` runs the suite in two pytest-xdist workers. This file is loaded first by
+the controller (or by the only process), before any worker starts, so the workers
+inherit OPS_TEST_SHARED: one directory per run for the gateway CA every test project
+trusts and for what the workers must do once (build the api, leave Swarm mode). The
+process that made it removes it at the very end, after every worker and fixture is done.
+
+Each test module is one unit of work, so its module fixtures (a stack, a sandbox) are set
+up once; the modules that share the sandbox are one unit. xdist's own `loadgroup` cannot
+say that with pytest 9.2 (its group suffix no longer reaches the node id:
+pytest-dev/pytest-xdist#1386), so the scheduler below groups by module itself."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
+
+# Integration modules that share the session's sandbox: one unit, one worker.
+SANDBOX_UNIT = {"test_sandbox", "test_deploy"}
+# The longest units first (the sandbox's alone in a worker; the other worker takes the
+# rest in this order, then every other module as collected).
+FIRST = ["test_deploy", "test_sandbox", "test_deploy_registry", "test_deploy_local",
+         "test_monitoring", "test_stack", "test_backup", "test_offsite", "test_restore_cron",
+         "test_rotation"]
 
 _OWNER = "OPS_TEST_SHARED" not in os.environ
 if _OWNER:
@@ -30,3 +44,33 @@ def pytest_sessionfinish(session):
         leave_if_asked(SHARED)
     finally:
         shutil.rmtree(SHARED, ignore_errors=True)
+
+
+def unit_of(nodeid: str) -> str:
+    """The unit of work a test belongs to: its module, or the sandbox's unit."""
+    path = nodeid.split("::", 1)[0]
+    stem = PurePosixPath(path).stem
+    return "sandbox" if stem in SANDBOX_UNIT and "/integration/" in path else path
+
+
+def _rank(item) -> tuple[int, int]:
+    path = PurePosixPath(item.nodeid.split("::", 1)[0])
+    if path.parent.name == "integration" and path.stem in FIRST:
+        return 0, FIRST.index(path.stem)
+    return 1, 0
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=_rank)  # stable: the rest keep their collected order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    config.option.loadscopereorder = False  # keep FIRST's order
+    return ByModule(config, log)

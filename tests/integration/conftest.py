@@ -33,20 +33,12 @@ HERE = Path(__file__).resolve().parent
 TLS_DIR = Path(os.environ.setdefault("OPS_TLS_DIR", str(SHARED / "tls")))
 os.environ["REQUESTS_CA_BUNDLE"] = str(TLS_DIR / "bundle.pem")
 
-# Modules that share a session fixture run in one worker (`--dist loadgroup`); every
-# other module is a group of its own, so its module fixtures are set up once.
-GROUPS = {"test_sandbox": "sandbox", "test_deploy": "sandbox"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     """Every test under tests/integration is `integration` (deselect: -m "not
-    integration"), whether or not its module says so, and in its module's worker group."""
+    integration"), whether or not its module says so."""
     for item in items:
-        path = Path(str(item.fspath)).resolve()
-        if HERE in path.parents:
+        if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.integration)
-            item.add_marker(pytest.mark.xdist_group(GROUPS.get(path.stem, path.stem)))
 
 
 def free_port() -> int:
