@@ -69,7 +69,8 @@ class Session:
     def __init__(self, s, where, config, connect: bool = True):
         """`connect=False`: settings and inventory only (for `inv config`), no SSH."""
         from ..deploy import flow
-        from ..remote.hosts import Host, inventory, parse_url
+        from ..remote.hosts import inventory, parse_url
+        from ..remote.swarm import LOCAL
 
         self.s = s
         env = s.env
@@ -82,7 +83,7 @@ class Session:
             from ..localrun import context
 
             self.inv = None
-            host = Host("local", "localhost", role="manager")
+            host = LOCAL
             conn = context(config)
             url = parse_url(env, env_config.get("url") or f"https://127.0.0.1:{opts['gateway_port']}")
         else:
@@ -210,11 +211,14 @@ class Session:
 
     def require_swarm_manager(self):
         from ..commands import deploy as cmd
+        from ..facts.swarm_stack import not_a_manager
+        from ..remote.swarm import LOCAL
 
-        state = self.d.target.run(cmd.swarm_state(), "docker info").stdout.split()
-        if state[:1] != ["active"] or state[1:2] != ["true"]:
-            raise OpsError(f"{self.d.target.host.name} is not a Swarm manager (state: "
-                           f"{' '.join(state) or 'unknown'}): run `inv swarm.init --env {self.d.env}`")
+        why = not_a_manager(self.d.target.run(cmd.swarm_state(), "docker info").stdout)
+        if why:
+            host = self.d.target.host
+            where = "this engine" if host == LOCAL else f"{host.name} ({host.address})"
+            raise OpsError(f"{where} is {why}: run `inv swarm.init --env {self.d.env}`")
 
     def resolve_tag(self, tag: str | None) -> str:
         """--tag, or the current commit's tag (built when its image is missing)."""

@@ -226,3 +226,13 @@ def host_for_node(node: Node, hosts):
         if node.addr and node.addr in {h.swarm_addr, h.endpoint, h.address}:
             return h
     return None
+
+
+def not_a_manager(info: str) -> str | None:
+    """Why a node whose `docker info` printed '<LocalNodeState> <ControlAvailable>'
+    (commands.deploy.swarm_state) cannot be a deploy's manager; None when it can."""
+    words = info.split()
+    state = words[0] if words else "unknown"
+    if state == "active":
+        return None if words[1:2] == ["true"] else "a Swarm worker, not a manager"
+    return f"not in a Swarm (its Swarm state: {state})"

@@ -133,3 +133,14 @@ def test_builders_quote_everything():
     line = cmd.snapshot("app;x", "/var/lib/ops toolkit/app/live/upstream.conf")
     assert "'label=com.docker.stack.namespace=app;x'" in line and "'app;x'" in line
     assert "'/var/lib/ops toolkit/app/live/upstream.conf'" in line
+
+
+@pytest.mark.parametrize("info,why", [
+    ("active true", None),
+    ("active false", "a Swarm worker, not a manager"),
+    ("inactive false", "not in a Swarm (its Swarm state: inactive)"),
+    ("pending false", "not in a Swarm (its Swarm state: pending)"),
+    ("", "not in a Swarm (its Swarm state: unknown)"),
+])
+def test_why_a_node_cannot_be_the_manager(info, why):
+    assert cs.not_a_manager(info) == why
