@@ -74,6 +74,8 @@ def rotate(c, name, env="local"):
         file = protocol.env_file(s.sources, rotation.variable, s.root, s.env)
         journal = protocol.journal_for(s.root, s.env, rotation.key)
         current = s.variables.get(rotation.variable, "")
+        if session is not None:
+            session.require_swarm_manager()  # before saying what it will do
         print(f"rotating {rotation.key} on {s.env}: {rotation.server.service} "
               f"(user {rotation.server.user}), then {', '.join(rotation.clients) or 'no client'}",
               file=sys.stderr)
@@ -86,7 +88,6 @@ def rotate(c, name, env="local"):
             from ..deploy import audit
             from ..rotation.swarm_place import SwarmPlace
 
-            session.require_swarm_manager()
             d = session.d
             from ..deploy import flow
 
