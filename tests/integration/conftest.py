@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 TLS_DIR = Path(os.environ.setdefault("OPS_TLS_DIR", str(SHARED / "tls")))
 os.environ["REQUESTS_CA_BUNDLE"] = str(TLS_DIR / "bundle.pem")
 
+
 def pytest_collection_modifyitems(items):
     """Every test under tests/integration is `integration` (deselect: -m "not
     integration"), whether or not its module says so."""
