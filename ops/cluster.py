@@ -8,6 +8,7 @@ connection from the session's runtime (ops/runtime/machines.py)."""
 from __future__ import annotations
 
 import io
+import sys
 from datetime import UTC, datetime
 
 from . import early_probe
@@ -230,20 +231,69 @@ class Cluster:
         live_color = snap.live_color
         chosen = [snap.service(n, live_color)[1] for n in names] if names else snap.services.values()
         full = sorted(svc.name for svc in chosen)
-        self.d.target.conn.run(cmd.service_logs(full, follow, tail, since, timestamps),
-                               warn=True, hide=False, in_stream=False)
+        result = self.d.target.conn.run(cmd.service_logs(full, follow, tail, since, timestamps),
+                                        warn=True, hide="stderr", in_stream=False)
+        hung = cmd.hung_services(result.stderr or "")
+        rest = [x for x in (result.stderr or "").splitlines() if not x.startswith(cmd.LOGS_HUNG)]
+        if rest:
+            print("\n".join(rest), file=sys.stderr)
+        if hung:
+            raise OpsError(f"docker service logs of {', '.join(hung)} did not finish within "
+                           f"{cmd.LOGS_WAIT} s (a Docker hang, docker/cli#4678): the lines above "
+                           "may be incomplete; run it again")
 
     def search_logs(self, names, text: str, tail=None, since=None) -> list:
-        """Every line of the chosen services (default all, both colors), on every node,
-        that mentions `text`, in time order: filtered on the manager, merged here."""
+        """Every line of the chosen services (default all, both colors) that mentions
+        `text`, in time order: each node reads and filters its own containers' logs
+        (logsearch.node_search), all nodes at once; merged here. A node that is down,
+        not in the inventory or not answering is named after the lines found
+        (logsearch.Incomplete)."""
         from . import logsearch
+        from .remote.fanout import each_host
 
         snap = self.snapshot()
         chosen = [snap.service(n, snap.live_color)[1] for n in names] if names else snap.services.values()
-        result = self.d.target.conn.run(
-            logsearch.remote_search(sorted(svc.name for svc in chosen), text, tail, since),
-            warn=True, hide=True, in_stream=False)
-        return logsearch.matching(result.stdout.splitlines(), text)
+        command = logsearch.node_search(snap.app, sorted(svc.name for svc in chosen), text, tail, since)
+        nodes, missing = self._log_nodes(snap)
+
+        def search(host):
+            try:
+                return self.run_on(self._host_target(host), command, f"the log search on {host.name}").stdout
+            except OpsError as exc:
+                return exc
+
+        outputs = each_host([host for _, host in nodes], search)
+        found = []
+        for node_name, host in nodes:
+            out = outputs[host.name]
+            if isinstance(out, OpsError):
+                missing.append(f"node {node_name}'s logs ({out})")
+                continue
+            entries, unread = logsearch.node_entries(out, node_name, text)
+            found += entries
+            missing += unread
+        found.sort(key=lambda e: e.ts)
+        if missing:
+            raise logsearch.Incomplete(found, missing)
+        return found
+
+    def _log_nodes(self, snap) -> tuple[list, list[str]]:
+        """[(node name, inventory Host)] whose logs can be read, and the nodes that
+        cannot, said why."""
+        if self.machines.local:
+            name = snap.nodes[0].hostname if len(snap.nodes) == 1 else "local"
+            return [(name, self.d.target.host)], []
+        nodes, missing = [], []
+        for node in snap.nodes:
+            host = state.host_for_node(node, self.session.inv.hosts)
+            if host is None:
+                missing.append(f"node {node.hostname}'s logs (not one of the hosts of --env "
+                               f"{self.d.env})")
+            elif node.state != "ready":
+                missing.append(f"node {node.hostname}'s logs (the node is {node.state})")
+            else:
+                nodes.append((node.hostname, host))
+        return nodes, missing
 
     def exec(self, name: str, argv: list[str], index: int = 1, tty: bool = False) -> int:
         snap = self.snapshot()

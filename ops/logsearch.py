@@ -2,9 +2,9 @@
 request, merged in time order (pure: parsing and ordering; the tasks fetch the lines).
 
 `docker compose logs --timestamps` prints `SOURCE | TIMESTAMP MESSAGE` (SOURCE `api-1`),
-`docker service logs --timestamps` prints `TIMESTAMP SOURCE | MESSAGE` (SOURCE
-`stack_api-blue.1.<task>@node`); both RFC 3339 in UTC, from the engine that received
-each line."""
+on a Swarm each node's `docker logs --timestamps` prints `TIMESTAMP MESSAGE`, given the
+source `docker service logs` would name (`stack_api-blue.1.<task>@node`); all RFC 3339
+in UTC, from the engine that received each line."""
 
 from __future__ import annotations
 
@@ -49,19 +49,13 @@ def _timestamp(token: str) -> str | None:
 
 
 def entry(line: str) -> Entry | None:
-    """One Compose or Swarm log line, or None when it is neither."""
-    head, sep, rest = line.partition("|")
-    if not sep:
+    """One `docker compose logs --timestamps` line, or None when it is not one."""
+    source, sep, rest = line.partition("|")
+    if not sep or not source.strip():
         return None
-    first, _, source = head.strip().partition(" ")
-    ts = _timestamp(first)
-    if ts is not None:  # Swarm: TIMESTAMP SOURCE | MESSAGE
-        text = rest[1:] if rest.startswith(" ") else rest
-    else:  # Compose: SOURCE | TIMESTAMP MESSAGE
-        source = head
-        token, _, text = rest.strip(" ").partition(" ")
-        ts = _timestamp(token)
-    if ts is None or not source.strip():
+    token, _, text = rest.strip(" ").partition(" ")
+    ts = _timestamp(token)
+    if ts is None:
         return None
     return Entry(ts, source.strip(), text.rstrip("\r\n"))
 
@@ -72,17 +66,65 @@ def matching(lines: Iterable[str], text: str) -> list[Entry]:
     return sorted(found, key=lambda e: e.ts)
 
 
-def remote_search(services: list[str], text: str, tail: str | None = None,
-                  since: str | None = None) -> str:
-    """On a Swarm manager: each service's timestamped logs (every node's), reduced to the
-    lines holding `text` there, side by side into one file per service, then printed
-    whole (parallel writers on one pipe could interleave long lines)."""
+LOG_WAIT = 120  # seconds one container's `docker logs` may take before it is called hung
+_TASK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Incomplete(OpsError):
+    """Some logs could not be searched: the lines that were found are still worth
+    showing, before the one line that says what is missing."""
+
+    def __init__(self, found: list[Entry], missing: list[str]):
+        super().__init__("not searched: " + "; ".join(missing))
+        self.found = found
+
+
+def node_search(app: str, services: list[str], text: str, tail: str | None = None,
+                since: str | None = None, wait: int = LOG_WAIT) -> str:
+    """On one Swarm node: the timestamped logs of each of this node's containers (running
+    or ended) of the stack's chosen services, reduced to the lines holding `text` there.
+
+    Each container's `docker logs` runs on the node that has it, not `docker service
+    logs` on the manager: that one can hang for good after a node came back
+    (docker/cli#4678), and a hung search is worse than a short one that says so. Each
+    read is bounded by `timeout`; the output is, per container, a `#task NAME EXIT`
+    line then its matching lines (read by node_entries)."""
     from .commands.compose import log_flags
 
-    flags = " ".join(shlex.quote(o) for o in ["--no-trunc", *log_flags(False, tail, since, True)])
-    runs = "".join(f"docker service logs {flags} {shlex.quote(s)} 2>&1 "
-                   f"| grep -F -e {shlex.quote(text)} > \"$d/{i}\" & "
-                   for i, s in enumerate(services))
-    # `;` after the setup, not `&&`: a trailing `&` would background the whole list.
-    return (f"d=$(mktemp -d) || exit 1; trap 'rm -rf \"$d\"' EXIT; {runs}wait; "
-            "cat \"$d\"/* 2>/dev/null; true")
+    flags = " ".join(shlex.quote(o) for o in log_flags(False, tail, since, True))
+    fmt = shlex.quote("{{.ID}} {{.Label \"com.docker.swarm.service.name\"}} "
+                      "{{.Label \"com.docker.swarm.task.name\"}}")
+    label = shlex.quote(f"label=com.docker.stack.namespace={app}")
+    wanted = "|".join(shlex.quote(s) for s in services) or "''"
+    return (
+        "d=$(mktemp -d) || exit 1; trap 'rm -rf \"$d\"' EXIT; "
+        f"docker ps -a --no-trunc --filter {label} --format {fmt} > \"$d/ps\" || exit 1; "
+        "n=0; while read -r id svc task; do "
+        f"case \"$svc\" in {wanted}) ;; *) continue ;; esac; "
+        "n=$((n+1)); echo \"$task\" > \"$d/$n.task\"; "
+        f"( {{ timeout -k 5 {int(wait)} docker logs {flags} \"$id\" 2>&1; echo $? > \"$d/$n.rc\"; }} "
+        f"| grep -F -e {shlex.quote(text)} > \"$d/$n.out\" ) < /dev/null & "
+        "done < \"$d/ps\"; wait; "
+        "i=0; while [ $i -lt $n ]; do i=$((i+1)); "
+        "echo \"#task $(cat \"$d/$i.task\") $(cat \"$d/$i.rc\" 2>/dev/null)\"; cat \"$d/$i.out\"; done")
+
+
+def node_entries(output: str, node: str, text: str, wait: int = LOG_WAIT
+                 ) -> tuple[list[Entry], list[str]]:
+    """node_search's output on `node` -> (its matching entries with Swarm's source
+    `TASK@NODE`, what could not be read whole)."""
+    found, missing, source = [], [], None
+    for line in output.splitlines():
+        if line.startswith("#task "):
+            _, task, *rc = line.split(" ")
+            source = f"{task}@{node}" if _TASK.match(task) else None
+            if rc and rc[0] in ("124", "137"):
+                missing.append(f"the logs of {task}@{node} (docker logs did not finish "
+                               f"within {wait} s)")
+            continue
+        first, _, rest = line.partition(" ")
+        ts = _timestamp(first)
+        if source is None or ts is None or text not in rest:
+            continue
+        found.append(Entry(ts, source, rest.rstrip("\r\n")))
+    return found, missing

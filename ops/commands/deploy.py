@@ -209,7 +209,8 @@ def services_state(names: list[str]) -> str:
 
 def service_logs(name_or_task: str, lines: int = 30) -> str:
     """A service's or one task's logs (`docker service logs` takes either)."""
-    return (f"docker service logs --no-trunc --raw --tail {int(lines)} "
+    # Bounded: `docker service logs` can hang for good (docker/cli#4678).
+    return (f"timeout -k 5 30 docker service logs --no-trunc --raw --tail {int(lines)} "
             f"{shlex.quote(name_or_task)} 2>&1 || true")
 
 

@@ -161,13 +161,17 @@ def _search_logs(c, env, service, request, grep, follow, tail, since):
     stack, cluster = _either(c, env, "logs")
     try:
         found = (stack or cluster).search_logs(service or [], text, tail=tail, since=since)
+    except logsearch.Incomplete as exc:  # what was found, then what is missing
+        for e in exc.found:
+            print(e.render())
+        raise
     finally:
         _close(cluster)
     for e in found:
         print(e.render())
     if not found:
         raise OpsError(f"no log line mentions {text!r}" + (f" since {since}" if since else "")
-                       + (f" in the last {tail} line(s) of each service" if tail else ""))
+                       + (f" in the last {tail} line(s) of each container" if tail else ""))
 
 
 @task(help={"json": "print JSON instead of a table",

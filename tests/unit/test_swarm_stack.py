@@ -2,6 +2,7 @@
 local engine in Swarm mode after `inv deploy --env local-swarm`), and the verdicts."""
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,22 @@ def test_builders_quote_everything():
     line = cmd.snapshot("app;x", "/var/lib/ops toolkit/app/live/upstream.conf")
     assert "'label=com.docker.stack.namespace=app;x'" in line and "'app;x'" in line
     assert "'/var/lib/ops toolkit/app/live/upstream.conf'" in line
+
+
+def test_logs_without_follow_are_bounded_and_a_hung_service_is_named(tmp_path):
+    """Run the built line with a stand-in `docker` whose logs of one service never end:
+    the other's lines come back, and the hung one is said on stderr (docker/cli#4678)."""
+    fake = tmp_path / "docker"
+    fake.write_text('#!/bin/sh\nfor last; do :; done\n'
+                    '[ "$last" = "app db" ] && exec sleep 30\necho "line of $last"\n')
+    fake.chmod(0o755)
+    line = cmd.service_logs(["app_blue", "app db"]).replace(f" {cmd.LOGS_WAIT} ", " 1 ")
+    out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=20,
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert out.stdout == "line of app_blue\n"
+    assert cmd.hung_services(out.stderr) == ["app db"]
+    assert cmd.hung_services("other\n@@ops-logs-hungry x\n") == []
+    assert "timeout" not in cmd.service_logs(["app_blue"], follow=True)
 
 
 @pytest.mark.parametrize("info,why", [
