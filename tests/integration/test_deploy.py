@@ -379,6 +379,11 @@ def test_health_names_a_node_that_went_down(deployed, engine):
                 break
             time.sleep(3)
         assert code == 1 and (f"node {name}", "ready") in _failing(report), report
+        # A log search does not wait for it: the other node's lines, then what was not read.
+        searched = inv("logs", "--env", "sandbox", "--grep", "/health", timeout=120)
+        assert searched.returncode == 1 and "Traceback" not in searched.stderr, searched.stderr
+        assert re.search(rf"not searched: node {re.escape(name)}'s logs \(the node is \w+\)",
+                         searched.stderr.strip().splitlines()[-1]), searched.stderr
         # A deploy needs every node: it names the one that does not answer, and what to do.
         before = _status()
         r = inv("deploy", "--env", "sandbox", "--tag", before["live_tag"], timeout=120)
@@ -391,6 +396,23 @@ def test_health_names_a_node_that_went_down(deployed, engine):
     finally:
         worker.unpause()
     _wait_until_ok(f"node {name}")
+    _wait_until_only_swarm_tasks_run(worker)
+
+
+def _wait_until_only_swarm_tasks_run(host, timeout: float = 120) -> None:
+    """A node back from a pause still runs the tasks the Swarm moved away, until its
+    agent hears they are to stop: a worker there would take the next test's jobs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = json.loads(inv("ps", "--env", "sandbox", "--json").stdout)
+        known = {t["container"][:12] for row in rows for t in row["tasks"]}
+        out = host.exec_run(["docker", "ps", "-q", "--filter",
+                             f"label=com.docker.stack.namespace={_app()}"]).output.decode()
+        stale = set(out.split()) - known
+        if not stale:
+            return
+        assert time.monotonic() < deadline, f"still running on {host.name}: {stale}"
+        time.sleep(2)
 
 
 def _wait_until_ok(service: str, timeout: float = 180) -> None:

@@ -11,6 +11,7 @@ import secrets
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -283,6 +284,31 @@ def test_health_checks_the_swarm_stack_on_this_engine(local_swarm):
     assert any(check.startswith("/health/ready via") for _, check in reports[0])
     (place,) = json.loads(places.read_text())
     assert place["role"] == "broker" and place["container"]
+
+
+def test_logs_on_this_engine_follow_one_request_and_are_bounded(local_swarm):
+    """logs --env local-swarm: one request's lines from the gateway and the live color,
+    read from this engine's containers, in time order; plain logs end on their own."""
+    env, url, _ = local_swarm
+    rid = f"trace-{uuid.uuid4().hex}"
+    r = requests.get(url, headers={"X-Request-ID": rid}, timeout=5, verify=CA[0] if CA else False)
+    assert r.status_code == 200 and r.headers["X-Request-ID"] == rid
+    deadline = time.monotonic() + 30
+    while True:  # the engine writes a container's line a moment after it is printed
+        traced = inv("logs", "--env", "local-swarm", "--request", rid, env=env, timeout=120)
+        sources = [line.split(" ", 2)[1] for line in traced.stdout.splitlines()]
+        if traced.returncode == 0 and len({s.split(".")[0] for s in sources}) >= 2:
+            break
+        assert time.monotonic() < deadline, traced.stdout + traced.stderr
+        time.sleep(1)
+    assert any("_gateway." in s and "@" in s for s in sources), sources
+    assert any(f"_{r.headers['X-App-Color']}." in s for s in sources), sources
+    stamps = [line.split(" ", 1)[0] for line in traced.stdout.splitlines()]
+    assert stamps == sorted(stamps) and all(rid in line for line in traced.stdout.splitlines())
+    plain = inv("logs", "--env", "local-swarm", "-s", "gateway", "--tail", "3", env=env, timeout=120)
+    lines = plain.stdout.splitlines()
+    assert plain.returncode == 0 and lines, plain.stderr
+    assert all("_gateway." in line.split("|", 1)[0] for line in lines), lines
 
 
 def test_backups_of_the_stack_on_this_engine(local_swarm, engine):
