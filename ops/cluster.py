@@ -58,7 +58,7 @@ class Cluster:
         self.session.close()
 
     def run_on(self, target, command: str, what: str, warn: bool = False):
-        from .remote.connect import run
+        from .runtime.ssh import run
 
         conn, host = target
         return run(conn, command, host, what, warn=warn)
@@ -249,7 +249,7 @@ class Cluster:
         not in the inventory or not answering is named after the lines found
         (logsearch.Incomplete)."""
         from . import logsearch
-        from .remote.fanout import each_host
+        from .runtime.fanout import each_host
 
         snap = self.snapshot()
         chosen = [snap.service(n, snap.live_color)[1] for n in names] if names else snap.services.values()

@@ -63,7 +63,7 @@ class SshMachine(Machine):
         self.conn, self.name = conn, name
 
     def popen(self, argv: list[str], stdin, stdout, stderr):
-        from .remote.channel import ChannelProcess
+        from .runtime.channel import ChannelProcess
 
         return ChannelProcess(self.conn, shlex.join(argv), stdin=stdin, stdout=stdout,
                               stderr=stderr)

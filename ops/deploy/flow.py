@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from ..commands import deploy as cmd
 from ..errors import OpsError
 from ..facts import rollout
-from ..remote.connect import run as run_on
-from ..remote.hosts import Host
+from ..runtime.inventory import Host
+from ..runtime.ssh import run as run_on
 from . import audit, stackfile
 from .lock import DeployLock, Terminated
 

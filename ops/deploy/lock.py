@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from .. import owner
 from ..commands import deploy_lock as cmd
 from ..errors import OpsError
-from ..remote.connect import run
+from ..runtime.ssh import run
 
 DEFAULT_TTL = 2 * 3600
 

@@ -69,8 +69,8 @@ class Session:
     def __init__(self, s, where, config, connect: bool = True):
         """`connect=False`: settings and inventory only (for `inv config`), no SSH."""
         from ..deploy import flow
-        from ..remote.hosts import inventory, parse_url
         from ..remote.swarm import LOCAL
+        from ..runtime.inventory import inventory, parse_url
 
         self.s = s
         env = s.env
@@ -87,7 +87,7 @@ class Session:
             conn = context(config)
             url = parse_url(env, env_config.get("url") or f"https://127.0.0.1:{opts['gateway_port']}")
         else:
-            from ..remote.connect import open_checked
+            from ..runtime.ssh import open_checked
 
             self.inv = inventory(env, env_config, self.s.root)
             host = self.inv.manager

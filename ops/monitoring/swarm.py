@@ -21,7 +21,7 @@ from ..commands import deploy_lock as lock_cmd
 from ..commands import monitoring as cmd
 from ..errors import OpsError
 from ..files import write_atomic
-from ..remote import tunnel
+from ..runtime import tunnel
 from . import promconfig, rules
 from .api import ApiReader, http_get
 from .local import CACHE, PROFILE, write_ca
@@ -155,7 +155,7 @@ class SwarmMonitoring(ApiReader):
         mkdir = cmd.make_dir(d.paths.textfile)
 
         def setup(conn, host):
-            from ..remote.connect import run
+            from ..runtime.ssh import run
 
             run(conn, mkdir, host, "create the textfile directory")
 

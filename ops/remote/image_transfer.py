@@ -19,8 +19,8 @@ import threading
 from ..commands import image_refs as images_cmd
 from ..errors import OpsError
 from ..facts.values import load_json
-from .connect import run
-from .fanout import each_host
+from ..runtime.fanout import each_host
+from ..runtime.ssh import run
 
 CHUNK = 1 << 20
 

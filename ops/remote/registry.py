@@ -18,9 +18,9 @@ from pathlib import Path
 
 from ..commands import registry as cmd
 from ..errors import OpsError
+from ..runtime.fanout import each_host
+from ..runtime.ssh import run
 from ..shell import run as run_local
-from .connect import run
-from .fanout import each_host
 
 
 @dataclass(frozen=True)

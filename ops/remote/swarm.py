@@ -7,8 +7,8 @@ import time
 from ..commands import swarm as cmd
 from ..errors import OpsError
 from ..facts.values import load_json
-from .connect import open_checked, run
-from .hosts import Host, Inventory
+from ..runtime.inventory import Host, Inventory
+from ..runtime.ssh import open_checked, run
 
 
 def ensure(inv: Inventory, out=None) -> list[dict]:

@@ -19,7 +19,7 @@ import shlex
 from ..commands import deploy as cmd
 from ..deploy import flow, stackfile
 from ..errors import OpsError
-from ..remote.connect import run as run_on
+from ..runtime.ssh import run as run_on
 from ..shell import last_line
 from . import servers
 from .model import Rotation

@@ -1,1 +1,3 @@
-"""The runtime of an environment: its machines and how commands reach them."""
+"""The runtime of an environment: its inventory, host-key trust, checked SSH connections
+and the runner, channels, tunnels, one step on every host at once, and the machines a
+Swarm environment is (decided once, taken by every verb)."""

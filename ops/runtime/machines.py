@@ -11,7 +11,7 @@ import contextlib
 import threading
 from concurrent.futures import Future
 
-from ..remote.hosts import Host, Inventory
+from .inventory import Host, Inventory
 
 
 def _close_opened(future: Future) -> None:
@@ -51,7 +51,7 @@ class Machines:
     def _opening(self, host: Host) -> Future:
         with self._lock:
             if host.name not in self._conns:
-                from ..remote.connect import open_checked
+                from .ssh import open_checked
 
                 future = self._conns[host.name] = Future()
 

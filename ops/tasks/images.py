@@ -48,7 +48,7 @@ def deliver(c, image=None, env="local"):
     from ..environment import SWARM
     from ..errors import OpsError
     from ..remote import image_transfer as remote_images
-    from ..remote.hosts import inventory
+    from ..runtime.inventory import inventory
     from ..runtime.machines import Machines
     from ..stack import Stack
     from .common import target

@@ -26,7 +26,7 @@ def _owner(root) -> str:
 def _envs(c, root):
     from .. import config, environment
     from ..plan import Env
-    from ..remote.hosts import inventory
+    from ..runtime.inventory import inventory
 
     configured = c.config.get("envs") or {}
     out = []

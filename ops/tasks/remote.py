@@ -13,7 +13,7 @@ from .common import ENV_HELP, confirm, project_root, settings, target, user_erro
 
 def _inventory(c, env, task):
     """The SSH hosts of a Swarm environment (any other kind is refused in one line)."""
-    from ..remote.hosts import inventory
+    from ..runtime.inventory import inventory
 
     s, where = target(c, env, task, {SWARM}, family="hosts", over_ssh=True)
     return inventory(env, where.config, s.root)
@@ -26,7 +26,7 @@ def sandbox_up(c, env="local", registry=False):
     """Start two sandbox hosts (sshd + dockerd containers) as a 2-node Swarm: --env sandbox."""
     from .. import sandbox
     from ..remote import swarm
-    from ..remote.hosts import inventory
+    from ..runtime.inventory import inventory
 
     s = settings(c, env)
     sandbox.up(project_root(), s.variables.get("DEBIAN_MIRROR", ""), registry=registry)
@@ -52,9 +52,9 @@ def sandbox_down(c, env="local"):
 @user_errors
 def trust(c, yes=False, env="local"):
     """Show each host's SSH key fingerprint (jump hosts first) and record it in known_hosts."""
-    from ..remote import trust as trust_mod
-    from ..remote.connect import connection, path
-    from ..remote.hosts import known_hosts_name
+    from ..runtime import trust as trust_mod
+    from ..runtime.inventory import known_hosts_name
+    from ..runtime.ssh import connection, path
 
     inv = _inventory(c, env, "hosts.trust")
     seen: set[str] = set()
@@ -104,7 +104,7 @@ def swarm_init(c, env="local"):
 
         nodes = swarm.ensure_local(Context(config=c.config), out=sys.stderr)
     else:
-        from ..remote.hosts import inventory
+        from ..runtime.inventory import inventory
 
         nodes = swarm.ensure(inventory(env, where.config, s.root), out=sys.stderr)
     for n in nodes:

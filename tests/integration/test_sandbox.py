@@ -152,8 +152,8 @@ def test_images_reach_every_node_over_ssh_once(sandbox, engine):
 
 HOLDER = """
 import sys, time
-from ops.remote.connect import open_checked
-from ops.remote.hosts import inventory
+from ops.runtime.ssh import open_checked
+from ops.runtime.inventory import inventory
 from ops.deploy.lock import DeployLock
 root = __import__("pathlib").Path(sys.argv[1])
 inv = inventory("sandbox", {"hosts_file": ".sandbox/hosts.json",
@@ -228,7 +228,7 @@ def test_deploy_lock_left_by_kill_9_is_stale_and_taken_over(sandbox):
 
 @pytest.fixture
 def manager_conn(sandbox):
-    from ops.remote.connect import open_checked
+    from ops.runtime.ssh import open_checked
 
     conn = open_checked(*_manager_inventory())
     yield conn
@@ -244,8 +244,8 @@ def test_a_remote_command_streams_like_a_local_process(manager_conn, tmp_path):
 
     from ops.backup.pgexec import pipeline
     from ops.containers import SshMachine, Stage
-    from ops.remote.channel import ChannelProcess
-    from ops.remote.connect import open_checked
+    from ops.runtime.channel import ChannelProcess
+    from ops.runtime.ssh import open_checked
 
     machine = SshMachine(manager_conn, "manager")
     out = tmp_path / "out.bin"
@@ -287,13 +287,13 @@ def test_a_remote_command_streams_like_a_local_process(manager_conn, tmp_path):
 
 
 def test_a_tunnel_listens_before_it_is_used_and_survives_a_refused_channel(manager_conn):
-    """ops.remote.tunnel through the manager's connection to its own sshd: the first
+    """ops.runtime.tunnel through the manager's connection to its own sshd: the first
     connection right after entering works every time (Fabric's forward_local binds in a
     thread and can refuse it), a preferred port another process holds is not shared,
     and a far end that refuses closes that connection only."""
     import socket
 
-    from ops.remote.tunnel import forward
+    from ops.runtime.tunnel import forward
 
     def banner(port: int) -> bytes:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -316,7 +316,7 @@ def test_a_tunnel_listens_before_it_is_used_and_survives_a_refused_channel(manag
 
 
 def _manager_inventory():
-    from ops.remote.hosts import inventory
+    from ops.runtime.inventory import inventory
 
     hosts = inventory("sandbox", {"hosts_file": ".sandbox/hosts.json",
                                   "known_hosts": ".sandbox/known_hosts"}, SANDBOX_PROJECT[0])

@@ -15,7 +15,7 @@ import pytest
 
 from ops.commands import deploy as cmd
 from ops.deploy import flow, stackfile
-from ops.remote.hosts import Host
+from ops.runtime.inventory import Host
 
 from .test_deploy_pure import _plan
 

@@ -4,7 +4,7 @@ import pytest
 
 from ops.commands import swarm
 from ops.errors import OpsError
-from ops.remote.hosts import Host, inventory, parse_host
+from ops.runtime.inventory import Host, inventory, parse_host
 
 ROOT = Path("/proj")
 
@@ -134,8 +134,8 @@ def test_jump_hosts_are_locked_down_like_the_target(tmp_path, monkeypatch):
     the reject policy and the project's known_hosts (real Fabric objects, no network)."""
     import paramiko
 
-    from ops.remote.connect import connection, path
-    from ops.remote.hosts import known_hosts_name
+    from ops.runtime.inventory import known_hosts_name
+    from ops.runtime.ssh import connection, path
 
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "config").write_text(
@@ -167,7 +167,7 @@ def test_delivery_note_never_says_minus_zero():
 def test_each_host_runs_every_host_at_once_and_raises_the_first_failure_after_all():
     import threading
 
-    from ops.remote.fanout import each_host
+    from ops.runtime.fanout import each_host
 
     hosts = [Host("manager", "10.0.0.1", role="manager"), Host("w1", "10.0.0.2"), Host("w2", "10.0.0.3")]
     together = threading.Barrier(3, timeout=5)  # one host at a time would break it
@@ -194,8 +194,8 @@ def test_each_host_runs_every_host_at_once_and_raises_the_first_failure_after_al
 
 CTRL_C = """
 import signal, threading
-from ops.remote.fanout import each_host
-from ops.remote.hosts import Host
+from ops.runtime.fanout import each_host
+from ops.runtime.inventory import Host
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal delivers it
 started = threading.Barrier(3)
 def step(host):
@@ -227,8 +227,8 @@ def test_ctrl_c_ends_each_host_at_once_while_its_steps_still_run():
 
 
 def test_an_unreachable_host_is_named_with_what_to_do():
-    from ops.remote.connect import unreachable
-    from ops.remote.hosts import Host
+    from ops.runtime.inventory import Host
+    from ops.runtime.ssh import unreachable
 
     worker = Host("worker", "10.0.0.7", port=2222, user="deploy", role="worker")
     line = unreachable(worker, "staging", "No existing session")
@@ -246,7 +246,7 @@ def test_an_unreachable_host_is_named_with_what_to_do():
     ("https://s.example.com;id", "invalid url"),
 ])
 def test_the_public_url_is_https(url, message):
-    from ops.remote.hosts import parse_url
+    from ops.runtime.inventory import parse_url
 
     with pytest.raises(OpsError, match=message):
         parse_url("staging", url)

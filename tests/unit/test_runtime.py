@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ops.remote.hosts import Host
+from ops.runtime.inventory import Host
 from ops.runtime.machines import Machines
 
 

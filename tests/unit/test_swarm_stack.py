@@ -10,7 +10,7 @@ import pytest
 from ops.commands import cluster as cmd
 from ops.errors import OpsError
 from ops.facts import swarm_stack as cs
-from ops.remote.hosts import Host
+from ops.runtime.inventory import Host
 
 SNAPSHOT = (Path(__file__).resolve().parents[1] / "fixtures" / "swarm-snapshot-20.10.txt").read_text()
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from .hosts import Host
+from .inventory import Host
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ import paramiko
 from fabric import Config, Connection
 
 from ..errors import OpsError
-from .hosts import Host, Inventory
+from .inventory import Host, Inventory
 
 # paramiko's transport thread logs a failed handshake with a traceback through Python's
 # last-resort handler; open_checked already says it in one line.
