@@ -513,7 +513,7 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
             prune_objects(d, objects)
             record_desired(d)
             rec.pop("followers_moved", None)
-            rec["seconds"] = round(time.monotonic() - started, 1)
+            rec["seconds"] = round(time.monotonic() - started, 2)
             write_audit(d, audit.record("deploy", d.env, "ok", **rec))
         except BaseException as exc:
             _after_failure(d, rec, exc, started, "deploy")
@@ -592,7 +592,7 @@ def rollback(d: Deployment, wait_followers: bool = False) -> dict:
             with d.stage("followers"):
                 rec["followers"] = follow_back(d, service.tag, since, wait_followers)
             record_desired(d)
-            rec["seconds"] = round(time.monotonic() - started, 1)
+            rec["seconds"] = round(time.monotonic() - started, 2)
             write_audit(d, audit.record("rollback", d.env, "ok", **rec))
         except BaseException as exc:
             _after_failure(d, rec, exc, started, "rollback")
@@ -619,7 +619,7 @@ def scale(d: Deployment, targets: list[tuple[str, str, int]], keep: dict[str, in
             d.target.run(cmd.write_file(d.paths.scale, json.dumps(merged, sort_keys=True) + "\n"),
                          "record the scale settings")
         record_desired(d)
-        rec["seconds"] = round(time.monotonic() - started, 1)
+        rec["seconds"] = round(time.monotonic() - started, 2)
         write_audit(d, audit.record("scale", d.env, "ok", **rec))
 
 
