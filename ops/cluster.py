@@ -227,10 +227,7 @@ class Cluster:
 
     # -- logs and exec --------------------------------------------------------------------
     def logs(self, names, follow=False, tail=None, since=None, timestamps=False) -> None:
-        snap = self.snapshot()
-        live_color = snap.live_color
-        chosen = [snap.service(n, live_color)[1] for n in names] if names else snap.services.values()
-        full = sorted(svc.name for svc in chosen)
+        full = self._chosen(self.snapshot(), names)
         result = self.d.target.conn.run(cmd.service_logs(full, follow, tail, since, timestamps),
                                         warn=True, hide="stderr", in_stream=False)
         hung = cmd.hung_services(result.stderr or "")
@@ -239,8 +236,14 @@ class Cluster:
             print("\n".join(rest), file=sys.stderr)
         if hung:
             raise OpsError(f"docker service logs of {', '.join(hung)} did not finish within "
-                           f"{cmd.LOGS_WAIT} s (a Docker hang, docker/cli#4678): the lines above "
+                           f"{cmd.SERVICE_LOGS_WAIT} s (a Docker hang, docker/cli#4678): the lines above "
                            "may be incomplete; run it again")
+
+    @staticmethod
+    def _chosen(snap, names) -> list[str]:
+        """The full names of the services asked for (`api` is the live color), or all."""
+        chosen = [snap.service(n, snap.live_color)[1] for n in names] if names else snap.services.values()
+        return sorted(svc.name for svc in chosen)
 
     def search_logs(self, names, text: str, tail=None, since=None) -> list:
         """Every line of the chosen services (default all, both colors) that mentions
@@ -252,8 +255,7 @@ class Cluster:
         from .runtime.fanout import each_host
 
         snap = self.snapshot()
-        chosen = [snap.service(n, snap.live_color)[1] for n in names] if names else snap.services.values()
-        command = logsearch.node_search(snap.app, sorted(svc.name for svc in chosen), text, tail, since)
+        command = logsearch.node_search(snap.app, self._chosen(snap, names), text, tail, since)
         nodes, missing = self._log_nodes(snap)
 
         def search(host):

@@ -66,7 +66,7 @@ def matching(lines: Iterable[str], text: str) -> list[Entry]:
     return sorted(found, key=lambda e: e.ts)
 
 
-LOG_WAIT = 120  # seconds one container's `docker logs` may take before it is called hung
+CONTAINER_LOG_WAIT = 120  # seconds one container's `docker logs` may take before it is called hung
 _TASK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -80,7 +80,7 @@ class Incomplete(OpsError):
 
 
 def node_search(app: str, services: list[str], text: str, tail: str | None = None,
-                since: str | None = None, wait: int = LOG_WAIT) -> str:
+                since: str | None = None, wait: int = CONTAINER_LOG_WAIT) -> str:
     """On one Swarm node: the timestamped logs of each of this node's containers (running
     or ended) of the stack's chosen services, reduced to the lines holding `text` there.
 
@@ -109,7 +109,7 @@ def node_search(app: str, services: list[str], text: str, tail: str | None = Non
         "echo \"#task $(cat \"$d/$i.task\") $(cat \"$d/$i.rc\" 2>/dev/null)\"; cat \"$d/$i.out\"; done")
 
 
-def node_entries(output: str, node: str, text: str, wait: int = LOG_WAIT
+def node_entries(output: str, node: str, text: str, wait: int = CONTAINER_LOG_WAIT
                  ) -> tuple[list[Entry], list[str]]:
     """node_search's output on `node` -> (its matching entries with Swarm's source
     `TASK@NODE`, what could not be read whole)."""

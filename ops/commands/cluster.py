@@ -66,17 +66,17 @@ def service_logs(services: list[str], follow: bool = False, tail: str | None = N
     if follow:
         runs = [f"docker service logs {flags} {shlex.quote(s)} 2>&1 &" for s in services]
     else:  # bounded: it can hang for good (docker/cli#4678); a hung one is said on stderr
-        runs = [f"{{ timeout -k 5 {int(LOGS_WAIT)} docker service logs {flags} {shlex.quote(s)} 2>&1; "
+        runs = [f"{{ timeout -k 5 {SERVICE_LOGS_WAIT} docker service logs {flags} {shlex.quote(s)} 2>&1; "
                 f"case $? in 124|137) echo {LOGS_HUNG} {shlex.quote(s)} >&2 ;; esac; }} &"
                 for s in services]
     return " ".join(runs) + " wait"
 
 
-LOGS_WAIT = 300  # seconds `inv logs` (no --follow) waits for one service's logs
+SERVICE_LOGS_WAIT = 300  # seconds `inv logs` (no --follow) waits for one service's logs
 LOGS_HUNG = "@@ops-logs-hung"
 
 
 def hung_services(stderr: str) -> list[str]:
-    """The services service_logs said did not finish within LOGS_WAIT."""
+    """The services service_logs said did not finish within SERVICE_LOGS_WAIT."""
     return [line.split(" ", 1)[1] for line in stderr.splitlines()
             if line.startswith(LOGS_HUNG + " ")]

@@ -159,16 +159,17 @@ def _search_logs(c, env, service, request, grep, follow, tail, since):
     text = logsearch.needle(request if request is not None else grep,
                             "--request" if request is not None else "--grep")
     stack, cluster = _either(c, env, "logs")
+    incomplete = None
     try:
         found = (stack or cluster).search_logs(service or [], text, tail=tail, since=since)
     except logsearch.Incomplete as exc:  # what was found, then what is missing
-        for e in exc.found:
-            print(e.render())
-        raise
+        found, incomplete = exc.found, exc
     finally:
         _close(cluster)
     for e in found:
         print(e.render())
+    if incomplete is not None:
+        raise incomplete
     if not found:
         raise OpsError(f"no log line mentions {text!r}" + (f" since {since}" if since else "")
                        + (f" in the last {tail} line(s) of each container" if tail else ""))

@@ -143,7 +143,7 @@ def test_logs_without_follow_are_bounded_and_a_hung_service_is_named(tmp_path):
     fake.write_text('#!/bin/sh\nfor last; do :; done\n'
                     '[ "$last" = "app db" ] && exec sleep 30\necho "line of $last"\n')
     fake.chmod(0o755)
-    line = cmd.service_logs(["app_blue", "app db"]).replace(f" {cmd.LOGS_WAIT} ", " 1 ")
+    line = cmd.service_logs(["app_blue", "app db"]).replace(f" {cmd.SERVICE_LOGS_WAIT} ", " 1 ")
     out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=20,
                          env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
     assert out.stdout == "line of app_blue\n"
