@@ -68,3 +68,24 @@ def parse_duration(text) -> float:
     if pos != len(s) or not s:
         raise ValueError(f"not a duration: {text!r}")
     return total
+
+
+_SINCE_TIME = re.compile(r"\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d:\d\d)?)?"
+                         r"|\d{1,10}(\.\d{1,9})?")
+
+
+def since_option(value, option: str = "--since") -> str | None:
+    """`--since` as Docker's logs take it: a duration back from now (10m, 1h30m), a date
+    or RFC 3339 time, or a Unix timestamp. Checked here: a value Docker refuses would
+    otherwise read as 'no log line' in a search."""
+    if value is None:
+        return None
+    text = "" if isinstance(value, bool) else str(value)
+    try:
+        if text and parse_duration(text) >= 0:
+            return text
+    except ValueError:
+        if _SINCE_TIME.fullmatch(text):
+            return text
+    raise OpsError(f"{option} must be a duration (10m, 1h30m), a date or time "
+                   f"(2026-01-01, 2026-01-01T10:00:00) or a Unix timestamp, not {value!r}")

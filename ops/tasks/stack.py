@@ -12,7 +12,7 @@ from invoke import Exit, task
 from .. import config
 from ..environment import COMPOSE, SWARM
 from ..errors import OpsError
-from ..facts.values import number_option
+from ..facts.values import number_option, since_option
 from .common import ENV_HELP, confirm, target, user_errors
 
 DAY = 86400
@@ -136,6 +136,7 @@ def logs(c, service=None, follow=False, tail=None, since=None, timestamps=False,
     merged in time order)."""
     if tail is not None and tail != "all":
         tail = str(number_option(tail, "--tail", 0, 10**7, integer=True))
+    since = since_option(since)
     if request is not None or grep is not None:
         return _search_logs(c, env, service, request, grep, follow, tail, since)
     stack, cluster = _either(c, env, "logs")

@@ -5,7 +5,7 @@ import pytest
 
 from ops.errors import OpsError
 from ops.facts.compose import ComposeService, Healthcheck, Model, parse_model, parse_ps, wait_budget
-from ops.facts.values import bounded_int, parse_duration
+from ops.facts.values import bounded_int, parse_duration, since_option
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -137,3 +137,18 @@ def test_up_says_when_compose_gave_up_before_the_budget():
     assert not_healthy("demo", 41.2, 228) == (
         "stack 'demo' is not healthy: Compose stopped waiting after 41s of 228s "
         "(a container exited or turned unhealthy)")
+
+
+@pytest.mark.parametrize("good", ["10m", "1h30m", "90s", "1.5h", "2026-01-01", "2026-01-01T10:00",
+                                  "2026-01-01T10:00:00", "2026-01-01T10:00:00.5Z",
+                                  "2026-01-01T10:00:00+01:00", "1700000000", "1700000000.25"])
+def test_since_takes_what_docker_logs_take(good):
+    assert since_option(good) == good
+
+
+@pytest.mark.parametrize("bad", ["bogus", "", "10 m", "-5m", "yesterday", "2026-1-1",
+                                 "10m; reboot", True, "2026-01-01T10"])
+def test_a_bad_since_is_one_line_naming_the_option(bad):
+    with pytest.raises(OpsError, match=r"^--since must be a duration .* not "):
+        since_option(bad)
+    assert since_option(None) is None
