@@ -32,14 +32,11 @@ class Cluster:
 
     def node_host(self, snap: state.Snapshot, node_id: str):
         """The inventory Host a node is (no connection is opened for it)."""
-        d = self.d
-        if self.machines.local:
-            return d.target.host
         node = snap.node(node_id)
-        host = state.host_for_node(node, self.session.inv.hosts) if node else None
+        host = self.machines.host_of(node) if node else None
         if host is None:
             raise OpsError(f"node {snap.node_name(node_id)} is not one of the hosts of "
-                           f"--env {d.env}: add it to the inventory to reach its containers")
+                           f"--env {self.d.env}: add it to the inventory to reach its containers")
         return host
 
     def _host_target(self, host):
@@ -170,8 +167,7 @@ class Cluster:
     def _early_probes(self) -> dict:
         """container -> the slow probe started in it now, on the host the last run
         found it on (early_probe: the snapshot decides whether it counts)."""
-        hosts = {"local": self.d.target.host} if self.machines.local else \
-            {h.name: h for h in self.session.inv.hosts}
+        hosts = self.machines.by_name()
         out = {}
         self._last_places = early_probe.load_places(self._places_file)
         for place in self._last_places:
@@ -208,7 +204,7 @@ class Cluster:
 
     def _disk_nodes(self, snap) -> list[state.Node]:
         # One df per machine: on this engine every node is the same one.
-        return snap.nodes[:1] if self.machines.local else snap.nodes
+        return self.machines.separate(snap.nodes)
 
     def _disk(self, snap, node) -> tuple[bool, bool, str]:
         result = self.run_on(self.node_target(snap, node.id), cmd.disk_free(), "df")
@@ -282,12 +278,9 @@ class Cluster:
     def _log_nodes(self, snap) -> tuple[list, list[str]]:
         """[(node name, inventory Host)] whose logs can be read, and the nodes that
         cannot, said why."""
-        if self.machines.local:
-            name = snap.nodes[0].hostname if len(snap.nodes) == 1 else "local"
-            return [(name, self.d.target.host)], []
         nodes, missing = [], []
-        for node in snap.nodes:
-            host = state.host_for_node(node, self.session.inv.hosts)
+        for node in self.machines.separate(snap.nodes):
+            host = self.machines.host_of(node)
             if host is None:
                 missing.append(f"node {node.hostname}'s logs (not one of the hosts of --env "
                                f"{self.d.env})")

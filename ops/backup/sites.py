@@ -16,7 +16,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..containers import HERE, Container, SshMachine, Stage
+from ..containers import HERE, Container, Stage
 from ..errors import OpsError
 from . import targets
 
@@ -30,7 +30,7 @@ class Located:
 
 class Throwaway:
     """A one-command container of `image` on this machine, no network: where a backup
-    from a remote environment is read, with the server's own pg_restore."""
+    from a Swarm environment is read, with the server's own pg_restore."""
 
     def __init__(self, image: str):
         self.image = image
@@ -43,8 +43,6 @@ class Throwaway:
 
 class ComposeSite:
     """The local Compose project: checks run inside the database's own container."""
-
-    remote = False
 
     def __init__(self, stack):
         self.stack = stack
@@ -91,7 +89,7 @@ class SwarmSite:
         self.session = session
         self.d = session.d
         self.env = session.s.env
-        self.remote = not session.machines.local
+        self.machines = session.machines
         self._snap = None
         self._images_here: set[str] = set()
 
@@ -120,29 +118,31 @@ class SwarmSite:
             raise OpsError(f"{service}: no running task on --env {self.env}"
                            + problem(self.snap, svc))
         task = running[0]
-        conn, host = self.cluster.node_target(self.snap, task.node)
-        machine = SshMachine(conn, host.name) if self.remote else HERE
-        return Located(Container(task.container, machine), dict(svc.env), svc.image)
+        host = self.cluster.node_host(self.snap, task.node)
+        return Located(Container(task.container, self.machines.process_machine(host)),
+                       dict(svc.env), svc.image)
 
     def checker(self, service: str, image: str | None):
-        """A remote backup is read here, in a throwaway container of its image: no
-        upload back to the node, no load on the database's host."""
-        if not self.remote:
+        """A backup is read here, in a throwaway container of the database's image: no
+        upload back to its node, no load on the database's host. A manifest that does
+        not name its image: in the database's own container, wherever it runs."""
+        if not image:
             return self.locate(service).container
         return Throwaway(self.image_here(image))
 
     def drill_machine(self, where: str, image: str | None):
         """Where a restore drill of `image` runs: here (the image fetched when missing)
         or on the manager (`backup.drill_on: manager`, `db.verify --on manager`)."""
-        if where == "manager" and self.remote:
+        if where == "manager":
             return self.manager()
         if image:
             self.image_here(image)
         return HERE
 
     def image_here(self, image: str) -> str:
-        """The environment's image, on this machine: fetched from the manager when missing."""
-        if not self.remote or image in self._images_here:
+        """The environment's image, on this machine: fetched from the manager when
+        missing (on `local-swarm` it is here already)."""
+        if image in self._images_here:
             return image
         from .. import docker_api
 
@@ -162,7 +162,7 @@ class SwarmSite:
 
     def manager(self):
         """The manager as a Machine: over its SSH connection, or this one for local-swarm."""
-        return SshMachine(self.d.target.conn, self.d.target.host.name) if self.remote else HERE
+        return self.machines.process_machine(self.machines.manager)
 
     def manager_lock(self, service: str, db: str):
         return manager_lock(self.manager(), self.lock_dir(), f"{service}.{db}",

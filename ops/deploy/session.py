@@ -69,34 +69,21 @@ class Session:
     def __init__(self, s, where, config, connect: bool = True):
         """`connect=False`: settings and inventory only (for `inv config`), no SSH."""
         from ..deploy import flow
-        from ..remote.swarm import LOCAL
-        from ..runtime.inventory import inventory, parse_url
+        from ..runtime import machines
+        from ..runtime.inventory import parse_url
 
         self.s = s
         env = s.env
         opts = self.opts = options(config, env)
         env_config = where.config
         paths = state_paths(s, opts)
-        self.local = not where.over_ssh
-        if self.local:
-            # The local engine, through Invoke's Context: same commands, same code path.
-            from ..localrun import context
-
-            self.inv = None
-            host = LOCAL
-            conn = context(config)
-            url = parse_url(env, env_config.get("url") or f"https://127.0.0.1:{opts['gateway_port']}")
-        else:
-            from ..runtime.ssh import open_checked
-
-            self.inv = inventory(env, env_config, self.s.root)
-            host = self.inv.manager
-            conn = open_checked(host, self.inv) if connect else None
-            url = self.inv.url
-        from ..runtime.machines import Machines
-
-        self.machines = Machines(self.inv, host, manager_conn=conn, local_conn=conn if self.local
-                                 else None)
+        # Local engine or SSH is decided here, once: every verb asks `self.machines`.
+        self.machines = machines.build(env, where, config, s.root, connect=connect)
+        self.inv = self.machines.inv
+        host = self.machines.manager
+        conn = self.machines.manager_conn if connect else None
+        url = self.inv.url if self.inv else \
+            parse_url(env, env_config.get("url") or f"https://127.0.0.1:{opts['gateway_port']}")
         self.registry = None
         if self.inv is not None:
             from ..remote.registry import parse_registry
@@ -212,13 +199,11 @@ class Session:
     def require_swarm_manager(self):
         from ..commands import deploy as cmd
         from ..facts.swarm_stack import not_a_manager
-        from ..remote.swarm import LOCAL
 
         why = not_a_manager(self.d.target.run(cmd.swarm_state(), "docker info").stdout)
         if why:
-            host = self.d.target.host
-            where = "this engine" if host == LOCAL else f"{host.name} ({host.address})"
-            raise OpsError(f"{where} is {why}: run `inv swarm.init --env {self.d.env}`")
+            raise OpsError(f"{self.machines.describe(self.d.target.host)} is {why}: "
+                           f"run `inv swarm.init --env {self.d.env}`")
 
     def resolve_tag(self, tag: str | None) -> str:
         """--tag, or the current commit's tag (built when its image is missing)."""
@@ -255,7 +240,7 @@ class Session:
 
         app = plan.rel.app_ref(tag)
         pinned, anywhere = images(plan.t)
-        if self.registry and not self.local:
+        if self.registry:
             from ..remote.registry import pull_everywhere, push
 
             push(self.registry, [self.local_ref(tag)], sys.stderr)
@@ -268,18 +253,9 @@ class Session:
         """`pinned` to the manager, `anywhere` and `also` to every node, over SSH where a
         node lacks them; `setup(conn, host)` runs on each host's connection first. On
         this machine's engine: refuse what is missing."""
-        if self.local:
-            from ..docker_api import missing_images
-
-            missing = missing_images([*also, *pinned, *anywhere])
-            if missing:
-                raise OpsError(f"images missing on the local engine: {', '.join(missing)}")
-            return
-        from ..remote.image_transfer import deliver
-
         def wanted(h):
             return [*also, *anywhere, *(pinned if h.role == "manager" else [])]
 
-        deliver(self.machines, wanted, sys.stderr, setup=setup)
+        self.machines.deliver_images(wanted, sys.stderr, setup=setup)
 
 

@@ -21,7 +21,6 @@ from ..commands import deploy_lock as lock_cmd
 from ..commands import monitoring as cmd
 from ..errors import OpsError
 from ..files import write_atomic
-from ..runtime import tunnel
 from . import promconfig, rules
 from .api import ApiReader, http_get
 from .local import CACHE, PROFILE, write_ca
@@ -43,7 +42,7 @@ class SwarmMonitoring(ApiReader):
         self._tunnels = ExitStack()
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.tunnelled = not session.machines.local  # the UIs through the manager's SSH connection
+        self.tunnelled = session.machines.tunnels  # the UIs through the manager's SSH connection
 
     # -- the model ----------------------------------------------------------------------
     @cached_property
@@ -91,12 +90,13 @@ class SwarmMonitoring(ApiReader):
         return out
 
     def public_url(self) -> str:
-        """What blackbox probes: the public URL on a remote cluster; on this machine's
-        engine the gateway by its stack name (a loopback URL means the container itself)."""
+        """What blackbox probes: the public URL; the gateway by its stack name when that
+        URL is loopback (this machine's engine by default: inside a container, loopback
+        is the container itself)."""
         from urllib.parse import urlsplit
 
         url = self.d.url or ""
-        if self.session.machines.local or urlsplit(url).hostname in (None, "localhost", "127.0.0.1", "::1"):
+        if urlsplit(url).hostname in (None, "localhost", "127.0.0.1", "::1"):
             return f"https://{self.d.app}_gateway:{GATEWAY_PORT}"
         return url.rstrip("/")
 
@@ -160,8 +160,6 @@ class SwarmMonitoring(ApiReader):
             run(conn, mkdir, host, "create the textfile directory")
 
         pinned, anywhere = stackfile.images(t, names)
-        if self.session.machines.local:
-            d.target.run(mkdir, "create the textfile directory")
         self.session.deliver_images(pinned, anywhere, setup=setup)
         d.target.run(lock_cmd.metric_free(d.app, d.paths.base), "deploy lock metric")
         sec, cfg = plan.names()
@@ -211,14 +209,7 @@ class SwarmMonitoring(ApiReader):
             if key in self._urls:
                 return self._urls[key]
             host, _, remote_port = self.address(service, port).rpartition(":")
-            if self.session.machines.local:
-                url = f"http://{host}:{remote_port}"
-            else:
-                conn = self.d.target.conn
-                conn.open()
-                local = self._tunnels.enter_context(
-                    tunnel.forward(conn.transport, host, int(remote_port), local_port or port))
-                url = f"http://127.0.0.1:{local}"
+            url = self.session.machines.url(host, int(remote_port), local_port, self._tunnels)
             self._urls[key] = url
             return url
 

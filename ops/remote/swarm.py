@@ -1,4 +1,5 @@
-"""Swarm membership over SSH: init the manager, join the workers (idempotent)."""
+"""Swarm membership: init the manager, join the workers (idempotent); Docker on
+the hosts (`hosts.provision`)."""
 
 from __future__ import annotations
 
@@ -7,46 +8,34 @@ import time
 from ..commands import swarm as cmd
 from ..errors import OpsError
 from ..facts.values import load_json
-from ..runtime.inventory import Host, Inventory
+from ..runtime.inventory import Inventory
 from ..runtime.ssh import open_checked, run
 
 
-def ensure(inv: Inventory, out=None) -> list[dict]:
-    manager = inv.manager
+def ensure(machines, out=None) -> list[dict]:
+    """The manager in a Swarm (init, advertising its Swarm address), every worker joined;
+    then the nodes, once all are ready. On `local-swarm` the one node is this engine."""
+    manager = machines.manager
     addr = manager.swarm_addr or manager.endpoint
-    with open_checked(manager, inv) as m:
-        state = run(m, cmd.node_state(), manager, "swarm state").stdout.strip()
-        if state == "inactive":
-            run(m, cmd.init(addr), manager, "docker swarm init")
-            if out:
-                print(f"{manager.name}: swarm initialised (advertise {addr})", file=out)
-        elif state != "active":
-            raise OpsError(f"{manager.name}: swarm state is {state!r}, expected active or inactive")
-        token = run(m, cmd.worker_token(), manager, "swarm join-token").stdout.strip()
-        for w in inv.workers:
-            with open_checked(w, inv) as wc:
-                wstate = run(wc, cmd.node_state(), w, "swarm state").stdout.strip()
-                if wstate == "inactive":
-                    run(wc, cmd.join(token, addr), w, "docker swarm join")
-                    if out:
-                        print(f"{w.name}: joined the swarm", file=out)
-        return wait_nodes_ready(m, manager, 1 + len(inv.workers))
-
-
-LOCAL = Host("local", "localhost", role="manager")
-
-
-def ensure_local(ctx, out=None) -> list[dict]:
-    """The local engine as a single-node Swarm (for `--env local` deploys): the same
-    commands, run through an Invoke Context instead of a Fabric Connection."""
-    state = run(ctx, cmd.node_state(), LOCAL, "swarm state").stdout.strip()
+    m = machines.manager_conn
+    state = run(m, cmd.node_state(), manager, "swarm state").stdout.strip()
     if state == "inactive":
-        run(ctx, cmd.init("127.0.0.1"), LOCAL, "docker swarm init")
+        run(m, cmd.init(addr), manager, "docker swarm init")
         if out:
-            print("local: swarm initialised (single node, advertise 127.0.0.1)", file=out)
+            print(f"{manager.name}: swarm initialised (advertise {addr})", file=out)
     elif state != "active":
-        raise OpsError(f"local engine: swarm state is {state!r}, expected active or inactive")
-    return wait_nodes_ready(ctx, LOCAL, 1)
+        raise OpsError(f"{machines.describe(manager)}: swarm state is {state!r}, "
+                       "expected active or inactive")
+    workers = machines.workers
+    if workers:
+        token = run(m, cmd.worker_token(), manager, "swarm join-token").stdout.strip()
+    for w in workers:
+        wc = machines.connection(w)
+        if run(wc, cmd.node_state(), w, "swarm state").stdout.strip() == "inactive":
+            run(wc, cmd.join(token, addr), w, "docker swarm join")
+            if out:
+                print(f"{w.name}: joined the swarm", file=out)
+    return wait_nodes_ready(m, manager, 1 + len(workers))
 
 
 def nodes(conn, host) -> list[dict]:

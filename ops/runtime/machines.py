@@ -1,9 +1,11 @@
-"""The machines of one Swarm environment and how their commands are run, decided once:
-on `local-swarm` every node is this engine, reached through an Invoke Context; over SSH
-each host has one Fabric connection for the whole command, the manager's opened first,
-the others opened on first use in a thread of their own (the handshake overlaps other
-work) and all closed at the end. Every verb (deploy, ps/health/logs/exec, db.*,
-monitoring, image delivery) takes its connections from here."""
+"""The machines of one Swarm environment, and how each verb reaches them, decided once:
+`build()` reads the environment and returns `ThisEngine` (`local-swarm`: every node is
+this machine's engine, run through an Invoke Context) or `OverSsh` (the inventory's
+hosts, one Fabric connection each). Every verb (deploy, ps/health/logs/exec, db.*,
+monitoring, image delivery, swarm.init) asks its questions of the object it is given
+(which host runs a node, which nodes are separate machines, how to run a process there,
+how to get images onto it, how to reach an address inside the cluster) and never asks
+again whether it is local."""
 
 from __future__ import annotations
 
@@ -13,40 +15,163 @@ from concurrent.futures import Future
 
 from .inventory import Host, Inventory
 
+# This machine's engine as the one node of a local Swarm (it advertises loopback).
+THIS_ENGINE = Host("local", "localhost", role="manager", swarm_addr="127.0.0.1")
 
-def _close_opened(future: Future) -> None:
-    if future.exception() is None:
-        with contextlib.suppress(Exception):
-            future.result().close()
+
+def build(env: str, where, config, root, connect: bool = True) -> Machines:
+    """The machines `--env` names: `where` is the resolved environment. `connect=False`:
+    no SSH connection is opened until one is asked for (`inv config`)."""
+    if not where.over_ssh:
+        from ..localrun import context
+
+        return ThisEngine(context(config))
+    from .inventory import inventory
+    from .ssh import open_checked
+
+    inv = inventory(env, where.config, root)
+    return OverSsh(inv, open_checked(inv.manager, inv) if connect else None)
 
 
 class Machines:
-    """`inv` None: this engine only (its Context is `local_conn`). Otherwise the
-    inventory's hosts over SSH; `manager_conn`, when given, is the manager's."""
+    """What the verbs ask of an environment's machines (see the two kinds below)."""
 
-    def __init__(self, inv: Inventory | None, manager: Host, manager_conn=None, local_conn=None):
-        self.inv, self.manager = inv, manager
-        self._local = local_conn
-        self._conns: dict[str, Future] = {}
-        self._lock = threading.Lock()
-        if manager_conn is not None:
-            self._conns[manager.name] = done = Future()
-            done.set_result(manager_conn)
-
-    @property
-    def local(self) -> bool:
-        return self.inv is None
+    manager: Host
+    inv: Inventory | None = None
+    # Whether an address inside the cluster is reached through a tunnel that must be
+    # kept open (a UI printed for the user lasts only as long as this process).
+    tunnels = False
 
     @property
     def hosts(self) -> list[Host]:
-        return [self.manager] if self.local else list(self.inv.hosts)
+        raise NotImplementedError
+
+    @property
+    def workers(self) -> list[Host]:
+        return [h for h in self.hosts if h is not self.manager]
+
+    @property
+    def manager_conn(self):
+        return self.connection(self.manager)
 
     def connection(self, host: Host):
-        """The host's connection (this engine's Context on `local-swarm`); a failure to
-        open it is raised here, as one line naming the host."""
-        if self.local:
-            return self._local
+        raise NotImplementedError
+
+    def by_name(self) -> dict[str, Host]:
+        return {h.name: h for h in self.hosts}
+
+    def warm(self) -> None:
+        """Start opening every host's connection now."""
+
+    def close(self) -> None:
+        """Every connection opened here."""
+
+
+class ThisEngine(Machines):
+    """`local-swarm`: this machine's engine is every node; its Context runs everything."""
+
+    def __init__(self, ctx):
+        self.manager = THIS_ENGINE
+        self._ctx = ctx
+
+    @property
+    def hosts(self) -> list[Host]:
+        return [self.manager]
+
+    def connection(self, host: Host):
+        return self._ctx
+
+    def describe(self, host: Host) -> str:
+        return "this engine"
+
+    def host_of(self, node) -> Host | None:
+        return self.manager
+
+    def separate(self, nodes: list) -> list:
+        """The nodes that are machines of their own: here one, whatever Swarm lists."""
+        return list(nodes[:1])
+
+    def process_machine(self, host: Host):
+        from ..containers import HERE
+
+        return HERE
+
+    def deliver_images(self, wanted, out, setup=None) -> dict[str, list[str]]:
+        """Nothing to send: the engine that runs the stack is the one they were built
+        on. What is missing is refused, naming it."""
+        from ..docker_api import missing_images
+        from ..errors import OpsError
+
+        if setup is not None:
+            setup(self._ctx, self.manager)
+        missing = missing_images(list(wanted(self.manager) if callable(wanted) else wanted))
+        if missing:
+            raise OpsError(f"images missing on the local engine: {', '.join(missing)}")
+        return {}
+
+    def url(self, address: str, port: int, local_port: int | None, tunnels) -> str:
+        """A task's address is reachable from here as it is."""
+        return f"http://{address}:{port}"
+
+
+class OverSsh(Machines):
+    """The inventory's hosts over SSH: one Fabric connection per host for the whole
+    command, the manager's opened first (`manager_conn`, when given), the others on
+    first use in a thread of their own (the handshake overlaps other work), all closed
+    at the end."""
+
+    tunnels = True
+
+    def __init__(self, inv: Inventory, manager_conn=None):
+        self.inv, self.manager = inv, inv.manager
+        self._conns: dict[str, Future] = {}
+        self._lock = threading.Lock()
+        if manager_conn is not None:
+            self._conns[self.manager.name] = done = Future()
+            done.set_result(manager_conn)
+
+    @property
+    def hosts(self) -> list[Host]:
+        return list(self.inv.hosts)
+
+    def connection(self, host: Host):
+        """The host's connection; a failure to open it is raised here, as one line
+        naming the host."""
         return self._opening(host).result()
+
+    def describe(self, host: Host) -> str:
+        return f"{host.name} ({host.address})"
+
+    def host_of(self, node) -> Host | None:
+        """The inventory host a Swarm node is; None when it is none of them."""
+        from ..facts.swarm_stack import host_for_node
+
+        return host_for_node(node, self.inv.hosts)
+
+    def separate(self, nodes: list) -> list:
+        return list(nodes)
+
+    def process_machine(self, host: Host):
+        """A process on `host`, through its SSH connection (Popen's interface)."""
+        from ..containers import SshMachine
+
+        return SshMachine(self.connection(host), host.name)
+
+    def deliver_images(self, wanted, out, setup=None) -> dict[str, list[str]]:
+        """Each image streamed from here to each host lacking it, all hosts at once."""
+        from ..remote.image_transfer import deliver
+
+        return deliver(self, wanted, out, setup=setup)
+
+    def url(self, address: str, port: int, local_port: int | None, tunnels) -> str:
+        """The local end of a tunnel through the manager to address:port, entered on the
+        ExitStack `tunnels` (open until it closes)."""
+        from .tunnel import forward
+
+        conn = self.manager_conn
+        conn.open()
+        local = tunnels.enter_context(forward(conn.transport, address, port, local_port or port))
+        return f"http://127.0.0.1:{local}"
 
     def _opening(self, host: Host) -> Future:
         with self._lock:
@@ -67,9 +192,8 @@ class Machines:
     def warm(self) -> None:
         """Start opening every host's connection now (a failure is said by the step that
         needs that host, if any)."""
-        if not self.local:
-            for host in self.inv.hosts:
-                self._opening(host)
+        for host in self.inv.hosts:
+            self._opening(host)
 
     def close(self) -> None:
         """Every connection opened here; one still opening (a host not answering) is
@@ -78,3 +202,9 @@ class Machines:
             futures, self._conns = list(self._conns.values()), {}
         for future in futures:
             future.add_done_callback(_close_opened)
+
+
+def _close_opened(future: Future) -> None:
+    if future.exception() is None:
+        with contextlib.suppress(Exception):
+            future.result().close()

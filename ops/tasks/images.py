@@ -49,7 +49,7 @@ def deliver(c, image=None, env="local"):
     from ..errors import OpsError
     from ..remote import image_transfer as remote_images
     from ..runtime.inventory import inventory
-    from ..runtime.machines import Machines
+    from ..runtime.machines import OverSsh
     from ..stack import Stack
     from .common import target
 
@@ -69,7 +69,7 @@ def deliver(c, image=None, env="local"):
         except ValueError as exc:
             raise OpsError(str(exc)) from exc
     inv = inventory(env, where.config, s.root)
-    machines = Machines(inv, inv.manager)
+    machines = OverSsh(inv)
     try:
         sent = remote_images.deliver(machines, refs, sys.stderr)
     finally:

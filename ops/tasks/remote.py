@@ -97,16 +97,14 @@ def swarm_init(c, env="local"):
     """Init the Swarm on the manager and join the workers (idempotent); list the nodes.
     With --env local-swarm: this machine's engine as a single-node Swarm."""
     from ..remote import swarm
+    from ..runtime.machines import build
 
     s, where = target(c, env, "swarm.init", {SWARM}, family="swarm")
-    if not where.over_ssh:
-        from invoke import Context
-
-        nodes = swarm.ensure_local(Context(config=c.config), out=sys.stderr)
-    else:
-        from ..runtime.inventory import inventory
-
-        nodes = swarm.ensure(inventory(env, where.config, s.root), out=sys.stderr)
+    machines = build(env, where, c.config, s.root)
+    try:
+        nodes = swarm.ensure(machines, out=sys.stderr)
+    finally:
+        machines.close()
     for n in nodes:
         print(f"{n.get('Hostname'):24} {n.get('Status'):6} {n.get('ManagerStatus') or 'worker'}")
 
