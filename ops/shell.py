@@ -1,4 +1,5 @@
-"""The one place that runs local commands: argv lists only (never a shell string)."""
+"""The one place that runs local commands: argv lists, or a `commands.line.Line` (its own
+argv when it is one plain command, else `sh -c` its text: never a string split here)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,16 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.returncode == 0
+
+
+def _argv(command) -> list[str]:
+    from .commands.line import Line
+
+    if isinstance(command, Line):
+        return command.argv
+    if isinstance(command, str):  # would run its characters one by one
+        raise TypeError("a command is an argv list or a Line, not a plain string")
+    return [str(a) for a in command]
 
 
 def display(argv: Sequence[str]) -> str:
@@ -81,7 +92,7 @@ def run(
     the last line of stderr; a docker environment problem (engine down, Compose plugin
     missing) is reported as such instead.
     """
-    argv = [str(a) for a in argv]
+    argv = _argv(argv)
     try:
         proc = _exec(argv, env, stream, timeout, input)
     except subprocess.TimeoutExpired as exc:
@@ -106,7 +117,7 @@ def read_lines(argv: Sequence[str], consume, env: Mapping[str, str] | None = Non
     A non-zero exit is an OpsError like run()'s."""
     import tempfile
 
-    argv = [str(a) for a in argv]
+    argv = _argv(argv)
     with tempfile.TemporaryFile(mode="w+") as err:
         try:
             proc = subprocess.Popen(argv, env=dict(env) if env is not None else None, text=True,

@@ -1,5 +1,5 @@
-"""Shell lines that read and operate a deployed Swarm stack (ps, health, logs, exec).
-Pure: names are validated by their callers' models and shlex-quoted here."""
+"""Command lines that read and operate a deployed Swarm stack (ps, health, logs, exec).
+Pure: names are validated by their callers' models and quoted here."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import shlex
 
 from .compose import log_flags
 from .deploy import read_file
+from .line import Line, cmd, pipe, q, script
 
 SNAPSHOT_MARK = "@@ops-snapshot"
 CONTAINER = re.compile(r"^[0-9a-f]{12,64}$")
 
 
-def snapshot(app: str, upstream: str) -> str:
+def snapshot(app: str, upstream: str) -> Line:
     """One round trip to the manager: the stack's services, its tasks (current and
     recent), every node (three JSON arrays, as `docker inspect` prints them) and the
     live upstream file, each after its marker.
@@ -40,36 +41,37 @@ def snapshot(app: str, upstream: str) -> str:
            f"echo {SNAPSHOT_MARK} services; cat \"$d/s\"; "
            f"echo {SNAPSHOT_MARK} tasks; cat \"$d/t\"; "
            f"echo {SNAPSHOT_MARK} nodes; cat \"$d/n\"; ")
-    return (f"if [ -z \"${{DOCKER_HOST:-}}\" ] && [ -w {sock} ] && command -v curl >/dev/null; "
-            f"then {api}else {cli}fi; "
-            f"echo {SNAPSHOT_MARK} live; {read_file(upstream)}; true")
+    # A script: a shell function and temporary files let the reads run side by side.
+    return script(f"if [ -z \"${{DOCKER_HOST:-}}\" ] && [ -w {sock} ] && command -v curl >/dev/null; "
+                  f"then {api}else {cli}fi; "
+                  f"echo {SNAPSHOT_MARK} live; {read_file(upstream)}; true")
 
 
-def container_exec(container: str, argv: list[str], interactive: bool = False) -> str:
+def container_exec(container: str, argv: list[str], interactive: bool = False) -> Line:
     if not CONTAINER.match(container):
         raise ValueError(f"invalid container id {container!r}")
-    flags = "-it " if interactive else ""
-    return f"docker exec {flags}{shlex.quote(container)} " + " ".join(shlex.quote(a) for a in argv)
+    return cmd("docker", "exec", *(["-it"] if interactive else []), container, *argv)
 
 
-def disk_free(path: str = "/var/lib/docker") -> str:
+def disk_free(path: str = "/var/lib/docker") -> Line:
     """`size available` in KiB of the filesystem holding Docker's data (POSIX df)."""
-    return f"df -P -k {shlex.quote(path)} | awk 'NR==2 {{print $2, $4}}'"
+    return pipe(cmd("df", "-P", "-k", path), cmd("awk", "NR==2 {print $2, $4}"))
 
 
 def service_logs(services: list[str], follow: bool = False, tail: str | None = None,
-                 since: str | None = None, timestamps: bool = False) -> str:
+                 since: str | None = None, timestamps: bool = False) -> Line:
     """`docker service logs` of each service (the manager gathers every node's), run side
     by side so that --follow streams them all; each line names service, task and node."""
     opts = ["--no-trunc", *log_flags(follow, tail, since, timestamps)]
-    flags = " ".join(shlex.quote(o) for o in opts)
     if follow:
-        runs = [f"docker service logs {flags} {shlex.quote(s)} 2>&1 &" for s in services]
+        runs = [cmd("docker", "service", "logs", *opts, s).merged().background() for s in services]
     else:  # bounded: it can hang for good (docker/cli#4678); a hung one is said on stderr
-        runs = [f"{{ timeout -k 5 {SERVICE_LOGS_WAIT} docker service logs {flags} {shlex.quote(s)} 2>&1; "
-                f"case $? in 124|137) echo {LOGS_HUNG} {shlex.quote(s)} >&2 ;; esac; }} &"
+        # A script: the exit status of `timeout` is read by `case`.
+        bounded = ["timeout", "-k", 5, SERVICE_LOGS_WAIT, "docker", "service", "logs", *opts]
+        runs = [script(f"{{ {cmd(*bounded, s).merged()}; "
+                       f"case $? in 124|137) echo {LOGS_HUNG} {q(s)} >&2 ;; esac; }} &")
                 for s in services]
-    return " ".join(runs) + " wait"
+    return Line(" ".join([*runs, "wait"]))
 
 
 SERVICE_LOGS_WAIT = 300  # seconds `inv logs` (no --follow) waits for one service's logs

@@ -1,14 +1,14 @@
-"""Shell lines for a blue-green deploy on a Swarm manager. Pure: every interpolated
-value is validated here or shlex-quoted; file contents travel base64-encoded."""
+"""Command lines for a blue-green deploy on a Swarm manager (`line.Line`s). Pure: every
+value is validated here or quoted as a word; file contents travel base64-encoded."""
 
 from __future__ import annotations
 
 import base64
 import re
-import shlex
 from dataclasses import dataclass
 
 from . import image_refs
+from .line import Line, all_of, cmd, either, group, is_dir, is_file, mkdir_p, pipe, q, script, seq, when
 
 COLORS = ("blue", "green")
 APP_SERVICE = "api"  # the blue-green service, as users name it (`api` = the live color)
@@ -95,160 +95,159 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def write_file(path: str, content: str) -> str:
+def write_file(path: str, content: str) -> Line:
     """Write then rename in the same directory: readers see the old or the new file."""
-    q, tmp = shlex.quote(path), shlex.quote(f"{path}.tmp")
-    parent = shlex.quote(path.rsplit("/", 1)[0])
-    return (f"umask 022 && mkdir -p {parent} && printf %s {_b64(content)} | base64 -d > {tmp} "
-            f"&& mv -f {tmp} {q}")
+    tmp = f"{path}.tmp"
+    return all_of(mkdir_p(path.rsplit("/", 1)[0]),
+                  pipe(cmd("printf", "%s", _b64(content)), cmd("base64", "-d").to(tmp)),
+                  cmd("mv", "-f", tmp, path))
 
 
-def read_file(path: str) -> str:
-    q = shlex.quote(path)
-    return f"if [ -f {q} ]; then cat {q}; fi"
+def read_file(path: str) -> Line:
+    return when(is_file(path), cmd("cat", path))
 
 
-CLOCK = "date -u +%Y-%m-%dT%H:%M:%S"
+CLOCK = cmd("date", "-u", "+%Y-%m-%dT%H:%M:%S")
 
 
-def clock_and_file(path: str) -> str:
+def clock_and_file(path: str) -> Line:
     """The manager's clock on the first line, then the file (if any): one round trip."""
-    return f"{CLOCK}; {read_file(path)}"
+    return seq(CLOCK, read_file(path))
 
 
-def upload_dir(path: str, files: dict[str, str]) -> str:
+def upload_dir(path: str, files: dict[str, str]) -> Line:
     """A release directory appears whole or not at all: filled under a temporary name,
     then renamed (a directory rename is atomic)."""
     tmp = f"{path}.partial"
-    parts = [f"umask 022 && rm -rf {shlex.quote(tmp)} && mkdir -p {shlex.quote(tmp)}"]
+    parts = [cmd("umask", "022"), cmd("rm", "-rf", tmp), cmd("mkdir", "-p", tmp)]
     for name, content in sorted(files.items()):
         if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
             raise ValueError(f"invalid file name {name!r}")
-        parts.append(f"printf %s {_b64(content)} | base64 -d > {shlex.quote(f'{tmp}/{name}')}")
-    parts.append(f"rm -rf {shlex.quote(path)} && mv {shlex.quote(tmp)} {shlex.quote(path)}")
-    return " && ".join(parts)
+        parts.append(pipe(cmd("printf", "%s", _b64(content)), cmd("base64", "-d").to(f"{tmp}/{name}")))
+    parts += [cmd("rm", "-rf", path), cmd("mv", tmp, path)]
+    return all_of(*parts)
 
 
-def append_line(path: str, line: str) -> str:
+def append_line(path: str, line: str) -> Line:
     if "\n" in line:
         raise ValueError("one line only")
-    q = shlex.quote(path)
-    return (f"umask 022 && mkdir -p {shlex.quote(path.rsplit('/', 1)[0])} && "
-            f"printf '%s\\n' {shlex.quote(line)} >> {q}")
+    return all_of(mkdir_p(path.rsplit("/", 1)[0]), cmd("printf", "%s\\n", line).append_to(path))
 
 
-def tail(path: str, lines: int) -> str:
-    q = shlex.quote(path)
-    return f"if [ -f {q} ]; then tail -n {int(lines)} {q}; fi"
+def tail(path: str, lines: int) -> Line:
+    return when(is_file(path), cmd("tail", "-n", int(lines), path))
 
 
-def newest_release(paths: Paths, tag: str | None = None) -> str:
+def newest_release(paths: Paths, tag: str | None = None) -> Line:
     """The directory of the newest release (of `tag`), if any is kept."""
-    q = shlex.quote(paths.releases)
-    suffix = shlex.quote(check_tag(tag)) if tag else "*"
-    return (f"if [ -d {q} ]; then ls -1d {q}/*Z-{suffix} 2>/dev/null | sort | "
-            f"tail -n 1; fi")
+    # A script: the glob must stay unquoted for the shell to expand it.
+    suffix = q(check_tag(tag)) if tag else "*"
+    listing = script(f"ls -1d {q(paths.releases)}/*Z-{suffix} 2>/dev/null")
+    return when(is_dir(paths.releases), pipe(listing, cmd("sort"), cmd("tail", "-n", 1)))
 
 
-def prune_releases(path: str, keep: int) -> str:
+def prune_releases(path: str, keep: int) -> Line:
     """Keep the newest `keep` release directories (names sort by time)."""
-    q = shlex.quote(path)
-    return (f"if [ -d {q} ]; then cd {q} && ls -1d */ 2>/dev/null | sed 's#/$##' | "
-            f"grep -E '^[0-9]{{8}}T[0-9]{{6}}Z-' | sort | head -n -{int(keep)} | "
-            f"xargs -r rm -rf --; fi")
+    return when(is_dir(path), all_of(
+        cmd("cd", path),
+        pipe(script("ls -1d */ 2>/dev/null"), cmd("sed", "s#/$##"),
+             cmd("grep", "-E", "^[0-9]{8}T[0-9]{6}Z-"), cmd("sort"),
+             cmd("head", "-n", f"-{int(keep)}"), cmd("xargs", "-r", "rm", "-rf", "--"))))
 
 
 # -- swarm ------------------------------------------------------------------------------
 
-def swarm_state() -> str:
-    return ("docker info --format "
-            "'{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'")
+def swarm_state() -> Line:
+    return cmd("docker", "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}")
 
 
 def stack_deploy(stack_file: str, app: str, detach_flag: bool, resolve: str = "never",
-                 registry_auth: bool = False) -> str:
+                 registry_auth: bool = False) -> Line:
     """--resolve-image never where nodes got the image over SSH (no registry to ask);
     `always` pins the registry's digest, so every node runs the same bytes."""
     if resolve not in ("never", "always"):
         raise ValueError(f"resolve must be never or always, not {resolve!r}")
-    flags = f"--resolve-image {resolve}" + (" --with-registry-auth" if registry_auth else "")
-    detach = " --detach=false" if detach_flag else ""
-    return (f"cd {shlex.quote(stack_file.rsplit('/', 1)[0])} && docker stack deploy "
-            f"{flags}{detach} -c {shlex.quote(stack_file.rsplit('/', 1)[1])} "
-            f"{shlex.quote(app)}")
+    directory, name = stack_file.rsplit("/", 1)
+    return all_of(cmd("cd", directory), cmd(
+        "docker", "stack", "deploy", "--resolve-image", resolve,
+        *(["--with-registry-auth"] if registry_auth else []),
+        *(["--detach=false"] if detach_flag else []), "-c", name, app))
 
 
-def stack_deploy_has_detach() -> str:
+def stack_deploy_has_detach() -> Line:
     """Docker >= 26 can wait for convergence itself (`--detach=false`)."""
-    return "docker stack deploy --help 2>/dev/null | grep -q -- '--detach'"
+    return pipe(cmd("docker", "stack", "deploy", "--help").no_errors(),
+                cmd("grep", "-q", "--", "--detach"))
 
 
-def secret_names() -> str:
+def secret_names() -> Line:
     """Every Swarm secret's name, one per line (one round trip for all the checks)."""
-    return "docker secret ls --format '{{.Name}}'"
+    return cmd("docker", "secret", "ls", "--format", "{{.Name}}")
 
 
-def secret_create(name: str, app: str) -> str:
+def secret_create(name: str, app: str) -> Line:
     """The value comes on stdin: never on a command line (ps) or in a file."""
-    return (f"docker secret create --label {shlex.quote(f'ops.app={app}')} "
-            f"{shlex.quote(name)} - >/dev/null")
+    return cmd("docker", "secret", "create", "--label", f"ops.app={app}", name, "-").quiet()
 
 
 TASKS_MARK = "@@tasks"
 
 
-def services_state(names: list[str]) -> str:
+def services_state(names: list[str]) -> Line:
     """Several services' inspect JSON, TASKS_MARK, then all their tasks' JSON: one round
     trip for a rollout wait that watches more than one service."""
-    qs = " ".join(shlex.quote(n) for n in names)
-    return (f"docker service inspect {qs} 2>/dev/null || true; echo {TASKS_MARK}; "
-            f"ids=$(for s in {qs}; do docker service ps -q --no-trunc \"$s\" 2>/dev/null; done); "
-            f"if [ -n \"$ids\" ]; then docker inspect --type task $ids 2>/dev/null; "
-            f"else echo '[]'; fi; true")
+    # A script: the task ids are gathered in a shell variable for one `docker inspect`.
+    qs = " ".join(q(n) for n in names)
+    tasks = script(f"ids=$(for s in {qs}; do docker service ps -q --no-trunc \"$s\" 2>/dev/null; done); "
+                   f"if [ -n \"$ids\" ]; then docker inspect --type task $ids 2>/dev/null; "
+                   f"else echo '[]'; fi")
+    return seq(cmd("docker", "service", "inspect", *names).no_errors().or_true(),
+               cmd("echo", TASKS_MARK), tasks, cmd("true"))
 
 
-def service_logs(name_or_task: str, lines: int = 30) -> str:
+def service_logs(name_or_task: str, lines: int = 30) -> Line:
     """A service's or one task's logs (`docker service logs` takes either)."""
     # Bounded: `docker service logs` can hang for good (docker/cli#4678).
-    return (f"timeout -k 5 30 docker service logs --no-trunc --raw --tail {int(lines)} "
-            f"{shlex.quote(name_or_task)} 2>&1 || true")
+    return cmd("timeout", "-k", 5, 30, "docker", "service", "logs", "--no-trunc", "--raw",
+               "--tail", int(lines), name_or_task).merged().or_true()
 
 
-def service_scale(name: str, replicas: int) -> str:
-    return f"docker service scale --detach {shlex.quote(f'{name}={int(replicas)}')} >/dev/null"
+def service_scale(name: str, replicas: int) -> Line:
+    return cmd("docker", "service", "scale", "--detach", f"{name}={int(replicas)}").quiet()
 
 
-def gateway_container(app: str) -> str:
+def gateway_container(app: str) -> Line:
     """The running gateway task's container on this (manager) node: the stack's
     service labelled ops.role=gateway in the compose file."""
-    return (f"docker ps -q --filter {shlex.quote(f'label=com.docker.stack.namespace={app}')}"
-            " --filter label=ops.role=gateway --filter status=running | head -n 1")
+    return pipe(cmd("docker", "ps", "-q", "--filter", f"label=com.docker.stack.namespace={app}",
+                    "--filter", "label=ops.role=gateway", "--filter", "status=running"),
+                cmd("head", "-n", 1))
 
 
-def gateway_exec(container: str, argv: list[str]) -> str:
+def gateway_exec(container: str, argv: list[str]) -> Line:
     if not re.fullmatch(r"[0-9a-f]{12,64}", container):
         raise ValueError(f"invalid container id {container!r}")
-    return "docker exec " + shlex.quote(container) + " " + " ".join(shlex.quote(a) for a in argv)
+    return cmd("docker", "exec", container, *argv)
 
 
-def nginx_test(container: str) -> str:
-    return gateway_exec(container, ["nginx", "-t", "-q", "-c", NGINX_CONF_IN_GATEWAY]) + " 2>&1"
+def nginx_test(container: str) -> Line:
+    return gateway_exec(container, ["nginx", "-t", "-q", "-c", NGINX_CONF_IN_GATEWAY]).merged()
 
 
-def nginx_reload(container: str) -> str:
-    return gateway_exec(container, ["nginx", "-s", "reload", "-c", NGINX_CONF_IN_GATEWAY]) + " 2>&1"
+def nginx_reload(container: str) -> Line:
+    return gateway_exec(container, ["nginx", "-s", "reload", "-c", NGINX_CONF_IN_GATEWAY]).merged()
 
 
 SWITCH_NOT_WRITTEN, SWITCH_REFUSED, SWITCH_NOT_RELOADED = 3, 4, 5
 
 
-def switch_upstream(path: str, content: str, container: str) -> str:
+def switch_upstream(path: str, content: str, container: str) -> Line:
     """Write the live upstream, test the gateway's config with it, reload: one round trip
     (a rollback's time is mostly round trips). Exits SWITCH_NOT_WRITTEN, SWITCH_REFUSED
     (nginx -t's output printed; nothing reloaded) or SWITCH_NOT_RELOADED on failure."""
-    return (f"{{ {write_file(path, content)}; }} || exit {SWITCH_NOT_WRITTEN}; "
-            f"{nginx_test(container)} || exit {SWITCH_REFUSED}; "
-            f"{nginx_reload(container)} || exit {SWITCH_NOT_RELOADED}")
+    return seq(either(group(write_file(path, content)), cmd("exit", SWITCH_NOT_WRITTEN)),
+               either(nginx_test(container), cmd("exit", SWITCH_REFUSED)),
+               either(nginx_reload(container), cmd("exit", SWITCH_NOT_RELOADED)))
 
 
 # Run inside the gateway container, over the overlay network: every address the color's
@@ -264,7 +263,7 @@ done
 """
 
 
-def probe(container: str, target_service: str, port: int = 8000) -> str:
+def probe(container: str, target_service: str, port: int = 8000) -> Line:
     return gateway_exec(container, ["sh", "-c", PROBE, "probe", target_service, str(int(port))])
 
 
@@ -273,7 +272,7 @@ def probe(container: str, target_service: str, port: int = 8000) -> str:
 VERIFY_PATH = "/health/live"
 
 
-def fetch_through_gateway(container: str, port: int = 8080, path: str = VERIFY_PATH) -> str:
+def fetch_through_gateway(container: str, port: int = 8080, path: str = VERIFY_PATH) -> Line:
     """Fallback verification when no public URL is configured: the gateway's own port
     (-k: its certificate names the public host, not 127.0.0.1 inside the container)."""
     return gateway_exec(container, ["curl", "-sk", "-o", "/dev/null", "-D", "-", "-m", "3",
@@ -282,44 +281,50 @@ def fetch_through_gateway(container: str, port: int = 8080, path: str = VERIFY_P
 
 # -- removal ----------------------------------------------------------------------------
 
-def stack_rm(app: str) -> str:
-    return f"docker stack rm {shlex.quote(app)} >/dev/null 2>&1 || true"
+def stack_rm(app: str) -> Line:
+    return cmd("docker", "stack", "rm", app).silent().or_true()
 
 
-def stack_leftovers(app: str) -> str:
+def _in_stack(app: str) -> str:
+    return f"label=com.docker.stack.namespace={app}"
+
+
+def stack_leftovers(app: str) -> Line:
     """Services and networks of the stack still present (removal is asynchronous)."""
-    label = shlex.quote(f"label=com.docker.stack.namespace={app}")
-    return (f"docker service ls -q --filter {label}; docker network ls -q --filter {label}; "
-            f"docker container ls -aq --filter {label}")
+    label = _in_stack(app)
+    return seq(cmd("docker", "service", "ls", "-q", "--filter", label),
+               cmd("docker", "network", "ls", "-q", "--filter", label),
+               cmd("docker", "container", "ls", "-aq", "--filter", label))
 
 
-def secrets_rm(app: str) -> str:
-    label = shlex.quote(f"label=ops.app={app}")
-    return f"docker secret ls -q --filter {label} | xargs -r docker secret rm >/dev/null"
+def secrets_rm(app: str) -> Line:
+    return pipe(cmd("docker", "secret", "ls", "-q", "--filter", f"label=ops.app={app}"),
+                cmd("xargs", "-r", "docker", "secret", "rm").quiet())
 
 
-def swarm_objects(app: str) -> str:
+def swarm_objects(app: str) -> Line:
     """The app's secrets (created by us, labelled) and configs (created by the stack),
     one `secret NAME` / `config NAME` per line."""
-    ours = shlex.quote(f"label=ops.app={app}")
-    stack = shlex.quote(f"label=com.docker.stack.namespace={app}")
-    return (f"docker secret ls --filter {ours} --format 'secret {{{{.Name}}}}' && "
-            f"docker config ls --filter {stack} --format 'config {{{{.Name}}}}'")
+    return all_of(cmd("docker", "secret", "ls", "--filter", f"label=ops.app={app}",
+                      "--format", "secret {{.Name}}"),
+                  cmd("docker", "config", "ls", "--filter", _in_stack(app),
+                      "--format", "config {{.Name}}"))
 
 
 _REFS = ("{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}secret {{.SecretName}}\n{{end}}"
          "{{range .Spec.TaskTemplate.ContainerSpec.Configs}}config {{.ConfigName}}\n{{end}}")
 
 
-def swarm_object_refs(app: str) -> str:
+def swarm_object_refs(app: str) -> Line:
     """Every secret and config the app's services reference, in the same format. Fails
     (rather than printing nothing) when the services cannot be read."""
-    stack = shlex.quote(f"label=com.docker.stack.namespace={app}")
-    return (f"ids=$(docker service ls -q --filter {stack}) && "
-            f"if [ -n \"$ids\" ]; then docker service inspect --format {shlex.quote(_REFS)} $ids; fi")
+    # A script: the service ids are kept in a variable, to inspect them all at once.
+    ids = script(f"ids=$({cmd('docker', 'service', 'ls', '-q', '--filter', _in_stack(app))})")
+    return all_of(ids, when(script('[ -n "$ids" ]'),
+                            script(f"{cmd('docker', 'service', 'inspect', '--format', _REFS)} $ids")))
 
 
-def secret_swap(service: str, refs: list[dict], new: str) -> str:
+def secret_swap(service: str, refs: list[dict], new: str) -> Line:
     """Replace a service's references (SwarmService.secrets items) by the secret `new`,
     each at the same path, owner and mode; the service rolls its tasks as its
     update_config says."""
@@ -327,21 +332,21 @@ def secret_swap(service: str, refs: list[dict], new: str) -> str:
     for r in refs:
         argv += ["--secret-rm", r["name"], "--secret-add",
                  f"source={new},target={r['target']},uid={r['uid']},gid={r['gid']},mode=0{int(r['mode']):o}"]
-    return shlex.join([*argv, service])
+    return cmd(*argv, service)
 
 
-def swarm_objects_rm(kind: str, names: list[str]) -> str:
+def swarm_objects_rm(kind: str, names: list[str]) -> Line:
     if kind not in ("secret", "config") or not names:
         raise ValueError(f"nothing to remove or unknown kind {kind!r}")
-    return f"docker {kind} rm {' '.join(shlex.quote(n) for n in names)} >/dev/null"
+    return cmd("docker", kind, "rm", *names).quiet()
 
 
-def volumes_rm(app: str) -> str:
+def volumes_rm(app: str) -> Line:
     """Every volume the stack created on this node (whatever the compose file names now)."""
-    label = shlex.quote(f"label=com.docker.stack.namespace={app}")
-    return f"docker volume ls -q --filter {label} | xargs -r docker volume rm >/dev/null 2>&1 || true"
+    return pipe(cmd("docker", "volume", "ls", "-q", "--filter", _in_stack(app)),
+                cmd("xargs", "-r", "docker", "volume", "rm").silent().or_true())
 
 
-def state_rm(paths: Paths) -> str:
+def state_rm(paths: Paths) -> Line:
     """The live upstream and releases go; the audit log stays (history outlives a stack)."""
-    return f"rm -rf {shlex.quote(paths.live)} {shlex.quote(paths.releases)}"
+    return cmd("rm", "-rf", paths.live, paths.releases)

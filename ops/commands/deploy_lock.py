@@ -1,9 +1,10 @@
-"""Shell lines for the deploy lock on the manager. The record is JSON, shlex-quoted."""
+"""Command lines for the deploy lock on the manager. The record is JSON, quoted."""
 
 from __future__ import annotations
 
 import re
-import shlex
+
+from .line import Line, absent, all_of, cmd, exists, group, script, seq, subshell, when
 
 APP = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 BASE = "/var/lib/ops-toolkit"
@@ -26,46 +27,47 @@ def metric_path(app: str, base: str = BASE) -> str:
     return f"{lock_path(app, base).rsplit('/', 1)[0]}/textfile/ops_deploy_lock.prom"
 
 
-def _metric(app: str, base: str, value: str) -> str:
+def _metric(app: str, base: str, value: str) -> Line:
     """Write the textfile (temporary name, then rename: the collector never reads half
     of it); best effort, so that the lock itself never depends on it. `value` is a
     shell word (`0`, or `$(date +%s)`)."""
     path = metric_path(app, base)
-    q, tmp = shlex.quote(path), shlex.quote(f"{path}.tmp")
+    tmp = f"{path}.tmp"
     text = f"# TYPE {METRIC} gauge\\n{METRIC} %s\\n"
-    return (f"{{ {{ mkdir -p {shlex.quote(path.rsplit('/', 1)[0])} && "
-            f"printf '{text}' \"{value}\" > {tmp} && mv -f {tmp} {q}; }} 2>/dev/null || true; }}")
+    # A script: `value` may be a command substitution, expanded by the shell.
+    write = script(f"printf '{text}' \"{value}\"").to(tmp)
+    return group(group(all_of(cmd("mkdir", "-p", path.rsplit("/", 1)[0]), write,
+                              cmd("mv", "-f", tmp, path))).no_errors().or_true())
 
 
-def acquire(app: str, record_json: str, base: str = BASE) -> str:
+def acquire(app: str, record_json: str, base: str = BASE) -> Line:
     """Exit 0 only if this call created the lock file (noclobber: O_EXCL, atomic)."""
     path = lock_path(app, base)
-    return (f"mkdir -p {shlex.quote(path.rsplit('/', 1)[0])} && "
-            f"(set -C; printf '%s\\n' {shlex.quote(record_json)} > {shlex.quote(path)}) 2>/dev/null"
-            f" && {_metric(app, base, '$(date +%s)')}")
+    create = subshell(seq(cmd("set", "-C"), cmd("printf", "%s\\n", record_json).to(path)))
+    return all_of(cmd("mkdir", "-p", path.rsplit("/", 1)[0]), create.no_errors(),
+                  _metric(app, base, "$(date +%s)"))
 
 
-def metric_free(app: str, base: str = BASE) -> str:
+def metric_free(app: str, base: str = BASE) -> Line:
     """The textfile saying `free` when there is none yet (a stack never deployed since
     monitoring started); a held lock's value is left alone."""
-    path = shlex.quote(metric_path(app, base))
-    lock = shlex.quote(lock_path(app, base))
-    return f"if [ ! -e {path} ] && [ ! -e {lock} ]; then {_metric(app, base, '0')}; fi"
+    return when(all_of(absent(metric_path(app, base)), absent(lock_path(app, base))),
+                _metric(app, base, "0"))
 
 
-def read(app: str, base: str = BASE) -> str:
-    path = shlex.quote(lock_path(app, base))
-    return f"if [ -e {path} ]; then cat {path}; fi"
+def read(app: str, base: str = BASE) -> Line:
+    path = lock_path(app, base)
+    return when(exists(path), cmd("cat", path))
 
 
-def release_if(app: str, token: str, base: str = BASE) -> str:
+def release_if(app: str, token: str, base: str = BASE) -> Line:
     """Remove the lock only while it still carries this token (never someone else's)."""
     if not re.fullmatch(r"[0-9a-f]{16,64}", token):
         raise ValueError("invalid lock token")
-    path = shlex.quote(lock_path(app, base))
-    return (f"if grep -q {shlex.quote(token)} {path} 2>/dev/null; then rm -f {path} && "
-            f"{_metric(app, base, '0')}; fi")
+    path = lock_path(app, base)
+    return when(cmd("grep", "-q", token, path).no_errors(),
+                all_of(cmd("rm", "-f", path), _metric(app, base, "0")))
 
 
-def remove(app: str, base: str = BASE) -> str:
-    return f"rm -f {shlex.quote(lock_path(app, base))} && {_metric(app, base, '0')}"
+def remove(app: str, base: str = BASE) -> Line:
+    return all_of(cmd("rm", "-f", lock_path(app, base)), _metric(app, base, "0"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from .line import Line, script
+
 # Docker's reference grammar, simplified: [registry[:port]/]path[:tag]
 NAME = re.compile(r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*"
                   r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
@@ -37,7 +39,8 @@ def tags_from_git(short_sha: str, exact_tags: list[str], dirty: str = "") -> lis
     return tags
 
 
-def layer_lists() -> str:
+def layer_lists() -> Line:
     """One JSON list of layer diff IDs per image on the node (for delta delivery)."""
-    return ("ids=$(docker image ls -qa --no-trunc | sort -u); if [ -n \"$ids\" ]; then "
-            "docker image inspect --format '{{json .RootFS.Layers}}' $ids; fi")
+    # A script: the image ids are kept in a variable, to inspect them all at once.
+    return script("ids=$(docker image ls -qa --no-trunc | sort -u); if [ -n \"$ids\" ]; then "
+                  "docker image inspect --format '{{json .RootFS.Layers}}' $ids; fi")

@@ -4,9 +4,9 @@ login / pull a node runs. Passwords only ever travel on stdin."""
 from __future__ import annotations
 
 import re
-import shlex
 
 from .image_refs import NAME, check_tag
+from .line import Line, cmd
 
 # host[:port], as Docker reads the first path component of a reference
 SERVER = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
@@ -46,15 +46,15 @@ def repository(server: str, name: str) -> str:
     return f"{check_server(server)}/{path}"
 
 
-def login(server: str, user: str) -> str:
+def login(server: str, user: str) -> Line:
     """`docker login` on a node; the password comes on stdin."""
-    return (f"docker login --username {shlex.quote(check_user(user))} --password-stdin "
-            f"{shlex.quote(check_server(server))} >/dev/null")
+    return cmd("docker", "login", "--username", check_user(user), "--password-stdin",
+               check_server(server)).quiet()
 
 
-def pull(ref: str) -> str:
+def pull(ref: str) -> Line:
     name, _, tag = ref.rpartition(":")
     if not name or "/" in tag:
         raise ValueError(f"reference without a tag: {ref!r}")
     check_tag(tag)
-    return f"docker pull --quiet {shlex.quote(ref)} >/dev/null"
+    return cmd("docker", "pull", "--quiet", ref).quiet()

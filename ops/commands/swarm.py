@@ -4,39 +4,45 @@ validated or shlex-quoted here, so remote shells never see raw user input."""
 from __future__ import annotations
 
 import re
-import shlex
+
+from .line import Line, all_of, cmd, either, seq, subshell
 
 TOKEN = re.compile(r"^SWMTKN-1-[a-z0-9]+-[a-z0-9]+$")
 
 
-def node_state() -> str:
-    return "docker info --format '{{.Swarm.LocalNodeState}}'"
+def node_state() -> Line:
+    return cmd("docker", "info", "--format", "{{.Swarm.LocalNodeState}}")
 
 
-def init(advertise_addr: str) -> str:
-    return f"docker swarm init --advertise-addr {shlex.quote(advertise_addr)}"
+def init(advertise_addr: str) -> Line:
+    return cmd("docker", "swarm", "init", "--advertise-addr", advertise_addr)
 
 
-def worker_token() -> str:
-    return "docker swarm join-token -q worker"
+def worker_token() -> Line:
+    return cmd("docker", "swarm", "join-token", "-q", "worker")
 
 
-def join(token: str, manager_addr: str) -> str:
+def join(token: str, manager_addr: str) -> Line:
     if not TOKEN.match(token):
         raise ValueError("malformed swarm join token")
-    return f"docker swarm join --token {shlex.quote(token)} {shlex.quote(manager_addr + ':2377')}"
+    return cmd("docker", "swarm", "join", "--token", token, f"{manager_addr}:2377")
 
 
-def node_ls() -> str:
-    return "docker node ls --format '{{json .}}'"
+def node_ls() -> Line:
+    return cmd("docker", "node", "ls", "--format", "{{json .}}")
 
 
-def has_docker() -> str:
-    return "command -v docker >/dev/null && docker info --format '{{.ServerVersion}}'"
+def has_docker() -> Line:
+    return all_of(cmd("command", "-v", "docker").quiet(),
+                  cmd("docker", "info", "--format", "{{.ServerVersion}}"))
 
 
-def install_docker() -> str:
-    """Debian/Ubuntu: the distribution's engine, started and enabled where systemd runs."""
-    return ("export DEBIAN_FRONTEND=noninteractive; (apt-get update -q && apt-get install -y -q "
-            "docker.io) >/dev/null && (systemctl enable --now docker 2>/dev/null || "
-            "(pgrep -x dockerd >/dev/null || (nohup dockerd >/var/log/dockerd.log 2>&1 &)))")
+def install_docker() -> Line:
+    """Debian/Ubuntu: the distribution's engine, started and enabled where systemd runs
+    (else dockerd started in the background, unless it runs)."""
+    apt = subshell(all_of(cmd("apt-get", "update", "-q"),
+                          cmd("apt-get", "install", "-y", "-q", "docker.io"))).quiet()
+    start = either(cmd("systemctl", "enable", "--now", "docker").no_errors(),
+                   subshell(either(cmd("pgrep", "-x", "dockerd").quiet(), subshell(
+                       cmd("nohup", "dockerd").to("/var/log/dockerd.log").merged().background()))))
+    return seq(cmd("export", "DEBIAN_FRONTEND=noninteractive"), all_of(apt, subshell(start)))

@@ -25,14 +25,13 @@ def _inventory(c, env, task):
 def sandbox_up(c, env="local", registry=False):
     """Start two sandbox hosts (sshd + dockerd containers) as a 2-node Swarm: --env sandbox."""
     from .. import sandbox
-    from ..remote import swarm
     from ..runtime.inventory import inventory
+    from ..runtime.machines import OverSsh
 
     s = settings(c, env)
     sandbox.up(project_root(), s.variables.get("DEBIAN_MIRROR", ""), registry=registry)
-    inv = inventory("sandbox", (c.config.get("envs") or {}).get("sandbox") or {}, s.root)
-    for n in swarm.ensure(inv, out=sys.stderr):
-        print(f"{n.get('Hostname'):24} {n.get('Status'):6} {n.get('ManagerStatus') or 'worker'}")
+    _ensure_swarm(OverSsh(inventory("sandbox", (c.config.get("envs") or {}).get("sandbox") or {},
+                                    s.root)))
     print("sandbox ready: use --env sandbox")
 
 
@@ -96,11 +95,16 @@ def provision(c, env="local"):
 def swarm_init(c, env="local"):
     """Init the Swarm on the manager and join the workers (idempotent); list the nodes.
     With --env local-swarm: this machine's engine as a single-node Swarm."""
-    from ..remote import swarm
     from ..runtime.machines import build
 
     s, where = target(c, env, "swarm.init", {SWARM}, family="swarm")
-    machines = build(env, where, c.config, s.root)
+    _ensure_swarm(build(env, where, c.config, s.root))
+
+
+def _ensure_swarm(machines) -> None:
+    """Init and join (idempotent), then list the nodes."""
+    from ..remote import swarm
+
     try:
         nodes = swarm.ensure(machines, out=sys.stderr)
     finally:

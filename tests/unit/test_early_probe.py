@@ -149,15 +149,18 @@ def test_execs_take_turns_while_a_slow_probe_runs():
 def test_a_hung_exec_holds_the_others_back_by_the_cap_at_most_once():
     seen = _Overlap()
     slow = lambda: (time.sleep(1.0), (True, "slow"))[1]  # noqa: E731
-    hung = seen.job("hung", 0.9)
+    hung = seen.job("hung", 2.0)
     quick = [seen.job(i, 0.01) for i in range(3)]
     t0 = time.monotonic()
     run_jobs([("mq", "ping", slow), ("db", "hung", hung), *[("s", "q", q) for q in quick]],
              first={slow}, execs={hung, *quick})
     # Whichever had its turn before the hung one, the quick ones never waited for it
-    # to end (0.9 s): only the cap after its start, once.
-    assert max(seen.starts[i] for i in range(3)) - seen.starts["hung"] < TURN_CAP + 0.15
-    assert max(seen.starts[i] for i in range(3)) - t0 < TURN_CAP + 0.25
+    # to end (2 s), nor for the slow probe (1 s): only the cap after its start, once.
+    # The bounds are halfway between the cap and those waits: a loaded machine's
+    # scheduling delay does not fail it, a wait for either would.
+    latest = max(seen.starts[i] for i in range(3))
+    assert latest - seen.starts["hung"] < (TURN_CAP + 2.0) / 2
+    assert latest - t0 < (TURN_CAP + 1.0) / 2
 
 
 def test_execs_go_at_once_when_the_slow_probes_are_done():
