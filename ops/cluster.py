@@ -198,7 +198,7 @@ class Cluster:
         return self._probe_in(self.node_target(snap, task.node), task.container, probe)
 
     def _probe_in(self, target, container: str, probe) -> tuple[bool, str]:
-        result = self.run_on(target, cmd.container_exec(container, probe.argv), probe.name,
+        result = self.run_on(target, cmd.container_exec(container, probe.line), probe.name,
                              warn=True)
         return probe.verdict(result.exited, result.stdout or result.stderr or "")
 

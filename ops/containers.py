@@ -10,6 +10,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 
+from .commands.line import words
+
 
 @dataclass(frozen=True)
 class Completed:
@@ -24,7 +26,7 @@ class Machine:
     name = "this machine"
 
     def popen(self, argv: list[str], stdin, stdout, stderr):
-        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr)
+        return subprocess.Popen(words(argv), stdin=stdin, stdout=stdout, stderr=stderr)
 
     def run(self, argv: list[str], input: str | None = None, timeout: float = 60) -> Completed:
         """Run to completion; output captured in files (no pipe can fill up)."""
@@ -65,7 +67,7 @@ class SshMachine(Machine):
     def popen(self, argv: list[str], stdin, stdout, stderr):
         from .runtime.channel import ChannelProcess
 
-        return ChannelProcess(self.conn, shlex.join(argv), stdin=stdin, stdout=stdout,
+        return ChannelProcess(self.conn, shlex.join(words(argv)), stdin=stdin, stdout=stdout,
                               stderr=stderr)
 
 
@@ -96,7 +98,8 @@ class Container:
     machine: Machine = field(default=HERE, compare=False)
 
     def exec(self, argv: list[str], stdin: bool = False) -> Stage:
-        return Stage(["docker", "exec", *(["-i"] if stdin else []), self.id, *argv], self.machine)
+        return Stage(["docker", "exec", *(["-i"] if stdin else []), self.id, *words(argv)],
+                     self.machine)
 
     def run(self, argv: list[str], input: str | None = None, timeout: float = 60) -> Completed:
         return self.machine.run(self.exec(argv, stdin=input is not None).argv, input, timeout)

@@ -143,12 +143,14 @@ def container_state(c) -> tuple[bool, str]:
 
 
 def _exec(c, argv) -> tuple[int, str]:
-    code, output = c.exec_run(argv, demux=False)
+    from .commands.line import words
+
+    code, output = c.exec_run(words(argv), demux=False)
     return code, (output or b"").decode(errors="replace").strip()
 
 
 def role_probe(c, probe: probes.RoleProbe) -> tuple[bool, str]:
-    return probe.verdict(*_exec(c, probe.argv))
+    return probe.verdict(*_exec(c, probe.line))
 
 
 def http_inside(c, port: int) -> dict[str, str]:
@@ -277,7 +279,7 @@ def run_checks(model: Model, project: str, gateway_url: str | None,
     early = {}
     for name, probe in guessed_names(model, project).items():
         try:
-            early[name] = early_probe.docker_cli(name, probe.argv, probe.verdict)
+            early[name] = early_probe.docker_cli(name, probe.line, probe.verdict)
         except OSError:  # no docker CLI here: the SDK does it all, only later
             break
     try:

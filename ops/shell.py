@@ -24,13 +24,9 @@ class Result:
 
 
 def _argv(command) -> list[str]:
-    from .commands.line import Line
+    from .commands.line import Line, words
 
-    if isinstance(command, Line):
-        return command.argv
-    if isinstance(command, str):  # would run its characters one by one
-        raise TypeError("a command is an argv list or a Line, not a plain string")
-    return [str(a) for a in command]
+    return command.argv if isinstance(command, Line) else words(command)
 
 
 def display(argv: Sequence[str]) -> str:

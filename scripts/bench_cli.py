@@ -103,7 +103,7 @@ def run_sandbox(env) -> None:
                           ("redis", probes.REDIS_PING), ("rabbitmq", probes.BROKER_PING)):
         task = rows[service]["tasks"][0]
         name = f"ssh + docker exec: {service}"
-        bare_checks[name] = sbx.ssh(task["node"], ["docker", "exec", task["container"], *argv])
+        bare_checks[name] = sbx.ssh(task["node"], ["docker", "exec", task["container"], *argv.argv])
         bare_host[name] = sbx.role(task["node"])
     bare_host["curl /health/ready (public URL)"] = None
     bare_checks["curl /health/ready (public URL)"] = ["curl", "-fsS", "--cacert", trust_gateway(),
@@ -174,12 +174,12 @@ def run_all(env) -> None:
     from ops.commands import probes
 
     bare_checks = {
-        "psql SELECT 1 (app-db)": ["docker", "exec", cid("app-db"), *probes.POSTGRES_SELECT_1],
-        "psql SELECT 1 (auth-db)": ["docker", "exec", cid("auth-db"), *probes.POSTGRES_SELECT_1],
-        "redis-cli PING": ["docker", "exec", cid("redis"), *probes.REDIS_PING],
-        "rabbitmq-diagnostics ping": ["docker", "exec", cid("rabbitmq"), *probes.BROKER_PING],
+        "psql SELECT 1 (app-db)": ["docker", "exec", cid("app-db"), *probes.POSTGRES_SELECT_1.argv],
+        "psql SELECT 1 (auth-db)": ["docker", "exec", cid("auth-db"), *probes.POSTGRES_SELECT_1.argv],
+        "redis-cli PING": ["docker", "exec", cid("redis"), *probes.REDIS_PING.argv],
+        "rabbitmq-diagnostics ping": ["docker", "exec", cid("rabbitmq"), *probes.BROKER_PING.argv],
         "api live+ready in container": [
-            "docker", "exec", cid("api"), *probes.http_probe(8000, ["/health/live", "/health/ready"])],
+            "docker", "exec", cid("api"), *probes.http_probe(8000, ["/health/live", "/health/ready"]).argv],
         "curl gateway /health/live": ["curl", "-fsS", "--cacert", ca, "-o", "/dev/null",
                                       url + "/health/live"],
         "curl gateway /health/ready": ["curl", "-fsS", "--cacert", ca, "-o", "/dev/null",

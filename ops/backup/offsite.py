@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..commands import rclone
+from ..commands.line import words
 from ..errors import OpsError
 from ..files import fsync_dir
 from . import layout, manifest, retention
@@ -74,7 +75,7 @@ def _run(o: Offsite, argv: list[str], what: str, check: bool = True,
          timeout: float = 6 * 3600) -> subprocess.CompletedProcess:
     env = {**os.environ, **o.env}
     try:
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(words(argv), env=env, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError as exc:
         raise OpsError("off-site copies need rclone (apt-get install rclone)") from exc
     except subprocess.TimeoutExpired as exc:

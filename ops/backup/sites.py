@@ -35,7 +35,10 @@ class Throwaway:
     def __init__(self, image: str):
         self.image = image
 
-    def exec(self, argv: list[str], stdin: bool = False) -> Stage:
+    def exec(self, argv, stdin: bool = False) -> Stage:
+        from ..commands.line import words
+
+        argv = words(argv)
         return Stage(["docker", "run", "--rm", *(["-i"] if stdin else []), "--network", "none",
                       "--label", "ops.role=backup-check", "--entrypoint", argv[0], self.image,
                       *argv[1:]])

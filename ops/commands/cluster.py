@@ -9,7 +9,7 @@ import shlex
 
 from .compose import log_flags
 from .deploy import read_file
-from .line import Line, cmd, pipe, q, script
+from .line import Line, cmd, pipe, q, script, words
 
 SNAPSHOT_MARK = "@@ops-snapshot"
 CONTAINER = re.compile(r"^[0-9a-f]{12,64}$")
@@ -50,7 +50,7 @@ def snapshot(app: str, upstream: str) -> Line:
 def container_exec(container: str, argv: list[str], interactive: bool = False) -> Line:
     if not CONTAINER.match(container):
         raise ValueError(f"invalid container id {container!r}")
-    return cmd("docker", "exec", *(["-it"] if interactive else []), container, *argv)
+    return cmd("docker", "exec", *(["-it"] if interactive else []), container, *words(argv))
 
 
 def disk_free(path: str = "/var/lib/docker") -> Line:

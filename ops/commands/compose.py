@@ -1,14 +1,17 @@
-"""argv builders for `docker compose`. User-given names always follow `--`-free
-positions that Compose treats as service names, and are validated before they get here."""
+"""`docker compose` commands (`line.Line`s with their argv: run without a shell). User-given
+names always follow `--`-free positions that Compose treats as service names, and are
+validated before they get here."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .line import Line, cmd
+
 
 def base(project: str | None, files: Sequence[Path], project_directory: Path | None = None,
-         profiles: Sequence[str] = ()) -> list[str]:
+         profiles: Sequence[str] = ()) -> Line:
     """`project` None: Compose names it (from the directory, or the file's `name:`)."""
     argv = ["docker", "compose"]
     for profile in profiles:
@@ -19,18 +22,18 @@ def base(project: str | None, files: Sequence[Path], project_directory: Path | N
         argv += ["--project-directory", str(project_directory)]
     for f in files:
         argv += ["--file", str(f)]
-    return argv
+    return cmd(*argv)
 
 
-def config_json(b: list[str], interpolate: bool = True) -> list[str]:
+def config_json(b: Line, interpolate: bool = True) -> Line:
     """The resolved model as JSON; `interpolate=False`: variables left as written."""
-    return [*b, "config", "--format", "json", *([] if interpolate else ["--no-interpolate"])]
+    return b.plus("config", "--format", "json", *([] if interpolate else ["--no-interpolate"]))
 
 
-def up(b: list[str], *, build: bool = False, wait_timeout: int | None = None,
+def up(b: Line, *, build: bool = False, wait_timeout: int | None = None,
        services: Sequence[str] = (), scale: Mapping[str, int] | None = None,
-       no_deps: bool = False, no_recreate: bool = False) -> list[str]:
-    argv = [*b, "up", "--detach", "--remove-orphans"]
+       no_deps: bool = False, no_recreate: bool = False) -> Line:
+    argv = ["up", "--detach", "--remove-orphans"]
     if build:
         argv.append("--build")
     if wait_timeout is not None:
@@ -41,29 +44,29 @@ def up(b: list[str], *, build: bool = False, wait_timeout: int | None = None,
         argv.append("--no-recreate")
     for service, count in sorted((scale or {}).items()):
         argv += ["--scale", f"{service}={count}"]
-    return [*argv, *services]
+    return b.plus(*argv, *services)
 
 
-def down(b: list[str], *, volumes: bool = False, rmi_local: bool = False) -> list[str]:
-    argv = [*b, "down", "--remove-orphans"]
+def down(b: Line, *, volumes: bool = False, rmi_local: bool = False) -> Line:
+    argv = ["down", "--remove-orphans"]
     if volumes:
         argv.append("--volumes")
     if rmi_local:
         argv += ["--rmi", "local"]
-    return argv
+    return b.plus(*argv)
 
 
-def stop_rm(b: list[str], services: Sequence[str]) -> list[str]:
+def stop_rm(b: Line, services: Sequence[str]) -> Line:
     """Stop and remove some services' containers (their volumes stay)."""
-    return [*b, "rm", "--stop", "--force", *services]
+    return b.plus("rm", "--stop", "--force", *services)
 
 
-def port(b: list[str], service: str, container_port: int) -> list[str]:
-    return [*b, "port", service, str(container_port)]
+def port(b: Line, service: str, container_port: int) -> Line:
+    return b.plus("port", service, str(container_port))
 
 
-def ps(b: list[str]) -> list[str]:
-    return [*b, "ps", "--all", "--format", "json"]
+def ps(b: Line) -> Line:
+    return b.plus("ps", "--all", "--format", "json")
 
 
 def log_flags(follow: bool = False, tail: str | None = None, since: str | None = None,
@@ -77,26 +80,26 @@ def log_flags(follow: bool = False, tail: str | None = None, since: str | None =
     return argv + (["--timestamps"] if timestamps else [])
 
 
-def logs(b: list[str], services: Sequence[str] = (), *, follow: bool = False,
-         tail: str | None = None, since: str | None = None, timestamps: bool = False) -> list[str]:
-    return [*b, "logs", "--no-color", *log_flags(follow, tail, since, timestamps), *services]
+def logs(b: Line, services: Sequence[str] = (), *, follow: bool = False,
+         tail: str | None = None, since: str | None = None, timestamps: bool = False) -> Line:
+    return b.plus("logs", "--no-color", *log_flags(follow, tail, since, timestamps), *services)
 
 
-def build(b: list[str], services: Sequence[str] = (), *, pull: bool = False,
-          no_cache: bool = False) -> list[str]:
-    argv = [*b, "build"]
+def build(b: Line, services: Sequence[str] = (), *, pull: bool = False,
+          no_cache: bool = False) -> Line:
+    argv = ["build"]
     if pull:
         argv.append("--pull")
     if no_cache:
         argv.append("--no-cache")
-    return [*argv, *services]
+    return b.plus(*argv, *services)
 
 
-def exec_(b: list[str], service: str, command: Sequence[str], *, index: int = 1,
-          tty: bool = False) -> list[str]:
-    argv = [*b, "exec"]
+def exec_(b: Line, service: str, command: Sequence[str], *, index: int = 1,
+          tty: bool = False) -> Line:
+    argv = ["exec"]
     if not tty:
         argv.append("-T")
     if index != 1:
         argv += ["--index", str(index)]
-    return [*argv, service, *command]
+    return b.plus(*argv, service, *command)

@@ -8,7 +8,22 @@ import re
 from dataclasses import dataclass
 
 from . import image_refs
-from .line import Line, all_of, cmd, either, group, is_dir, is_file, mkdir_p, pipe, q, script, seq, when
+from .line import (
+    Line,
+    all_of,
+    cmd,
+    either,
+    group,
+    is_dir,
+    is_file,
+    mkdir_p,
+    pipe,
+    q,
+    script,
+    seq,
+    when,
+    words,
+)
 
 COLORS = ("blue", "green")
 APP_SERVICE = "api"  # the blue-green service, as users name it (`api` = the live color)
@@ -227,7 +242,7 @@ def gateway_container(app: str) -> Line:
 def gateway_exec(container: str, argv: list[str]) -> Line:
     if not re.fullmatch(r"[0-9a-f]{12,64}", container):
         raise ValueError(f"invalid container id {container!r}")
-    return cmd("docker", "exec", container, *argv)
+    return cmd("docker", "exec", container, *words(argv))
 
 
 def nginx_test(container: str) -> Line:

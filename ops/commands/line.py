@@ -27,6 +27,15 @@ class Line(str):
         """What a local process runs: the command's own argv, else `sh -c` the text."""
         return list(self.words) if self.words is not None else ["sh", "-c", str(self)]
 
+    def __iter__(self):
+        # A Line is one command, not a list of words or of characters: a caller that
+        # iterates it (`[*line]`, `Popen(line)`) fails here instead of running garbage.
+        raise TypeError("a Line is not iterable: use .argv, or words(line)")
+
+    def plus(self, *more) -> Line:
+        """The same command with more words (a plain command only)."""
+        return cmd(*words(self), *more)
+
     def _with(self, suffix: str) -> Line:
         return Line(f"{self}{suffix}")
 
@@ -67,6 +76,18 @@ def cmd(*words) -> Line:
     line = Line(shlex.join(words))
     line.words = words
     return line
+
+
+def words(command) -> list[str]:
+    """The argv of a plain command: a Line made by `cmd`, or a list of words. A combined
+    Line has none (it needs a shell): refused, naming it."""
+    if isinstance(command, Line):
+        if command.words is None:
+            raise TypeError(f"a combined line has no argv of its own: {command[:60]!r}")
+        return list(command.words)
+    if isinstance(command, str):
+        raise TypeError(f"a command is an argv list or a Line, not a string: {command[:60]!r}")
+    return [str(w) for w in command]
 
 
 def script(text: str) -> Line:

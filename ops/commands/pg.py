@@ -1,9 +1,12 @@
-"""argv and SQL for the Postgres tools, run inside the database container (client major
-= server major). The container's own POSTGRES_USER is used over the local socket."""
+"""Commands (`line.Line`s, run without a shell) and SQL for the Postgres tools, run
+inside the database container (client major = server major). The container's own
+POSTGRES_USER is used over the local socket."""
 
 from __future__ import annotations
 
 import re
+
+from .line import Line, cmd
 
 DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
 SNAPSHOT = re.compile(r"^[0-9A-F]+-[0-9A-F]+-[0-9]+$")
@@ -32,9 +35,9 @@ def check_db_name(name: str) -> str:
     return name
 
 
-def psql(user: str, db: str, *extra: str) -> list[str]:
-    return ["psql", "-X", "-q", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1",
-            "-U", user, "-d", check_db_name(db), *extra]
+def psql(user: str, db: str, *extra: str) -> Line:
+    return cmd("psql", "-X", "-q", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1",
+               "-U", user, "-d", check_db_name(db), *extra)
 
 
 def snapshot_session_script() -> str:
@@ -52,7 +55,7 @@ def snapshot_counts_script() -> str:
     return f"{ROW_COUNTS_SQL}\nSELECT 'COUNTED';\n"
 
 
-def pg_dump(user: str, db: str, snapshot: str | None = None, compress: int | None = None) -> list[str]:
+def pg_dump(user: str, db: str, snapshot: str | None = None, compress: int | None = None) -> Line:
     argv = ["pg_dump", "-w", "-U", user, "-d", check_db_name(db), "--format=custom"]
     if snapshot:
         if not SNAPSHOT.match(snapshot):
@@ -60,17 +63,17 @@ def pg_dump(user: str, db: str, snapshot: str | None = None, compress: int | Non
         argv.append(f"--snapshot={snapshot}")
     if compress is not None:
         argv.append(f"--compress={int(compress)}")
-    return argv
+    return cmd(*argv)
 
 
-def pg_restore_read_all() -> list[str]:
+def pg_restore_read_all() -> Line:
     """Reads every block of a custom-format archive from stdin, writing nothing."""
-    return ["pg_restore", "--file=/dev/null"]
+    return cmd("pg_restore", "--file=/dev/null")
 
 
-def pg_restore_into(user: str, db: str) -> list[str]:
-    return ["pg_restore", "-w", "-U", user, "-d", check_db_name(db), "--exit-on-error",
-            "--single-transaction", "--no-owner", "--no-privileges"]
+def pg_restore_into(user: str, db: str) -> Line:
+    return cmd("pg_restore", "-w", "-U", user, "-d", check_db_name(db), "--exit-on-error",
+               "--single-transaction", "--no-owner", "--no-privileges")
 
 
 def parse_tagged(output: str) -> dict:

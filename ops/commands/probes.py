@@ -1,27 +1,30 @@
-"""argv of the health probes run inside containers (via the Engine's exec)."""
+"""The health probes run inside containers (via the Engine's exec): `line.Line`s whose
+argv the exec runs (no shell of ours; `sh -c` where the probe is a script)."""
 
 from dataclasses import dataclass
 
+from .line import Line, cmd, words
+
 # Postgres: a real query over the container's own socket (client = server version).
-POSTGRES_SELECT_1 = [
+POSTGRES_SELECT_1 = cmd(
     "sh", "-c",
     'psql -X -q -t -A -w -U "${POSTGRES_USER:-postgres}" -d "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"'
     ' -c "SELECT 1"',
-]
+)
 
 # Redis: PING; the password comes from the *_FILE secret into REDISCLI_AUTH, never argv.
 # After `inv secrets.rotate` that copy is older than the server's ACL: NOAUTH then, which
 # still proves the server answers (the api's readiness logs in as the clients do).
-REDIS_PING = [
+REDIS_PING = cmd(
     "sh", "-c",
     'if [ -n "${REDIS_PASSWORD_FILE:-}" ]; then REDISCLI_AUTH="$(cat "$REDIS_PASSWORD_FILE")";'
     " export REDISCLI_AUTH; fi; redis-cli ping 2>/dev/null",
-]
+)
 REDIS_ROTATED = "NOAUTH Authentication required."
 
 # RabbitMQ: the node answers its CLI (the same tool in Debian's package and the official
 # image; the Erlang cookie is the container user's own).
-BROKER_PING = ["rabbitmq-diagnostics", "-q", "ping"]
+BROKER_PING = cmd("rabbitmq-diagnostics", "-q", "ping")
 
 
 # A hung server (a stopped postmaster, a Redis stuck on its disk) accepts the client's
@@ -33,16 +36,16 @@ BOUNDED = ('s=$1; shift; if command -v timeout >/dev/null 2>&1; '
 KILLED = 137  # 128 + SIGKILL: what the shell reports for a client `timeout` killed
 
 
-def bounded(argv: list[str], seconds: float) -> list[str]:
-    """`argv` run in a container, killed after `seconds`."""
-    return ["sh", "-c", BOUNDED, "probe", f"{seconds:g}", *argv]
+def bounded(command, seconds: float) -> Line:
+    """`command` (a plain one) run in a container, killed after `seconds`."""
+    return cmd("sh", "-c", BOUNDED, "probe", f"{seconds:g}", *words(command))
 
 
 @dataclass(frozen=True)
 class RoleProbe:
     """What `inv health` runs inside every container of a role, locally and on Swarm."""
 
-    command: list
+    command: Line
     name: str  # the check's name in the report
     expect: str  # the whole output of a healthy answer
     # Costs far more than the others (boots an Erlang VM): started first, so that a
@@ -52,7 +55,7 @@ class RoleProbe:
     also_ok: tuple = ()  # (output, detail): other answers that prove the server answers
 
     @property
-    def argv(self) -> list[str]:
+    def line(self) -> Line:
         return bounded(self.command, self.timeout)
 
     def verdict(self, code: int, out: str) -> tuple[bool, str]:
@@ -75,7 +78,7 @@ BY_ROLE = {"database": RoleProbe(POSTGRES_SELECT_1, "SELECT 1", "1"),
            "broker": RoleProbe(BROKER_PING, "ping", "Ping succeeded", slow=True, timeout=10.0)}
 
 
-def http_probe(port: int, paths) -> list[str]:
+def http_probe(port: int, paths) -> Line:
     """One python process that GETs each path on localhost and prints `path status` lines.
 
     Plain sockets and `-S` (no site import): python starts in a CPU-limited container,
@@ -94,7 +97,7 @@ def http_probe(port: int, paths) -> list[str]:
         "    except Exception as x: st='error:'+type(x).__name__\n"
         "    print(p, st)\n"
     )
-    return ["python3", "-S", "-c", code, str(int(port)), *paths]
+    return cmd("python3", "-S", "-c", code, int(port), *paths)
 
 
 def parse_http_probe(output: str) -> dict[str, str]:

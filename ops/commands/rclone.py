@@ -1,5 +1,5 @@
-"""argv for rclone (off-site copies: S3, GCS, Azure, B2, SFTP, ... through one tool) and
-parsers of its output. Pure.
+"""Commands for rclone (`line.Line`s, run without a shell; off-site copies: S3, GCS,
+Azure, B2, SFTP, ... through one tool) and parsers of its output. Pure.
 
 A remote is always a *named* rclone remote, `NAME:path`: its type, endpoint and
 credentials come from rclone's own config file or from `RCLONE_CONFIG_<NAME>_*`
@@ -12,6 +12,7 @@ import json
 import re
 
 from ..errors import OpsError
+from .line import Line, cmd
 
 REMOTE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_-]{0,63}):(?P<path>[^\x00-\x1f]*)$")
 # Fail fast and say why: no 10 low-level retries of a refused login per file.
@@ -45,25 +46,25 @@ def join(remote: str, *parts: str) -> str:
     return f"{base}/{tail}" if tail else base
 
 
-def copyto(src: str, dst: str) -> list[str]:
+def copyto(src: str, dst: str) -> Line:
     """One file to one path (either side local or remote); no server-side tricks."""
-    return ["rclone", "copyto", *COMMON, "--", src, dst]
+    return cmd("rclone", "copyto", *COMMON, "--", src, dst)
 
 
-def hashsum(kind: str, path: str, download: bool = False) -> list[str]:
+def hashsum(kind: str, path: str, download: bool = False) -> Line:
     """The remote's own checksum of `path` (md5, sha1: what the backend keeps), or, with
     `download`, the bytes read back and hashed here (any backend, any hash)."""
     if kind not in ("md5", "sha1", "sha256"):
         raise ValueError(f"unsupported hash {kind!r}")
-    return ["rclone", "hashsum", *COMMON, kind, *(["--download"] if download else []), "--", path]
+    return cmd("rclone", "hashsum", *COMMON, kind, *(["--download"] if download else []), "--", path)
 
 
-def lsjson(path: str) -> list[str]:
-    return ["rclone", "lsjson", *COMMON, "--recursive", "--files-only", "--", path]
+def lsjson(path: str) -> Line:
+    return cmd("rclone", "lsjson", *COMMON, "--recursive", "--files-only", "--", path)
 
 
-def deletefile(path: str) -> list[str]:
-    return ["rclone", "deletefile", *COMMON, "--", path]
+def deletefile(path: str) -> Line:
+    return cmd("rclone", "deletefile", *COMMON, "--", path)
 
 
 def parse_hashsum(text: str) -> dict[str, str]:

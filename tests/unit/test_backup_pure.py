@@ -12,9 +12,9 @@ from ops.errors import OpsError
 
 
 def test_pg_dump_argv_with_snapshot():
-    assert pg.pg_dump("app", "app", "00000004-00000040-1") == [
+    assert pg.pg_dump("app", "app", "00000004-00000040-1").argv == [
         "pg_dump", "-w", "-U", "app", "-d", "app", "--format=custom", "--snapshot=00000004-00000040-1"]
-    assert pg.pg_dump("u", "d", compress=0)[-1] == "--compress=0"
+    assert pg.pg_dump("u", "d", compress=0).argv[-1] == "--compress=0"
 
 
 @pytest.mark.parametrize("bad", ["a b", "x;drop", "$(id)", "../x", "", "a" * 64])
@@ -29,9 +29,9 @@ def test_snapshot_ids_are_validated():
 
 
 def test_restore_argv_is_all_or_nothing():
-    argv = pg.pg_restore_into("drill", "app")
+    argv = pg.pg_restore_into("drill", "app").argv
     assert "--exit-on-error" in argv and "--single-transaction" in argv
-    assert pg.pg_restore_read_all() == ["pg_restore", "--file=/dev/null"]
+    assert pg.pg_restore_read_all().argv == ["pg_restore", "--file=/dev/null"]
 
 
 def test_parse_tagged_session_output():

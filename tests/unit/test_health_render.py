@@ -61,7 +61,7 @@ def test_a_probe_is_killed_in_its_container_after_its_timeout(tmp_path):
 
     probe = RoleProbe(["sleep", "30"], "SELECT 1", "1", timeout=0.3)
     started = time.monotonic()
-    proc = subprocess.run(probe.argv, capture_output=True, text=True, timeout=10)
+    proc = subprocess.run(probe.line.argv, capture_output=True, text=True, timeout=10)
     assert time.monotonic() - started < 5
     # coreutils' timeout signals its own process group too: here a -9; `docker exec` and
     # a shell report that death as 128 + 9.
@@ -70,6 +70,6 @@ def test_a_probe_is_killed_in_its_container_after_its_timeout(tmp_path):
     assert probe.verdict(code, proc.stdout) == (False, "no answer in 0.3 s (killed)")
     # An image without `timeout` runs the client as it is.
     (tmp_path / "echo").symlink_to(shutil.which("echo"))
-    proc = subprocess.run(bounded(["echo", "PONG"], 5), capture_output=True, text=True,
+    proc = subprocess.run(bounded(["echo", "PONG"], 5).argv, capture_output=True, text=True,
                           env={"PATH": str(tmp_path)}, executable="/bin/sh")
     assert (proc.returncode, proc.stdout) == (0, "PONG\n")

@@ -1,4 +1,4 @@
-"""rclone argv builders, its output parsers, and the off-site policy (pure)."""
+"""rclone commands (their argv), its output parsers, and the off-site policy (pure)."""
 
 from datetime import UTC, datetime
 
@@ -11,13 +11,15 @@ from ops.errors import OpsError
 
 def test_argv_is_exact_and_ends_options_before_paths():
     common = ["--low-level-retries=2", "--retries=1", "--stats=0", "--log-level=ERROR"]
-    assert rclone.copyto("/b/x.dump.zst", "off:/srv/x.dump.zst") == [
+    assert rclone.copyto("/b/x.dump.zst", "off:/srv/x.dump.zst").argv == [
         "rclone", "copyto", *common, "--", "/b/x.dump.zst", "off:/srv/x.dump.zst"]
-    assert rclone.hashsum("md5", "off:/srv/x") == ["rclone", "hashsum", *common, "md5", "--", "off:/srv/x"]
-    assert rclone.hashsum("sha256", "s3:b/x", download=True)[-4:] == ["sha256", "--download", "--", "s3:b/x"]
-    assert rclone.lsjson("off:/srv/local") == ["rclone", "lsjson", *common, "--recursive",
+    assert rclone.hashsum("md5", "off:/srv/x").argv == [
+        "rclone", "hashsum", *common, "md5", "--", "off:/srv/x"]
+    assert rclone.hashsum("sha256", "s3:b/x", download=True).argv[-4:] == [
+        "sha256", "--download", "--", "s3:b/x"]
+    assert rclone.lsjson("off:/srv/local").argv == ["rclone", "lsjson", *common, "--recursive",
                                                "--files-only", "--", "off:/srv/local"]
-    assert rclone.deletefile("off:/a/b")[-2:] == ["--", "off:/a/b"]
+    assert rclone.deletefile("off:/a/b").argv[-2:] == ["--", "off:/a/b"]
     with pytest.raises(ValueError):
         rclone.hashsum("crc32", "off:/x")
 
