@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .commands.line import Line
 from .errors import OpsError
 
 MAX_NEEDLE = 200
@@ -80,7 +81,7 @@ class Incomplete(OpsError):
 
 
 def node_search(app: str, services: list[str], text: str, tail: str | None = None,
-                since: str | None = None, wait: int = CONTAINER_LOG_WAIT) -> str:
+                since: str | None = None, wait: int = CONTAINER_LOG_WAIT) -> Line:
     """On one Swarm node: the timestamped logs of each of this node's containers (running
     or ended) of the stack's chosen services, reduced to the lines holding `text` there.
 
@@ -90,13 +91,16 @@ def node_search(app: str, services: list[str], text: str, tail: str | None = Non
     read is bounded by `timeout`; the output is, per container, a `#task NAME EXIT`
     line then its matching lines (read by node_entries)."""
     from .commands.compose import log_flags
+    from .commands.line import script
 
+    # A script: a loop over the node's containers, each read in the background into
+    # its own temporary file, then printed in order.
     flags = " ".join(shlex.quote(o) for o in log_flags(False, tail, since, True))
     fmt = shlex.quote("{{.ID}} {{.Label \"com.docker.swarm.service.name\"}} "
                       "{{.Label \"com.docker.swarm.task.name\"}}")
     label = shlex.quote(f"label=com.docker.stack.namespace={app}")
     wanted = "|".join(shlex.quote(s) for s in services) or "''"
-    return (
+    return script(
         "d=$(mktemp -d) || exit 1; trap 'rm -rf \"$d\"' EXIT; "
         f"docker ps -a --no-trunc --filter {label} --format {fmt} > \"$d/ps\" || exit 1; "
         "n=0; while read -r id svc task; do "

@@ -98,7 +98,6 @@ def _ssh(host: dict) -> list[str]:
 def naive(key: str) -> None:
     """What an operator does by hand: ALTER ROLE on the server (over ssh, docker exec),
     a new secret, then the serving color updated in place with it."""
-    import shlex
 
     from ops.rotation import servers
 
@@ -111,7 +110,7 @@ def naive(key: str) -> None:
     node = next(h for h in hosts if db["node"].endswith(h["name"]))
     new = secrets.token_urlsafe(32)
     script = servers.set_password(servers.Server("database", "app-db", "app", "app"), "", new)
-    subprocess.run([*_ssh(node), shlex.join(script.argv(db["container"]))], input=script.stdin,
+    subprocess.run([*_ssh(node), str(script.command(db["container"]))], input=script.stdin,
                    text=True, check=True, capture_output=True)
     name = f"{app}_{key}_naive{secrets.token_hex(3)}"
     subprocess.run([*_ssh(manager), f"docker secret create {name} -"], input=new, text=True,

@@ -10,7 +10,6 @@ and where the metrics go (the cluster's own node-exporter textfile directory too
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -194,10 +193,12 @@ def manager_lock(machine, directory: str, name: str, what: str):
 
     path = f"{directory}/{name}.lock"
     record = json.dumps(owner_record())
-    script = (f"mkdir -p {shlex.quote(directory)} && exec flock -n -E 75 {shlex.quote(path)} "
-              f"sh -c 'printf %s \"$1\" > \"$2\"; echo LOCKED; exec cat >/dev/null' "
-              f"_ {shlex.quote(record)} {shlex.quote(path)}")
-    proc = machine.popen(["sh", "-c", script], subprocess.PIPE, subprocess.PIPE, subprocess.DEVNULL)
+    from ..commands.line import all_of, cmd
+
+    hold = all_of(cmd("mkdir", "-p", directory), cmd(
+        "exec", "flock", "-n", "-E", 75, path,
+        "sh", "-c", 'printf %s "$1" > "$2"; echo LOCKED; exec cat >/dev/null', "_", record, path))
+    proc = machine.popen(hold.argv, subprocess.PIPE, subprocess.PIPE, subprocess.DEVNULL)
     line = proc.stdout.readline()
     if line.strip() != b"LOCKED":
         code = proc.wait()

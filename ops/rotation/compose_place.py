@@ -33,7 +33,7 @@ class ComposePlace:
         running = [c for c in self._containers(service) if c.state == "running"]
         if not running:
             raise OpsError(f"{service} is not running on {self.where}: `inv up` first")
-        result = run(script.argv(running[0].name), input=script.stdin, check=False, what=script.what)
+        result = run(script.command(running[0].name), input=script.stdin, check=False, what=script.what)
         if result.ok or not check:
             return result.ok
         raise OpsError(f"{service}: {script.what} failed: "

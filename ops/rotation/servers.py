@@ -20,8 +20,10 @@ import hashlib
 import hmac
 import os
 import re
-import shlex
 from dataclasses import dataclass
+
+from ..commands.line import Line, cmd, pipe
+from ..commands.line import script as script_line
 
 ROLES = ("database", "cache", "broker")
 SAFE = re.compile(r"^[A-Za-z0-9._-]{1,63}$")  # a user or database name we put in SQL or argv
@@ -42,18 +44,18 @@ class Server:
 
 @dataclass(frozen=True)
 class Script:
-    script: str  # for `sh -c`
+    script: Line  # for `sh -c` in the container
     stdin: str
     what: str
 
-    def argv(self, container: str) -> list[str]:
+    def command(self, container: str) -> Line:
         """The script in `container` (`docker exec -i`), run by a shell on the container's
         host that first reads all of stdin: the command never ends before our end of
         stdin is written and closed, even when `docker exec` itself fails at once (over
         SSH, writing to a channel already gone fails the copy, not the command, and its
         own error would be lost)."""
-        return ["sh", "-c", 'in=$(cat); printf \'%s\\n\' "$in" | docker exec -i "$0" sh -c "$1"',
-                container, self.script]
+        return cmd("sh", "-c", 'in=$(cat); printf \'%s\\n\' "$in" | docker exec -i "$0" sh -c "$1"',
+                   container, self.script)
 
 def scram_sha256(password: str, salt: bytes | None = None, iterations: int = 4096) -> str:
     """The verifier Postgres stores for a SCRAM-SHA-256 password (RFC 5802/7677), as
@@ -75,10 +77,10 @@ def check_names(server: Server) -> None:
                              "(letters, digits, . _ -)")
 
 
-def _psql(server: Server) -> str:
+def _psql(server: Server, *more: str) -> Line:
     # The local socket: trusted for the container's own processes (the image's default).
-    return (f"psql -X -q -v ON_ERROR_STOP=1 -U {shlex.quote(server.user)} "
-            f"-d {shlex.quote(server.database or server.user)}")
+    return cmd("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", server.user,
+               "-d", server.database or server.user, *more)
 
 
 def set_password(server: Server, old: str, new: str) -> Script:
@@ -86,12 +88,12 @@ def set_password(server: Server, old: str, new: str) -> Script:
     check_names(server)
     if server.role == "database":
         verifier = scram_sha256(new)
-        return Script(f"{_psql(server)} -f -", f'ALTER ROLE "{server.user}" PASSWORD \'{verifier}\';\n',
+        return Script(_psql(server, "-f", "-"), f'ALTER ROLE "{server.user}" PASSWORD \'{verifier}\';\n',
                       f"set the new password of role {server.user}")
     if server.role == "cache":
         return _redis_acl(">", old, new, server.user, f"add the new password of redis user {server.user}")
     if server.role == "broker":
-        return Script(f"rabbitmqctl -q change_password {shlex.quote(server.user)}", new + "\n",
+        return Script(cmd("rabbitmqctl", "-q", "change_password", server.user), new + "\n",
                       f"set the new password of broker user {server.user}")
     raise ValueError(f"no password rotation for role {server.role!r}")
 
@@ -114,10 +116,11 @@ def _redis_acl(op: str, auth: str, password: str, user: str, what: str) -> Scrip
     """`ACL SETUSER user <op><password>` then `ACL SAVE`, authenticated with `auth`: the
     commands reach redis-cli on its stdin, written by printf (a shell builtin: no argv
     holds a password); any reply but OK fails."""
-    script = ("read -r auth; read -r arg; read -r user; "
-              f"out=$(printf 'ACL SETUSER %s {op}%s\\nACL SAVE\\n' \"$user\" \"$arg\" "
-              "| REDISCLI_AUTH=\"$auth\" redis-cli 2>&1); "
-              "printf '%s\\n' \"$out\"; ! printf '%s\\n' \"$out\" | grep -qv '^OK$'")
+    # A script: the values come on stdin into shell variables, never into an argv.
+    script = script_line("read -r auth; read -r arg; read -r user; "
+                         f"out=$(printf 'ACL SETUSER %s {op}%s\\nACL SAVE\\n' \"$user\" \"$arg\" "
+                         "| REDISCLI_AUTH=\"$auth\" redis-cli 2>&1); "
+                         "printf '%s\\n' \"$out\"; ! printf '%s\\n' \"$out\" | grep -qv '^OK$'")
     return Script(script, f"{auth}\n{password}\n{user}\n", what)
 
 
@@ -126,14 +129,15 @@ def login(server: Server, password: str) -> Script:
     would (over TCP for Postgres: the local socket is trusted without one)."""
     check_names(server)
     if server.role == "database":
-        return Script("read -r p; PGPASSWORD=$p psql -X -q -h 127.0.0.1 "
-                      f"-U {shlex.quote(server.user)} -d {shlex.quote(server.database or server.user)} "
-                      "-tAc 'select 1'", password + "\n", f"log in as {server.user}")
+        psql = cmd("psql", "-X", "-q", "-h", "127.0.0.1", "-U", server.user,
+                   "-d", server.database or server.user, "-tAc", "select 1")
+        return Script(script_line(f"read -r p; PGPASSWORD=$p {psql}"), password + "\n",
+                      f"log in as {server.user}")
     if server.role == "cache":
-        return Script("read -r p; REDISCLI_AUTH=$p redis-cli --user "
-                      f"{shlex.quote(server.user)} ping | grep -qx PONG", password + "\n",
+        ping = pipe(cmd("redis-cli", "--user", server.user, "ping"), cmd("grep", "-qx", "PONG"))
+        return Script(script_line(f"read -r p; REDISCLI_AUTH=$p {ping}"), password + "\n",
                       f"log in to redis as {server.user}")
     if server.role == "broker":
-        return Script(f"rabbitmqctl -q authenticate_user {shlex.quote(server.user)}",
+        return Script(cmd("rabbitmqctl", "-q", "authenticate_user", server.user),
                       password + "\n", f"log in to the broker as {server.user}")
     raise ValueError(f"no password rotation for role {server.role!r}")

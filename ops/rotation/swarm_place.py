@@ -14,8 +14,6 @@ the clients moved the way a deploy moves users, never in place.
 
 from __future__ import annotations
 
-import shlex
-
 from ..commands import deploy as cmd
 from ..deploy import flow, stackfile
 from ..errors import OpsError
@@ -40,7 +38,7 @@ class SwarmPlace:
         task, (conn, host) = self.cluster.task_target(self.cluster.snapshot(),
                                                       self.rotation.server.service)
         container = task.container
-        result = run_on(conn, shlex.join(script.argv(container)), host, script.what, warn=True,
+        result = run_on(conn, script.command(container), host, script.what, warn=True,
                         stdin=script.stdin)
         if result.exited == 0 or not check:
             return result.exited == 0

@@ -84,7 +84,7 @@ def test_no_password_is_ever_in_an_argument_list(server):
     dropped = servers.drop_password(server, keep=new, drop=old)
     scripts += [dropped] if dropped else []
     for s in scripts:
-        argv = " ".join(s.argv("c0ffee"))
+        argv = " ".join(s.command("c0ffee").argv)
         assert old not in argv and new not in argv, s
     # Postgres never even receives the plain password: a verifier.
     if server.role == "database":
