@@ -9,7 +9,6 @@ import json
 import os
 import re
 import secrets
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import base_images, docker_api
+from .commands.line import cmd
 from .errors import OpsError
 from .files import write_atomic
 from .shell import run
@@ -184,10 +184,10 @@ def _registry(client, root: Path, network: str, c) -> dict:
     for role in ROLES:
         host = client.containers.get(container_name(role))
         # anchored, so the `sh -c` running pgrep does not match itself
-        if not _exec(host, f"pgrep -f {shlex.quote('^' + ' '.join(forward[:2]))} || true"):
+        if not _exec(host, cmd("pgrep", "-f", "^" + " ".join(forward[:2])).or_true()):
             host.exec_run(forward, detach=True)
-        _wait(lambda h=host: _exec(h, f"curl -s -o /dev/null -w '%{{http_code}}' "
-                                      f"http://127.0.0.1:{port}/v2/") == "401",
+        _wait(lambda h=host: _exec(h, cmd("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                          f"http://127.0.0.1:{port}/v2/")) == "401",
               f"registry on {host.name}", timeout=30)
     return {"server": f"127.0.0.1:{port}", "user": REGISTRY_USER,
             "password_file": f"{STATE}/registry.password"}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import shlex
 from pathlib import Path
 
+from ..commands.line import cmd
 from ..errors import OpsError
 from ..shell import run
 
@@ -26,8 +26,8 @@ def marker(env: str) -> str:
 
 
 def cron_line(at: str, root: Path, env: str) -> str:
-    script = shlex.quote(str(root / "scripts" / "backup-cron"))
-    return f"{check_schedule(at)} {script} --env {shlex.quote(env)} {marker(env)}"
+    command = cmd(str(root / "scripts" / "backup-cron"), "--env", env)
+    return f"{check_schedule(at)} {command} {marker(env)}"
 
 
 def merged(current: str, line: str, env: str) -> str:

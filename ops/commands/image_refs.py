@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .line import Line, script
+from .line import Line, q, script
 
 # Docker's reference grammar, simplified: [registry[:port]/]path[:tag]
 NAME = re.compile(r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*"
@@ -37,6 +37,14 @@ def tags_from_git(short_sha: str, exact_tags: list[str], dirty: str = "") -> lis
     if not dirty:
         tags += [m.group(1) for t in exact_tags if (m := SEMVER_TAG.match(t.strip()))]
     return tags
+
+
+def missing(refs: list[str]) -> Line:
+    """The references the node's engine does not have, one per line: one round trip."""
+    # A script: a loop over the references.
+    qs = " ".join(q(r) for r in refs)
+    return script(f"for r in {qs}; do docker image inspect --format '{{{{.Id}}}}' \"$r\" "
+                  f">/dev/null 2>&1 || printf '%s\\n' \"$r\"; done")
 
 
 def layer_lists() -> Line:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 import subprocess
 import tarfile
 import tempfile
@@ -29,9 +28,7 @@ def missing_on(conn, host, refs: list[str]) -> list[str]:
     """The images of `refs` the host's engine does not have: one round trip for all."""
     if not refs:
         return []
-    qs = " ".join(shlex.quote(r) for r in refs)
-    out = run(conn, f"for r in {qs}; do docker image inspect --format '{{{{.Id}}}}' \"$r\" "
-                    f">/dev/null 2>&1 || printf '%s\\n' \"$r\"; done", host, "image check").stdout
+    out = run(conn, images_cmd.missing(refs), host, "image check").stdout
     gone = set(out.splitlines())
     return [r for r in refs if r in gone]
 

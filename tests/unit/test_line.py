@@ -99,3 +99,15 @@ def test_the_local_runner_takes_a_line_and_refuses_a_plain_string(tmp_path):
     with pytest.raises(TypeError):
         shell.run("echo hi")
     assert script("echo $((1 + 2))").argv == ["sh", "-c", "echo $((1 + 2))"]
+
+
+def test_the_missing_images_check_names_exactly_the_ones_the_engine_lacks(tmp_path):
+    from ops.commands import image_refs
+
+    docker = tmp_path / "docker"  # a stand-in engine that has only `a:1`
+    docker.write_text('#!/bin/sh\n[ "$5" = "a:1" ]\n')
+    docker.chmod(0o755)
+    line = image_refs.missing(["a:1", "b c:2", "x;id:3"])
+    out = subprocess.run(["sh", "-c", line], env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=10)
+    assert out.stdout.splitlines() == ["b c:2", "x;id:3"]
