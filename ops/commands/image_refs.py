@@ -1,4 +1,5 @@
-"""Image names and tags: validated, and derived from git for builds."""
+"""Image names and tags: validated, and derived from git for builds; the node-side
+checks of which images and layers an engine has (for delivery over SSH)."""
 
 from __future__ import annotations
 

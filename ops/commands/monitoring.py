@@ -1,5 +1,5 @@
 """Command lines for the monitoring part of a deployed stack (pure; names are validated
-by the callers' models and shlex-quoted here)."""
+by the callers' models and quoted here)."""
 
 from __future__ import annotations
 

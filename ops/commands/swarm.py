@@ -1,5 +1,5 @@
-"""Shell command lines for Swarm nodes, run over SSH. Every interpolated value is
-validated or shlex-quoted here, so remote shells never see raw user input."""
+"""Command lines for Swarm membership and Docker on the hosts (`line.Line`s). Every
+value is validated or quoted here, so the nodes' shells never see raw user input."""
 
 from __future__ import annotations
 
