@@ -204,9 +204,11 @@ def sandbox_project(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sandbox(engine, sandbox_project):
     result = sandbox_inv("sandbox.up", timeout=900)
-    assert result.returncode == 0, result.stderr[-2000:]
-    yield result
-    down = sandbox_inv("sandbox.down", timeout=300)
+    try:
+        assert result.returncode == 0, result.stderr[-2000:]
+        yield result
+    finally:  # a sandbox.up that failed half-way leaves its hosts too
+        down = sandbox_inv("sandbox.down", timeout=300)
     assert down.returncode == 0, down.stderr
     assert not engine.containers.list(all=True, filters={"label": f"ops.sandbox={SANDBOX}"})
     assert not [n for n in engine.networks.list(names=[SANDBOX]) if n.name == SANDBOX]

@@ -46,10 +46,11 @@ def run(project: Path, *args, extra=None, **kw):
 @pytest.fixture(scope="module")
 def sandbox(engine, project):
     up = run(project, "sandbox.up", "--registry", timeout=900)
-    assert up.returncode == 0, up.stderr[-2000:]
-    hosts = json.loads((project / ".sandbox" / "hosts.json").read_text())
-    yield hosts
-    down = run(project, "sandbox.down", timeout=300)
+    try:
+        assert up.returncode == 0, up.stderr[-2000:]
+        yield json.loads((project / ".sandbox" / "hosts.json").read_text())
+    finally:  # a sandbox.up that failed half-way leaves its hosts too
+        down = run(project, "sandbox.down", timeout=300)
     assert down.returncode == 0, down.stderr
     assert not engine.containers.list(all=True, filters={"label": f"ops.sandbox={SANDBOX}"})
     assert not [n for n in engine.networks.list(names=[SANDBOX]) if n.name == SANDBOX]
