@@ -15,6 +15,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..commands.line import words
 from ..containers import HERE, Container, Stage
 from ..errors import OpsError
 from . import targets
@@ -35,8 +36,6 @@ class Throwaway:
         self.image = image
 
     def exec(self, argv, stdin: bool = False) -> Stage:
-        from ..commands.line import words
-
         argv = words(argv)
         return Stage(["docker", "run", "--rm", *(["-i"] if stdin else []), "--network", "none",
                       "--label", "ops.role=backup-check", "--entrypoint", argv[0], self.image,

@@ -47,7 +47,6 @@ def deliver(c, image=None, env="local"):
     from ..commands import image_refs as images_cmd
     from ..environment import SWARM
     from ..errors import OpsError
-    from ..remote import image_transfer as remote_images
     from ..runtime.inventory import inventory
     from ..runtime.machines import OverSsh
     from ..stack import Stack
@@ -71,7 +70,7 @@ def deliver(c, image=None, env="local"):
     inv = inventory(env, where.config, s.root)
     machines = OverSsh(inv)
     try:
-        sent = remote_images.deliver(machines, refs, sys.stderr)
+        sent = machines.deliver_images(refs, sys.stderr)
     finally:
         machines.close()
     for host in inv.hosts:
