@@ -25,6 +25,11 @@ SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE|CREDENTIAL|WEBHOOK|(^|_)
 MASK = "********"
 
 
+def project_root() -> Path:
+    """Where .env and the compose files live: this checkout, or $OPS_ROOT when set."""
+    return Path(os.environ["OPS_ROOT"]).resolve() if os.environ.get("OPS_ROOT") else ROOT
+
+
 def parse_env_text(text: str, source: str) -> dict[str, str]:
     """Parse .env content; any line that is not KEY=VALUE (or a comment) is an error."""
     values: dict[str, str] = {}

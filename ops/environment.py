@@ -31,16 +31,28 @@ class Environment:
     def description(self) -> str:
         if self.kind == COMPOSE:
             return "the local Compose stack"
-        return "a Swarm environment" + ("" if self.over_ssh else " on this machine's engine")
+        if self.kind == SWARM:
+            return "a Swarm environment" + ("" if self.over_ssh else " on this machine's engine")
+        return f"a {self.kind} environment"
 
 
-def resolve(name: str, envs_config: Mapping) -> Environment:
-    """The target of an (already validated) environment name."""
+def resolve(name: str, envs_config: Mapping, kinds: set[str] | None = None) -> Environment:
+    """The target of an (already validated) environment name. `envs.<name>.kind` names
+    a kind explicitly (one of `kinds`, the registered platforms); without it the kind
+    follows from what the environment names: `engine` or `hosts` make a Swarm."""
     raw = envs_config.get(name) or {}
     if not isinstance(raw, Mapping):
         raise OpsError(f"invoke.yaml envs.{name} must be a mapping")
     if name == LOCAL:
         return Environment(name, COMPOSE, False, raw)
+    kind = raw.get("kind")
+    if kind is not None and kind != SWARM:
+        known = sorted(kinds or {COMPOSE, SWARM})
+        if kind not in known or kind == COMPOSE:
+            raise OpsError(f"invoke.yaml envs.{name}.kind must be one of "
+                           f"{', '.join(k for k in known if k != COMPOSE)}, not {kind!r} "
+                           "(`local` is the Compose stack)")
+        return Environment(name, kind, bool(raw.get("hosts") or raw.get("hosts_file")), raw)
     engine = raw.get("engine")
     if engine not in (None, "local", "ssh"):
         raise OpsError(f"invoke.yaml envs.{name}.engine must be `local` or `ssh`, not {engine!r}")
@@ -51,34 +63,3 @@ def resolve(name: str, envs_config: Mapping) -> Environment:
     raise OpsError(f"environment {name!r} names no machine: give it `hosts` (a Swarm over SSH) "
                    f"or `engine: local` under envs.{name} in invoke.yaml; `local` is the "
                    "Compose stack")
-
-
-# What to use instead, per (task, kind it refuses). `{env}` is the environment's name.
-INSTEAD = {
-    ("up", SWARM): "use `inv deploy --env {env}` (blue-green, health-gated)",
-    ("down", SWARM): "use `inv deploy.remove --env {env}`",
-    ("clean", SWARM): "use `inv deploy.remove --env {env}`",
-    ("build", SWARM): "use `inv build` (images are built here for every environment; "
-                      "`inv deploy --env {env}` builds the commit it ships)",
-    ("deploy", COMPOSE): "use `--env local-swarm` (this engine in Swarm mode, after "
-                         "`inv swarm.init --env local-swarm`), `--env sandbox`, or a cluster "
-                         "of yours; `inv up` runs the Compose stack",
-    ("hosts", COMPOSE): "use an environment with SSH hosts (`--env sandbox`, or envs.<name>.hosts)",
-    ("swarm", COMPOSE): "use `--env local-swarm` for this engine, or an environment with hosts",
-}
-
-
-def require(target: Environment, task: str, kinds: set[str], family: str | None = None,
-            over_ssh: bool = False) -> Environment:
-    """`target` if the task supports it, else the one-line refusal naming what to use."""
-    if target.kind in kinds and (target.over_ssh or not over_ssh):
-        return target
-    hint = INSTEAD.get((family or task, target.kind))
-    if over_ssh and target.kind == SWARM and not target.over_ssh:
-        hint = INSTEAD[("hosts", COMPOSE)]
-    what = f"`inv {task}` does not act on {target.name!r} ({target.description})"
-    return _raise(what + (f": {hint.format(env=target.name)}" if hint else ""))
-
-
-def _raise(message: str):
-    raise OpsError(message, code=2)

@@ -53,3 +53,10 @@ def layer_lists() -> Line:
     # A script: the image ids are kept in a variable, to inspect them all at once.
     return script("ids=$(docker image ls -qa --no-trunc | sort -u); if [ -n \"$ids\" ]; then "
                   "docker image inspect --format '{{json .RootFS.Layers}}' $ids; fi")
+
+
+def tag(source: str, target: str) -> Line:
+    """`docker tag`: one more name for an image this engine has."""
+    from .line import cmd
+
+    return cmd("docker", "tag", source, target)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from invoke import Exit, task
 
-from ..environment import COMPOSE, SWARM
 from ..errors import OpsError
-from .common import target, user_errors
+from .common import platform, user_errors
 
 FORMATS = ("text", "json", "sarif")
 THRESHOLDS = ("low", "medium", "high", "critical")
@@ -22,11 +21,9 @@ def _choice(value, option: str, choices) -> str:
 def _project(c, env: str | None):
     """The project's stack, as rendered for --env when that is a Swarm environment."""
     from ..audit.load import project
-    from ..deploy.session import options, stack_input
 
-    s, where = target(c, env or "local", "audit", {COMPOSE, SWARM})
-    rendered = stack_input(s, options(c.config, s.env)) if where.kind == SWARM else None
-    return project(s, rendered, s.env if env else None)
+    with platform(c, env or "local") as p:
+        return project(p.settings, p.audit_input(), p.env if env else None)
 
 
 @task(iterable=["path"], name="audit",

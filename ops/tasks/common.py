@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from pathlib import Path
 
 from invoke import Exit
 
@@ -16,23 +15,28 @@ ENV_HELP = ("environment to act on: local (the Compose stack, default) or a Swar
             "environment of invoke.yaml envs (.env.<ENV> is layered over .env)")
 
 
-def project_root() -> Path:
-    """Where .env and the compose files live: this checkout, or $OPS_ROOT when set."""
-    return Path(os.environ["OPS_ROOT"]).resolve() if os.environ.get("OPS_ROOT") else config.ROOT
+project_root = config.project_root
 
 
 def settings(c, env: str) -> config.Settings:
     return config.load(c.config.get("stack", {}), c.config.get("envs", {}), env, root=project_root())
 
 
-def target(c, env: str, task: str, kinds, family: str | None = None, over_ssh: bool = False):
-    """(settings, environment) for a task that acts on `kinds` of environment; any other
-    kind is refused in one line naming what to use instead (exit 2), before anything runs."""
-    from .. import environment
+def platform(c, env: str):
+    """The platform of --env (ops.platforms): a context manager that closes whatever it
+    opened. Opening connects nothing; what the kind does not do is refused by the
+    platform, in one line naming what to use instead (exit 2), before anything runs."""
+    from ..platforms import open_platform
 
-    s = settings(c, env)
-    where = environment.resolve(s.env, c.config.get("envs") or {})
-    return s, environment.require(where, task, set(kinds), family, over_ssh)
+    return open_platform(c, env)
+
+
+def table_lines(table: list[tuple[str, ...]]) -> list[str]:
+    """An aligned table, header first: every column padded but the last."""
+    n = len(table[0]) if table else 0
+    widths = [max(len(row[i]) for row in table) for i in range(n - 1)]
+    return ["  ".join([*(row[i].ljust(widths[i]) for i in range(n - 1)), row[n - 1]]).rstrip()
+            for row in table]
 
 
 def user_errors(fn):

@@ -9,14 +9,8 @@ from contextlib import contextmanager
 
 from invoke import Collection, task
 
-from ..environment import COMPOSE, SWARM
 from ..errors import OpsError
-from .common import ENV_HELP, confirm, target, user_errors
-
-
-def _settings(c, env, task):
-    s, where = target(c, env, f"db.{task}", {COMPOSE, SWARM}, family="db")
-    return s, where
+from .common import ENV_HELP, confirm, platform, table_lines, user_errors
 
 
 def _raw(c, env) -> dict:
@@ -26,33 +20,27 @@ def _raw(c, env) -> dict:
     return {**dict(c.config.get("backup") or {}), **dict(own)}
 
 
-def _config(c, env, task):
+def _config(c, env):
+    """(backup config, service module) of --env, without opening anything."""
     from ..backup import service
 
-    s, _ = _settings(c, env, task)
-    return service.backup_config(s, _raw(c, env)), service
+    with platform(c, env) as p:
+        return service.backup_config(p.settings, _raw(c, env)), service
 
 
 @contextmanager
-def _ctx(c, env, task):
-    """(site, backup config, service module): the site is where the databases are, the
-    Compose project or the deployed stack (its connections closed at the end)."""
-    from ..backup import service, sites
+def _ctx(c, env):
+    """(site, backup config, service module): the site is where the platform of --env
+    keeps its databases (ops.platforms.base.BackupSite), closed at the end."""
+    from ..backup import service
 
-    s, where = _settings(c, env, task)
-    cfg = service.backup_config(s, _raw(c, env))
-    if where.kind == SWARM:
-        from ..deploy.session import Session
-
-        site = sites.SwarmSite(Session(s, where, c.config))
-    else:
-        from ..stack import Stack
-
-        site = sites.ComposeSite(Stack(s))
-    try:
-        yield site, cfg, service
-    finally:
-        site.close()
+    with platform(c, env) as p:
+        cfg = service.backup_config(p.settings, _raw(c, env))
+        site = p.backup_site()
+        try:
+            yield site, cfg, service
+        finally:
+            site.close()
 
 
 def human_size(n: int | None) -> str:
@@ -87,14 +75,14 @@ def backup(c, service=None, db=None, cron=False, env="local"):
 
     chatter = io.StringIO() if cron else sys.stderr
     try:
-        with _ctx(c, env, "backup") as (site, cfg, svc):
+        with _ctx(c, env) as (site, cfg, svc):
             results = svc.backup(site, cfg, service or [], db, out=chatter, drills=cron,
                                  reason="scheduled" if cron else "manual")
     except OpsError as exc:
         if cron:
             from ..backup import service as svc_mod
 
-            cfg, _ = _config(c, env, "backup")
+            cfg, _ = _config(c, env)
             svc_mod.notify_failure(cfg.webhook_url, env, str(exc))
         raise
     if cron:
@@ -130,13 +118,13 @@ def verify(c, env="local", file=None, latest=False, service=None, db=None, level
 
     if level not in LEVELS:  # before anything is looked up, downloaded or run
         raise OpsError(f"--level must be {', '.join(LEVELS)}, not {level!r}")
-    cfg, svc = _config(c, env, "verify")
+    cfg, svc = _config(c, env)
     place = svc.drill_place(on, "--on") if on is not None else None
     if offsite:
         chosen = svc.offsite_pick(cfg, env, remote, file, latest, service, db)
     else:
         chosen = svc.pick(cfg, env, file, latest, service, db)
-    with _ctx(c, env, "verify") as (site, cfg, svc):
+    with _ctx(c, env) as (site, cfg, svc):
         if place:
             cfg = dataclasses.replace(cfg, drill_on=place)
         entries = (svc.offsite_verify(site, cfg, chosen, level) if offsite
@@ -151,7 +139,7 @@ def verify(c, env="local", file=None, latest=False, service=None, db=None, level
 @user_errors
 def list_(c, json_=False, service=None, offsite=False, remote=None, env="local"):
     """List backups with size, age and verification state."""
-    cfg, svc = _config(c, env, "list")
+    cfg, svc = _config(c, env)
     if offsite:
         return _list_offsite(svc.offsite_list(cfg, env, remote, service), json_, env)
     rows = [svc.describe(b) for b in svc.all_backups(cfg, env, service)]
@@ -173,10 +161,7 @@ def _show(rows: list[dict], json_: bool, empty: str, table: list[tuple]) -> None
     if not rows:
         print(empty)
         return
-    n = len(table[0]) - 1
-    widths = [max(len(t[i]) for t in table) for i in range(n)]
-    for t in table:
-        print("  ".join(t[i].ljust(widths[i]) for i in range(n)) + "  " + t[n])
+    print("\n".join(table_lines(table)))
 
 
 def _list_offsite(found, json_: bool, env: str) -> None:
@@ -199,7 +184,7 @@ def _list_offsite(found, json_: bool, env: str) -> None:
 @user_errors
 def prune(c, dry_run=False, service=None, offsite=False, remote=None, env="local"):
     """Apply retention (backup.keep in invoke.yaml); never deletes the newest verified backup."""
-    cfg, svc = _config(c, env, "prune")
+    cfg, svc = _config(c, env)
     if offsite:
         from ..backup import offsite as offsite_mod
 
@@ -213,7 +198,7 @@ def prune(c, dry_run=False, service=None, offsite=False, remote=None, env="local
     if dry_run:
         removed = svc.prune(cfg, env, service, dry_run)
     else:
-        with _ctx(c, env, "prune") as (site, cfg, svc):
+        with _ctx(c, env) as (site, cfg, svc):
             removed = svc.prune(cfg, env, service, dry_run, site)
     verb = "would delete" if dry_run else "deleted"
     for b, why in removed:
@@ -241,7 +226,7 @@ def restore(c, env="local", service=None, file=None, latest=False, db=None, yes=
     if not service:
         raise OpsError("--service is required: the database service to restore into")
     fetched = None
-    with _ctx(c, env, "restore") as (site, cfg, svc):
+    with _ctx(c, env) as (site, cfg, svc):
         if from_offsite:
             from ..backup import offsite
 
@@ -287,8 +272,8 @@ def schedule(c, at="17 3 * * *", install=False, env="local"):
     """Print (or install) the crontab line that runs scripts/backup-cron."""
     from ..backup import schedule as schedule_mod
 
-    s, _ = _settings(c, env, "schedule")
-    line = schedule_mod.cron_line(at, s.root, env)
+    with platform(c, env) as p:
+        line = schedule_mod.cron_line(at, p.settings.root, env)
     if install:
         schedule_mod.install(line, env)
         print(f"installed: {line}")

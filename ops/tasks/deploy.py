@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 from invoke import Collection, task
 
-from ..environment import SWARM
 from ..facts.values import number_option
-from .common import ENV_HELP, target, user_errors
+from .common import ENV_HELP, platform, user_errors
 
 
-def _Session(c, env: str, task: str):
-    """The deploy session of a Swarm environment (any other kind refused in one line)."""
-    from ..deploy.session import Session
-
-    s, where = target(c, env, task, {SWARM}, family="deploy")
-    return Session(s, where, c.config)
+@contextmanager
+def _deployer(c, env: str, task: str):
+    """The deploy session of --env's platform (a kind that does not deploy refuses in
+    one line, naming what to use)."""
+    with platform(c, env) as p:
+        yield p.deployer(task)
 
 @task(default=True, help={"tag": "image tag to deploy (default: the current commit, built if "
                                  "missing)", "env": ENV_HELP})
@@ -25,7 +25,7 @@ def deploy(c, tag=None, env="local"):
     """Blue-green deploy to Swarm: idle color, health gate, probe, switch nginx, verify."""
     from ..deploy import flow
 
-    with _Session(c, env, "deploy") as session:
+    with _deployer(c, env, "deploy") as session:
         session.require_swarm_manager()
         plan = session.plan()
         tag = session.resolve_tag(tag)
@@ -51,7 +51,7 @@ def rollback(c, env="local", wait=False):
     """Switch the gateway back to the previous color (health-checked first); audit-logged."""
     from ..deploy import flow
 
-    with _Session(c, env, "rollback") as session:
+    with _deployer(c, env, "rollback") as session:
         rec = flow.rollback(session.d, wait_followers=wait)
     followers = {"background": "; followers rolling back in the background",
                  "done": "; followers rolled back"}.get(rec.get("followers"), "")
@@ -67,7 +67,7 @@ def finish(c, env="local"):
     """Scale the previous (idle) color to zero: ends the instant-rollback window."""
     from ..deploy import flow
 
-    with _Session(c, env, "deploy.finish") as session:
+    with _deployer(c, env, "deploy.finish") as session:
         result = flow.finish(session.d)
     if result["changed"]:
         print(f"{session.d.app} ({env}): {result['idle']} ({result['tag']}) scaled to 0")
@@ -85,7 +85,7 @@ def status(c, json_=False, env="local"):
     from ..deploy.audit import describe as describe_record
     from ..deploy.lock import describe, stale_reason
 
-    with _Session(c, env, "deploy.status") as session:
+    with _deployer(c, env, "deploy.status") as session:
         d = session.d
         holder = d.lock().holder()
         info = flow.status(d)
@@ -123,7 +123,7 @@ def history(c, lines=None, json_=False, env="local"):
 
     # No int default: Invoke would cast `--lines x` itself and print a traceback.
     lines = number_option(20 if lines is None else lines, "--lines", 1, 10000, integer=True)
-    with _Session(c, env, "deploy.history") as session:
+    with _deployer(c, env, "deploy.history") as session:
         records = flow.history(session.d, lines)
     if not records:
         print(f"no deploys recorded for {session.d.app} ({env})")
@@ -139,7 +139,7 @@ def remove(c, volumes=False, yes=False, env="local"):
     from ..deploy import flow
     from .common import confirm
 
-    with _Session(c, env, "deploy.remove") as session:
+    with _deployer(c, env, "deploy.remove") as session:
         d = session.d
         confirm(f"Remove stack {d.app} from {env}" + (" INCLUDING its data volumes" if volumes
                                                           else "") + "?", yes)
@@ -154,7 +154,7 @@ def unlock(c, env="local"):
     from ..commands import deploy_lock as cmd
     from ..deploy.lock import describe
 
-    with _Session(c, env, "deploy.unlock") as session:
+    with _deployer(c, env, "deploy.unlock") as session:
         d = session.d
         holder = d.lock().holder()
         if not holder:

@@ -44,18 +44,17 @@ def deliver(c, image=None, env="local"):
     """Stream images over SSH (docker save | docker load) to every node that lacks them, all at once."""
     import sys
 
+    from .. import release
     from ..commands import image_refs as images_cmd
-    from ..environment import SWARM
     from ..errors import OpsError
-    from ..runtime.inventory import inventory
     from ..runtime.machines import OverSsh
-    from ..stack import Stack
-    from .common import target
+    from .common import platform
 
-    s, where = target(c, env, "images.deliver", {SWARM}, family="hosts", over_ssh=True)
+    with platform(c, env) as p:
+        s, inv = p.settings, p.ssh_hosts("images.deliver")
     refs = list(image or [])
     if not refs:
-        tags = Stack(s).release_tags()
+        tags = release.tags(s.root)
         if not tags:
             raise OpsError("not a git checkout: name the images with --image")
         refs = [images_cmd.reference(s.variables.get("API_IMAGE") or "ops-example/api", tags[0])]
@@ -67,7 +66,6 @@ def deliver(c, image=None, env="local"):
             images_cmd.reference(name, tag)
         except ValueError as exc:
             raise OpsError(str(exc)) from exc
-    inv = inventory(env, where.config, s.root)
     machines = OverSsh(inv)
     try:
         sent = machines.deliver_images(refs, sys.stderr)

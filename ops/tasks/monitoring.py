@@ -7,41 +7,25 @@ from contextlib import contextmanager
 
 from invoke import Collection, Exit, task
 
-from ..environment import COMPOSE, SWARM
 from ..errors import OpsError
 from ..facts.values import number_option
-from .common import ENV_HELP, target, user_errors
+from .common import ENV_HELP, platform, user_errors
 
 DAY = 86400
 
 
-def _monitoring(c, env, name):
-    """The monitoring of --env: the Compose profile locally, the stack's monitoring
-    part on a Swarm environment."""
+@contextmanager
+def _opened(c, env):
+    """The monitoring of --env's platform (ops.platforms.base.Monitoring): the Compose
+    profile locally, the stack's monitoring part on a Swarm environment."""
     from ..monitoring import settings
 
-    s, where = target(c, env, f"monitoring.{name}", {COMPOSE, SWARM}, family="monitoring")
-    m = settings.load(c.config.get("monitoring", {}), s.variables)
-    if where.kind == SWARM:
-        from ..deploy.session import Session
-        from ..monitoring.swarm import SwarmMonitoring
-
-        return SwarmMonitoring(Session(s, where, c.config), m)
-    from ..backup.service import backup_config
-    from ..monitoring.local import LocalMonitoring
-    from ..stack import Stack
-
-    metrics = backup_config(s, c.config.get("backup", {})).metrics_file
-    return LocalMonitoring(Stack(s), m, metrics.parent if metrics else None)
-
-
-@contextmanager
-def _opened(c, env, name):
-    mon = _monitoring(c, env, name)
-    try:
-        yield mon
-    finally:
-        mon.close()
+    with platform(c, env) as p:
+        mon = p.monitoring(settings.load(c.config.get("monitoring", {}), p.settings.variables))
+        try:
+            yield mon
+        finally:
+            mon.close()
 
 
 UIS = (("prometheus", 9090), ("alertmanager", 9093))
@@ -65,7 +49,7 @@ def up(c, timeout=None, env="local"):
     from ..monitoring import health
     from ..monitoring import status as parse
 
-    with _opened(c, env, "up") as mon:
+    with _opened(c, env) as mon:
         started = mon.up(timeout=wait)
         print(f"monitoring up: {', '.join(started)}", flush=True)
         if not mon.tunnelled:
@@ -107,7 +91,7 @@ def _alerts_line(mon, health, parse, attempts: int = 5) -> str:
 @user_errors
 def down(c, env="local"):
     """Stop and remove the monitoring services (their data volumes stay)."""
-    with _opened(c, env, "down") as mon:
+    with _opened(c, env) as mon:
         stopped = mon.down()
     print(f"monitoring down: {', '.join(stopped) or 'nothing was running'}")
 
@@ -118,7 +102,7 @@ def status(c, json_=False, env="local"):
     """Every scrape target and its health; exit 1 if any is down."""
     from ..monitoring import status as parse
 
-    with _opened(c, env, "status") as mon:
+    with _opened(c, env) as mon:
         rows = parse.with_missing(parse.targets(mon.targets()), mon.jobs())
     if json_:
         print(json.dumps([vars(r) | {"ok": r.ok} for r in rows], indent=2))
@@ -138,7 +122,7 @@ def alerts(c, json_=False, env="local"):
     """The alerts firing now (from Alertmanager); exit 1 if any is."""
     from ..monitoring import status as parse
 
-    with _opened(c, env, "alerts") as mon:
+    with _opened(c, env) as mon:
         rows = parse.alerts(mon.alerts())
     if json_:
         print(json.dumps([vars(r) for r in rows], indent=2))
@@ -158,7 +142,7 @@ def open_(c, env="local"):
     there); locally and on this machine's engine they are reachable as they are."""
     import threading
 
-    with _opened(c, env, "open") as mon:
+    with _opened(c, env) as mon:
         for name, url in _uis(mon):
             print(f"{name:13} {url}", flush=True)
         if not mon.tunnelled:

@@ -24,29 +24,12 @@ def _owner(root) -> str:
 
 
 def _envs(c, root):
-    from .. import config, environment
-    from ..plan import Env
-    from ..runtime.inventory import inventory
+    """Every environment, as its platform describes itself for a plan (unconnected)."""
+    from .. import config
+    from ..platforms import open_env
 
-    configured = c.config.get("envs") or {}
-    out = []
-    for name in config.known_envs(configured, root):
-        where = environment.resolve(name, configured)
-        if where.kind == environment.COMPOSE:
-            out.append(Env(name, "compose"))
-            continue
-        if not where.over_ssh:
-            out.append(Env(name, "swarm-local"))
-            continue
-        env = Env(name, "swarm-ssh", url=where.config.get("url"))
-        try:
-            inv = inventory(name, dict(where.config), root)
-            env.url = inv.url or env.url
-            env.hosts = [f"{h.name} ({h.role}) {h.user}@{h.address}:{h.port}" for h in inv.hosts]
-        except OpsError as exc:
-            env.note = "not created" if "not found" in str(exc) else str(exc)
-        out.append(env)
-    return out
+    return [open_env(c.config, name, root).plan_entry()
+            for name in config.known_envs(c.config.get("envs") or {}, root)]
 
 
 def _risks(result):
@@ -68,7 +51,7 @@ def new(c, title, lang="en", owner=None):
     with the project's services, environments, backups, deploy and audit risks."""
     from ..audit.load import project
     from ..backup.offsite import offsite_config
-    from ..deploy.session import options
+    from ..deploy.options import options
     from ..deploy.translate import BLUE_GREEN, repository
     from ..plan import Facts, check_lang, plan_id, render
 

@@ -6,17 +6,14 @@ import sys
 
 from invoke import Collection, task
 
-from ..environment import SWARM
 from ..errors import OpsError
-from .common import ENV_HELP, confirm, project_root, settings, target, user_errors
+from .common import ENV_HELP, confirm, platform, project_root, settings, user_errors
 
 
 def _inventory(c, env, task):
-    """The SSH hosts of a Swarm environment (any other kind is refused in one line)."""
-    from ..runtime.inventory import inventory
-
-    s, where = target(c, env, task, {SWARM}, family="hosts", over_ssh=True)
-    return inventory(env, where.config, s.root)
+    """The SSH hosts of --env (a kind or an environment without them refuses in one line)."""
+    with platform(c, env) as p:
+        return p.ssh_hosts(task)
 
 
 @task(help={"env": "environment whose settings (DEBIAN_MIRROR) apply (default: local)",
@@ -95,10 +92,8 @@ def provision(c, env="local"):
 def swarm_init(c, env="local"):
     """Init the Swarm on the manager and join the workers (idempotent); list the nodes.
     With --env local-swarm: this machine's engine as a single-node Swarm."""
-    from ..runtime.machines import build
-
-    s, where = target(c, env, "swarm.init", {SWARM}, family="swarm")
-    _ensure_swarm(build(env, where, c.config, s.root))
+    with platform(c, env) as p:
+        _print_nodes(p.init_cluster())
 
 
 def _ensure_swarm(machines) -> None:
@@ -109,6 +104,10 @@ def _ensure_swarm(machines) -> None:
         nodes = swarm.ensure(machines, out=sys.stderr)
     finally:
         machines.close()
+    _print_nodes(nodes)
+
+
+def _print_nodes(nodes) -> None:
     for n in nodes:
         print(f"{n.get('Hostname'):24} {n.get('Status'):6} {n.get('ManagerStatus') or 'worker'}")
 

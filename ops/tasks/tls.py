@@ -6,9 +6,7 @@ import datetime as dt
 
 from invoke import Collection, task
 
-from ..environment import COMPOSE, SWARM
-from ..errors import OpsError
-from .common import ENV_HELP, target, user_errors
+from .common import ENV_HELP, platform, user_errors
 
 
 @task(help={"env": ENV_HELP})
@@ -17,19 +15,8 @@ def show(c, env="local"):
     """The gateway's TLS certificate: where it comes from, its names, expiry, what to trust."""
     from .. import tls
 
-    s, where = target(c, env, "tls.show", {COMPOSE, SWARM})
-    if where.kind == COMPOSE:
-        from ..stack import Stack
-
-        material = Stack(s).tls
-    else:
-        from ..deploy.session import Session
-
-        with Session(s, where, c.config, connect=False) as session:
-            material = session.tls(issue=False)
-    if material is None:
-        how = "`inv up`" if where.kind == COMPOSE else f"`inv deploy --env {s.env}`"
-        raise OpsError(f"no gateway certificate for {s.env} yet: {how} issues one")
+    with platform(c, env) as p:
+        s, material = p.settings, p.tls()
     info = material.info
     now = dt.datetime.now(dt.UTC)
     trust = (f"{material.trust} (curl --cacert, REQUESTS_CA_BUNDLE, or import it into a browser's "

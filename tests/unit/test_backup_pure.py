@@ -288,8 +288,8 @@ def test_each_environment_has_its_own_metrics_file(configured, env, expected):
 
 
 def test_stages_name_the_program_they_run():
-    from ops.backup.sites import Throwaway
     from ops.containers import Container, Stage
+    from ops.platforms.swarm.backup_site import Throwaway
 
     c = Container("abc123")
     assert c.exec(["pg_dump", "-U", "app"]).argv == ["docker", "exec", "abc123", "pg_dump", "-U", "app"]
@@ -318,8 +318,8 @@ def test_the_managers_lock_refuses_a_second_holder_and_goes_with_its_holder(tmp_
     import os
 
     from ops.backup.db_lock import Busy
-    from ops.backup.sites import manager_lock
     from ops.containers import HERE
+    from ops.platforms.swarm.backup_site import manager_lock
 
     with manager_lock(HERE, str(tmp_path / "locks"), "app-db.app", "backup of app-db/app"):
         with pytest.raises(Busy) as exc:

@@ -38,34 +38,60 @@ def test_bad_engine_and_bad_entry():
         e.resolve("x", {"x": ["a"]})
 
 
-@pytest.mark.parametrize("task,family,env,hint", [
-    ("up", None, "sandbox", "use `inv deploy --env sandbox`"),
-    ("down", None, "staging", "use `inv deploy.remove --env staging`"),
-    ("clean", None, "local-swarm", "use `inv deploy.remove --env local-swarm`"),
+def test_an_explicit_kind_names_a_registered_platform():
+    assert e.resolve("x", {"x": {"kind": "nomad"}}, kinds={"compose", "swarm", "nomad"}).kind == "nomad"
+    assert e.resolve("x", {"x": {"kind": "swarm", "engine": "local"}}).kind == e.SWARM
+    with pytest.raises(OpsError, match="envs.x.kind must be one of swarm, not 'nomad'"):
+        e.resolve("x", {"x": {"kind": "nomad"}})
+    with pytest.raises(OpsError, match="`local` is the Compose stack"):
+        e.resolve("x", {"x": {"kind": "compose"}})
+
+
+def _platform(env):
+    from ops.config import ROOT
+    from ops.platforms import open_env
+
+    return open_env({"envs": ENVS}, env, ROOT)
+
+
+@pytest.mark.parametrize("task,env,hint", [
+    ("up", "sandbox", "use `inv deploy --env sandbox`"),
+    ("down", "staging", "use `inv deploy.remove --env staging`"),
+    ("clean", "local-swarm", "use `inv deploy.remove --env local-swarm`"),
+    ("build", "sandbox", "use `inv build` (images are built here"),
 ])
-def test_compose_tasks_refuse_swarm_environments(task, family, env, hint):
+def test_compose_tasks_refuse_swarm_environments(task, env, hint):
     with pytest.raises(OpsError) as exc:
-        e.require(e.resolve(env, ENVS), task, {e.COMPOSE}, family)
+        getattr(_platform(env), task)()
     text = str(exc.value)
     assert text.startswith(f"`inv {task}` does not act on {env!r} (a Swarm environment")
     assert hint in text and "\n" not in text
     assert exc.value.code == 2
 
 
-def test_deploy_refuses_the_compose_stack_and_names_local_swarm():
-    with pytest.raises(OpsError, match=r"`inv deploy` does not act on 'local' \(the local "
-                                       r"Compose stack\): use `--env local-swarm`"):
-        e.require(e.resolve("local", ENVS), "deploy", {e.SWARM}, "deploy")
+@pytest.mark.parametrize("task", ["deploy", "rollback", "deploy.status"])
+def test_deploy_refuses_the_compose_stack_and_names_local_swarm(task):
+    with pytest.raises(OpsError, match=rf"`inv {task}` does not act on 'local' \(the local "
+                                       r"Compose stack\): use `--env local-swarm`") as exc:
+        _platform("local").deployer(task)
+    assert exc.value.code == 2
 
 
-def test_ssh_only_tasks_refuse_the_local_engine():
-    with pytest.raises(OpsError, match="an environment with SSH hosts"):
-        e.require(e.resolve("local-swarm", ENVS), "hosts.trust", {e.SWARM}, "hosts", over_ssh=True)
-    target = e.resolve("sandbox", ENVS)
-    assert e.require(target, "hosts.trust", {e.SWARM}, "hosts", over_ssh=True) is target
+def test_ssh_only_tasks_refuse_the_local_engine_and_the_compose_stack():
+    for env in ("local-swarm", "local"):
+        with pytest.raises(OpsError, match=r"`inv hosts.trust` does not act on .*: use an "
+                                           "environment with SSH hosts"):
+            _platform(env).ssh_hosts("hosts.trust")
+    with pytest.raises(OpsError, match=r"`inv swarm.init` does not act on 'local' .*local-swarm"):
+        _platform("local").init_cluster()
 
 
-def test_supported_pairs_pass_through():
-    for name in ("local", "sandbox"):
-        target = e.resolve(name, ENVS)
-        assert e.require(target, "ps", {e.COMPOSE, e.SWARM}) is target
+def test_opening_a_platform_connects_nothing():
+    """staging's manager (a documentation address) is never dialled by opening it, nor by
+    what needs no connection: its name, its refusals."""
+    p = _platform("staging")
+    assert (p.kind, p.stack_name) == ("swarm", "opsdemo")
+    with pytest.raises(OpsError):
+        p.up()
+    assert "session" not in vars(p)  # the connected session was never made
+    p.close()

@@ -273,7 +273,7 @@ def test_the_gateway_probe_insists_on_tls_and_verifies_against_the_private_ca():
 
 
 def test_the_ca_file_is_written_for_the_probe_even_when_the_system_roots_verify(tmp_path):
-    from ops.monitoring.local import write_ca
+    from ops.monitoring.files import write_ca
 
     assert write_ca(tmp_path, True) is None
     assert "-----BEGIN" not in (tmp_path / "gateway-ca.crt").read_text()  # Swarm ships it anyway

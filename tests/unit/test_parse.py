@@ -131,7 +131,7 @@ def test_refused_passwords_are_found_per_service():
 
 
 def test_up_says_when_compose_gave_up_before_the_budget():
-    from ops.stack import not_healthy
+    from ops.platforms.compose.stack import not_healthy
 
     assert not_healthy("demo", 228.4, 228) == "stack 'demo' did not become healthy within 228s"
     assert not_healthy("demo", 41.2, 228) == (

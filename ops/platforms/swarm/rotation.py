@@ -14,22 +14,21 @@ the clients moved the way a deploy moves users, never in place.
 
 from __future__ import annotations
 
-from ..commands import deploy as cmd
-from ..deploy import flow, stackfile
-from ..errors import OpsError
-from ..runtime.ssh import run as run_on
-from ..shell import last_line
-from . import servers
-from .model import Rotation
-from .protocol import PastSwitch
+from ...commands import deploy as cmd
+from ...deploy import flow, stackfile
+from ...errors import OpsError
+from ...rotation import servers
+from ...rotation.model import Rotation
+from ...rotation.protocol import PastSwitch
+from ...runtime.ssh import run as run_on
+from ...shell import last_line
 
 
 class SwarmPlace:
-    def __init__(self, session, rotation: Rotation):
-        from ..cluster import Cluster
-
-        self.session, self.d, self.rotation = session, session.d, rotation
-        self.cluster = Cluster(session)
+    def __init__(self, cluster, rotation: Rotation):
+        self.cluster, self.rotation = cluster, rotation
+        session = self.session = cluster.session
+        self.d = session.d
         self.where = f"--env {self.d.env}"
 
     def exec(self, script: servers.Script, check: bool = True) -> bool:

@@ -11,12 +11,12 @@ import io
 import sys
 from datetime import UTC, datetime
 
-from . import early_probe
-from .commands import cluster as cmd
-from .commands import probes
-from .errors import OpsError
-from .facts import swarm_stack as state
-from .health import Check, http_get, run_jobs, tls_check
+from ... import early_probe
+from ...commands import cluster as cmd
+from ...commands import probes
+from ...errors import OpsError
+from ...facts import swarm_stack as state
+from ...health import Check, http_get, run_jobs, tls_check
 
 
 class Cluster:
@@ -55,14 +55,14 @@ class Cluster:
         self.session.close()
 
     def run_on(self, target, command: str, what: str, warn: bool = False):
-        from .runtime.ssh import run
+        from ...runtime.ssh import run
 
         conn, host = target
         return run(conn, command, host, what, warn=warn)
 
     # -- reads ----------------------------------------------------------------------------
     def snapshot(self) -> state.Snapshot:
-        from .deploy import flow
+        from ...deploy import flow
 
         return flow.snapshot(self.d)
 
@@ -71,10 +71,10 @@ class Cluster:
         """Scale services of the deployed stack in place; `api` is the live color. The
         count is kept for later deploys (the next color starts with as many tasks), and
         a scaled live color is proven through the public URL: every task answers."""
-        from . import routing
-        from .commands.deploy import APP_SERVICE, COLORS
-        from .deploy import flow
-        from .scaling import parse_spec
+        from ... import routing
+        from ...commands.deploy import APP_SERVICE, COLORS
+        from ...deploy import flow
+        from ...scaling import parse_spec
 
         wanted = parse_spec(spec)
         snap = self.snapshot()
@@ -186,8 +186,8 @@ class Cluster:
     def _monitoring_jobs(self) -> list:
         """The monitoring part's own view, when it is deployed: its targets and the
         alerts firing (through the same tunnel as `inv monitoring.status`)."""
-        from .monitoring import health, status
-        from .monitoring.swarm import SwarmMonitoring
+        from ...monitoring import health, status
+        from .monitoring import SwarmMonitoring
 
         mon = self._monitor = SwarmMonitoring(self.session, None)
         return [("monitoring", "prometheus targets",
@@ -211,7 +211,7 @@ class Cluster:
         return state.disk_verdict(result.stdout)
 
     def _lock_state(self) -> tuple[bool, bool, str]:
-        from .deploy.lock import describe, stale_reason
+        from ...deploy.lock import describe, stale_reason
 
         holder = self.d.lock().holder()
         if not holder:
@@ -247,8 +247,8 @@ class Cluster:
         (logsearch.node_search), all nodes at once; merged here. A node that is down,
         not in the inventory or not answering is named after the lines found
         (logsearch.Incomplete)."""
-        from . import logsearch
-        from .runtime.fanout import each_host
+        from ... import logsearch
+        from ...runtime.fanout import each_host
 
         snap = self.snapshot()
         command = logsearch.node_search(snap.app, self._chosen(snap, names), text, tail, since)

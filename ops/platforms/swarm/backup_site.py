@@ -1,6 +1,6 @@
-"""Where an environment's databases are, for the db.* operations: the local Compose
-project, or a deployed Swarm stack whose database tasks run on nodes reached over SSH
-(or on this machine's engine, for `local-swarm`).
+"""Where a Swarm environment's databases are, for the db.* operations: a deployed
+stack whose database tasks run on nodes reached over SSH (or on this machine's engine,
+for `local-swarm`); the interface is ops.platforms.base.BackupSite.
 
 A site answers: which services hold databases, which container runs each now (found
 afresh every run: a task restarted or moved since the last one is still found),
@@ -11,21 +11,13 @@ and where the metrics go (the cluster's own node-exporter textfile directory too
 from __future__ import annotations
 
 import subprocess
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 
-from ..commands.line import words
-from ..containers import HERE, Container, Stage
-from ..errors import OpsError
-from . import targets
-
-
-@dataclass(frozen=True)
-class Located:
-    container: Container
-    env: dict[str, str]
-    image: str
+from ...commands.line import words
+from ...containers import HERE, Container, Stage
+from ...errors import OpsError
+from ..base import Located
 
 
 class Throwaway:
@@ -42,52 +34,12 @@ class Throwaway:
                       *argv[1:]])
 
 
-class ComposeSite:
-    """The local Compose project: checks run inside the database's own container."""
-
-    def __init__(self, stack):
-        self.stack = stack
-        self.env = stack.settings.env
-
-    def roles(self) -> dict[str, dict]:
-        return targets.model_roles(self.stack.model)
-
-    def default_db(self, service: str) -> str:
-        try:
-            env = targets.env_of(targets.container_of(self.stack.settings.project, service))
-        except OpsError:
-            return "postgres"
-        return env.get("POSTGRES_DB") or env.get("POSTGRES_USER") or "postgres"
-
-    def locate(self, service: str) -> Located:
-        c = targets.container_of(self.stack.settings.project, service)
-        image = (c.attrs.get("Config") or {}).get("Image") or c.image.tags[0]
-        return Located(Container(c.id), targets.env_of(c), image)
-
-    def checker(self, service: str, image: str | None):
-        return self.locate(service).container
-
-    def drill_machine(self, where: str, image: str | None):
-        return HERE
-
-    def manager_lock(self, service: str, db: str):
-        return nullcontext()
-
-    def publish_metrics(self, path: Path) -> None:
-        """The local node-exporter reads BACKUP_DIR/metrics itself."""
-
-    def close(self) -> None:
-        pass
-
-
 class SwarmSite:
     """A deployed stack: each database task's container, on the node that runs it."""
 
-    def __init__(self, session):
-        from ..cluster import Cluster
-
-        self.cluster = Cluster(session)
-        self.session = session
+    def __init__(self, cluster):
+        self.cluster = cluster
+        session = self.session = cluster.session
         self.d = session.d
         self.env = session.s.env
         self.machines = session.machines
@@ -101,7 +53,7 @@ class SwarmSite:
         return self._snap
 
     def roles(self) -> dict[str, dict]:
-        from ..facts.swarm_stack import role
+        from ...facts.swarm_stack import role
 
         return {name: {**svc.container_labels, **svc.labels, "ops.role": role(name, svc)}
                 for name, svc in self.snap.services.items()}
@@ -111,7 +63,7 @@ class SwarmSite:
         return env.get("POSTGRES_DB") or env.get("POSTGRES_USER") or "postgres"
 
     def locate(self, service: str) -> Located:
-        from ..facts.swarm_stack import problem
+        from ...facts.swarm_stack import problem
 
         svc = self.snap.services[service]
         running = [t for t in self.snap.running(svc) if t.container]
@@ -145,10 +97,10 @@ class SwarmSite:
         missing (on `local-swarm` it is here already)."""
         if image in self._images_here:
             return image
-        from .. import docker_api
+        from ... import docker_api
 
         if docker_api.missing_images([image]):
-            from .pgexec import pipeline
+            from ...backup.pgexec import pipeline
 
             manager = self.manager()
             pipeline([Stage(["docker", "save", image], manager), ["docker", "load", "-q"]],
@@ -172,13 +124,13 @@ class SwarmSite:
     def publish_metrics(self, path: Path) -> None:
         """The metrics file, also into the manager's textfile directory, where the
         cluster's node-exporter serves it to the monitoring part (BackupStale etc.)."""
-        from ..commands.deploy import write_file
+        from ...commands.deploy import write_file
 
         self.d.target.run(write_file(f"{self.d.paths.textfile}/ops_backup.prom", path.read_text()),
                           "publish the backup metrics")
 
     def close(self) -> None:
-        self.cluster.close()
+        """The platform that made this site closes the connections."""
 
 
 @contextmanager
@@ -188,11 +140,11 @@ def manager_lock(machine, directory: str, name: str, what: str):
     drops (sshd hangs the command up). A second ops host is refused with exit 75."""
     import json
 
-    from .db_lock import Busy, describe, owner_record
+    from ...backup.db_lock import Busy, describe, owner_record
 
     path = f"{directory}/{name}.lock"
     record = json.dumps(owner_record())
-    from ..commands.line import all_of, cmd
+    from ...commands.line import all_of, cmd
 
     hold = all_of(cmd("mkdir", "-p", directory), cmd(
         "exec", "flock", "-n", "-E", 75, path,

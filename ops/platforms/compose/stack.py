@@ -9,19 +9,18 @@ import sys
 import time
 from functools import cached_property
 
-from . import config, routing, scaling, wheelhouse
-from .commands import compose
-from .commands import image_refs as images_cmd
-from .errors import OpsError
-from .facts.compose import Container, Model, parse_model, parse_ps, refused_passwords, wait_budget
-from .files import write_atomic
-from .shell import run
+from ... import config, routing, scaling, wheelhouse
+from ...commands import compose
+from ...errors import OpsError
+from ...facts.compose import Container, Model, parse_model, parse_ps, refused_passwords, wait_budget
+from ...files import write_atomic
+from ...shell import run
 
 
 def _engine():
     """The docker SDK's module, imported on first use: `inv health` starts its slow
     probes through the CLI before paying for that import (~0.12 s)."""
-    from . import docker_api
+    from ... import docker_api
 
     return docker_api
 
@@ -54,7 +53,7 @@ class Stack:
         """The gateway's certificate (issued or renewed by `up` when self-signed); its PEM
         texts go to Compose as the secrets' variables, its fingerprint as a label so that a
         new certificate recreates the gateway (Compose does not compare secret contents)."""
-        from . import gateway_tls
+        from ... import gateway_tls
 
         tls = gateway_tls.material(self.settings.root, self.settings.env, self.settings.env_config,
                                    self.gateway_url(), self.tls_names(), out=self.err, issue=issue)
@@ -183,50 +182,12 @@ class Stack:
         run(compose.build(self.base, services, no_cache=no_cache), env=self.env, stream=True,
             what="docker compose build")
 
-    def release_tags(self) -> list[str]:
-        """Tags for a release build from git: the commit (+`-dirty-<changes>`), semver
-        tags on it."""
-        git = ["git", "-C", str(self.settings.root)]
-        head = run([*git, "rev-parse", "--short=12", "HEAD"], check=False)
-        if not head.ok:
-            return []
-        tags = run([*git, "tag", "--points-at", "HEAD"]).stdout.split()
-        return images_cmd.tags_from_git(head.stdout.strip(), tags, self._changes(git))
-
-    def _changes(self, git: list[str]) -> str:
-        """A hash of the uncommitted changes (tracked edits, and new files under compose/,
-        where the build contexts are), or "" for a clean tree."""
-        diff = run([*git, "diff", "HEAD", "--binary"]).stdout
-        untracked = run([*git, "ls-files", "--others", "--exclude-standard", "-z", "--",
-                         "compose"]).stdout
-        if not diff and not untracked:
-            return ""
-        h = hashlib.sha256(diff.encode())
-        for name in sorted(filter(None, untracked.split("\0"))):
-            path = self.settings.root / name
-            h.update(b"\0" + name.encode() + b"\0")
-            if path.is_file():
-                h.update(path.read_bytes())
-        return h.hexdigest()[:8]
-
     def build_release(self) -> list[str]:
-        """The api image with APP_VERSION = the commit, tagged with it and any semver."""
-        tags = self.release_tags()
-        if not tags:
-            return []
-        name = self.settings.variables.get("API_IMAGE") or "ops-example/api"
-        first = images_cmd.reference(name, tags[0])
-        # `inv deploy` reaches this on its own (no `inv build` before it), and a fresh
-        # clone has no wheelhouse even when some other api image is present.
-        wheelhouse.ensure(self.settings.root, out=self.err)
-        run(compose.build(self.base, ["api"]), env={**self.env, "API_VERSION": tags[0]},
-            stream=True, what="docker compose build (release)")
-        refs = [first]
-        for tag in tags[1:]:
-            ref = images_cmd.reference(name, tag)
-            run(["docker", "tag", first, ref], what=f"docker tag {ref}")
-            refs.append(ref)
-        return refs
+        """The api image of the current commit (ops.release), built with this stack's
+        variables."""
+        from ... import release
+
+        return release.build(self.settings, self.env, out=self.err)
 
     def logs(self, services=(), follow=False, tail=None, since=None, timestamps=False) -> None:
         services = self.check_services(services)
@@ -238,8 +199,8 @@ class Stack:
     def search_logs(self, services, text: str, tail=None, since=None) -> list:
         """Every line of the chosen services (default all) that mentions `text`, in time
         order (ops.logsearch)."""
-        from . import logsearch
-        from .shell import read_lines
+        from ... import logsearch
+        from ...shell import read_lines
 
         services = self.check_services(services)
         _engine().client()

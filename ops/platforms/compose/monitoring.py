@@ -9,27 +9,15 @@ from pathlib import Path
 
 import yaml
 
-from ..commands import compose
-from ..errors import OpsError
-from ..facts.compose import parse_model
-from ..files import write_atomic
-from ..shell import run
-from . import promconfig, rules
-from .api import ApiReader, http_post
-from .settings import Monitoring
-
-PROFILE = "monitoring"
-GRAFANA = "grafana"  # its own profile: only where GRAFANA_IMAGE can be pulled
-CACHE = Path(".cache") / "monitoring"  # under the project root, one directory per project
-
-
-def write_ca(config_dir: Path, trust: str | bool) -> str | None:
-    """The gateway's private CA beside blackbox.yml (where the probe reads it); None when
-    the system's roots are what the certificate is verified against. The file is always
-    written (Swarm ships it as a config): empty of certificates then."""
-    text = Path(trust).read_text(encoding="utf-8") if isinstance(trust, str) else ""
-    write_atomic(config_dir / "gateway-ca.crt", text or "# the system's roots\n", mode=0o644)
-    return promconfig.CA_FILE if text else None
+from ...commands import compose
+from ...errors import OpsError
+from ...facts.compose import parse_model
+from ...files import write_atomic
+from ...monitoring import promconfig, rules
+from ...monitoring.api import ApiReader, http_post
+from ...monitoring.files import CACHE, GRAFANA, PROFILE, write_ca
+from ...monitoring.settings import Monitoring
+from ...shell import run
 
 
 class LocalMonitoring(ApiReader):

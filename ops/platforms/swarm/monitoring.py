@@ -16,15 +16,15 @@ from functools import cached_property
 
 import yaml
 
-from ..commands import deploy as deploy_cmd
-from ..commands import deploy_lock as lock_cmd
-from ..commands import monitoring as cmd
-from ..errors import OpsError
-from ..files import write_atomic
-from . import promconfig, rules
-from .api import ApiReader, http_get
-from .local import CACHE, PROFILE, write_ca
-from .settings import Monitoring
+from ...commands import deploy as deploy_cmd
+from ...commands import deploy_lock as lock_cmd
+from ...commands import monitoring as cmd
+from ...errors import OpsError
+from ...files import write_atomic
+from ...monitoring import promconfig, rules
+from ...monitoring.api import ApiReader, http_get
+from ...monitoring.files import CACHE, PROFILE, write_ca
+from ...monitoring.settings import Monitoring
 
 STACK_FILE = "monitoring.json"
 GATEWAY_PORT = 8080  # the gateway's own port inside the stack (compose.yaml)
@@ -48,11 +48,11 @@ class SwarmMonitoring(ApiReader):
     @cached_property
     def translation(self):
         """The stack with the monitoring profile, translated for Swarm."""
-        from ..commands import compose
-        from ..deploy.session import stack_input
-        from ..deploy.translate import translate
-        from ..facts.values import load_json
-        from ..shell import run
+        from ...commands import compose
+        from ...deploy.options import stack_input
+        from ...deploy.translate import translate
+        from ...facts.values import load_json
+        from ...shell import run
 
         s = self.session.s
         files, env = stack_input(s, self.session.opts)
@@ -70,7 +70,7 @@ class SwarmMonitoring(ApiReader):
     def _dns(self, name: str) -> list[str]:
         """The names resolving to every task of a compose service: both colors of the
         blue-green one."""
-        from ..commands.deploy import COLORS
+        from ...commands.deploy import COLORS
 
         t = self.session.translation
         shorts = COLORS if name == t.blue_green else (name,)
@@ -78,7 +78,7 @@ class SwarmMonitoring(ApiReader):
 
     def _counted(self) -> dict[str, str]:
         """{service as Swarm names it: DNS name} of every replicated service."""
-        from ..commands.deploy import COLORS
+        from ...commands.deploy import COLORS
 
         t, app = self.translation, self.d.app
         out = {}
@@ -126,8 +126,8 @@ class SwarmMonitoring(ApiReader):
         return {ALERTMANAGER_VARIABLE: yaml.safe_dump(promconfig.alertmanager(self.m), sort_keys=False)}
 
     def plan(self, extra: dict[str, str]):
-        from ..deploy.stackfile import Plan
-        from ..deploy.translate import Translation
+        from ...deploy.stackfile import Plan
+        from ...deploy.translate import Translation
 
         t, names = self.translation, self.services()
         used = {kind: {r["source"] for n in names for r in t.services[n].get(kind, [])}
@@ -142,7 +142,7 @@ class SwarmMonitoring(ApiReader):
 
     # -- lifecycle ------------------------------------------------------------------------
     def up(self, timeout: float = 180) -> list[str]:
-        from ..deploy import flow, stackfile
+        from ...deploy import flow, stackfile
 
         d = self.d
         self.session.require_swarm_manager()
@@ -155,7 +155,7 @@ class SwarmMonitoring(ApiReader):
         mkdir = cmd.make_dir(d.paths.textfile)
 
         def setup(conn, host):
-            from ..runtime.ssh import run
+            from ...runtime.ssh import run
 
             run(conn, mkdir, host, "create the textfile directory")
 
@@ -182,7 +182,7 @@ class SwarmMonitoring(ApiReader):
     def down(self) -> list[str]:
         """Remove the monitoring services, then the config and secret versions nothing
         uses any more (Alertmanager's holds the webhook URL). Their volumes stay."""
-        from ..deploy import flow
+        from ...deploy import flow
 
         out = self.d.target.run(cmd.services_rm(self.d.app, self.services()),
                                 "remove the monitoring services").stdout

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import time
 
-from ..commands import compose
-from ..errors import OpsError
-from ..facts.compose import parse_ps, wait_budget
-from ..shell import last_line, run
-from . import servers
-from .model import Rotation
+from ...commands import compose
+from ...errors import OpsError
+from ...facts.compose import parse_ps, wait_budget
+from ...rotation import servers
+from ...rotation.model import Rotation
+from ...shell import last_line, run
 
 # nginx re-resolves the api's name every 5 s (nginx.conf): new replicas are in its list
 # before the old ones go, so a request never finds only stopped ones.

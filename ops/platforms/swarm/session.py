@@ -8,59 +8,8 @@ import sys
 from functools import cached_property
 from pathlib import Path
 
-from ..errors import OpsError
-from ..facts.values import number_option
-
-DEFAULTS = {"app": "opsdemo", "replicas": 2, "gateway_port": 8080,
-            "state_dir": "/var/lib/ops-toolkit", "converge_timeout": 180,
-            "files": ["compose/deploy.yaml"]}
-
-
-def options(config, env: str) -> dict:
-    """invoke.yaml `deploy:` overlaid by the environment's own keys (envs.<env>.deploy)."""
-    envs = config.get("envs") or {}
-    opts = {**DEFAULTS, **dict(config.get("deploy") or {}),
-            **dict((envs.get(env) or {}).get("deploy") or {})}
-    opts["replicas"] = number_option(opts["replicas"], "deploy.replicas", 1, 50, integer=True)
-    opts["gateway_port"] = number_option(opts["gateway_port"], "deploy.gateway_port", 1, 65535,
-                                         integer=True)
-    opts["converge_timeout"] = number_option(opts["converge_timeout"], "deploy.converge_timeout",
-                                             1, 86400)
-    files = opts["files"]
-    if isinstance(files, str):
-        files = [files]
-    if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
-        raise OpsError(f"deploy.files: a list of compose files (the deploy overlay), not {files!r}")
-    opts["files"] = files
-    return opts
-
-
-def state_paths(s, opts):
-    """Where the deploy keeps its state on the manager (lock, live upstream, releases)."""
-    from ..commands import deploy as cmd
-
-    state = Path(str(opts["state_dir"]))
-    state = state if state.is_absolute() else s.root / state
-    try:
-        return cmd.Paths(str(state), str(opts["app"]))
-    except ValueError as exc:
-        raise OpsError(str(exc)) from None
-
-
-def stack_input(s, opts) -> tuple[list[Path], dict[str, str]]:
-    """The compose files (compose.yaml plus the deploy overlay) and the variables the
-    deployed stack is rendered from."""
-    files = list(s.compose_files)
-    for name in opts["files"]:
-        path = s.root / name
-        if not path.is_file():
-            if name == DEFAULTS["files"][0]:
-                continue  # the default overlay is optional
-            raise OpsError(f"deploy.files: {path} not found")
-        files.append(path)
-    env = {**s.subprocess_env(), "OPS_APP": str(opts["app"]),
-           "OPS_LIVE_DIR": state_paths(s, opts).live, "OPS_GATEWAY_PORT": str(opts["gateway_port"])}
-    return files, env
+from ...deploy.options import options, stack_input, state_paths
+from ...errors import OpsError
 
 
 class Session:
@@ -68,9 +17,9 @@ class Session:
 
     def __init__(self, s, where, config, connect: bool = True):
         """`connect=False`: settings and inventory only (for `inv config`), no SSH."""
-        from ..deploy import flow
-        from ..runtime import machines
-        from ..runtime.inventory import parse_url
+        from ...deploy import flow
+        from ...runtime import machines
+        from ...runtime.inventory import parse_url
 
         self.s = s
         env = s.env
@@ -86,10 +35,10 @@ class Session:
             parse_url(env, env_config.get("url") or f"https://127.0.0.1:{opts['gateway_port']}")
         self.registry = None
         if self.inv is not None:
-            from ..remote.registry import parse_registry
+            from ...remote.registry import parse_registry
 
             self.registry = parse_registry(env, self.inv.registry, self.s.root, self.s.variables)
-        from .. import gateway_tls
+        from ... import gateway_tls
 
         self.d = flow.Deployment(env=env, target=flow.Manager(conn, host), paths=paths,
                                  replicas=opts["replicas"], url=url,
@@ -102,9 +51,9 @@ class Session:
     def compose_config(self) -> dict:
         """compose.yaml plus the deploy overlay, as Compose resolves them with this
         environment's variables (`docker compose config`)."""
-        from ..commands import compose
-        from ..facts.values import load_json
-        from ..shell import run
+        from ...commands import compose
+        from ...facts.values import load_json
+        from ...shell import run
 
         files, env = stack_input(self.s, self.opts)
         text = run(compose.config_json(compose.base(self.s.project, files)), env=env,
@@ -114,20 +63,20 @@ class Session:
     @cached_property
     def translation(self):
         """The stack as Compose resolves it, translated for Swarm."""
-        from .translate import translate
+        from ...deploy.translate import translate
 
         return translate(self.compose_config, root=str(self.s.root), on_nodes=(self.d.paths.live,))
 
     @property
     def api_local(self) -> str:
         """The blue-green service's image repository, as built here."""
-        from .translate import repository
+        from ...deploy.translate import repository
 
         return repository(self.translation.services[self.translation.blue_green]["image"])
 
     def release(self):
-        from ..commands.registry import repository
-        from .stackfile import Release
+        from ...commands.registry import repository
+        from ...deploy.stackfile import Release
 
         try:
             image = (repository(self.registry.server, self.api_local) if self.registry
@@ -139,7 +88,7 @@ class Session:
     def plan(self, values: bool = True, overrides: dict[str, str] | None = None):
         """The release's inputs; `values=False` (inv config): secrets masked, nothing read.
         `overrides`: variables that win over .env's (a rotation's new value)."""
-        from .stackfile import Plan
+        from ...deploy.stackfile import Plan
 
         t = self.translation
         if not values:
@@ -156,7 +105,7 @@ class Session:
     def tls(self, issue: bool = True):
         """The gateway's certificate for this environment (gateway_tls): issued or renewed
         here when self-signed; the deploy ships it as versioned secrets."""
-        from .. import gateway_tls
+        from ... import gateway_tls
 
         material = gateway_tls.material(self.s.root, self.d.env, self.s.env_config, self.d.url,
                                         self.tls_names(), out=sys.stderr, issue=issue)
@@ -197,8 +146,8 @@ class Session:
         self.close()
 
     def require_swarm_manager(self):
-        from ..commands import deploy as cmd
-        from ..facts.swarm_stack import not_a_manager
+        from ...commands import deploy as cmd
+        from ...facts.swarm_stack import not_a_manager
 
         why = not_a_manager(self.d.target.run(cmd.swarm_state(), "docker info").stdout)
         if why:
@@ -207,9 +156,9 @@ class Session:
 
     def resolve_tag(self, tag: str | None) -> str:
         """--tag, or the current commit's tag (built when its image is missing)."""
-        from ..commands import deploy as cmd
-        from ..docker_api import missing_images
-        from ..stack import Stack
+        from ... import release
+        from ...commands import deploy as cmd
+        from ...docker_api import missing_images
 
         if tag:
             try:
@@ -220,13 +169,15 @@ class Session:
                 raise OpsError(f"image {self.local_ref(tag)} not found locally "
                                "(build it with `inv build`, or check --tag)")
             return tag
-        stack = Stack(self.s)
-        tags = stack.release_tags()
+        tags = release.tags(self.s.root)
         if not tags:
             raise OpsError("not a git checkout: name the tag with --tag")
         if missing_images([self.local_ref(tags[0])]):
             print(f"building {self.local_ref(tags[0])} ...", file=sys.stderr)
-            stack.build_release()
+            # Compose interpolates the whole file: the gateway's certificate variables too.
+            material = self.tls(issue=False)
+            release.build(self.s, {**self.s.subprocess_env(),
+                                   **(material.compose_env() if material else {})})
         return tags[0]
 
     def local_ref(self, tag: str) -> str:
@@ -236,12 +187,12 @@ class Session:
         """Images onto the nodes: the app's everywhere (through the registry when one is
         configured), the others where they may run: on the manager only when the stack
         pins them there (over SSH, when a node lacks them)."""
-        from .stackfile import images
+        from ...deploy.stackfile import images
 
         app = plan.rel.app_ref(tag)
         pinned, anywhere = images(plan.t)
         if self.registry:
-            from ..remote.registry import pull_everywhere, push
+            from ...remote.registry import pull_everywhere, push
 
             push(self.registry, [self.local_ref(tag)], sys.stderr)
             pull_everywhere(self.machines, self.registry, [app], sys.stderr)

@@ -1,0 +1,139 @@
+"""The local Compose stack as a platform: `inv up/down/build/clean` are its own; ps,
+health, logs, exec, scale, backups, monitoring and rotations act on its containers.
+Deploys, SSH hosts and Swarm membership are refused, naming what to use instead."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from ..base import ConfigView, Listing, Refusing
+
+COMPOSE_HINTS = {
+    "deploy": "use `--env local-swarm` (this engine in Swarm mode, after "
+              "`inv swarm.init --env local-swarm`), `--env sandbox`, or a cluster of yours; "
+              "`inv up` runs the Compose stack",
+    "hosts": "use an environment with SSH hosts (`--env sandbox`, or envs.<name>.hosts)",
+    "swarm": "use `--env local-swarm` for this engine, or an environment with hosts",
+    "images": "use an environment with SSH hosts (`--env sandbox`, or envs.<name>.hosts)",
+}
+
+
+class ComposePlatform(Refusing):
+    kind = "compose"
+    description = "the local Compose stack"
+    instead = COMPOSE_HINTS
+
+    def __init__(self, settings, where, config):
+        self.settings, self.where, self.config = settings, where, config
+        self.env = settings.env
+
+    @cached_property
+    def stack(self):
+        from .stack import Stack
+
+        return Stack(self.settings)
+
+    @property
+    def stack_name(self) -> str:
+        return self.settings.project
+
+    # -- the stack's lifecycle -------------------------------------------------------------
+    def up(self, build: bool = False, timeout: float | None = None) -> float:
+        return self.stack.up(build=build, timeout=timeout)
+
+    def down(self, volumes: bool = False, ask=None) -> None:
+        if volumes and ask is not None:
+            ask(f"Delete ALL data volumes of project {self.stack_name!r}?")
+        self.stack.down(volumes=volumes)
+
+    def build(self, services=(), no_cache: bool = False) -> list[str]:
+        self.stack.build(list(services), no_cache=no_cache)
+        return self.stack.build_release() if not services or "api" in services else []
+
+    def clean(self) -> None:
+        self.stack.clean()
+
+    def gateway_url(self) -> str | None:
+        return self.stack.gateway_url()
+
+    # -- reads and one-off actions ---------------------------------------------------------
+    def ps(self) -> Listing:
+        containers = self.stack.containers()
+        table = [("SERVICE", "CONTAINER", "STATE", "HEALTH")]
+        table += [(x.service, x.name, x.state + (f" ({x.exit_code})" if x.state == "exited" else ""),
+                   x.health or "-") for x in containers]
+        return Listing([vars(x) | {"ok": x.ok} for x in containers], table,
+                       empty="no containers (stack is down)")
+
+    def health(self) -> list:
+        from ... import health
+
+        stack = self.stack
+        return health.run_checks(stack.model, stack.settings.project, stack.gateway_url(),
+                                 stack.gateway_trust)
+
+    def logs(self, services, follow=False, tail=None, since=None, timestamps=False) -> None:
+        self.stack.logs(services, follow=follow, tail=tail, since=since, timestamps=timestamps)
+
+    def search_logs(self, services, text: str, tail=None, since=None) -> list:
+        return self.stack.search_logs(services, text, tail=tail, since=since)
+
+    def exec(self, service: str, argv: list[str], index: int = 1, tty: bool = False) -> int:
+        return self.stack.exec(service, argv, index=index, tty=tty)
+
+    def scale(self, spec: str, timeout: float | None = None) -> dict:
+        return self.stack.scale(spec, timeout=timeout)
+
+    def config_view(self) -> ConfigView:
+        s = self.settings
+        return ConfigView(
+            {"kind": "compose", "project": s.project, "compose_files": [str(f) for f in s.compose_files]},
+            [f"env       {s.env}", f"project   {s.project}",
+             "compose   " + ", ".join(str(f.relative_to(s.root)) for f in s.compose_files)])
+
+    def tls(self):
+        from ...errors import OpsError
+
+        if self.stack.tls is None:
+            raise OpsError(f"no gateway certificate for {self.env} yet: `inv up` issues one")
+        return self.stack.tls
+
+    # -- the features' places --------------------------------------------------------------
+    def backup_site(self):
+        from .backup_site import ComposeSite
+
+        return ComposeSite(self.stack)
+
+    def monitoring(self, m):
+        from ...backup.service import backup_config
+        from .monitoring import LocalMonitoring
+
+        metrics = backup_config(self.settings, self.config.get("backup", {})).metrics_file
+        return LocalMonitoring(self.stack, m, metrics.parent if metrics else None)
+
+    def stack_config(self) -> dict:
+        """The stack's model as Compose resolves it, every profile (rotations: the
+        exporters read secrets too)."""
+        from ...commands import compose
+        from ...facts.values import load_json
+        from ...shell import run
+
+        text = run(compose.config_json(self.stack.base_all), env=self.stack.env,
+                   what="docker compose config").stdout
+        return load_json(text, "docker compose config")
+
+    def rotate(self, rotation, apply) -> dict:
+        """`apply(place)` under this checkout's rotation lock (Compose has no lock of its own)."""
+        from ...rotation import protocol
+        from .rotation import ComposePlace
+
+        with protocol.local_lock(self.settings.root):
+            return apply(ComposePlace(self.stack, rotation))
+
+    def audit_input(self):
+        return None  # the project's own compose files, as they are
+
+    def plan_entry(self):
+        from ...plan import Env
+
+        return Env(self.env, "compose")

@@ -1,0 +1,228 @@
+"""A Swarm environment as a platform: a deployed stack on hosts reached over SSH, or on
+this machine's engine in Swarm mode (`local-swarm`). ps, health, logs, exec and scale
+act on its tasks where they run; backups, monitoring and rotations through its
+manager; deploys are its own. `inv up/down/build/clean` are refused, naming the task
+that does the same on a Swarm.
+
+Nothing connects until a method needs it: a refusal, `inv config` and `inv tls.show`
+never open SSH."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from ..base import ConfigView, Listing, Refusing
+
+SSH_HOSTS = "use an environment with SSH hosts (`--env sandbox`, or envs.<name>.hosts)"
+SWARM_HINTS = {
+    "up": "use `inv deploy --env {env}` (blue-green, health-gated)",
+    "down": "use `inv deploy.remove --env {env}`",
+    "clean": "use `inv deploy.remove --env {env}`",
+    "build": "use `inv build` (images are built here for every environment; "
+             "`inv deploy --env {env}` builds the commit it ships)",
+    "hosts": SSH_HOSTS,
+}
+
+
+class SwarmPlatform(Refusing):
+    kind = "swarm"
+    instead = SWARM_HINTS
+
+    def __init__(self, settings, where, config):
+        self.settings, self.where, self.config = settings, where, config
+        self.env = settings.env
+        self.description = where.description
+        self._opened = []  # what close() closes: sessions and clusters made on demand
+
+    # -- the session: settings, machines, the manager's connection -------------------------
+    @cached_property
+    def session(self):
+        """The connected session (opened on first use)."""
+        from .session import Session
+
+        session = Session(self.settings, self.where, self.config)
+        self._opened.append(session)
+        return session
+
+    @cached_property
+    def offline(self):
+        """Settings, inventory and the rendered stack, without connecting (inv config,
+        tls.show, secrets.list)."""
+        from .session import Session
+
+        return Session(self.settings, self.where, self.config, connect=False)
+
+    @cached_property
+    def cluster(self):
+        from .cluster import Cluster
+
+        cluster = Cluster(self.session)
+        self._opened.append(cluster)
+        return cluster
+
+    def close(self) -> None:
+        while self._opened:
+            self._opened.pop().close()
+
+    @property
+    def stack_name(self) -> str:
+        from ...deploy.options import options
+
+        return str(options(self.config, self.env)["app"])
+
+    def gateway_url(self) -> str | None:
+        return self.offline.d.url
+
+    # -- reads and one-off actions ---------------------------------------------------------
+    def ps(self) -> Listing:
+        from ...facts.swarm_stack import ps_rows
+
+        snap = self.cluster.snapshot()
+        rows = ps_rows(snap, snap.live_color)
+        table = [("SERVICE", "REPLICAS", "TAG", "NODES")]
+        notes = []
+        for r in rows:
+            desired = "global" if r["desired"] is None else r["desired"]
+            table.append((r["service"] + (" (live)" if r["live"] else ""), f"{r['running']}/{desired}",
+                          r["tag"], ", ".join(sorted({t["node"] for t in r["tasks"]})) or "-"))
+            notes += [f"  ! {r['service']}.{t['slot']} on {t['node']}: {t['state']}"
+                      + (f": {t['error']}" if t["error"] else "") for t in r["not_running"]]
+        return Listing(rows, table, notes, empty=f"nothing deployed on --env {self.env}")
+
+    def health(self) -> list:
+        return self.cluster.health()
+
+    def logs(self, services, follow=False, tail=None, since=None, timestamps=False) -> None:
+        self.cluster.logs(services, follow=follow, tail=tail, since=since, timestamps=timestamps)
+
+    def search_logs(self, services, text: str, tail=None, since=None) -> list:
+        return self.cluster.search_logs(services, text, tail=tail, since=since)
+
+    def exec(self, service: str, argv: list[str], index: int = 1, tty: bool = False) -> int:
+        return self.cluster.exec(service, argv, index=index, tty=tty)
+
+    def scale(self, spec: str, timeout: float | None = None) -> dict:
+        return self.cluster.scale(spec, timeout=timeout)
+
+    def config_view(self) -> ConfigView:
+        """Hosts, URL, registry, deploy settings and the rendered stack, unconnected."""
+        import json
+
+        from ...deploy import stackfile
+
+        session = self.offline
+        d, inv = session.d, session.inv
+        plan = session.plan(values=False)
+        secrets, configs = plan.names()
+        t = plan.t
+        stack = {"base": stackfile.base(t, secrets, configs),
+                 "blue": stackfile.color(t, plan.rel, "blue", "<tag>", secrets, configs),
+                 "followers": stackfile.followers(t, plan.rel, "<tag>", secrets, configs),
+                 "notes": t.notes}
+        hosts = [{"name": h.name, "role": h.role, "user": h.user, "address": h.address,
+                  "port": h.port} for h in (inv.hosts if inv else [])]
+        registry = session.registry.server if session.registry else None
+        head = {"kind": "swarm", "app": d.app, "url": d.url, "registry": registry,
+                "hosts": hosts, "deploy": session.opts, "stack": stack}
+        lines = [f"env       {self.env} (Swarm{'' if self.where.over_ssh else ' on this engine'})",
+                 f"app       {d.app}", f"url       {d.url or '-'}",
+                 f"registry  {registry or '- (images over SSH)'}"]
+        lines += [f"host      {h['name']} {h['role']} {h['user']}@{h['address']}:{h['port']}"
+                  for h in hosts]
+        lines.append("deploy    " + " ".join(f"{k}={v}" for k, v in session.opts.items()))
+        files = {k: stack[k] for k in ("base", "blue", "followers") if stack[k]}
+        after = ["stack, rendered from the compose files (secret versions masked; green is "
+                 "blue's twin):", json.dumps(files, indent=2, sort_keys=True),
+                 "translated for Swarm:" if t.notes else "translated for Swarm: nothing to note"]
+        after += [f"  - {note}" for note in t.notes]
+        return ConfigView(head, lines, after)
+
+    def tls(self):
+        from ...errors import OpsError
+
+        material = self.offline.tls(issue=False)
+        if material is None:
+            raise OpsError(f"no gateway certificate for {self.env} yet: "
+                           f"`inv deploy --env {self.env}` issues one")
+        return material
+
+    # -- the features' places --------------------------------------------------------------
+    def backup_site(self):
+        from .backup_site import SwarmSite
+
+        return SwarmSite(self.cluster)
+
+    def monitoring(self, m):
+        from .monitoring import SwarmMonitoring
+
+        mon = SwarmMonitoring(self.session, m)
+        self._opened.append(mon)
+        return mon
+
+    def stack_config(self) -> dict:
+        return self.offline.compose_config
+
+    def check_ready(self) -> None:
+        self.session.require_swarm_manager()
+
+    def rotate(self, rotation, apply) -> dict:
+        """`apply(place)` under the deploy lock (a rotation moves users like a deploy),
+        its outcome in the deploy audit log."""
+        from ...deploy import audit, flow
+        from .rotation import SwarmPlace
+
+        d = self.session.d
+        with d.lock(f"rotate {rotation.key}"):
+            try:
+                rec = apply(SwarmPlace(self.cluster, rotation))
+            except BaseException as exc:
+                flow.write_audit(d, audit.record("rotate", d.env, "failed", secret=rotation.key,
+                                                 error=str(exc)[:300]))
+                raise
+            flow.write_audit(d, audit.record("rotate", d.env, "ok", **rec))
+        return rec
+
+    def deployer(self, task: str = "deploy"):
+        return self.session
+
+    def ssh_hosts(self, task: str):
+        """The inventory of an environment over SSH; this engine's Swarm has none."""
+        from ...runtime.inventory import inventory
+
+        if not self.where.over_ssh:
+            self.refuse(task, "hosts")
+        return inventory(self.env, self.where.config, self.settings.root)
+
+    def init_cluster(self) -> list[dict]:
+        """Init and join (idempotent); the nodes."""
+        import sys
+
+        from ...remote import swarm
+        from ...runtime.machines import build
+
+        machines = build(self.env, self.where, self.config, self.settings.root)
+        try:
+            return swarm.ensure(machines, out=sys.stderr)
+        finally:
+            machines.close()
+
+    def audit_input(self):
+        from ...deploy.options import options, stack_input
+
+        return stack_input(self.settings, options(self.config, self.env))
+
+    def plan_entry(self):
+        from ...errors import OpsError
+        from ...plan import Env
+        from ...runtime.inventory import inventory
+
+        if not self.where.over_ssh:
+            return Env(self.env, "swarm-local")
+        env = Env(self.env, "swarm-ssh", url=self.where.config.get("url"))
+        try:
+            inv = inventory(self.env, dict(self.where.config), self.settings.root)
+            env.url = inv.url or env.url
+            env.hosts = [f"{h.name} ({h.role}) {h.user}@{h.address}:{h.port}" for h in inv.hosts]
+        except OpsError as exc:
+            env.note = "not created" if "not found" in str(exc) else str(exc)
+        return env
