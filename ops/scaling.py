@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 
 from .errors import OpsError
-from .facts.compose import Model
+from .facts.compose import STATEFUL_ROLES, Model
 
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 MAX_REPLICAS = 50
-STATEFUL_ROLES = {"database", "cache", "broker", "queue"}
 
 
 def parse_spec(spec: str) -> dict[str, int]:

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 from ..commands import deploy as cmd
 from ..errors import OpsError
-from ..facts import rollout
+from ..facts import rollout, swarm_stack
 from ..runtime.inventory import Host
 from ..runtime.ssh import run as run_on
-from . import audit, stackfile
+from . import records, stackfile
 from .lock import DeployLock, Terminated
 
 KEEP_RELEASES = 10
@@ -88,15 +88,13 @@ class Deployment:
 
 def live(d: Deployment) -> tuple[str, str] | None:
     text = d.target.run(cmd.read_file(d.paths.upstream), "read the live upstream").stdout
-    return stackfile.parse_upstream(text)
+    return swarm_stack.parse_upstream(text)
 
 
 def snapshot(d: Deployment):
     """The deployed stack's services, tasks, nodes and live upstream in one round trip
     (swarm_stack.Snapshot); refuses when nothing is deployed."""
     from ..commands import cluster as cluster_cmd
-    from ..facts import swarm_stack
-
     text = d.target.run(cluster_cmd.snapshot(d.app, d.paths.upstream),
                         "read the stack's state").stdout
     snap = swarm_stack.parse_snapshot(text, d.app)
@@ -157,7 +155,7 @@ def scaled(d: Deployment) -> dict[str, int]:
 
 
 def history(d: Deployment, lines: int = 20) -> list[dict]:
-    return audit.parse(d.target.run(cmd.tail(d.paths.audit, lines), "read the audit log").stdout)
+    return records.parse(d.target.run(cmd.tail(d.paths.audit, lines), "read the audit log").stdout)
 
 
 def manager_clock(d: Deployment) -> str:
@@ -316,7 +314,7 @@ def switch(d: Deployment, gw: str, which: str, tag: str, previous_text: str, por
         if previous_text:
             d.say(f"switch failed ({exc or type(exc).__name__}); switching back")
             point_gateway(d, gw, previous_text, "restore the upstream")
-            back = stackfile.parse_upstream(previous_text)
+            back = swarm_stack.parse_upstream(previous_text)
             if back:
                 verify_live(d, gw, *back)
                 d.say(f"switched back: {back[0]}/{back[1]} is serving")
@@ -339,7 +337,7 @@ def prune_objects(d: Deployment, keep: set[str]) -> None:
 
 
 def write_audit(d: Deployment, rec: dict) -> None:
-    d.target.run(cmd.append_line(d.paths.audit, audit.line(rec)), "append to the audit log", warn=True)
+    d.target.run(cmd.append_line(d.paths.audit, records.line(rec)), "append to the audit log", warn=True)
 
 
 def _has_detach(d: Deployment) -> bool:
@@ -459,7 +457,7 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
         try:
             with d.stage("state"):
                 since, previous_text = clock_and_upstream(d)
-                current = stackfile.parse_upstream(previous_text)
+                current = swarm_stack.parse_upstream(previous_text)
                 which = cmd.other(current[0]) if current else "blue"
                 rec.update(from_color=current[0] if current else None,
                            from_tag=current[1] if current else None, to_color=which)
@@ -514,7 +512,7 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
             record_desired(d)
             rec.pop("followers_moved", None)
             rec["seconds"] = round(time.monotonic() - started, 2)
-            write_audit(d, audit.record("deploy", d.env, "ok", **rec))
+            write_audit(d, records.record("deploy", d.env, "ok", **rec))
         except BaseException as exc:
             _after_failure(d, rec, exc, started, "deploy")
             raise
@@ -546,7 +544,7 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
     detail = exc.detail if isinstance(exc, StepFailed) else (str(exc) or type(exc).__name__)
     rec.update(step=step, error=detail[:500], seconds=round(time.monotonic() - started, 1))
     try:
-        write_audit(d, audit.record(action, d.env, "interrupted" if interrupted else "failed", **rec))
+        write_audit(d, records.record(action, d.env, "interrupted" if interrupted else "failed", **rec))
     except Exception as audit_exc:  # noqa: BLE001 - the original failure is what matters
         d.say(f"warning: could not write the audit record: {audit_exc}")
 
@@ -564,7 +562,7 @@ def rollback(d: Deployment, wait_followers: bool = False) -> dict:
         try:
             with d.stage("state"):
                 since, previous_text = clock_and_upstream(d)
-                current = stackfile.parse_upstream(previous_text)
+                current = swarm_stack.parse_upstream(previous_text)
                 if not current:
                     raise OpsError("nothing is deployed: no live color")
                 which = cmd.other(current[0])
@@ -593,7 +591,7 @@ def rollback(d: Deployment, wait_followers: bool = False) -> dict:
                 rec["followers"] = follow_back(d, service.tag, since, wait_followers)
             record_desired(d)
             rec["seconds"] = round(time.monotonic() - started, 2)
-            write_audit(d, audit.record("rollback", d.env, "ok", **rec))
+            write_audit(d, records.record("rollback", d.env, "ok", **rec))
         except BaseException as exc:
             _after_failure(d, rec, exc, started, "rollback")
             raise
@@ -620,7 +618,7 @@ def scale(d: Deployment, targets: list[tuple[str, str, int]], keep: dict[str, in
                          "record the scale settings")
         record_desired(d)
         rec["seconds"] = round(time.monotonic() - started, 2)
-        write_audit(d, audit.record("scale", d.env, "ok", **rec))
+        write_audit(d, records.record("scale", d.env, "ok", **rec))
 
 
 def finish(d: Deployment) -> dict:
@@ -635,7 +633,7 @@ def finish(d: Deployment) -> dict:
             return {"idle": which, "changed": False}
         d.target.run(cmd.service_scale(d.svc(which), 0), f"scale {d.svc(which)} to 0")
         record_desired(d)
-        write_audit(d, audit.record("finish", d.env, "ok", idle_color=which, idle_tag=service.tag))
+        write_audit(d, records.record("finish", d.env, "ok", idle_color=which, idle_tag=service.tag))
         return {"idle": which, "changed": True, "tag": service.tag}
 
 
@@ -657,5 +655,5 @@ def remove(d: Deployment, volumes: bool = False, timeout: float = 90) -> list[st
             d.target.run(cmd.volumes_rm(d.app), "remove volumes")
             removed.append("volumes")
         d.target.run(cmd.state_rm(d.paths), "remove the live upstream and releases")
-        write_audit(d, audit.record("remove", d.env, "ok", volumes=volumes))
+        write_audit(d, records.record("remove", d.env, "ok", volumes=volumes))
     return removed

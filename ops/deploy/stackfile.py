@@ -254,17 +254,6 @@ def upstream(app: str, which: str, tag: str, port: int) -> str:
             f"set $api http://{app}_{which}:{port};\n")
 
 
-def parse_upstream(text: str) -> tuple[str, str] | None:
-    """(color, tag) from an upstream file written by `upstream`, else None."""
-    first = (text or "").splitlines()[:1]
-    if not first or not first[0].startswith("# ops-deploy "):
-        return None
-    fields = dict(p.split("=", 1) for p in first[0][len("# ops-deploy "):].split() if "=" in p)
-    if fields.get("live") not in COLORS or not fields.get("tag"):
-        return None
-    return fields["live"], fields["tag"]
-
-
 def service_images(text: str) -> dict[str, str]:
     """{service: image} of a stack file (empty when there is none, or it is unreadable)."""
     try:

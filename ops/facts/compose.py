@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from ..errors import OpsError
 from .values import parse_duration
 
+# Roles whose services hold state: never scaled, never moved like the app.
+STATEFUL_ROLES = {"database", "cache", "broker", "queue"}
+
 
 @dataclass(frozen=True)
 class Healthcheck:

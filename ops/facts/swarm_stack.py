@@ -9,13 +9,23 @@ from dataclasses import dataclass
 
 from ..commands.cluster import SNAPSHOT_MARK
 from ..commands.deploy import APP_SERVICE, COLORS
-from ..deploy.stackfile import parse_upstream
 from ..errors import OpsError
-from ..scaling import STATEFUL_ROLES
+from .compose import STATEFUL_ROLES
 from .rollout import SwarmService, Task
 from .values import load_json
 
 DISK_WARN_PCT = 15.0
+
+
+def parse_upstream(text: str) -> tuple[str, str] | None:
+    """(color, tag) from an upstream file written by `upstream`, else None."""
+    first = (text or "").splitlines()[:1]
+    if not first or not first[0].startswith("# ops-deploy "):
+        return None
+    fields = dict(p.split("=", 1) for p in first[0][len("# ops-deploy "):].split() if "=" in p)
+    if fields.get("live") not in COLORS or not fields.get("tag"):
+        return None
+    return fields["live"], fields["tag"]
 
 
 @dataclass(frozen=True)

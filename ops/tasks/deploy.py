@@ -82,8 +82,8 @@ def status(c, json_=False, env="local"):
     from datetime import UTC, datetime
 
     from ..deploy import flow
-    from ..deploy.audit import describe as describe_record
     from ..deploy.lock import describe, stale_reason
+    from ..deploy.records import describe as describe_record
 
     with _deployer(c, env, "deploy.status") as session:
         d = session.d
@@ -119,7 +119,7 @@ def status(c, json_=False, env="local"):
 def history(c, lines=None, json_=False, env="local"):
     """The deploy audit log kept on the manager: who, when, from -> to, outcome."""
     from ..deploy import flow
-    from ..deploy.audit import describe, line
+    from ..deploy.records import describe, line
 
     # No int default: Invoke would cast `--lines x` itself and print a traceback.
     lines = number_option(20 if lines is None else lines, "--lines", 1, 10000, integer=True)

@@ -15,6 +15,7 @@ import pytest
 
 from ops.commands import deploy as cmd
 from ops.deploy import flow, stackfile
+from ops.facts import swarm_stack
 from ops.runtime.inventory import Host
 
 from .test_deploy_pure import _plan
@@ -55,11 +56,11 @@ class FakeManager:
     def answer(self, c: str) -> Result | None:
         if f"|| exit {cmd.SWITCH_REFUSED};" in c:  # write, nginx -t, reload: one round trip
             self.upstream = base64.b64decode(re.search(r"printf %s (\S+) \|", c).group(1)).decode()
-            self.steps += [f"write upstream {'/'.join(stackfile.parse_upstream(self.upstream))}",
+            self.steps += [f"write upstream {'/'.join(swarm_stack.parse_upstream(self.upstream))}",
                            "nginx -t"]
-            if "/".join(stackfile.parse_upstream(self.upstream)) == self.refuse:
+            if "/".join(swarm_stack.parse_upstream(self.upstream)) == self.refuse:
                 return Result("emerg: bad upstream", exited=cmd.SWITCH_REFUSED)
-            self.serving = stackfile.parse_upstream(self.upstream)
+            self.serving = swarm_stack.parse_upstream(self.upstream)
             self.steps.append(f"reload -> {'/'.join(self.serving)}")
             return Result()
         if c.startswith("date -u"):
@@ -98,7 +99,7 @@ class FakeManager:
             return Result(f"HTTP/1.1 200 OK\r\nX-App-Color: {color}\r\nX-App-Version: {tag}\r\n\r\n")
         elif "base64 -d" in c and self.paths.upstream in c:
             self.upstream = base64.b64decode(re.search(r"printf %s (\S+) \|", c).group(1)).decode()
-            self.steps.append(f"write upstream {'/'.join(stackfile.parse_upstream(self.upstream))}")
+            self.steps.append(f"write upstream {'/'.join(swarm_stack.parse_upstream(self.upstream))}")
         elif c.startswith("docker service scale"):
             name, count = re.search(r"--detach '?([\w-]+)=(\d+)", c).groups()
             self.replicas[name.rsplit("_", 1)[1]] = int(count)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from ops.commands import deploy as cmd
-from ops.deploy import audit, stackfile, translate
+from ops.deploy import records, stackfile, translate
 from ops.errors import OpsError
-from ops.facts import rollout
+from ops.facts import rollout, swarm_stack
 from ops.remote.image_transfer import chain_ids, skippable
 from tests.support import loadgen
 
@@ -185,12 +185,12 @@ def test_stale_secret_and_config_versions():
 def test_upstream_file_round_trip_and_garbage():
     text = stackfile.upstream("opsdemo", "green", "abc123", 8000)
     assert "set $api http://opsdemo_green:8000;" in text
-    assert stackfile.parse_upstream(text) == ("green", "abc123")
+    assert swarm_stack.parse_upstream(text) == ("green", "abc123")
     assert stackfile.upstream_port(text) == 8000
     assert stackfile.upstream_port("# ops-deploy live=blue tag=x\n") is None
-    assert stackfile.parse_upstream("set $api http://api:8000;\n") is None
-    assert stackfile.parse_upstream("# ops-deploy live=purple tag=x\n") is None
-    assert stackfile.parse_upstream("") is None
+    assert swarm_stack.parse_upstream("set $api http://api:8000;\n") is None
+    assert swarm_stack.parse_upstream("# ops-deploy live=purple tag=x\n") is None
+    assert swarm_stack.parse_upstream("") is None
     with pytest.raises(ValueError):
         stackfile.upstream("opsdemo", "purple", "x", 8000)
 
@@ -279,13 +279,13 @@ def test_secret_values_go_to_stdin_never_the_command_line():
 
 
 def test_audit_records_parse_and_describe():
-    rec = audit.record("deploy", "staging", "ok", from_color="blue", to_color="green",
+    rec = records.record("deploy", "staging", "ok", from_color="blue", to_color="green",
                        from_tag="v1", to_tag="v2", seconds=12.3, step=None)
     assert "step" not in rec and rec["user"] and rec["from_host"]
-    parsed = audit.parse(audit.line(rec) + "\n{broken\n\n")
+    parsed = records.parse(records.line(rec) + "\n{broken\n\n")
     assert parsed[0] == rec and parsed[1] == {"damaged": "{broken"}
-    assert "blue(v1) -> green(v2)" in audit.describe(rec)
-    failed = audit.describe({**rec, "outcome": "failed", "step": "probe", "error": "503"})
+    assert "blue(v1) -> green(v2)" in records.describe(rec)
+    failed = records.describe({**rec, "outcome": "failed", "step": "probe", "error": "503"})
     assert failed.endswith("at probe: 503")
 
 

@@ -94,3 +94,71 @@ def test_every_import_names_a_module_that_exists():
                     or any(n.exists() for n in names)):
                 missing.append(f"{path.relative_to(root)}:{node.lineno} {'.' * node.level}{node.module}")
     assert not missing, missing
+
+
+# The layer order of docs/architecture.md, lowest first. A module may import its own
+# layer and those below it, never one above (imports inside functions count).
+LAYERS = [
+    ("base", {"errors", "files", "owner", "config", "environment", "envfile", "tls"}),
+    ("pure", {"commands", "facts", "scaling", "plan"}),
+    ("runtime", {"shell", "localrun", "docker_api", "containers", "runtime", "remote"}),
+    ("features", {"backup", "deploy", "rotation", "monitoring", "audit", "health",
+                  "early_probe", "logsearch", "routing", "release", "gateway_tls",
+                  "wheelhouse", "base_images", "sandbox"}),
+    ("platforms", {"platforms"}),
+    ("tasks", {"tasks"}),
+]
+
+
+def layer_of(module: str) -> int | None:
+    """The layer index of an ops module (`ops.backup.take` -> features), None for `ops`."""
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None
+    found = [i for i, (_, tops) in enumerate(LAYERS) if parts[1] in tops]
+    assert found, f"{module} is in no layer of LAYERS: add it (and to docs/architecture.md)"
+    return found[0]
+
+
+def test_no_module_imports_a_higher_layer():
+    files = sorted(OPS.rglob("*.py"))
+    modules = {module_name(p) for p in files}
+    wrong = []
+    for p in files:
+        me = module_name(p)
+        mine = layer_of(me)
+        for dep in sorted(imports(p, modules)):
+            theirs = layer_of(dep)
+            if mine is not None and theirs is not None and theirs > mine:
+                wrong.append(f"{me} ({LAYERS[mine][0]}) imports {dep} ({LAYERS[theirs][0]})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_platform_never_imports_another_kind():
+    """A kind of environment is its own package: adding or removing one touches no other."""
+    files = sorted((OPS / "platforms").rglob("*.py"))
+    modules = {module_name(p) for p in OPS.rglob("*.py")}
+    wrong = []
+    for p in files:
+        me = module_name(p).split(".")
+        if len(me) < 4 or me[2] == "base":
+            continue
+        for dep in imports(p, modules):
+            parts = dep.split(".")
+            if parts[:2] == ["ops", "platforms"] and len(parts) > 2 and parts[2] not in (me[2], "base"):
+                wrong.append(f"{'.'.join(me)} imports {dep}")
+    assert not wrong, wrong
+
+
+def test_the_layers_are_the_ones_documented():
+    doc = (OPS.parent / "docs" / "architecture.md").read_text()
+    for name, tops in LAYERS:
+        for top in sorted(tops):
+            assert f"`{top}" in doc, f"docs/architecture.md does not place `{top}` ({name})"
+
+
+def test_every_module_is_in_the_architecture_doc():
+    doc = (OPS.parent / "docs" / "architecture.md").read_text()
+    missing = [str(p.relative_to(OPS)) for p in sorted(OPS.rglob("*.py"))
+               if p.name != "__init__.py" and p.stem not in doc]
+    assert not missing, f"docs/architecture.md does not list {missing}"

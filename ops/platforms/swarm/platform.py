@@ -168,7 +168,7 @@ class SwarmPlatform(Refusing):
     def rotate(self, rotation, apply) -> dict:
         """`apply(place)` under the deploy lock (a rotation moves users like a deploy),
         its outcome in the deploy audit log."""
-        from ...deploy import audit, flow
+        from ...deploy import flow, records
         from .rotation import SwarmPlace
 
         d = self.session.d
@@ -176,10 +176,10 @@ class SwarmPlatform(Refusing):
             try:
                 rec = apply(SwarmPlace(self.cluster, rotation))
             except BaseException as exc:
-                flow.write_audit(d, audit.record("rotate", d.env, "failed", secret=rotation.key,
+                flow.write_audit(d, records.record("rotate", d.env, "failed", secret=rotation.key,
                                                  error=str(exc)[:300]))
                 raise
-            flow.write_audit(d, audit.record("rotate", d.env, "ok", **rec))
+            flow.write_audit(d, records.record("rotate", d.env, "ok", **rec))
         return rec
 
     def deployer(self, task: str = "deploy"):
