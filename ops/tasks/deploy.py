@@ -23,16 +23,10 @@ def _deployer(c, env: str, task: str):
 @user_errors
 def deploy(c, tag=None, env="local"):
     """Blue-green deploy to Swarm: idle color, health gate, probe, switch nginx, verify."""
-    from ..deploy import flow
-
-    with _deployer(c, env, "deploy") as session:
-        session.require_swarm_manager()
-        plan = session.plan()
-        tag = session.resolve_tag(tag)
-        d = session.d
-        rec = flow.deploy(d, plan, tag, lambda: session.deliver(plan, tag))
+    with _deployer(c, env, "deploy") as deployer:
+        rec = deployer.deploy(tag)
     timings = _timings(rec)
-    print(f"{d.app} ({env}): {rec['to_color']}/{tag} is live"
+    print(f"{deployer.app} ({env}): {rec['to_color']}/{rec['to_tag']} is live"
           + (f", {rec['from_color']}/{rec['from_tag']} kept for `inv rollback`"
              if rec.get("from_color") else "")
           + f"; switch {rec['switch_seconds']:.2f}s, total {rec['seconds']:.1f}s ({timings})")
@@ -49,13 +43,11 @@ def _timings(rec: dict) -> str:
 @user_errors
 def rollback(c, env="local", wait=False):
     """Switch the gateway back to the previous color (health-checked first); audit-logged."""
-    from ..deploy import flow
-
-    with _deployer(c, env, "rollback") as session:
-        rec = flow.rollback(session.d, wait_followers=wait)
+    with _deployer(c, env, "rollback") as deployer:
+        rec = deployer.rollback(wait_followers=wait)
     followers = {"background": "; followers rolling back in the background",
                  "done": "; followers rolled back"}.get(rec.get("followers"), "")
-    print(f"{session.d.app} ({env}): rolled back to {rec['to_color']}/{rec['to_tag']} "
+    print(f"{deployer.app} ({env}): rolled back to {rec['to_color']}/{rec['to_tag']} "
           f"(from {rec['from_color']}/{rec['from_tag']}); switch {rec['switch_seconds']:.2f}s, "
           f"verified at {rec['verified_seconds']:.2f}s{followers}, total {rec['seconds']:.1f}s "
           f"({_timings(rec)})")
@@ -65,41 +57,30 @@ def rollback(c, env="local", wait=False):
 @user_errors
 def finish(c, env="local"):
     """Scale the previous (idle) color to zero: ends the instant-rollback window."""
-    from ..deploy import flow
-
-    with _deployer(c, env, "deploy.finish") as session:
-        result = flow.finish(session.d)
+    with _deployer(c, env, "deploy.finish") as deployer:
+        result = deployer.finish()
     if result["changed"]:
-        print(f"{session.d.app} ({env}): {result['idle']} ({result['tag']}) scaled to 0")
+        print(f"{deployer.app} ({env}): {result['idle']} ({result['tag']}) scaled to 0")
     else:
-        print(f"{session.d.app} ({env}): {result['idle']} already scaled down")
+        print(f"{deployer.app} ({env}): {result['idle']} already scaled down")
 
 
 @task(help={"json": "print JSON", "env": ENV_HELP})
 @user_errors
 def status(c, json_=False, env="local"):
     """The deploy lock, the live color, each color's tag and replicas, the public URL."""
-    from datetime import UTC, datetime
-
-    from ..deploy import flow
-    from ..deploy.lock import describe, stale_reason
+    from ..deploy.lock import describe
     from ..deploy.records import describe as describe_record
 
-    with _deployer(c, env, "deploy.status") as session:
-        d = session.d
-        holder = d.lock().holder()
-        info = flow.status(d)
-        last = flow.history(d, 1)
-    stale = stale_reason(holder, datetime.now(UTC)) if holder else None
-    info["lock"] = {k: v for k, v in (holder or {}).items() if k != "token"} or None
-    info["stale"] = stale
-    info["last"] = last[-1] if last else None
+    with _deployer(c, env, "deploy.status") as deployer:
+        info = deployer.status()
     if json_:
         print(json.dumps(info, indent=2))
         return
+    holder, stale = info["lock"], info["stale"]
     lock = "not locked" if not holder else (
         f"locked by {describe(holder)}" + (f" (STALE: {stale})" if stale else ""))
-    print(f"{d.app} ({env}): {lock}")
+    print(f"{deployer.app} ({env}): {lock}")
     print(f"  live:  {info['live'] or 'nothing deployed'}" +
           (f" ({info['live_tag']})" if info["live_tag"] else ""))
     for which, c_info in [*info["colors"].items(), *info["followers"].items()]:
@@ -118,16 +99,15 @@ def status(c, json_=False, env="local"):
 @user_errors
 def history(c, lines=None, json_=False, env="local"):
     """The deploy audit log kept on the manager: who, when, from -> to, outcome."""
-    from ..deploy import flow
     from ..deploy.records import describe, line
 
     # No int default: Invoke would cast `--lines x` itself and print a traceback.
     lines = number_option(20 if lines is None else lines, "--lines", 1, 10000, integer=True)
-    with _deployer(c, env, "deploy.history") as session:
-        records = flow.history(session.d, lines)
-    if not records:
-        print(f"no deploys recorded for {session.d.app} ({env})")
-    for rec in records:
+    with _deployer(c, env, "deploy.history") as deployer:
+        found = deployer.history(lines)
+    if not found:
+        print(f"no deploys recorded for {deployer.app} ({env})")
+    for rec in found:
         print(line(rec) if json_ else describe(rec))
 
 
@@ -136,32 +116,27 @@ def history(c, lines=None, json_=False, env="local"):
 @user_errors
 def remove(c, volumes=False, yes=False, env="local"):
     """Remove the deployed stack (both colors, gateway, db, redis) and its secrets."""
-    from ..deploy import flow
     from .common import confirm
 
-    with _deployer(c, env, "deploy.remove") as session:
-        d = session.d
-        confirm(f"Remove stack {d.app} from {env}" + (" INCLUDING its data volumes" if volumes
-                                                          else "") + "?", yes)
-        removed = flow.remove(d, volumes=volumes)
-    print(f"{d.app} ({env}): removed " + ", ".join(removed))
+    with _deployer(c, env, "deploy.remove") as deployer:
+        confirm(f"Remove stack {deployer.app} from {env}" + (" INCLUDING its data volumes"
+                                                              if volumes else "") + "?", yes)
+        removed = deployer.remove(volumes=volumes)
+    print(f"{deployer.app} ({env}): removed " + ", ".join(removed))
 
 
 @task(help={"env": ENV_HELP})
 @user_errors
 def unlock(c, env="local"):
     """Remove the deploy lock, whoever holds it (prints who that was)."""
-    from ..commands import deploy_lock as cmd
     from ..deploy.lock import describe
 
-    with _deployer(c, env, "deploy.unlock") as session:
-        d = session.d
-        holder = d.lock().holder()
-        if not holder:
-            print(f"{d.app} ({env}): not locked")
-            return
-        d.target.run(cmd.remove(d.app, d.paths.base), "remove deploy lock")
-    print(f"{d.app} ({env}): removed the lock of {describe(holder)}")
+    with _deployer(c, env, "deploy.unlock") as deployer:
+        holder = deployer.unlock()
+    if not holder:
+        print(f"{deployer.app} ({env}): not locked")
+    else:
+        print(f"{deployer.app} ({env}): removed the lock of {describe(holder)}")
 
 
 ns = Collection("deploy")

@@ -1,4 +1,4 @@
-"""The deploy's and rollback's step order and failure paths, run by ops/deploy/flow.py
+"""The deploy's and rollback's step order and failure paths, run by ops/platforms/swarm/bluegreen.py
 against a fake manager: a connection that answers each command the way a Swarm manager
 does and records what was done. The commands themselves are tested by their text in
 test_deploy_pure.py; the real Swarm runs these flows in tests/integration."""
@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import pytest
 
 from ops.commands import deploy as cmd
-from ops.deploy import flow, stackfile
+from ops.deploy import stackfile
 from ops.facts import swarm_stack
+from ops.platforms.swarm import bluegreen
+from ops.platforms.swarm import deployment as swarm_deployment
 from ops.runtime.inventory import Host
 
 from .test_deploy_pure import _plan
@@ -140,11 +142,12 @@ class FakeManager:
         return json.dumps(services) + f"\n{cmd.TASKS_MARK}\n" + json.dumps(tasks)
 
 
-def deployment(fake: FakeManager) -> flow.Deployment:
+def deployment(fake: FakeManager) -> swarm_deployment.Deployment:
     import io
 
-    return flow.Deployment(env="staging", target=flow.Manager(fake, Host("m", "10.0.0.5", role="manager")),
-                           paths=fake.paths, replicas=2, out=io.StringIO())
+    manager = swarm_deployment.Manager(fake, Host("m", "10.0.0.5", role="manager"))
+    return swarm_deployment.Deployment(env="staging", target=manager, paths=fake.paths,
+                                       replicas=2, out=io.StringIO())
 
 
 @pytest.fixture
@@ -154,7 +157,7 @@ def paths():
 
 def test_a_deploy_rolls_the_idle_color_and_the_worker_together_then_switches(paths):
     fake = FakeManager(paths)
-    rec = flow.deploy(deployment(fake), _plan(), "v2", lambda: fake.steps.append("images"))
+    rec = bluegreen.deploy(deployment(fake), _plan(), "v2", lambda: fake.steps.append("images"))
     assert fake.steps == [
         "lock", "images", "upload v2", "stack deploy base v2",
         # both rolled out, and both gated, before any user is moved
@@ -169,8 +172,9 @@ def test_a_deploy_rolls_the_idle_color_and_the_worker_together_then_switches(pat
 
 def test_a_color_that_fails_its_gate_is_stopped_and_the_worker_goes_back(paths):
     fake = FakeManager(paths, bad_image=f"{REPO}:v2")
-    with pytest.raises(flow.StepFailed, match=r"^deploy green: opsdemo_\w+ \(ops-example/api:v2\)"):
-        flow.deploy(deployment(fake), _plan(), "v2", lambda: None)
+    with pytest.raises(swarm_deployment.StepFailed,
+                       match=r"^deploy green: opsdemo_\w+ \(ops-example/api:v2\)"):
+        bluegreen.deploy(deployment(fake), _plan(), "v2", lambda: None)
     assert "write upstream green/v2" not in fake.steps  # nobody was moved
     after = fake.steps[fake.steps.index("stack deploy followers v2") + 1:]
     assert after == ["scale opsdemo_green=0", "stack deploy followers v1", "audit deploy failed",
@@ -180,8 +184,8 @@ def test_a_color_that_fails_its_gate_is_stopped_and_the_worker_goes_back(paths):
 
 def test_a_refused_switch_is_switched_back_and_the_worker_goes_back(paths):
     fake = FakeManager(paths, refuse="green/v2")
-    with pytest.raises(flow.StepFailed, match="switch: nginx -t rejected the new upstream"):
-        flow.deploy(deployment(fake), _plan(), "v2", lambda: None)
+    with pytest.raises(swarm_deployment.StepFailed, match="switch: nginx -t rejected the new upstream"):
+        bluegreen.deploy(deployment(fake), _plan(), "v2", lambda: None)
     after = fake.steps[fake.steps.index("stack deploy followers v2") + 1:]
     assert after == ["write upstream green/v2", "nginx -t", "write upstream blue/v1", "nginx -t",
                      "reload -> blue/v1", "stack deploy followers v1", "audit deploy failed",
@@ -195,7 +199,7 @@ def test_a_rollback_switches_first_and_the_worker_follows(paths, wait):
     fake.images.update(blue=f"{REPO}:v1", worker=f"{REPO}:v2")
     fake.releases[f"{paths.releases}/20261130T000000Z-v1"] = {
         "followers.json": json.dumps({"services": {"worker": {"image": f"{REPO}:v1"}}})}
-    rec = flow.rollback(deployment(fake), wait_followers=wait)
+    rec = bluegreen.rollback(deployment(fake), wait_followers=wait)
     assert fake.steps == ["lock", "write upstream blue/v1", "nginx -t", "reload -> blue/v1",
                           "stack deploy followers v1", "audit rollback ok", "unlock"]
     assert rec["followers"] == ("done" if wait else "background")

@@ -199,6 +199,13 @@ def test_every_kind_implements_the_declared_interface(kind, monkeypatch):
     assert len(interface(Platform)) > 25
 
 
+def test_the_swarm_deployer_is_the_declared_one():
+    from ops.platforms.base import Deployer
+    from ops.platforms.swarm.deployer import SwarmDeployer
+
+    assert not sorted(n for n in interface(Deployer) if not hasattr(SwarmDeployer, n))
+
+
 def test_the_fake_site_and_monitoring_are_the_declared_ones():
     from ops.platforms.base import BackupSite
 

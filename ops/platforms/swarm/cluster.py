@@ -62,9 +62,9 @@ class Cluster:
 
     # -- reads ----------------------------------------------------------------------------
     def snapshot(self) -> state.Snapshot:
-        from ...deploy import flow
+        from . import deployment
 
-        return flow.snapshot(self.d)
+        return deployment.snapshot(self.d)
 
     # -- scale ----------------------------------------------------------------------------
     def scale(self, spec: str, timeout: float | None = None, verify_requests: int = 400) -> dict:
@@ -73,8 +73,8 @@ class Cluster:
         a scaled live color is proven through the public URL: every task answers."""
         from ... import routing
         from ...commands.deploy import APP_SERVICE, COLORS
-        from ...deploy import flow
         from ...scaling import parse_spec
+        from . import deployment
 
         wanted = parse_spec(spec)
         snap = self.snapshot()
@@ -82,7 +82,7 @@ class Cluster:
         targets = state.scale_targets(snap, wanted, live_color)
         keep = {(APP_SERVICE if short == live_color else short): n for short, _, n in targets
                 if short not in COLORS or short == live_color}
-        flow.scale(self.d, [(short, svc.image, n) for short, svc, n in targets], keep, timeout)
+        deployment.scale(self.d, [(short, svc.image, n) for short, svc, n in targets], keep, timeout)
         report = {short: {"replicas": n} for short, _, n in targets}
         live_count = report.get(live_color, {}).get("replicas", 0)
         if live_count and self.d.url:

@@ -142,11 +142,12 @@ class SwarmMonitoring(ApiReader):
 
     # -- lifecycle ------------------------------------------------------------------------
     def up(self, timeout: float = 180) -> list[str]:
-        from ...deploy import flow, stackfile
+        from ...deploy import stackfile
+        from . import deployment
 
         d = self.d
         self.session.require_swarm_manager()
-        flow.snapshot(d)  # refuses when nothing is deployed yet
+        deployment.snapshot(d)  # refuses when nothing is deployed yet
         extra = self.render()
         plan = self.plan(extra)
         names = self.services()
@@ -165,30 +166,30 @@ class SwarmMonitoring(ApiReader):
         sec, cfg = plan.names()
         files = {STACK_FILE: stackfile.dump(stackfile.part(t, names, sec, cfg)),
                  **plan.config_files()}
-        since = flow.manager_clock(d)
+        since = deployment.manager_clock(d)
         d.target.run(deploy_cmd.upload_dir(d.paths.monitoring, files), "upload the monitoring stack")
-        flow.create_secrets(d, plan, keys=set(sec))
+        deployment.create_secrets(d, plan, keys=set(sec))
         d.target.run(deploy_cmd.stack_deploy(f"{d.paths.monitoring}/{STACK_FILE}", d.app, False),
                      "docker stack deploy (monitoring)")
         for name in names:
             svc = t.services[name]
             if svc["deploy"].get("mode", "replicated") == "replicated":
-                flow.wait_converged(d, name, svc["image"], int(svc["deploy"].get("replicas", 1)),
+                deployment.wait_converged(d, name, svc["image"], int(svc["deploy"].get("replicas", 1)),
                                     since, timeout=timeout)
-        flow.record_desired(d)
-        flow.prune_objects(d, {*sec.values(), *cfg.values()})
+        deployment.record_desired(d)
+        deployment.prune_objects(d, {*sec.values(), *cfg.values()})
         return names
 
     def down(self) -> list[str]:
         """Remove the monitoring services, then the config and secret versions nothing
         uses any more (Alertmanager's holds the webhook URL). Their volumes stay."""
-        from ...deploy import flow
+        from . import deployment
 
         out = self.d.target.run(cmd.services_rm(self.d.app, self.services()),
                                 "remove the monitoring services").stdout
         removed = [line.strip()[len(self.d.app) + 1:] for line in out.splitlines() if line.strip()]
         if removed:
-            flow.prune_objects(self.d, set())
+            deployment.prune_objects(self.d, set())
         return removed
 
     # -- reading ------------------------------------------------------------------------

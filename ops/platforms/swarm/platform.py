@@ -168,7 +168,8 @@ class SwarmPlatform(Refusing):
     def rotate(self, rotation, apply) -> dict:
         """`apply(place)` under the deploy lock (a rotation moves users like a deploy),
         its outcome in the deploy audit log."""
-        from ...deploy import flow, records
+        from ...deploy import records
+        from . import deployment
         from .rotation import SwarmPlace
 
         d = self.session.d
@@ -176,14 +177,16 @@ class SwarmPlatform(Refusing):
             try:
                 rec = apply(SwarmPlace(self.cluster, rotation))
             except BaseException as exc:
-                flow.write_audit(d, records.record("rotate", d.env, "failed", secret=rotation.key,
-                                                 error=str(exc)[:300]))
+                deployment.write_audit(d, records.record("rotate", d.env, "failed",
+                                                         secret=rotation.key, error=str(exc)[:300]))
                 raise
-            flow.write_audit(d, records.record("rotate", d.env, "ok", **rec))
+            deployment.write_audit(d, records.record("rotate", d.env, "ok", **rec))
         return rec
 
     def deployer(self, task: str = "deploy"):
-        return self.session
+        from .deployer import SwarmDeployer
+
+        return SwarmDeployer(self.session)
 
     def ssh_hosts(self, task: str):
         """The inventory of an environment over SSH; this engine's Swarm has none."""

@@ -15,13 +15,14 @@ the clients moved the way a deploy moves users, never in place.
 from __future__ import annotations
 
 from ...commands import deploy as cmd
-from ...deploy import flow, stackfile
+from ...deploy import stackfile
 from ...errors import OpsError
 from ...rotation import servers
 from ...rotation.model import Rotation
 from ...rotation.protocol import PastSwitch
 from ...runtime.ssh import run as run_on
 from ...shell import last_line
+from . import bluegreen, deployment
 
 
 class SwarmPlace:
@@ -46,22 +47,22 @@ class SwarmPlace:
 
     def move_clients(self, rotation: Rotation, value: str, out) -> list[str]:
         d, session = self.d, self.session
-        snap = flow.snapshot(d)
+        snap = deployment.snapshot(d)
         if not snap.live:
             raise OpsError(f"nothing is live on --env {d.env}: deploy first")
         live_color, live_tag = snap.live
         idle = snap.services.get(cmd.other(live_color))
         plan = session.plan(overrides={rotation.variable: value})
-        rec = flow.deploy(d, plan, live_tag, lambda: session.deliver(plan, live_tag), hold_lock=False)
+        rec = bluegreen.deploy(d, plan, live_tag, lambda: session.deliver(plan, live_tag), hold_lock=False)
         moved = [f"{rec['to_color']} ({live_tag}, now live)", *plan.t.followers()]
         try:
             back_tag = idle.tag if idle is not None else live_tag
             replicas = idle.replicas if idle is not None else plan.rel.replicas
-            flow.roll_idle(d, plan, live_color, back_tag, replicas)
+            bluegreen.roll_idle(d, plan, live_color, back_tag, replicas)
             moved.append(f"{live_color} ({back_tag}, idle: the rollback target)")
             moved += self._swap_rest(plan, rotation)
             secrets, configs = plan.names()
-            flow.prune_objects(d, {*secrets.values(), *configs.values()})
+            deployment.prune_objects(d, {*secrets.values(), *configs.values()})
         except Exception as exc:  # noqa: BLE001 - users are on the new value: forward only
             raise PastSwitch(str(exc)) from exc
         return moved
@@ -72,7 +73,7 @@ class SwarmPlace:
         d = self.d
         new = plan.names()[0][rotation.key]
         prefix = f"{d.app}_{rotation.key}_"  # any version (stackfile.versioned)
-        snap = flow.snapshot(d)
+        snap = deployment.snapshot(d)
         pinned = rotation.server.service
         rollouts = []
         for short, svc in sorted(snap.services.items()):
@@ -82,7 +83,7 @@ class SwarmPlace:
             d.target.run(cmd.secret_swap(d.svc(short), refs, new), f"update {d.svc(short)}'s secret")
             rollouts.append((short, svc.image, None))
         if rollouts:
-            flow.wait_all(d, rollouts, flow.manager_clock(d))
+            deployment.wait_all(d, rollouts, deployment.manager_clock(d))
         return [name for name, _, _ in rollouts]
 
     def move_back(self, rotation: Rotation, value: str, out) -> None:

@@ -17,9 +17,9 @@ class Session:
 
     def __init__(self, s, where, config, connect: bool = True):
         """`connect=False`: settings and inventory only (for `inv config`), no SSH."""
-        from ...deploy import flow
         from ...runtime import machines
         from ...runtime.inventory import parse_url
+        from . import deployment
 
         self.s = s
         env = s.env
@@ -40,7 +40,7 @@ class Session:
             self.registry = parse_registry(env, self.inv.registry, self.s.root, self.s.variables)
         from ... import gateway_tls
 
-        self.d = flow.Deployment(env=env, target=flow.Manager(conn, host), paths=paths,
+        self.d = deployment.Deployment(env=env, target=deployment.Manager(conn, host), paths=paths,
                                  replicas=opts["replicas"], url=url,
                                  trust=gateway_tls.trust(s.root, env, env_config, url),
                                  converge_timeout=opts["converge_timeout"],

@@ -1,234 +1,47 @@
-"""Blue-green deploy, rollback and finish on a Swarm manager. The only I/O of ops/deploy:
-commands come from ops/commands/deploy.py, files from stackfile.py, verdicts from
-facts/rollout.py. One code path for every environment: the Manager's connection is a Fabric
-Connection (a remote manager) or an Invoke Context (the local engine), which share `run`."""
+"""Blue-green deploy, rollback, finish and remove on a Swarm manager: commands come from
+ops/commands/deploy.py, files from deploy/stackfile.py, verdicts from facts/rollout.py,
+the stack's state and rollouts from deployment.py. One code path for every environment:
+the Manager's connection is a Fabric Connection (a remote manager) or an Invoke Context
+(the local engine), which share `run`."""
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
-from ..commands import deploy as cmd
-from ..errors import OpsError
-from ..facts import rollout, swarm_stack
-from ..runtime.inventory import Host
-from ..runtime.ssh import run as run_on
-from . import records, stackfile
-from .lock import DeployLock, Terminated
+from ...commands import deploy as cmd
+from ...deploy import records, stackfile
+from ...deploy.lock import Terminated
+from ...errors import OpsError
+from ...facts import rollout, swarm_stack
+from .deployment import (
+    KEEP_RELEASES,
+    Deployment,
+    StepFailed,
+    clock_and_upstream,
+    create_secrets,
+    gateway_container,
+    live,
+    manager_clock,
+    prune_objects,
+    record_desired,
+    release_followers,
+    scaled,
+    service_state,
+    wait_all,
+    wait_converged,
+    write_audit,
+)
 
-KEEP_RELEASES = 10
 CONSECUTIVE = 5  # responses from the new color in a row before a switch counts as live
-
-
-class StepFailed(OpsError):
-    def __init__(self, step: str, message: str):
-        super().__init__(f"{step}: {message}")
-        self.step, self.detail = step, message
-
-
-@dataclass
-class Manager:
-    conn: object  # fabric.Connection | invoke.Context
-    host: Host
-
-    def run(self, command: str, what: str, warn: bool = False, stdin: str | None = None):
-        return run_on(self.conn, command, self.host, what, warn=warn, stdin=stdin)
-
-
-@dataclass
-class Deployment:
-    env: str
-    target: Manager
-    paths: cmd.Paths
-    replicas: int  # per color, when a rollback scales a finished color back up
-    url: str | None = None  # public URL; None: verify through the gateway's own port
-    trust: str | bool = True  # what the URL's certificate is verified against (a CA file)
-    converge_timeout: float = 180
-    registry_auth: bool | None = None  # None: no registry (images over SSH)
-    out: object = sys.stderr
-    timings: dict = field(default_factory=dict)
-    step: str = "start"
-    base_changed: bool = True  # the base stack file differs from the last release's
-    pins: dict = field(default_factory=dict)  # {server: {secret: version}} kept (server_pins)
-
-    @property
-    def app(self) -> str:
-        return self.paths.app
-
-    def svc(self, name: str) -> str:
-        return cmd.service(self.app, name)
-
-    def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
-
-    @contextmanager
-    def stage(self, name: str):
-        self.step = name
-        self.say(f"==> {name}")
-        start = time.monotonic()
-        try:
-            yield
-        except OpsError as exc:
-            if isinstance(exc, StepFailed):
-                raise
-            raise StepFailed(name, str(exc)) from exc
-        self.timings[name] = round(time.monotonic() - start, 2)
-
-    def lock(self, tag: str | None = None) -> DeployLock:
-        return DeployLock(self.target.conn, self.target.host, self.app, tag=tag, out=self.out,
-                          base=self.paths.base)
 
 
 # -- reading state ----------------------------------------------------------------------
 
-def live(d: Deployment) -> tuple[str, str] | None:
-    text = d.target.run(cmd.read_file(d.paths.upstream), "read the live upstream").stdout
-    return swarm_stack.parse_upstream(text)
-
-
-def snapshot(d: Deployment):
-    """The deployed stack's services, tasks, nodes and live upstream in one round trip
-    (swarm_stack.Snapshot); refuses when nothing is deployed."""
-    from ..commands import cluster as cluster_cmd
-    text = d.target.run(cluster_cmd.snapshot(d.app, d.paths.upstream),
-                        "read the stack's state").stdout
-    snap = swarm_stack.parse_snapshot(text, d.app)
-    if not snap.services:
-        raise OpsError(f"nothing deployed as stack {d.app!r} on --env {d.env} "
-                       f"(run `inv deploy --env {d.env}`)")
-    return snap
-
-
-def services_state(d: Deployment, names: list[str]) -> dict:
-    """{name: (service or None, tasks)} of stack services, in one round trip."""
-    full = [d.svc(n) for n in names]
-    text = d.target.run(cmd.services_state(full), f"inspect {', '.join(full)}").stdout
-    found = rollout.parse_services_state(text, cmd.TASKS_MARK)
-    return {n: found.get(f, (None, [])) for n, f in zip(names, full, strict=True)}
-
-
-def service_state(d: Deployment, name: str):
-    return services_state(d, [name])[name]
-
-
-def _summary(d: Deployment, name: str, service, tasks) -> dict | None:
-    if service is None:
-        return None
-    running = [t for t in tasks if t.desired == "running" and t.state == "running"
-               and t.image == service.image]
-    return {"service": d.svc(name), "tag": service.tag, "image": service.image,
-            "replicas": service.replicas, "running": len(running), "update": service.update_state}
-
-
-def release_followers(d: Deployment, tag: str | None = None) -> tuple[str, dict[str, str]]:
-    """(the newest release (of `tag`), its followers {service: image}); ("", {}) when
-    no such release is kept on the manager."""
-    release = d.target.run(cmd.newest_release(d.paths, tag), "find the release",
-                           warn=True).stdout.strip()
-    if not release:
-        return "", {}
-    return release, stackfile.service_images(d.target.run(
-        cmd.read_file(f"{release}/followers.json"), "read the followers", warn=True).stdout)
-
-
-def status(d: Deployment) -> dict:
-    current = live(d)
-    # A rollback leaves the followers rolling in the background: here is where that shows.
-    follow = list(release_followers(d)[1])
-    states = services_state(d, [*cmd.COLORS, *follow])
-    colors = {which: _summary(d, which, *states[which]) for which in cmd.COLORS}
-    follow = {name: _summary(d, name, *states[name]) for name in follow}
-    return {"app": d.app, "env": d.env, "live": current[0] if current else None,
-            "live_tag": current[1] if current else None, "colors": colors,
-            "followers": follow, "url": d.url}
-
-
-def scaled(d: Deployment) -> dict[str, int]:
-    """Replica counts set by `inv scale`, which deploys keep."""
-    return stackfile.parse_scaled(d.target.run(cmd.read_file(d.paths.scale),
-                                               "read the scale settings").stdout)
-
-
-def history(d: Deployment, lines: int = 20) -> list[dict]:
-    return records.parse(d.target.run(cmd.tail(d.paths.audit, lines), "read the audit log").stdout)
-
-
-def manager_clock(d: Deployment) -> str:
-    return d.target.run(cmd.CLOCK, "read the manager's clock").stdout.strip()
-
-
-def clock_and_upstream(d: Deployment) -> tuple[str, str]:
-    """(the manager's clock, the live upstream file's text) in one round trip."""
-    out = d.target.run(cmd.clock_and_file(d.paths.upstream), "read the clock and upstream").stdout
-    clock, _, text = out.partition("\n")
-    return clock.strip(), text
-
 
 # -- waiting and probing ----------------------------------------------------------------
-
-def show_failure(d: Deployment, name: str, image: str, since: str) -> None:
-    """The new image's tasks that are not running: their state, error and last logs."""
-    _, tasks = service_state(d, name)
-    bad = [t for t in tasks if t.image == image and t.state != "running" and t.created >= since]
-    bad.sort(key=lambda t: t.state not in rollout.DEAD)  # the ended ones first
-    d.say(f"--- {d.svc(name)} ({image}): {len(bad)} task(s) not running ---")
-    for t in bad[:4]:
-        why = t.error or ("ended before it was healthy (unhealthy, or exited)"
-                          if t.state in rollout.DEAD else "not healthy yet")
-        d.say(f"  task {t.id} slot {t.slot}: {t.state}: {why}")
-    for t in bad[:2]:
-        logs = d.target.run(cmd.service_logs(t.full_id, 15), f"logs of task {t.id}", warn=True).stdout
-        d.say(f"--- logs of task {t.id} ---")
-        for log_line in logs.strip().splitlines()[-15:] or ["(no output)"]:
-            d.say(f"  {log_line}")
-
-
-POLL = 0.5  # seconds between two looks at a rollout (each one SSH round trip)
-
-
-def wait_converged(d: Deployment, name: str, image: str, replicas: int | None, since: str,
-                   timeout: float | None = None) -> rollout.Verdict:
-    return wait_all(d, [(name, image, replicas)], since, timeout)[name]
-
-
-def wait_all(d: Deployment, rollouts: list[tuple[str, str, int | None]], since: str,
-             timeout: float | None = None) -> dict[str, rollout.Verdict]:
-    """Wait until every (service, image, replicas) has converged: one look at all of
-    them per round. `replicas` None: as many as the service asks for. The first that
-    fails (or is still not done at the deadline) is shown and raised."""
-    limit = timeout or d.converge_timeout
-    deadline = time.monotonic() + limit
-    while True:
-        states = services_state(d, [name for name, _, _ in rollouts])
-        verdicts = {}
-        for name, image, replicas in rollouts:
-            service, tasks = states[name]
-            count = replicas if replicas is not None else (service.replicas if service else 1)
-            verdicts[name] = rollout.assess(service, tasks, image, count, since)
-        if all(v.state == "done" for v in verdicts.values()):
-            return verdicts
-        late = time.monotonic() > deadline
-        for name, image, _ in rollouts:
-            verdict = verdicts[name]
-            if verdict.state == "failed" or (late and verdict.state != "done"):
-                if verdict.state != "failed":
-                    verdict.reason = f"not converged after {limit:.0f}s ({verdict.reason})"
-                show_failure(d, name, image, since)
-                raise OpsError(f"{d.svc(name)} ({image}): {verdict.reason}")
-        time.sleep(POLL)
-
-
-def gateway_container(d: Deployment) -> str:
-    cid = d.target.run(cmd.gateway_container(d.app), "find the gateway").stdout.strip()
-    if not cid:
-        raise OpsError(f"no running gateway (label ops.role=gateway) of stack {d.app} on "
-                       f"{d.target.host.name}")
-    return cid
 
 
 def probe(d: Deployment, gw: str, which: str, tag: str, replicas: int, timeout: float = 20) -> None:
@@ -323,22 +136,6 @@ def switch(d: Deployment, gw: str, which: str, tag: str, previous_text: str, por
 
 # -- the actions ------------------------------------------------------------------------
 
-def prune_objects(d: Deployment, keep: set[str]) -> None:
-    """Remove secret and config versions no service uses any more (replaced values, an
-    edited nginx.conf). Best effort: the deploy has already succeeded."""
-    try:
-        listed = d.target.run(cmd.swarm_objects(d.app), "list secrets and configs").stdout
-        used = d.target.run(cmd.swarm_object_refs(d.app), "read service references").stdout
-        for kind, names in stackfile.stale_objects(listed, used, keep).items():
-            d.target.run(cmd.swarm_objects_rm(kind, names), f"remove unused {kind}s")
-            d.say(f"removed unused {kind}s: {', '.join(names)}")
-    except OpsError as exc:
-        d.say(f"warning: old secret/config versions left in place: {exc}")
-
-
-def write_audit(d: Deployment, rec: dict) -> None:
-    d.target.run(cmd.append_line(d.paths.audit, records.line(rec)), "append to the audit log", warn=True)
-
 
 def _has_detach(d: Deployment) -> bool:
     return d.target.run(cmd.stack_deploy_has_detach(), "docker version check", warn=True).exited == 0
@@ -386,30 +183,6 @@ def roll_idle(d: Deployment, plan: stackfile.Plan, which: str, tag: str, replica
     if replicas:
         wait_all(d, [(which, plan.rel.app_ref(tag), replicas)], since)
     return release
-
-
-def create_secrets(d: Deployment, plan: stackfile.Plan, keys=None) -> set[str]:
-    """The plan's secret versions (of `keys`) that the Swarm does not have yet; the
-    values go on stdin. Returns the names present now."""
-    secrets, _ = plan.names()
-    wanted = {key: name for key, name in secrets.items()
-              if plan.t.secrets[key].kind != "external" and (keys is None or key in keys)}
-    present = set(d.target.run(cmd.secret_names(), "list secrets").stdout.split())
-    for key, name in wanted.items():
-        if name not in present:
-            d.target.run(cmd.secret_create(name, d.app), f"create secret {name}",
-                         stdin=plan.secret_values[key])
-            present.add(name)
-    return present
-
-
-def record_desired(d: Deployment) -> None:
-    """The replicas the stack now asks for, where the monitoring stack reads them
-    (ReplicasBelowDesired). Best effort: the action itself has succeeded."""
-    from ..commands import monitoring as mon
-
-    d.target.run(mon.desired_replicas(d.app, d.paths.textfile), "record the desired replicas",
-                 warn=True)
 
 
 def deploy_followers(d: Deployment, release: str, since: str, detach_flag: bool,
@@ -597,28 +370,6 @@ def rollback(d: Deployment, wait_followers: bool = False) -> dict:
             raise
     rec["timings"] = d.timings
     return rec
-
-
-def scale(d: Deployment, targets: list[tuple[str, str, int]], keep: dict[str, int],
-          timeout: float | None = None) -> None:
-    """Scale stack services in place ([(service, image, replicas)]) and wait until each
-    has exactly that many healthy tasks; `keep` is recorded for the next deploys. Under
-    the deploy lock: a deploy never renders a count a scale is changing."""
-    started = time.monotonic()
-    rec = {"services": {name: n for name, _, n in targets}}
-    with d.lock("scale"):
-        since = manager_clock(d)
-        for name, _, count in targets:
-            d.target.run(cmd.service_scale(d.svc(name), count), f"scale {d.svc(name)}")
-        for name, image, count in targets:
-            wait_converged(d, name, image, count, since, timeout=timeout)
-        if keep:
-            merged = {**scaled(d), **keep}
-            d.target.run(cmd.write_file(d.paths.scale, json.dumps(merged, sort_keys=True) + "\n"),
-                         "record the scale settings")
-        record_desired(d)
-        rec["seconds"] = round(time.monotonic() - started, 2)
-        write_audit(d, records.record("scale", d.env, "ok", **rec))
 
 
 def finish(d: Deployment) -> dict:
