@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import docker_api, envfile
+from .commands import docker
 from .errors import OpsError
 from .shell import run
 
@@ -44,8 +45,8 @@ def debootstrap_argv(target: Path, mirror: str) -> list[str]:
 
 
 def build_argv(image: LocalImage, root: Path) -> list[str]:
-    return ["docker", "build", "--quiet", "--tag", image.tag, "--build-arg", f"BASE_IMAGE={BASE}",
-            str(root / "compose" / "images" / image.context)]
+    return docker.build(image.tag, str(root / "compose" / "images" / image.context),
+                        BASE_IMAGE=BASE).argv
 
 
 def ensure_base(mirror: str, out=sys.stderr) -> None:
@@ -58,7 +59,7 @@ def ensure_base(mirror: str, out=sys.stderr) -> None:
     try:
         run(debootstrap_argv(tmp, mirror), what="debootstrap")
         run(["tar", "-C", str(tmp), "-c", "-f", str(tmp) + ".tar", "."], what="tar rootfs")
-        run(["docker", "import", str(tmp) + ".tar", BASE], what="docker import")
+        run(docker.import_tarball(str(tmp) + ".tar", BASE), what="docker import")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         Path(str(tmp) + ".tar").unlink(missing_ok=True)
@@ -81,7 +82,7 @@ def build_local(root: Path, images=LOCAL, force: bool = False, mirror: str = "",
 
 def try_pull(name: str, timeout: float = 120) -> bool:
     try:
-        return run(["docker", "pull", "--quiet", name], check=False, timeout=timeout).ok
+        return run(docker.pull(name), check=False, timeout=timeout).ok
     except OpsError:
         return False
 

@@ -84,10 +84,9 @@ class Stage:
     @property
     def program(self) -> str:
         """What to name in an error: the program inside `docker exec`, else argv[0]."""
-        if self.argv[:2] == ["docker", "exec"]:
-            rest = [a for a in self.argv[2:] if not a.startswith("-")]
-            return rest[1] if len(rest) > 1 else "docker exec"
-        return self.argv[0]
+        from .commands import docker
+
+        return docker.program_of(self.argv)
 
 
 @dataclass(frozen=True)
@@ -98,8 +97,9 @@ class Container:
     machine: Machine = field(default=HERE, compare=False)
 
     def exec(self, argv: list[str], stdin: bool = False) -> Stage:
-        return Stage(["docker", "exec", *(["-i"] if stdin else []), self.id, *words(argv)],
-                     self.machine)
+        from .commands import docker
+
+        return Stage(docker.exec_in(self.id, argv, stdin=stdin).argv, self.machine)
 
     def run(self, argv: list[str], input: str | None = None, timeout: float = 60) -> Completed:
         return self.machine.run(self.exec(argv, stdin=input is not None).argv, input, timeout)

@@ -78,9 +78,9 @@ def docker_cli(container: str, argv: list[str], verdict: Callable[[int, str], Ve
                timeout: float = 30.0) -> Early:
     """`docker exec` through the CLI: it starts before the docker SDK is even imported
     (the Engine's exec is the same either way)."""
-    from .commands.line import words
+    from .commands import docker
 
-    proc = subprocess.Popen(["docker", "exec", container, *words(argv)], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(docker.exec_in(container, argv).argv, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=sdk_engine_env(os.environ))
 

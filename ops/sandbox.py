@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import base_images, docker_api
+from .commands import docker
 from .commands.line import cmd
 from .errors import OpsError
 from .files import write_atomic
@@ -81,8 +82,8 @@ def ensure_image(root: Path, mirror: str, out, image: str = IMAGE,
         return
     base_images.ensure_base(mirror, out)
     print(f"building {image} ...", file=out)
-    run(["docker", "build", "--quiet", "--tag", image, "--build-arg", f"BASE_IMAGE={base_images.BASE}",
-         str(root / "compose" / "images" / context)], what=f"docker build {image}")
+    run(docker.build(image, str(root / "compose" / "images" / context),
+                     BASE_IMAGE=base_images.BASE), what=f"docker build {image}")
 
 
 def _wait(fn, what: str, timeout: float = 60):

@@ -1,9 +1,14 @@
-"""The one place that runs local commands: argv lists, or a `commands.line.Line` (its own
-argv when it is one plain command, else `sh -c` its text: never a string split here)."""
+"""Runs a process on this machine: argv lists, or a `commands.line.Line` (its own argv
+when it is one plain command, else `sh -c` its text: never a string split here). A
+timeout or Ctrl-C ends the whole process tree, not only the first process: the docker
+CLI runs Compose as a plugin process of its own, which would otherwise live on.
+(A node's processes run through ops.runtime; pipelines of stages through ops.containers.)"""
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,22 +56,55 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def end_tree(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """`sig` to `proc` and every process below it, whatever their process group (a
+    docker CLI plugin may run in one of its own). The tree is read before the first
+    signal: an orphan is re-parented and could no longer be found."""
+    from .localrun import descendants
+
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def _exec(argv, env, stream, timeout, input):
+    """Like subprocess.run, but a timeout ends the whole tree. A captured command runs
+    in a process group of its own (a terminal's Ctrl-C reaches this process, which ends
+    the tree); a streamed one stays in ours, since it may read the terminal."""
     try:
-        return subprocess.run(
-            argv, env=dict(env) if env is not None else None, text=True, input=input,
+        proc = subprocess.Popen(
+            argv, env=dict(env) if env is not None else None, text=True,
+            stdin=subprocess.PIPE if input is not None else None,
             stdout=None if stream else subprocess.PIPE,
             stderr=None if stream else subprocess.PIPE,
-            timeout=timeout,
+            process_group=None if stream else 0,
         )
     except FileNotFoundError as exc:
         raise OpsError(f"{argv[0]}: command not found (scripts/up installs what is needed)") from exc
+    with proc:
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            end_tree(proc)
+            proc.communicate()
+            raise
+        except BaseException:  # Ctrl-C, or this process ending: never leave the tree
+            end_tree(proc, signal.SIGINT)
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                end_tree(proc)
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def diagnose_docker(env: Mapping[str, str] | None = None) -> str | None:
     """After a streamed docker command failed: was it the environment? (cheap probes)"""
-    for probe in (["docker", "info", "--format", "{{.ServerVersion}}"],
-                  ["docker", "compose", "version", "--short"]):
+    from .commands import docker
+
+    for probe in (docker.engine_version().argv, docker.compose_version().argv):
         proc = _exec(probe, env, False, 20, None)
         if proc.returncode != 0:
             return docker_problem(proc.stderr) or f"{display(probe)} failed: {last_line(proc.stderr)}"

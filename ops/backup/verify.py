@@ -8,7 +8,7 @@ import secrets
 import time
 from datetime import UTC, datetime
 
-from ..commands import pg
+from ..commands import docker, pg
 from ..containers import HERE, Container, Machine
 from ..errors import OpsError
 from . import layout, manifest
@@ -67,9 +67,9 @@ def compare_counts(expected: dict, actual: dict) -> list[str]:
 def drill_run_argv(image: str, name: str, db: str) -> list[str]:
     """A throwaway Postgres of the environment's image with no network at all: nothing
     but `docker exec` reaches it, so it needs no password (none to pass or to leak)."""
-    return ["docker", "run", "-d", "--name", name, "--network", "none",
-            "--label", "ops.role=restore-drill", "-e", "POSTGRES_HOST_AUTH_METHOD=trust",
-            "-e", "POSTGRES_USER=drill", "-e", f"POSTGRES_DB={pg.check_db_name(db)}", image]
+    return docker.run_detached(image, name, "ops.role=restore-drill", {
+        "POSTGRES_HOST_AUTH_METHOD": "trust", "POSTGRES_USER": "drill",
+        "POSTGRES_DB": pg.check_db_name(db)}).argv
 
 
 def restore_drill(backup: layout.Backup, data: dict, image: str, machine: Machine = HERE) -> str:
@@ -88,7 +88,7 @@ def restore_drill(backup: layout.Backup, data: dict, image: str, machine: Machin
                   f"restore drill of {backup.path.name}", decompress=backup.compressed)
         actual = pg.parse_tagged(run_sql(drill, "drill", db, pg.ROW_COUNTS_SQL))["COUNT"]
     finally:
-        machine.run(["docker", "rm", "-f", "-v", drill.id], timeout=120)
+        machine.run(docker.remove(drill.id, volumes=True).argv, timeout=120)
     problems = compare_counts(data.get("tables") or {}, actual)
     if problems:
         raise VerificationFailed(f"restore drill of {backup.path.name}: " + "; ".join(problems[:5]))
@@ -99,9 +99,9 @@ def restore_drill(backup: layout.Backup, data: dict, image: str, machine: Machin
 def _wait_ready(drill: Container, user: str, db: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = drill.machine.run(["docker", "inspect", "-f", "{{.State.Running}}", drill.id])
+        state = drill.machine.run(docker.is_running(drill.id).argv)
         if state.stdout.strip() != "true":
-            logs = drill.machine.run(["docker", "logs", "--tail", "10", drill.id])
+            logs = drill.machine.run(docker.logs_tail(drill.id, 10).argv)
             raise OpsError(f"restore drill container exited: {(logs.stdout + logs.stderr)[-300:]}")
         # TCP, not the socket: the init-time server listens on the socket only.
         if drill.run(["pg_isready", "-q", "-h", "127.0.0.1", "-U", user, "-d", db]).returncode == 0:

@@ -15,6 +15,7 @@ import tarfile
 import tempfile
 import threading
 
+from ..commands import docker
 from ..commands import image_refs as images_cmd
 from ..errors import OpsError
 from ..facts.values import load_json
@@ -86,7 +87,7 @@ class _ChannelWriter:
 def save(refs: list[str], archive) -> int:
     """docker save into a (temporary) file; returns its size."""
     with tempfile.TemporaryFile() as err:
-        done = subprocess.run(["docker", "save", *refs], stdout=archive, stderr=err, check=False)
+        done = subprocess.run(docker.save(*refs).argv, stdout=archive, stderr=err, check=False)
         if done.returncode != 0:
             err.seek(0)
             raise OpsError(f"docker save {' '.join(refs)} failed: "

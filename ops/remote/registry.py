@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..commands import docker, image_refs
 from ..commands import registry as cmd
 from ..errors import OpsError
 from ..runtime.fanout import each_host
@@ -81,16 +82,16 @@ def push(reg: Registry, local_refs: list[str], out) -> list[str]:
     pushed = []
     try:
         if reg.login:
-            run_local(["docker", "login", "--username", reg.user, "--password-stdin", reg.server],
+            run_local(docker.login(reg.server, reg.user),
                       env=env, input=reg.password, what=f"docker login {reg.server}")
         for local in local_refs:
             remote = reg.ref(local)
-            run_local(["docker", "tag", local, remote], what=f"docker tag {local}")
+            run_local(image_refs.tag(local, remote), what=f"docker tag {local}")
             try:
-                run_local(["docker", "push", "--quiet", remote], env=env,
+                run_local(docker.push(remote), env=env,
                           what=f"docker push {remote}")
             finally:
-                run_local(["docker", "image", "rm", remote], check=False)
+                run_local(docker.image_rm(remote), check=False)
             print(f"pushed {remote}", file=out)
             pushed.append(remote)
     finally:

@@ -56,3 +56,19 @@ def test_http_probe_and_parse():
     assert probes.parse_http_probe("/health/live 200\n/health/ready 503\n") == {
         "/health/live": "200", "/health/ready": "503"}
     assert probes.parse_http_probe("garbage\n") == {}
+
+
+def test_docker_builders_quote_every_word_and_keep_their_argv():
+    from ops.commands import docker
+
+    assert docker.exec_in("c1", ["psql", "-c", "select 1; drop"], stdin=True).argv == [
+        "docker", "exec", "-i", "c1", "psql", "-c", "select 1; drop"]
+    assert str(docker.build("t:1", "/ctx dir", BASE_IMAGE="b:2")) == (
+        "docker build --quiet --tag t:1 --build-arg BASE_IMAGE=b:2 '/ctx dir'")
+    assert docker.run_offline("pg:15", ["pg_restore", "-l"], stdin=True).argv == [
+        "docker", "run", "--rm", "-i", "--network", "none", "--label", "ops.role=backup-check",
+        "--entrypoint", "pg_restore", "pg:15", "-l"]
+    assert docker.run_detached("pg:15", "d1", "ops.role=restore-drill", {"A": "x y"}).argv[-3:] == [
+        "-e", "A=x y", "pg:15"]
+    assert str(docker.remove("a", "b", volumes=True)) == "docker rm -f -v a b"
+    assert str(docker.login("reg:5000", "u")) == "docker login --username u --password-stdin reg:5000"

@@ -162,3 +162,18 @@ def test_every_module_is_in_the_architecture_doc():
     missing = [str(p.relative_to(OPS)) for p in sorted(OPS.rglob("*.py"))
                if p.name != "__init__.py" and p.stem not in doc]
     assert not missing, f"docs/architecture.md does not list {missing}"
+
+
+def test_docker_commands_are_built_in_ops_commands_only():
+    """An argument list that starts with "docker" is a builder's job (ops/commands/):
+    one place says how each docker command is spelled and quoted."""
+    found = []
+    for path in sorted(OPS.rglob("*.py")):
+        if path.is_relative_to(OPS / "commands"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.List) and len(node.elts) > 1:
+                first = node.elts[0]
+                if isinstance(first, ast.Constant) and first.value == "docker":
+                    found.append(f"{path.relative_to(OPS)}:{node.lineno}")
+    assert not found, found

@@ -1,4 +1,5 @@
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,24 @@ def test_argv_is_never_shell_interpreted(tmp_path):
     out = shell.run(["echo", f"; touch {marker}", f"$(touch {marker})"])
     assert not marker.exists()
     assert out.stdout.strip() == f"; touch {marker} $(touch {marker})"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_timeout_ends_the_whole_tree_other_process_groups_too(tmp_path):
+    """A docker CLI plugin (Compose) may run in a process group of its own: a timeout
+    that killed only the first process left such plugins running under PID 1."""
+    pids = tmp_path / "pids"
+    script = (f"sleep 30 & echo $! > {pids}; setsid sleep 31 & echo $! >> {pids}; "
+              "sh -c 'sleep 32' & echo $! >> " + str(pids) + "; wait")
+    with pytest.raises(OpsError, match="timed out after 1s"):
+        shell.run(["sh", "-c", script], timeout=1, what="a stuck tree")
+    found = [int(p) for p in pids.read_text().split()]
+    assert len(found) == 3
+    assert not [p for p in found if _alive(p)], "left running"

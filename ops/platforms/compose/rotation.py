@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from ...commands import compose
+from ...commands import compose, docker
 from ...errors import OpsError
 from ...facts.compose import parse_ps, wait_budget
 from ...rotation import servers
@@ -71,5 +71,5 @@ class ComposePlace:
     def _remove(self, names: list[str]) -> None:
         if names:
             # `docker stop` honours each container's stop timeout (its stop_grace_period).
-            run(["docker", "stop", *names], check=False, what="stop the old replicas")
-            run(["docker", "rm", "-f", *names], check=False, what="remove the old replicas")
+            run(docker.stop(*names), check=False, what="stop the old replicas")
+            run(docker.remove(*names), check=False, what="remove the old replicas")

@@ -14,7 +14,7 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-from ...commands.line import words
+from ...commands import docker
 from ...containers import HERE, Container, Stage
 from ...errors import OpsError
 from ..base import Located
@@ -28,10 +28,7 @@ class Throwaway:
         self.image = image
 
     def exec(self, argv, stdin: bool = False) -> Stage:
-        argv = words(argv)
-        return Stage(["docker", "run", "--rm", *(["-i"] if stdin else []), "--network", "none",
-                      "--label", "ops.role=backup-check", "--entrypoint", argv[0], self.image,
-                      *argv[1:]])
+        return Stage(docker.run_offline(self.image, argv, stdin=stdin).argv)
 
 
 class SwarmSite:
@@ -103,7 +100,7 @@ class SwarmSite:
             from ...backup.pgexec import pipeline
 
             manager = self.manager()
-            pipeline([Stage(["docker", "save", image], manager), ["docker", "load", "-q"]],
+            pipeline([Stage(docker.save(image).argv, manager), docker.load().argv],
                      subprocess.DEVNULL, subprocess.DEVNULL,
                      f"fetching {image} from {manager.name}")
         self._images_here.add(image)
