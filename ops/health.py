@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 from .commands import probes
 from .facts.compose import Model
+from .text import table
 
 CHECK_TIMEOUT = 5.0
 # While a slow probe runs, the probes that exec a process in a container take turns, and
@@ -302,8 +303,7 @@ def healthy(checks) -> bool:
 def render_table(checks) -> str:
     rows = [("SERVICE", "CHECK", "STATUS", "LATENCY", "DETAIL")]
     rows += [(c.service, c.check, c.status, f"{c.latency_ms:.0f} ms", c.detail) for c in checks]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
+    lines = table(rows)
     bad = sum(not c.ok for c in checks)
     warned = sum(c.ok and c.warning for c in checks)
     lines.append(f"{len(checks) - bad}/{len(checks)} checks ok" + ("" if not bad else f", {bad} failing")

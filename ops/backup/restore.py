@@ -12,6 +12,7 @@ import secrets
 
 from ..commands import pg
 from ..errors import OpsError
+from ..text import table
 from . import layout, manifest
 from .pgexec import Database, feed_from, run_sql
 from .verify import compare_counts
@@ -110,6 +111,4 @@ def comparison_table(result: dict) -> str:
     rows = [("TABLE", "BEFORE", "AFTER", "BACKUP")]
     for t in tables:
         rows.append((t, *(str(result[k].get(t, "-")) for k in ("before", "after", "backup"))))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(r[i].rjust(widths[i]) if i else r[i].ljust(widths[i])
-                               for i in range(4)) for r in rows)
+    return "\n".join(table(rows, right=frozenset({1, 2, 3}), pad_last=True))

@@ -35,12 +35,12 @@ def options(config, env: str) -> dict:
 
 def state_paths(s, opts):
     """Where the deploy keeps its state on the manager (lock, live upstream, releases)."""
-    from ..commands import deploy as cmd
+    from ..commands import deploy as deploy_cmd
 
     state = Path(str(opts["state_dir"]))
     state = state if state.is_absolute() else s.root / state
     try:
-        return cmd.Paths(str(state), str(opts["app"]))
+        return deploy_cmd.Paths(str(state), str(opts["app"]))
     except ValueError as exc:
         raise OpsError(str(exc)) from None
 

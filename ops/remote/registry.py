@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..commands import docker, image_refs
-from ..commands import registry as cmd
+from ..commands import registry as registry_cmd
 from ..errors import OpsError
 from ..runtime.fanout import each_host
 from ..runtime.ssh import run
@@ -37,7 +37,7 @@ class Registry:
     def ref(self, local_ref: str) -> str:
         """The registry's name for a local `name:tag`."""
         name, _, tag = local_ref.rpartition(":")
-        return f"{cmd.repository(self.server, name)}:{cmd.check_tag(tag)}"
+        return f"{registry_cmd.repository(self.server, name)}:{registry_cmd.check_tag(tag)}"
 
 
 def parse_registry(env: str, raw, root: Path, variables: dict[str, str]) -> Registry | None:
@@ -53,8 +53,8 @@ def parse_registry(env: str, raw, root: Path, variables: dict[str, str]) -> Regi
     if unknown:
         raise OpsError(f"environment {env!r}: unknown registry key(s) {', '.join(sorted(unknown))}")
     try:
-        server = cmd.check_server(str(raw.get("server", "")))
-        user = cmd.check_user(str(raw["user"])) if raw.get("user") else None
+        server = registry_cmd.check_server(str(raw.get("server", "")))
+        user = registry_cmd.check_user(str(raw["user"])) if raw.get("user") else None
     except ValueError as exc:
         raise OpsError(f"environment {env!r}: {exc}") from None
     password = variables.get("REGISTRY_PASSWORD") or os.environ.get("REGISTRY_PASSWORD")
@@ -104,10 +104,10 @@ def pull_on(conn, host, reg: Registry, refs: list[str]) -> None:
     """Log the node in (password on stdin) and pull: an unreachable registry or a
     refused login fails here, before anything on the cluster changes."""
     if reg.login:
-        run(conn, cmd.login(reg.server, reg.user), host, f"docker login {reg.server}",
+        run(conn, registry_cmd.login(reg.server, reg.user), host, f"docker login {reg.server}",
             stdin=reg.password)
     for ref in refs:
-        run(conn, cmd.pull(ref), host, f"docker pull {ref}")
+        run(conn, registry_cmd.pull(ref), host, f"docker pull {ref}")
 
 
 def pull_everywhere(machines, reg: Registry, refs: list[str], out) -> None:

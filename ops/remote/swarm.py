@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from ..commands import swarm as cmd
+from ..commands import swarm as swarm_cmd
 from ..errors import OpsError
 from ..facts.values import load_json
 from ..runtime.inventory import Inventory
@@ -18,9 +18,9 @@ def ensure(machines, out=None) -> list[dict]:
     manager = machines.manager
     addr = manager.swarm_addr or manager.endpoint
     m = machines.manager_conn
-    state = run(m, cmd.node_state(), manager, "swarm state").stdout.strip()
+    state = run(m, swarm_cmd.node_state(), manager, "swarm state").stdout.strip()
     if state == "inactive":
-        run(m, cmd.init(addr), manager, "docker swarm init")
+        run(m, swarm_cmd.init(addr), manager, "docker swarm init")
         if out:
             print(f"{manager.name}: swarm initialised (advertise {addr})", file=out)
     elif state != "active":
@@ -28,18 +28,18 @@ def ensure(machines, out=None) -> list[dict]:
                        "expected active or inactive")
     workers = machines.workers
     if workers:
-        token = run(m, cmd.worker_token(), manager, "swarm join-token").stdout.strip()
+        token = run(m, swarm_cmd.worker_token(), manager, "swarm join-token").stdout.strip()
     for w in workers:
         wc = machines.connection(w)
-        if run(wc, cmd.node_state(), w, "swarm state").stdout.strip() == "inactive":
-            run(wc, cmd.join(token, addr), w, "docker swarm join")
+        if run(wc, swarm_cmd.node_state(), w, "swarm state").stdout.strip() == "inactive":
+            run(wc, swarm_cmd.join(token, addr), w, "docker swarm join")
             if out:
                 print(f"{w.name}: joined the swarm", file=out)
     return wait_nodes_ready(m, manager, 1 + len(workers))
 
 
 def nodes(conn, host) -> list[dict]:
-    text = run(conn, cmd.node_ls(), host, "docker node ls").stdout
+    text = run(conn, swarm_cmd.node_ls(), host, "docker node ls").stdout
     return load_json(text, f"{host.name}: docker node ls", lines=True)
 
 
@@ -56,11 +56,11 @@ def provision(inv: Inventory, out) -> list[str]:
     done = []
     for h in inv.hosts:
         with open_checked(h, inv) as c:
-            have = run(c, cmd.has_docker(), h, "docker check", warn=True)
+            have = run(c, swarm_cmd.has_docker(), h, "docker check", warn=True)
             if have.exited == 0:
                 print(f"{h.name}: Docker {have.stdout.strip()} present", file=out)
                 continue
-            run(c, cmd.install_docker(), h, "docker install")
+            run(c, swarm_cmd.install_docker(), h, "docker install")
             done.append(h.name)
             print(f"{h.name}: Docker installed", file=out)
     return done

@@ -31,14 +31,6 @@ def platform(c, env: str):
     return open_platform(c, env)
 
 
-def table_lines(table: list[tuple[str, ...]]) -> list[str]:
-    """An aligned table, header first: every column padded but the last."""
-    n = len(table[0]) if table else 0
-    widths = [max(len(row[i]) for row in table) for i in range(n - 1)]
-    return ["  ".join([*(row[i].ljust(widths[i]) for i in range(n - 1)), row[n - 1]]).rstrip()
-            for row in table]
-
-
 def user_errors(fn):
     """OpsError -> `error: ...` on stderr and its exit code; Ctrl-C -> exit 130."""
 

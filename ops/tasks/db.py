@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from invoke import Collection, task
 
 from ..errors import OpsError
-from .common import ENV_HELP, confirm, platform, table_lines, user_errors
+from ..text import table as table_rows
+from .common import ENV_HELP, confirm, platform, user_errors
 
 
 def _raw(c, env) -> dict:
@@ -161,7 +162,7 @@ def _show(rows: list[dict], json_: bool, empty: str, table: list[tuple]) -> None
     if not rows:
         print(empty)
         return
-    print("\n".join(table_lines(table)))
+    print("\n".join(table_rows(table)))
 
 
 def _list_offsite(found, json_: bool, env: str) -> None:

@@ -47,7 +47,7 @@ def deliver(c, image=None, env="local"):
     from .. import release
     from ..commands import image_refs as images_cmd
     from ..errors import OpsError
-    from ..runtime.machines import OverSsh
+    from ..runtime.fleet import OverSsh
     from .common import platform
 
     with platform(c, env) as p:

@@ -22,8 +22,8 @@ def _inventory(c, env, task):
 def sandbox_up(c, env="local", registry=False):
     """Start two sandbox hosts (sshd + dockerd containers) as a 2-node Swarm: --env sandbox."""
     from .. import sandbox
+    from ..runtime.fleet import OverSsh
     from ..runtime.inventory import inventory
-    from ..runtime.machines import OverSsh
 
     s = settings(c, env)
     sandbox.up(project_root(), s.variables.get("DEBIAN_MIRROR", ""), registry=registry)

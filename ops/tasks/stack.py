@@ -12,7 +12,8 @@ from invoke import Exit, task
 from .. import config
 from ..errors import OpsError
 from ..facts.values import number_option, since_option
-from .common import ENV_HELP, confirm, platform, table_lines, user_errors
+from ..text import table as table_rows
+from .common import ENV_HELP, confirm, platform, user_errors
 
 DAY = 86400
 
@@ -56,7 +57,7 @@ def ps(c, json_=False, env="local"):
     if not listing.rows:
         print(listing.empty)
         return
-    print("\n".join([*table_lines(listing.table), *listing.notes]))
+    print("\n".join([*table_rows(listing.table), *listing.notes]))
 
 
 @task(iterable=["service"],

@@ -145,7 +145,7 @@ class FakeManager:
 def deployment(fake: FakeManager) -> swarm_deployment.Deployment:
     import io
 
-    manager = swarm_deployment.Manager(fake, Host("m", "10.0.0.5", role="manager"))
+    manager = swarm_deployment.ManagerShell(fake, Host("m", "10.0.0.5", role="manager"))
     return swarm_deployment.Deployment(env="staging", target=manager, paths=fake.paths,
                                        replicas=2, out=io.StringIO())
 

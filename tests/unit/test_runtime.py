@@ -13,8 +13,8 @@ from ops.containers import HERE, SshMachine
 from ops.environment import resolve
 from ops.errors import OpsError
 from ops.facts.swarm_stack import Node
+from ops.runtime.fleet import THIS_ENGINE, OverSsh, ThisEngine, build
 from ops.runtime.inventory import Host
-from ops.runtime.machines import THIS_ENGINE, OverSsh, ThisEngine, build
 
 
 class Inventory:

@@ -23,8 +23,8 @@ class ComposePlatform(Refusing):
     description = "the local Compose stack"
     instead = COMPOSE_HINTS
 
-    def __init__(self, settings, where, config):
-        self.settings, self.where, self.config = settings, where, config
+    def __init__(self, settings, environment, config):
+        self.settings, self.environment, self.config = settings, environment, config
         self.env = settings.env
 
     @cached_property

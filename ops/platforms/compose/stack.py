@@ -1,5 +1,6 @@
-"""Orchestration of the local Compose stack: the only module that changes it (up, down,
-scale, build, clean); others only read Compose's model (`docker compose config`)."""
+"""The local Compose project's lifecycle and reads: up, down, scale, build, clean, logs,
+exec, its model (`docker compose config`) and containers. A rotation replaces its
+clients itself (compose/rotation.py); the monitoring profile is compose/monitoring.py."""
 
 from __future__ import annotations
 

@@ -37,9 +37,9 @@ class SwarmSite:
     def __init__(self, cluster):
         self.cluster = cluster
         session = self.session = cluster.session
-        self.d = session.d
-        self.env = session.s.env
-        self.machines = session.machines
+        self.deployment = session.deployment
+        self.env = session.settings.env
+        self.fleet = session.fleet
         self._snap = None
         self._images_here: set[str] = set()
 
@@ -69,7 +69,7 @@ class SwarmSite:
                            + problem(self.snap, svc))
         task = running[0]
         host = self.cluster.node_host(self.snap, task.node)
-        return Located(Container(task.container, self.machines.process_machine(host)),
+        return Located(Container(task.container, self.fleet.process_machine(host)),
                        dict(svc.env), svc.image)
 
     def checker(self, service: str, image: str | None):
@@ -108,11 +108,11 @@ class SwarmSite:
 
     # -- the manager's side ---------------------------------------------------------------
     def lock_dir(self) -> str:
-        return f"{self.d.paths.root}/backup-locks"
+        return f"{self.deployment.paths.root}/backup-locks"
 
     def manager(self):
         """The manager as a Machine: over its SSH connection, or this one for local-swarm."""
-        return self.machines.process_machine(self.machines.manager)
+        return self.fleet.process_machine(self.fleet.manager)
 
     def manager_lock(self, service: str, db: str):
         return manager_lock(self.manager(), self.lock_dir(), f"{service}.{db}",
@@ -123,8 +123,9 @@ class SwarmSite:
         cluster's node-exporter serves it to the monitoring part (BackupStale etc.)."""
         from ...commands.deploy import write_file
 
-        self.d.target.run(write_file(f"{self.d.paths.textfile}/ops_backup.prom", path.read_text()),
-                          "publish the backup metrics")
+        d = self.deployment
+        d.target.run(write_file(f"{d.paths.textfile}/ops_backup.prom", path.read_text()),
+                     "publish the backup metrics")
 
     def close(self) -> None:
         """The platform that made this site closes the connections."""

@@ -1,7 +1,7 @@
 """Blue-green deploy, rollback, finish and remove on a Swarm manager: commands come from
 ops/commands/deploy.py, files from deploy/stackfile.py, verdicts from facts/rollout.py,
 the stack's state and rollouts from deployment.py. One code path for every environment:
-the Manager's connection is a Fabric Connection (a remote manager) or an Invoke Context
+the manager's connection (ManagerShell) is a Fabric Connection (a remote manager) or an Invoke Context
 (the local engine), which share `run`."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime
 
-from ...commands import deploy as cmd
+from ...commands import deploy as deploy_cmd
 from ...deploy import records, stackfile
 from ...deploy.lock import Terminated
 from ...errors import OpsError
@@ -48,7 +48,7 @@ def probe(d: Deployment, gw: str, which: str, tag: str, replicas: int, timeout: 
     """Every task of the color, by address, over the overlay network, from the gateway."""
     deadline = time.monotonic() + timeout
     while True:
-        text = d.target.run(cmd.probe(gw, d.svc(which)), f"probe {d.svc(which)}", warn=True).stdout
+        text = d.target.run(deploy_cmd.probe(gw, d.svc(which)), f"probe {d.svc(which)}", warn=True).stdout
         problem = rollout.judge_probe(rollout.parse_probe(text), replicas, tag, which)
         if problem is None:
             return
@@ -65,14 +65,14 @@ def fetch_identity(d: Deployment, gw: str) -> rollout.Identity:
         import requests
 
         try:
-            r = requests.get(d.url + cmd.VERIFY_PATH, timeout=3, headers={"Connection": "close"},
+            r = requests.get(d.url + deploy_cmd.VERIFY_PATH, timeout=3, headers={"Connection": "close"},
                              verify=d.trust)
             return rollout.Identity(r.status_code, r.headers.get("X-App-Color", ""),
                                      r.headers.get("X-App-Version", ""))
         except requests.RequestException as exc:
             return rollout.Identity(0, error=type(exc).__name__)
-    headers = rollout.parse_headers(d.target.run(cmd.fetch_through_gateway(gw, path=cmd.VERIFY_PATH),
-                                                  "request via the gateway", warn=True).stdout)
+    fetch = deploy_cmd.fetch_through_gateway(gw, path=deploy_cmd.VERIFY_PATH)
+    headers = rollout.parse_headers(d.target.run(fetch, "request via the gateway", warn=True).stdout)
     status = headers.get(":status", "")
     return rollout.Identity(int(status) if status.isdigit() else 0,
                              headers.get("x-app-color", ""), headers.get("x-app-version", ""))
@@ -104,12 +104,12 @@ def verify_live(d: Deployment, gw: str, which: str, tag: str, timeout: float = 1
 def point_gateway(d: Deployment, gw: str, text: str, what: str) -> None:
     """Write the upstream, nginx -t, reload, in one round trip; a refused config is
     said with nginx's own words (and nothing was reloaded)."""
-    r = d.target.run(cmd.switch_upstream(d.paths.upstream, text, gw), what, warn=True)
-    if r.exited == cmd.SWITCH_REFUSED:
+    r = d.target.run(deploy_cmd.switch_upstream(d.paths.upstream, text, gw), what, warn=True)
+    if r.exited == deploy_cmd.SWITCH_REFUSED:
         raise OpsError(f"nginx -t rejected the new upstream: {r.stdout.strip()[-300:]}")
     if r.exited != 0:
-        step = {cmd.SWITCH_NOT_WRITTEN: "writing the upstream",
-                cmd.SWITCH_NOT_RELOADED: "nginx -s reload"}.get(r.exited, what)
+        step = {deploy_cmd.SWITCH_NOT_WRITTEN: "writing the upstream",
+                deploy_cmd.SWITCH_NOT_RELOADED: "nginx -s reload"}.get(r.exited, what)
         detail = (r.stderr or r.stdout).strip().splitlines()
         raise OpsError(f"{d.target.host.name}: {step} failed (exit {r.exited}): "
                        f"{detail[-1] if detail else 'no output'}")
@@ -138,7 +138,7 @@ def switch(d: Deployment, gw: str, which: str, tag: str, previous_text: str, por
 
 
 def _has_detach(d: Deployment) -> bool:
-    return d.target.run(cmd.stack_deploy_has_detach(), "docker version check", warn=True).exited == 0
+    return d.target.run(deploy_cmd.stack_deploy_has_detach(), "docker version check", warn=True).exited == 0
 
 
 def _resolve(d: Deployment) -> tuple[str, bool]:
@@ -153,8 +153,8 @@ def _prepare_release(d: Deployment, plan: stackfile.Plan, which: str, tag: str,
     the Swarm secrets and configs it uses."""
     secrets, configs = plan.names()
     release = new_release(d, tag)
-    previous = d.target.run(cmd.newest_release(d.paths), "find the last release").stdout.strip()
-    previous_base = d.target.run(cmd.read_file(f"{previous}/base.json"),
+    previous = d.target.run(deploy_cmd.newest_release(d.paths), "find the last release").stdout.strip()
+    previous_base = d.target.run(deploy_cmd.read_file(f"{previous}/base.json"),
                                  "read the last base").stdout if previous else ""
     present = create_secrets(d, plan)
     # The servers keep the secret versions they were created with (a changed reference
@@ -162,7 +162,7 @@ def _prepare_release(d: Deployment, plan: stackfile.Plan, which: str, tag: str,
     d.pins = stackfile.server_pins(previous_base, plan.t, present)
     files = plan.files(which, tag, counts, pins=d.pins)
     d.base_changed = not previous or previous_base != files["base.json"]
-    d.target.run(cmd.upload_dir(release, files), "upload the release")
+    d.target.run(deploy_cmd.upload_dir(release, files), "upload the release")
     return release, {*secrets.values(), *configs.values(), *(n for p in d.pins.values() for n in p.values())}
 
 
@@ -175,10 +175,10 @@ def roll_idle(d: Deployment, plan: stackfile.Plan, which: str, tag: str, replica
     target keeps its version), as a release of its own so that a rollback to `tag` finds
     followers that name the current secret versions. It serves nobody: no switch."""
     release = new_release(d, tag)
-    files = plan.files(which, tag, {**scaled(d), cmd.APP_SERVICE: replicas}, pins=d.pins)
-    d.target.run(cmd.upload_dir(release, files), "upload the release")
+    files = plan.files(which, tag, {**scaled(d), deploy_cmd.APP_SERVICE: replicas}, pins=d.pins)
+    d.target.run(deploy_cmd.upload_dir(release, files), "upload the release")
     since = manager_clock(d)
-    d.target.run(cmd.stack_deploy(f"{release}/{which}.json", d.app, False, *_resolve(d)),
+    d.target.run(deploy_cmd.stack_deploy(f"{release}/{which}.json", d.app, False, *_resolve(d)),
                  f"docker stack deploy ({which})")
     if replicas:
         wait_all(d, [(which, plan.rel.app_ref(tag), replicas)], since)
@@ -189,7 +189,7 @@ def deploy_followers(d: Deployment, release: str, since: str, detach_flag: bool,
                      images: dict[str, str], wait: bool = True) -> None:
     """The services running the app's image (a worker), rolled out from the release's
     followers file ({service: image}); `wait=False`: handed to Swarm, not waited for."""
-    d.target.run(cmd.stack_deploy(f"{release}/followers.json", d.app, detach_flag and wait,
+    d.target.run(deploy_cmd.stack_deploy(f"{release}/followers.json", d.app, detach_flag and wait,
                                   *_resolve(d)),
                  "docker stack deploy (followers)", warn=detach_flag and wait)
     if not wait:
@@ -221,7 +221,7 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
     """Deploy `tag` to the idle color, gate on health, switch, verify. The live color is
     never touched: any failure before the switch leaves it serving; a failed switch is
     switched back. `hold_lock=False`: the caller holds the deploy lock (a rotation)."""
-    cmd.check_tag(tag)
+    deploy_cmd.check_tag(tag)
     started = time.monotonic()
     rec: dict = {"to_tag": tag}
     # The failure path runs under the lock too: nothing else may start on the cluster
@@ -231,7 +231,7 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
             with d.stage("state"):
                 since, previous_text = clock_and_upstream(d)
                 current = swarm_stack.parse_upstream(previous_text)
-                which = cmd.other(current[0]) if current else "blue"
+                which = deploy_cmd.other(current[0]) if current else "blue"
                 rec.update(from_color=current[0] if current else None,
                            from_tag=current[1] if current else None, to_color=which)
                 counts = scaled(d)
@@ -248,12 +248,12 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
             with d.stage("upload"):
                 release, objects = _prepare_release(d, plan, which, tag, counts)
                 if not current:  # first deploy: the gateway needs an upstream to start
-                    d.target.run(cmd.write_file(d.paths.upstream, stackfile.upstream(
+                    d.target.run(deploy_cmd.write_file(d.paths.upstream, stackfile.upstream(
                         d.app, which, tag, plan.t.http_port())), "write the first upstream")
             with d.stage("base"):
                 # Unchanged since the last release: the CLI's own wait (~5 s per service)
                 # would prove nothing new; wait_converged below checks the tasks.
-                d.target.run(cmd.stack_deploy(f"{release}/base.json", d.app,
+                d.target.run(deploy_cmd.stack_deploy(f"{release}/base.json", d.app,
                                               detach_flag and d.base_changed),
                              "docker stack deploy (base)")
                 if stackfile.base_waits(plan.t):
@@ -264,12 +264,12 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
                 # cannot start fails the deploy before any user is moved. The CLI's own
                 # wait is not used: wait_all watches both in one loop.
                 app = plan.rel.app_ref(tag)
-                d.target.run(cmd.stack_deploy(f"{release}/{which}.json", d.app, False, *_resolve(d)),
+                d.target.run(deploy_cmd.stack_deploy(f"{release}/{which}.json", d.app, False, *_resolve(d)),
                              f"docker stack deploy ({which})")
                 rollouts = [(which, app, replicas)]
                 if plan.t.followers():
                     rec["followers_moved"] = True
-                    d.target.run(cmd.stack_deploy(f"{release}/followers.json", d.app, False,
+                    d.target.run(deploy_cmd.stack_deploy(f"{release}/followers.json", d.app, False,
                                                   *_resolve(d)), "docker stack deploy (followers)")
                     rollouts += [(name, app, None) for name in plan.t.followers()]
                 wait_all(d, rollouts, since)
@@ -279,7 +279,7 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
             with d.stage("switch"):
                 rec["switch_seconds"] = round(switch(d, gw, which, tag, previous_text,
                                                      plan.t.http_port()), 3)
-            d.target.run(cmd.prune_releases(d.paths.releases, KEEP_RELEASES), "prune releases",
+            d.target.run(deploy_cmd.prune_releases(d.paths.releases, KEEP_RELEASES), "prune releases",
                          warn=True)
             prune_objects(d, objects)
             record_desired(d)
@@ -304,7 +304,7 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
     # leave a broken rollback target: stop it (it serves nobody).
     if action == "deploy" and (isinstance(exc, StepFailed) or interrupted) and (
             step.startswith("deploy ") or step == "probe"):
-        d.target.run(cmd.service_scale(d.svc(rec["to_color"]), 0), "scale the failed color down",
+        d.target.run(deploy_cmd.service_scale(d.svc(rec["to_color"]), 0), "scale the failed color down",
                      warn=True)
     if action == "deploy" and rec.pop("followers_moved", False) and rec.get("from_tag") \
             and "switch_seconds" not in rec:
@@ -338,7 +338,7 @@ def rollback(d: Deployment, wait_followers: bool = False) -> dict:
                 current = swarm_stack.parse_upstream(previous_text)
                 if not current:
                     raise OpsError("nothing is deployed: no live color")
-                which = cmd.other(current[0])
+                which = deploy_cmd.other(current[0])
                 service, tasks = service_state(d, which)
                 if service is None:
                     raise OpsError(f"{d.svc(which)} does not exist: nothing to roll back to")
@@ -349,14 +349,14 @@ def rollback(d: Deployment, wait_followers: bool = False) -> dict:
                 if count == 0:
                     count = stackfile.color_count(scaled(d), d.replicas)
                     d.say(f"{d.svc(which)} is scaled down: scaling it to {count} first")
-                    d.target.run(cmd.service_scale(d.svc(which), count), "scale up")
+                    d.target.run(deploy_cmd.service_scale(d.svc(which), count), "scale up")
                     wait_converged(d, which, service.image, count, since)
                 elif rollout.assess(service, tasks, service.image, count, since).state != "done":
                     wait_converged(d, which, service.image, count, since, timeout=10)
                 gw = gateway_container(d)
                 probe(d, gw, which, service.tag, count)
             with d.stage("switch"):
-                port = stackfile.upstream_port(previous_text) or cmd.DEFAULT_HTTP_PORT
+                port = stackfile.upstream_port(previous_text) or deploy_cmd.DEFAULT_HTTP_PORT
                 rec["switch_seconds"] = round(switch(d, gw, which, service.tag, previous_text,
                                                      port), 3)
             rec["verified_seconds"] = round(time.monotonic() - started, 2)
@@ -378,11 +378,11 @@ def finish(d: Deployment) -> dict:
         current = live(d)
         if not current:
             raise OpsError("nothing is deployed: no live color")
-        which = cmd.other(current[0])
+        which = deploy_cmd.other(current[0])
         service, _ = service_state(d, which)
         if service is None or service.replicas == 0:
             return {"idle": which, "changed": False}
-        d.target.run(cmd.service_scale(d.svc(which), 0), f"scale {d.svc(which)} to 0")
+        d.target.run(deploy_cmd.service_scale(d.svc(which), 0), f"scale {d.svc(which)} to 0")
         record_desired(d)
         write_audit(d, records.record("finish", d.env, "ok", idle_color=which, idle_tag=service.tag))
         return {"idle": which, "changed": True, "tag": service.tag}
@@ -393,18 +393,18 @@ def remove(d: Deployment, volumes: bool = False, timeout: float = 90) -> list[st
     the live upstream; with `volumes`, the data volumes too. The audit log stays."""
     removed = []
     with d.lock("remove"):
-        d.target.run(cmd.stack_rm(d.app), "docker stack rm")
+        d.target.run(deploy_cmd.stack_rm(d.app), "docker stack rm")
         deadline = time.monotonic() + timeout
-        while d.target.run(cmd.stack_leftovers(d.app), "stack leftovers").stdout.strip():
+        while d.target.run(deploy_cmd.stack_leftovers(d.app), "stack leftovers").stdout.strip():
             if time.monotonic() > deadline:
                 raise OpsError(f"stack {d.app} still has services or networks after {timeout:.0f}s")
             time.sleep(1)
         removed.append(f"stack {d.app}")
-        d.target.run(cmd.secrets_rm(d.app), "remove secrets")
+        d.target.run(deploy_cmd.secrets_rm(d.app), "remove secrets")
         removed.append("secrets")
         if volumes:
-            d.target.run(cmd.volumes_rm(d.app), "remove volumes")
+            d.target.run(deploy_cmd.volumes_rm(d.app), "remove volumes")
             removed.append("volumes")
-        d.target.run(cmd.state_rm(d.paths), "remove the live upstream and releases")
+        d.target.run(deploy_cmd.state_rm(d.paths), "remove the live upstream and releases")
         write_audit(d, records.record("remove", d.env, "ok", volumes=volumes))
     return removed

@@ -3,7 +3,7 @@
 The manager answers for the whole stack in one round trip (`docker inspect` of its
 services, tasks and nodes); what must run inside a container (SELECT 1, PING, a
 command of the user's) runs on the node that hosts the task, over that node's
-connection from the session's runtime (ops/runtime/machines.py)."""
+connection from the session's fleet (ops/runtime/fleet.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 
 from ... import early_probe
-from ...commands import cluster as cmd
+from ...commands import cluster as cluster_cmd
 from ...commands import probes
 from ...errors import OpsError
 from ...facts import swarm_stack as state
@@ -22,8 +22,8 @@ from ...health import Check, http_get, run_jobs, tls_check
 class Cluster:
     def __init__(self, session):
         self.session = session
-        self.d = session.d
-        self.machines = session.machines
+        self.deployment = session.deployment
+        self.fleet = session.fleet
 
     # -- connections ----------------------------------------------------------------------
     def node_target(self, snap: state.Snapshot, node_id: str):
@@ -33,20 +33,20 @@ class Cluster:
     def node_host(self, snap: state.Snapshot, node_id: str):
         """The inventory Host a node is (no connection is opened for it)."""
         node = snap.node(node_id)
-        host = self.machines.host_of(node) if node else None
+        host = self.fleet.host_of(node) if node else None
         if host is None:
             raise OpsError(f"node {snap.node_name(node_id)} is not one of the hosts of "
-                           f"--env {self.d.env}: add it to the inventory to reach its containers")
+                           f"--env {self.deployment.env}: add it to the inventory to reach its containers")
         return host
 
     def _host_target(self, host):
         """(connection, Host) for an inventory host."""
-        return self.machines.connection(host), host
+        return self.fleet.connection(host), host
 
     def connect_nodes(self) -> None:
         """Start opening every host's connection now (a failure is said by the check
         that needs that host, if any)."""
-        self.machines.warm()
+        self.fleet.warm()
 
     def close(self) -> None:
         """The monitoring tunnels, then the session (and every connection it opened)."""
@@ -64,7 +64,7 @@ class Cluster:
     def snapshot(self) -> state.Snapshot:
         from . import deployment
 
-        return deployment.snapshot(self.d)
+        return deployment.snapshot(self.deployment)
 
     # -- scale ----------------------------------------------------------------------------
     def scale(self, spec: str, timeout: float | None = None, verify_requests: int = 400) -> dict:
@@ -82,14 +82,14 @@ class Cluster:
         targets = state.scale_targets(snap, wanted, live_color)
         keep = {(APP_SERVICE if short == live_color else short): n for short, _, n in targets
                 if short not in COLORS or short == live_color}
-        deployment.scale(self.d, [(short, svc.image, n) for short, svc, n in targets], keep, timeout)
+        deployment.scale(self.deployment, [(short, svc.image, n) for short, svc, n in targets], keep, timeout)
         report = {short: {"replicas": n} for short, _, n in targets}
         live_count = report.get(live_color, {}).get("replicas", 0)
-        if live_count and self.d.url:
+        if live_count and self.deployment.url:
             after = self.snapshot()
             expected = {t.container[:12] for t in after.running(after.services[live_color])}
             report[live_color]["answering"] = dict(
-                routing.verify(self.d.url, expected, verify_requests, trust=self.d.trust))
+                routing.verify(self.deployment.url, expected, verify_requests, trust=self.deployment.trust))
         return report
 
     def task_target(self, snap, name: str, index: int = 1):
@@ -129,13 +129,14 @@ class Cluster:
             jobs.append((f"node {node.hostname}", "ready", lambda n=node: state.node_verdict(n)))
         for node in self._disk_nodes(snap):
             jobs.append((f"node {node.hostname}", "disk", lambda n=node: self._disk(snap, n)))
-        if self.d.url and live_color:
-            if self.d.url.startswith("https://"):
-                jobs.append(("gateway", f"TLS certificate of {self.d.url}",
-                             lambda: tls_check(self.d.url, self.d.trust)))
+        if self.deployment.url and live_color:
+            if self.deployment.url.startswith("https://"):
+                jobs.append(("gateway", f"TLS certificate of {self.deployment.url}",
+                             lambda: tls_check(self.deployment.url, self.deployment.trust)))
+            url, trust = self.deployment.url, self.deployment.trust
             for path in ("/health/live", "/health/ready"):
-                jobs.append((f"{live_color} (live)", f"{path} via {self.d.url}",
-                             lambda p=path: http_get(self.d.url + p, live_tag, self.d.trust)))
+                jobs.append((f"{live_color} (live)", f"{path} via {url}",
+                             lambda p=path: http_get(url + p, live_tag, trust)))
         elif not live_color:
             jobs.append(("gateway", "live color", lambda: (False, "no live color: nothing deployed")))
         jobs.append(("deploy lock", "state", self._lock_state))
@@ -152,7 +153,7 @@ class Cluster:
 
     @property
     def _places_file(self):
-        return self.session.s.root / ".cache" / f"health-places-{self.d.env}.json"
+        return self.session.settings.root / ".cache" / f"health-places-{self.deployment.env}.json"
 
     def _place(self, snap, task, role: str) -> dict | None:
         """Where a slow probe's task runs, for the next run's head start."""
@@ -167,14 +168,14 @@ class Cluster:
     def _early_probes(self) -> dict:
         """container -> the slow probe started in it now, on the host the last run
         found it on (early_probe: the snapshot decides whether it counts)."""
-        hosts = self.machines.by_name()
+        hosts = self.fleet.by_name()
         out = {}
         self._last_places = early_probe.load_places(self._places_file)
         for place in self._last_places:
             probe = probes.BY_ROLE.get(place.get("role"))
             host = hosts.get(place["host"])
             if probe is None or not probe.slow or host is None or \
-                    not cmd.CONTAINER.match(place["container"]):
+                    not cluster_cmd.CONTAINER.match(place["container"]):
                 continue
 
             def run(host=host, container=place["container"], probe=probe):
@@ -198,22 +199,22 @@ class Cluster:
         return self._probe_in(self.node_target(snap, task.node), task.container, probe)
 
     def _probe_in(self, target, container: str, probe) -> tuple[bool, str]:
-        result = self.run_on(target, cmd.container_exec(container, probe.line), probe.name,
+        result = self.run_on(target, cluster_cmd.container_exec(container, probe.line), probe.name,
                              warn=True)
         return probe.verdict(result.exited, result.stdout or result.stderr or "")
 
     def _disk_nodes(self, snap) -> list[state.Node]:
         # One df per machine: on this engine every node is the same one.
-        return self.machines.separate(snap.nodes)
+        return self.fleet.separate(snap.nodes)
 
     def _disk(self, snap, node) -> tuple[bool, bool, str]:
-        result = self.run_on(self.node_target(snap, node.id), cmd.disk_free(), "df")
+        result = self.run_on(self.node_target(snap, node.id), cluster_cmd.disk_free(), "df")
         return state.disk_verdict(result.stdout)
 
     def _lock_state(self) -> tuple[bool, bool, str]:
         from ...deploy.lock import describe, stale_reason
 
-        holder = self.d.lock().holder()
+        holder = self.deployment.lock().holder()
         if not holder:
             return True, False, "not held"
         stale = stale_reason(holder, datetime.now(UTC))
@@ -224,16 +225,17 @@ class Cluster:
     # -- logs and exec --------------------------------------------------------------------
     def logs(self, names, follow=False, tail=None, since=None, timestamps=False) -> None:
         full = self._chosen(self.snapshot(), names)
-        result = self.d.target.conn.run(cmd.service_logs(full, follow, tail, since, timestamps),
-                                        warn=True, hide="stderr", in_stream=False)
-        hung = cmd.hung_services(result.stderr or "")
-        rest = [x for x in (result.stderr or "").splitlines() if not x.startswith(cmd.LOGS_HUNG)]
+        result = self.deployment.target.conn.run(
+            cluster_cmd.service_logs(full, follow, tail, since, timestamps), warn=True,
+            hide="stderr", in_stream=False)
+        hung = cluster_cmd.hung_services(result.stderr or "")
+        rest = [x for x in (result.stderr or "").splitlines() if not x.startswith(cluster_cmd.LOGS_HUNG)]
         if rest:
             print("\n".join(rest), file=sys.stderr)
         if hung:
             raise OpsError(f"docker service logs of {', '.join(hung)} did not finish within "
-                           f"{cmd.SERVICE_LOGS_WAIT} s (a Docker hang, docker/cli#4678): the lines above "
-                           "may be incomplete; run it again")
+                           f"{cluster_cmd.SERVICE_LOGS_WAIT} s (a Docker hang, docker/cli#4678): "
+                           "the lines above may be incomplete; run it again")
 
     @staticmethod
     def _chosen(snap, names) -> list[str]:
@@ -279,11 +281,11 @@ class Cluster:
         """[(node name, inventory Host)] whose logs can be read, and the nodes that
         cannot, said why."""
         nodes, missing = [], []
-        for node in self.machines.separate(snap.nodes):
-            host = self.machines.host_of(node)
+        for node in self.fleet.separate(snap.nodes):
+            host = self.fleet.host_of(node)
             if host is None:
                 missing.append(f"node {node.hostname}'s logs (not one of the hosts of --env "
-                               f"{self.d.env})")
+                               f"{self.deployment.env})")
             elif node.state != "ready":
                 missing.append(f"node {node.hostname}'s logs (the node is {node.state})")
             else:
@@ -294,6 +296,6 @@ class Cluster:
         snap = self.snapshot()
         short, _ = snap.service(name, snap.live_color)
         task, (conn, _host) = self.task_target(snap, short, index)
-        result = conn.run(cmd.container_exec(task.container, argv, interactive=tty), warn=True,
+        result = conn.run(cluster_cmd.container_exec(task.container, argv, interactive=tty), warn=True,
                           hide=False, pty=tty, in_stream=None if tty else io.StringIO(""))
         return result.exited

@@ -11,49 +11,50 @@ from . import bluegreen, deployment
 class SwarmDeployer:
     def __init__(self, session):
         self.session = session
-        self.d = session.d
+        self.deployment = session.deployment
 
     @property
     def app(self) -> str:
-        return self.d.app
+        return self.deployment.app
 
     def deploy(self, tag: str | None) -> dict:
         session = self.session
         session.require_swarm_manager()
         plan = session.plan()
         tag = session.resolve_tag(tag)
-        return bluegreen.deploy(self.d, plan, tag, lambda: session.deliver(plan, tag))
+        return bluegreen.deploy(self.deployment, plan, tag, lambda: session.deliver(plan, tag))
 
     def rollback(self, wait_followers: bool = False) -> dict:
-        return bluegreen.rollback(self.d, wait_followers=wait_followers)
+        return bluegreen.rollback(self.deployment, wait_followers=wait_followers)
 
     def finish(self) -> dict:
-        return bluegreen.finish(self.d)
+        return bluegreen.finish(self.deployment)
 
     def status(self) -> dict:
         """The live color and each color's state, the lock (its holder, STALE and why),
         and the last record of the deploy log."""
         from ...deploy.lock import stale_reason
 
-        holder = self.d.lock().holder()
-        info = deployment.status(self.d)
-        last = deployment.history(self.d, 1)
+        holder = self.deployment.lock().holder()
+        info = deployment.status(self.deployment)
+        last = deployment.history(self.deployment, 1)
         info["lock"] = {k: v for k, v in (holder or {}).items() if k != "token"} or None
         info["stale"] = stale_reason(holder, datetime.now(UTC)) if holder else None
         info["last"] = last[-1] if last else None
         return info
 
     def history(self, lines: int) -> list[dict]:
-        return deployment.history(self.d, lines)
+        return deployment.history(self.deployment, lines)
 
     def remove(self, volumes: bool = False) -> list[str]:
-        return bluegreen.remove(self.d, volumes=volumes)
+        return bluegreen.remove(self.deployment, volumes=volumes)
 
     def unlock(self) -> dict | None:
         """Remove the deploy lock; who held it (None: nobody)."""
         from ...commands import deploy_lock
 
-        holder = self.d.lock().holder()
+        holder = self.deployment.lock().holder()
         if holder:
-            self.d.target.run(deploy_lock.remove(self.d.app, self.d.paths.base), "remove deploy lock")
+            d = self.deployment
+            d.target.run(deploy_lock.remove(d.app, d.paths.base), "remove deploy lock")
         return holder

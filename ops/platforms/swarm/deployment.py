@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from ...commands import deploy as cmd
+from ...commands import deploy as deploy_cmd
 from ...deploy import records, stackfile
 from ...deploy.lock import DeployLock
 from ...errors import OpsError
@@ -31,7 +31,9 @@ class StepFailed(OpsError):
 
 
 @dataclass
-class Manager:
+class ManagerShell:
+    """Runs commands on the Swarm manager, over its connection (Fabric or Invoke)."""
+
     conn: object  # fabric.Connection | invoke.Context
     host: Host
 
@@ -42,8 +44,8 @@ class Manager:
 @dataclass
 class Deployment:
     env: str
-    target: Manager
-    paths: cmd.Paths
+    target: ManagerShell
+    paths: deploy_cmd.Paths
     replicas: int  # per color, when a rollback scales a finished color back up
     url: str | None = None  # public URL; None: verify through the gateway's own port
     trust: str | bool = True  # what the URL's certificate is verified against (a CA file)
@@ -60,7 +62,7 @@ class Deployment:
         return self.paths.app
 
     def svc(self, name: str) -> str:
-        return cmd.service(self.app, name)
+        return deploy_cmd.service(self.app, name)
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -84,7 +86,7 @@ class Deployment:
 
 
 def live(d: Deployment) -> tuple[str, str] | None:
-    text = d.target.run(cmd.read_file(d.paths.upstream), "read the live upstream").stdout
+    text = d.target.run(deploy_cmd.read_file(d.paths.upstream), "read the live upstream").stdout
     return swarm_stack.parse_upstream(text)
 
 
@@ -104,8 +106,8 @@ def snapshot(d: Deployment):
 def services_state(d: Deployment, names: list[str]) -> dict:
     """{name: (service or None, tasks)} of stack services, in one round trip."""
     full = [d.svc(n) for n in names]
-    text = d.target.run(cmd.services_state(full), f"inspect {', '.join(full)}").stdout
-    found = rollout.parse_services_state(text, cmd.TASKS_MARK)
+    text = d.target.run(deploy_cmd.services_state(full), f"inspect {', '.join(full)}").stdout
+    found = rollout.parse_services_state(text, deploy_cmd.TASKS_MARK)
     return {n: found.get(f, (None, [])) for n, f in zip(names, full, strict=True)}
 
 
@@ -124,21 +126,21 @@ def _summary(d: Deployment, name: str, service, tasks) -> dict | None:
 
 def scaled(d: Deployment) -> dict[str, int]:
     """Replica counts set by `inv scale`, which deploys keep."""
-    return stackfile.parse_scaled(d.target.run(cmd.read_file(d.paths.scale),
+    return stackfile.parse_scaled(d.target.run(deploy_cmd.read_file(d.paths.scale),
                                                "read the scale settings").stdout)
 
 
 def history(d: Deployment, lines: int = 20) -> list[dict]:
-    return records.parse(d.target.run(cmd.tail(d.paths.audit, lines), "read the audit log").stdout)
+    return records.parse(d.target.run(deploy_cmd.tail(d.paths.audit, lines), "read the audit log").stdout)
 
 
 def manager_clock(d: Deployment) -> str:
-    return d.target.run(cmd.CLOCK, "read the manager's clock").stdout.strip()
+    return d.target.run(deploy_cmd.CLOCK, "read the manager's clock").stdout.strip()
 
 
 def clock_and_upstream(d: Deployment) -> tuple[str, str]:
     """(the manager's clock, the live upstream file's text) in one round trip."""
-    out = d.target.run(cmd.clock_and_file(d.paths.upstream), "read the clock and upstream").stdout
+    out = d.target.run(deploy_cmd.clock_and_file(d.paths.upstream), "read the clock and upstream").stdout
     clock, _, text = out.partition("\n")
     return clock.strip(), text
 
@@ -154,7 +156,7 @@ def show_failure(d: Deployment, name: str, image: str, since: str) -> None:
                           if t.state in rollout.DEAD else "not healthy yet")
         d.say(f"  task {t.id} slot {t.slot}: {t.state}: {why}")
     for t in bad[:2]:
-        logs = d.target.run(cmd.service_logs(t.full_id, 15), f"logs of task {t.id}", warn=True).stdout
+        logs = d.target.run(deploy_cmd.service_logs(t.full_id, 15), f"logs of task {t.id}", warn=True).stdout
         d.say(f"--- logs of task {t.id} ---")
         for log_line in logs.strip().splitlines()[-15:] or ["(no output)"]:
             d.say(f"  {log_line}")
@@ -196,17 +198,18 @@ def prune_objects(d: Deployment, keep: set[str]) -> None:
     """Remove secret and config versions no service uses any more (replaced values, an
     edited nginx.conf). Best effort: the deploy has already succeeded."""
     try:
-        listed = d.target.run(cmd.swarm_objects(d.app), "list secrets and configs").stdout
-        used = d.target.run(cmd.swarm_object_refs(d.app), "read service references").stdout
+        listed = d.target.run(deploy_cmd.swarm_objects(d.app), "list secrets and configs").stdout
+        used = d.target.run(deploy_cmd.swarm_object_refs(d.app), "read service references").stdout
         for kind, names in stackfile.stale_objects(listed, used, keep).items():
-            d.target.run(cmd.swarm_objects_rm(kind, names), f"remove unused {kind}s")
+            d.target.run(deploy_cmd.swarm_objects_rm(kind, names), f"remove unused {kind}s")
             d.say(f"removed unused {kind}s: {', '.join(names)}")
     except OpsError as exc:
         d.say(f"warning: old secret/config versions left in place: {exc}")
 
 
 def write_audit(d: Deployment, rec: dict) -> None:
-    d.target.run(cmd.append_line(d.paths.audit, records.line(rec)), "append to the audit log", warn=True)
+    d.target.run(deploy_cmd.append_line(d.paths.audit, records.line(rec)), "append to the audit log",
+                 warn=True)
 
 
 def create_secrets(d: Deployment, plan: stackfile.Plan, keys=None) -> set[str]:
@@ -215,10 +218,10 @@ def create_secrets(d: Deployment, plan: stackfile.Plan, keys=None) -> set[str]:
     secrets, _ = plan.names()
     wanted = {key: name for key, name in secrets.items()
               if plan.t.secrets[key].kind != "external" and (keys is None or key in keys)}
-    present = set(d.target.run(cmd.secret_names(), "list secrets").stdout.split())
+    present = set(d.target.run(deploy_cmd.secret_names(), "list secrets").stdout.split())
     for key, name in wanted.items():
         if name not in present:
-            d.target.run(cmd.secret_create(name, d.app), f"create secret {name}",
+            d.target.run(deploy_cmd.secret_create(name, d.app), f"create secret {name}",
                          stdin=plan.secret_values[key])
             present.add(name)
     return present
@@ -236,16 +239,16 @@ def record_desired(d: Deployment) -> None:
 def release_followers(d: Deployment, tag: str | None = None) -> tuple[str, dict[str, str]]:
     """(the newest release (of `tag`), its followers {service: image}); ("", {}) when
     no such release is kept on the manager."""
-    release = d.target.run(cmd.newest_release(d.paths, tag), "find the release",
+    release = d.target.run(deploy_cmd.newest_release(d.paths, tag), "find the release",
                            warn=True).stdout.strip()
     if not release:
         return "", {}
     return release, stackfile.service_images(d.target.run(
-        cmd.read_file(f"{release}/followers.json"), "read the followers", warn=True).stdout)
+        deploy_cmd.read_file(f"{release}/followers.json"), "read the followers", warn=True).stdout)
 
 
 def gateway_container(d: Deployment) -> str:
-    cid = d.target.run(cmd.gateway_container(d.app), "find the gateway").stdout.strip()
+    cid = d.target.run(deploy_cmd.gateway_container(d.app), "find the gateway").stdout.strip()
     if not cid:
         raise OpsError(f"no running gateway (label ops.role=gateway) of stack {d.app} on "
                        f"{d.target.host.name}")
@@ -256,8 +259,8 @@ def status(d: Deployment) -> dict:
     current = live(d)
     # A rollback leaves the followers rolling in the background: here is where that shows.
     follow = list(release_followers(d)[1])
-    states = services_state(d, [*cmd.COLORS, *follow])
-    colors = {which: _summary(d, which, *states[which]) for which in cmd.COLORS}
+    states = services_state(d, [*deploy_cmd.COLORS, *follow])
+    colors = {which: _summary(d, which, *states[which]) for which in deploy_cmd.COLORS}
     follow = {name: _summary(d, name, *states[name]) for name in follow}
     return {"app": d.app, "env": d.env, "live": current[0] if current else None,
             "live_tag": current[1] if current else None, "colors": colors,
@@ -274,12 +277,12 @@ def scale(d: Deployment, targets: list[tuple[str, str, int]], keep: dict[str, in
     with d.lock("scale"):
         since = manager_clock(d)
         for name, _, count in targets:
-            d.target.run(cmd.service_scale(d.svc(name), count), f"scale {d.svc(name)}")
+            d.target.run(deploy_cmd.service_scale(d.svc(name), count), f"scale {d.svc(name)}")
         for name, image, count in targets:
             wait_converged(d, name, image, count, since, timeout=timeout)
         if keep:
             merged = {**scaled(d), **keep}
-            d.target.run(cmd.write_file(d.paths.scale, json.dumps(merged, sort_keys=True) + "\n"),
+            d.target.run(deploy_cmd.write_file(d.paths.scale, json.dumps(merged, sort_keys=True) + "\n"),
                          "record the scale settings")
         record_desired(d)
         rec["seconds"] = round(time.monotonic() - started, 2)

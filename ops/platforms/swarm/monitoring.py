@@ -18,7 +18,7 @@ import yaml
 
 from ...commands import deploy as deploy_cmd
 from ...commands import deploy_lock as lock_cmd
-from ...commands import monitoring as cmd
+from ...commands import monitoring as monitoring_cmd
 from ...errors import OpsError
 from ...files import write_atomic
 from ...monitoring import promconfig, rules
@@ -36,13 +36,13 @@ class SwarmMonitoring(ApiReader):
 
     def __init__(self, session, m: Monitoring | None):
         """`m` None: reading only (no configuration is rendered)."""
-        self.session, self.d, self.m = session, session.d, m
-        s = session.s
-        self.config_dir = s.root / CACHE / f"{s.env}-{self.d.app}" / "prometheus"
+        self.session, self.deployment, self.m = session, session.deployment, m
+        s = session.settings
+        self.config_dir = s.root / CACHE / f"{s.env}-{self.deployment.app}" / "prometheus"
         self._tunnels = ExitStack()
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.tunnelled = session.machines.tunnels  # the UIs through the manager's SSH connection
+        self.tunnelled = session.fleet.tunnels  # the UIs through the manager's SSH connection
 
     # -- the model ----------------------------------------------------------------------
     @cached_property
@@ -54,14 +54,14 @@ class SwarmMonitoring(ApiReader):
         from ...facts.values import load_json
         from ...shell import run
 
-        s = self.session.s
+        s = self.session.settings
         files, env = stack_input(s, self.session.opts)
         env = {**env, "OPS_MONITORING_CONFIG_DIR": str(self.config_dir),
-               "OPS_NODE_TEXTFILE_DIR": self.d.paths.textfile}
+               "OPS_NODE_TEXTFILE_DIR": self.deployment.paths.textfile}
         text = run(compose.config_json(compose.base(s.project, files, profiles=[PROFILE])),
                    env=env, what="docker compose config (monitoring)").stdout
         return translate(load_json(text, "docker compose config"), root=str(s.root),
-                         on_nodes=(self.d.paths.live, self.d.paths.textfile))
+                         on_nodes=(self.deployment.paths.live, self.deployment.paths.textfile))
 
     def services(self) -> list[str]:
         """The profile's own services: in the profile model, not in the deployed one."""
@@ -74,13 +74,13 @@ class SwarmMonitoring(ApiReader):
 
         t = self.session.translation
         shorts = COLORS if name == t.blue_green else (name,)
-        return [f"tasks.{self.d.app}_{short}" for short in shorts]
+        return [f"tasks.{self.deployment.app}_{short}" for short in shorts]
 
     def _counted(self) -> dict[str, str]:
         """{service as Swarm names it: DNS name} of every replicated service."""
         from ...commands.deploy import COLORS
 
-        t, app = self.translation, self.d.app
+        t, app = self.translation, self.deployment.app
         out = {}
         for name, svc in t.services.items():
             if svc["deploy"].get("mode", "replicated") != "replicated":
@@ -95,9 +95,9 @@ class SwarmMonitoring(ApiReader):
         is the container itself)."""
         from urllib.parse import urlsplit
 
-        url = self.d.url or ""
+        url = self.deployment.url or ""
         if urlsplit(url).hostname in (None, "localhost", "127.0.0.1", "::1"):
-            return f"https://{self.d.app}_gateway:{GATEWAY_PORT}"
+            return f"https://{self.deployment.app}_gateway:{GATEWAY_PORT}"
         return url.rstrip("/")
 
     # -- configuration --------------------------------------------------------------------
@@ -112,14 +112,14 @@ class SwarmMonitoring(ApiReader):
         except ValueError as exc:
             raise OpsError(f"compose file: {exc}") from exc
         counted = self._counted()
-        app = self.d.app
-        prom = promconfig.prometheus(self.m, self.session.s.env, targets, dns_names=self._dns,
+        app = self.deployment.app
+        prom = promconfig.prometheus(self.m, self.session.settings.env, targets, dns_names=self._dns,
                                      address=lambda name: f"{app}_{name}",
                                      public_url=self.public_url(), task_counts=counted)
         jobs = [j["job_name"] for j in prom["scrape_configs"] if "dns_sd_configs" in j]
         alerts = rules.alerts(self.m, jobs, swarm=True, roles=promconfig.roles(targets))
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        ca = write_ca(self.config_dir, self.d.trust)
+        ca = write_ca(self.config_dir, self.deployment.trust)
         for name, data in (("prometheus.yml", prom), ("alerts.yml", alerts),
                            ("blackbox.yml", promconfig.blackbox(counted, ca_file=ca))):
             write_atomic(self.config_dir / name, yaml.safe_dump(data, sort_keys=False), mode=0o644)
@@ -145,7 +145,7 @@ class SwarmMonitoring(ApiReader):
         from ...deploy import stackfile
         from . import deployment
 
-        d = self.d
+        d = self.deployment
         self.session.require_swarm_manager()
         deployment.snapshot(d)  # refuses when nothing is deployed yet
         extra = self.render()
@@ -153,7 +153,7 @@ class SwarmMonitoring(ApiReader):
         names = self.services()
         t = plan.t
         # Each node's textfile directory must exist before node-exporter binds it.
-        mkdir = cmd.make_dir(d.paths.textfile)
+        mkdir = monitoring_cmd.make_dir(d.paths.textfile)
 
         def setup(conn, host):
             from ...runtime.ssh import run
@@ -185,21 +185,21 @@ class SwarmMonitoring(ApiReader):
         uses any more (Alertmanager's holds the webhook URL). Their volumes stay."""
         from . import deployment
 
-        out = self.d.target.run(cmd.services_rm(self.d.app, self.services()),
+        out = self.deployment.target.run(monitoring_cmd.services_rm(self.deployment.app, self.services()),
                                 "remove the monitoring services").stdout
-        removed = [line.strip()[len(self.d.app) + 1:] for line in out.splitlines() if line.strip()]
+        removed = [line.strip()[len(self.deployment.app) + 1:] for line in out.splitlines() if line.strip()]
         if removed:
-            deployment.prune_objects(self.d, set())
+            deployment.prune_objects(self.deployment, set())
         return removed
 
     # -- reading ------------------------------------------------------------------------
     def address(self, service: str, port: int) -> str:
         """host:port of a monitoring service's task, as seen from the manager."""
-        found = self.d.target.run(cmd.task_address(self.d.app, service),
+        found = self.deployment.target.run(monitoring_cmd.task_address(self.deployment.app, service),
                                   f"find {service}").stdout.strip()
         if not found:
-            raise OpsError(f"monitoring is not running on --env {self.d.env} (no {service} task "
-                           f"on the manager): `inv monitoring.up --env {self.d.env}`")
+            raise OpsError(f"monitoring is not running on --env {self.deployment.env} (no {service} task "
+                           f"on the manager): `inv monitoring.up --env {self.deployment.env}`")
         return f"{found.split('/')[0]}:{port}"
 
     def url(self, service: str, port: int, local_port: int | None = None) -> str:
@@ -210,7 +210,7 @@ class SwarmMonitoring(ApiReader):
             if key in self._urls:
                 return self._urls[key]
             host, _, remote_port = self.address(service, port).rpartition(":")
-            url = self.session.machines.url(host, int(remote_port), local_port, self._tunnels)
+            url = self.session.fleet.url(host, int(remote_port), local_port, self._tunnels)
             self._urls[key] = url
             return url
 
@@ -230,5 +230,5 @@ class SwarmMonitoring(ApiReader):
             prom = yaml.safe_load(data["data"]["yaml"])
             return {j["job_name"] for j in prom["scrape_configs"]}
         except (KeyError, TypeError, yaml.YAMLError) as exc:
-            raise OpsError(f"prometheus on --env {self.d.env}: unreadable configuration") from exc
+            raise OpsError(f"prometheus on --env {self.deployment.env}: unreadable configuration") from exc
 

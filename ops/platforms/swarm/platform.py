@@ -28,10 +28,10 @@ class SwarmPlatform(Refusing):
     kind = "swarm"
     instead = SWARM_HINTS
 
-    def __init__(self, settings, where, config):
-        self.settings, self.where, self.config = settings, where, config
+    def __init__(self, settings, environment, config):
+        self.settings, self.environment, self.config = settings, environment, config
         self.env = settings.env
-        self.description = where.description
+        self.description = environment.description
         self._opened = []  # what close() closes: sessions and clusters made on demand
 
     # -- the session: settings, machines, the manager's connection -------------------------
@@ -40,7 +40,7 @@ class SwarmPlatform(Refusing):
         """The connected session (opened on first use)."""
         from .session import Session
 
-        session = Session(self.settings, self.where, self.config)
+        session = Session(self.settings, self.environment, self.config)
         self._opened.append(session)
         return session
 
@@ -50,7 +50,7 @@ class SwarmPlatform(Refusing):
         tls.show, secrets.list)."""
         from .session import Session
 
-        return Session(self.settings, self.where, self.config, connect=False)
+        return Session(self.settings, self.environment, self.config, connect=False)
 
     @cached_property
     def cluster(self):
@@ -71,7 +71,7 @@ class SwarmPlatform(Refusing):
         return str(options(self.config, self.env)["app"])
 
     def gateway_url(self) -> str | None:
-        return self.offline.d.url
+        return self.offline.deployment.url
 
     # -- reads and one-off actions ---------------------------------------------------------
     def ps(self) -> Listing:
@@ -111,7 +111,7 @@ class SwarmPlatform(Refusing):
         from ...deploy import stackfile
 
         session = self.offline
-        d, inv = session.d, session.inv
+        d, inv = session.deployment, session.inv
         plan = session.plan(values=False)
         secrets, configs = plan.names()
         t = plan.t
@@ -124,7 +124,7 @@ class SwarmPlatform(Refusing):
         registry = session.registry.server if session.registry else None
         head = {"kind": "swarm", "app": d.app, "url": d.url, "registry": registry,
                 "hosts": hosts, "deploy": session.opts, "stack": stack}
-        lines = [f"env       {self.env} (Swarm{'' if self.where.over_ssh else ' on this engine'})",
+        lines = [f"env       {self.env} (Swarm{'' if self.environment.over_ssh else ' on this engine'})",
                  f"app       {d.app}", f"url       {d.url or '-'}",
                  f"registry  {registry or '- (images over SSH)'}"]
         lines += [f"host      {h['name']} {h['role']} {h['user']}@{h['address']}:{h['port']}"
@@ -172,7 +172,7 @@ class SwarmPlatform(Refusing):
         from . import deployment
         from .rotation import SwarmPlace
 
-        d = self.session.d
+        d = self.session.deployment
         with d.lock(f"rotate {rotation.key}"):
             try:
                 rec = apply(SwarmPlace(self.cluster, rotation))
@@ -192,18 +192,18 @@ class SwarmPlatform(Refusing):
         """The inventory of an environment over SSH; this engine's Swarm has none."""
         from ...runtime.inventory import inventory
 
-        if not self.where.over_ssh:
+        if not self.environment.over_ssh:
             self.refuse(task, "hosts")
-        return inventory(self.env, self.where.config, self.settings.root)
+        return inventory(self.env, self.environment.config, self.settings.root)
 
     def init_cluster(self) -> list[dict]:
         """Init and join (idempotent); the nodes."""
         import sys
 
         from ...remote import swarm
-        from ...runtime.machines import build
+        from ...runtime.fleet import build
 
-        machines = build(self.env, self.where, self.config, self.settings.root)
+        machines = build(self.env, self.environment, self.config, self.settings.root)
         try:
             return swarm.ensure(machines, out=sys.stderr)
         finally:
@@ -219,11 +219,11 @@ class SwarmPlatform(Refusing):
         from ...plan import Env
         from ...runtime.inventory import inventory
 
-        if not self.where.over_ssh:
+        if not self.environment.over_ssh:
             return Env(self.env, "swarm-local")
-        env = Env(self.env, "swarm-ssh", url=self.where.config.get("url"))
+        env = Env(self.env, "swarm-ssh", url=self.environment.config.get("url"))
         try:
-            inv = inventory(self.env, dict(self.where.config), self.settings.root)
+            inv = inventory(self.env, dict(self.environment.config), self.settings.root)
             env.url = inv.url or env.url
             env.hosts = [f"{h.name} ({h.role}) {h.user}@{h.address}:{h.port}" for h in inv.hosts]
         except OpsError as exc:

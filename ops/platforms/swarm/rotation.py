@@ -14,7 +14,7 @@ the clients moved the way a deploy moves users, never in place.
 
 from __future__ import annotations
 
-from ...commands import deploy as cmd
+from ...commands import deploy as deploy_cmd
 from ...deploy import stackfile
 from ...errors import OpsError
 from ...rotation import servers
@@ -29,8 +29,8 @@ class SwarmPlace:
     def __init__(self, cluster, rotation: Rotation):
         self.cluster, self.rotation = cluster, rotation
         session = self.session = cluster.session
-        self.d = session.d
-        self.where = f"--env {self.d.env}"
+        self.deployment = session.deployment
+        self.where = f"--env {self.deployment.env}"
 
     def exec(self, script: servers.Script, check: bool = True) -> bool:
         # Where the server runs now, each time: a rotation takes a deploy's time, and a
@@ -46,12 +46,12 @@ class SwarmPlace:
         raise OpsError(f"{host.name}: {self.rotation.server.service}: {script.what} failed: {detail}")
 
     def move_clients(self, rotation: Rotation, value: str, out) -> list[str]:
-        d, session = self.d, self.session
+        d, session = self.deployment, self.session
         snap = deployment.snapshot(d)
         if not snap.live:
             raise OpsError(f"nothing is live on --env {d.env}: deploy first")
         live_color, live_tag = snap.live
-        idle = snap.services.get(cmd.other(live_color))
+        idle = snap.services.get(deploy_cmd.other(live_color))
         plan = session.plan(overrides={rotation.variable: value})
         rec = bluegreen.deploy(d, plan, live_tag, lambda: session.deliver(plan, live_tag), hold_lock=False)
         moved = [f"{rec['to_color']} ({live_tag}, now live)", *plan.t.followers()]
@@ -70,7 +70,7 @@ class SwarmPlace:
     def _swap_rest(self, plan: stackfile.Plan, rotation: Rotation) -> list[str]:
         """Services outside the deploy's files (the monitoring part) still on an older
         version of the secret: swapped in place (none serves users)."""
-        d = self.d
+        d = self.deployment
         new = plan.names()[0][rotation.key]
         prefix = f"{d.app}_{rotation.key}_"  # any version (stackfile.versioned)
         snap = deployment.snapshot(d)
@@ -80,7 +80,7 @@ class SwarmPlace:
             refs = [r for r in svc.secrets if r["name"].startswith(prefix) and r["name"] != new]
             if short == pinned or not refs:
                 continue
-            d.target.run(cmd.secret_swap(d.svc(short), refs, new), f"update {d.svc(short)}'s secret")
+            d.target.run(deploy_cmd.secret_swap(d.svc(short), refs, new), f"update {d.svc(short)}'s secret")
             rollouts.append((short, svc.image, None))
         if rollouts:
             deployment.wait_all(d, rollouts, deployment.manager_clock(d))

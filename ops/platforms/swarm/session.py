@@ -15,36 +15,36 @@ from ...errors import OpsError
 class Session:
     """Settings, the manager connection and the Deployment of one `--env`."""
 
-    def __init__(self, s, where, config, connect: bool = True):
+    def __init__(self, s, environment, config, connect: bool = True):
         """`connect=False`: settings and inventory only (for `inv config`), no SSH."""
-        from ...runtime import machines
+        from ...runtime import fleet
         from ...runtime.inventory import parse_url
-        from . import deployment
+        from .deployment import Deployment, ManagerShell
 
-        self.s = s
+        self.settings = s
         env = s.env
         opts = self.opts = options(config, env)
-        env_config = where.config
+        env_config = environment.config
         paths = state_paths(s, opts)
-        # Local engine or SSH is decided here, once: every verb asks `self.machines`.
-        self.machines = machines.build(env, where, config, s.root, connect=connect)
-        self.inv = self.machines.inv
-        host = self.machines.manager
-        conn = self.machines.manager_conn if connect else None
+        # Local engine or SSH is decided here, once: every verb asks `self.fleet`.
+        self.fleet = fleet.build(env, environment, config, s.root, connect=connect)
+        self.inv = self.fleet.inv
+        host = self.fleet.manager
+        conn = self.fleet.manager_conn if connect else None
         url = self.inv.url if self.inv else \
             parse_url(env, env_config.get("url") or f"https://127.0.0.1:{opts['gateway_port']}")
         self.registry = None
         if self.inv is not None:
             from ...remote.registry import parse_registry
 
-            self.registry = parse_registry(env, self.inv.registry, self.s.root, self.s.variables)
+            self.registry = parse_registry(env, self.inv.registry, s.root, s.variables)
         from ... import gateway_tls
 
-        self.d = deployment.Deployment(env=env, target=deployment.Manager(conn, host), paths=paths,
-                                 replicas=opts["replicas"], url=url,
-                                 trust=gateway_tls.trust(s.root, env, env_config, url),
-                                 converge_timeout=opts["converge_timeout"],
-                                 registry_auth=self.registry.login if self.registry else None)
+        self.deployment = Deployment(env=env, target=ManagerShell(conn, host), paths=paths,
+                                     replicas=opts["replicas"], url=url,
+                                     trust=gateway_tls.trust(s.root, env, env_config, url),
+                                     converge_timeout=opts["converge_timeout"],
+                                     registry_auth=self.registry.login if self.registry else None)
 
     # -- the stack, from the compose files ---------------------------------------------
     @cached_property
@@ -55,8 +55,8 @@ class Session:
         from ...facts.values import load_json
         from ...shell import run
 
-        files, env = stack_input(self.s, self.opts)
-        text = run(compose.config_json(compose.base(self.s.project, files)), env=env,
+        files, env = stack_input(self.settings, self.opts)
+        text = run(compose.config_json(compose.base(self.settings.project, files)), env=env,
                    what="docker compose config (the deployed stack)").stdout
         return load_json(text, "docker compose config")
 
@@ -65,7 +65,8 @@ class Session:
         """The stack as Compose resolves it, translated for Swarm."""
         from ...deploy.translate import translate
 
-        return translate(self.compose_config, root=str(self.s.root), on_nodes=(self.d.paths.live,))
+        return translate(self.compose_config, root=str(self.settings.root),
+                         on_nodes=(self.deployment.paths.live,))
 
     @property
     def api_local(self) -> str:
@@ -83,7 +84,7 @@ class Session:
                      else self.api_local)
         except ValueError as exc:
             raise OpsError(f"image of {self.translation.blue_green}: {exc}") from None
-        return Release(app=self.d.app, app_image=image, replicas=self.opts["replicas"])
+        return Release(app=self.deployment.app, app_image=image, replicas=self.opts["replicas"])
 
     def plan(self, values: bool = True, overrides: dict[str, str] | None = None):
         """The release's inputs; `values=False` (inv config): secrets masked, nothing read.
@@ -100,23 +101,24 @@ class Session:
     def tls_names(self) -> list[str]:
         """What the gateway's certificate must be valid for (a self-signed one): this
         machine, and the gateway's name inside the stack (the blackbox probes')."""
-        return ["localhost", "127.0.0.1", "::1", f"{self.d.app}_gateway"]
+        return ["localhost", "127.0.0.1", "::1", f"{self.deployment.app}_gateway"]
 
     def tls(self, issue: bool = True):
         """The gateway's certificate for this environment (gateway_tls): issued or renewed
         here when self-signed; the deploy ships it as versioned secrets."""
         from ... import gateway_tls
 
-        material = gateway_tls.material(self.s.root, self.d.env, self.s.env_config, self.d.url,
-                                        self.tls_names(), out=sys.stderr, issue=issue)
+        s, d = self.settings, self.deployment
+        material = gateway_tls.material(s.root, d.env, s.env_config, d.url, self.tls_names(),
+                                        out=sys.stderr, issue=issue)
         if material is not None:
             # A first deploy has just made the CA: the switch's verification trusts it.
-            self.d.trust = material.trust
+            self.deployment.trust = material.trust
         return material
 
     def _values(self, sources, what: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         """`extra`: variables the task renders itself (not from .env)."""
-        variables = {**self.s.variables, **(extra or {})}
+        variables = {**self.settings.variables, **(extra or {})}
         values, missing = {}, []
         for key, src in sources.items():
             if src.kind == "environment":
@@ -131,13 +133,13 @@ class Session:
             elif src.kind == "content":
                 values[key] = src.value
         if missing:
-            raise OpsError(f"missing {what}(s) {', '.join(missing)} for --env {self.d.env} "
-                           f"(.env or .env.{self.d.env})")
+            raise OpsError(f"missing {what}(s) {', '.join(missing)} for --env {self.deployment.env} "
+                           f"(.env or .env.{self.deployment.env})")
         return values
 
     def close(self):
         """Every connection the session opened (the manager's among them)."""
-        self.machines.close()
+        self.fleet.close()
 
     def __enter__(self):
         return self
@@ -146,37 +148,37 @@ class Session:
         self.close()
 
     def require_swarm_manager(self):
-        from ...commands import deploy as cmd
+        from ...commands import deploy as deploy_cmd
         from ...facts.swarm_stack import not_a_manager
 
-        why = not_a_manager(self.d.target.run(cmd.swarm_state(), "docker info").stdout)
+        why = not_a_manager(self.deployment.target.run(deploy_cmd.swarm_state(), "docker info").stdout)
         if why:
-            raise OpsError(f"{self.machines.describe(self.d.target.host)} is {why}: "
-                           f"run `inv swarm.init --env {self.d.env}`")
+            raise OpsError(f"{self.fleet.describe(self.deployment.target.host)} is {why}: "
+                           f"run `inv swarm.init --env {self.deployment.env}`")
 
     def resolve_tag(self, tag: str | None) -> str:
         """--tag, or the current commit's tag (built when its image is missing)."""
         from ... import release
-        from ...commands import deploy as cmd
+        from ...commands import deploy as deploy_cmd
         from ...docker_api import missing_images
 
         if tag:
             try:
-                cmd.check_tag(tag)
+                deploy_cmd.check_tag(tag)
             except ValueError as exc:
                 raise OpsError(str(exc)) from None
             if missing_images([self.local_ref(tag)]):
                 raise OpsError(f"image {self.local_ref(tag)} not found locally "
                                "(build it with `inv build`, or check --tag)")
             return tag
-        tags = release.tags(self.s.root)
+        tags = release.tags(self.settings.root)
         if not tags:
             raise OpsError("not a git checkout: name the tag with --tag")
         if missing_images([self.local_ref(tags[0])]):
             print(f"building {self.local_ref(tags[0])} ...", file=sys.stderr)
             # Compose interpolates the whole file: the gateway's certificate variables too.
             material = self.tls(issue=False)
-            release.build(self.s, {**self.s.subprocess_env(),
+            release.build(self.settings, {**self.settings.subprocess_env(),
                                    **(material.compose_env() if material else {})})
         return tags[0]
 
@@ -195,7 +197,7 @@ class Session:
             from ...remote.registry import pull_everywhere, push
 
             push(self.registry, [self.local_ref(tag)], sys.stderr)
-            pull_everywhere(self.machines, self.registry, [app], sys.stderr)
+            pull_everywhere(self.fleet, self.registry, [app], sys.stderr)
             self.deliver_images(pinned, anywhere)
             return
         self.deliver_images(pinned, anywhere, also=[app])
@@ -207,6 +209,6 @@ class Session:
         def wanted(h):
             return [*also, *anywhere, *(pinned if h.role == "manager" else [])]
 
-        self.machines.deliver_images(wanted, sys.stderr, setup=setup)
+        self.fleet.deliver_images(wanted, sys.stderr, setup=setup)
 
 

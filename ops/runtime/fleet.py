@@ -19,7 +19,7 @@ from .inventory import Host, Inventory
 THIS_ENGINE = Host("local", "localhost", role="manager", swarm_addr="127.0.0.1")
 
 
-def build(env: str, where, config, root, connect: bool = True) -> Machines:
+def build(env: str, where, config, root, connect: bool = True) -> Fleet:
     """The machines `--env` names: `where` is the resolved environment. `connect=False`:
     no SSH connection is opened until one is asked for (`inv config`)."""
     if not where.over_ssh:
@@ -33,7 +33,7 @@ def build(env: str, where, config, root, connect: bool = True) -> Machines:
     return OverSsh(inv, open_checked(inv.manager, inv) if connect else None)
 
 
-class Machines:
+class Fleet:
     """What the verbs ask of an environment's machines (see the two kinds below)."""
 
     manager: Host
@@ -67,7 +67,7 @@ class Machines:
         """Every connection opened here."""
 
 
-class ThisEngine(Machines):
+class ThisEngine(Fleet):
     """`local-swarm`: this machine's engine is every node; its Context runs everything."""
 
     def __init__(self, ctx):
@@ -114,7 +114,7 @@ class ThisEngine(Machines):
         return f"http://{address}:{port}"
 
 
-class OverSsh(Machines):
+class OverSsh(Fleet):
     """The inventory's hosts over SSH: one Fabric connection per host for the whole
     command, the manager's opened first (`manager_conn`, when given), the others on
     first use in a thread of their own (the handshake overlaps other work), all closed
