@@ -1,8 +1,15 @@
 """Invoke entry point: assembles the task collections from ops/tasks (no logic here)."""
 
+import sys
+
 from invoke import Collection
 
 from ops.tasks import audit, db, deploy, images, monitoring, plan, remote, secrets, stack, tls
+
+# `inv exec api ls -la`: Invoke would parse `-la` as its own flags and fail obscurely.
+if (_hint := stack.split_exec_command(sys.argv)) is not None:
+    print(f"error: {_hint}", file=sys.stderr)
+    sys.exit(2)
 
 ns = Collection()
 for t in (stack.up, stack.down, stack.ps, stack.logs, stack.health, stack.scale, stack.build,

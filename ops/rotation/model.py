@@ -62,9 +62,14 @@ def rotations(config: Mapping) -> dict[str, Rotation | str]:
 
 
 def pick(config: Mapping, key: str) -> Rotation:
-    """The rotation of `key`; ValueError naming the rotatable ones otherwise."""
+    """The rotation of `key`, as compose.yaml names the secret (`app_db_password`) or as
+    .env names its variable (`APP_DB_PASSWORD`); ValueError naming the rotatable ones
+    otherwise."""
     found = rotations(config)
     ok = sorted(k for k, r in found.items() if isinstance(r, Rotation))
+    if key not in found:
+        by_variable = [k for k, r in found.items() if isinstance(r, Rotation) and r.variable == key]
+        key = by_variable[0] if len(by_variable) == 1 else key
     if key not in found:
         raise ValueError(f"unknown secret {key!r} (rotatable: {', '.join(ok) or 'none'})")
     if not isinstance(found[key], Rotation):

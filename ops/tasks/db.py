@@ -215,12 +215,12 @@ def prune(c, dry_run=False, service=None, offsite=False, remote=None, env="local
             "yes": "do not ask (outside --env local the database name must still be typed, "
                    "or given with --confirm)",
             "confirm": "the database name, typed ahead for non-interactive restores",
-            "from_offsite": "download the off-site copy (--file NAME or --latest), prove it, "
+            "offsite": "download the off-site copy (--file NAME or --latest), prove it, "
                             "then restore it the same way",
             "remote": OFFSITE_HELP, "env": ENV_HELP})
 @user_errors
 def restore(c, env="local", service=None, file=None, latest=False, db=None, yes=False,
-            confirm_=None, from_offsite=False, remote=None):  # env first: Invoke gives it -e
+            confirm_=None, offsite=False, remote=None):  # env first: Invoke gives it -e
     """Restore a verified backup: safety backup first, restore beside, then swap."""
     import sys
 
@@ -228,11 +228,11 @@ def restore(c, env="local", service=None, file=None, latest=False, db=None, yes=
         raise OpsError("--service is required: the database service to restore into")
     fetched = None
     with _ctx(c, env) as (site, cfg, svc):
-        if from_offsite:
-            from ..backup import offsite
+        if offsite:
+            from ..backup import offsite as offsite_mod
 
             rb = svc.offsite_pick(cfg, env, remote, file, latest, service, db)[0]
-            fetched = offsite.fetch(cfg.offsite, rb, cfg.dest)
+            fetched = offsite_mod.fetch(cfg.offsite, rb, cfg.dest)
             print(f"downloaded {rb.path}", file=sys.stderr)
             file, latest = str(fetched.path), False
         try:

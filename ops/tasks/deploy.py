@@ -37,12 +37,14 @@ def _timings(rec: dict) -> str:
 
 
 @task(help={"env": ENV_HELP,
-            "wait": "also wait until the services that follow the app's image (the worker) "
-                    "have rolled back (default: they roll back in the background after the "
-                    "switch)"})
+            "wait": "also wait up to this many seconds until the services that follow the "
+                    "app's image (the worker) have rolled back (default: they roll back in "
+                    "the background after the switch)"})
 @user_errors
-def rollback(c, env="local", wait=False):
+def rollback(c, env="local", wait=None):
     """Switch the gateway back to the previous color (health-checked first); audit-logged."""
+    # No numeric default: Invoke would cast `--wait x` itself and print a traceback.
+    wait = number_option(wait, "--wait", 1, 86400) if wait is not None else None
     with _deployer(c, env, "rollback") as deployer:
         rec = deployer.rollback(wait_followers=wait)
     followers = {"background": "; followers rolling back in the background",

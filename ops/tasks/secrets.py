@@ -28,7 +28,8 @@ def list_(c, env="local"):
             print(f"{key:{width}}  not rotatable: {r}")
 
 
-@task(help={"name": "the secret, as compose.yaml names it (see `inv secrets.list`)",
+@task(help={"name": "the secret, as compose.yaml (app_db_password) or .env (APP_DB_PASSWORD) "
+                    "names it (see `inv secrets.list`)",
             "env": ENV_HELP})
 @user_errors
 def rotate(c, name, env="local"):

@@ -172,13 +172,42 @@ def clean(c, env="local"):
         p.clean()
 
 
+EXEC_OPTIONS = {"-i": True, "--index": True, "-e": True, "--env": True, "-h": False,
+                "--help": False}
+
+
+def split_exec_command(argv: list[str]) -> str | None:
+    """The one-line error for `inv exec api ls -la` (Invoke would read `-la` as its own
+    flags: "Sub-collection '-a' not found"), or None when exec is not given a split
+    command. The command is one argument: quoted, as a shell would."""
+    try:
+        rest = argv[argv.index("exec") + 1:]
+    except ValueError:
+        return None
+    words, i = [], 0
+    while i < len(rest):
+        word = rest[i]
+        name = word.split("=", 1)[0]
+        if word == "--" or (word.startswith("-") and name not in EXEC_OPTIONS and len(words) >= 2):
+            shown = [w for w in [*words[1:], *rest[i:]] if w != "--"]
+            return ("inv exec: give the command as one quoted argument, e.g. "
+                    f"`inv exec {words[0] if words else 'SERVICE'} {shlex.quote(shlex.join(shown))}`")
+        if name in EXEC_OPTIONS:
+            i += 2 if EXEC_OPTIONS[name] and "=" not in word else 1
+            continue
+        words.append(word)
+        i += 1
+    return None
+
+
 @task(name="exec", help={"service": "service name (on Swarm: `api` is the live color, "
                                     "`api@blue` a given one)",
                          "command": "command line to run in it",
                          "index": "which replica (default 1)", "env": ENV_HELP})
 @user_errors
 def exec_(c, service, command, index=None, env="local"):
-    """Run a command in a running service container."""
+    """Run a command in a running service container (the command quoted as one argument:
+    `inv exec api 'ls -la'`)."""
     try:
         argv = shlex.split(command)
     except ValueError as exc:

@@ -94,7 +94,7 @@ def _identity(url) -> tuple[str, str]:
 def test_local_deploy_rollback_finish_remove(local_swarm):
     env, url, _ = local_swarm
     steps = [(("deploy", "--tag", "l1"), ("blue", "l1")), (("deploy", "--tag", "l2"), ("green", "l2")),
-             (("rollback", "--wait"), ("blue", "l1"))]
+             (("rollback", "--wait", "120"), ("blue", "l1"))]
     for args, expected in steps:
         r = inv(*args, "--env", "local-swarm", env=env, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]

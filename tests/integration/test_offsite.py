@@ -98,7 +98,7 @@ def test_a_corrupted_remote_copy_is_caught_and_never_restored(ostack, sftp):
     entry = next(c for c in manifest.read(_dir(ostack) / f"{name}.json")["offsite"] if c["remote"] == REMOTE)
     assert entry["checked_ok"] is False and entry["checked_level"] == "checksum"
     before = psql(ostack, "app-db", CONTENT_SQL)
-    refused = inv("db.restore", "--from-offsite", "--file", name, "-s", "app-db", "--yes", env=ostack)
+    refused = inv("db.restore", "--offsite", "--file", name, "-s", "app-db", "--yes", env=ostack)
     assert refused.returncode == 1 and "sha256 mismatch" in refused.stderr, refused.stderr
     assert psql(ostack, "app-db", CONTENT_SQL) == before  # untouched
     assert not [p for p in (Path(ostack["BACKUP_DIR"]) / ".offsite").rglob("*") if p.is_file()]
@@ -111,7 +111,7 @@ def test_restore_from_off_site_and_a_drill_of_the_remote_copy(ostack):
     assert drill.returncode == 0 and "row counts equal" in drill.stdout, drill.stderr
     original = psql(ostack, "app-db", CONTENT_SQL)
     psql(ostack, "app-db", "DELETE FROM notes WHERE id > 20;")
-    r = inv("db.restore", "--from-offsite", "--latest", "-s", "app-db", "--yes", env=ostack, timeout=600)
+    r = inv("db.restore", "--offsite", "--latest", "-s", "app-db", "--yes", env=ostack, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "downloaded offsite:/srv/backups/local/app-db/app/" in r.stderr
     assert psql(ostack, "app-db", CONTENT_SQL) == original

@@ -36,6 +36,8 @@ def test_a_rotatable_secret_has_one_server_and_its_clients():
     assert r.variable == "DB_PASSWORD" and r.clients == ("api", "exporter")
     assert r.server == servers.Server("database", "db", "app", "appdb")
     assert model.pick(CONFIG, "cache_pw").server.user == "default"
+    # as .env spells it: the variable the secret's value comes from
+    assert model.pick(CONFIG, "DB_PASSWORD") == r and model.pick(CONFIG, "MQ_PASSWORD").key == "mq_pw"
     assert model.pick(CONFIG, "mq_pw").server == servers.Server("broker", "mq", "app")
 
 

@@ -55,3 +55,18 @@ def test_a_remote_commands_io_failure_is_one_line_not_a_traceback():
         task_body()
     assert caught.value.message == "error: a remote command's I/O failed (OSError: Socket is closed)"
     assert caught.value.code == 1
+
+
+def test_a_split_exec_command_is_one_line_naming_the_quoted_form():
+    from ops.tasks.stack import split_exec_command
+
+    hint = split_exec_command(["inv", "exec", "api", "ls", "-la"])
+    assert hint == "inv exec: give the command as one quoted argument, e.g. `inv exec api 'ls -la'`"
+    assert split_exec_command(["inv", "exec", "api", "--", "ls", "-la"]) == hint
+    assert "`inv exec api 'ls -la /tmp'`" in split_exec_command(
+        ["inv", "-e", "exec", "-e", "sandbox", "api", "ls", "-la", "/tmp"])
+    # exec's own options, before or after the command, are Invoke's to parse
+    for fine in (["inv", "exec", "api", "ls -la"], ["inv", "exec", "-i", "2", "api", "ls"],
+                 ["inv", "exec", "api", "ls", "--index=2", "-e", "sandbox"], ["inv", "ps"],
+                 ["inv", "--help", "exec"]):
+        assert split_exec_command(fine) is None, fine

@@ -186,9 +186,11 @@ def roll_idle(d: Deployment, plan: stackfile.Plan, which: str, tag: str, replica
 
 
 def deploy_followers(d: Deployment, release: str, since: str, detach_flag: bool,
-                     images: dict[str, str], wait: bool = True) -> None:
+                     images: dict[str, str], wait: bool = True,
+                     timeout: float | None = None) -> None:
     """The services running the app's image (a worker), rolled out from the release's
-    followers file ({service: image}); `wait=False`: handed to Swarm, not waited for."""
+    followers file ({service: image}); `wait=False`: handed to Swarm, not waited for;
+    `timeout`: seconds to wait (default the deploy's converge_timeout)."""
     d.target.run(deploy_cmd.stack_deploy(f"{release}/followers.json", d.app, detach_flag and wait,
                                   *_resolve(d)),
                  "docker stack deploy (followers)", warn=detach_flag and wait)
@@ -196,12 +198,13 @@ def deploy_followers(d: Deployment, release: str, since: str, detach_flag: bool,
         return
     for name, image in images.items():
         service, _ = service_state(d, name)
-        wait_converged(d, name, image, service.replicas if service else 1, since)
+        wait_converged(d, name, image, service.replicas if service else 1, since, timeout=timeout)
 
 
-def follow_back(d: Deployment, tag: str, since: str, wait: bool) -> str:
-    """After a rollback to `tag`: its release's followers, if it had any. Returns what
-    was done, for the record: none, done, background (Swarm rolls them), or unknown."""
+def follow_back(d: Deployment, tag: str, since: str, wait: float | None) -> str:
+    """After a rollback to `tag`: its release's followers, if it had any, waited for up
+    to `wait` seconds (None: rolled in the background). Returns what was done, for the
+    record: none, done, background (Swarm rolls them), or unknown."""
     release, images = release_followers(d, tag)
     if not release:
         d.say(f"warning: no release of {tag} is kept on the manager: services that follow the "
@@ -209,11 +212,13 @@ def follow_back(d: Deployment, tag: str, since: str, wait: bool) -> str:
         return "unknown"
     if not images:
         return "none"
-    deploy_followers(d, release, since, wait and _has_detach(d), images, wait=wait)
-    if not wait:
+    waiting = wait is not None
+    deploy_followers(d, release, since, waiting and _has_detach(d), images, wait=waiting,
+                     timeout=wait or None)
+    if not waiting:
         d.say(f"{', '.join(images)} rolling back to {tag} in the background: "
               f"`inv deploy.status --env {d.env}` shows when it is done")
-    return "done" if wait else "background"
+    return "done" if waiting else "background"
 
 
 def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], None],
@@ -322,11 +327,12 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
         d.say(f"warning: could not write the audit record: {audit_exc}")
 
 
-def rollback(d: Deployment, wait_followers: bool = False) -> dict:
+def rollback(d: Deployment, wait_followers: float | None = None) -> dict:
     """Switch back to the other color, after checking it is healthy (scaling it back up
     first if `deploy.finish` had scaled it down). The services that follow the app's
-    image roll back after the switch, in the background unless `wait_followers`: the
-    users are served by the old version from the verified switch on."""
+    image roll back after the switch, in the background unless `wait_followers` (up to
+    that many seconds): the users are served by the old version from the verified
+    switch on."""
     started = time.monotonic()
     rec: dict = {}
     # The failure path runs under the lock too: nothing else may start on the cluster

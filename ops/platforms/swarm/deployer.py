@@ -24,7 +24,7 @@ class SwarmDeployer:
         tag = session.resolve_tag(tag)
         return bluegreen.deploy(self.deployment, plan, tag, lambda: session.deliver(plan, tag))
 
-    def rollback(self, wait_followers: bool = False) -> dict:
+    def rollback(self, wait_followers: float | None = None) -> dict:
         return bluegreen.rollback(self.deployment, wait_followers=wait_followers)
 
     def finish(self) -> dict:
