@@ -161,6 +161,18 @@ def newest_release(paths: Paths, tag: str | None = None) -> Line:
     return when(is_dir(paths.releases), pipe(listing, cmd("sort"), cmd("tail", "-n", 1)))
 
 
+def list_releases(paths: Paths) -> Line:
+    """The kept release directories' names, oldest first (none: no output)."""
+    return when(is_dir(paths.releases), pipe(cmd("ls", "-1", paths.releases),
+                                             cmd("grep", "-E", "^[0-9]{8}T[0-9]{6}Z-"), cmd("sort")))
+
+
+def release_tags(listing: str) -> list[str]:
+    """The tags of `list_releases`'s names, newest first, each once."""
+    names = [n.strip() for n in listing.splitlines() if RELEASE.match(n.strip())]
+    return list(dict.fromkeys(n.split("-", 1)[1] for n in reversed(names)))
+
+
 def prune_releases(path: str, keep: int) -> Line:
     """Keep the newest `keep` release directories (names sort by time)."""
     return when(is_dir(path), all_of(

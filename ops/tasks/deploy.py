@@ -37,22 +37,26 @@ def _timings(rec: dict) -> str:
 
 
 @task(help={"env": ENV_HELP,
+            "to": "back to this tag: any release still kept on the manager (`inv "
+                  "deploy.history`), deployed onto the idle color with its worker and "
+                  "switched like a deploy (default: the previous color, at once)",
             "wait": "also wait up to this many seconds until the services that follow the "
                     "app's image (the worker) have rolled back (default: they roll back in "
                     "the background after the switch)"})
 @user_errors
-def rollback(c, env="local", wait=None):
+def rollback(c, env="local", wait=None, to=None):
     """Switch the gateway back to the previous color (health-checked first); audit-logged."""
     # No numeric default: Invoke would cast `--wait x` itself and print a traceback.
     wait = number_option(wait, "--wait", 1, 86400) if wait is not None else None
     with _deployer(c, env, "rollback") as deployer:
-        rec = deployer.rollback(wait_followers=wait)
+        rec = deployer.rollback(wait_followers=wait, to=to)
     followers = {"background": "; followers rolling back in the background",
                  "done": "; followers rolled back"}.get(rec.get("followers"), "")
+    verified = (f", verified at {rec['verified_seconds']:.2f}s" if "verified_seconds" in rec
+                else " (the kept release deployed onto the idle color)")
     print(f"{deployer.app} ({env}): rolled back to {rec['to_color']}/{rec['to_tag']} "
-          f"(from {rec['from_color']}/{rec['from_tag']}); switch {rec['switch_seconds']:.2f}s, "
-          f"verified at {rec['verified_seconds']:.2f}s{followers}, total {rec['seconds']:.1f}s "
-          f"({_timings(rec)})")
+          f"(from {rec['from_color']}/{rec['from_tag']}); switch {rec['switch_seconds']:.2f}s"
+          f"{verified}{followers}, total {rec['seconds']:.1f}s ({_timings(rec)})")
 
 
 @task(help={"env": ENV_HELP})

@@ -59,7 +59,7 @@ def local_swarm(engine, tmp_path_factory):
            "INVOKE_ENVS_LOCAL-SWARM_DEPLOY_GATEWAY_PORT": str(port), "API_IMAGE": REPO,
            **fresh_passwords(), **base_images()}
     python = dotenv.get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
-    for tag in ("l1", "l2"):
+    for tag in ("l1", "l2", "l3"):
         engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True, forcerm=True,
                             buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
     try:
@@ -126,6 +126,21 @@ def test_local_deploy_rollback_finish_remove(local_swarm):
             break
         assert time.monotonic() < deadline, worker
         time.sleep(1)
+    # --to: back to any release still kept, not only the previous color (l2 live, l3 next).
+    assert inv("deploy", "--tag", "l3", "--env", "local-swarm", env=env, timeout=600).returncode == 0
+    assert _identity(url) == ("blue", "l3")
+    unknown = inv("rollback", "--to", "l9", "--env", "local-swarm", env=env)
+    assert unknown.returncode == 1 and "no release of l9 is kept on the manager" in unknown.stderr
+    assert "(kept, newest first: l3, l2, l1)" in unknown.stderr and _identity(url) == ("blue", "l3")
+    to = inv("rollback", "--to", "l1", "--env", "local-swarm", env=env, timeout=600)
+    assert to.returncode == 0, to.stderr[-2000:]
+    assert "rolled back to green/l1 (from blue/l3)" in to.stdout
+    assert {_identity(url) for _ in range(10)} == {("green", "l1")}
+    worker = json.loads(inv("deploy.status", "--env", "local-swarm", "--json", env=env).stdout)[
+        "followers"]["worker"]
+    assert worker["tag"] == "l1", worker  # the release's worker came back with it
+    again = inv("rollback", "--to", "l1", "--env", "local-swarm", env=env)
+    assert again.returncode == 1 and "l1 is already live" in again.stderr
     refused = inv("deploy.remove", "--env", "local-swarm", env=env, input="")
     assert refused.returncode == 1 and "refusing without --yes" in refused.stderr
     assert _identity(url) == ("green", "l2")  # nothing was removed

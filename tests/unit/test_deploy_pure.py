@@ -429,3 +429,12 @@ def test_a_secret_swap_keeps_each_reference_where_and_how_it_was_mounted():
 @pytest.mark.parametrize(("value", "mode"), [("0400", 0o400), ("0444", 0o444), (256, 0o400), ("400", 0o400)])
 def test_a_secrets_mode_is_read_as_compose_prints_it(value, mode):
     assert translate.file_mode(value) == mode
+
+
+def test_kept_release_tags_newest_first_each_once():
+    listing = ("20261201T100000Z-l1\n20261201T110000Z-l2\n20261201T120000Z-l1\n"
+               "not-a-release\n20261201T130000Z-v1.2.3\n")
+    assert cmd.release_tags(listing) == ["v1.2.3", "l1", "l2"]
+    assert cmd.release_tags("") == []
+    assert str(cmd.list_releases(cmd.Paths("/var/lib/ops-toolkit", "app"))).startswith(
+        "if [ -d /var/lib/ops-toolkit/app/releases ]")

@@ -24,8 +24,38 @@ class SwarmDeployer:
         tag = session.resolve_tag(tag)
         return bluegreen.deploy(self.deployment, plan, tag, lambda: session.deliver(plan, tag))
 
-    def rollback(self, wait_followers: float | None = None) -> dict:
-        return bluegreen.rollback(self.deployment, wait_followers=wait_followers)
+    def rollback(self, wait_followers: float | None = None, to: str | None = None) -> dict:
+        """Back to the previous color; `to`: back to any release still kept on the
+        manager (its app image on the nodes, its worker with it), deployed onto the idle
+        color and switched like a deploy."""
+        d = self.deployment
+        if to is None:
+            return bluegreen.rollback(d, wait_followers=wait_followers)
+        from ...commands import deploy as deploy_cmd
+        from ...errors import OpsError
+
+        try:
+            deploy_cmd.check_tag(to)
+        except ValueError as exc:
+            raise OpsError(f"--to: {exc}") from None
+        kept = deploy_cmd.release_tags(d.target.run(deploy_cmd.list_releases(d.paths),
+                                                    "list the kept releases").stdout)
+        if to not in kept:
+            raise OpsError(f"no release of {to} is kept on the manager of --env {d.env} "
+                           f"(kept, newest first: {', '.join(kept) or 'none'})")
+        current = deployment.live(d)
+        if current and current[1] == to:
+            raise OpsError(f"{to} is already live on --env {d.env} ({current[0]})")
+        idle = deployment.status(d)["colors"]
+        other = next((c for c, info in idle.items() if info and info["tag"] == to
+                      and (not current or c != current[0])), None)
+        if other is not None:  # the previous color runs it: the instant rollback
+            return bluegreen.rollback(d, wait_followers=wait_followers)
+        session = self.session
+        session.require_swarm_manager()
+        plan = session.plan()
+        rec = bluegreen.deploy(d, plan, to, lambda: session.deliver_kept(plan, to))
+        return {**rec, "followers": "done"}
 
     def finish(self) -> dict:
         return bluegreen.finish(self.deployment)

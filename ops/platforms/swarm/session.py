@@ -202,6 +202,26 @@ class Session:
             return
         self.deliver_images(pinned, anywhere, also=[app])
 
+    def deliver_kept(self, plan, tag: str):
+        """A kept release's images (`inv rollback --to`): already on the nodes, or in the
+        registry; sent from here only to a node that lacks them, and refused in one line
+        when this machine does not have them either."""
+        from ...deploy.stackfile import images
+
+        app = plan.rel.app_ref(tag)
+        pinned, anywhere = images(plan.t)
+        try:
+            if self.registry:
+                from ...remote.registry import pull_everywhere
+
+                pull_everywhere(self.fleet, self.registry, [app], sys.stderr)
+                self.deliver_images(pinned, anywhere)
+            else:
+                self.deliver_images(pinned, anywhere, also=[app])
+        except OpsError as exc:
+            raise OpsError(f"release {tag}: its images are not on every node, and cannot be "
+                           f"sent from here ({exc})") from None
+
     def deliver_images(self, pinned: list[str], anywhere: list[str], also=(), setup=None):
         """`pinned` to the manager, `anywhere` and `also` to every node, over SSH where a
         node lacks them; `setup(conn, host)` runs on each host's connection first. On
