@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import INV, ROOT, SandboxHosts, bench_stack
+from benchlib import INV, ROOT, SandboxHosts, bench_stack, compose_env
 
 RUNS = int(os.environ.get("BENCH_RUNS", "2"))
 SCALE = int(os.environ.get("BENCH_PGBENCH_SCALE", "35"))  # ~530 MB of pgbench tables
@@ -75,7 +75,7 @@ def main() -> None:
 def run_all(env, work: Path) -> None:
     project = env["COMPOSE_PROJECT_NAME"]
     db = sh(["docker", "compose", "-p", project, "-f", "compose/compose.yaml", "ps", "-q",
-             "app-db"], env=env, capture_output=True, text=True).stdout.split()[0]
+             "app-db"], env=compose_env(env), capture_output=True, text=True).stdout.split()[0]
     image = sh(["docker", "inspect", "-f", "{{.Config.Image}}", db], capture_output=True,
                text=True).stdout.strip()
     print(f"generating data (pgbench scale {SCALE} + 2M-row text table) ...", file=sys.stderr)

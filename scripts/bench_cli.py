@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import INV, ROOT, SandboxHosts, bench_stack, trust_gateway
+from benchlib import INV, ROOT, SandboxHosts, bench_stack, compose_env, trust_gateway
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 # Rounds of (slowest bare check, inv health, floor): the per-round spread is wide
@@ -152,12 +152,8 @@ def run_all(env) -> None:
     project = env["COMPOSE_PROJECT_NAME"]
     compose = ["docker", "compose", "--project-name", project, "--file",
                str(ROOT / "compose/compose.yaml")]
-    # Compose needs the same variables inv layers from .env.
-    sys.path.insert(0, str(ROOT))
-    from ops import config
-
-    bare_env = {**env, **config.read_env_file(ROOT / ".env"),
-                "COMPOSE_PROJECT_NAME": project, "GATEWAY_PORT": env["GATEWAY_PORT"]}
+    # Compose needs the same variables inv layers from .env, and the gateway's certificate.
+    bare_env = compose_env(env)
     rows = []
 
     t_list = median([*INV, "--list"], env)

@@ -46,6 +46,22 @@ def build_api(repo: str, tags) -> None:
                             forcerm=True, buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
 
 
+def compose_env(env: dict) -> dict[str, str]:
+    """The environment `inv` gives Compose for the local stack of `env` (COMPOSE_PROJECT_NAME
+    and the rest): .env's variables and the gateway's certificate, which compose.yaml
+    reads as environment-sourced secrets. A bare `docker compose` needs the same."""
+    import yaml
+
+    sys.path.insert(0, str(ROOT))
+    from ops import config
+    from ops.platforms.compose.stack import Stack
+
+    cfg = yaml.safe_load((ROOT / "invoke.yaml").read_text()) or {}
+    settings = config.load(cfg.get("stack") or {}, cfg.get("envs") or {}, "local", root=ROOT,
+                           environ=env)
+    return {**env, **Stack(settings).env}
+
+
 def trust_gateway(root: Path = ROOT) -> str:
     """The gateways' CA of a project (made here if its first `inv up`/deploy has not),
     trusted from here on by requests (REQUESTS_CA_BUNDLE: the system's roots and that
