@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dotenv.parser import parse_stream
 
-from .errors import OpsError
+from .errors import USAGE, OpsError
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -83,10 +83,11 @@ def known_envs(configured: Mapping, root: Path) -> list[str]:
 
 def check_env_name(name: str, configured: Mapping, root: Path) -> str:
     if not isinstance(name, str) or not ENV_NAME.match(name):
-        raise OpsError(f"invalid environment name {name!r}: use lowercase letters, digits, - and _")
+        raise OpsError(f"invalid environment name {name!r}: use lowercase letters, digits, - and _",
+                       code=USAGE)
     known = known_envs(configured, root)
     if name not in known:
-        raise OpsError(f"unknown environment {name!r} (known: {', '.join(known)})")
+        raise OpsError(f"unknown environment {name!r} (known: {', '.join(known)})", code=USAGE)
     return name
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .errors import OpsError
+from .errors import USAGE, OpsError
 
 COMPOSE = "compose"
 SWARM = "swarm"
@@ -62,4 +62,4 @@ def resolve(name: str, envs_config: Mapping, kinds: set[str] | None = None) -> E
         return Environment(name, SWARM, True, raw)
     raise OpsError(f"environment {name!r} names no machine: give it `hosts` (a Swarm over SSH) "
                    f"or `engine: local` under envs.{name} in invoke.yaml; `local` is the "
-                   "Compose stack")
+                   "Compose stack", code=USAGE)

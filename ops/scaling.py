@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import OpsError
+from .errors import USAGE, OpsError
 from .facts.compose import STATEFUL_ROLES, Model
 
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
@@ -15,23 +15,24 @@ def parse_spec(spec: str) -> dict[str, int]:
     """`api=3` or `api=3,worker=2` (commas or spaces) -> {"api": 3, "worker": 2}."""
     items = [i for i in re.split(r"[,\s]+", spec or "") if i]
     if not items:
-        raise OpsError("nothing to scale: give SERVICE=N, e.g. `inv scale api=3`")
+        raise OpsError("nothing to scale: give SERVICE=N, e.g. `inv scale api=3`", code=USAGE)
     out: dict[str, int] = {}
     for item in items:
         name, sep, count = item.partition("=")
         if not sep:
-            raise OpsError(f"bad scale argument {item!r}: expected SERVICE=N")
+            raise OpsError(f"bad scale argument {item!r}: expected SERVICE=N", code=USAGE)
         if not SERVICE_NAME.match(name):
-            raise OpsError(f"bad service name {name!r}: letters, digits, '.', '_' and '-' only")
+            raise OpsError(f"bad service name {name!r}: letters, digits, '.', '_' and '-' only", code=USAGE)
         if not re.fullmatch(r"[+-]?\d+", count.strip()):
-            raise OpsError(f"bad replica count {count!r} for {name}: expected a whole number >= 0")
+            raise OpsError(f"bad replica count {count!r} for {name}: expected a whole number >= 0",
+                           code=USAGE)
         n = int(count)
         if n < 0:
-            raise OpsError(f"bad replica count {n} for {name}: must be >= 0")
+            raise OpsError(f"bad replica count {n} for {name}: must be >= 0", code=USAGE)
         if n > MAX_REPLICAS:
-            raise OpsError(f"replica count {n} for {name} is over the limit of {MAX_REPLICAS}")
+            raise OpsError(f"replica count {n} for {name} is over the limit of {MAX_REPLICAS}", code=USAGE)
         if name in out:
-            raise OpsError(f"service {name!r} given twice")
+            raise OpsError(f"service {name!r} given twice", code=USAGE)
         out[name] = n
     return out
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from ..errors import OpsError
+from ..errors import USAGE, OpsError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -32,7 +32,7 @@ def number_option(value, option: str, low: float, high: float, integer: bool = F
             raise ValueError
     except (TypeError, ValueError):
         raise OpsError(f"{option} must be {kind} from {_plain(low)} to {_plain(high)}, "
-                       f"not {value!r}") from None
+                       f"not {value!r}", code=USAGE) from None
     return number
 
 
@@ -88,4 +88,5 @@ def since_option(value, option: str = "--since") -> str | None:
         if _SINCE_TIME.fullmatch(text):
             return text
     raise OpsError(f"{option} must be a duration (10m, 1h30m), a date or time "
-                   f"(2026-01-01, 2026-01-01T10:00:00) or a Unix timestamp, not {value!r}")
+                   f"(2026-01-01, 2026-01-01T10:00:00) or a Unix timestamp, not {value!r}",
+                   code=USAGE)

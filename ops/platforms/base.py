@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import OpsError
+from ..errors import USAGE, OpsError
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class Refusing:
     def refuse(self, task: str, family: str | None = None):
         hint = self.instead.get(family or task.split(".")[0]) or self.instead.get(task)
         what = f"`inv {task}` does not act on {self.env!r} ({self.description})"
-        raise OpsError(what + (f": {hint.format(env=self.env)}" if hint else ""), code=2)
+        raise OpsError(what + (f": {hint.format(env=self.env)}" if hint else ""), code=USAGE)
 
     def up(self, build: bool = False, timeout: float | None = None) -> float:
         self.refuse("up")

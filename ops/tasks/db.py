@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from invoke import Collection, task
 
-from ..errors import OpsError
+from ..errors import USAGE, OpsError
 from ..text import table as table_rows
 from .common import ENV_HELP, confirm, platform, user_errors
 
@@ -118,7 +118,7 @@ def verify(c, env="local", file=None, latest=False, service=None, db=None, level
     from ..backup.manifest import LEVELS
 
     if level not in LEVELS:  # before anything is looked up, downloaded or run
-        raise OpsError(f"--level must be {', '.join(LEVELS)}, not {level!r}")
+        raise OpsError(f"--level must be {', '.join(LEVELS)}, not {level!r}", code=USAGE)
     cfg, svc = _config(c, env)
     place = svc.drill_place(on, "--on") if on is not None else None
     if offsite:
@@ -225,7 +225,7 @@ def restore(c, env="local", service=None, file=None, latest=False, db=None, yes=
     import sys
 
     if not service:
-        raise OpsError("--service is required: the database service to restore into")
+        raise OpsError("--service is required: the database service to restore into", code=USAGE)
     fetched = None
     with _ctx(c, env) as (site, cfg, svc):
         if offsite:

@@ -56,6 +56,7 @@ def test_malformed_env_file_of_an_environment(project):
 def test_bad_env_names(project, name, fragment):
     result = inv("health", "--env", name, env=env_for(project))
     assert_one_line_error(result, fragment)
+    assert result.returncode == 2  # the command line is wrong, like every refusal
 
 
 def test_missing_secrets_are_named(project):

@@ -28,3 +28,11 @@ def test_the_pattern_finds_paths_in_prose():
     assert cited("see tests/unit/test_docs.py and `scripts/bench-cli`.") == {
         "tests/unit/test_docs.py", "scripts/bench-cli"}
     assert cited("/etc/nginx/ops/nginx.conf and ops-local/tests/x") == set()
+
+
+def test_every_document_is_in_the_readme_index():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    index = readme[readme.index("## Documentation"):]
+    missing = [p.name for p in sorted((ROOT / "docs").glob("*.md"))
+               if f"](docs/{p.name})" not in index]
+    assert not missing, f"README's documentation index lacks {missing}"
