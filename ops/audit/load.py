@@ -25,6 +25,15 @@ SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".cache", "
 _UNSET = re.compile(r'The \\?"(\w+)\\?" variable is not set')
 
 
+def resolved(path: Path) -> Path:
+    """The real path; a symbolic link loop is said, not a traceback (Python 3.11's
+    resolve() raises RuntimeError for one)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        raise OpsError(f"{path}: a symbolic link loop", code=2) from None
+
+
 def unset_variables(stderr: str) -> list[str]:
     """The variables Compose read as blank, from its warnings, sorted once each."""
     return sorted(set(_UNSET.findall(stderr)))
@@ -57,7 +66,7 @@ class _Run:
 
     def show(self, path: Path) -> str:
         try:
-            return str(path.resolve().relative_to(self.root))
+            return str(resolved(path).relative_to(self.root))
         except ValueError:
             return str(path)
 
@@ -76,7 +85,7 @@ def audit(stacks: list[ComposeFiles], dockerfiles: list[Path], repo: Path | None
     for stack in stacks:
         _stack(run, stack)
     for path in dockerfiles:
-        if path.resolve() not in run.dockerfiles:
+        if resolved(path) not in run.dockerfiles:
             _dockerfile(run, path, None)
     categories = tuple(CATEGORIES)
     if repo is not None:
@@ -148,6 +157,9 @@ def from_paths(paths: list[str]) -> Inputs:
             else:
                 raise OpsError(f"{raw}: not a compose file (.yml/.yaml), a Dockerfile or a "
                                "directory", code=2)
+        elif p.is_symlink():
+            raise OpsError(f"{raw}: a symbolic link that leads nowhere (a loop, or a missing "
+                           "target)", code=2)
         else:
             raise OpsError(f"{raw}: no such file or directory", code=2)
     return Inputs(stacks, dockerfiles, repo, Path.cwd())
@@ -318,14 +330,15 @@ def _dockerfile(run: _Run, path: Path, target: str | None, service=None):
     label = run.show(path)
     text = run.read(path)
     parsed = dockerfile.parse(text, label)
-    if path.resolve() not in run.dockerfiles:
-        run.dockerfiles.add(path.resolve())
+    real = resolved(path)
+    if real not in run.dockerfiles:
+        run.dockerfiles.add(real)
         run.targets["dockerfile"].append(label)
         run.sups += suppressions(text, label)
         first = dockerfile.instructions(text)
         run.scopes[label] = Scope(top={first[0].line} if first else set())
-    if (path.resolve(), target) not in run.checked:
-        run.checked.add((path.resolve(), target))
+    if (real, target) not in run.checked:
+        run.checked.add((real, target))
         for f in dockerfile.check(parsed, target):
             if f.rule == "OA110" and service:
                 f.service = service[0]

@@ -8,9 +8,20 @@ from dataclasses import dataclass
 
 import yaml
 
+# libyaml's parser when PyYAML was built with it (3x faster on a large file); the pure
+# Python one otherwise. Both give nodes with line numbers.
+_SAFE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# What a file's aliases may expand to: a real stack of 500 services is ~50,000 values; a
+# "billion laughs" file is hundreds of millions, which Compose would spend minutes on.
+MAX_VALUES = 2_000_000
 
-class _Loader(yaml.SafeLoader):
+
+class _Loader(_SAFE):
     """SafeLoader that reads Compose's own tags (`!override`, `!reset`) as plain values."""
+
+
+class _PyLoader(yaml.SafeLoader):
+    """The pure-Python parser: its error messages name the character (libyaml's do not)."""
 
 
 def _any_tag(loader, _suffix, node):
@@ -22,6 +33,7 @@ def _any_tag(loader, _suffix, node):
 
 
 _Loader.add_multi_constructor("!", _any_tag)
+_PyLoader.add_multi_constructor("!", _any_tag)
 
 
 class YamlError(ValueError):
@@ -29,16 +41,66 @@ class YamlError(ValueError):
 
 
 def parse(text: str, name: str):
-    """(data, root node) of one YAML document; YamlError says where it breaks."""
+    """(data, root node) of one YAML document, parsed once (the data is built from the
+    nodes); YamlError says where it breaks, or that its aliases expand past MAX_VALUES."""
     try:
         node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        error = exc
+        if _SAFE is not yaml.SafeLoader:
+            try:  # the same error, said by the parser that names the character
+                yaml.compose(text, Loader=_PyLoader)
+            except yaml.YAMLError as py_exc:
+                error = py_exc
+            except RecursionError:
+                pass  # libyaml's own limit (nesting deeper than 1000) said it
+        mark = getattr(error, "problem_mark", None)
         where = f"{name}:{mark.line + 1}" if mark else name
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise YamlError(f"{where}: not valid YAML ({problem})") from None
+    if node is None:
+        return None, None
+    mappings = _mappings(node, MAX_VALUES)
+    if mappings is None:
+        raise YamlError(f"{name}: its aliases expand to more than {MAX_VALUES:,} values "
+                        "(an alias bomb?): not read")
+    # Building the data merges `<<` keys into the nodes themselves: put them back after,
+    # for the Locator, which follows a merge to the anchor that wrote the key.
+    written = [(m, list(m.value)) for m in mappings]
+    try:
+        data = _Loader("").construct_document(node)
+    except yaml.YAMLError as exc:
+        raise YamlError(f"{name}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    finally:
+        for m, value in written:
+            m.value = value
     return data, node
+
+
+def _mappings(root, limit: int):
+    """Every mapping node of the document (each once), or None when the document, its
+    aliases expanded, holds more than `limit` values. An alias is the node it names,
+    shared: each node is sized once, so a bomb costs no more than its text. Iterative:
+    a deeply nested file is no RecursionError."""
+    sizes: dict[int, int] = {}
+    mappings = []
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes and not children_done:
+            continue
+        kids = ([x for kv in node.value for x in kv] if isinstance(node, yaml.MappingNode)
+                else node.value if isinstance(node, yaml.SequenceNode) else [])
+        if not children_done:
+            sizes[id(node)] = 1  # a recursive alias counts once
+            if isinstance(node, yaml.MappingNode):
+                mappings.append(node)
+            stack.append((node, True))
+            stack += [(k, False) for k in kids if id(k) not in sizes]
+            continue
+        sizes[id(node)] = min(limit + 1, 1 + sum(sizes[id(k)] for k in kids))
+    return mappings if sizes[id(root)] <= limit else None
+
 
 
 class Locator:

@@ -246,3 +246,47 @@ def test_a_clean_category_claims_only_what_its_rules_check():
     v = verdicts(audit)
     assert v["docker"][0] == WARN and "no log rotation" in v["docker"][1]
     assert v["observability"][0] == OK and "rotat" not in v["observability"][1]
+
+
+def test_an_alias_bomb_is_refused_at_once_and_compose_never_runs(tmp_path, monkeypatch):
+    """Nine aliases of nine: 387 million values once expanded. Compose spent 60 s on it,
+    then the audit printed PASS; it is refused from the node graph, which is small."""
+    import time
+
+    import ops.audit.load as load
+    from ops.errors import OpsError
+
+    lines = ['x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"x-{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    (tmp_path / "compose.yaml").write_text("\n".join(lines) + "\nservices:\n  web:\n"
+                                           "    image: nginx:1.25\n    command: *i\n")
+    monkeypatch.setattr(load, "_compose_config", lambda stack: pytest.fail("Compose was run"))
+    start = time.monotonic()
+    with pytest.raises(OpsError, match=r"compose.yaml: its aliases expand to more than "
+                                       r"2,000,000 values \(an alias bomb\?\)") as exc:
+        audit([ComposeFiles([tmp_path / "compose.yaml"])], [], None, tmp_path)
+    assert exc.value.code == 2 and time.monotonic() - start < 1
+
+
+def test_a_deeply_nested_file_and_a_recursive_alias_are_read(tmp_path):
+    from ops.audit.yamlsrc import YamlError, parse
+
+    deep = "a: " + "[" * 900 + "]" * 900 + "\n"
+    data, _ = parse(deep, "deep.yaml")
+    assert isinstance(data["a"], list)
+    with pytest.raises(YamlError, match=r"^deeper.yaml:1: not valid YAML \(.*nesting"):
+        parse("a: " + "[" * 3000 + "]" * 3000 + "\n", "deeper.yaml")
+    data, _ = parse("x: &x\n  self: *x\n", "rec.yaml")
+    assert data["x"]["self"] is data["x"]
+
+
+def test_a_symbolic_link_loop_is_one_line_exit_2(tmp_path):
+    from ops.audit.load import from_paths
+    from ops.errors import OpsError
+
+    (tmp_path / "compose.yaml").symlink_to(tmp_path / "compose.yaml")
+    for given in (str(tmp_path), str(tmp_path / "compose.yaml")):
+        with pytest.raises(OpsError, match="symbolic link") as exc:
+            from_paths([given]).run()
+        assert exc.value.code == 2
