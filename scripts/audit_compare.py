@@ -26,7 +26,7 @@ SAME_TOPIC = {
     "CL-0002": "OA204",  # privileged
     "CL-0003": "OA208",  # no-new-privileges
     "CL-0004": "OA114",  # image not pinned
-    "CL-0005": "OA203",  # ports on all interfaces (inv audit: the data tier's; others OA301)
+    "CL-0005": "OA203",  # ports on all interfaces (inv audit: OA203 the data tier's, OA211 others)
     "CL-0008": "OA206",  # host network
     "CL-0010": "OA206",  # host pid/ipc
     "CL-0011": "OA207",  # dangerous cap_add (and the finer-grained capability rules)
@@ -57,7 +57,7 @@ def ours(path: Path) -> tuple[list, int]:
 
 # compose-lint files a password inside a DSN under either of its credential rules:
 # literal credentials and connection strings count as one topic.
-ONE_TOPIC = {"OA202": "OA201"}
+ONE_TOPIC = {"OA202": "OA201", "OA211": "OA203"}
 
 
 def topic(rule: str) -> str:

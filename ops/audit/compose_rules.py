@@ -55,6 +55,9 @@ class Context:
     built: set = field(default_factory=set)          # image references built here
     # Pulled images present on the local engine -> the user they run as ("" is root).
     pulled_user: dict = field(default_factory=dict)
+    # Services whose image is not pulled here: whether they run as root is unknown (a
+    # note, not a guess that would change with the machine's image cache).
+    user_unknown: list = field(default_factory=list)
 
 
 def built_here(svc: dict, ctx: Context) -> bool:
@@ -224,17 +227,26 @@ _CODENAMES = re.compile(r"^(buster|bullseye|bookworm|trixie|focal|jammy|noble|el
                         r"ubi[89]|alpine3\.\d+)(-slim)?$")
 
 
+def image_refused(image: str) -> str | None:
+    """Why Compose refuses an image reference (an empty one, an empty tag: a variable
+    read as blank?), else None."""
+    if not image.strip():
+        return "is empty, which Compose refuses (a variable read as blank?)"
+    name = image.rsplit("/", 1)[-1]
+    if "@" not in name and name.endswith(":"):
+        return "has an empty tag, which Docker refuses (a variable read as blank?)"
+    return None
+
+
 def image_floats(image: str) -> tuple[str, str] | None:
     """(severity, why) when an image reference is not pinned, else None: medium for no
     tag, :latest or a word tag; low for a major version or a distribution codename."""
-    if not image or "@sha256:" in image or "$" in image:
+    if not image or "@sha256:" in image or "$" in image or image_refused(image):
         return None
     name = image.rsplit("/", 1)[-1]
     if ":" not in name:
         return "medium", "has no tag (means :latest)"
     tag = name.split(":", 1)[1]
-    if not tag:
-        return "medium", "has an empty tag, which Docker refuses (a variable read as blank?)"
     if _CODENAMES.match(tag) or re.fullmatch(r"\d+(-[a-z]+)?", tag):
         return "low", f"floats across point releases (:{tag})"
     if tag == "latest" or not re.search(r"\d", tag):
@@ -325,11 +337,17 @@ def _service(name, svc, raw, services, model, ctx) -> list[Finding]:
 
     _credentials(name, svc, raw, add)
     exposed = tier or ("admin UI" if admin_ui(svc) else None)
-    if exposed:
-        for p in ports_of(svc):
-            if p.published and (ctx.swarm or p.host_ip in ALL_INTERFACES):
-                add("OA203", f"{exposed} {name!r} publishes {p.published}->{p.target} on all "
-                             "interfaces", "ports", p.index)
+    for p in ports_of(svc):
+        if not (ctx.swarm or p.host_ip in ALL_INTERFACES):
+            continue
+        port = f"{p.published}->{p.target}" if p.published else f"{p.target} (a random host port)"
+        if exposed:
+            add("OA203", f"{exposed} {name!r} publishes {port} on all interfaces", "ports", p.index)
+        elif labels_of(svc).get("ops.role") == "gateway":
+            add("OA211", f"gateway {name!r} publishes {port} on all interfaces (the public "
+                         "entry: intended where it faces users)", "ports", p.index, severity="low")
+        else:
+            add("OA211", f"service {name!r} publishes {port} on all interfaces", "ports", p.index)
     if svc.get("privileged"):
         add("OA204", f"service {name!r} runs privileged", "privileged")
     for m in mounts_of(svc, set(model.get("volumes") or {})):
@@ -362,7 +380,10 @@ def _service(name, svc, raw, services, model, ctx) -> list[Finding]:
                          f"{svc['container_name']!r}", "container_name")
 
     image = str(svc.get("image") or "")
-    if not built_here(svc, ctx):
+    refused = image_refused(image) if "image" in svc and not svc.get("build") else None
+    if refused:
+        add("OA115", f"service {name!r}: image {image!r} {refused}", "image")
+    elif not built_here(svc, ctx):
         floats = image_floats(image)
         if floats:
             add("OA114", f"service {name!r}: image {image} {floats[1]}", "image", severity=floats[0])
@@ -419,8 +440,7 @@ def _user(name, svc, tier, ctx, add):
         add("OA209", f"service {name!r} runs as root (image {image} sets no other USER); "
                      "set user:", severity="low")
         return
-    add("OA209", f"service {name!r} runs as its image's default user (often root; the image "
-                 "is not pulled here, so its USER was not read); set user:", severity="low")
+    ctx.user_unknown.append(name)
 
 
 def _internal(svc, model) -> bool:

@@ -302,6 +302,9 @@ def _stack(run: _Run, stack: ComposeFiles) -> None:
                                 image_health=health, image_user=users, built=built - {""},
                                 pulled_user=_image_users(pulled))
     run.findings += compose_rules.check(model, raw or model, ctx)
+    if ctx.user_unknown:
+        run.notes.append(f"{', '.join(ctx.user_unknown)}: the image is not pulled here, so "
+                         "whether it runs as root is unknown (pull it, or set user:)")
 
 
 def _image_users(images: set[str]) -> dict[str, str]:

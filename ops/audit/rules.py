@@ -132,6 +132,10 @@ RULES = _rules(
          "rollback may not return to what ran.",
          "image: postgres:15.10-bookworm   # a version tag (or @sha256:<digest>), via a "
          "variable: ${POSTGRES_IMAGE:-postgres:15.10-bookworm}"),
+    Rule("OA115", "high", "docker", "image reference Compose or Docker refuses",
+         "An empty image, or an empty tag (`postgres:`): the stack does not start; usually a "
+         "variable that was not set and read as blank.",
+         "image: ${POSTGRES_IMAGE:?set POSTGRES_IMAGE in .env}   # fail loudly when unset"),
     # -- Security ---------------------------------------------------------------------
     Rule("OA201", "high", "security", "credential with a literal value",
          "The secret is in the repository and every copy of it, and in `docker inspect` "
@@ -178,6 +182,10 @@ RULES = _rules(
          "networks:\n  backend:\n    internal: true   # data tier and the apps that use it\n"
          "  edge: {}           # gateway and apps"),
     # -- Scalability ------------------------------------------------------------------
+    Rule("OA211", "medium", "security", "port published on all interfaces",
+         "Whatever the service answers is reachable from every network the host is on (Docker's "
+         "iptables rules bypass a host firewall), not only through the gateway.",
+         "ports:\n  - \"127.0.0.1:3000:3000\"   # or no `ports:`: publish through the gateway"),
     Rule("OA301", "medium", "scalability", "fixed host port on a service meant to scale",
          "A second replica cannot bind the same host port: `scale` fails, and a deploy "
          "cannot start the new task beside the old.",

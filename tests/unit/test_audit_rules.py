@@ -208,12 +208,15 @@ def test_compose_unset_variable_warnings_in_both_formats():
     assert unset_variables("") == []
 
 
-def test_an_empty_tag_says_so():
-    from ops.audit.compose_rules import image_floats
+def test_an_empty_image_or_tag_is_an_error_not_a_float():
+    from ops.audit.compose_rules import image_floats, image_refused
 
-    assert image_floats("nginx:") == ("medium", "has an empty tag, which Docker refuses "
-                                                "(a variable read as blank?)")
-    assert image_floats("registry:5000/app:")[1].startswith("has an empty tag")
+    assert image_refused("nginx:") == "has an empty tag, which Docker refuses (a variable read as blank?)"
+    assert image_refused("registry:5000/app:").startswith("has an empty tag")
+    assert image_refused("") == image_refused("  ") == ("is empty, which Compose refuses (a variable "
+                                                         "read as blank?)")
+    assert image_refused("registry:5000/app") is image_refused("app@sha256:ab") is None
+    assert image_floats("nginx:") is None  # OA115's, not OA114's
     assert image_floats("registry:5000/app") == ("medium", "has no tag (means :latest)")
     assert image_floats("nginx:1.27.3") is None
 
@@ -223,7 +226,7 @@ def test_an_empty_tag_says_so():
     ({"example/tool:1.2.3": "nobody"}, None),
     ({"example/tool:1.2.3": ""}, "runs as root (image example/tool:1.2.3 sets no other USER)"),
     ({"example/tool:1.2.3": "0:0"}, "runs as root (image example/tool:1.2.3 sets no other USER)"),
-    ({}, "the image is not pulled here, so its USER was not read"),
+    ({}, None),  # not pulled here: unknown, said as a note (ctx.user_unknown), not a guess
 ])
 def test_runs_as_root_reads_the_pulled_images_user(pulled, want):
     from ops.audit import compose_rules
@@ -235,6 +238,7 @@ def test_runs_as_root_reads_the_pulled_images_user(pulled, want):
         assert found == []
     else:
         assert len(found) == 1 and want in found[0]
+    assert ctx.user_unknown == ([] if pulled else ["tool"])
 
 
 def test_a_clean_category_claims_only_what_its_rules_check():
