@@ -34,9 +34,11 @@ def _project(c, env: str | None):
             "format": "text (the checklist report), json or sarif (SARIF 2.1.0)",
             "fail_on": "exit 1 when a finding is at or above: low, medium, high (default), "
                        "critical",
+            "json": "the same as --format json",
             "rules": "list every rule (ID, severity, category, title) and exit"})
 @user_errors
-def audit(c, path=None, env=None, format="text", fail_on="high", rules=False):  # noqa: A002
+def audit(c, path=None, env=None, format="text", fail_on="high", rules=False,  # noqa: A002
+          json_=False):
     """Check compose files, Dockerfiles and the CI pipeline against the best-practice
     checklist (exit 0 clean, 1 findings at --fail-on or above, 2 the audit failed)."""
     from ..audit import render
@@ -49,6 +51,9 @@ def audit(c, path=None, env=None, format="text", fail_on="high", rules=False):  
         return
     try:
         format = _choice(str(format).lower(), "--format", FORMATS)  # noqa: A001
+        if json_ and format not in ("text", "json"):
+            raise OpsError(f"--json and --format {format}: give one of them", code=2)
+        format = "json" if json_ else format  # noqa: A001
         fail_on = _choice(str(fail_on).lower(), "--fail-on", THRESHOLDS)
         if path and env:
             raise OpsError("--env audits the project's own stack: give it without --path", code=2)

@@ -67,9 +67,9 @@ def human_age(seconds: int) -> str:
             "db": "one database (default: every database of the service)",
             "cron": "for cron: silent on success; one line on stderr and non-zero exit on "
                     "failure; failure webhook; restore drills when due",
-            "env": ENV_HELP})
+            "json": "print the results as JSON", "env": ENV_HELP})
 @user_errors
-def backup(c, service=None, db=None, cron=False, env="local"):
+def backup(c, service=None, db=None, cron=False, env="local", json_=False):
     """Take verified pg_dump backups (atomic files, sha256, manifest, per-database lock)."""
     import io
     import sys
@@ -87,6 +87,9 @@ def backup(c, service=None, db=None, cron=False, env="local"):
             svc_mod.notify_failure(cfg.webhook_url, env, str(exc))
         raise
     if cron:
+        return
+    if json_:
+        print(json.dumps(results, indent=2, default=str))
         return
     for r in results:
         print(f"{r['target']}: {r['file']} (verified: {r['verified'] or 'no'})")
@@ -108,10 +111,10 @@ OFFSITE_HELP = "one of backup.offsite.remotes (NAME or NAME:path; default: the f
             "remote": OFFSITE_HELP,
             "on": "where a restore drill runs on a Swarm environment: here (default; the "
                   "image fetched from the manager when missing) or manager (backup.drill_on)",
-            "env": ENV_HELP})
+            "json": "print the results as JSON", "env": ENV_HELP})
 @user_errors
 def verify(c, env="local", file=None, latest=False, service=None, db=None, level="read",
-           offsite=False, remote=None, on=None):  # env first: Invoke gives it -e
+           offsite=False, remote=None, on=None, json_=False):  # env first: Invoke gives it -e
     """Prove backups: checksum, read every block, or a full restore drill."""
     import dataclasses
 
@@ -130,6 +133,9 @@ def verify(c, env="local", file=None, latest=False, service=None, db=None, level
             cfg = dataclasses.replace(cfg, drill_on=place)
         entries = (svc.offsite_verify(site, cfg, chosen, level) if offsite
                    else svc.verify(site, cfg, chosen, level))
+    if json_:
+        print(json.dumps(entries, indent=2, default=str))
+        return
     for entry in entries:
         print(f"ok  {entry['level']:8} {entry['file']}  ({entry['detail']}; {entry['duration_s']}s)")
 

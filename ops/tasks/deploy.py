@@ -19,12 +19,16 @@ def _deployer(c, env: str, task: str):
         yield p.deployer(task)
 
 @task(default=True, help={"tag": "image tag to deploy (default: the current commit, built if "
-                                 "missing)", "env": ENV_HELP})
+                                 "missing)", "json": "print the deploy's record as JSON",
+                          "env": ENV_HELP})
 @user_errors
-def deploy(c, tag=None, env="local"):
+def deploy(c, tag=None, env="local", json_=False):
     """Blue-green deploy to Swarm: idle color, health gate, probe, switch nginx, verify."""
     with _deployer(c, env, "deploy") as deployer:
         rec = deployer.deploy(tag)
+    if json_:
+        print(json.dumps(rec, indent=2, default=str))
+        return
     timings = _timings(rec)
     print(f"{deployer.app} ({env}): {rec['to_color']}/{rec['to_tag']} is live"
           + (f", {rec['from_color']}/{rec['from_tag']} kept for `inv rollback`"
@@ -42,14 +46,18 @@ def _timings(rec: dict) -> str:
                   "switched like a deploy (default: the previous color, at once)",
             "wait": "also wait up to this many seconds until the services that follow the "
                     "app's image (the worker) have rolled back (default: they roll back in "
-                    "the background after the switch)"})
+                    "the background after the switch)",
+            "json": "print the rollback's record as JSON"})
 @user_errors
-def rollback(c, env="local", wait=None, to=None):
+def rollback(c, env="local", wait=None, to=None, json_=False):
     """Switch the gateway back to the previous color (health-checked first); audit-logged."""
     # No numeric default: Invoke would cast `--wait x` itself and print a traceback.
     wait = number_option(wait, "--wait", 1, 86400) if wait is not None else None
     with _deployer(c, env, "rollback") as deployer:
         rec = deployer.rollback(wait_followers=wait, to=to)
+    if json_:
+        print(json.dumps(rec, indent=2, default=str))
+        return
     followers = {"background": "; followers rolling back in the background",
                  "done": "; followers rolled back"}.get(rec.get("followers"), "")
     verified = (f", verified at {rec['verified_seconds']:.2f}s" if "verified_seconds" in rec

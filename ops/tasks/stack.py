@@ -134,9 +134,10 @@ def health(c, json_=False, wait=None, env="local"):
 
 
 @task(help={"spec": "SERVICE=N, several joined by commas (api=3,worker=2)",
-            "timeout": "seconds to wait for the new replicas' health", "env": ENV_HELP})
+            "timeout": "seconds to wait for the new replicas' health", "json": "print JSON",
+            "env": ENV_HELP})
 @user_errors
-def scale(c, spec, timeout=None, env="local"):
+def scale(c, spec, timeout=None, env="local", json_=False):
     """Scale stateless services and prove the gateway routes to every replica (on Swarm:
     `api` is the live color, and deploys keep the count)."""
     from ..scaling import parse_spec
@@ -145,6 +146,9 @@ def scale(c, spec, timeout=None, env="local"):
     parse_spec(spec)  # bad input is refused before anything connects
     with platform(c, env) as p:
         report = p.scale(spec, timeout=wait)
+    if json_:
+        print(json.dumps(report, indent=2, default=sorted))
+        return
     for name, info in report.items():
         line = f"{name}: {info['replicas']} replica(s) healthy"
         if "answering" in info:

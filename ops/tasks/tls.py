@@ -9,9 +9,9 @@ from invoke import Collection, task
 from .common import ENV_HELP, platform, user_errors
 
 
-@task(help={"env": ENV_HELP})
+@task(help={"json": "print JSON", "env": ENV_HELP})
 @user_errors
-def show(c, env="local"):
+def show(c, env="local", json_=False):
     """The gateway's TLS certificate: where it comes from, its names, expiry, what to trust."""
     from .. import tls
 
@@ -21,6 +21,17 @@ def show(c, env="local"):
     now = dt.datetime.now(dt.UTC)
     trust = (f"{material.trust} (curl --cacert, REQUESTS_CA_BUNDLE, or import it into a browser's "
              "authorities)" if isinstance(material.trust, str) else "the system's roots")
+    if json_:
+        import json
+
+        print(json.dumps({"env": s.env, "origin": material.origin, "names": list(info.names),
+                          "subject": info.subject, "issuer": info.issuer,
+                          "not_before": info.not_before.isoformat(),
+                          "not_after": info.not_after.isoformat(),
+                          "days_left": int(info.days_left(now)), "sha256": info.fingerprint,
+                          "trust": material.trust if isinstance(material.trust, str) else None},
+                         indent=2))
+        return
     print(f"gateway certificate for {s.env}: {material.origin}\n"
           f"  names    {', '.join(info.names) or '-'}\n"
           f"  subject  {info.subject}\n"
