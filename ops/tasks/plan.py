@@ -72,8 +72,13 @@ def new(c, title, lang="en", owner=None):
     followers = [s for s, img in result.images.items() if blue_green and s != blue_green
                  and repository(img) == repository(result.images[blue_green])]
     backup = dict(c.config.get("backup") or {})
-    # The remotes as db.backup reads them (a list, or one comma-separated string from .env).
+    # The remotes as db.backup reads them (a list, or one comma-separated string from .env),
+    # and those an environment sets for itself (envs.<env>.backup.offsite), named with it.
     offsite = list(offsite_config(backup.get("offsite"), local.variables).remotes)
+    for env_name, env_cfg in sorted((c.config.get("envs") or {}).items()):
+        own = ((env_cfg or {}).get("backup") or {}).get("offsite")
+        if own:
+            offsite += [f"{r} ({env_name})" for r in offsite_config(own, local.variables).remotes]
     facts = Facts(title=" ".join(title.split()), day=day, owner=owner or _owner(root),
                   services=result.services, edges=result.edges, envs=_envs(c, root),
                   backup=backup, offsite=offsite, deploy=options(c.config, "local"),

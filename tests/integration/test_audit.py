@@ -214,7 +214,10 @@ def test_plan_new_writes_a_filled_plan_once(tmp_path):
     shutil.copytree(ROOT / "compose", project / "compose", ignore=shutil.ignore_patterns("wheels"))
     # off-site remotes configured as db.backup reads them (the mapping's list, not its keys)
     runtime = tmp_path / "runtime.yaml"
-    runtime.write_text("backup:\n  offsite:\n    remotes: [vault:ops/backups, s3b:bucket/db]\n")
+    runtime.write_text("backup:\n  offsite:\n    remotes: [vault:ops/backups, s3b:bucket/db]\n"
+                       # and one environment's own (envs.<env>.backup.offsite)
+                       "envs:\n  sandbox:\n    backup:\n      offsite:\n"
+                       "        remotes: [drsite:sandbox/db]\n")
     env = {**os.environ, "OPS_ROOT": str(project), "INVOKE_RUNTIME_CONFIG": str(runtime)}
     result = inv("plan.new", "Migración a Kubernetes", "--lang", "es", "--owner", "equipo ops", env=env)
     assert result.returncode == 0, result.stderr
@@ -223,7 +226,7 @@ def test_plan_new_writes_a_filled_plan_once(tmp_path):
     text = plans[0].read_text()
     assert "**Responsable(s):** equipo ops" in text and "`app-db` (database)" in text
     # this copy has no pipeline: the audit's finding is a risk of the plan
-    assert "copias off-site: vault:ops/backups, s3b:bucket/db." in text
+    assert "copias off-site: vault:ops/backups, s3b:bucket/db, drsite:sandbox/db (sandbox)." in text
     assert "OA501 no CI pipeline" in text and "`sandbox`: Docker Swarm por SSH (aún no creado)" in text
     before = plans[0].read_text()
     again = inv("plan.new", "Migración a Kubernetes", env=env)
