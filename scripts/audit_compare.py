@@ -2,14 +2,23 @@
 per rule of each tool, which topics both report (and on which services), and what only
 one of them sees; then one summary table (markdown) over all files.
 
-Usage: scripts/audit-compare [COMPOSE_FILE...]   (default: the example stacks)
+Then the time of each, as a user runs them (the CLI, median of 5), on one stack and on a
+generated stack of 500 services; targets: inv audit at most 2x compose-lint on one stack,
+at most 1x on 500 services.
+
+Usage: scripts/audit-compare [--no-timing] [COMPOSE_FILE...]   (default: the example stacks)
+AUDIT_COMPARE_RUNS (default 5) and AUDIT_COMPARE_SERVICES (default 500): a quick mode.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import subprocess
 import sys
+import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 from ops.audit.load import ComposeFiles, audit  # noqa: E402
 from ops.audit.rules import RULES  # noqa: E402
 
+RUNS = int(os.environ.get("AUDIT_COMPARE_RUNS", "5"))
+SERVICES = int(os.environ.get("AUDIT_COMPARE_SERVICES", "500"))
 EXAMPLES = sorted((ROOT / "tests" / "fixtures" / "audit" / "examples").glob("*/compose.yaml"))
 # compose-lint rule -> the inv audit rule on the same topic.
 SAME_TOPIC = {
@@ -96,7 +107,52 @@ def compare(path: Path) -> dict:
             "only_cl": sorted(only_cl), "only_oa": sorted(only_oa)}
 
 
+def _median_run(argv: list[str], runs: int = RUNS) -> float:
+    def once() -> float:
+        start = time.perf_counter()
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        took = time.perf_counter() - start
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"{' '.join(argv[:3])} failed (exit {proc.returncode}): "
+                             f"{proc.stderr.strip()[-300:]}")
+        return took
+    return statistics.median(once() for _ in range(runs))
+
+
+def big_stack(path: Path, services: int = SERVICES) -> Path:
+    """A stack of `services` app services, each as a team would write one."""
+    lines = ["services:"]
+    for i in range(services):
+        lines += [f"  svc{i}:", f"    image: example/svc{i}:1.{i}.0", "    restart: unless-stopped",
+                  "    environment:", "      LOG_LEVEL: info", f"      DB_URL: ${{DB_URL_{i}}}",
+                  f"    ports: [\"127.0.0.1:{10000 + i}:8000\"]",
+                  "    healthcheck:", "      test: [\"CMD\", \"true\"]",
+                  "    deploy:", "      resources:", "        limits: {cpus: \"0.5\", memory: 128M}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def timing(one: Path) -> None:
+    """Each tool's CLI on one stack and on 500 services, alternated, in one run."""
+    inv = [sys.executable, "-m", "invoke", "-r", str(ROOT), "audit", "--format", "json", "-p"]
+    lint = [str(Path(sys.executable).parent / "compose-lint"), "check", "--format", "json",
+            "--allow-partial-coverage", "--no-pager"]
+    with tempfile.TemporaryDirectory() as tmp:
+        big = big_stack(Path(tmp) / "compose.yaml")
+        print("\n| stack | compose-lint (s) | inv audit (s) | ratio | target |")
+        print("|---|---|---|---|---|")
+        for label, path, target in ((str(one.relative_to(ROOT)), one, 2.0),
+                                    (f"{SERVICES} services (generated)", big, 1.0)):
+            t_lint = _median_run([*lint, str(path)])
+            t_ours = _median_run([*inv, str(path)])
+            ratio = t_ours / t_lint
+            print(f"| {label} | {t_lint:.3f} | {t_ours:.3f} | {ratio:.2f}x | <= {target:.0f}x "
+                  f"{'(met)' if ratio <= target else '(NOT met)'} |")
+
+
 def main(argv: list[str]) -> int:
+    timed = "--no-timing" not in argv
+    argv = [a for a in argv if a != "--no-timing"]
     paths = [Path(a).resolve() for a in argv] or EXAMPLES
     rows = [compare(p) for p in paths]
     print("\n| stack | compose-lint findings (rules) | inv audit findings (rules) | "
@@ -105,6 +161,8 @@ def main(argv: list[str]) -> int:
     for r in rows:
         print(f"| {r['stack']} | {r['cl']} ({r['cl_rules']}) | {r['oa']} ({r['oa_rules']}) | "
               f"{r['both']} | {', '.join(r['only_cl']) or '-'} | {', '.join(r['only_oa']) or '-'} |")
+    if timed:
+        timing(paths[0])
     return 0
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .. import progress
 from ..commands import rclone
 from ..commands.line import words
 from ..errors import OpsError
@@ -230,7 +231,9 @@ def fetch(o: Offsite, rb: RemoteBackup, dest: Path) -> layout.Backup:
     local = layout.Backup(directory / rb.name)
     for suffix in (".json", ".sha256", ""):
         partial = directory / f"{rb.name}{suffix}.partial"
-        _run(o, rclone.copyto(rb.path + suffix, str(partial)), f"download of {rb.path}{suffix}")
+        with progress.watching(partial, f"{rb.name}{suffix}: downloaded",
+                               total=rb.size if not suffix else None):
+            _run(o, rclone.copyto(rb.path + suffix, str(partial)), f"download of {rb.path}{suffix}")
         os.replace(partial, directory / f"{rb.name}{suffix}")
     fsync_dir(directory)
     return local

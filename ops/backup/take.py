@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, progress
 from ..commands import pg
 from ..errors import OpsError
 from ..files import fsync_dir, write_atomic
@@ -81,7 +81,8 @@ def take(target: Database, directory: Path, env: str, attempts: int = 3,
                     n = attempt.retry_state.attempt_number
                     if n > 1:
                         print(f"retrying {target.label()} (attempt {n}/{attempts})", file=out)
-                    facts = _dump_once(target, partial, zstd_level)
+                    with progress.watching(partial, f"{target.label()}: dumped"):
+                        facts = _dump_once(target, partial, zstd_level)
             finished = now()
             os.rename(partial, backup.path)
         except DbUnavailable as exc:

@@ -15,6 +15,7 @@ import tarfile
 import tempfile
 import threading
 
+from .. import progress
 from ..commands import docker
 from ..commands import image_refs as images_cmd
 from ..errors import OpsError
@@ -75,12 +76,14 @@ def skippable(tar: tarfile.TarFile, have: set[str]) -> set[str]:
 
 
 class _ChannelWriter:
-    def __init__(self, chan):
-        self.chan, self.sent = chan, 0
+    def __init__(self, chan, meter=None):
+        self.chan, self.sent, self.meter = chan, 0, meter
 
     def write(self, data: bytes) -> int:
         self.chan.sendall(data)
         self.sent += len(data)
+        if self.meter is not None:
+            self.meter.add(len(data))
         return len(data)
 
 
@@ -103,12 +106,13 @@ def stream_images(conn, host, refs: list[str], archive) -> int:
     chan = conn.client.get_transport().open_session()
     try:
         chan.exec_command("docker load")
-        writer = _ChannelWriter(chan)
         with tarfile.open(fileobj=archive, mode="r:") as src:
             skip = skippable(src, have)
-            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as out:
-                for member in src.getmembers():
-                    if member.name not in skip:
+            sending = [m for m in src.getmembers() if m.name not in skip]
+            with progress.meter(f"{host.name}: sent", sum(m.size for m in sending)) as meter:
+                writer = _ChannelWriter(chan, meter)
+                with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as out:
+                    for member in sending:
                         out.addfile(member, src.extractfile(member) if member.isfile() else None)
         chan.shutdown_write()
         remote_rc = chan.recv_exit_status()

@@ -74,6 +74,10 @@ def backup(c, service=None, db=None, cron=False, env="local", json_=False):
     import io
     import sys
 
+    from .. import progress
+
+    if cron or json_:
+        progress.quiet()
     chatter = io.StringIO() if cron else sys.stderr
     try:
         with _ctx(c, env) as (site, cfg, svc):
@@ -120,6 +124,10 @@ def verify(c, env="local", file=None, latest=False, service=None, db=None, level
 
     from ..backup.manifest import LEVELS
 
+    if json_:
+        from .. import progress
+
+        progress.quiet()
     if level not in LEVELS:  # before anything is looked up, downloaded or run
         raise OpsError(f"--level must be {', '.join(LEVELS)}, not {level!r}", code=USAGE)
     cfg, svc = _config(c, env)

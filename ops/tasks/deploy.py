@@ -24,6 +24,10 @@ def _deployer(c, env: str, task: str):
 @user_errors
 def deploy(c, tag=None, env="local", json_=False):
     """Blue-green deploy to Swarm: idle color, health gate, probe, switch nginx, verify."""
+    if json_:
+        from .. import progress
+
+        progress.quiet()
     with _deployer(c, env, "deploy") as deployer:
         rec = deployer.deploy(tag)
     if json_:
@@ -53,6 +57,10 @@ def rollback(c, env="local", wait=None, to=None, json_=False):
     """Switch the gateway back to the previous color (health-checked first); audit-logged."""
     # No numeric default: Invoke would cast `--wait x` itself and print a traceback.
     wait = number_option(wait, "--wait", 1, 86400) if wait is not None else None
+    if json_:
+        from .. import progress
+
+        progress.quiet()
     with _deployer(c, env, "rollback") as deployer:
         rec = deployer.rollback(wait_followers=wait, to=to)
     if json_:

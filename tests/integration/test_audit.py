@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -198,15 +199,20 @@ def test_pipeline_files_pass_actionlint():
 
 def test_audit_compare_prints_both_tools_side_by_side():
     example = FIXTURES / "examples" / "voting" / "compose.yaml"
+    # Its quick mode: one run of each tool, a generated stack of 20 services.
+    quick = {**os.environ, "AUDIT_COMPARE_RUNS": "1", "AUDIT_COMPARE_SERVICES": "20"}
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "audit_compare.py"), str(example)],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300, env=quick)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "both report" in out and "only compose-lint:" in out and "only inv audit:" in out
     # what the issue says no other linter notices: a volume shared by two services
     assert "OA112" in out.split("only inv audit:")[1]
     row = [ln for ln in out.splitlines() if ln.startswith("| tests/fixtures/audit/examples/voting")]
-    assert len(row) == 1 and "CL-0006" in row[0]
+    assert len(row) == 2 and "CL-0006" in row[0]  # the findings, then the timing
+    assert re.match(r"\| tests/fixtures/audit/examples/voting/compose.yaml \| \d+\.\d+ \| \d+\.\d+ \| "
+                    r"\d+\.\d+x \| <= 2x", row[1]), row[1]
+    assert any(ln.startswith("| 20 services (generated) |") for ln in out.splitlines())
 
 
 def test_plan_new_writes_a_filled_plan_once(tmp_path):
