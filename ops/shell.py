@@ -6,12 +6,14 @@ CLI runs Compose as a plugin process of its own, which would otherwise live on.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import OpsError
 
@@ -54,6 +56,21 @@ def docker_problem(stderr: str) -> str | None:
 def last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else ""
+
+
+@functools.cache
+def compose_program() -> tuple[str, ...]:
+    """Compose's plugin binary called as the docker CLI calls it (`<plugin> compose ...`),
+    where one is installed: for `docker compose config`, which needs no engine, the
+    CLI's own start-up is most of the time (0.5 s of 0.7 s measured under load). Else
+    `docker compose`."""
+    for folder in (Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "cli-plugins",
+                   Path("/usr/local/lib/docker/cli-plugins"), Path("/usr/local/libexec/docker/cli-plugins"),
+                   Path("/usr/lib/docker/cli-plugins"), Path("/usr/libexec/docker/cli-plugins")):
+        plugin = folder / "docker-compose"
+        if plugin.is_file() and os.access(plugin, os.X_OK):
+            return (str(plugin), "compose")
+    return ("docker", "compose")
 
 
 def end_tree(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:

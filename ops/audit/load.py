@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,31 +187,28 @@ def discover(path: Path) -> tuple[list[ComposeFiles], list[Path]]:
     return stacks, dockerfiles
 
 
-def _compose_config(stack: ComposeFiles) -> tuple[dict | None, dict | None, str]:
-    """(interpolated model, model as written, '') through Compose; (None, None, why) when
-    Compose cannot resolve the files."""
+def _compose_config(stack: ComposeFiles) -> tuple[dict | None, str]:
+    """(interpolated model, '' or the variables read as blank) through Compose; (None,
+    why) when Compose cannot resolve the files. Once: the values as written (for the
+    secret rules) come from the files' own YAML, already parsed."""
     from ..commands import compose
     from ..facts.values import load_json
-    from ..shell import run
+    from ..shell import compose_program, run
 
-    b = compose.base(stack.project, stack.files, project_directory=stack.files[0].parent)
+    b = compose.base(stack.project, stack.files, project_directory=stack.files[0].parent,
+                     program=compose_program())
     env = stack.env
     if env is None:
         # Compose reads the .env beside the file; the caller's COMPOSE_* must not steer it.
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
 
-    def one(interpolate):
-        return run(compose.config_json(b, interpolate), env=env, what="docker compose config",
-                   timeout=60)
     try:
-        with ThreadPoolExecutor(2) as pool:
-            done, raw = pool.map(one, (True, False))
+        done = run(compose.config_json(b), env=env, what="docker compose config", timeout=60)
         unset = unset_variables(done.stderr)
         why = f"variables not set, read as blank: {', '.join(unset)}" if unset else ""
-        return (load_json(done.stdout, "docker compose config"),
-                load_json(raw.stdout, "docker compose config"), why)
+        return load_json(done.stdout, "docker compose config"), why
     except OpsError as exc:
-        return None, None, str(exc)
+        return None, str(exc)
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -236,11 +232,12 @@ def _stack(run: _Run, stack: ComposeFiles) -> None:
         written = _merge(written, data)
         locators.append(Locator(node, label))
         run.sups += suppressions(text, label)
-    model, raw, why = _compose_config(stack)
+    model, why = _compose_config(stack)
+    raw = written  # the values as written: an interpolated one is not a literal
     if model is None:
         run.notes.append(f"{' + '.join(shown)}: read as plain YAML, not through Compose ({why}); "
                          "interpolation, extends and overrides were not applied")
-        model = raw = written
+        model = written
     elif why:
         run.notes.append(f"{' + '.join(shown)}: {why}")
     if not isinstance(model.get("services"), dict) or not model["services"]:

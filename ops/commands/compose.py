@@ -9,11 +9,15 @@ from pathlib import Path
 
 from .line import Line, cmd
 
+DOCKER_COMPOSE = ("docker", "compose")
+
 
 def base(project: str | None, files: Sequence[Path], project_directory: Path | None = None,
-         profiles: Sequence[str] = ()) -> Line:
-    """`project` None: Compose names it (from the directory, or the file's `name:`)."""
-    argv = ["docker", "compose"]
+         profiles: Sequence[str] = (), program: Sequence[str] = DOCKER_COMPOSE) -> Line:
+    """`project` None: Compose names it (from the directory, or the file's `name:`).
+    `program`: how Compose is started: through the docker CLI, or its plugin binary
+    itself (shell.compose_program: the same Compose, without the CLI's own start-up)."""
+    argv = [*program]
     for profile in profiles:
         argv += ["--profile", profile]
     if project:

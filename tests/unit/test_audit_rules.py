@@ -47,7 +47,7 @@ def plain(*paths: Path, **kw):
     import ops.audit.load as load
 
     original = load._compose_config, load._image_users
-    load._compose_config = lambda stack: (None, None, "plain YAML for this test")
+    load._compose_config = lambda stack: (None, "plain YAML for this test")
     load._image_users = lambda images: {}  # no engine: what the images were pulled as is unknown
     try:
         return audit([ComposeFiles([p], **kw) for p in paths], [], None, FIXTURES)
