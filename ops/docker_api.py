@@ -52,15 +52,31 @@ def missing_images(names) -> list[str]:
     return missing
 
 
+def short_reference(name: str) -> str:
+    """An image reference as the engine lists it: Docker Hub's prefixes dropped,
+    `:latest` when it names no tag or digest."""
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/",
+                   "index.docker.io/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last or "@" in last else f"{name}:latest"
+
+
 def image_users(names) -> dict[str, str]:
     """The user each locally present image runs as (Config.User, "" for root); images
     not pulled are left out, and an engine that is not running gives {}."""
     try:
         api = client().api
-    except OpsError:
+        # One listing first: inspecting each name was one request per service (500 of
+        # them for a large stack, nearly all for images that are not here).
+        present = {ref for image in api.images() for ref in
+                   [*(image.get("RepoTags") or []), *(image.get("RepoDigests") or [])]}
+    except (OpsError, DockerException):
         return {}
     users = {}
-    for name in dict.fromkeys(n for n in names if n):
+    for name in dict.fromkeys(n for n in names if n and short_reference(n) in present):
         try:
             users[name] = str((api.inspect_image(name).get("Config") or {}).get("User") or "")
         except DockerException:

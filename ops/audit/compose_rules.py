@@ -448,17 +448,24 @@ def _internal(svc, model) -> bool:
     return any(((nets.get(n) or {}).get("internal") is True) for n in networks_of(svc))
 
 
+_HOST_PIECES = re.compile(r"[/@,\s]")
+_PORT_SUFFIX = re.compile(r"(.*?)(:\d+)?")
+
+
+def host_tokens(text: str) -> set[str]:
+    """What in a value could name a host: each piece between / @ , or white space, cut at
+    `?` and stripped of a `:port` (`postgres://u:p@db:5432/app?x` -> db among them)."""
+    return {_PORT_SUFFIX.fullmatch(piece.split("?", 1)[0]).group(1)
+            for piece in _HOST_PIECES.split(text)}
+
+
 def _names_service(key, value, services, me) -> str | None:
-    """The other service this variable points at (as a host), or None."""
+    """The other service this variable points at (as a host), or None: the first of
+    `services` among the value's host tokens (a set: 500 services stay linear)."""
     if value is None or not _HOSTISH_KEY.search(key):
         return None
-    text = str(value)
-    for other in services:
-        if other == me:
-            continue
-        if re.search(rf"(^|[/@,\s]){re.escape(other)}(:\d+)?($|[/,?\s])", text):
-            return other
-    return None
+    tokens = host_tokens(str(value))
+    return next((other for other in services if other != me and other in tokens), None)
 
 
 def _shared_volumes(services, named, ctx) -> list[Finding]:

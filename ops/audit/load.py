@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OpsError
-from . import compose_rules, dockerfile, pipeline
+from . import compose_rules, dockerfile, pipeline, yamlsrc
 from .report import Audit, Scope, apply_suppressions
 from .rules import CATEGORIES, Finding
-from .yamlsrc import Locator, YamlError, parse, suppressions
+from .yamlsrc import Locator, YamlError, suppressions
 
 COMPOSE_NAME = re.compile(r"^(docker-)?compose(\.[\w-]+)*\.ya?ml$")
 DOCKERFILE_NAME = re.compile(r"^(Dockerfile(\.[\w-]+)?|[\w.-]+\.Dockerfile)$")
@@ -220,19 +221,33 @@ def _merge(base: dict, over: dict) -> dict:
 
 def _stack(run: _Run, stack: ComposeFiles) -> None:
     shown = [run.show(f) for f in stack.files]
-    locators, written = [], {}
+    locators, written, texts, trees = [], {}, [], []
     for f, label in zip(stack.files, shown, strict=True):
-        text = run.read(f)
-        try:
-            data, node = parse(text, label)
+        texts.append(run.read(f))
+        try:  # invalid YAML, or an alias bomb, is refused before Compose is started on it
+            trees.append(yamlsrc.nodes(texts[-1], label))
         except YamlError as exc:
             raise OpsError(str(exc), code=2) from None
-        if not isinstance(data, dict):
-            raise OpsError(f"{label}: not a compose file (no mapping at the top)", code=2)
-        written = _merge(written, data)
-        locators.append(Locator(node, label))
-        run.sups += suppressions(text, label)
-    model, why = _compose_config(stack)
+    # Compose resolves the files while this process builds their data (two cores). A
+    # plain thread: concurrent.futures would cost its imports (logging) on every audit.
+    resolved: list = []
+    resolving = threading.Thread(target=lambda: resolved.append(_compose_config(stack)),
+                                 name="compose-config", daemon=True)
+    resolving.start()
+    try:
+        for text, tree, label in zip(texts, trees, shown, strict=True):
+            try:
+                data = yamlsrc.build(tree, label)
+            except YamlError as exc:
+                raise OpsError(str(exc), code=2) from None
+            if not isinstance(data, dict):
+                raise OpsError(f"{label}: not a compose file (no mapping at the top)", code=2)
+            written = _merge(written, data)
+            locators.append(Locator(tree, label))
+            run.sups += suppressions(text, label)
+    finally:
+        resolving.join()
+    model, why = resolved[0] if resolved else (None, "docker compose config did not answer")
     raw = written  # the values as written: an interpolated one is not a literal
     if model is None:
         run.notes.append(f"{' + '.join(shown)}: read as plain YAML, not through Compose ({why}); "

@@ -43,6 +43,13 @@ class YamlError(ValueError):
 def parse(text: str, name: str):
     """(data, root node) of one YAML document, parsed once (the data is built from the
     nodes); YamlError says where it breaks, or that its aliases expand past MAX_VALUES."""
+    node = nodes(text, name)
+    return build(node, name), node
+
+
+def nodes(text: str, name: str):
+    """The document's node tree (None for an empty one), refused when it is not YAML or
+    when its aliases expand past MAX_VALUES (an alias bomb), in a fraction of a second."""
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -58,23 +65,26 @@ def parse(text: str, name: str):
         where = f"{name}:{mark.line + 1}" if mark else name
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise YamlError(f"{where}: not valid YAML ({problem})") from None
-    if node is None:
-        return None, None
-    mappings = _mappings(node, MAX_VALUES)
-    if mappings is None:
+    if node is not None and _mappings(node, MAX_VALUES) is None:
         raise YamlError(f"{name}: its aliases expand to more than {MAX_VALUES:,} values "
                         "(an alias bomb?): not read")
-    # Building the data merges `<<` keys into the nodes themselves: put them back after,
-    # for the Locator, which follows a merge to the anchor that wrote the key.
-    written = [(m, list(m.value)) for m in mappings]
+    return node
+
+
+def build(node, name: str):
+    """The data of a node tree from `nodes`. Building merges `<<` keys into the nodes
+    themselves: they are put back after, for the Locator, which follows a merge to the
+    anchor that wrote the key."""
+    if node is None:
+        return None
+    written = [(m, list(m.value)) for m in _mappings(node, MAX_VALUES)]
     try:
-        data = _Loader("").construct_document(node)
+        return _Loader("").construct_document(node)
     except yaml.YAMLError as exc:
         raise YamlError(f"{name}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
     finally:
         for m, value in written:
             m.value = value
-    return data, node
 
 
 def _mappings(root, limit: int):
@@ -109,6 +119,31 @@ class Locator:
     def __init__(self, node, file: str):
         self.node = node
         self.file = file
+        self._keys: dict[int, tuple[dict, list]] = {}  # a mapping's keys, read once
+
+    def _child(self, node, part):
+        """_child, with each mapping's keys indexed the first time it is asked about:
+        every service's lines are looked up, so a linear scan was quadratic."""
+        if not isinstance(node, yaml.MappingNode):
+            return _child(node, part)
+        index = self._keys.get(id(node))
+        if index is None:
+            keys, merged = {}, []
+            for key, value in node.value:
+                if key.tag == "tag:yaml.org,2002:merge" or key.value == "<<":
+                    merged += value.value if isinstance(value, yaml.SequenceNode) else [value]
+                else:
+                    keys.setdefault(str(key.value), (key.start_mark.line + 1, value))
+            index = self._keys[id(node)] = (keys, merged)
+        keys, merged = index
+        hit = keys.get(str(part))
+        if hit is not None:
+            return hit
+        for source in merged:
+            hit = self._child(source, part)
+            if hit:
+                return hit
+        return None
 
     def line(self, *path) -> int:
         """The line of the deepest part of `path` the file writes (0 when not even the
@@ -119,7 +154,7 @@ class Locator:
         """(how many parts of `path` the file writes, the line of the last of them)."""
         node, found, depth = self.node, 0, 0
         for part in path:
-            nxt = _child(node, part)
+            nxt = self._child(node, part)
             if nxt is None:
                 break
             found, node = nxt
@@ -134,7 +169,7 @@ class Locator:
     def has(self, *path) -> bool:
         node = self.node
         for part in path:
-            nxt = _child(node, part)
+            nxt = self._child(node, part)
             if nxt is None:
                 return False
             node = nxt[1]

@@ -43,6 +43,9 @@ def test_marked_findings_through_compose(name):
     if name == "swarm-stack.yaml":
         # Compose itself refuses container_name with replicas: the fallback reads it.
         assert plain and "container_name" in plain[0]
+    elif name == "refused-images.yaml":
+        # ...and an empty image: the finding, and the note saying Compose refused the file.
+        assert plain and "image" in plain[0]
     else:
         assert plain == []
 

@@ -833,7 +833,7 @@ def test_rotating_passwords_under_load_fails_no_request_and_keeps_the_rollback_t
     code, report = _health()
     assert code == 0, [c for c in report["checks"] if not c["ok"]]
 
-    back = inv("rollback", "--env", "sandbox", "--wait", timeout=600)
+    back = inv("rollback", "--env", "sandbox", "--wait", "300", timeout=600)
     assert back.returncode == 0, back.stderr[-2000:]
     assert _status()["live_tag"] == before["colors"][idle]["tag"]
     code, report = _health()

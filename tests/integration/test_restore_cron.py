@@ -97,7 +97,7 @@ def test_restore_needs_confirmation_and_matching_service(rstack):
     r = inv("db.restore", "--file", str(good.path), "--service", "auth-db", "--yes", env=rstack)
     assert r.returncode == 1 and "is a backup of app-db, not auth-db" in r.stderr
     r = inv("db.restore", "--latest", env=rstack)
-    assert r.returncode == 1 and "--service is required" in r.stderr
+    assert r.returncode == 2 and "--service is required" in r.stderr  # the command line's fault
 
 
 def test_failed_restore_leaves_database_as_it_was(rstack):

@@ -244,22 +244,23 @@ def test_a_job_goes_through_the_broker_to_the_worker_and_into_postgres(up, stack
     assert _consumers(stack_env).endswith("1 consumer(s)")
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("app-db=2", "stateful"),
-    ("redis=2", "stateful"),
-    ("rabbitmq=2", "stateful"),
-    ("gateway=2", "fixed host port"),
-    ("nope=2", "unknown service 'nope'"),
-    ("api=-1", "must be >= 0"),
-    ("api=lots", "bad replica count"),
-    ("api=2;touch /tmp/ops-pwned", "bad replica count"),
-    ("$(touch /tmp/ops-pwned)=2", "bad"),
+@pytest.mark.parametrize("spec,message,code", [
+    ("app-db=2", "stateful", 1),
+    ("redis=2", "stateful", 1),
+    ("rabbitmq=2", "stateful", 1),
+    ("gateway=2", "fixed host port", 1),
+    ("nope=2", "unknown service 'nope'", 1),
+    # a malformed argument is the command line's fault: exit 2
+    ("api=-1", "must be >= 0", 2),
+    ("api=lots", "bad replica count", 2),
+    ("api=2;touch /tmp/ops-pwned", "bad replica count", 2),
+    ("$(touch /tmp/ops-pwned)=2", "bad", 2),
 ])
-def test_scale_refusals_change_nothing(up, stack_env, engine, spec, message):
+def test_scale_refusals_change_nothing(up, stack_env, engine, spec, message, code):
     before = sorted(c.id for c in engine.containers.list(all=True, filters={
         "label": f"com.docker.compose.project={stack_env['COMPOSE_PROJECT_NAME']}"}))
     result = inv("scale", spec, env=stack_env)
-    assert result.returncode == 1
+    assert result.returncode == code
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert "Traceback" not in result.stderr

@@ -294,3 +294,27 @@ def test_a_symbolic_link_loop_is_one_line_exit_2(tmp_path):
         with pytest.raises(OpsError, match="symbolic link") as exc:
             from_paths([given]).run()
         assert exc.value.code == 2
+
+
+def test_host_tokens_find_a_service_named_in_a_url_or_a_list():
+    from ops.audit.compose_rules import _names_service, host_tokens
+
+    assert {"db", "u:p"} <= host_tokens("postgres://u:p@db:5432/app?sslmode=disable")
+    assert "cache" in host_tokens("redis://cache:6379/0") and "mq" in host_tokens("amqp://mq")
+    services = {"api": {}, "db": {}, "cache": {}, "db.local": {}}
+    assert _names_service("DATABASE_URL", "postgres://u@db:5432/x", services, "api") == "db"
+    assert _names_service("BROKERS", "a,cache:6379, b", services, "api") == "cache"
+    assert _names_service("DB_HOST", "db.local", services, "api") == "db.local"
+    assert _names_service("DB_HOST", "db:abc", services, "api") is None  # not a port
+    assert _names_service("LOG_LEVEL", "db", services, "api") is None  # not a host key
+    assert _names_service("DB_HOST", "api", services, "api") is None  # itself
+
+
+def test_an_image_reference_as_the_engine_lists_it():
+    from ops.docker_api import short_reference
+
+    assert short_reference("postgres") == "postgres:latest"
+    assert short_reference("docker.io/library/postgres:15") == "postgres:15"
+    assert short_reference("docker.io/bitnami/redis:7") == "bitnami/redis:7"
+    assert short_reference("registry:5000/app") == "registry:5000/app:latest"
+    assert short_reference("app@sha256:ab") == "app@sha256:ab"

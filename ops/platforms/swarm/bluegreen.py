@@ -315,7 +315,7 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
             and "switch_seconds" not in rec:
         # The worker went with the idle color: it goes back with the live one.
         try:
-            follow_back(d, rec["from_tag"], "", wait=False)
+            follow_back(d, rec["from_tag"], "", wait=None)
         except Exception as back_exc:  # noqa: BLE001 - the original failure is what matters
             d.say(f"warning: the services that follow the app's image stay on the new tag: "
                   f"{back_exc}")
