@@ -28,6 +28,13 @@ class Machine:
     def popen(self, argv: list[str], stdin, stdout, stderr):
         return subprocess.Popen(words(argv), stdin=stdin, stdout=stdout, stderr=stderr)
 
+    def end(self, proc) -> None:
+        """The process and everything it started (`docker exec` is a CLI process whose
+        exec lives on in the engine only as long as the CLI's stream)."""
+        from .shell import end_tree
+
+        end_tree(proc)
+
     def run(self, argv: list[str], input: str | None = None, timeout: float = 60) -> Completed:
         """Run to completion; output captured in files (no pipe can fill up)."""
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -45,8 +52,8 @@ class Machine:
                         except BrokenPipeError:
                             pass
                 rc = proc.wait(timeout=timeout)
-            except BaseException:
-                proc.kill()
+            except BaseException:  # a timeout, Ctrl-C: never leave the command running
+                self.end(proc)
                 proc.wait()
                 raise
             out.seek(0)
@@ -69,6 +76,10 @@ class SshMachine(Machine):
 
         return ChannelProcess(self.conn, shlex.join(words(argv)), stdin=stdin, stdout=stdout,
                               stderr=stderr)
+
+    def end(self, proc) -> None:
+        """Closing the channel hangs the remote command up (sshd sends it SIGHUP)."""
+        proc.kill()
 
 
 @dataclass(frozen=True)

@@ -75,15 +75,31 @@ def compose_program() -> tuple[str, ...]:
 
 def end_tree(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
     """`sig` to `proc` and every process below it, whatever their process group (a
-    docker CLI plugin may run in one of its own). The tree is read before the first
-    signal: an orphan is re-parented and could no longer be found."""
+    docker CLI plugin may run in one of its own). The tree is frozen first (SIGSTOP,
+    read again until no new process appears): a process that forks between the read and
+    the signal would escape, and an orphan is re-parented where it can no longer be
+    found."""
     from .localrun import descendants
 
-    for pid in [proc.pid, *descendants(proc.pid)]:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+    tree: list[int] = []
+    for _ in range(10):
+        found = [p for p in [proc.pid, *descendants(proc.pid)] if p not in tree]
+        if not found:
+            break
+        for pid in found:
+            _signal(pid, signal.SIGSTOP)
+        tree += found
+    for pid in tree:
+        _signal(pid, sig)
+        if sig != signal.SIGKILL:
+            _signal(pid, signal.SIGCONT)  # a stopped process acts on its signal once resumed
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _exec(argv, env, stream, timeout, input):
