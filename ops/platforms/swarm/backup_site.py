@@ -34,9 +34,9 @@ class Throwaway:
 class SwarmSite:
     """A deployed stack: each database task's container, on the node that runs it."""
 
-    def __init__(self, cluster):
-        self.cluster = cluster
-        session = self.session = cluster.session
+    def __init__(self, stack):
+        self.stack = stack
+        session = self.session = stack.session
         self.deployment = session.deployment
         self.env = session.settings.env
         self.fleet = session.fleet
@@ -46,7 +46,7 @@ class SwarmSite:
     @property
     def snap(self):
         if self._snap is None:
-            self._snap = self.cluster.snapshot()
+            self._snap = self.stack.snapshot()
         return self._snap
 
     def roles(self) -> dict[str, dict]:
@@ -68,7 +68,7 @@ class SwarmSite:
             raise OpsError(f"{service}: no running task on --env {self.env}"
                            + problem(self.snap, svc))
         task = running[0]
-        host = self.cluster.node_host(self.snap, task.node)
+        host = self.stack.node_host(self.snap, task.node)
         return Located(Container(task.container, self.fleet.process_machine(host)),
                        dict(svc.env), svc.image)
 

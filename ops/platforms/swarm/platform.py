@@ -32,7 +32,7 @@ class SwarmPlatform(Refusing):
         self.settings, self.environment, self.config = settings, environment, config
         self.env = settings.env
         self.description = environment.description
-        self._opened = []  # what close() closes: sessions and clusters made on demand
+        self._opened = []  # what close() closes: the session and what was made on it
 
     # -- the session: settings, machines, the manager's connection -------------------------
     @cached_property
@@ -53,12 +53,12 @@ class SwarmPlatform(Refusing):
         return Session(self.settings, self.environment, self.config, connect=False)
 
     @cached_property
-    def cluster(self):
-        from .cluster import Cluster
+    def stack(self):
+        from .stack import SwarmStack
 
-        cluster = Cluster(self.session)
-        self._opened.append(cluster)
-        return cluster
+        stack = SwarmStack(self.session)
+        self._opened.append(stack)
+        return stack
 
     def close(self) -> None:
         while self._opened:
@@ -77,7 +77,7 @@ class SwarmPlatform(Refusing):
     def ps(self) -> Listing:
         from ...facts.swarm_stack import ps_rows
 
-        snap = self.cluster.snapshot()
+        snap = self.stack.snapshot()
         rows = ps_rows(snap, snap.live_color)
         table = [("SERVICE", "REPLICAS", "TAG", "NODES")]
         notes = []
@@ -90,19 +90,19 @@ class SwarmPlatform(Refusing):
         return Listing(rows, table, notes, empty=f"nothing deployed on --env {self.env}")
 
     def health(self) -> list:
-        return self.cluster.health()
+        return self.stack.health()
 
     def logs(self, services, follow=False, tail=None, since=None, timestamps=False) -> None:
-        self.cluster.logs(services, follow=follow, tail=tail, since=since, timestamps=timestamps)
+        self.stack.logs(services, follow=follow, tail=tail, since=since, timestamps=timestamps)
 
     def search_logs(self, services, text: str, tail=None, since=None) -> list:
-        return self.cluster.search_logs(services, text, tail=tail, since=since)
+        return self.stack.search_logs(services, text, tail=tail, since=since)
 
     def exec(self, service: str, argv: list[str], index: int = 1, tty: bool = False) -> int:
-        return self.cluster.exec(service, argv, index=index, tty=tty)
+        return self.stack.exec(service, argv, index=index, tty=tty)
 
     def scale(self, spec: str, timeout: float | None = None) -> dict:
-        return self.cluster.scale(spec, timeout=timeout)
+        return self.stack.scale(spec, timeout=timeout)
 
     def config_view(self) -> ConfigView:
         """Hosts, URL, registry, deploy settings and the rendered stack, unconnected."""
@@ -150,7 +150,7 @@ class SwarmPlatform(Refusing):
     def backup_site(self):
         from .backup_site import SwarmSite
 
-        return SwarmSite(self.cluster)
+        return SwarmSite(self.stack)
 
     def monitoring(self, m):
         from .monitoring import SwarmMonitoring
@@ -175,7 +175,7 @@ class SwarmPlatform(Refusing):
         d = self.session.deployment
         with d.lock(f"rotate {rotation.key}"):
             try:
-                rec = apply(SwarmPlace(self.cluster, rotation))
+                rec = apply(SwarmPlace(self.stack, rotation))
             except BaseException as exc:
                 deployment.write_audit(d, records.record("rotate", d.env, "failed",
                                                          secret=rotation.key, error=str(exc)[:300]))

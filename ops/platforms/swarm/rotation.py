@@ -26,16 +26,16 @@ from . import bluegreen, deployment
 
 
 class SwarmPlace:
-    def __init__(self, cluster, rotation: Rotation):
-        self.cluster, self.rotation = cluster, rotation
-        session = self.session = cluster.session
+    def __init__(self, stack, rotation: Rotation):
+        self.stack, self.rotation = stack, rotation
+        session = self.session = stack.session
         self.deployment = session.deployment
         self.where = f"--env {self.deployment.env}"
 
     def exec(self, script: servers.Script, check: bool = True) -> bool:
         # Where the server runs now, each time: a rotation takes a deploy's time, and a
         # task replaced meanwhile has another container (one round trip).
-        task, (conn, host) = self.cluster.task_target(self.cluster.snapshot(),
+        task, (conn, host) = self.stack.task_target(self.stack.snapshot(),
                                                       self.rotation.server.service)
         container = task.container
         result = run_on(conn, script.command(container), host, script.what, warn=True,

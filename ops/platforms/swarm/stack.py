@@ -19,7 +19,7 @@ from ...facts import swarm_stack as state
 from ...health import Check, http_get, run_jobs, tls_check
 
 
-class Cluster:
+class SwarmStack:
     def __init__(self, session):
         self.session = session
         self.deployment = session.deployment
