@@ -118,9 +118,10 @@ def test_deploy_rollback_deploy_under_load_fails_no_request(deployed):
                 assert "followers rolling back in the background" in r.stdout, r.stdout
             time.sleep(2.5)  # a steady window on the new version before the next step
     result = loadgen.summary(load.samples)
-    # The load really ran: 100 req/s offered, at least 80 achieved (the generator shares this
-    # machine's CPUs with the other test worker; 87.6 was measured in one CI run).
-    assert result["requests"] >= 1500 and result["rate"] >= 80, result
+    # The load really ran: 100 req/s offered, at least 70 achieved (the generator shares this
+    # machine's two CPUs with the other test worker and the deploys: 71-88 measured in CI
+    # runs, with 0 failed each time).
+    assert result["requests"] >= 1500 and result["rate"] >= 70, result
     assert result["failed"] == 0, result
     # Each step really changed what is served: before the first, v1 only; from one
     # second after a step returned until the next began, that step's version only.
