@@ -6,6 +6,7 @@ import os
 import sys
 from functools import lru_cache
 
+from .engine_socket import short_reference
 from .errors import OpsError
 
 
@@ -50,18 +51,6 @@ def missing_images(names) -> list[str]:
         except ImageNotFound:
             missing.append(name)
     return missing
-
-
-def short_reference(name: str) -> str:
-    """An image reference as the engine lists it: Docker Hub's prefixes dropped,
-    `:latest` when it names no tag or digest."""
-    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/",
-                   "index.docker.io/"):
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-            break
-    last = name.rsplit("/", 1)[-1]
-    return name if ":" in last or "@" in last else f"{name}:latest"
 
 
 def image_users(names) -> dict[str, str]:

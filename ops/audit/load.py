@@ -324,6 +324,14 @@ def _image_users(images: set[str]) -> dict[str, str]:
     reads files: an engine that is not running, or an image not pulled, is not an error)."""
     if not images - {""}:
         return {}
+    from .. import engine_socket
+
+    sock = engine_socket.socket_path()
+    if sock is not None:  # the engine's socket read directly: no docker SDK to import
+        try:
+            return engine_socket.image_users(sorted(images - {""}), sock)
+        except OSError:
+            return {}  # no engine here: every such image's user is unknown (a note)
     from ..docker_api import image_users
     return image_users(sorted(images - {""}))
 

@@ -311,10 +311,23 @@ def test_host_tokens_find_a_service_named_in_a_url_or_a_list():
 
 
 def test_an_image_reference_as_the_engine_lists_it():
-    from ops.docker_api import short_reference
+    from ops.engine_socket import short_reference
 
     assert short_reference("postgres") == "postgres:latest"
     assert short_reference("docker.io/library/postgres:15") == "postgres:15"
     assert short_reference("docker.io/bitnami/redis:7") == "bitnami/redis:7"
     assert short_reference("registry:5000/app") == "registry:5000/app:latest"
     assert short_reference("app@sha256:ab") == "app@sha256:ab"
+
+
+def test_the_engine_socket_is_read_directly_only_where_docker_host_names_one():
+    """The audit reads image users over the Unix socket itself; a tcp/ssh DOCKER_HOST or
+    another context is the docker SDK's job (tests/integration/test_audit.py reads a
+    real engine's images both ways)."""
+    from ops.engine_socket import DEFAULT_SOCKET, socket_path
+
+    assert socket_path({}) == DEFAULT_SOCKET
+    assert socket_path({"DOCKER_HOST": "unix:///run/user/1000/docker.sock"}) == "/run/user/1000/docker.sock"
+    assert socket_path({"DOCKER_HOST": "tcp://10.0.0.5:2376"}) is None
+    assert socket_path({"DOCKER_HOST": "ssh://me@host"}) is None
+    assert socket_path({"DOCKER_CONTEXT": "remote"}) is None
