@@ -28,6 +28,8 @@ def deploy(c, tag=None, env="local", json_=False):
         from .. import progress
 
         progress.quiet()
+    if tag is not None:
+        _check_tag(tag, "--tag")  # before anything connects or builds
     with _deployer(c, env, "deploy") as deployer:
         rec = deployer.deploy(tag)
     if json_:
@@ -38,6 +40,16 @@ def deploy(c, tag=None, env="local", json_=False):
           + (f", {rec['from_color']}/{rec['from_tag']} kept for `inv rollback`"
              if rec.get("from_color") else "")
           + f"; switch {rec['switch_seconds']:.2f}s, total {rec['seconds']:.1f}s ({timings})")
+
+
+def _check_tag(tag: str, option: str) -> None:
+    from ..commands.image_refs import check_tag
+    from ..errors import USAGE, OpsError
+
+    try:
+        check_tag(tag)
+    except ValueError as exc:
+        raise OpsError(f"{option}: {exc}", code=USAGE) from None
 
 
 def _timings(rec: dict) -> str:
@@ -57,6 +69,8 @@ def rollback(c, env="local", wait=None, to=None, json_=False):
     """Switch the gateway back to the previous color (health-checked first); audit-logged."""
     # No numeric default: Invoke would cast `--wait x` itself and print a traceback.
     wait = number_option(wait, "--wait", 1, 86400) if wait is not None else None
+    if to is not None:
+        _check_tag(to, "--to")  # before anything connects
     if json_:
         from .. import progress
 

@@ -70,3 +70,18 @@ def test_a_split_exec_command_is_one_line_naming_the_quoted_form():
                  ["inv", "exec", "api", "ls", "--index=2", "-e", "sandbox"], ["inv", "ps"],
                  ["inv", "--help", "exec"]):
         assert split_exec_command(fine) is None, fine
+
+
+def test_a_bad_tag_is_refused_before_anything_connects():
+    """deploy --tag / rollback --to: a malformed tag is exit 2 in one line, without a
+    platform being opened (staging's manager is a documentation address)."""
+    import pytest
+    from invoke import Config, Context, Exit
+
+    c = Context(config=Config(overrides={"envs": {"staging": {"hosts": [
+        {"name": "m", "address": "203.0.113.1", "role": "manager"}]}}}))
+    for task, kwargs in ((tasks.ns["deploy"], {"tag": "v1;reboot"}),
+                         (tasks.ns["rollback"], {"to": "../v1"})):
+        with pytest.raises(Exit) as caught:
+            task(c, env="staging", **kwargs)
+        assert caught.value.code == 2 and "invalid image tag" in caught.value.message
