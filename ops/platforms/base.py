@@ -139,6 +139,25 @@ class Platform(Protocol):
     def close(self) -> None: ...
 
 
+class OnStack:
+    """The reads and one-off actions a kind answers through its stack object (Compose's
+    Stack, Swarm's SwarmStack), which a platform opens on demand as `self.stack`."""
+
+    stack: Any
+
+    def logs(self, services, follow=False, tail=None, since=None, timestamps=False) -> None:
+        self.stack.logs(services, follow=follow, tail=tail, since=since, timestamps=timestamps)
+
+    def search_logs(self, services, text: str, tail=None, since=None) -> list:
+        return self.stack.search_logs(services, text, tail=tail, since=since)
+
+    def exec(self, service: str, argv: list[str], index: int = 1, tty: bool = False) -> int:
+        return self.stack.exec(service, argv, index=index, tty=tty)
+
+    def scale(self, spec: str, timeout: float | None = None) -> dict:
+        return self.stack.scale(spec, timeout=timeout)
+
+
 class Refusing:
     """What a kind does not do: the one-line refusal (exit 2) naming what to use instead.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from ..base import ConfigView, Listing, Refusing
+from ..base import ConfigView, Listing, OnStack, Refusing
 
 COMPOSE_HINTS = {
     "deploy": "use `--env local-swarm` (this engine in Swarm mode, after "
@@ -18,7 +18,7 @@ COMPOSE_HINTS = {
 }
 
 
-class ComposePlatform(Refusing):
+class ComposePlatform(OnStack, Refusing):
     kind = "compose"
     description = "the local Compose stack"
     instead = COMPOSE_HINTS
@@ -71,18 +71,6 @@ class ComposePlatform(Refusing):
         stack = self.stack
         return health.run_checks(stack.model, stack.settings.project, stack.gateway_url(),
                                  stack.gateway_trust)
-
-    def logs(self, services, follow=False, tail=None, since=None, timestamps=False) -> None:
-        self.stack.logs(services, follow=follow, tail=tail, since=since, timestamps=timestamps)
-
-    def search_logs(self, services, text: str, tail=None, since=None) -> list:
-        return self.stack.search_logs(services, text, tail=tail, since=since)
-
-    def exec(self, service: str, argv: list[str], index: int = 1, tty: bool = False) -> int:
-        return self.stack.exec(service, argv, index=index, tty=tty)
-
-    def scale(self, spec: str, timeout: float | None = None) -> dict:
-        return self.stack.scale(spec, timeout=timeout)
 
     def config_view(self) -> ConfigView:
         s = self.settings

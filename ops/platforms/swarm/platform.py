@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from ..base import ConfigView, Listing, Refusing
+from ..base import ConfigView, Listing, OnStack, Refusing
 
 SSH_HOSTS = "use an environment with SSH hosts (`--env sandbox`, or envs.<name>.hosts)"
 SWARM_HINTS = {
@@ -24,7 +24,7 @@ SWARM_HINTS = {
 }
 
 
-class SwarmPlatform(Refusing):
+class SwarmPlatform(OnStack, Refusing):
     kind = "swarm"
     instead = SWARM_HINTS
 
@@ -91,18 +91,6 @@ class SwarmPlatform(Refusing):
 
     def health(self) -> list:
         return self.stack.health()
-
-    def logs(self, services, follow=False, tail=None, since=None, timestamps=False) -> None:
-        self.stack.logs(services, follow=follow, tail=tail, since=since, timestamps=timestamps)
-
-    def search_logs(self, services, text: str, tail=None, since=None) -> list:
-        return self.stack.search_logs(services, text, tail=tail, since=since)
-
-    def exec(self, service: str, argv: list[str], index: int = 1, tty: bool = False) -> int:
-        return self.stack.exec(service, argv, index=index, tty=tty)
-
-    def scale(self, spec: str, timeout: float | None = None) -> dict:
-        return self.stack.scale(spec, timeout=timeout)
 
     def config_view(self) -> ConfigView:
         """Hosts, URL, registry, deploy settings and the rendered stack, unconnected."""
