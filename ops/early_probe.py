@@ -79,23 +79,23 @@ def docker_cli(container: str, argv: list[str], verdict: Callable[[int, str], Ve
     """`docker exec` through the CLI: it starts before the docker SDK is even imported
     (the Engine's exec is the same either way)."""
     from .commands import docker
+    from .runtime.runner import LOCAL
 
-    proc = subprocess.Popen(docker.exec_in(container, argv).argv, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=sdk_engine_env(os.environ))
+    proc = LOCAL.popen(docker.exec_in(container, argv).argv, subprocess.DEVNULL, subprocess.PIPE,
+                       subprocess.STDOUT, env=sdk_engine_env(os.environ), own_group=True)
 
     def wait() -> Verdict:
         try:
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            LOCAL.end(proc)
             proc.communicate()
             return False, f"no answer in {timeout:.0f} s"
         return verdict(proc.returncode, out.decode(errors="replace"))
 
     def stop():
         if proc.poll() is None:
-            proc.kill()
+            LOCAL.end(proc)
         proc.communicate()
 
     return Early(container, wait, stop)

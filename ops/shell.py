@@ -2,32 +2,21 @@
 when it is one plain command, else `sh -c` its text: never a string split here). A
 timeout or Ctrl-C ends the whole process tree, not only the first process: the docker
 CLI runs Compose as a plugin process of its own, which would otherwise live on.
-(A node's processes run through ops.runtime; pipelines of stages through ops.containers.)"""
+The processes themselves run through `ops.runtime.runner.LOCAL`, the runner every host
+has; this module adds what this machine's docker CLI needs (its environment problems
+recognised, output streamed to the terminal, read line by line)."""
 
 from __future__ import annotations
 
 import functools
 import os
 import shlex
-import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import OpsError
-
-
-@dataclass(frozen=True)
-class Result:
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
+from .runtime.runner import Result, end_tree, last_line  # noqa: F401 - this module's API
 
 
 def _argv(command) -> list[str]:
@@ -53,11 +42,6 @@ def docker_problem(stderr: str) -> str | None:
     return None
 
 
-def last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
-
-
 @functools.cache
 def compose_program() -> tuple[str, ...]:
     """Compose's plugin binary run standalone (Compose v2 supports it: `docker-compose
@@ -78,64 +62,14 @@ def compose_program() -> tuple[str, ...]:
     return ("docker", "compose")
 
 
-def end_tree(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    """`sig` to `proc` and every process below it, whatever their process group (a
-    docker CLI plugin may run in one of its own). The tree is frozen first (SIGSTOP,
-    read again until no new process appears): a process that forks between the read and
-    the signal would escape, and an orphan is re-parented where it can no longer be
-    found."""
-    from .localrun import descendants
+def _exec(argv, env, stream, timeout, input, what=None) -> Result:
+    """This machine's runner (ops.runtime.runner.LOCAL): captured, or attached to the
+    terminal. A timeout raises OpsError; the tree ended, whatever happens."""
+    from .runtime.runner import LOCAL
 
-    tree: list[int] = []
-    for _ in range(10):
-        found = [p for p in [proc.pid, *descendants(proc.pid)] if p not in tree]
-        if not found:
-            break
-        for pid in found:
-            _signal(pid, signal.SIGSTOP)
-        tree += found
-    for pid in tree:
-        _signal(pid, sig)
-        if sig != signal.SIGKILL:
-            _signal(pid, signal.SIGCONT)  # a stopped process acts on its signal once resumed
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _exec(argv, env, stream, timeout, input):
-    """Like subprocess.run, but a timeout ends the whole tree. A captured command runs
-    in a process group of its own (a terminal's Ctrl-C reaches this process, which ends
-    the tree); a streamed one stays in ours, since it may read the terminal."""
-    try:
-        proc = subprocess.Popen(
-            argv, env=dict(env) if env is not None else None, text=True,
-            stdin=subprocess.PIPE if input is not None else None,
-            stdout=None if stream else subprocess.PIPE,
-            stderr=None if stream else subprocess.PIPE,
-            process_group=None if stream else 0,
-        )
-    except FileNotFoundError as exc:
-        raise OpsError(f"{argv[0]}: command not found (scripts/up installs what is needed)") from exc
-    with proc:
-        try:
-            out, err = proc.communicate(input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            end_tree(proc)
-            proc.communicate()
-            raise
-        except BaseException:  # Ctrl-C, or this process ending: never leave the tree
-            end_tree(proc, signal.SIGINT)
-            try:
-                proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                end_tree(proc)
-            raise
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    if stream and input is None:
+        return LOCAL.attached(argv, tty=True, env=env)
+    return LOCAL.run(argv, what or display(argv), check=False, input=input, timeout=timeout, env=env)
 
 
 def diagnose_docker(env: Mapping[str, str] | None = None) -> str | None:
@@ -144,7 +78,7 @@ def diagnose_docker(env: Mapping[str, str] | None = None) -> str | None:
 
     for probe in (docker.engine_version().argv, docker.compose_version().argv):
         proc = _exec(probe, env, False, 20, None)
-        if proc.returncode != 0:
+        if not proc.ok:
             return docker_problem(proc.stderr) or f"{display(probe)} failed: {last_line(proc.stderr)}"
     return None
 
@@ -165,11 +99,7 @@ def run(
     missing) is reported as such instead.
     """
     argv = _argv(argv)
-    try:
-        proc = _exec(argv, env, stream, timeout, input)
-    except subprocess.TimeoutExpired as exc:
-        raise OpsError(f"{what or display(argv)}: timed out after {timeout:.0f}s") from exc
-    result = Result(tuple(argv), proc.returncode, proc.stdout or "", proc.stderr or "")
+    result = _exec(argv, env, stream, timeout, input, what)
     if result.ok:
         return result
     if argv[0] == "docker":
@@ -187,18 +117,21 @@ def read_lines(argv: Sequence[str], consume, env: Mapping[str, str] | None = Non
     """Run argv and hand its stdout to consume(lines) as it comes (constant memory, for
     output too big to capture, e.g. a stack's whole logs); return consume's result.
     A non-zero exit is an OpsError like run()'s."""
+    import io
     import tempfile
+
+    from .runtime.runner import LOCAL
 
     argv = _argv(argv)
     with tempfile.TemporaryFile(mode="w+") as err:
-        try:
-            proc = subprocess.Popen(argv, env=dict(env) if env is not None else None, text=True,
-                                    stdout=subprocess.PIPE, stderr=err, errors="replace")
-        except FileNotFoundError as exc:
-            raise OpsError(f"{argv[0]}: command not found (scripts/up installs what is needed)") from exc
-        with proc:
-            result = consume(proc.stdout)
-            proc.stdout.read()  # whatever consume left: let the command finish
+        proc = LOCAL.popen(argv, subprocess.DEVNULL, subprocess.PIPE, err, env=env)
+        with proc, io.TextIOWrapper(proc.stdout, errors="replace") as lines:
+            try:
+                result = consume(lines)
+                lines.read()  # whatever consume left: let the command finish
+            except BaseException:
+                LOCAL.end(proc)
+                raise
         err.seek(0)
         stderr = err.read()
     if proc.returncode != 0:

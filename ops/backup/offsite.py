@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,6 @@ from pathlib import Path
 
 from .. import progress
 from ..commands import rclone
-from ..commands.line import words
 from ..errors import OpsError
 from ..files import fsync_dir
 from . import layout, manifest, retention
@@ -72,18 +72,65 @@ def offsite_config(raw, variables: Mapping[str, str]) -> Offsite:
 
 # -- running rclone ---------------------------------------------------------------------
 
-def _run(o: Offsite, argv: list[str], what: str, check: bool = True,
-         timeout: float = 6 * 3600) -> subprocess.CompletedProcess:
-    env = {**os.environ, **o.env}
-    try:
-        proc = subprocess.run(words(argv), env=env, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError as exc:
-        raise OpsError("off-site copies need rclone (apt-get install rclone)") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise OpsError(f"{what}: rclone timed out after {timeout:.0f}s") from exc
+def _need_rclone() -> None:
+    if shutil.which("rclone") is None:
+        raise OpsError("off-site copies need rclone (apt-get install rclone)")
+
+
+def _run(o: Offsite, argv, what: str, check: bool = True, timeout: float = 6 * 3600):
+    """rclone through this machine's runner; a failure is one line, rclone's error."""
+    from ..runtime.runner import LOCAL
+
+    _need_rclone()
+    proc = LOCAL.run(argv, f"{what}: rclone", check=False, timeout=timeout,
+                     env={**os.environ, **o.env})
     if check and proc.returncode != 0:
         raise OpsError(f"{what}: {rclone.error_line(proc.stderr)}")
     return proc
+
+
+def _copy(o: Offsite, src: str, dst: str, what: str, size: int,
+          timeout: float = 6 * 3600) -> None:
+    """One file copied; its progress on a terminal (rclone's stats, read as they come),
+    nothing drawn under --cron, --json or without a TTY."""
+    if not progress.BOARD.shown:
+        _run(o, rclone.copyto(src, dst), what, timeout=timeout)
+        return
+    import tempfile
+    import threading
+
+    from ..runtime.runner import LOCAL
+
+    _need_rclone()
+    with progress.meter(f"{Path(src).name}: sent", size) as meter, tempfile.TemporaryFile() as out:
+        proc = LOCAL.popen(rclone.copyto(src, dst, stats=True), subprocess.DEVNULL, out,
+                           subprocess.PIPE, env={**os.environ, **o.env}, own_group=True)
+        said: list[str] = []
+
+        def read() -> None:
+            for raw in proc.stderr:
+                line = raw.decode(errors="replace").strip()
+                done = rclone.parse_stats(line)
+                if done is not None:
+                    meter.set(done)
+                else:
+                    said.append(line)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            LOCAL.end(proc)
+            raise OpsError(f"{what}: rclone timed out after {timeout:.0f}s") from exc
+        except BaseException:
+            LOCAL.end(proc)
+            raise
+        finally:
+            reader.join(5)
+            proc.stderr.close()
+    if rc != 0:
+        raise OpsError(f"{what}: {rclone.error_line(chr(10).join(said))}")
 
 
 def md5_file(path: Path) -> str:
@@ -125,7 +172,7 @@ def upload(o: Offsite, b: layout.Backup, env: str, remote: str) -> dict:
     target = remote_dir(remote, env, b.service, b.db)
     dump = rclone.join(target, b.path.name)
     started = datetime.now(UTC)
-    _run(o, rclone.copyto(str(b.path), dump), f"upload of {b.path.name} to {remote}")
+    _copy(o, str(b.path), dump, f"upload of {b.path.name} to {remote}", b.path.stat().st_size)
     _run(o, rclone.copyto(str(b.checksum_path), rclone.join(target, b.checksum_path.name)),
          f"upload of {b.checksum_path.name} to {remote}")
     how = remote_hash_check(o, dump, b.path.name, md5_file(b.path), data["sha256"])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ..commands import pg
-from ..containers import HERE, Container, Stage
+from ..containers import Container, Stage
 from ..errors import OpsError
 
 CHUNK = 1 << 20
@@ -43,7 +43,7 @@ class Database:
 def run_sql(container: Container, user: str, db: str, sql: str, timeout: float = 60) -> str:
     try:
         proc = container.run(pg.psql(user, db), input=sql, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
+    except OpsError as exc:  # the runner's timeout
         raise DbUnavailable(f"{db}: query timed out after {timeout:.0f}s") from exc
     if proc.returncode != 0:
         raise _lost(container.machine, proc.returncode, f"psql on {db}") \
@@ -68,7 +68,7 @@ def retry_sql(container: Container, user: str, db: str, sql: str, attempts: int 
 def _lost(machine, rc: int, what: str) -> OpsError | None:
     """A remote command whose channel closed without an exit status (-1): the SSH
     connection dropped, or a local write failed; nothing it produced is whole."""
-    if machine is HERE or rc != -1:
+    if machine.local or rc != -1:
         return None
     return OpsError(f"{what}: the SSH connection to {machine.name} closed before it ended")
 
@@ -183,7 +183,7 @@ def _check(procs, errfiles, what: str) -> None:
         rc = proc.wait()
         if rc != 0:
             errfile.seek(0)
-            where = f" on {stage.machine.name}" if stage.machine is not HERE else ""
+            where = f" on {stage.machine.name}" if not stage.machine.local else ""
             raise _lost(stage.machine, rc, f"{what}: {stage.program}") or _classify(
                 errfile.read().decode(errors="replace"), f"{what}: {stage.program}{where} (exit {rc})")
 

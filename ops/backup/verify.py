@@ -9,8 +9,9 @@ import time
 from datetime import UTC, datetime
 
 from ..commands import docker, pg
-from ..containers import HERE, Container, Machine
+from ..containers import Container
 from ..errors import OpsError
+from ..runtime.runner import LOCAL, Runner
 from . import layout, manifest
 from .pgexec import feed_from, run_sql
 
@@ -72,12 +73,12 @@ def drill_run_argv(image: str, name: str, db: str) -> list[str]:
         "POSTGRES_DB": pg.check_db_name(db)}).argv
 
 
-def restore_drill(backup: layout.Backup, data: dict, image: str, machine: Machine = HERE) -> str:
+def restore_drill(backup: layout.Backup, data: dict, image: str, machine: Runner = LOCAL) -> str:
     """Restore into a throwaway container of the same image, on `machine` (this one, or a
     Swarm manager over SSH, the backup streamed to it); compare row counts exactly."""
     name = f"ops-drill-{secrets.token_hex(4)}"
     db = pg.check_db_name(data["database"])
-    started = machine.run(drill_run_argv(image, name, db), timeout=120)
+    started = machine.run(drill_run_argv(image, name, db), check=False, timeout=120)
     if started.returncode != 0:
         raise OpsError(f"restore drill on {machine.name}: docker run {image} failed: "
                        f"{started.stderr.strip()[-300:]}")
@@ -88,20 +89,20 @@ def restore_drill(backup: layout.Backup, data: dict, image: str, machine: Machin
                   f"restore drill of {backup.path.name}", decompress=backup.compressed)
         actual = pg.parse_tagged(run_sql(drill, "drill", db, pg.ROW_COUNTS_SQL))["COUNT"]
     finally:
-        machine.run(docker.remove(drill.id, volumes=True).argv, timeout=120)
+        machine.run(docker.remove(drill.id, volumes=True).argv, check=False, timeout=120)
     problems = compare_counts(data.get("tables") or {}, actual)
     if problems:
         raise VerificationFailed(f"restore drill of {backup.path.name}: " + "; ".join(problems[:5]))
-    where = "" if machine is HERE else f" on {machine.name}"
+    where = "" if machine.local else f" on {machine.name}"
     return f"restored into a throwaway {image}{where}; {len(actual)} tables, row counts equal"
 
 
 def _wait_ready(drill: Container, user: str, db: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = drill.machine.run(docker.is_running(drill.id).argv)
+        state = drill.machine.run(docker.is_running(drill.id).argv, check=False)
         if state.stdout.strip() != "true":
-            logs = drill.machine.run(docker.logs_tail(drill.id, 10).argv)
+            logs = drill.machine.run(docker.logs_tail(drill.id, 10).argv, check=False)
             raise OpsError(f"restore drill container exited: {(logs.stdout + logs.stderr)[-300:]}")
         # TCP, not the socket: the init-time server listens on the socket only.
         if drill.run(["pg_isready", "-q", "-h", "127.0.0.1", "-U", user, "-d", db]).returncode == 0:
@@ -111,7 +112,7 @@ def _wait_ready(drill: Container, user: str, db: str, timeout: float = 120) -> N
 
 
 def verify(backup: layout.Backup, level: str, container: Container | None, image: str | None,
-           drill_on: Machine = HERE) -> dict:
+           drill_on: Runner = LOCAL) -> dict:
     """Run checks up to `level`; record the outcome in the manifest; raise on failure."""
     if level not in LEVELS:
         raise OpsError(f"unknown level {level!r} (use {', '.join(LEVELS)})")

@@ -130,19 +130,6 @@ def clock_and_file(path: str) -> Line:
     return seq(CLOCK, read_file(path))
 
 
-def upload_dir(path: str, files: dict[str, str]) -> Line:
-    """A release directory appears whole or not at all: filled under a temporary name,
-    then renamed (a directory rename is atomic)."""
-    tmp = f"{path}.partial"
-    parts = [cmd("umask", "022"), cmd("rm", "-rf", tmp), cmd("mkdir", "-p", tmp)]
-    for name, content in sorted(files.items()):
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
-            raise ValueError(f"invalid file name {name!r}")
-        parts.append(pipe(cmd("printf", "%s", _b64(content)), cmd("base64", "-d").to(f"{tmp}/{name}")))
-    parts += [cmd("rm", "-rf", path), cmd("mv", tmp, path)]
-    return all_of(*parts)
-
-
 def append_line(path: str, line: str) -> Line:
     if "\n" in line:
         raise ValueError("one line only")

@@ -3,8 +3,8 @@
 `cmd(*words)` quotes every word (a user value never reaches a shell unquoted);
 `all_of` (&&), `pipe` (|), `seq` (;), `either` (||), `when` (if/then/fi) and the
 redirection methods combine lines. A Line is a `str`, so every runner takes it as it
-is: a Fabric Connection or an Invoke Context runs its text, and `shell.run` runs a
-plain command's own argv (no shell) or `sh -c` for a combined one.
+is: a host's runner (runtime.runner) runs a plain command's own argv here (no shell),
+or `sh -c` for a combined one, and its text on a host over SSH.
 
 `script(text)` is for what has no argv form (a loop, a `$(...)` expansion, a shell
 variable): its values must come quoted with `q`, and the text says why it is a script.

@@ -46,9 +46,27 @@ def join(remote: str, *parts: str) -> str:
     return f"{base}/{tail}" if tail else base
 
 
-def copyto(src: str, dst: str) -> Line:
-    """One file to one path (either side local or remote); no server-side tricks."""
-    return cmd("rclone", "copyto", *COMMON, "--", src, dst)
+# Progress for a terminal: a JSON log line with the transfer's stats every second.
+STATS = ["--low-level-retries=2", "--retries=1", "--stats=1s", "--stats-log-level=NOTICE",
+         "--log-level=NOTICE", "--use-json-log"]
+
+
+def copyto(src: str, dst: str, stats: bool = False) -> Line:
+    """One file to one path (either side local or remote); no server-side tricks.
+    `stats`: its progress on stderr (parse_stats), errors as JSON log lines too."""
+    return cmd("rclone", "copyto", *(STATS if stats else COMMON), "--", src, dst)
+
+
+def parse_stats(line: str) -> int | None:
+    """Bytes transferred so far, from one JSON log line of `copyto(stats=True)`; None
+    for any other line."""
+    if '"stats"' not in line:
+        return None
+    try:
+        found = json.loads(line).get("stats", {}).get("bytes")
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, int) else None
 
 
 def hashsum(kind: str, path: str, download: bool = False) -> Line:
@@ -93,9 +111,20 @@ def parse_lsjson(text: str) -> list[dict]:
             for i in items if isinstance(i, dict) and not i.get("IsDir")]
 
 
+def _message(line: str) -> str | None:
+    """A log line's text: a JSON log line's msg (None for a stats line), else itself."""
+    if line.startswith("{"):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return line
+        return None if "stats" in entry else str(entry.get("msg", line))
+    return line
+
+
 def error_line(stderr: str) -> str:
-    """rclone's last error line, without its timestamp prefix."""
-    lines = [ln for ln in (stderr or "").splitlines() if ln.strip()]
+    """rclone's last error line, without its timestamp prefix (plain or JSON logs)."""
+    lines = [m for ln in (stderr or "").splitlines() if ln.strip() and (m := _message(ln.strip()))]
     if not lines:
         return "no error output"
     last = re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (ERROR|NOTICE|CRITICAL) : ", "", lines[-1])

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from .. import owner
 from ..commands import deploy_lock as lock_cmd
 from ..errors import OpsError
-from ..runtime.ssh import run
 
 DEFAULT_TTL = 2 * 3600
 
@@ -73,21 +72,22 @@ class Terminated(BaseException):
 
 
 class DeployLock:
-    def __init__(self, conn, host, app: str, tag: str | None = None, ttl: float = DEFAULT_TTL,
+    def __init__(self, manager, app: str, tag: str | None = None, ttl: float = DEFAULT_TTL,
                  out=sys.stderr, base: str = lock_cmd.BASE):
-        self.conn, self.host, self.app, self.tag, self.ttl, self.out = conn, host, app, tag, ttl, out
+        """`manager`: the runner of the host that keeps the lock (runtime.runner)."""
+        self.manager, self.app, self.tag, self.ttl, self.out = manager, app, tag, ttl, out
         self.base = base
         self.mine: dict | None = None
         self._previous_term = None
 
     def holder(self) -> dict | None:
-        return parse(run(self.conn, lock_cmd.read(self.app, self.base), self.host, "read deploy lock").stdout)
+        return parse(self.manager.run(lock_cmd.read(self.app, self.base), "read deploy lock").stdout)
 
     def acquire(self) -> dict:
         mine = record(self.tag)
         for _ in range(2):
             take = lock_cmd.acquire(self.app, json.dumps(mine), self.base)
-            if run(self.conn, take, self.host, "deploy lock", warn=True).exited == 0:
+            if self.manager.run(take, "deploy lock", check=False).returncode == 0:
                 self.mine = mine
                 return mine
             holder = self.holder()
@@ -100,16 +100,15 @@ class DeployLock:
             print(f"warning: taking over a stale deploy lock ({describe(holder)}): {reason}",
                   file=self.out)
             if holder.get("token"):
-                run(self.conn, lock_cmd.release_if(self.app, holder["token"], self.base), self.host,
-                    "stale lock")
+                self.manager.run(lock_cmd.release_if(self.app, holder["token"], self.base), "stale lock")
             else:
-                run(self.conn, lock_cmd.remove(self.app, self.base), self.host, "stale lock")
+                self.manager.run(lock_cmd.remove(self.app, self.base), "stale lock")
         raise OpsError(f"could not take the deploy lock of {self.app}")
 
     def release(self) -> None:
         if self.mine:
-            run(self.conn, lock_cmd.release_if(self.app, self.mine["token"], self.base), self.host,
-                "release deploy lock", warn=True)
+            self.manager.run(lock_cmd.release_if(self.app, self.mine["token"], self.base),
+                             "release deploy lock", check=False)
             self.mine = None
 
     def __enter__(self) -> DeployLock:

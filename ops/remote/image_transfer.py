@@ -3,8 +3,8 @@ there, over SSH, only to nodes that lack them, and only the layers they lack.
 
 `docker load` reads a layer's file only when the node does not already have that layer
 chain, so layers the node has are left out of the archive: a new release of the api
-sends its top layer (kilobytes), not the 380 MB base. Binary-safe (a raw paramiko
-channel, not a text-mode runner) and checked on both ends."""
+sends its top layer (kilobytes), not the 380 MB base. Binary-safe (the node's runner
+streams bytes) and checked on both ends."""
 
 from __future__ import annotations
 
@@ -21,16 +21,14 @@ from ..commands import image_refs as images_cmd
 from ..errors import OpsError
 from ..facts.values import load_json
 from ..runtime.fanout import each_host
-from ..runtime.ssh import run
-
-CHUNK = 1 << 20
+from ..runtime.runner import LOCAL
 
 
-def missing_on(conn, host, refs: list[str]) -> list[str]:
-    """The images of `refs` the host's engine does not have: one round trip for all."""
+def missing_on(node, refs: list[str]) -> list[str]:
+    """The images of `refs` the node's engine does not have: one round trip for all."""
     if not refs:
         return []
-    out = run(conn, images_cmd.missing(refs), host, "image check").stdout
+    out = node.run(images_cmd.missing(refs), "image check").stdout
     gone = set(out.splitlines())
     return [r for r in refs if r in gone]
 
@@ -54,13 +52,13 @@ def delivery_note(sent: int, full: int) -> str:
     return note + "; the whole image"
 
 
-def remote_chains(conn, host) -> set[str]:
-    text = run(conn, images_cmd.layer_lists(), host, "list image layers").stdout
+def remote_chains(node) -> set[str]:
+    text = node.run(images_cmd.layer_lists(), "list image layers").stdout
     chains: set[str] = set()
     for line in text.splitlines():
         line = line.strip()
         if line and line != "null":
-            chains.update(chain_ids(load_json(line, f"{host.name}: image layers")))
+            chains.update(chain_ids(load_json(line, f"{node.name}: image layers")))
     return chains
 
 
@@ -75,12 +73,12 @@ def skippable(tar: tarfile.TarFile, have: set[str]) -> set[str]:
     return have_paths - need_paths
 
 
-class _ChannelWriter:
-    def __init__(self, chan, meter=None):
-        self.chan, self.sent, self.meter = chan, 0, meter
+class _CountingWriter:
+    def __init__(self, stream, meter=None):
+        self.stream, self.sent, self.meter = stream, 0, meter
 
     def write(self, data: bytes) -> int:
-        self.chan.sendall(data)
+        self.stream.write(data)
         self.sent += len(data)
         if self.meter is not None:
             self.meter.add(len(data))
@@ -90,39 +88,39 @@ class _ChannelWriter:
 def save(refs: list[str], archive) -> int:
     """docker save into a (temporary) file; returns its size."""
     with tempfile.TemporaryFile() as err:
-        done = subprocess.run(docker.save(*refs).argv, stdout=archive, stderr=err, check=False)
-        if done.returncode != 0:
+        saving = LOCAL.popen(docker.save(*refs).argv, subprocess.DEVNULL, archive, err)
+        if saving.wait() != 0:
             err.seek(0)
             raise OpsError(f"docker save {' '.join(refs)} failed: "
                            f"{err.read().decode(errors='replace').strip()}")
     return archive.tell()
 
 
-def stream_images(conn, host, refs: list[str], archive) -> int:
+def stream_images(node, refs: list[str], archive) -> int:
     """The saved archive (docker load on the node), minus the layers the node has.
     Returns the bytes sent."""
-    have = remote_chains(conn, host)
+    have = remote_chains(node)
     archive.seek(0)
-    chan = conn.client.get_transport().open_session()
-    try:
-        chan.exec_command("docker load")
-        with tarfile.open(fileobj=archive, mode="r:") as src:
-            skip = skippable(src, have)
-            sending = [m for m in src.getmembers() if m.name not in skip]
-            with progress.meter(f"{host.name}: sent", sum(m.size for m in sending)) as meter:
-                writer = _ChannelWriter(chan, meter)
-                with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as out:
-                    for member in sending:
-                        out.addfile(member, src.extractfile(member) if member.isfile() else None)
-        chan.shutdown_write()
-        remote_rc = chan.recv_exit_status()
-        remote_err = b""
-        while chan.recv_stderr_ready():
-            remote_err += chan.recv_stderr(65536)
-    finally:
-        chan.close()
+    with tempfile.TemporaryFile() as err:
+        proc = node.popen(docker.load().argv, subprocess.PIPE, subprocess.DEVNULL, err)
+        try:
+            with tarfile.open(fileobj=archive, mode="r:") as src:
+                skip = skippable(src, have)
+                sending = [m for m in src.getmembers() if m.name not in skip]
+                with progress.meter(f"{node.name}: sent", sum(m.size for m in sending)) as meter:
+                    writer = _CountingWriter(proc.stdin, meter)
+                    with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as out:
+                        for member in sending:
+                            out.addfile(member, src.extractfile(member) if member.isfile() else None)
+            proc.stdin.close()
+            remote_rc = proc.wait()
+        except BaseException:
+            node.end(proc)
+            raise
+        err.seek(0)
+        remote_err = err.read()
     if remote_rc != 0:
-        raise OpsError(f"{host.name}: docker load of {' '.join(refs)} failed (exit {remote_rc}): "
+        raise OpsError(f"{node.name}: docker load of {' '.join(refs)} failed (exit {remote_rc}): "
                        f"{remote_err.decode(errors='replace').strip()[-200:]}")
     return writer.sent
 
@@ -155,22 +153,22 @@ class _Archives:
 def deliver(machines, refs, out, setup=None) -> dict[str, list[str]]:
     """Each image to each host that lacks it, to all hosts at once. `refs` is a list, or
     a function of the host giving its list (the manager runs more than the workers);
-    `setup(conn, host)` runs first on each host's connection (one per host).
+    `setup(node)` runs first on each host's runner.
     Returns {host: [images sent]}."""
     archives = _Archives()
 
     def one(host) -> list[str]:
         wanted = refs(host) if callable(refs) else refs
-        conn = machines.connection(host)
+        node = machines.runner(host)
         if setup is not None:
-            setup(conn, host)
-        missing = missing_on(conn, host, list(wanted))
+            setup(node)
+        missing = missing_on(node, list(wanted))
         if not missing:
             return []
         path, full = archives.get(missing)
         with open(path, "rb") as archive:
-            size = stream_images(conn, host, missing, archive)
-        _check_loaded(conn, host, missing)
+            size = stream_images(node, missing, archive)
+        _check_loaded(node, missing)
         print(f"{host.name}: loaded {', '.join(missing)} ({delivery_note(size, full)})", file=out)
         return missing
 
@@ -180,7 +178,7 @@ def deliver(machines, refs, out, setup=None) -> dict[str, list[str]]:
         archives.close()
 
 
-def _check_loaded(conn, host, refs: list[str]) -> None:
-    still = missing_on(conn, host, refs)
+def _check_loaded(node, refs: list[str]) -> None:
+    still = missing_on(node, refs)
     if still:
-        raise OpsError(f"{host.name}: {', '.join(still)} still missing after docker load")
+        raise OpsError(f"{node.name}: {', '.join(still)} still missing after docker load")

@@ -20,7 +20,6 @@ from ..commands import docker, image_refs
 from ..commands import registry as registry_cmd
 from ..errors import OpsError
 from ..runtime.fanout import each_host
-from ..runtime.ssh import run
 from ..shell import run as run_local
 
 
@@ -100,20 +99,20 @@ def push(reg: Registry, local_refs: list[str], out) -> list[str]:
     return pushed
 
 
-def pull_on(conn, host, reg: Registry, refs: list[str]) -> None:
-    """Log the node in (password on stdin) and pull: an unreachable registry or a
-    refused login fails here, before anything on the cluster changes."""
+def pull_on(node, reg: Registry, refs: list[str]) -> None:
+    """Log the node (its runner) in, password on stdin, and pull: an unreachable
+    registry or a refused login fails here, before anything on the cluster changes."""
     if reg.login:
-        run(conn, registry_cmd.login(reg.server, reg.user), host, f"docker login {reg.server}",
-            stdin=reg.password)
+        node.run(registry_cmd.login(reg.server, reg.user), f"docker login {reg.server}",
+                 input=reg.password)
     for ref in refs:
-        run(conn, registry_cmd.pull(ref), host, f"docker pull {ref}")
+        node.run(registry_cmd.pull(ref), f"docker pull {ref}")
 
 
 def pull_everywhere(machines, reg: Registry, refs: list[str], out) -> None:
     """Every node pulls at once (each from the registry, not through this machine)."""
     def one(host) -> None:
-        pull_on(machines.connection(host), host, reg, refs)
+        pull_on(machines.runner(host), reg, refs)
         print(f"{host.name}: pulled {', '.join(refs)} from {reg.server}", file=out)
 
     each_host(machines.hosts, one)

@@ -9,7 +9,8 @@ from ..commands import swarm as swarm_cmd
 from ..errors import OpsError
 from ..facts.values import load_json
 from ..runtime.inventory import Inventory
-from ..runtime.ssh import open_checked, run
+from ..runtime.runner import SshRunner
+from ..runtime.ssh import open_checked
 
 
 def ensure(machines, out=None) -> list[dict]:
@@ -17,10 +18,10 @@ def ensure(machines, out=None) -> list[dict]:
     then the nodes, once all are ready. On `local-swarm` the one node is this engine."""
     manager = machines.manager
     addr = manager.swarm_addr or manager.endpoint
-    m = machines.manager_conn
-    state = run(m, swarm_cmd.node_state(), manager, "swarm state").stdout.strip()
+    m = machines.manager_runner
+    state = m.run(swarm_cmd.node_state(), "swarm state").stdout.strip()
     if state == "inactive":
-        run(m, swarm_cmd.init(addr), manager, "docker swarm init")
+        m.run(swarm_cmd.init(addr), "docker swarm init")
         if out:
             print(f"{manager.name}: swarm initialised (advertise {addr})", file=out)
     elif state != "active":
@@ -28,25 +29,25 @@ def ensure(machines, out=None) -> list[dict]:
                        "expected active or inactive")
     workers = machines.workers
     if workers:
-        token = run(m, swarm_cmd.worker_token(), manager, "swarm join-token").stdout.strip()
+        token = m.run(swarm_cmd.worker_token(), "swarm join-token").stdout.strip()
     for w in workers:
-        wc = machines.connection(w)
-        if run(wc, swarm_cmd.node_state(), w, "swarm state").stdout.strip() == "inactive":
-            run(wc, swarm_cmd.join(token, addr), w, "docker swarm join")
+        wr = machines.runner(w)
+        if wr.run(swarm_cmd.node_state(), "swarm state").stdout.strip() == "inactive":
+            wr.run(swarm_cmd.join(token, addr), "docker swarm join")
             if out:
                 print(f"{w.name}: joined the swarm", file=out)
-    return wait_nodes_ready(m, manager, 1 + len(workers))
+    return wait_nodes_ready(m, 1 + len(workers))
 
 
-def nodes(conn, host) -> list[dict]:
-    text = run(conn, swarm_cmd.node_ls(), host, "docker node ls").stdout
-    return load_json(text, f"{host.name}: docker node ls", lines=True)
+def nodes(manager) -> list[dict]:
+    text = manager.run(swarm_cmd.node_ls(), "docker node ls").stdout
+    return load_json(text, f"{manager.name}: docker node ls", lines=True)
 
 
-def wait_nodes_ready(conn, host, count: int, timeout: float = 60) -> list[dict]:
+def wait_nodes_ready(manager, count: int, timeout: float = 60) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
-        found = nodes(conn, host)
+        found = nodes(manager)
         if sum(n.get("Status") == "Ready" for n in found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(1)
@@ -56,11 +57,12 @@ def provision(inv: Inventory, out) -> list[str]:
     done = []
     for h in inv.hosts:
         with open_checked(h, inv) as c:
-            have = run(c, swarm_cmd.has_docker(), h, "docker check", warn=True)
-            if have.exited == 0:
+            host = SshRunner(c, h.name)
+            have = host.run(swarm_cmd.has_docker(), "docker check", check=False)
+            if have.returncode == 0:
                 print(f"{h.name}: Docker {have.stdout.strip()} present", file=out)
                 continue
-            run(c, swarm_cmd.install_docker(), h, "docker install")
+            host.run(swarm_cmd.install_docker(), "docker install")
             done.append(h.name)
             print(f"{h.name}: Docker installed", file=out)
     return done

@@ -1,11 +1,12 @@
 """The machines of one Swarm environment, and how each verb reaches them, decided once:
 `build()` reads the environment and returns `ThisEngine` (`local-swarm`: every node is
-this machine's engine, run through an Invoke Context) or `OverSsh` (the inventory's
-hosts, one Fabric connection each). Every verb (deploy, ps/health/logs/exec, db.*,
-monitoring, image delivery, swarm.init) asks its questions of the object it is given
-(which host runs a node, which nodes are separate machines, how to run a process there,
-how to get images onto it, how to reach an address inside the cluster) and never asks
-again whether it is local."""
+this machine's engine, its processes children of this one) or `OverSsh` (the
+inventory's hosts, one Fabric connection each). Either gives each host one
+`runtime.runner.Runner`, the only way a process is started there. Every verb (deploy,
+ps/health/logs/exec, db.*, monitoring, image delivery, swarm.init) asks its questions
+of the object it is given (which host runs a node, which nodes are separate machines,
+how to run a process there, how to get images onto it, how to reach an address inside
+the cluster) and never asks again whether it is local."""
 
 from __future__ import annotations
 
@@ -19,13 +20,11 @@ from .inventory import Host, Inventory
 THIS_ENGINE = Host("local", "localhost", role="manager", swarm_addr="127.0.0.1")
 
 
-def build(env: str, where, config, root, connect: bool = True) -> Fleet:
+def build(env: str, where, root, connect: bool = True) -> Fleet:
     """The machines `--env` names: `where` is the resolved environment. `connect=False`:
     no SSH connection is opened until one is asked for (`inv config`)."""
     if not where.over_ssh:
-        from ..localrun import context
-
-        return ThisEngine(context(config))
+        return ThisEngine()
     from .inventory import inventory
     from .ssh import open_checked
 
@@ -51,10 +50,11 @@ class Fleet:
         return [h for h in self.hosts if h is not self.manager]
 
     @property
-    def manager_conn(self):
-        return self.connection(self.manager)
+    def manager_runner(self):
+        return self.runner(self.manager)
 
-    def connection(self, host: Host):
+    def runner(self, host: Host):
+        """How processes run on `host` (runtime.runner: run, popen, attached, put, fetch)."""
         raise NotImplementedError
 
     def by_name(self) -> dict[str, Host]:
@@ -68,18 +68,20 @@ class Fleet:
 
 
 class ThisEngine(Fleet):
-    """`local-swarm`: this machine's engine is every node; its Context runs everything."""
+    """`local-swarm`: this machine's engine is every node; its runner runs everything."""
 
-    def __init__(self, ctx):
+    def __init__(self):
+        from .runner import LocalRunner
+
         self.manager = THIS_ENGINE
-        self._ctx = ctx
+        self._runner = LocalRunner(THIS_ENGINE.name, prefix=True)
 
     @property
     def hosts(self) -> list[Host]:
         return [self.manager]
 
-    def connection(self, host: Host):
-        return self._ctx
+    def runner(self, host: Host):
+        return self._runner
 
     def describe(self, host: Host) -> str:
         return "this engine"
@@ -91,11 +93,6 @@ class ThisEngine(Fleet):
         """The nodes that are machines of their own: here one, whatever Swarm lists."""
         return list(nodes[:1])
 
-    def process_machine(self, host: Host):
-        from ..containers import HERE
-
-        return HERE
-
     def deliver_images(self, wanted, out, setup=None) -> dict[str, list[str]]:
         """Nothing to send: the engine that runs the stack is the one they were built
         on. What is missing is refused, naming it."""
@@ -103,7 +100,7 @@ class ThisEngine(Fleet):
         from ..errors import OpsError
 
         if setup is not None:
-            setup(self._ctx, self.manager)
+            setup(self._runner)
         missing = missing_images(list(wanted(self.manager) if callable(wanted) else wanted))
         if missing:
             raise OpsError(f"images missing on the local engine: {', '.join(missing)}")
@@ -151,11 +148,11 @@ class OverSsh(Fleet):
     def separate(self, nodes: list) -> list:
         return list(nodes)
 
-    def process_machine(self, host: Host):
-        """A process on `host`, through its SSH connection (Popen's interface)."""
-        from ..containers import SshMachine
+    def runner(self, host: Host):
+        """`host`'s runner, over its connection (opened on first use)."""
+        from .runner import SshRunner
 
-        return SshMachine(self.connection(host), host.name)
+        return SshRunner(self.connection(host), host.name)
 
     def deliver_images(self, wanted, out, setup=None) -> dict[str, list[str]]:
         """Each image streamed from here to each host lacking it, all hosts at once."""
@@ -168,7 +165,7 @@ class OverSsh(Fleet):
         ExitStack `tunnels` (open until it closes)."""
         from .tunnel import forward
 
-        conn = self.manager_conn
+        conn = self.connection(self.manager)
         conn.open()
         local = tunnels.enter_context(forward(conn.transport, address, port, local_port or port))
         return f"http://127.0.0.1:{local}"

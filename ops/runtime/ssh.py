@@ -80,17 +80,3 @@ def unreachable(host: Host, env: str, why: str) -> str:
             f"(`docker node update --availability drain NODE` on the manager) and take it "
             f"out of the {env} inventory")
 
-
-def run(conn, command: str, host: Host, what: str, warn: bool = False, stdin: str | None = None):
-    """Run a command (already quoted by its builder); failures name the host and step.
-    `conn` is a Fabric Connection or, for the local engine, an Invoke Context: both
-    share `run`. `stdin` feeds secrets to the command without a command line."""
-    import io
-
-    result = conn.run(command, hide=True, warn=True,
-                      in_stream=io.StringIO(stdin) if stdin is not None else False)
-    if result.exited != 0 and not warn:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise OpsError(f"{host.name}: {what} failed (exit {result.exited}): "
-                       f"{detail[-1] if detail else 'no output'}")
-    return result

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import subprocess
 
 from invoke import Collection, task
 
@@ -15,10 +14,12 @@ from .common import settings, user_errors
 
 
 def _owner(root) -> str:
+    from ..runtime.runner import LOCAL
+
     try:
-        name = subprocess.run(["git", "-C", str(root), "config", "user.name"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+        name = LOCAL.run(["git", "-C", str(root), "config", "user.name"], check=False,
+                         timeout=10).stdout.strip()
+    except OpsError:  # no git, or it hung
         name = ""
     return name or "[name / team]"
 

@@ -155,10 +155,11 @@ import sys, time
 from ops.runtime.ssh import open_checked
 from ops.runtime.inventory import inventory
 from ops.deploy.lock import DeployLock
+from ops.runtime.runner import SshRunner
 root = __import__("pathlib").Path(sys.argv[1])
 inv = inventory("sandbox", {"hosts_file": ".sandbox/hosts.json",
                             "known_hosts": ".sandbox/known_hosts"}, root)
-with open_checked(inv.manager, inv) as conn, DeployLock(conn, inv.manager, "opsdemo", tag="v-test"):
+with open_checked(inv.manager, inv) as conn, DeployLock(SshRunner(conn, "manager"), "opsdemo", tag="v-test"):
     print("LOCKED", flush=True)
     time.sleep(120)
 """
@@ -236,18 +237,21 @@ def manager_conn(sandbox):
 
 
 def test_a_remote_command_streams_like_a_local_process(manager_conn, tmp_path):
-    """ChannelProcess: binary output straight into a file, stdin fed from a file, a
-    pipeline mixing a remote and a local stage, exit codes, and a connection dropped
-    mid-stream giving -1 (never 0) with the file shorter than what was sent."""
+    """The SSH runner: binary output straight into a file, stdin fed from a file, a
+    pipeline mixing a remote and a local stage, exit codes, put/fetch, a timeout that
+    ends the remote command's whole tree, and a connection dropped mid-stream giving -1
+    (never 0) with the file shorter than what was sent."""
     import hashlib
     import subprocess
 
     from ops.backup.pgexec import pipeline
-    from ops.containers import SshMachine, Stage
+    from ops.containers import Stage
+    from ops.errors import OpsError
     from ops.runtime.channel import ChannelProcess
+    from ops.runtime.runner import SshRunner
     from ops.runtime.ssh import open_checked
 
-    machine = SshMachine(manager_conn, "manager")
+    machine = SshRunner(manager_conn, "manager")
     out = tmp_path / "out.bin"
     with open(out, "wb") as fh:
         proc = ChannelProcess(manager_conn, "head -c 20000000 /dev/urandom | tee /tmp/ops-chan.bin",
@@ -271,19 +275,40 @@ def test_a_remote_command_streams_like_a_local_process(manager_conn, tmp_path):
     with pytest.raises(Exception, match=r"copy: sh on manager \(exit 3\)"):
         pipeline([Stage(["sh", "-c", "echo no >&2; exit 3"], machine), ["cat"]],
                  subprocess.DEVNULL, subprocess.DEVNULL, "copy")
-    assert machine.run(["sh", "-c", "exit 7"]).returncode == 7
+    assert machine.run(["sh", "-c", "exit 7"], check=False).returncode == 7
+    with pytest.raises(OpsError, match=r"^manager: seven failed \(exit 7\): why$"):
+        machine.run(["sh", "-c", "echo why >&2; exit 7"], "seven")
+
+    # put: a folder whole, bigger than a command line may be; fetch reads it back.
+    big = "x" * 300_000
+    machine.put("/tmp/ops-put", {"a.json": "{}", "big.txt": big})
+    assert machine.fetch("/tmp/ops-put/big.txt") == big and machine.fetch("/tmp/ops-put/no") == ""
+    machine.put("/tmp/ops-put", {"b.json": "[]"})
+    assert machine.run(["ls", "/tmp/ops-put"]).stdout.split() == ["b.json"]
+
+    # A timeout ends the remote tree, a child in a subshell included (not only once
+    # it next writes to the closed channel).
+    started = time.monotonic()
+    with pytest.raises(OpsError, match="manager: stuck: timed out after 2s"):
+        machine.run(["sh", "-c", "(sleep 300; :) & echo $! > /tmp/ops-to.pid; sleep 301"],
+                    "stuck", timeout=2)
+    assert time.monotonic() - started < 10
+    left = machine.run(["sh", "-c", "kill -0 $(cat /tmp/ops-to.pid) 2>/dev/null && echo alive "
+                        "|| echo gone"]).stdout.strip()
+    assert left == "gone"
 
     # The connection dies mid-stream (its sshd session killed on the manager): -1.
     with open(out, "wb") as fh:
         slow = ChannelProcess(manager_conn, "echo $PPID > /tmp/ops-chan.pid; "
                               "while :; do head -c 65536 /dev/zero; sleep 0.05; done", stdout=fh)
         time.sleep(1.5)
-        killer = SshMachine(open_checked(*_manager_inventory()), "manager")
+        killer = SshRunner(open_checked(*_manager_inventory()), "manager")
         killer.run(["sh", "-c", "kill -9 $(cat /tmp/ops-chan.pid)"])
         assert slow.wait(timeout=30) == -1
         killer.conn.close()
     assert 0 < out.stat().st_size < 20_000_000
-    machine.run(["rm", "-f", "/tmp/ops-chan.bin", "/tmp/ops-chan.pid"])
+    machine.run(["rm", "-rf", "/tmp/ops-chan.bin", "/tmp/ops-chan.pid", "/tmp/ops-put",
+                 "/tmp/ops-to.pid"])
 
 
 def test_a_tunnel_listens_before_it_is_used_and_survives_a_refused_channel(manager_conn):

@@ -6,19 +6,22 @@ test_deploy_pure.py; the real Swarm runs these flows in tests/integration."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import shlex
+import tarfile
 from dataclasses import dataclass
 
 import pytest
 
 from ops.commands import deploy as cmd
 from ops.deploy import stackfile
+from ops.errors import OpsError
 from ops.facts import swarm_stack
 from ops.platforms.swarm import bluegreen
 from ops.platforms.swarm import deployment as swarm_deployment
-from ops.runtime.inventory import Host
+from ops.runtime.runner import Runner
 
 from .test_deploy_pure import _plan
 
@@ -30,11 +33,15 @@ GATEWAY = "0123456789ab"
 class Result:
     stdout: str = ""
     stderr: str = ""
-    exited: int = 0
+    returncode: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
 
 
-class FakeManager:
-    """A Swarm manager as the flow sees it through `run`: services and their images,
+class FakeManager(Runner):
+    """A Swarm manager as the flow sees it through its runner: services and their images,
     the live upstream, the gateway; `steps` records what was changed, in order."""
 
     def __init__(self, paths: cmd.Paths, live=("blue", "v1"), bad_image=None, refuse=None):
@@ -51,9 +58,15 @@ class FakeManager:
                          {"followers.json": json.dumps({"services": {"worker": {"image": old}}})}}
         self.steps: list[str] = []
 
-    # -- the connection's interface (Fabric Connection / Invoke Context) --------------------
-    def run(self, command, hide=True, warn=True, in_stream=None):
-        return self.answer(command) or Result()
+    # -- the runner's interface (put is the base class's: a run with a tar on stdin) ------
+    name, prefix, local = "m", True, False
+
+    def run(self, command, what=None, *, check=True, input=None, timeout=None, env=None):
+        self.input = input
+        result = self.answer(command) or Result()
+        if check and not result.ok:
+            raise OpsError(self.label(f"{what} failed (exit {result.returncode}): {result.stdout}"))
+        return result
 
     def answer(self, c: str) -> Result | None:
         if f"|| exit {cmd.SWITCH_REFUSED};" in c:  # write, nginx -t, reload: one round trip
@@ -61,7 +74,7 @@ class FakeManager:
             self.steps += [f"write upstream {'/'.join(swarm_stack.parse_upstream(self.upstream))}",
                            "nginx -t"]
             if "/".join(swarm_stack.parse_upstream(self.upstream)) == self.refuse:
-                return Result("emerg: bad upstream", exited=cmd.SWITCH_REFUSED)
+                return Result("emerg: bad upstream", returncode=cmd.SWITCH_REFUSED)
             self.serving = swarm_stack.parse_upstream(self.upstream)
             self.steps.append(f"reload -> {'/'.join(self.serving)}")
             return Result()
@@ -72,15 +85,16 @@ class FakeManager:
         elif c.startswith("if grep -q") and "rm -f" in c:
             self.steps.append("unlock")
         elif "stack deploy --help" in c:
-            return Result(exited=1)
+            return Result(returncode=1)
         elif "ls -1d" in c:
             tag = re.search(r"\*Z-(\S+?) 2>", c)
             found = sorted(r for r in self.releases if not tag or r.endswith(f"Z-{tag.group(1)}"))
             return Result(found[-1] + "\n" if found else "")
-        elif ".partial" in c and "base64 -d" in c:  # upload_dir
+        elif ".partial" in c and "tar -x" in c:  # put: the folder's files, a tar on stdin
             release = re.search(r"mkdir -p (\S+)\.partial", c).group(1).strip("'")
-            self.releases[release] = {"followers.json": json.dumps(
-                {"services": {"worker": {"image": f"{REPO}:{release.rsplit('Z-', 1)[1]}"}}})}
+            with tarfile.open(fileobj=io.BytesIO(self.input)) as tar:
+                self.releases[release] = {m.name: tar.extractfile(m).read().decode()
+                                          for m in tar.getmembers()}
             self.steps.append(f"upload {release.rsplit('Z-', 1)[1]}")
         elif c.startswith("if [ -f") and "followers.json" in c:
             path = shlex.split(c)[3]
@@ -145,8 +159,7 @@ class FakeManager:
 def deployment(fake: FakeManager) -> swarm_deployment.Deployment:
     import io
 
-    manager = swarm_deployment.ManagerShell(fake, Host("m", "10.0.0.5", role="manager"))
-    return swarm_deployment.Deployment(env="staging", target=manager, paths=fake.paths,
+    return swarm_deployment.Deployment(env="staging", target=fake, paths=fake.paths,
                                        replicas=2, out=io.StringIO())
 
 

@@ -102,7 +102,7 @@ LAYERS = [
     ("base", {"errors", "files", "owner", "config", "environment", "envfile", "tls", "text",
               "progress"}),
     ("pure", {"commands", "facts", "scaling", "plan"}),
-    ("runtime", {"shell", "localrun", "docker_api", "engine_socket", "containers", "runtime",
+    ("runtime", {"shell", "docker_api", "engine_socket", "containers", "runtime",
                  "remote"}),
     ("features", {"backup", "deploy", "rotation", "monitoring", "audit", "health",
                   "early_probe", "logsearch", "routing", "release", "gateway_tls",
@@ -177,5 +177,24 @@ def test_docker_commands_are_built_in_ops_commands_only():
             if isinstance(node, ast.List) and len(node.elts) > 1:
                 first = node.elts[0]
                 if isinstance(first, ast.Constant) and first.value == "docker":
+                    found.append(f"{path.relative_to(OPS)}:{node.lineno}")
+    assert not found, found
+
+
+def test_processes_start_only_in_the_runner():
+    """Every process on any host starts through ops/runtime/runner.py (run, popen,
+    attached, put, fetch): no other module calls subprocess, os.system/popen or opens an
+    SSH exec channel of its own (channel.py is the SSH runner's Popen)."""
+    starts = {("subprocess", n) for n in ("run", "Popen", "call", "check_call", "check_output")}
+    starts |= {("os", "system"), ("os", "popen")}
+    found = []
+    for path in sorted(OPS.rglob("*.py")):
+        if path in (OPS / "runtime" / "runner.py", OPS / "runtime" / "channel.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = node.func.value
+                name = owner.id if isinstance(owner, ast.Name) else None
+                if (name, node.func.attr) in starts or node.func.attr == "exec_command":
                     found.append(f"{path.relative_to(OPS)}:{node.lineno}")
     assert not found, found

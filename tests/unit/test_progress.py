@@ -59,3 +59,31 @@ def test_a_file_written_by_another_process_is_watched(monkeypatch, tmp_path):
         path.write_bytes(b"x" * 4096)
         time.sleep(0.3)
     assert "app-db/app: dumped 4.0 KiB" in out.getvalue()
+
+
+def test_an_offsite_upload_draws_rclones_own_stats_and_a_failure_is_one_line(monkeypatch, tmp_path):
+    """A real rclone to a `local`-type remote, slowed so that its stats come twice: the
+    meter follows them; a refused copy says rclone's error, not a JSON log line."""
+    import os
+
+    import pytest
+
+    from ops.backup import offsite
+    from ops.errors import OpsError
+
+    monkeypatch.setattr(progress, "_QUIET", False)
+    out = Terminal()
+    monkeypatch.setattr(progress, "BOARD", progress.Board(out, interval=0))
+    o = offsite.Offsite(["t:"], None, "hash", {"RCLONE_CONFIG_T_TYPE": "local",
+                                              "RCLONE_BWLIMIT": "2M"})
+    src = tmp_path / "app-20261207T000000Z.dump"
+    src.write_bytes(os.urandom(5 << 20))
+    offsite._copy(o, str(src), f"t:{tmp_path}/remote/{src.name}", "upload", src.stat().st_size)
+    assert (tmp_path / "remote" / src.name).read_bytes() == src.read_bytes()
+    drawn = [t.strip() for t in out.getvalue().split("\r") if t.strip()]
+    assert any(t.startswith(f"{src.name}: sent ") and " of 5.0 MiB" in t for t in drawn), drawn
+    assert out.getvalue().endswith("\r")  # cleared once done
+
+    with pytest.raises(OpsError, match=r"^upload: .*(not a directory|no such file)") as exc:
+        offsite._copy(o, str(src), f"t:{src}/under-a-file/x", "upload", 1)
+    assert "{" not in str(exc.value)

@@ -7,14 +7,13 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from invoke import Config
 
-from ops.containers import HERE, SshMachine
 from ops.environment import resolve
 from ops.errors import OpsError
 from ops.facts.swarm_stack import Node
 from ops.runtime.fleet import THIS_ENGINE, OverSsh, ThisEngine, build
 from ops.runtime.inventory import Host
+from ops.runtime.runner import LocalRunner, SshRunner
 
 
 class Inventory:
@@ -35,7 +34,7 @@ def node(hostname: str, addr: str = "") -> Node:
 
 def test_build_gives_this_engine_for_an_engine_local_environment(tmp_path):
     where = resolve("local-swarm", {"local-swarm": {"engine": "local"}})
-    machines = build("local-swarm", where, Config(), tmp_path)
+    machines = build("local-swarm", where, tmp_path)
     assert isinstance(machines, ThisEngine) and machines.inv is None
     assert machines.hosts == [THIS_ENGINE] and machines.workers == []
     assert machines.manager.swarm_addr == "127.0.0.1"  # a single-node Swarm advertises loopback
@@ -44,17 +43,18 @@ def test_build_gives_this_engine_for_an_engine_local_environment(tmp_path):
 def test_build_reads_the_inventory_before_any_connection(tmp_path):
     where = resolve("staging", {"staging": {"hosts_file": "missing.json"}})
     with pytest.raises(OpsError, match="missing.json"):
-        build("staging", where, Config(), tmp_path, connect=False)
+        build("staging", where, tmp_path, connect=False)
 
 
 def test_this_engine_is_every_node_and_runs_processes_here():
-    ctx = object()
-    machines = ThisEngine(ctx)
-    assert machines.connection(Host("other", "10.0.0.9")) is ctx
+    machines = ThisEngine()
+    runner = machines.runner(Host("other", "10.0.0.9"))
+    assert isinstance(runner, LocalRunner) and runner is machines.manager_runner
+    # Its errors name it as the Swarm's node (its processes are this machine's).
+    assert runner.label("docker stack deploy failed") == "local: docker stack deploy failed"
     assert machines.host_of(node("docker-desktop")) is THIS_ENGINE
     # One machine however many nodes Swarm lists: one df, one log read.
     assert machines.separate([node("a"), node("b")]) == [node("a")]
-    assert machines.process_machine(THIS_ENGINE) is HERE
     assert machines.url("10.0.1.7", 9090, 19090, None) == "http://10.0.1.7:9090"
     assert not machines.tunnels and machines.describe(THIS_ENGINE) == "this engine"
     assert machines.by_name() == {"local": THIS_ENGINE}
@@ -75,9 +75,9 @@ def test_over_ssh_maps_nodes_to_inventory_hosts_by_name_or_address():
 def test_the_managers_own_connection_is_reused_not_reopened():
     conn = Conn()
     machines = OverSsh(Inventory(), manager_conn=conn)
-    assert machines.hosts == Inventory.hosts and machines.manager_conn is conn
-    process = machines.process_machine(Inventory.manager)
-    assert isinstance(process, SshMachine) and process.conn is conn and process.name == "m"
+    assert machines.hosts == Inventory.hosts
+    runner = machines.manager_runner
+    assert isinstance(runner, SshRunner) and runner.conn is conn and runner.name == "m"
     machines.close()
     assert conn.closed  # closed with the session
 

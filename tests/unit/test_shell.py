@@ -76,18 +76,3 @@ def test_a_timeout_ends_the_whole_tree_other_process_groups_too(tmp_path):
     found = [int(p) for p in pids.read_text().split()]
     assert len(found) == 3
     assert not [p for p in found if _alive(p)], "left running"
-
-
-def test_a_machine_run_that_times_out_ends_what_it_started(tmp_path):
-    """containers.Machine.run (a `docker exec` stage, a drill's commands): the timeout
-    ends the whole tree, as shell.run does."""
-    import subprocess
-
-    from ops.containers import HERE
-
-    pids = tmp_path / "pids"
-    with pytest.raises(subprocess.TimeoutExpired):
-        HERE.run(["sh", "-c", f"sleep 30 & echo $! > {pids}; setsid sleep 31 & echo $! >> {pids}; wait"],
-                 timeout=1)
-    found = [int(p) for p in pids.read_text().split()]
-    assert len(found) == 2 and not [p for p in found if _alive(p)]

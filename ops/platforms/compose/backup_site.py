@@ -7,8 +7,9 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from ...backup import targets
-from ...containers import HERE, Container
+from ...containers import Container
 from ...errors import OpsError
+from ...runtime.runner import LOCAL
 from ..base import Located
 
 
@@ -38,7 +39,7 @@ class ComposeSite:
         return self.locate(service).container
 
     def drill_machine(self, where: str, image: str | None):
-        return HERE
+        return LOCAL
 
     def manager_lock(self, service: str, db: str):
         return nullcontext()

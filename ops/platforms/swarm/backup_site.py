@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ...commands import docker
-from ...containers import HERE, Container, Stage
+from ...containers import Container, Stage
 from ...errors import OpsError
+from ...runtime.runner import LOCAL
 from ..base import Located
 
 
@@ -69,7 +70,7 @@ class SwarmSite:
                            + problem(self.snap, svc))
         task = running[0]
         host = self.stack.node_host(self.snap, task.node)
-        return Located(Container(task.container, self.fleet.process_machine(host)),
+        return Located(Container(task.container, self.fleet.runner(host)),
                        dict(svc.env), svc.image)
 
     def checker(self, service: str, image: str | None):
@@ -87,7 +88,7 @@ class SwarmSite:
             return self.manager()
         if image:
             self.image_here(image)
-        return HERE
+        return LOCAL
 
     def image_here(self, image: str) -> str:
         """The environment's image, on this machine: fetched from the manager when
@@ -111,8 +112,8 @@ class SwarmSite:
         return f"{self.deployment.paths.root}/backup-locks"
 
     def manager(self):
-        """The manager as a Machine: over its SSH connection, or this one for local-swarm."""
-        return self.fleet.process_machine(self.fleet.manager)
+        """The manager's runner: over its SSH connection, or this one for local-swarm."""
+        return self.fleet.runner(self.fleet.manager)
 
     def manager_lock(self, service: str, db: str):
         return manager_lock(self.manager(), self.lock_dir(), f"{service}.{db}",
@@ -153,7 +154,7 @@ def manager_lock(machine, directory: str, name: str, what: str):
         code = proc.wait()
         proc.stdout.close()
         if code == 75:
-            held = machine.run(["cat", path]).stdout
+            held = machine.run(["cat", path], check=False).stdout
             try:
                 holder = json.loads(held or "{}")
             except ValueError:

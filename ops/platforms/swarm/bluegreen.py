@@ -1,8 +1,7 @@
 """Blue-green deploy, rollback, finish and remove on a Swarm manager: commands come from
 ops/commands/deploy.py, files from deploy/stackfile.py, verdicts from facts/rollout.py,
 the stack's state and rollouts from deployment.py. One code path for every environment:
-the manager's connection (ManagerShell) is a Fabric Connection (a remote manager) or an Invoke Context
-(the local engine), which share `run`."""
+the manager is a runner (runtime.runner: over SSH, or this machine for local-swarm)."""
 
 from __future__ import annotations
 
@@ -48,7 +47,7 @@ def probe(d: Deployment, gw: str, which: str, tag: str, replicas: int, timeout: 
     """Every task of the color, by address, over the overlay network, from the gateway."""
     deadline = time.monotonic() + timeout
     while True:
-        text = d.target.run(deploy_cmd.probe(gw, d.svc(which)), f"probe {d.svc(which)}", warn=True).stdout
+        text = d.target.run(deploy_cmd.probe(gw, d.svc(which)), f"probe {d.svc(which)}", check=False).stdout
         problem = rollout.judge_probe(rollout.parse_probe(text), replicas, tag, which)
         if problem is None:
             return
@@ -72,7 +71,7 @@ def fetch_identity(d: Deployment, gw: str) -> rollout.Identity:
         except requests.RequestException as exc:
             return rollout.Identity(0, error=type(exc).__name__)
     fetch = deploy_cmd.fetch_through_gateway(gw, path=deploy_cmd.VERIFY_PATH)
-    headers = rollout.parse_headers(d.target.run(fetch, "request via the gateway", warn=True).stdout)
+    headers = rollout.parse_headers(d.target.run(fetch, "request via the gateway", check=False).stdout)
     status = headers.get(":status", "")
     return rollout.Identity(int(status) if status.isdigit() else 0,
                              headers.get("x-app-color", ""), headers.get("x-app-version", ""))
@@ -104,14 +103,14 @@ def verify_live(d: Deployment, gw: str, which: str, tag: str, timeout: float = 1
 def point_gateway(d: Deployment, gw: str, text: str, what: str) -> None:
     """Write the upstream, nginx -t, reload, in one round trip; a refused config is
     said with nginx's own words (and nothing was reloaded)."""
-    r = d.target.run(deploy_cmd.switch_upstream(d.paths.upstream, text, gw), what, warn=True)
-    if r.exited == deploy_cmd.SWITCH_REFUSED:
+    r = d.target.run(deploy_cmd.switch_upstream(d.paths.upstream, text, gw), what, check=False)
+    if r.returncode == deploy_cmd.SWITCH_REFUSED:
         raise OpsError(f"nginx -t rejected the new upstream: {r.stdout.strip()[-300:]}")
-    if r.exited != 0:
+    if r.returncode != 0:
         step = {deploy_cmd.SWITCH_NOT_WRITTEN: "writing the upstream",
-                deploy_cmd.SWITCH_NOT_RELOADED: "nginx -s reload"}.get(r.exited, what)
+                deploy_cmd.SWITCH_NOT_RELOADED: "nginx -s reload"}.get(r.returncode, what)
         detail = (r.stderr or r.stdout).strip().splitlines()
-        raise OpsError(f"{d.target.host.name}: {step} failed (exit {r.exited}): "
+        raise OpsError(f"{d.target.name}: {step} failed (exit {r.returncode}): "
                        f"{detail[-1] if detail else 'no output'}")
 
 
@@ -138,7 +137,8 @@ def switch(d: Deployment, gw: str, which: str, tag: str, previous_text: str, por
 
 
 def _has_detach(d: Deployment) -> bool:
-    return d.target.run(deploy_cmd.stack_deploy_has_detach(), "docker version check", warn=True).exited == 0
+    found = d.target.run(deploy_cmd.stack_deploy_has_detach(), "docker version check", check=False)
+    return found.returncode == 0
 
 
 def _resolve(d: Deployment) -> tuple[str, bool]:
@@ -162,7 +162,7 @@ def _prepare_release(d: Deployment, plan: stackfile.Plan, which: str, tag: str,
     d.pins = stackfile.server_pins(previous_base, plan.t, present)
     files = plan.files(which, tag, counts, pins=d.pins)
     d.base_changed = not previous or previous_base != files["base.json"]
-    d.target.run(deploy_cmd.upload_dir(release, files), "upload the release")
+    d.target.put(release, files, "upload the release")
     return release, {*secrets.values(), *configs.values(), *(n for p in d.pins.values() for n in p.values())}
 
 
@@ -176,7 +176,7 @@ def roll_idle(d: Deployment, plan: stackfile.Plan, which: str, tag: str, replica
     followers that name the current secret versions. It serves nobody: no switch."""
     release = new_release(d, tag)
     files = plan.files(which, tag, {**scaled(d), deploy_cmd.APP_SERVICE: replicas}, pins=d.pins)
-    d.target.run(deploy_cmd.upload_dir(release, files), "upload the release")
+    d.target.put(release, files, "upload the release")
     since = manager_clock(d)
     d.target.run(deploy_cmd.stack_deploy(f"{release}/{which}.json", d.app, False, *_resolve(d)),
                  f"docker stack deploy ({which})")
@@ -193,7 +193,7 @@ def deploy_followers(d: Deployment, release: str, since: str, detach_flag: bool,
     `timeout`: seconds to wait (default the deploy's converge_timeout)."""
     d.target.run(deploy_cmd.stack_deploy(f"{release}/followers.json", d.app, detach_flag and wait,
                                   *_resolve(d)),
-                 "docker stack deploy (followers)", warn=detach_flag and wait)
+                 "docker stack deploy (followers)", check=not (detach_flag and wait))
     if not wait:
         return
     for name, image in images.items():
@@ -285,7 +285,7 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
                 rec["switch_seconds"] = round(switch(d, gw, which, tag, previous_text,
                                                      plan.t.http_port()), 3)
             d.target.run(deploy_cmd.prune_releases(d.paths.releases, KEEP_RELEASES), "prune releases",
-                         warn=True)
+                         check=False)
             prune_objects(d, objects)
             record_desired(d)
             rec.pop("followers_moved", None)
@@ -310,7 +310,7 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
     if action == "deploy" and (isinstance(exc, StepFailed) or interrupted) and (
             step.startswith("deploy ") or step == "probe"):
         d.target.run(deploy_cmd.service_scale(d.svc(rec["to_color"]), 0), "scale the failed color down",
-                     warn=True)
+                     check=False)
     if action == "deploy" and rec.pop("followers_moved", False) and rec.get("from_tag") \
             and "switch_seconds" not in rec:
         # The worker went with the idle color: it goes back with the live one.

@@ -17,8 +17,6 @@ from ...deploy import records, stackfile
 from ...deploy.lock import DeployLock
 from ...errors import OpsError
 from ...facts import rollout, swarm_stack
-from ...runtime.inventory import Host
-from ...runtime.ssh import run as run_on
 
 POLL = 0.5  # seconds between two looks at a rollout (each one SSH round trip)
 KEEP_RELEASES = 10
@@ -31,20 +29,9 @@ class StepFailed(OpsError):
 
 
 @dataclass
-class ManagerShell:
-    """Runs commands on the Swarm manager, over its connection (Fabric or Invoke)."""
-
-    conn: object  # fabric.Connection | invoke.Context
-    host: Host
-
-    def run(self, command: str, what: str, warn: bool = False, stdin: str | None = None):
-        return run_on(self.conn, command, self.host, what, warn=warn, stdin=stdin)
-
-
-@dataclass
 class Deployment:
     env: str
-    target: ManagerShell
+    target: object  # the manager's runner (runtime.runner.Runner)
     paths: deploy_cmd.Paths
     replicas: int  # per color, when a rollback scales a finished color back up
     url: str | None = None  # public URL; None: verify through the gateway's own port
@@ -81,7 +68,7 @@ class Deployment:
         self.timings[name] = round(time.monotonic() - start, 2)
 
     def lock(self, tag: str | None = None) -> DeployLock:
-        return DeployLock(self.target.conn, self.target.host, self.app, tag=tag, out=self.out,
+        return DeployLock(self.target, self.app, tag=tag, out=self.out,
                           base=self.paths.base)
 
 
@@ -156,7 +143,8 @@ def show_failure(d: Deployment, name: str, image: str, since: str) -> None:
                           if t.state in rollout.DEAD else "not healthy yet")
         d.say(f"  task {t.id} slot {t.slot}: {t.state}: {why}")
     for t in bad[:2]:
-        logs = d.target.run(deploy_cmd.service_logs(t.full_id, 15), f"logs of task {t.id}", warn=True).stdout
+        logs = d.target.run(deploy_cmd.service_logs(t.full_id, 15), f"logs of task {t.id}",
+                            check=False).stdout
         d.say(f"--- logs of task {t.id} ---")
         for log_line in logs.strip().splitlines()[-15:] or ["(no output)"]:
             d.say(f"  {log_line}")
@@ -209,7 +197,7 @@ def prune_objects(d: Deployment, keep: set[str]) -> None:
 
 def write_audit(d: Deployment, rec: dict) -> None:
     d.target.run(deploy_cmd.append_line(d.paths.audit, records.line(rec)), "append to the audit log",
-                 warn=True)
+                 check=False)
 
 
 def create_secrets(d: Deployment, plan: stackfile.Plan, keys=None) -> set[str]:
@@ -222,7 +210,7 @@ def create_secrets(d: Deployment, plan: stackfile.Plan, keys=None) -> set[str]:
     for key, name in wanted.items():
         if name not in present:
             d.target.run(deploy_cmd.secret_create(name, d.app), f"create secret {name}",
-                         stdin=plan.secret_values[key])
+                         input=plan.secret_values[key])
             present.add(name)
     return present
 
@@ -233,25 +221,25 @@ def record_desired(d: Deployment) -> None:
     from ...commands import monitoring as mon
 
     d.target.run(mon.desired_replicas(d.app, d.paths.textfile), "record the desired replicas",
-                 warn=True)
+                 check=False)
 
 
 def release_followers(d: Deployment, tag: str | None = None) -> tuple[str, dict[str, str]]:
     """(the newest release (of `tag`), its followers {service: image}); ("", {}) when
     no such release is kept on the manager."""
     release = d.target.run(deploy_cmd.newest_release(d.paths, tag), "find the release",
-                           warn=True).stdout.strip()
+                           check=False).stdout.strip()
     if not release:
         return "", {}
     return release, stackfile.service_images(d.target.run(
-        deploy_cmd.read_file(f"{release}/followers.json"), "read the followers", warn=True).stdout)
+        deploy_cmd.read_file(f"{release}/followers.json"), "read the followers", check=False).stdout)
 
 
 def gateway_container(d: Deployment) -> str:
     cid = d.target.run(deploy_cmd.gateway_container(d.app), "find the gateway").stdout.strip()
     if not cid:
         raise OpsError(f"no running gateway (label ops.role=gateway) of stack {d.app} on "
-                       f"{d.target.host.name}")
+                       f"{d.target.name}")
     return cid
 
 

@@ -155,10 +155,8 @@ class SwarmMonitoring(ApiReader):
         # Each node's textfile directory must exist before node-exporter binds it.
         mkdir = monitoring_cmd.make_dir(d.paths.textfile)
 
-        def setup(conn, host):
-            from ...runtime.ssh import run
-
-            run(conn, mkdir, host, "create the textfile directory")
+        def setup(node):
+            node.run(mkdir, "create the textfile directory")
 
         pinned, anywhere = stackfile.images(t, names)
         self.session.deliver_images(pinned, anywhere, setup=setup)
@@ -167,7 +165,7 @@ class SwarmMonitoring(ApiReader):
         files = {STACK_FILE: stackfile.dump(stackfile.part(t, names, sec, cfg)),
                  **plan.config_files()}
         since = deployment.manager_clock(d)
-        d.target.run(deploy_cmd.upload_dir(d.paths.monitoring, files), "upload the monitoring stack")
+        d.target.put(d.paths.monitoring, files, "upload the monitoring stack")
         deployment.create_secrets(d, plan, keys=set(sec))
         d.target.run(deploy_cmd.stack_deploy(f"{d.paths.monitoring}/{STACK_FILE}", d.app, False),
                      "docker stack deploy (monitoring)")

@@ -191,7 +191,7 @@ class SwarmPlatform(OnStack, Refusing):
         from ...remote import swarm
         from ...runtime.fleet import build
 
-        machines = build(self.env, self.environment, self.config, self.settings.root)
+        machines = build(self.env, self.environment, self.settings.root)
         try:
             return swarm.ensure(machines, out=sys.stderr)
         finally:

@@ -20,7 +20,6 @@ from ...errors import OpsError
 from ...rotation import servers
 from ...rotation.model import Rotation
 from ...rotation.protocol import PastSwitch
-from ...runtime.ssh import run as run_on
 from ...shell import last_line
 from . import bluegreen, deployment
 
@@ -35,15 +34,13 @@ class SwarmPlace:
     def exec(self, script: servers.Script, check: bool = True) -> bool:
         # Where the server runs now, each time: a rotation takes a deploy's time, and a
         # task replaced meanwhile has another container (one round trip).
-        task, (conn, host) = self.stack.task_target(self.stack.snapshot(),
-                                                      self.rotation.server.service)
-        container = task.container
-        result = run_on(conn, script.command(container), host, script.what, warn=True,
-                        stdin=script.stdin)
-        if result.exited == 0 or not check:
-            return result.exited == 0
+        task, node = self.stack.task_target(self.stack.snapshot(), self.rotation.server.service)
+        result = node.run(script.command(task.container), script.what, check=False,
+                          input=script.stdin)
+        if result.returncode == 0 or not check:
+            return result.returncode == 0
         detail = last_line(result.stderr) or last_line(result.stdout) or "no output"
-        raise OpsError(f"{host.name}: {self.rotation.server.service}: {script.what} failed: {detail}")
+        raise OpsError(f"{node.name}: {self.rotation.server.service}: {script.what} failed: {detail}")
 
     def move_clients(self, rotation: Rotation, value: str, out) -> list[str]:
         d, session = self.deployment, self.session

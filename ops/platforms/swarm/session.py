@@ -1,6 +1,6 @@
-"""One deploy session: the settings of a Swarm environment, the manager connection
-(Fabric over SSH, or an Invoke Context on this engine) and the Deployment the flow
-runs on; also how images reach the nodes and where secrets come from."""
+"""One deploy session: the settings of a Swarm environment, the manager's runner (over
+SSH, or this machine for local-swarm) and the Deployment the flow runs on; also how
+images reach the nodes and where secrets come from."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class Session:
         """`connect=False`: settings and inventory only (for `inv config`), no SSH."""
         from ...runtime import fleet
         from ...runtime.inventory import parse_url
-        from .deployment import Deployment, ManagerShell
+        from .deployment import Deployment
 
         self.settings = s
         env = s.env
@@ -27,10 +27,9 @@ class Session:
         env_config = environment.config
         paths = state_paths(s, opts)
         # Local engine or SSH is decided here, once: every verb asks `self.fleet`.
-        self.fleet = fleet.build(env, environment, config, s.root, connect=connect)
+        self.fleet = fleet.build(env, environment, s.root, connect=connect)
         self.inv = self.fleet.inv
-        host = self.fleet.manager
-        conn = self.fleet.manager_conn if connect else None
+        manager = self.fleet.manager_runner if connect else None
         url = self.inv.url if self.inv else \
             parse_url(env, env_config.get("url") or f"https://127.0.0.1:{opts['gateway_port']}")
         self.registry = None
@@ -40,7 +39,7 @@ class Session:
             self.registry = parse_registry(env, self.inv.registry, s.root, s.variables)
         from ... import gateway_tls
 
-        self.deployment = Deployment(env=env, target=ManagerShell(conn, host), paths=paths,
+        self.deployment = Deployment(env=env, target=manager, paths=paths,
                                      replicas=opts["replicas"], url=url,
                                      trust=gateway_tls.trust(s.root, env, env_config, url),
                                      converge_timeout=opts["converge_timeout"],
@@ -153,7 +152,7 @@ class Session:
 
         why = not_a_manager(self.deployment.target.run(deploy_cmd.swarm_state(), "docker info").stdout)
         if why:
-            raise OpsError(f"{self.fleet.describe(self.deployment.target.host)} is {why}: "
+            raise OpsError(f"{self.fleet.describe(self.fleet.manager)} is {why}: "
                            f"run `inv swarm.init --env {self.deployment.env}`")
 
     def resolve_tag(self, tag: str | None) -> str:
@@ -224,7 +223,7 @@ class Session:
 
     def deliver_images(self, pinned: list[str], anywhere: list[str], also=(), setup=None):
         """`pinned` to the manager, `anywhere` and `also` to every node, over SSH where a
-        node lacks them; `setup(conn, host)` runs on each host's connection first. On
+        node lacks them; `setup(node)` runs on each host's runner first. On
         this machine's engine: refuse what is missing."""
         def wanted(h):
             return [*also, *anywhere, *(pinned if h.role == "manager" else [])]

@@ -7,7 +7,6 @@ connection from the session's fleet (ops/runtime/fleet.py)."""
 
 from __future__ import annotations
 
-import io
 import sys
 from datetime import UTC, datetime
 
@@ -27,8 +26,8 @@ class SwarmStack:
 
     # -- connections ----------------------------------------------------------------------
     def node_target(self, snap: state.Snapshot, node_id: str):
-        """(connection, Host) for the node running a task."""
-        return self._host_target(self.node_host(snap, node_id))
+        """The runner of the node running a task."""
+        return self.fleet.runner(self.node_host(snap, node_id))
 
     def node_host(self, snap: state.Snapshot, node_id: str):
         """The inventory Host a node is (no connection is opened for it)."""
@@ -38,10 +37,6 @@ class SwarmStack:
             raise OpsError(f"node {snap.node_name(node_id)} is not one of the hosts of "
                            f"--env {self.deployment.env}: add it to the inventory to reach its containers")
         return host
-
-    def _host_target(self, host):
-        """(connection, Host) for an inventory host."""
-        return self.fleet.connection(host), host
 
     def connect_nodes(self) -> None:
         """Start opening every host's connection now (a failure is said by the check
@@ -53,12 +48,6 @@ class SwarmStack:
         if getattr(self, "_monitor", None) is not None:
             self._monitor.close_tunnels()
         self.session.close()
-
-    def run_on(self, target, command: str, what: str, warn: bool = False):
-        from ...runtime.ssh import run
-
-        conn, host = target
-        return run(conn, command, host, what, warn=warn)
 
     # -- reads ----------------------------------------------------------------------------
     def snapshot(self) -> state.Snapshot:
@@ -179,7 +168,7 @@ class SwarmStack:
                 continue
 
             def run(host=host, container=place["container"], probe=probe):
-                return self._probe_in(self._host_target(host), container, probe)
+                return self._probe_in(self.fleet.runner(host), container, probe)
 
             out[place["container"]] = early_probe.in_thread(place["container"], run)
         return out
@@ -198,17 +187,16 @@ class SwarmStack:
     def _probe(self, snap, task, probe) -> tuple[bool, str]:
         return self._probe_in(self.node_target(snap, task.node), task.container, probe)
 
-    def _probe_in(self, target, container: str, probe) -> tuple[bool, str]:
-        result = self.run_on(target, cluster_cmd.container_exec(container, probe.line), probe.name,
-                             warn=True)
-        return probe.verdict(result.exited, result.stdout or result.stderr or "")
+    def _probe_in(self, node, container: str, probe) -> tuple[bool, str]:
+        result = node.run(cluster_cmd.container_exec(container, probe.line), probe.name, check=False)
+        return probe.verdict(result.returncode, result.stdout or result.stderr or "")
 
     def _disk_nodes(self, snap) -> list[state.Node]:
         # One df per machine: on this engine every node is the same one.
         return self.fleet.separate(snap.nodes)
 
     def _disk(self, snap, node) -> tuple[bool, bool, str]:
-        result = self.run_on(self.node_target(snap, node.id), cluster_cmd.disk_free(), "df")
+        result = self.node_target(snap, node.id).run(cluster_cmd.disk_free(), "df")
         return state.disk_verdict(result.stdout)
 
     def _lock_state(self) -> tuple[bool, bool, str]:
@@ -225,9 +213,8 @@ class SwarmStack:
     # -- logs and exec --------------------------------------------------------------------
     def logs(self, names, follow=False, tail=None, since=None, timestamps=False) -> None:
         full = self._chosen(self.snapshot(), names)
-        result = self.deployment.target.conn.run(
-            cluster_cmd.service_logs(full, follow, tail, since, timestamps), warn=True,
-            hide="stderr", in_stream=False)
+        result = self.deployment.target.attached(
+            cluster_cmd.service_logs(full, follow, tail, since, timestamps), capture_stderr=True)
         hung = cluster_cmd.hung_services(result.stderr or "")
         rest = [x for x in (result.stderr or "").splitlines() if not x.startswith(cluster_cmd.LOGS_HUNG)]
         if rest:
@@ -258,7 +245,7 @@ class SwarmStack:
 
         def search(host):
             try:
-                return self.run_on(self._host_target(host), command, f"the log search on {host.name}").stdout
+                return self.fleet.runner(host).run(command, f"the log search on {host.name}").stdout
             except OpsError as exc:
                 return exc
 
@@ -295,7 +282,6 @@ class SwarmStack:
     def exec(self, name: str, argv: list[str], index: int = 1, tty: bool = False) -> int:
         snap = self.snapshot()
         short, _ = snap.service(name, snap.live_color)
-        task, (conn, _host) = self.task_target(snap, short, index)
-        result = conn.run(cluster_cmd.container_exec(task.container, argv, interactive=tty), warn=True,
-                          hide=False, pty=tty, in_stream=None if tty else io.StringIO(""))
-        return result.exited
+        task, node = self.task_target(snap, short, index)
+        return node.attached(cluster_cmd.container_exec(task.container, argv, interactive=tty),
+                             tty=tty).returncode

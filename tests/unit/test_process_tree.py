@@ -1,14 +1,12 @@
-"""The local-engine Context stops on Ctrl-C (Invoke's own runner would keep waiting)."""
+"""How the runner finds a process tree through /proc (what end_tree signals)."""
 
 import os
 import signal
 import threading
-import time
 
 import pytest
-from invoke import Config
 
-from ops.localrun import context, descendants, parent_of
+from ops.runtime.runner import descendants, parent_of
 
 
 @pytest.fixture
@@ -25,24 +23,6 @@ def _interrupt_soon(delay: float = 0.5) -> threading.Timer:
     timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     return timer
-
-
-def test_ctrl_c_stops_the_run_and_its_child(tmp_path, sigint_raises):
-    marker = tmp_path / "still-running"
-    started = time.monotonic()
-    _interrupt_soon()
-    with pytest.raises(KeyboardInterrupt):
-        context(Config()).run(f"sleep 5 && touch {marker}", hide=True, warn=True, in_stream=False)
-    assert time.monotonic() - started < 4  # not after the child finished on its own
-    time.sleep(5.5)
-    assert not marker.exists()  # the child was stopped, not left running
-
-
-def test_the_callers_config_is_not_changed():
-    cfg = Config()
-    before = cfg.runners.local
-    context(cfg)
-    assert cfg.runners.local is before
 
 
 def test_parent_of_reads_past_a_command_name_with_spaces_and_parens():
