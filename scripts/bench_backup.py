@@ -17,10 +17,10 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import INV, ROOT, SandboxHosts, bench_stack, compose_env
+from benchlib import INV, ROOT, SandboxHosts, bench_stack, compose_env, knob
 
-RUNS = int(os.environ.get("BENCH_RUNS", "2"))
-SCALE = int(os.environ.get("BENCH_PGBENCH_SCALE", "35"))  # ~530 MB of pgbench tables
+RUNS = knob("RUNS", 2, 1)
+SCALE = knob("PGBENCH_SCALE", 35, 1)  # ~530 MB of pgbench tables
 
 
 def sh(argv, env=None, **kw):

@@ -9,13 +9,13 @@ import subprocess
 import sys
 import time
 
-from benchlib import INV, ROOT, SandboxHosts, bench_stack, compose_env, trust_gateway
+from benchlib import INV, ROOT, SandboxHosts, bench_stack, compose_env, knob, trust_gateway
 
-RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+RUNS = knob("RUNS", 5, 1)
 # Rounds of (slowest bare check, inv health, floor): the per-round spread is wide
 # (1.1-1.7x), so a median needs more of them than the other rows. (scripts/bench-cli has
 # compiled ops/ first, as scripts/up does: the timings are of a user's every run.)
-HEALTH_RUNS = int(os.environ.get("BENCH_HEALTH_RUNS", "15"))
+HEALTH_RUNS = knob("HEALTH_RUNS", 15, 1)
 
 
 def timed(argv, env, check=True) -> float:

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import INV, ROOT, build_api, inv_or_exit, trust_gateway
+from benchlib import INV, QUICK, ROOT, build_api, inv_or_exit, trust_gateway
 
 sys.path.insert(0, str(ROOT))
 from ops.config import read_env_file  # noqa: E402
@@ -103,7 +103,8 @@ def row(name: str, summary: dict, took: float, switch: float | None,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cycles", type=int, default=6, help="deploy+rollback cycles (default 6)")
+    parser.add_argument("--cycles", type=int, default=1 if QUICK else 6,
+                        help="deploy+rollback cycles (default 6; BENCH_QUICK=1: 1)")
     parser.add_argument("--rate", type=float, default=100.0, help="requests/s (gateway limit: 100)")
     args = parser.parse_args()
     tags = ["b1", "b2", "b3"]

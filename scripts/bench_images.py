@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import INV, ROOT, SandboxHosts
+from benchlib import INV, QUICK, ROOT, SandboxHosts
 
 sys.path.insert(0, str(ROOT))
 from ops.commands import image_refs as images_cmd  # noqa: E402
@@ -38,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default=read_env_file(ROOT / ".env").get("PROMETHEUS_IMAGE")
                         or "ops-local/prometheus:2.42")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=1 if QUICK else 3)
     args = parser.parse_args()
     if args.runs < 1:
         sys.exit(f"bench: --runs must be at least 1, not {args.runs}")

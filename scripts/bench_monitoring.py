@@ -10,7 +10,6 @@ alternating rounds so drift hits both sides alike."""
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -19,18 +18,18 @@ import time
 
 import docker
 import requests
-from benchlib import INV, ROOT, bench_stack
+from benchlib import INV, ROOT, bench_stack, knob
 
 sys.path.insert(0, str(ROOT))
 from tests.support.receiver import Receiver  # noqa: E402 - after the checkout is importable
 
-FAULTS = int(os.environ.get("BENCH_FAULTS", "3"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
-CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
+FAULTS = knob("FAULTS", 3, 1)
+ROUNDS = knob("ROUNDS", 3, 1)
+SECONDS = knob("SECONDS", 10.0, 2.0)
+CLIENTS = knob("CLIENTS", 16, 4)
 # Alertmanager drops a group some 30 s after its resolved notice; a fault before that
 # joins the old group and waits for its group_interval instead of group_wait.
-SETTLE = float(os.environ.get("BENCH_SETTLE", "45"))
+SETTLE = knob("SETTLE", 45.0, 5.0)
 
 
 def inv(*args, env) -> None:

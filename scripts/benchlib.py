@@ -14,6 +14,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 INV = [sys.executable, "-m", "invoke"]
+# BENCH_QUICK=1: every size and round count at its smallest, to prove a script still runs
+# end to end (its figures mean nothing then). An explicit BENCH_<NAME> still wins.
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+
+
+def knob(name: str, default: float, quick: float) -> float:
+    """BENCH_<NAME> if set, else the quick size under BENCH_QUICK=1, else the default."""
+    raw = os.environ.get(f"BENCH_{name}")
+    if raw is None:
+        return quick if QUICK else default
+    try:
+        return type(default)(raw)
+    except ValueError:
+        sys.exit(f"bench: BENCH_{name}={raw!r} is not a number")
 
 
 def free_port() -> int:

@@ -20,13 +20,15 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-# Integration modules that share the session's sandbox: one unit, one worker.
+# Integration modules that share the session's sandbox: one unit, one worker. The deploy
+# scenarios that run on local-swarm (test_deploy.py's `[local-swarm]`) are a unit of
+# their own, on the other worker.
 SANDBOX_UNIT = {"test_sandbox", "test_deploy"}
+LOCAL_SWARM = "local-swarm"
 # The longest units first (the sandbox's alone in a worker; the other worker takes the
 # rest in this order, then every other module as collected).
-FIRST = ["test_deploy", "test_sandbox", "test_deploy_registry", "test_deploy_local",
-         "test_monitoring", "test_stack", "test_backup", "test_offsite", "test_restore_cron",
-         "test_rotation"]
+FIRST = ["sandbox", "test_deploy_registry", LOCAL_SWARM, "test_monitoring", "test_stack",
+         "test_backup", "test_offsite", "test_restore_cron", "test_rotation"]
 
 _OWNER = "OPS_TEST_SHARED" not in os.environ
 if _OWNER:
@@ -47,16 +49,20 @@ def pytest_sessionfinish(session):
 
 
 def unit_of(nodeid: str) -> str:
-    """The unit of work a test belongs to: its module, or the sandbox's unit."""
-    path = nodeid.split("::", 1)[0]
+    """The unit of work a test belongs to: its module, the sandbox's unit, or the
+    local-swarm deploy scenarios'."""
+    path, _, name = nodeid.partition("::")
     stem = PurePosixPath(path).stem
-    return "sandbox" if stem in SANDBOX_UNIT and "/integration/" in path else path
+    if stem not in SANDBOX_UNIT or "/integration/" not in path:
+        return path
+    return LOCAL_SWARM if f"{LOCAL_SWARM}" in name.partition("[")[2] else "sandbox"
 
 
 def _rank(item) -> tuple[int, int]:
-    path = PurePosixPath(item.nodeid.split("::", 1)[0])
-    if path.parent.name == "integration" and path.stem in FIRST:
-        return 0, FIRST.index(path.stem)
+    unit = unit_of(item.nodeid)
+    key = unit if unit in (LOCAL_SWARM, "sandbox") else PurePosixPath(unit).stem
+    if "/integration/" in item.nodeid and key in FIRST:
+        return 0, FIRST.index(key)
     return 1, 0
 
 

@@ -108,13 +108,13 @@ def purge(client, project: str) -> None:
         v.remove(force=True)
 
 
-def job_done(base_url: str, job_id: str, timeout: float = 30.0):
+def job_done(base_url: str, job_id: str, timeout: float = 30.0, verify: str | bool = True):
     """GET /jobs/ID until a worker has recorded the job (200) or `timeout`; the last answer."""
     import requests
 
     deadline = time.monotonic() + timeout
     while True:
-        answer = requests.get(f"{base_url}/jobs/{job_id}", timeout=5)
+        answer = requests.get(f"{base_url}/jobs/{job_id}", timeout=5, verify=verify)
         if answer.status_code == 200 or time.monotonic() > deadline:
             return answer
         time.sleep(0.2)

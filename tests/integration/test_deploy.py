@@ -1,7 +1,11 @@
-"""Blue-green deploys on the sandbox Swarm over real SSH, under steady load through the
-gateway: v1 -> v2 -> rollback -> v3 with zero failed requests; a v2 failing its health
-check aborts with v1 serving; the lock refuses a second deploy and frees on Ctrl-C;
-names with shell metacharacters are refused before anything runs."""
+"""Blue-green deploys on a real Swarm, one scenario list: each scenario is written once
+against a `swarm_targets.Target` and runs on `local-swarm` (this engine as a one-node
+Swarm), or on the `sandbox` (two hosts, everything over SSH) where it is about SSH or
+several nodes, or on both where the promise is the product's core (a deploy, a
+rollback and a backup, under load, on either path). `@on(...)` says which.
+
+The scenarios of one target run in file order on one test worker and build on each
+other's state (what is live, what is idle); each says what it needs when run alone."""
 
 from __future__ import annotations
 
@@ -10,108 +14,135 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import requests
 
-from ops.config import read_env_file
 from tests.support import loadgen
+from tests.support.swarm_mode import ask_to_leave
 
 from .conftest import (
     ROOT,
     SANDBOX,
-    SANDBOX_PROJECT,
+    SHARED,
     base_images,
+    free_port,
     fresh_passwords,
     job_done,
-    sandbox_inv,
-    sigint_default,
 )
+from .swarm_targets import BAD, TAGS, LocalSwarm, Sandbox, build_images, failing, remove_images
 
 pytestmark = pytest.mark.integration
 
-REPO = f"ops-test-{secrets.token_hex(3)}/api"
-TAGS = ("v1", "v2", "v3")
-BAD = "v2-bad"
+TARGETS = {"local-swarm": "local_swarm", "sandbox": "on_sandbox"}
 
 
-def _env() -> dict:
-    return {**base_images(), "API_IMAGE": REPO}
-
-
-# In the sandbox project's .env.sandbox, where `inv secrets.rotate` keeps a new value
-# (one in the process environment could not be rotated).
-PASSWORDS = fresh_passwords()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def passwords_file(sandbox_project):
-    path = sandbox_project / ".env.sandbox"
-    path.write_text("".join(f"{k}={v}\n" for k, v in PASSWORDS.items()))
-    path.chmod(0o600)
-    yield path
-    path.unlink(missing_ok=True)
-
-
-def inv(*args, **kw):
-    return sandbox_inv(*args, extra_env=_env(), **kw)
+def on(*names: str):
+    """The targets a scenario runs on (a module-scoped parameter: one setup per target)."""
+    return pytest.mark.parametrize("target", [TARGETS[n] for n in names], ids=list(names),
+                                   indirect=True, scope="module")
 
 
 @pytest.fixture(scope="module")
-def images(engine):
-    """v1..v3 of the real api (only APP_VERSION differs), and a v2 whose readiness fails
-    (it looks for redis on a port where nothing listens), so its health check fails."""
+def target(request):
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="module")
+def local_swarm(engine, tmp_path_factory):
+    """The local engine in Swarm mode (left again at the end of the run if the test put it
+    there, and if that breaks no running container's DNS), an own app name, port,
+    project directory (a git checkout of its own: `inv deploy` without --tag builds its
+    commit; no wheelhouse, as in a fresh clone) and images."""
     from ops.wheelhouse import ensure
 
+    app = f"opstest-local-{secrets.token_hex(3)}"
+    repo = f"ops-test-local-{secrets.token_hex(3)}/api"
+    was_swarm = engine.info()["Swarm"]["LocalNodeState"] == "active"
+    had_gwbridge = bool(engine.networks.list(names=["docker_gwbridge"]))
+    project = tmp_path_factory.mktemp("local-deploy")
     ensure(ROOT)
-    python = read_env_file(ROOT / ".env").get("PYTHON_IMAGE") or "python:3.11-slim-bookworm"
-    for tag in TAGS:
-        engine.images.build(path=str(ROOT / "compose" / "api"), tag=f"{REPO}:{tag}", rm=True, forcerm=True,
-                            buildargs={"PYTHON_IMAGE": python, "APP_VERSION": tag})
-    engine.images.build(fileobj=__import__("io").BytesIO(
-        f"FROM {REPO}:v1\nENV REDIS_PORT=6390 APP_VERSION={BAD}\n".encode()), tag=f"{REPO}:{BAD}",
-        rm=True, forcerm=True)
-    yield
-    for tag in (*TAGS, BAD):
-        engine.images.remove(f"{REPO}:{tag}", force=True)
+    shutil.copytree(ROOT / "compose", project / "compose", ignore=shutil.ignore_patterns("wheels"))
+    git = ["git", "-C", str(project), "-c", "user.name=ops-test", "-c", "user.email=ops-test@localhost"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "release"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    port = free_port()
+    # envs.local-swarm.deploy wins over deploy: (the more specific setting): override there,
+    # or the test would act on the user's own `opsdemo-swarm`. No OPS_TLS_DIR: its own CA.
+    env = {**{k: v for k, v in os.environ.items() if k != "OPS_TLS_DIR"},
+           "OPS_ROOT": str(project), "INVOKE_ENVS_LOCAL-SWARM_DEPLOY_APP": app,
+           "INVOKE_ENVS_LOCAL-SWARM_DEPLOY_GATEWAY_PORT": str(port), "API_IMAGE": repo,
+           **base_images()}
+    build_images(engine, repo)
+    target = LocalSwarm(env, port, repo, project, git)
+    target.keep_passwords(fresh_passwords())
+    try:
+        init = target.inv("swarm.init")
+        assert init.returncode == 0, init.stderr
+        assert "Leader" in init.stdout
+        yield target
+    finally:
+        target.inv("deploy.remove", "--volumes", "--yes", timeout=300)
+        if not was_swarm:
+            # Not now: leaving empties the embedded DNS of every running container (the
+            # sandbox's hosts, other tests' stacks): the run does it last.
+            ask_to_leave(SHARED, had_gwbridge)
+        remove_images(engine, repo)
+    left = [s.name for s in engine.services.list()] if was_swarm else []
+    assert not [name for name in left if name.startswith(app)]
+    assert not [v.name for v in engine.volumes.list() if v.name.startswith(app)]
+    assert not [n.name for n in engine.networks.list() if n.name.startswith(app)]
 
 
 @pytest.fixture(scope="module")
-def deployed(sandbox, images):
-    """v1 live (the first deploy also creates the database, redis and the gateway)."""
-    first = inv("deploy", "--env", "sandbox", "--tag", "v1", timeout=900)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "blue/v1 is live" in first.stdout
-    return _url()
+def on_sandbox(engine, sandbox, sandbox_project):
+    """The session's sandbox (shared with test_sandbox.py), its images, and passwords in
+    the project's .env.sandbox, where `inv secrets.rotate` keeps a new value."""
+    repo = f"ops-test-{secrets.token_hex(3)}/api"
+    build_images(engine, repo)
+    target = Sandbox(engine, SANDBOX, repo, sandbox_project, {**base_images(), "API_IMAGE": repo})
+    target.keep_passwords(fresh_passwords())
+    try:
+        yield target
+    finally:
+        (sandbox_project / ".env.sandbox").unlink(missing_ok=True)
+        remove_images(engine, repo)
 
 
-def _url() -> str:
-    return json.loads((SANDBOX_PROJECT[0] / ".sandbox" / "hosts.json").read_text())["url"]
-
-
-def _status() -> dict:
-    r = inv("deploy.status", "--env", "sandbox", "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+@pytest.fixture(scope="module")
+def deployed(target):
+    return target.deployed()
 
 
 def _served_between(samples, start, end) -> set[str]:
     return {f"{s.color}/{s.version}" for s in samples if start <= s.t <= end}
 
 
+def _idle(status: dict) -> str:
+    return next(c for c in ("blue", "green") if c != status["live"])
+
+
+# -- deploys and rollbacks -------------------------------------------------------------
+
+@on("local-swarm", "sandbox")
 def test_deploy_rollback_deploy_under_load_fails_no_request(deployed):
+    t = deployed
+    if t.name == "local-swarm":  # its first deploy made the project's CA, and trusted it
+        assert "made a local CA" in t._first_deploy.stderr and Path(t.verify).is_file()
     steps = [(("deploy", "--tag", "v2"), "green/v2"), (("rollback",), "blue/v1"),
              (("deploy", "--tag", "v3"), "green/v3")]
     windows = []
-    with loadgen.Load(deployed + "/", rate=100) as load:
+    with loadgen.Load(t.url + "/", rate=100, verify=t.verify) as load:
         time.sleep(2)
         for args, expected in steps:
             began = time.monotonic() - load._t0
-            r = inv(*args, "--env", "sandbox", timeout=900)
+            r = t.inv(*args, timeout=900)
             assert r.returncode == 0, f"{args}: {r.stderr[-3000:]}"
             windows.append((began, time.monotonic() - load._t0, expected))
             if args == ("rollback",):  # the switch is verified; the worker follows on its own
@@ -129,47 +160,101 @@ def test_deploy_rollback_deploy_under_load_fails_no_request(deployed):
     for (_, ended, expected), nxt in zip(windows, [*windows[1:], None], strict=True):
         until = nxt[0] if nxt else load.samples[-1].t
         assert _served_between(load.samples, ended + 1.0, until) == {expected}, (expected, result)
-    status = _status()
+    status = t.status()
     assert status["live"] == "green" and status["live_tag"] == "v3" and status["lock"] is None
     assert status["colors"]["green"]["tag"] == "v3" and status["colors"]["green"]["running"] == 2
     assert status["colors"]["blue"]["tag"] == "v1"  # kept for an instant rollback
     worker = status["followers"]["worker"]
     assert (worker["tag"], worker["running"]) == ("v3", worker["replicas"]), worker
-    assert status["url"] == deployed
-    history = inv("deploy.history", "--env", "sandbox", "--json")
+    assert status["url"].rstrip("/") == t.url
+    history = t.inv("deploy.history", "--json")
     records = [json.loads(line) for line in history.stdout.splitlines()]
     assert [(r["action"], r["to_tag"], r["outcome"]) for r in records[-3:]] == [
         ("deploy", "v2", "ok"), ("rollback", "v1", "ok"), ("deploy", "v3", "ok")]
     assert all(r["user"] and r["from_host"] and r["ts"] for r in records)
 
 
+@on("local-swarm")
+def test_finish_then_a_rollback_scales_the_finished_color_up_first(deployed):
+    """deploy.finish scales the idle color to 0; a rollback to it scales it up and
+    health-checks it first; `rollback --wait` returns once the worker is back too, without
+    it the worker rolls back in the background and gets there on its own."""
+    t = deployed
+    before = t.status()
+    live, idle = (before["live"], before["live_tag"]), (_idle(before), before["colors"][_idle(before)]["tag"])
+    back = t.inv("rollback", "--wait", "120", timeout=600)
+    assert back.returncode == 0, back.stderr[-3000:]
+    assert "followers rolled back" in back.stdout
+    assert {t.identity() for _ in range(10)} == {idle}
+    worker = t.status()["followers"]["worker"]
+    assert (worker["tag"], worker["running"]) == (idle[1], worker["replicas"]), worker
+    finished = t.inv("deploy.finish")
+    assert finished.returncode == 0 and f"{live[0]} ({live[1]}) scaled to 0" in finished.stdout
+    status = t.inv("deploy.status")
+    assert f"live:  {idle[0]} ({idle[1]})" in status.stdout and "0/0 running" in status.stdout
+    history = t.inv("deploy.history").stdout
+    assert [line.split()[1] for line in history.splitlines()][-2:] == ["rollback", "finish"]
+    again = t.inv("rollback", timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "scaling it to 2 first" in again.stderr and t.identity() == live
+    assert "followers rolling back in the background" in again.stdout
+    deadline = time.monotonic() + 90
+    while True:
+        worker = t.status()["followers"]["worker"]
+        if (worker["tag"], worker["running"], worker["update"]) == (live[1], worker["replicas"], "completed"):
+            break
+        assert time.monotonic() < deadline, worker
+        time.sleep(1)
+    refused = t.inv("deploy.remove", input="")
+    assert refused.returncode == 1 and "refusing without --yes" in refused.stderr
+    assert t.identity() == live  # nothing was removed
+
+
+@on("local-swarm")
+def test_switches_under_load_from_the_same_address_are_verified_not_rate_limited(deployed):
+    """A load test from this machine shares the deployer's address: the gateway answers
+    it 429 (100 r/s, burst 200). The switch's verification must not: two rollbacks
+    under such a load both succeed, each color proven live."""
+    t = deployed
+    status = t.status()
+    expected = [(_idle(status), status["colors"][_idle(status)]["tag"]),
+                (status["live"], status["live_tag"])]
+    with loadgen.Load(t.url + "/", rate=400, threads=8, max_seconds=120, verify=t.verify) as load:
+        deadline = time.monotonic() + 20
+        while not any(s.status == 429 for s in load.samples) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any(s.status == 429 for s in load.samples), "the load never reached the limit"
+        for color, tag in expected:
+            r = t.inv("rollback", timeout=600)
+            assert r.returncode == 0, r.stderr[-3000:]
+            assert "switching back" not in r.stderr
+            assert f"rolled back to {color}/{tag}" in r.stdout
+        limited = sum(s.status == 429 for s in load.samples)
+    assert limited > 0 and load.samples[-1].t < 120 + 5  # bounded in time, by itself
+    assert t.identity("/health/live") == expected[-1]  # "/" may still answer 429
+
+
+@on("local-swarm")
 def test_failing_health_check_aborts_and_the_live_color_keeps_serving(deployed):
-    before = _status()
-    with loadgen.Load(deployed + "/", rate=100) as load:
-        r = inv("deploy", "--env", "sandbox", "--tag", BAD, timeout=900)
+    t = deployed
+    before = t.status()
+    with loadgen.Load(t.url + "/", rate=100, verify=t.verify) as load:
+        r = t.inv("deploy", "--tag", BAD, timeout=900)
     assert r.returncode == 1
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: deploy ") and f":{BAD})" in last, r.stderr[-2000:]
     assert "not running" in r.stderr and "Traceback" not in last
     result = loadgen.summary(load.samples)
     assert result["failed"] == 0 and result["requests"] > 500, result
-    live = f"{before['live']}/{before['live_tag']}"
-    assert set(result["sequence"]) == {live}
-    after = _status()
+    assert set(result["sequence"]) == {f"{before['live']}/{before['live_tag']}"}
+    after = t.status()
     assert (after["live"], after["live_tag"], after["lock"]) == (before["live"], before["live_tag"], None)
-    idle = after["colors"][[c for c in after["colors"] if c != after["live"]][0]]
+    idle = after["colors"][_idle(after)]
     assert idle["tag"] == BAD and idle["replicas"] == 0  # stopped, not restarting forever
     assert after["last"]["outcome"] == "failed" and after["last"]["step"].startswith("deploy ")
     # The worker rolled out with the idle color (gated with it): it goes back with the live one.
     assert after["followers"]["worker"]["tag"] == before["live_tag"], after["followers"]
     assert "rolling back to" in r.stderr
-
-
-def _start_deploy(tag: str) -> subprocess.Popen:
-    env = {**os.environ, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(SANDBOX_PROJECT[0]), **_env()}
-    return subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--env", "sandbox", "--tag", tag],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=sigint_default)
 
 
 def _wait_for_stage(proc: subprocess.Popen, stage: str, timeout: float = 300):
@@ -186,10 +271,10 @@ def _wait_for_stage(proc: subprocess.Popen, stage: str, timeout: float = 300):
     return lines, reader
 
 
-def _wait_locked(proc, timeout=120) -> dict:
+def _wait_locked(t, proc, timeout=120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = _status()
+        status = t.status()
         if status["lock"]:
             return status
         assert proc.poll() is None, proc.communicate()
@@ -197,26 +282,32 @@ def _wait_locked(proc, timeout=120) -> dict:
     raise AssertionError("the deploy never took the lock")
 
 
+@on("local-swarm")
 def test_second_deploy_is_refused_while_one_runs(deployed):
-    first = _start_deploy("v2")
+    t = deployed
+    first = t.start("deploy", "--tag", "v2")
     try:
-        held = _wait_locked(first)
+        held = _wait_locked(t, first)
         assert held["lock"]["pid"] == first.pid and held["lock"]["tag"] == "v2"
-        second = inv("deploy", "--env", "sandbox", "--tag", "v1")
+        second = t.inv("deploy", "--tag", "v1")
         assert second.returncode == 75, second.stderr
         assert f"pid {first.pid}" in second.stderr and "locked by" in second.stderr
         out, err = first.communicate(timeout=900)
         assert first.returncode == 0, err[-2000:]
     finally:
         first.kill()
-    assert _status()["lock"] is None
+    assert t.status()["lock"] is None
 
 
+@on("sandbox")
 def test_ctrl_c_mid_deploy_releases_the_lock_and_keeps_serving(deployed):
-    before = _status()
+    """Over SSH: the interrupted command still releases the manager's lock and stops
+    the half-rolled-out color before it exits."""
+    t = deployed
+    before = t.status()
     # The bad version's rollout never converges (about 25 s before it is declared failed):
     # Ctrl-C surely lands mid-deploy, before any switch.
-    proc = _start_deploy(BAD)
+    proc = t.start("deploy", "--tag", BAD)
     try:
         seen, reader = _wait_for_stage(proc, "deploy ")
         time.sleep(1.0)  # inside the rollout wait
@@ -227,89 +318,76 @@ def test_ctrl_c_mid_deploy_releases_the_lock_and_keeps_serving(deployed):
         proc.kill()
     err = "".join(seen)
     assert proc.returncode == 130 and err.strip().endswith("interrupted"), err[-2000:]
-    after = _status()
+    after = t.status()
     assert after["lock"] is None
     assert (after["live"], after["live_tag"]) == (before["live"], before["live_tag"])
     assert after["last"]["outcome"] == "interrupted"
-    idle = after["colors"][[c for c in after["colors"] if c != after["live"]][0]]
-    assert idle["replicas"] == 0  # the half-rolled-out color does not restart forever
-    identity = loadgen.summary(_sample(deployed, 20))
+    assert after["colors"][_idle(after)]["replicas"] == 0  # the half-rolled-out color stays stopped
+    identity = loadgen.summary(_sample(t, 20))
     assert identity["failed"] == 0 and identity["sequence"] == [f"{before['live']}/{before['live_tag']}"]
 
 
-def _sample(url, count):
-    with loadgen.Load(url + "/", rate=50, threads=2) as load:
+def _sample(t, count):
+    with loadgen.Load(t.url + "/", rate=50, threads=2, verify=t.verify) as load:
         while len(load.samples) < count:
             time.sleep(0.1)
     return load.samples
 
 
+@on("local-swarm")
 @pytest.mark.parametrize("args, message", [
     (("--tag", "v1;touch /tmp/ops-pwned"), "invalid image tag"),
     (("--tag", "$(touch /tmp/ops-pwned)"), "invalid image tag"),
     (("--tag", "../v1"), "invalid image tag"),
 ])
-def test_names_with_shell_metacharacters_are_refused(sandbox, args, message):
-    r = inv("deploy", "--env", "sandbox", *args)
+def test_names_with_shell_metacharacters_are_refused(target, args, message):
+    r = target.inv("deploy", *args)
     # the command line's fault, said before anything connects: exit 2
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert not os.path.exists("/tmp/ops-pwned")
 
 
-def test_bad_app_name_is_refused(sandbox):
-    r = sandbox_inv("deploy.status", "--env", "sandbox", extra_env={"INVOKE_DEPLOY_APP": "x;reboot"})
+@on("local-swarm")
+def test_bad_app_name_is_refused(target):
+    r = target.inv("deploy.status", extra={target.app_setting: "x;reboot"})
     assert r.returncode == 1 and "invalid app name" in r.stderr
 
 
+@on("sandbox")
 def test_deploy_to_a_host_with_an_unknown_key_is_refused(deployed):
-    known = SANDBOX_PROJECT[0] / ".sandbox" / "known_hosts"
+    known = deployed.project / ".sandbox" / "known_hosts"
     saved = known.read_text()
     known.write_text("")
     try:
-        r = inv("deploy", "--env", "sandbox", "--tag", "v1")
+        r = deployed.inv("deploy", "--tag", "v1")
     finally:
         known.write_text(saved)
     assert r.returncode == 1 and "unknown host key" in r.stderr
 
 
-# -- ps / health / logs / exec on the deployed environment (run last: they stop things) --
+# -- ps / health / logs / exec on the deployed environment -----------------------------
 
-def _sandbox_hosts(engine) -> dict[str, object]:
-    """Node hostname -> the sandbox container that is that machine."""
-    return {c.attrs["Config"]["Hostname"]: c
-            for c in engine.containers.list(filters={"label": f"ops.sandbox={SANDBOX}"})
-            if "registry" not in c.name}
-
-
-def _health() -> tuple[int, dict]:
-    r = inv("health", "--env", "sandbox", "--json", timeout=120)
-    assert "Traceback" not in r.stderr, r.stderr
-    return r.returncode, json.loads(r.stdout)
-
-
-def _failing(report) -> list[tuple[str, str]]:
-    return [(c["service"], c["check"]) for c in report["checks"] if not c["ok"]]
-
-
-def test_ps_health_logs_exec_act_on_the_cluster(deployed, engine):
-    status = _status()
-    if None in status["colors"].values():  # run alone: the deploy tests made the other color
-        r = inv("deploy", "--env", "sandbox", "--tag", "v2", timeout=900)
+@on("sandbox")
+def test_ps_health_logs_exec_act_on_the_cluster(deployed):
+    """Two nodes: ps sees tasks on both machines, health checks each node, logs name the
+    node of each line, exec lands in the task's own container on whichever node runs it."""
+    t = deployed
+    status = t.status()
+    if None in status["colors"].values():  # run alone: the scenarios before made the other color
+        r = t.inv("deploy", "--tag", next(x for x in TAGS if x != status["live_tag"]), timeout=900)
         assert r.returncode == 0, r.stderr[-3000:]
-        status = _status()
+        status = t.status()
     live, tag = status["live"], status["live_tag"]
-    r = inv("ps", "--env", "sandbox", "--json")
-    assert r.returncode == 0, r.stderr
-    rows = {row["service"]: row for row in json.loads(r.stdout)}
+    rows = t.ps()
     assert {"blue", "green", "app-db", "auth-db", "redis", "rabbitmq", "worker", "gateway"} <= set(rows)
     assert rows[live]["live"] and rows[live]["tag"] == tag and rows[live]["running"] == 2
-    nodes = set(_sandbox_hosts(engine))
-    assert {t["node"] for row in rows.values() for t in row["tasks"]} == nodes  # both machines
-    table = inv("ps", "--env", "sandbox").stdout
+    nodes = set(t.hosts())
+    assert {task["node"] for row in rows.values() for task in row["tasks"]} == nodes  # both machines
+    table = t.inv("ps").stdout
     assert f"{live} (live)" in table and "2/2" in table
 
-    code, report = _health()
-    assert code == 0 and not _failing(report), _failing(report) or report
+    code, report = t.health()
+    assert code == 0 and not failing(report), failing(report) or report
     checks = {(c["service"], c["check"].split(" on ")[0]) for c in report["checks"]}
     assert {("app-db", "SELECT 1"), ("auth-db", "SELECT 1"), ("redis", "PING"),
             ("rabbitmq", "ping"), ("deploy lock", "state")} <= checks
@@ -319,97 +397,109 @@ def test_ps_health_logs_exec_act_on_the_cluster(deployed, engine):
     tls = next(c for c in report["checks"] if c["check"].startswith("TLS certificate of https://"))
     assert tls["ok"] and "days left" in tls["detail"], tls
     # On Swarm the key is mounted for nginx's uid alone, on a read-only root filesystem.
-    r = inv("exec", "--env", "sandbox", "gateway", "sh -c " + shlex.quote(
+    r = t.inv("exec", "gateway", "sh -c " + shlex.quote(
         "stat -c '%a %u' /run/secrets/gateway_tls_key; touch /probe 2>&1 || true"))
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0] == "400 101" and "Read-only file system" in r.stdout, r.stdout
 
-    logs = inv("logs", "--env", "sandbox", "-s", "api", "--tail", "3")
+    logs = t.inv("logs", "-s", "api", "--tail", "3")
     assert logs.returncode == 0, logs.stderr
     assert {line.split("|")[0].strip().rsplit("@", 1)[-1] for line in logs.stdout.splitlines()
-            if "|" in line} == {t["node"] for t in rows[live]["tasks"]}
+            if "|" in line} == {task["node"] for task in rows[live]["tasks"]}
 
     # exec lands in the task's own container, on the node that runs it (the worker's too).
-    for index, t in enumerate(rows[live]["tasks"], start=1):
-        r = inv("exec", "--env", "sandbox", "api", "cat /etc/hostname", "--index", str(index))
-        assert r.returncode == 0 and r.stdout.strip() == t["container"], (t, r.stderr)
-    missing = inv("exec", "--env", "sandbox", "nope", "true")
+    for index, task in enumerate(rows[live]["tasks"], start=1):
+        r = t.inv("exec", "api", "cat /etc/hostname", "--index", str(index))
+        assert r.returncode == 0 and r.stdout.strip() == task["container"], (task, r.stderr)
+    missing = t.inv("exec", "nope", "true")
     assert missing.returncode == 1 and "unknown service 'nope'" in missing.stderr
 
 
+@on("local-swarm", "sandbox")
 def test_health_starts_the_brokers_ping_where_it_last_ran_and_a_wrong_guess_changes_nothing(deployed):
-    """The place file is a hint: a container that is gone, another service's container
-    or a file that is not ours each leave health green and are replaced by the truth."""
-    places = SANDBOX_PROJECT[0] / ".cache" / "health-places-sandbox.json"
-    code, report = _health()
-    assert code == 0 and not _failing(report), _failing(report) or report
-    rows = {row["service"]: row for row in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
+    """health --env: the deployed stack's tasks and nodes (never the Compose stack); a
+    second run starts the broker's ping where the first found it, and agrees. The place
+    file is a hint: a container that is gone, another service's container or a file that
+    is not ours each leave health green and are replaced by the truth."""
+    t = deployed
+    places = t.project / ".cache" / f"health-places-{t.name}.json"
+    places.unlink(missing_ok=True)
+    reports = []
+    for _ in range(2):
+        code, report = t.health()
+        assert code == 0 and report["healthy"] and not failing(report), failing(report) or report
+        reports.append({(c["service"], c["check"].split(" on ")[0]) for c in report["checks"]})
+    assert reports[0] == reports[1]
+    assert {("app-db", "SELECT 1"), ("auth-db", "SELECT 1"), ("redis", "PING"),
+            ("rabbitmq", "ping"), ("deploy lock", "state")} <= reports[0]
+    assert any(service.startswith("node ") for service, _ in reports[0])
+    assert any(check.startswith("/health/ready via") for _, check in reports[0])
+    rows = t.ps()
     (broker,) = rows["rabbitmq"]["tasks"]
     saved = json.loads(places.read_text())
     assert [p["role"] for p in saved] == ["broker"]
     assert saved[0]["container"].startswith(broker["container"])  # ps shows 12 digits
-    assert saved[0]["host"] in {"manager", "worker"}
+    assert saved[0]["host"] in {"manager", "worker", "local"}
     for wrong in ("0" * 64, rows["redis"]["tasks"][0]["container"]):
         places.write_text(json.dumps([{**saved[0], "container": wrong}]))
-        code, report = _health()
-        assert code == 0 and not _failing(report), (wrong, report)
+        code, report = t.health()
+        assert code == 0 and not failing(report), (wrong, report)
         assert json.loads(places.read_text()) == saved
     places.write_text("{not json")
-    code, report = _health()
+    code, report = t.health()
     assert code == 0 and json.loads(places.read_text()) == saved
 
 
-def test_health_names_a_stopped_database_container_then_recovers(deployed, engine):
-    manager = next(c for name, c in _sandbox_hosts(engine).items() if name.endswith("manager"))
-    cid = manager.exec_run(["sh", "-c", "docker ps -q --filter label=com.docker.swarm.service.name="
-                            f"{_app()}_app-db"]).output.decode().strip()
-    assert cid
-    manager.exec_run(["docker", "stop", cid])
-    code, report = _health()
-    assert code == 1 and ("app-db", "tasks") in _failing(report), report
-    _wait_until_ok("app-db")  # Swarm restarts it
+@on("local-swarm")
+def test_health_names_a_stopped_database_container_then_recovers(deployed):
+    t = deployed
+    t.on_manager("docker", "stop", t.service_container("app-db"))
+    code, report = t.health()
+    assert code == 1 and ("app-db", "tasks") in failing(report), report
+    t.wait_until_ok("app-db")  # Swarm restarts it
 
 
-def test_health_names_a_node_that_went_down(deployed, engine):
-    name, worker = next((n, c) for n, c in _sandbox_hosts(engine).items() if n.endswith("worker"))
+@on("sandbox")
+def test_health_names_a_node_that_went_down(deployed):
+    t = deployed
+    name, worker = next((n, c) for n, c in t.hosts().items() if n.endswith("worker"))
     worker.pause()  # its dockerd stops answering the manager's heartbeats
     try:
         deadline = time.monotonic() + 90
         while True:
-            code, report = _health()
-            if (f"node {name}", "ready") in _failing(report) or time.monotonic() > deadline:
+            code, report = t.health()
+            if (f"node {name}", "ready") in failing(report) or time.monotonic() > deadline:
                 break
             time.sleep(3)
-        assert code == 1 and (f"node {name}", "ready") in _failing(report), report
+        assert code == 1 and (f"node {name}", "ready") in failing(report), report
         # A log search does not wait for it: the other node's lines, then what was not read.
-        searched = inv("logs", "--env", "sandbox", "--grep", "/health", timeout=120)
+        searched = t.inv("logs", "--grep", "/health", timeout=120)
         assert searched.returncode == 1 and "Traceback" not in searched.stderr, searched.stderr
         assert re.search(rf"not searched: node {re.escape(name)}'s logs \(the node is \w+\)",
                          searched.stderr.strip().splitlines()[-1]), searched.stderr
         # A deploy needs every node: it names the one that does not answer, and what to do.
-        before = _status()
-        r = inv("deploy", "--env", "sandbox", "--tag", before["live_tag"], timeout=120)
+        before = t.status()
+        r = t.inv("deploy", "--tag", before["live_tag"], timeout=120)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
         assert "worker (root@" in lines[-1] and "is unreachable over SSH" in lines[-1], lines[-1]
         assert "drain" in lines[-1] and "sandbox inventory" in lines[-1]
-        after = _status()
+        after = t.status()
         assert (after["live"], after["live_tag"], after["lock"]) == (before["live"], before["live_tag"], None)
     finally:
         worker.unpause()
-    _wait_until_ok(f"node {name}")
-    _wait_until_only_swarm_tasks_run(worker)
+    t.wait_until_ok(f"node {name}")
+    _wait_until_only_swarm_tasks_run(t, worker)
 
 
-def _wait_until_only_swarm_tasks_run(host, timeout: float = 120) -> None:
+def _wait_until_only_swarm_tasks_run(t, host, timeout: float = 120) -> None:
     """A node back from a pause still runs the tasks the Swarm moved away, until its
     agent hears they are to stop: a worker there would take the next test's jobs."""
     deadline = time.monotonic() + timeout
     while True:
-        rows = json.loads(inv("ps", "--env", "sandbox", "--json").stdout)
-        known = {t["container"][:12] for row in rows for t in row["tasks"]}
+        known = {task["container"][:12] for row in t.ps().values() for task in row["tasks"]}
         out = host.exec_run(["docker", "ps", "-q", "--filter",
-                             f"label=com.docker.stack.namespace={_app()}"]).output.decode()
+                             f"label=com.docker.stack.namespace={t.app}"]).output.decode()
         stale = set(out.split()) - known
         if not stale:
             return
@@ -417,128 +507,271 @@ def _wait_until_only_swarm_tasks_run(host, timeout: float = 120) -> None:
         time.sleep(2)
 
 
-def _wait_until_ok(service: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        code, report = _health()
-        if not [f for f in _failing(report) if f[0] == service]:
-            return
-        assert time.monotonic() < deadline, report
-        time.sleep(3)
+# -- the worker, scale, logs -------------------------------------------------------------
 
-
-def _app() -> str:
-    return _status()["app"]
-
-
-def test_a_job_goes_through_the_deployed_worker_and_scale_acts_on_the_cluster(deployed, engine):
-    """On the sandbox: a job enqueued through the public URL is recorded by the deployed
-    worker; `scale api=3` gives 3 distinct instances through the gateway; the worker
-    scaled to 0 is a failing health check naming it."""
-    import requests
-
-    url = _status()["url"]
-    r = requests.post(url + "/jobs", json={"on": "sandbox"}, timeout=5)  # no ID: the gateway's
-    assert r.status_code == 202, r.text
+@on("local-swarm")
+def test_a_job_goes_through_the_deployed_worker_and_scale_acts_on_the_cluster(deployed):
+    """A job enqueued through the public URL is recorded by the deployed worker, its
+    request followed across gateway, api and worker; `scale api=3` gives 3 distinct
+    instances through the gateway; the worker scaled to 0 is a failing health check
+    naming it."""
+    t = deployed
+    r = requests.post(t.url + "/jobs", json={"on": t.name}, timeout=5, verify=t.verify)
+    assert r.status_code == 202, r.text  # no request ID sent: the gateway's
     rid = r.headers["X-Request-ID"]
     assert r.json()["request_id"] == rid and len(rid) == 32
-    done = job_done(url, r.json()["id"], timeout=60)
+    done = job_done(t.url, r.json()["id"], timeout=60, verify=t.verify)
     assert done.status_code == 200, done.text
-    rows = {row["service"]: row for row in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
-    assert done.json()["processed_by"] in {t["container"][:12] for t in rows["worker"]["tasks"]}
+    rows = t.ps()
+    assert done.json()["processed_by"] in {task["container"][:12] for task in rows["worker"]["tasks"]}
 
-    # The request followed across gateway, api and worker, on whichever nodes run them.
-    traced = inv("logs", "--env", "sandbox", "--request", rid)
-    assert traced.returncode == 0, traced.stderr
-    lines = traced.stdout.splitlines()
-    sources = [line.split(" ", 2)[1] for line in lines]
-    assert any("_gateway." in s for s in sources), lines
-    assert any(f"_{_status()['live']}." in s for s in sources), lines  # the live color's api
-    assert any("_worker." in s and "@" in s for s in sources), lines
+    deadline = time.monotonic() + 30
+    while True:  # the engine writes a container's line a moment after it is printed
+        traced = t.inv("logs", "--request", rid)
+        lines = traced.stdout.splitlines()
+        sources = [line.split(" ", 2)[1] for line in lines]
+        if traced.returncode == 0 and any("_worker." in s for s in sources):
+            break
+        assert time.monotonic() < deadline, traced.stdout + traced.stderr
+        time.sleep(1)
+    assert any("_gateway." in s and "@" in s for s in sources), lines
+    assert any(f"_{t.status()['live']}." in s for s in sources), lines  # the live color's api
     assert [line.split(" ", 1)[0] for line in lines] == sorted(line.split(" ", 1)[0] for line in lines)
     assert all(rid in line for line in lines)
     assert any('"job processed"' in line for line in lines)
+    plain = t.inv("logs", "-s", "gateway", "--tail", "3", timeout=120)
+    assert plain.returncode == 0 and plain.stdout.splitlines(), plain.stderr
+    assert all("_gateway." in line.split("|", 1)[0] for line in plain.stdout.splitlines())
 
-    scaled = inv("scale", "api=3", "--env", "sandbox", timeout=600)
+    scaled = t.inv("scale", "api=3", timeout=600)
     assert scaled.returncode == 0, scaled.stderr[-2000:]
-    live = _status()["live"]
+    live = t.status()["live"]
     assert f"{live}: 3 replica(s) healthy, 3 answering through the gateway" in scaled.stdout
-    assert len({requests.get(url + "/", timeout=5).headers["X-Instance"] for _ in range(40)}) == 3
-    assert inv("scale", "api=2", "--env", "sandbox", timeout=600).returncode == 0
+    assert len({t.get().headers["X-Instance"] for _ in range(40)}) == 3
+    assert t.inv("scale", "api=2", timeout=600).returncode == 0
 
-    assert inv("scale", "worker=0", "--env", "sandbox", timeout=300).returncode == 0
+    assert t.inv("scale", "worker=0", timeout=300).returncode == 0
     try:
-        code, report = _health()
-        assert code == 1 and ("worker", "tasks") in _failing(report), report
+        code, report = t.health()
+        assert code == 1 and ("worker", "tasks") in failing(report), report
     finally:
-        assert inv("scale", "worker=1", "--env", "sandbox", timeout=300).returncode == 0
-    _wait_until_ok("worker")
+        assert t.inv("scale", "worker=1", timeout=300).returncode == 0
+    t.wait_until_ok("worker")
 
 
+@on("local-swarm")
+def test_scale_in_place_is_proven_and_kept_by_the_next_deploy(deployed):
+    """`inv scale api=3,worker=2`: the live color gets 3 tasks, each answering through
+    the gateway, and the worker 2; the next deploy starts the new color with 3 and
+    leaves the worker at 2. What cannot scale is refused and changes nothing."""
+    t = deployed
+    live, tag = t.identity()
+    r = t.inv("scale", "api=3,worker=2", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"{live}: 3 replica(s) healthy, 3 answering through the gateway" in r.stdout
+    assert t.replicas(live) == 3 and t.replicas("worker") == 2
+    for spec, why in (("app-db=2", "stateful (role database)"), ("rabbitmq=2", "role broker"),
+                      ("gateway=2", "in host mode"), ("api=0", "live color"),
+                      ("nope=2", "unknown service 'nope'")):
+        bad = t.inv("scale", spec)
+        assert bad.returncode == 1 and why in bad.stderr and "Traceback" not in bad.stderr
+    assert t.replicas("app-db") == 1 and t.replicas(live) == 3
+    d = t.inv("deploy", "--tag", tag, timeout=600)
+    assert d.returncode == 0, d.stderr[-3000:]
+    assert "kept: api=3, worker=2" in d.stderr
+    new = t.identity()[0]
+    assert new != live and t.replicas(new) == 3 and t.replicas("worker") == 2
+    assert len({t.get().headers["X-Instance"] for _ in range(40)}) == 3
+    history = t.inv("deploy.history").stdout
+    assert "scale    ok" in history and f"{live}=3 worker=2" in history  # the color it scaled
+    assert t.inv("scale", "api=2,worker=1", timeout=600).returncode == 0
+
+
+@on("local-swarm")
+def test_cluster_state_is_the_same_from_the_engine_api_and_the_docker_cli(deployed):
+    """The snapshot behind ps/health reads the Engine API through curl, or, when
+    DOCKER_HOST points elsewhere or curl is missing, the docker CLI: both say the same."""
+    t = deployed
+    via_api = t.inv("ps", "--json")
+    via_cli = t.inv("ps", "--json", extra={"DOCKER_HOST": "unix:///var/run/docker.sock"})
+    assert via_api.returncode == 0 and via_cli.returncode == 0, via_api.stderr + via_cli.stderr
+    rows = json.loads(via_api.stdout)
+    assert rows == json.loads(via_cli.stdout)
+    assert {"app-db", "auth-db", "gateway", "rabbitmq", "redis", "worker"} <= {r["service"] for r in rows}
+    assert sum(r["live"] for r in rows) == 1
+
+
+def _configs(t) -> list[str]:
+    code, out = t.on_manager("docker", "config", "ls", "--filter",
+                             f"label=com.docker.stack.namespace={t.app}", "--format", "{{.Name}}")
+    assert code == 0, out
+    return sorted(out.split())
+
+
+@on("local-swarm")
+def test_deploy_without_tag_builds_the_current_commit_and_serves_it(deployed):
+    t = deployed
+    old_configs = _configs(t)
+    assert len(old_configs) == 1
+    # An edited nginx.conf is a new config version; the old one is pruned once unused.
+    conf = t.project / "compose" / "gateway" / "nginx.conf"
+    conf.write_text(conf.read_text() + "# edited for this release\n")
+    subprocess.run([*t.git, "commit", "-qam", "gateway tweak"], check=True, capture_output=True)
+    commit = subprocess.run([*t.git, "rev-parse", "--short=12", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    r = t.inv("deploy", timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"building {t.repo}:{commit}" in r.stderr and f"/{commit} is live" in r.stdout
+    assert "fetching the api's dependency wheels" in r.stderr  # a fresh clone has none
+    assert {t.identity()[1] for _ in range(10)} == {commit}  # the version header names it
+    new_configs = _configs(t)
+    assert len(new_configs) == 1 and new_configs != old_configs
+    assert f"removed unused configs: {old_configs[0]}" in r.stderr
+    code, out = t.on_manager("docker", "service", "inspect", "--format",
+                             "{{range .Spec.TaskTemplate.ContainerSpec.Configs}}{{.ConfigName}} {{end}}",
+                             f"{t.app}_gateway")
+    assert out.split() == new_configs
+    # Both colors still use the one version of each secret (the four passwords, the
+    # gateway's certificate and key): none was removed.
+    code, out = t.on_manager("docker", "secret", "ls", "--filter", f"label=ops.app={t.app}", "-q")
+    assert len(out.split()) == 6, out
+
+
+# -- monitoring ------------------------------------------------------------------------
+
+FAST_MONITORING = {"INVOKE_MONITORING_SCRAPE_INTERVAL": "3s",
+                   "INVOKE_MONITORING_EVALUATION_INTERVAL": "2s", "INVOKE_MONITORING_ALERT_FOR": "4s",
+                   "INVOKE_MONITORING_GROUP_WAIT": "1s", "INVOKE_MONITORING_GROUP_INTERVAL": "2s"}
+
+
+def _both_colors_running(t) -> None:
+    """Run alone, or after a failed deploy left the idle color at 0: a good release onto
+    the idle color gives both colors running tasks."""
+    rows = t.ps()
+    if not all(rows.get(c, {}).get("running") for c in ("blue", "green")):
+        live_tag = t.status()["live_tag"]
+        tag = next(x for x in TAGS if x != live_tag)
+        assert t.inv("deploy", "--tag", tag, timeout=900).returncode == 0
+
+
+def _monitoring_up(t, extra: dict) -> dict:
+    """monitoring.up: every target up (it waits for them), each task of both colors
+    scraped; returns monitoring.status's targets."""
+    up = t.inv("monitoring.up", "--timeout", "300", extra=extra, timeout=900)
+    assert up.returncode == 0, up.stderr[-3000:]
+    assert re.search(r"^  targets: (\d+)/\1 up$", up.stdout, re.M), up.stdout
+    rows = t.ps()
+    assert {"prometheus", "alertmanager", "node-exporter", "blackbox"} <= set(rows)
+    api_tasks = {task["container"] for c in ("blue", "green") for task in rows[c]["tasks"]}
+    assert len(api_tasks) >= 4  # the idle color keeps running for the instant rollback
+    deadline = time.monotonic() + 90
+    while True:
+        status = t.inv("monitoring.status", "--json", extra=extra)
+        targets = json.loads(status.stdout or "[]")
+        if status.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert status.returncode == 0, status.stdout
+    assert len([x for x in targets if x["job"] == "api"]) == len(api_tasks)
+    assert {x["instance"] for x in targets if x["job"] == "tasks"} >= {
+        "tasks_blue", "tasks_green", "tasks_worker", "tasks_app-db"}
+    deadline = time.monotonic() + 120  # what fired while monitoring started resolves
+    while (alerts := t.inv("monitoring.alerts", extra=extra)).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(3)
+    assert alerts.returncode == 0 and "no alert firing" in alerts.stdout, alerts.stdout
+    return {"up": up, "rows": rows, "targets": targets}
+
+
+def _monitoring_down(t, extra: dict) -> None:
+    down = t.inv("monitoring.down", extra=extra, timeout=300)
+    assert down.returncode == 0, down.stderr[-2000:]
+    assert "prometheus" in down.stdout
+    assert not set(t.ps()) & {"prometheus", "alertmanager", "node-exporter", "blackbox"}
+    code, out = t.on_manager("docker", "secret", "ls", "--filter", f"label=ops.app={t.app}",
+                             "--format", "{{.Name}}")
+    assert "alertmanager_config" not in out  # its secret went with it
+    gone = t.inv("monitoring.status", extra=extra)
+    assert gone.returncode == 1 and "monitoring is not running" in gone.stderr
+
+
+@on("local-swarm")
 def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(deployed, engine):
-    """`monitoring.up --env sandbox` deploys the profile into the stack: every target up
-    (each task of both colors), nothing firing; a hung database and a worker no node
-    can run reach a webhook on this machine; the UIs open through an SSH tunnel only."""
-    import requests
-
+    """`monitoring.up` deploys the profile into the stack: every target up (each task of
+    both colors), nothing firing, its UIs the tasks' own addresses on this engine
+    (nothing published); a hung database and a worker no node can run reach a webhook on
+    this machine, and resolve."""
     from tests.support.receiver import Receiver
 
+    t = deployed
+    _both_colors_running(t)
     receiver = Receiver()
-    network = engine.networks.get(SANDBOX).attrs["IPAM"]["Config"][0]["Gateway"]
-    fast = {**_env(), "ALERT_WEBHOOK_URL": receiver.url_via(network),
-            "INVOKE_MONITORING_SCRAPE_INTERVAL": "3s", "INVOKE_MONITORING_EVALUATION_INTERVAL": "2s",
-            "INVOKE_MONITORING_ALERT_FOR": "4s", "INVOKE_MONITORING_GROUP_WAIT": "1s",
-            "INVOKE_MONITORING_GROUP_INTERVAL": "2s"}
-
-    def minv(*args, **kw):
-        return sandbox_inv(*args, "--env", "sandbox", extra_env=fast, **kw)
-
-    app = _app()
-    manager = next(c for name, c in _sandbox_hosts(engine).items() if name.endswith("manager"))
-    rows = {r["service"]: r for r in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
-    if not all(rows.get(c, {}).get("running") for c in ("blue", "green")):
-        # Run alone, or after the failed deploy left the idle color at 0: a good release
-        # onto the idle color gives both colors running tasks.
-        live_tag = _status()["live_tag"]
-        tag = next(t for t in TAGS if t != live_tag)
-        assert inv("deploy", "--env", "sandbox", "--tag", tag, timeout=900).returncode == 0
+    # The stack's containers reach this machine through the Swarm's bridge to the host.
+    bridge = engine.networks.get("docker_gwbridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    extra = {**FAST_MONITORING, "ALERT_WEBHOOK_URL": receiver.url_via(bridge)}
     try:
-        up = minv("monitoring.up", "--timeout", "300", timeout=900)
-        assert up.returncode == 0, up.stderr[-3000:]
-        assert "monitoring.open --env sandbox" in up.stdout  # no URL: nothing is published
-        assert re.search(r"^  targets: (\d+)/\1 up$", up.stdout, re.M), up.stdout  # up waits for them
-        rows = {row["service"]: row for row in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
-        assert {"prometheus", "alertmanager", "node-exporter", "blackbox"} <= set(rows)
-        assert len(rows["node-exporter"]["tasks"]) == 2  # global: one per node
-        api_tasks = {t["container"] for c in ("blue", "green") for t in rows[c]["tasks"]}
-        assert len(api_tasks) >= 4  # the idle color keeps running for the instant rollback
+        seen = _monitoring_up(t, extra)
+        urls = dict(line.split()[:2] for line in seen["up"].stdout.splitlines()[1:3])
+        assert set(urls) == {"prometheus", "alertmanager"}
+        assert requests.get(urls["prometheus"] + "-/ready", timeout=5).status_code == 200
+        code, out = t.on_manager("docker", "service", "ls", "--filter", f"name={t.app}_prometheus",
+                                 "--format", "{{.Ports}}")
+        assert code == 0 and not out.strip(), out  # nothing published
 
-        deadline = time.monotonic() + 90
-        while True:
-            status = minv("monitoring.status", "--json")
-            targets = json.loads(status.stdout or "[]")
-            if status.returncode == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(3)
-        assert status.returncode == 0, status.stdout
-        assert len([t for t in targets if t["job"] == "api"]) == len(api_tasks)
-        assert len([t for t in targets if t["job"] == "node-exporter"]) == 2
-        assert {t["instance"] for t in targets if t["job"] == "tasks"} >= {"tasks_blue", "tasks_green",
-                                                                            "tasks_worker", "tasks_app-db"}
-        deadline = time.monotonic() + 120  # what fired while monitoring started resolves
-        while (alerts := minv("monitoring.alerts")).returncode != 0 and time.monotonic() < deadline:
-            time.sleep(3)
-        assert alerts.returncode == 0 and "no alert firing" in alerts.stdout, alerts.stdout
-        code, report = _health()  # health's monitoring lines, through the same tunnel
-        assert code == 0, [c for c in report["checks"] if not c["ok"]]
+        # A hung database (paused: its exporter's scrape waits past the timeout, so there
+        # is no pg_up at all) fires, and resolves once it answers again. (Not a stopped
+        # one: Swarm restarts it in about as long as the alert takes to fire.)
+        started = time.time()
+        cid = t.service_container("app-db")
+        assert t.on_manager("docker", "pause", cid)[0] == 0
+        try:
+            _, fired = receiver.wait_for("PostgresDown", "firing", after=started, timeout=120)
+        finally:
+            t.on_manager("docker", "unpause", cid)
+        assert fired["labels"]["service"] == "app-db" and fired["labels"]["env"] == t.name
+        receiver.wait_for("PostgresDown", "resolved", after=started, timeout=180)
+
+        # A worker no node can run (as when the only node it may run on is lost): fewer
+        # tasks serve than the stack asks for. Stop-first for this update: the stack's own
+        # start-first would keep the old task serving while the new one waits for a node.
+        started = time.time()
+        code, order = t.on_manager("docker", "service", "inspect", "--format",
+                                   "{{.Spec.UpdateConfig.Order}}", f"{t.app}_worker")
+        assert order.strip() == "start-first", order  # compose/deploy.yaml's
+        assert t.on_manager("docker", "service", "update", "-d", "--update-order", "stop-first",
+                            "--constraint-add", "node.labels.ops-test==nowhere", f"{t.app}_worker")[0] == 0
+        try:
+            # (Another service's may fire too, e.g. a color just deployed when run alone.)
+            _, fired = receiver.wait_for("ReplicasBelowDesired", "firing", after=started, timeout=120,
+                                         service="worker")
+            assert fired["labels"]["service"] == "worker"
+        finally:
+            t.on_manager("docker", "service", "update", "-d", "--update-order", "start-first",
+                         "--constraint-rm", "node.labels.ops-test==nowhere", f"{t.app}_worker")
+        receiver.wait_for("ReplicasBelowDesired", "resolved", after=started, timeout=120,
+                          service="worker")
+    finally:
+        receiver.close()
+        _monitoring_down(t, extra)
+    t.wait_until_ok("worker")
+
+
+@on("sandbox")
+def test_monitoring_over_ssh_spans_the_nodes_and_opens_through_a_tunnel_only(deployed):
+    """On a remote cluster: an exporter on each node, health's monitoring lines and the
+    UIs through an SSH tunnel that lives as long as the command (nothing published)."""
+    t = deployed
+    _both_colors_running(t)
+    try:
+        seen = _monitoring_up(t, FAST_MONITORING)
+        assert "monitoring.open --env sandbox" in seen["up"].stdout  # no URL: nothing is published
+        assert len(seen["rows"]["node-exporter"]["tasks"]) == 2  # global: one per node
+        assert len([x for x in seen["targets"] if x["job"] == "node-exporter"]) == 2
+        code, report = t.health()  # health's monitoring lines, through the same tunnel
+        assert code == 0, failing(report)
         lines = {c["check"]: c for c in report["checks"] if c["service"] == "monitoring"}
         assert lines["prometheus targets"]["ok"] and lines["alerts"]["detail"] == "none firing", lines
 
-        # The UIs, through a tunnel that lives as long as the command.
-        opened = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "monitoring.open", "--env", "sandbox"], cwd=ROOT,
-            env={**os.environ, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(SANDBOX_PROJECT[0]), **fast},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+        opened = t.start("monitoring.open", extra=FAST_MONITORING)
         try:
             urls = {}
             while len(urls) < 2:
@@ -547,198 +780,117 @@ def test_monitoring_on_the_cluster_sees_both_colors_and_alerts_reach_a_webhook(d
                 name, url = line.split()[:2]
                 urls[name] = url
             assert all(u.startswith("http://127.0.0.1:") for u in urls.values()), urls
-            q = requests.get(urls["prometheus"] + "api/v1/query", timeout=10, params={
-                "query": "ops_deploy_lock_held_since_timestamp_seconds"}).json()["data"]["result"]
-            assert [r["value"][1] for r in q] == ["0"]  # written by the real deploys' lock
-            q = requests.get(urls["prometheus"] + "api/v1/query", timeout=10, params={
-                "query": 'ops_swarm_desired_replicas{service="worker"}'}).json()["data"]["result"]
-            assert [r["value"][1] for r in q] == ["1"]
+
+            def query(q: str) -> list:
+                return requests.get(urls["prometheus"] + "api/v1/query", timeout=10,
+                                    params={"query": q}).json()["data"]["result"]
+
+            assert [r["value"][1] for r in query("ops_deploy_lock_held_since_timestamp_seconds")] == ["0"]
+            assert [r["value"][1] for r in query('ops_swarm_desired_replicas{service="worker"}')] == ["1"]
             # The probe went through TLS, verified against the project's CA: the gateway
             # certificate's expiry is measured (what the expiry alerts read).
-            q = requests.get(urls["prometheus"] + "api/v1/query", timeout=10, params={
-                "query": 'probe_ssl_earliest_cert_expiry{probe="live"} - time()'}).json()["data"]["result"]
+            q = query('probe_ssl_earliest_cert_expiry{probe="live"} - time()')
             assert q and 80 * 86400 < float(q[0]["value"][1]) <= 90 * 86400, q
             assert requests.get(urls["alertmanager"] + "api/v2/status", timeout=10).status_code == 200
         finally:
             opened.send_signal(signal.SIGINT)
             assert opened.wait(timeout=30) == 0, opened.stderr.read()
-
-        # A hung database (paused: its exporter's scrape waits past the timeout, so there
-        # is no pg_up at all) fires, and resolves once it answers again. (Not a stopped
-        # one: Swarm restarts it in about as long as the alert takes to fire.)
-        started = time.time()
-        cid = manager.exec_run(["sh", "-c", "docker ps -q --filter label=com.docker.swarm.service."
-                                f"name={app}_app-db"]).output.decode().strip()
-        assert cid and manager.exec_run(["docker", "pause", cid]).exit_code == 0
-        try:
-            _, fired = receiver.wait_for("PostgresDown", "firing", after=started, timeout=120)
-        finally:
-            manager.exec_run(["docker", "unpause", cid])
-        assert fired["labels"]["service"] == "app-db" and fired["labels"]["env"] == "sandbox"
-        receiver.wait_for("PostgresDown", "resolved", after=started, timeout=180)
-
-        # A worker no node can run (as when the only node it may run on is lost): fewer
-        # tasks serve than the stack asks for. Stop-first for this update: the stack's own
-        # start-first would keep the old task serving while the new one waits for a node.
-        started = time.time()
-        order = manager.exec_run(["docker", "service", "inspect", "--format",
-                                  "{{.Spec.UpdateConfig.Order}}", f"{app}_worker"]).output.decode().strip()
-        assert order == "start-first", order  # compose/deploy.yaml's
-        pin = ("docker", "service", "update", "-d", "--update-order", "stop-first", "--constraint-add",
-               "node.labels.ops-test==nowhere", f"{app}_worker")
-        assert manager.exec_run(list(pin)).exit_code == 0
-        try:
-            # (Another service's may fire too, e.g. a color just deployed when run alone.)
-            _, fired = receiver.wait_for("ReplicasBelowDesired", "firing", after=started, timeout=120,
-                                         service="worker")
-            assert fired["labels"]["service"] == "worker"
-        finally:
-            manager.exec_run(["docker", "service", "update", "-d", "--update-order", order,
-                              "--constraint-rm", "node.labels.ops-test==nowhere", f"{app}_worker"])
-        receiver.wait_for("ReplicasBelowDesired", "resolved", after=started, timeout=120,
-                          service="worker")
     finally:
-        receiver.close()
-        down = minv("monitoring.down", timeout=300)
-        assert down.returncode == 0, down.stderr[-2000:]
-    assert "prometheus" in down.stdout
-    rows = {row["service"] for row in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
-    assert not rows & {"prometheus", "alertmanager", "node-exporter", "blackbox"}
-    _wait_until_ok("worker")
+        _monitoring_down(t, FAST_MONITORING)
 
 
-# -- Backups of the deployed databases (db.* --env sandbox) --------------------------------
+# -- backups of the deployed databases (db.* --env) ------------------------------------
 
-def _manager(engine):
-    return next(c for name, c in _sandbox_hosts(engine).items() if name.endswith("manager"))
-
-
-def _db_psql(engine, service: str, sql: str) -> str:
-    """SQL in the database task's own container (the databases are pinned to the manager)."""
-    user = {"app-db": "app", "auth-db": "auth"}[service]
-    manager = _manager(engine)
-    cid = manager.exec_run(["sh", "-c", "docker ps -q --filter label=com.docker.swarm.service.name="
-                            f"{_app()}_{service}"]).output.decode().strip()
-    assert cid, f"no running {service} task on the manager"
-    r = manager.exec_run(["docker", "exec", cid, "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                          "-U", user, "-d", user, "-c", sql])
-    assert r.exit_code == 0, r.output.decode()
-    return r.output.decode().strip()
-
-
-def _backups(service: str, db: str, root=None) -> list:
-    from ops.backup import layout
-
-    return layout.backups_in((root or SANDBOX_PROJECT[0]) / "backups" / "sandbox" / service / db)
-
-
+@on("local-swarm", "sandbox")
 def test_backups_of_the_deployed_databases_are_proven_and_restored(deployed, engine):
-    """db.backup --env sandbox backs up both deployed databases where they run (over SSH,
-    onto this machine), proves them here in a container of the environment's image, and
-    publishes the metrics to the cluster's textfile directory; db.restore --env sandbox
-    puts one back (the name typed ahead), and a task moved since is still found."""
+    """db.backup --env backs up both deployed databases where they run (on the sandbox
+    over SSH, onto this machine), files them under backups/ENV (never the Compose
+    stack's), proves them here in a container of the environment's image and publishes
+    the metrics to the cluster's textfile directory; db.restore puts one back (the name
+    typed ahead), and a task moved since is still found."""
     from ops.backup import manifest
 
-    _db_psql(engine, "app-db", "DROP TABLE IF EXISTS notes; CREATE TABLE notes (id int PRIMARY KEY, "
-             "body text); INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 1000) g;")
-    _db_psql(engine, "auth-db", "DROP TABLE IF EXISTS users; CREATE TABLE users (id int PRIMARY KEY); "
-             "INSERT INTO users SELECT generate_series(1, 42);")
-    r = inv("db.backup", "--env", "sandbox", timeout=600)
+    t = deployed
+    t.psql("app-db", "DROP TABLE IF EXISTS notes; CREATE TABLE notes (id int PRIMARY KEY, "
+           "body text); INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 1000) g;")
+    t.psql("auth-db", "DROP TABLE IF EXISTS users; CREATE TABLE users (id int PRIMARY KEY); "
+           "INSERT INTO users SELECT generate_series(1, 42);")
+    r = t.inv("db.backup", timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert [ln.split(":")[0] for ln in r.stdout.splitlines()] == ["app-db/app", "auth-db/auth"]
     assert r.stdout.count("(verified: read)") == 2
-    app, auth = _backups("app-db", "app")[-1], _backups("auth-db", "auth")[-1]
+    app, auth = t.backups("app-db", "app")[-1], t.backups("auth-db", "auth")[-1]
     data = manifest.read(app.manifest_path)
-    assert data["env"] == "sandbox" and data["tables"]["public.notes"] == 1000
-    spec = _manager(engine).exec_run(["docker", "service", "inspect", "--format",
-                                      "{{.Spec.TaskTemplate.ContainerSpec.Image}}", f"{_app()}_app-db"])
-    assert data["image"] == spec.output.decode().strip().split("@")[0]  # the image it runs
+    assert data["env"] == t.name and data["tables"]["public.notes"] == 1000
+    assert not (t.project / "backups" / "local").exists()  # never the Compose stack's
+    code, spec = t.on_manager("docker", "service", "inspect", "--format",
+                              "{{.Spec.TaskTemplate.ContainerSpec.Image}}", f"{t.app}_app-db")
+    assert data["image"] == spec.strip().split("@")[0]  # the image it runs
     assert manifest.read(auth.manifest_path)["tables"]["public.users"] == 42
     assert not engine.containers.list(all=True, filters={"label": "ops.role=backup-check"})
 
-    drill = inv("db.verify", "--env", "sandbox", "--latest", "--level", "restore", timeout=600)
+    drill = t.inv("db.verify", "--latest", "--level", "restore", timeout=600)
     assert drill.returncode == 0, drill.stderr[-2000:]
     assert drill.stdout.count("ok  restore") == 2 and "row counts equal" in drill.stdout
-    listed = json.loads(inv("db.list", "--env", "sandbox", "--json").stdout)
+    listed = json.loads(t.inv("db.list", "--json").stdout)
     assert {(b["service"], b["verified"]) for b in listed} >= {("app-db", "restore"), ("auth-db", "restore")}
-    on_manager = inv("db.verify", "--env", "sandbox", "--file", str(auth.path), "--level", "restore",
-                     "--on", "manager", timeout=600)
+    on_manager = t.inv("db.verify", "--file", str(auth.path), "--level", "restore", "--on", "manager",
+                       timeout=600)
     assert on_manager.returncode == 0, on_manager.stderr
-    assert re.search(r"throwaway \S+ on \S+; 1 tables, row counts equal", on_manager.stdout), \
+    assert re.search(r"throwaway \S+( on \S+)?; 1 tables, row counts equal", on_manager.stdout), \
         on_manager.stdout
-    bad_on = inv("db.verify", "--env", "sandbox", "--latest", "--on", "worker")
+    bad_on = t.inv("db.verify", "--latest", "--on", "worker")
     assert bad_on.returncode == 1 and "--on must be here or manager" in bad_on.stderr
     # An image this machine lacks is fetched from the manager for the drill.
     fetched = f"ops-test-fetch-{secrets.token_hex(3)}:1"
-    assert _manager(engine).exec_run(["docker", "tag", data["image"], fetched]).exit_code == 0
-    edited = {**manifest.read(auth.manifest_path), "image": fetched}
-    manifest.write(auth.manifest_path, edited)
+    assert t.on_manager("docker", "tag", data["image"], fetched)[0] == 0
+    manifest.write(auth.manifest_path, {**manifest.read(auth.manifest_path), "image": fetched})
     try:
-        far = inv("db.verify", "--env", "sandbox", "--file", str(auth.path), "--level", "restore",
-                  timeout=600)
+        far = t.inv("db.verify", "--file", str(auth.path), "--level", "restore", timeout=600)
         assert far.returncode == 0 and f"throwaway {fetched};" in far.stdout, far.stderr
         assert engine.images.get(fetched)
     finally:
-        _manager(engine).exec_run(["docker", "rmi", fetched])
+        t.on_manager("docker", "rmi", fetched)
         subprocess.run(["docker", "rmi", fetched], capture_output=True)
-    assert not _manager(engine).exec_run(["docker", "ps", "-aq", "--filter",
-                                          "label=ops.role=restore-drill"]).output.strip()
+    assert not t.on_manager("docker", "ps", "-aq", "--filter", "label=ops.role=restore-drill")[1].strip()
 
     # The cluster's node-exporter reads the same metrics (its textfile directory on the manager).
-    prom = _manager(engine).exec_run(["sh", "-c", "cat /var/lib/ops-toolkit/*/textfile/ops_backup.prom"])
-    assert prom.exit_code == 0 and 'ops_backup_last_run_success{database="app",env="sandbox",' \
-        'service="app-db"} 1.0' in prom.output.decode()
+    prom = t.on_manager("sh", "-c", f"cat {t.state_dir}/*/textfile/ops_backup.prom")[1]
+    assert f'ops_backup_last_run_success{{database="app",env="{t.name}",service="app-db"}} 1.0' in prom
 
-    _db_psql(engine, "app-db", "DELETE FROM notes WHERE id > 10;")
-    refused = inv("db.restore", "--env", "sandbox", "-s", "app-db", "--latest", "--yes", input="")
+    t.psql("app-db", "DELETE FROM notes WHERE id > 10;")
+    refused = t.inv("db.restore", "-s", "app-db", "--latest", "--yes", input="")
     assert refused.returncode == 1 and "pass --confirm app" in refused.stderr, refused.stderr
-    assert _db_psql(engine, "app-db", "SELECT count(*) FROM notes") == "10"  # untouched
-    restored = inv("db.restore", "--env", "sandbox", "-s", "app-db", "--file", str(app.path),
-                   "--confirm", "app", timeout=600)
+    assert t.psql("app-db", "SELECT count(*) FROM notes") == "10"  # untouched
+    restored = t.inv("db.restore", "-s", "app-db", "--file", str(app.path), "--confirm", "app",
+                     timeout=600)
     assert restored.returncode == 0, restored.stderr[-2000:]
     assert next(ln for ln in restored.stdout.splitlines()
                 if ln.startswith("public.notes")).split() == ["public.notes", "10", "1000", "1000"]
-    assert _db_psql(engine, "app-db", "SELECT count(*) FROM notes") == "1000"
-    safety = _backups("app-db", "app")[-1]
+    assert t.psql("app-db", "SELECT count(*) FROM notes") == "1000"
+    safety = t.backups("app-db", "app")[-1]
     assert manifest.read(safety.manifest_path)["tables"]["public.notes"] == 10
 
     # The database task restarted (a new container): the next run finds it. Its container
     # is killed, and Swarm replaces the task from the same spec (a `service update` here
     # would leave a spec that the next deploy's base puts back: a restart mid-rotation).
-    label = f"label=com.docker.swarm.service.name={_app()}_app-db"
+    label = f"label=com.docker.swarm.service.name={t.app}_app-db"
     killed = [h.exec_run(["sh", "-c", f"docker ps -q --filter {label} | xargs -r docker rm -f"])
-              for h in _sandbox_hosts(engine).values()]
+              for h in t.hosts().values()]
     assert all(k.exit_code == 0 for k in killed) and any(k.output.strip() for k in killed)
     gone = {line[:12] for k in killed for line in k.output.decode().split()}
     deadline = time.monotonic() + 120
     while True:  # a new container runs it (health alone could still see the old one)
-        rows = {r["service"]: r for r in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
-        now = {t["container"][:12] for t in rows["app-db"]["tasks"]}
+        rows = t.ps()
+        now = {task["container"][:12] for task in rows["app-db"]["tasks"]}
         if now and not now & gone and rows["app-db"]["running"] == 1:
             break
         assert time.monotonic() < deadline, rows["app-db"]
         time.sleep(2)
-    _wait_until_ok("app-db")
-    again = inv("db.backup", "--env", "sandbox", "-s", "app-db", timeout=600)
+    t.wait_until_ok("app-db")
+    again = t.inv("db.backup", "-s", "app-db", timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert manifest.read(_backups("app-db", "app")[-1].manifest_path)["tables"]["public.notes"] == 1000
-
-
-def _second_clone(tmp_path):
-    """Another checkout driving the same sandbox (its own backups directory)."""
-    import shutil
-
-    root = tmp_path / "clone"
-    shutil.copytree(SANDBOX_PROJECT[0], root, ignore=shutil.ignore_patterns("backups", "wheels"))
-    return root
-
-
-def _start_backup(root=None) -> subprocess.Popen:
-    env = {**os.environ, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(root or SANDBOX_PROJECT[0]),
-           **_env(), "INVOKE_BACKUP_ATTEMPTS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "invoke", "db.backup", "--env", "sandbox", "-s",
-                             "app-db"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+    assert manifest.read(t.backups("app-db", "app")[-1].manifest_path)["tables"]["public.notes"] == 1000
 
 
 def _wait_streaming(proc, directory, timeout=120) -> None:
@@ -749,94 +901,129 @@ def _wait_streaming(proc, directory, timeout=120) -> None:
         time.sleep(0.05)
 
 
-def test_a_dropped_connection_or_an_overlapping_clone_leaves_nothing_valid(deployed, engine, tmp_path):
+@on("sandbox")
+def test_a_dropped_connection_or_an_overlapping_clone_leaves_nothing_valid(deployed, tmp_path):
     """The SSH session killed mid-stream (its sshd process on the manager) fails the run
     in one line with nothing that looks like a backup; a second clone starting while a
     backup streams is refused by the manager's lock (75), naming the holder."""
-    _db_psql(engine, "app-db", "CREATE TABLE IF NOT EXISTS big (id int, body text); TRUNCATE big;")
+    t = deployed
+    t.psql("app-db", "CREATE TABLE IF NOT EXISTS big (id int, body text); TRUNCATE big;")
     # In three transactions: one 140 MB insert's dirty pages, charged to the database
     # container's 512 MB cgroup with its shared buffers, got it OOM-killed on a slow disk.
     for third in ("generate_series(1, 200000)", "generate_series(200001, 400000)",
                   "generate_series(400001, 600000)"):
-        _db_psql(engine, "app-db", "INSERT INTO big SELECT g, md5(g::text) || "  # noqa: S608
-                 f"repeat(md5((g*7)::text), 6) FROM {third} g;")
-    directory = SANDBOX_PROJECT[0] / "backups" / "sandbox" / "app-db" / "app"
+        t.psql("app-db", "INSERT INTO big SELECT g, md5(g::text) || "  # noqa: S608
+               f"repeat(md5((g*7)::text), 6) FROM {third} g;")
+    directory = t.project / "backups" / "sandbox" / "app-db" / "app"
+    attempt_once = {"INVOKE_BACKUP_ATTEMPTS": "1"}
     try:
-        before = len(_backups("app-db", "app"))
-        proc = _start_backup()
+        before = len(t.backups("app-db", "app"))
+        proc = t.start("db.backup", "-s", "app-db", extra=attempt_once)
         _wait_streaming(proc, directory)
-        killed = _manager(engine).exec_run(["pkill", "-9", "-f", "sshd: root@notty"])
-        assert killed.exit_code == 0
+        assert t.on_manager("pkill", "-9", "-f", "sshd: root@notty")[0] == 0
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 1, err
         lines = err.strip().splitlines()
         assert lines[-1].startswith("error: backup failed: app-db/app") and "SSH" in lines[-1], err
         assert "Traceback" not in err
-        assert len(_backups("app-db", "app")) == before
+        assert len(t.backups("app-db", "app")) == before
         assert not [p for p in directory.iterdir() if p.name.endswith(".partial")]
 
         # The lock went with the connection: the next run takes it and completes.
-        clone = _second_clone(tmp_path)
-        first = _start_backup()
+        clone = tmp_path / "clone"  # another checkout driving the same sandbox
+        shutil.copytree(t.project, clone, ignore=shutil.ignore_patterns("backups", "wheels"))
+        first = t.start("db.backup", "-s", "app-db", extra=attempt_once)
         _wait_streaming(first, directory)
-        second = sandbox_inv("db.backup", "--env", "sandbox", "-s", "app-db", project_root=clone,
-                             extra_env=_env(), timeout=120)
+        second = t.inv("db.backup", "-s", "app-db", extra={"OPS_ROOT": str(clone)}, timeout=120)
         assert second.returncode == 75, second.stderr
         assert "locked on the manager" in second.stderr and f"pid {first.pid}" in second.stderr
-        assert not _backups("app-db", "app", clone)
+        assert not t.backups("app-db", "app", clone)
         out, err = first.communicate(timeout=600)
         assert first.returncode == 0, err[-2000:]
-        assert len(_backups("app-db", "app")) == before + 1
+        assert len(t.backups("app-db", "app")) == before + 1
     finally:
-        _db_psql(engine, "app-db", "DROP TABLE IF EXISTS big;")
+        t.psql("app-db", "DROP TABLE IF EXISTS big;")
 
 
-def test_rotating_passwords_under_load_fails_no_request_and_keeps_the_rollback_target(deployed, engine):
+# -- passwords, and going back further ---------------------------------------------------
+
+@on("local-swarm")
+def test_rotating_passwords_under_load_fails_no_request_and_keeps_the_rollback_target(deployed):
     """Postgres (one password: the clients move blue-green, the worker with them) and
     Redis (two at once) under load on the readiness path, which logs in to every server
     as the clients do; the servers are not restarted, the old versions are removed, and
     `inv rollback` still goes to the version it went to before."""
-    from ops.config import read_env_file
-
-    before = _status()
-    live, idle = before["live"], next(c for c in ("blue", "green") if c != before["live"])
-    if not before["colors"].get(idle) or not before["colors"][idle].get("tag"):
-        assert inv("deploy", "--env", "sandbox", "--tag", "v3", timeout=900).returncode == 0
-        before = _status()
-        live, idle = before["live"], next(c for c in ("blue", "green") if c != before["live"])
-    rows = {r["service"]: r for r in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
+    t = deployed
+    before = t.status()
+    if not before["colors"].get(_idle(before)) or not before["colors"][_idle(before)].get("tag"):
+        assert t.inv("deploy", "--tag", "v3", timeout=900).returncode == 0
+        before = t.status()
+    live, idle = before["live"], _idle(before)
+    rows = t.ps()
     servers = {s: rows[s]["tasks"][0]["container"] for s in ("app-db", "redis")}
-    with loadgen.Load(deployed + "/health/ready", rate=40, threads=4) as load:
+    with loadgen.Load(t.url + "/health/ready", rate=40, threads=4, verify=t.verify) as load:
         time.sleep(1)
-        results = {key: inv("secrets.rotate", key, "--env", "sandbox", timeout=900)
+        results = {key: t.inv("secrets.rotate", key, timeout=900)
                    for key in ("app_db_password", "redis_password")}
         time.sleep(1)
     for key, r in results.items():
-        assert r.returncode == 0, (key, r.stderr[-3000:])
+        assert r.returncode == 0, f"{key}:\n{r.stderr[-3000:]}"
     summary = loadgen.summary(load.samples)
     assert summary["requests"] > 300 and summary["failed"] == 0, summary
 
-    kept = read_env_file(SANDBOX_PROJECT[0] / ".env.sandbox")
-    assert kept["APP_DB_PASSWORD"] != PASSWORDS["APP_DB_PASSWORD"]
-    assert kept["REDIS_PASSWORD"] != PASSWORDS["REDIS_PASSWORD"]
-    after = _status()
+    from ops.config import read_env_file
+
+    kept = read_env_file(t.project / f".env.{t.name}")
+    assert kept["APP_DB_PASSWORD"] != t.passwords["APP_DB_PASSWORD"]
+    assert kept["REDIS_PASSWORD"] != t.passwords["REDIS_PASSWORD"]
+    after = t.status()
     # Each rotation deployed the live tag onto the other color and put the former live
     # color back on the idle tag: the same versions as before (two rotations: the same
     # colors too).
     assert after["live"] == live and after["live_tag"] == before["live_tag"]
     assert after["colors"][idle]["tag"] == before["colors"][idle]["tag"]
-    rows = {r["service"]: r for r in json.loads(inv("ps", "--env", "sandbox", "--json").stdout)}
+    rows = t.ps()
     assert {s: rows[s]["tasks"][0]["container"] for s in servers} == servers  # not restarted
-    manager = next(c for name, c in _sandbox_hosts(engine).items() if name.endswith("manager"))
-    listed = manager.exec_run(["docker", "secret", "ls", "--format", "{{.Name}}"]).output.decode().split()
+    code, listed = t.on_manager("docker", "secret", "ls", "--format", "{{.Name}}")
     for key in ("app_db_password", "redis_password"):
-        versions = [n for n in listed if n.startswith(f"{_app()}_{key}_")]
+        versions = [n for n in listed.split() if n.startswith(f"{t.app}_{key}_")]
         assert len(versions) == 2, versions  # the clients' new one and the server's first one
-    code, report = _health()
-    assert code == 0, [c for c in report["checks"] if not c["ok"]]
+    code, report = t.health()
+    assert code == 0, failing(report)
 
-    back = inv("rollback", "--env", "sandbox", "--wait", "300", timeout=600)
+    back = t.inv("rollback", "--wait", "300", timeout=600)
     assert back.returncode == 0, back.stderr[-2000:]
-    assert _status()["live_tag"] == before["colors"][idle]["tag"]
-    code, report = _health()
-    assert code == 0, [c for c in report["checks"] if not c["ok"]]  # the worker too, on the new secret
+    assert t.status()["live_tag"] == before["colors"][idle]["tag"]
+    code, report = t.health()
+    assert code == 0, failing(report)  # the worker too, on the new secret
+
+
+@on("local-swarm")
+def test_rollback_to_any_kept_release_not_only_the_previous_color(deployed):
+    """`rollback --to TAG`: a tag on neither color, whose release is kept on the manager:
+    deployed onto the idle color with its worker and switched; an unknown tag lists the
+    kept ones; the live tag says so."""
+    t = deployed
+    r = t.inv("deploy", "--tag", "v3", timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    live = t.identity()
+    assert live[1] == "v3"
+    status = t.status()
+    idle = _idle(status)
+    unknown = t.inv("rollback", "--to", "v9")
+    assert unknown.returncode == 1 and "no release of v9 is kept on the manager" in unknown.stderr
+    kept = unknown.stderr.split("(kept, newest first: ")[1].split(")")[0].split(", ")
+    assert kept[0] == "v3", unknown.stderr
+    assert t.identity() == live  # nothing changed
+    # A kept release on neither color (the scenarios before deployed several).
+    target = next(k for k in kept if k not in ("v3", status["colors"][idle]["tag"]))
+    to = t.inv("rollback", "--to", target, "--json", timeout=600)
+    assert to.returncode == 0, to.stderr[-2000:]
+    rec = json.loads(to.stdout)
+    assert (rec["from_color"], rec["from_tag"], rec["to_color"], rec["to_tag"]) == (
+        live[0], "v3", idle, target), rec
+    assert {t.identity() for _ in range(10)} == {(idle, target)}
+    worker = t.status()["followers"]["worker"]
+    assert worker["tag"] == target, worker  # the release's worker came back with it
+    again = t.inv("rollback", "--to", target)
+    assert again.returncode == 1 and f"{target} is already live" in again.stderr

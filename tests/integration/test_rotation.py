@@ -75,7 +75,7 @@ def test_passwords_rotate_under_load_with_no_failed_request(project, engine):
                    for key in ("redis_password", "broker_password")}
         time.sleep(1)
     for key, r in results.items():
-        assert r.returncode == 0, (key, r.stderr[-2000:])
+        assert r.returncode == 0, f"{key}:\n{r.stderr[-2000:]}"
         assert "the old one no longer logs in" in r.stdout
     summary = loadgen.summary(load.samples)
     assert summary["requests"] > 200 and summary["failed"] == 0, summary
