@@ -25,10 +25,19 @@ class LocalImage:
     variable: str  # the .env variable that names the image
     tag: str  # the local stand-in
     context: str  # build context under compose/images/
+    # The stack needs what only this build has (the database's pgBackRest): never pulled;
+    # a variable naming an upstream image or an older build of it is pointed here. These
+    # are the names it replaces; any other image is the user's own and left alone.
+    replaces: tuple[str, ...] = ()
+
+    def replaced(self, current: str) -> bool:
+        return current != self.tag and (current in self.replaces or
+                                         current.startswith(self.tag.split(":")[0] + ":"))
 
 
 LOCAL = (
-    LocalImage("POSTGRES_IMAGE", "ops-local/postgres:15", "postgres"),
+    LocalImage("POSTGRES_IMAGE", "ops-local/postgres:15-pgbackrest", "postgres",
+               replaces=("", "postgres:15.10-bookworm", "postgres:15")),
     LocalImage("REDIS_IMAGE", "ops-local/redis:7", "redis"),
     LocalImage("RABBITMQ_IMAGE", "ops-local/rabbitmq:3.10", "rabbitmq"),
     LocalImage("NGINX_IMAGE", "ops-local/nginx:1.22", "nginx"),
@@ -98,6 +107,9 @@ def ensure(root: Path, variables: dict[str, str], offline: bool | None = None,
     need_local = []
     for image in LOCAL:
         current = variables.get(image.variable, "")
+        if image.replaces and image.replaced(current):
+            need_local.append(image)
+            continue
         if current and not docker_api.missing_images([current]):
             continue
         if current and not offline and current != image.tag and try_pull(current):

@@ -35,12 +35,13 @@ class Container:
     id: str
     machine: Runner = field(default=LOCAL, compare=False)
 
-    def exec(self, argv: list[str], stdin: bool = False) -> Stage:
+    def exec(self, argv: list[str], stdin: bool = False, user: str | None = None) -> Stage:
         from .commands import docker
 
-        return Stage(docker.exec_in(self.id, argv, stdin=stdin).argv, self.machine)
+        return Stage(docker.exec_in(self.id, argv, stdin=stdin, user=user).argv, self.machine)
 
-    def run(self, argv: list[str], input: str | None = None, timeout: float = 60) -> Result:
+    def run(self, argv: list[str], input: str | None = None, timeout: float = 60,
+            user: str | None = None) -> Result:
         """Run to completion; the exit status is the caller's to read."""
-        return self.machine.run(self.exec(argv, stdin=input is not None).argv, check=False,
-                                input=input, timeout=timeout)
+        return self.machine.run(self.exec(argv, stdin=input is not None, user=user).argv,
+                                check=False, input=input, timeout=timeout)

@@ -101,7 +101,7 @@ def tls_dir(root: Path) -> Path:
 
 
 @contextmanager
-def _locked(root: Path):
+def locked_tls_dir(root: Path):
     """One issuer at a time (two tasks starting together must not mix a new key with an
     old certificate)."""
     d = tls_dir(root)
@@ -140,7 +140,7 @@ def _ca(d: Path, now: dt.datetime, out) -> tuple[str, str]:
 
 def ensure_ca(root: Path, out) -> Path:
     """The project's CA, made when missing; its certificate's path."""
-    with _locked(root) as d:
+    with locked_tls_dir(root) as d:
         _ca(d, _now(), out)
         return d / "ca.crt"
 
@@ -149,7 +149,7 @@ def self_signed(root: Path, env: str, names: list[str], out, issue: bool = True)
     """The environment's leaf from the project's CA; issued (again) when missing, near
     expiry or lacking one of `names`. `issue=False`: only what is there (None if nothing)."""
     now = _now()
-    with _locked(root) as d:
+    with locked_tls_dir(root) as d:
         leaf_dir = d / env
         cert, key = _read(leaf_dir / "gateway.crt"), _read(leaf_dir / "gateway.key")
         if not issue:

@@ -82,9 +82,10 @@ def new_ca(common_name: str, now: dt.datetime) -> tuple[str, str]:
 
 
 def issue(ca_cert_pem: str, ca_key_pem: str, names: list[str], now: dt.datetime,
-          days: int = LEAF_DAYS) -> tuple[str, str]:
+          days: int = LEAF_DAYS, client: bool = False) -> tuple[str, str]:
     """(certificate PEM, key PEM) of a server certificate for `names` (the first is the
-    common name), signed by the CA."""
+    common name), signed by the CA; `client`: also for TLS client authentication (a peer
+    that both serves and connects, as pgBackRest's servers do)."""
     if not names:
         raise ValueError("a certificate needs at least one name")
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem.encode())
@@ -97,7 +98,9 @@ def issue(ca_cert_pem: str, ca_key_pem: str, names: list[str], now: dt.datetime,
             .not_valid_after(min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_san(names), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  *([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])]),
+                           critical=False)
             .add_extension(_key_usage("digital_signature"), critical=True)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                            critical=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-import threading
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,28 +188,77 @@ def discover(path: Path) -> tuple[list[ComposeFiles], list[Path]]:
     return stacks, dockerfiles
 
 
-def _compose_config(stack: ComposeFiles) -> tuple[dict | None, str]:
-    """(interpolated model, '' or the variables read as blank) through Compose; (None,
-    why) when Compose cannot resolve the files. Once: the values as written (for the
-    secret rules) come from the files' own YAML, already parsed."""
-    from ..commands import compose
-    from ..facts.values import load_json
-    from ..shell import compose_program, run
+class _Resolving:
+    """`docker compose config` on a stack (the interpolated model, and the variables it
+    read as blank), running from the start of the audit beside this process's YAML
+    parse: on 500 services each takes about half a second. Ended at once when the YAML
+    is refused (an alias bomb would hold Compose for a minute); the values as written
+    (for the secret rules) come from the files' own YAML."""
 
-    b = compose.base(stack.project, stack.files, project_directory=stack.files[0].parent,
-                     program=compose_program())
-    env = stack.env
-    if env is None:
-        # Compose reads the .env beside the file; the caller's COMPOSE_* must not steer it.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    TIMEOUT = 60
 
-    try:
-        done = run(compose.config_json(b), env=env, what="docker compose config", timeout=60)
-        unset = unset_variables(done.stderr)
-        why = f"variables not set, read as blank: {', '.join(unset)}" if unset else ""
-        return load_json(done.stdout, "docker compose config"), why
-    except OpsError as exc:
-        return None, str(exc)
+    def __init__(self, stack: ComposeFiles):
+        import tempfile
+
+        from ..commands import compose
+        from ..runtime.runner import LOCAL
+        from ..shell import compose_program
+
+        b = compose.base(stack.project, stack.files, project_directory=stack.files[0].parent,
+                         program=compose_program())
+        env = stack.env
+        if env is None:
+            # Compose reads the .env beside the file; the caller's COMPOSE_* must not steer it.
+            env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+        self._runner = LOCAL
+        self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        self._proc, self._why = None, ""
+        try:
+            self._proc = LOCAL.popen(compose.config_json(b), stdout=self._out, stderr=self._err,
+                                     env=env, own_group=True)
+        except OpsError as exc:
+            self._why = str(exc)
+
+    def cancel(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._runner.end(self._proc)
+        self.result()
+
+    def result(self) -> tuple[dict | None, str]:
+        """(model, '' or the variables read as blank), or (None, why) when Compose cannot
+        resolve the files."""
+        from ..facts.values import load_json
+        from ..runtime.runner import last_line
+        from ..shell import docker_problem
+
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None, self._why or "docker compose config did not answer"
+        try:
+            rc = proc.wait(timeout=self.TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._runner.end(proc)
+            proc.wait()
+            rc = None
+        except BaseException:  # Ctrl-C: never leave Compose running
+            self._runner.end(proc)
+            proc.wait()
+            raise
+        with self._out as out, self._err as err:
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = (f.read().decode(errors="replace") for f in (out, err))
+        if rc is None:
+            return None, f"docker compose config: timed out after {self.TIMEOUT}s"
+        if rc != 0:
+            return None, (docker_problem(stderr) or f"docker compose config failed (exit {rc}): "
+                          f"{last_line(stderr) or 'no error output'}")
+        try:
+            model = load_json(stdout, "docker compose config")
+        except OpsError as exc:
+            return None, str(exc)
+        unset = unset_variables(stderr)
+        return model, f"variables not set, read as blank: {', '.join(unset)}" if unset else ""
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -222,32 +271,25 @@ def _merge(base: dict, over: dict) -> dict:
 def _stack(run: _Run, stack: ComposeFiles) -> None:
     shown = [run.show(f) for f in stack.files]
     locators, written, texts, trees = [], {}, [], []
-    for f, label in zip(stack.files, shown, strict=True):
+    for f in stack.files:
         texts.append(run.read(f))
-        try:  # invalid YAML, or an alias bomb, is refused before Compose is started on it
-            trees.append(yamlsrc.nodes(texts[-1], label))
-        except YamlError as exc:
-            raise OpsError(str(exc), code=2) from None
-    # Compose resolves the files while this process builds their data (two cores). A
-    # plain thread: concurrent.futures would cost its imports (logging) on every audit.
-    resolved: list = []
-    resolving = threading.Thread(target=lambda: resolved.append(_compose_config(stack)),
-                                 name="compose-config", daemon=True)
-    resolving.start()
+    resolving = _Resolving(stack)
     try:
-        for text, tree, label in zip(texts, trees, shown, strict=True):
-            try:
-                data = yamlsrc.build(tree, label)
+        for text, label in zip(texts, shown, strict=True):
+            try:  # invalid YAML, or an alias bomb: refused, and Compose ended at once
+                trees.append(yamlsrc.nodes(text, label))
+                data = yamlsrc.build(trees[-1], label)
             except YamlError as exc:
                 raise OpsError(str(exc), code=2) from None
             if not isinstance(data, dict):
                 raise OpsError(f"{label}: not a compose file (no mapping at the top)", code=2)
             written = _merge(written, data)
-            locators.append(Locator(tree, label))
+            locators.append(Locator(trees[-1].node, label))
             run.sups += suppressions(text, label)
-    finally:
-        resolving.join()
-    model, why = resolved[0] if resolved else (None, "docker compose config did not answer")
+    except BaseException:
+        resolving.cancel()
+        raise
+    model, why = resolving.result()
     raw = written  # the values as written: an interpolated one is not a literal
     if model is None:
         run.notes.append(f"{' + '.join(shown)}: read as plain YAML, not through Compose ({why}); "

@@ -40,16 +40,25 @@ class YamlError(ValueError):
     """The text is not YAML; the message names the line."""
 
 
+@dataclass(frozen=True)
+class Tree:
+    """One document's root node (None for an empty one) and its mapping nodes, each
+    once: listed while it is sized, kept for `build`, which needs them again."""
+
+    node: object
+    mappings: tuple = ()
+
+
 def parse(text: str, name: str):
     """(data, root node) of one YAML document, parsed once (the data is built from the
     nodes); YamlError says where it breaks, or that its aliases expand past MAX_VALUES."""
-    node = nodes(text, name)
-    return build(node, name), node
+    tree = nodes(text, name)
+    return build(tree, name), tree.node
 
 
-def nodes(text: str, name: str):
-    """The document's node tree (None for an empty one), refused when it is not YAML or
-    when its aliases expand past MAX_VALUES (an alias bomb), in a fraction of a second."""
+def nodes(text: str, name: str) -> Tree:
+    """The document's node tree, refused when it is not YAML or when its aliases expand
+    past MAX_VALUES (an alias bomb), in a fraction of a second."""
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -65,21 +74,24 @@ def nodes(text: str, name: str):
         where = f"{name}:{mark.line + 1}" if mark else name
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise YamlError(f"{where}: not valid YAML ({problem})") from None
-    if node is not None and _mappings(node, MAX_VALUES) is None:
+    if node is None:
+        return Tree(None)
+    mappings = _mappings(node, MAX_VALUES)
+    if mappings is None:
         raise YamlError(f"{name}: its aliases expand to more than {MAX_VALUES:,} values "
                         "(an alias bomb?): not read")
-    return node
+    return Tree(node, tuple(mappings))
 
 
-def build(node, name: str):
+def build(tree: Tree, name: str):
     """The data of a node tree from `nodes`. Building merges `<<` keys into the nodes
     themselves: they are put back after, for the Locator, which follows a merge to the
     anchor that wrote the key."""
-    if node is None:
+    if tree.node is None:
         return None
-    written = [(m, list(m.value)) for m in _mappings(node, MAX_VALUES)]
+    written = [(m, list(m.value)) for m in tree.mappings]
     try:
-        return _Loader("").construct_document(node)
+        return _Loader("").construct_document(tree.node)
     except yaml.YAMLError as exc:
         raise YamlError(f"{name}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
     finally:

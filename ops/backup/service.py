@@ -13,7 +13,7 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import OpsError
 from ..facts.values import number_option
-from . import layout, manifest, metrics, offsite, retention, targets
+from . import base_schedule, layout, manifest, metrics, offsite, retention, targets
 from . import prune as prune_mod
 from . import restore as restore_mod
 from . import verify as verify_mod
@@ -35,6 +35,7 @@ class BackupConfig:
     zstd_level: int | None = 3  # None: pg_dump's own compression
     offsite: offsite.Offsite = field(default_factory=offsite.Offsite)
     drill_on: str = "here"  # where restore drills run on a Swarm environment: here | manager
+    pitr: base_schedule.Policy = field(default_factory=base_schedule.Policy)
 
 
 def metrics_path(configured: str, dest: Path, root: Path, env: str) -> Path | None:
@@ -69,7 +70,8 @@ def backup_config(settings: Settings, raw: dict) -> BackupConfig:
                         metrics, settings.variables.get("BACKUP_WEBHOOK_URL", ""),
                         zstd_level(str(raw.get("compression", "auto")), raw.get("zstd_level", 3)),
                         offsite.offsite_config(raw.get("offsite"), settings.variables),
-                        drill_place(raw.get("drill_on", "here"), "backup.drill_on"))
+                        drill_place(raw.get("drill_on", "here"), "backup.drill_on"),
+                        base_schedule.policy(raw.get("pitr")))
 
 
 def drill_place(value, what: str) -> str:
@@ -104,8 +106,10 @@ def drill_due(directory: Path, every_hours: float, enabled: bool) -> bool:
 
 
 def backup(site, cfg: BackupConfig, services=(), db=None, out=sys.stderr,
-           drills: bool = False, reason: str = "manual") -> list[dict]:
+           drills: bool = False, reason: str = "manual", base: str | None = None) -> list[dict]:
     """Back up every selected database; each is verified at cfg.verify_level right away.
+    Then, unless one database was chosen, each service's pgBackRest base backup (`base`:
+    full, diff or incr; default: what backup.pitr says is due).
 
     Every target is attempted even when one fails, or when a whole service cannot be
     reached; each failure is recorded as a failed run (metrics) and all are raised
@@ -157,6 +161,14 @@ def backup(site, cfg: BackupConfig, services=(), db=None, out=sys.stderr,
             metrics.record_run(directory, True, datetime.now(UTC))
         except OpsError as exc:
             failed(directory, target.label(), exc)
+    if db is None and cfg.pitr.enabled:
+        for service in sorted({t.service for t in found} | {u.service for u in unreachable}):
+            try:
+                results.append(base_backup(site, cfg, service, base))
+            except OpsError as exc:
+                failures.append(f"{service} (pgBackRest): {exc}")
+                codes.append(exc.code)
+                results.append({"target": f"{service} (pgBackRest)", "error": str(exc)})
     if cfg.prune_after and found:
         for remote in cfg.offsite.remotes:
             try:
@@ -170,6 +182,18 @@ def backup(site, cfg: BackupConfig, services=(), db=None, out=sys.stderr,
         code = 75 if set(codes) == {75} else 1
         raise OpsError("backup failed: " + " | ".join(failures), code=code)
     return results
+
+
+def base_backup(site, cfg: BackupConfig, service: str, kind: str | None = None) -> dict:
+    """One service's pgBackRest base backup, of the kind due unless `kind` is given."""
+    from . import pitr
+
+    repo = pitr.repository(site)
+    if kind is None:
+        pitr.ensure_stanzas(site, repo, [service])
+        kind = base_schedule.due(repo.info(service), datetime.now(UTC), cfg.pitr)
+    done = pitr.base_backup(site, repo, service, kind, cfg.pitr.retention_full, cfg.pitr.retention_diff)
+    return {"target": f"{service} (pgBackRest)", "base": done}
 
 
 def known_dbs(cfg: BackupConfig, env: str, service: str) -> list[str]:

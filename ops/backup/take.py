@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +73,12 @@ def take(target: Database, directory: Path, env: str, attempts: int = 3,
         clean_leftovers(directory, out)
         started = now()
         backup = layout.new_backup(directory, started, zstd=bool(zstd_level))
+        if backup.path.exists() or backup.manifest_path.exists():
+            # Names are per second: a restore's safety copy may follow the copy it restores
+            # within one. The next second is a new name.
+            time.sleep(1.05 - started.microsecond / 1e6)
+            started = now()
+            backup = layout.new_backup(directory, started, zstd=bool(zstd_level))
         if backup.path.exists() or backup.manifest_path.exists():
             raise OpsError(f"{backup.path} already exists (two backups in the same second?)")
         partial = backup.path.with_name(backup.path.name + ".partial")

@@ -7,9 +7,11 @@ from __future__ import annotations
 from .line import Line, cmd, words
 
 
-def exec_in(container: str, argv, stdin: bool = False) -> Line:
-    """`docker exec` of argv in a running container (`-i` when stdin is fed)."""
-    return cmd("docker", "exec", *(["-i"] if stdin else []), container, *words(argv))
+def exec_in(container: str, argv, stdin: bool = False, user: str | None = None) -> Line:
+    """`docker exec` of argv in a running container (`-i` when stdin is fed), as `user`
+    when given (one word: --user=NAME, as program_of reads it)."""
+    return cmd("docker", "exec", *(["-i"] if stdin else []), *([f"--user={user}"] if user else []),
+               container, *words(argv))
 
 
 def program_of(argv) -> str:
@@ -68,6 +70,21 @@ def run_detached(image: str, name: str, label: str, env: dict[str, str]) -> Line
     """A long-lived container with no network (reached by `docker exec` only)."""
     return cmd("docker", "run", "-d", "--name", name, "--network", "none", "--label", label,
                *[w for k, v in env.items() for w in ("-e", f"{k}={v}")], image)
+
+
+def run_beside(image: str, name: str, label: str, mounts: dict[str, str], read_only: tuple = ()) -> Line:
+    """A container that waits (no network, no server started), with named volumes
+    mounted (`mounts`: volume -> path; those in `read_only` read-only) and an anonymous
+    volume for the database's data: commands are run in it with `docker exec`."""
+    vols = [w for v, path in mounts.items()
+            for w in ("-v", f"{v}:{path}{':ro' if v in read_only else ''}")]
+    return cmd("docker", "run", "-d", "--name", name, "--network", "none", "--label", label,
+               "--init", *vols, "-v", "/var/lib/postgresql/data", "--entrypoint", "sleep", image,
+               "infinity")
+
+
+def inspect(*objects: str) -> Line:
+    return cmd("docker", "inspect", *objects)
 
 
 def stop(*containers: str) -> Line:

@@ -57,5 +57,21 @@ def stack_input(s, opts) -> tuple[list[Path], dict[str, str]]:
             raise OpsError(f"deploy.files: {path} not found")
         files.append(path)
     env = {**s.subprocess_env(), "OPS_APP": str(opts["app"]),
-           "OPS_LIVE_DIR": state_paths(s, opts).live, "OPS_GATEWAY_PORT": str(opts["gateway_port"])}
+           "OPS_LIVE_DIR": state_paths(s, opts).live, "OPS_GATEWAY_PORT": str(opts["gateway_port"]),
+           "OPS_BACKUP_NODE_ROLE": backup_node_role(s)}
     return files, env
+
+
+def backup_node_role(s) -> str:
+    """Where the backup repository runs: on a worker when the environment has one (not
+    on the node of the databases, which a named volume pins to the manager), else on
+    the manager (local-swarm, one node)."""
+    from ..runtime.inventory import inventory
+
+    if not s.env_config.get("hosts") and not s.env_config.get("hosts_file"):
+        return "manager"
+    try:
+        hosts = inventory(s.env, s.env_config, s.root, ssh_lookup=lambda _: {}).hosts
+    except OpsError:
+        return "manager"  # said by whatever connects next
+    return "worker" if any(h.role == "worker" for h in hosts) else "manager"

@@ -67,22 +67,27 @@ def human_age(seconds: int) -> str:
             "db": "one database (default: every database of the service)",
             "cron": "for cron: silent on success; one line on stderr and non-zero exit on "
                     "failure; failure webhook; restore drills when due",
+            "base": "the pgBackRest base backup's type: full, diff or incr (default: the one "
+                    "backup.pitr says is due)",
             "json": "print the results as JSON", "env": ENV_HELP})
 @user_errors
-def backup(c, service=None, db=None, cron=False, env="local", json_=False):
-    """Take verified pg_dump backups (atomic files, sha256, manifest, per-database lock)."""
+def backup(c, service=None, db=None, cron=False, env="local", json_=False, base=None):
+    """Take verified pg_dump backups, then each database's pgBackRest base backup."""
     import io
     import sys
 
     from .. import progress
+    from ..commands.pgbackrest import BACKUP_TYPES
 
+    if base is not None and base not in BACKUP_TYPES:
+        raise OpsError(f"--base must be {', '.join(BACKUP_TYPES)}, not {base!r}", code=USAGE)
     if cron or json_:
         progress.quiet()
     chatter = io.StringIO() if cron else sys.stderr
     try:
         with _ctx(c, env) as (site, cfg, svc):
             results = svc.backup(site, cfg, service or [], db, out=chatter, drills=cron,
-                                 reason="scheduled" if cron else "manual")
+                                 reason="scheduled" if cron else "manual", base=base)
     except OpsError as exc:
         if cron:
             from ..backup import service as svc_mod
@@ -96,6 +101,11 @@ def backup(c, service=None, db=None, cron=False, env="local", json_=False):
         print(json.dumps(results, indent=2, default=str))
         return
     for r in results:
+        if "base" in r:
+            b = r["base"]
+            print(f"{r['target']}: {b['type']} base backup {b['label']} ({human_size(b['size'])}, "
+                  f"{human_size(b['repo_size'])} stored, {b['duration_s']}s)")
+            continue
         print(f"{r['target']}: {r['file']} (verified: {r['verified'] or 'no'})")
         for p in r.get("pruned", []):
             print(f"  pruned {p}")
@@ -225,7 +235,11 @@ def prune(c, dry_run=False, service=None, offsite=False, remote=None, env="local
 @task(help={"file": "the backup file (.dump or .dump.zst) to restore",
             "latest": "the newest backup of the service's database",
             "service": "the database service to restore into (required)",
-            "db": "the database to replace (default: the backup's own database)",
+            "db": "the database to replace (default: the backup's own database; with "
+                  "--to-time/--to-name: the service's POSTGRES_DB)",
+            "to_time": "point-in-time recovery to this RFC 3339 time (2026-12-07T14:03:00Z), "
+                       "from the pgBackRest repository",
+            "to_name": "point-in-time recovery to a restore point (inv db.restore-point)",
             "yes": "do not ask (outside --env local the database name must still be typed, "
                    "or given with --confirm)",
             "confirm": "the database name, typed ahead for non-interactive restores",
@@ -234,14 +248,23 @@ def prune(c, dry_run=False, service=None, offsite=False, remote=None, env="local
             "remote": OFFSITE_HELP, "env": ENV_HELP})
 @user_errors
 def restore(c, env="local", service=None, file=None, latest=False, db=None, yes=False,
-            confirm_=None, offsite=False, remote=None):  # env first: Invoke gives it -e
-    """Restore a verified backup: safety backup first, restore beside, then swap."""
+            confirm_=None, offsite=False, remote=None, to_time=None, to_name=None):
+    """Restore a backup or a point in time: safety backup first, restore beside, then swap."""
     import sys
 
     if not service:
         raise OpsError("--service is required: the database service to restore into", code=USAGE)
+    pitr = to_time is not None or to_name is not None
+    if to_time is not None and to_name is not None:
+        raise OpsError("--to-time or --to-name, not both", code=USAGE)
+    if pitr and (file or latest or offsite):
+        raise OpsError("--to-time/--to-name restore from the pgBackRest repository: "
+                       "not with --file, --latest or --offsite", code=USAGE)
     fetched = None
     with _ctx(c, env) as (site, cfg, svc):
+        if pitr:
+            return _restore_point_in_time(svc, site, cfg, service, db, to_time, to_name, yes,
+                                          confirm_, env)
         if offsite:
             from ..backup import offsite as offsite_mod
 
@@ -258,26 +281,86 @@ def restore(c, env="local", service=None, file=None, latest=False, db=None, yes=
                 remove(fetched)  # the download: the remote copy stays
 
 
-def _restore(svc, site, cfg, service, file, latest, db, yes, confirm_, env) -> None:
-    """Check, confirm (the name typed outside local), then the safe restore."""
+def _ask(question: str, db: str, env: str, yes: bool, confirm_) -> None:
     import sys
 
-    from ..backup.restore import comparison_table, confirmation
+    from ..backup.restore import confirmation
 
-    plan = svc.prepare_restore(site, cfg, service, file, latest, db)
-    question = (f"Replace database {plan.target.db!r} of {service} ({env}) with "
-                f"{plan.backup.path.name} ({plan.data.get('started_at')})?")
-    how = confirmation(env, plan.target.db, yes, confirm_, sys.stdin.isatty())
+    how = confirmation(env, db, yes, confirm_, sys.stdin.isatty())
     if how == "ask":
         confirm(question, yes=False)
     elif how == "type":
         typed = input(f"{question}\nType the database name to confirm: ").strip()
-        if typed != plan.target.db:
+        if typed != db:
             raise OpsError("cancelled: the name did not match; nothing was changed")
+
+
+def _restore(svc, site, cfg, service, file, latest, db, yes, confirm_, env) -> None:
+    """Check, confirm (the name typed outside local), then the safe restore."""
+    plan = svc.prepare_restore(site, cfg, service, file, latest, db)
+    _ask(f"Replace database {plan.target.db!r} of {service} ({env}) with "
+         f"{plan.backup.path.name} ({plan.data.get('started_at')})?", plan.target.db, env, yes, confirm_)
+    _swap_in(svc, site, cfg, service, plan)
+
+
+def _swap_in(svc, site, cfg, service, plan) -> None:
+    import sys
+
+    from ..backup.restore import comparison_table
+
     safety, result = svc.run_restore(site, cfg, plan)
     print(f"safety backup of the current {plan.target.db}: {safety.path}", file=sys.stderr)
     print(comparison_table(result))
     print(f"restored {plan.backup.path.name} into {service}/{plan.target.db}")
+
+
+def _restore_point_in_time(svc, site, cfg, service, db, to_time, to_name, yes, confirm_, env) -> None:
+    """Checked against the repository's window, confirmed, recovered in a throwaway
+    server beside the repository, dumped from it (a verified backup like any other),
+    then swapped in the way every restore is."""
+    import sys
+
+    from ..backup import layout, pitr, targets
+    from ..backup.take import take
+
+    targets.backup_services(site.roles(), [service])  # an unknown or non-database service: one line
+    repo = pitr.repository(site)
+    where = site.locate(service)
+    user = where.env.get("POSTGRES_USER") or "postgres"
+    db = db or where.env.get("POSTGRES_DB") or user
+    latest = pitr.archiver(site, service)["last_archived_time"]
+    target, backup_set, what = pitr.target_of(repo, service, to_time, to_name, latest)
+    _ask(f"Replace database {db!r} of {service} ({env}) with its state at {what}?", db, env, yes,
+         confirm_)
+    print(f"recovering {service} to {what} beside the repository ...", file=sys.stderr)
+    with pitr.restored(repo, service, where.image, user, target, backup_set) as copy:
+        source = pitr.restored_database(service, copy, where.image, user, db)
+        backup = take(source, layout.db_dir(cfg.dest, env, service, db), env, cfg.attempts,
+                      reason=f"point-in-time copy at {what} (pgBackRest)", zstd_level=cfg.zstd_level)
+    print(f"point-in-time copy: {backup.path}", file=sys.stderr)
+    plan = svc.prepare_restore(site, cfg, service, str(backup.path), False, db)
+    _swap_in(svc, site, cfg, service, plan)
+
+
+@task(name="restore-point",
+      help={"name": "the point's name (letters, digits, . _ : -)",
+            "service": "only this database service (repeatable; default: every database)",
+            "json": "print JSON", "env": ENV_HELP},
+      iterable=["service"])
+@user_errors
+def restore_point(c, name, service=None, env="local", json_=False):
+    """Make a named point every database can be recovered to (db.restore --to-name)."""
+    from ..backup import pitr
+
+    with _ctx(c, env) as (site, cfg, svc):
+        repo = pitr.repository(site)
+        made = [pitr.restore_point(site, repo, s, name)
+                for s, _ in pitr.databases(site, service or [])]
+    if json_:
+        print(json.dumps(made, indent=2))
+        return
+    for p in made:
+        print(f"{p['stanza']}: restore point {p['name']} at {p['time']} (WAL {p['lsn']}, archived)")
 
 
 @task(help={"at": "cron schedule (default: 17 3 * * *)",
@@ -296,4 +379,4 @@ def schedule(c, at="17 3 * * *", install=False, env="local"):
         print(line)
 
 
-ns = Collection("db", backup, verify, list_, prune, restore, schedule)
+ns = Collection("db", backup, verify, list_, prune, restore, restore_point, schedule)

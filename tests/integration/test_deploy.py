@@ -817,8 +817,9 @@ def test_backups_of_the_deployed_databases_are_proven_and_restored(deployed, eng
            "INSERT INTO users SELECT generate_series(1, 42);")
     r = t.inv("db.backup", timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert [ln.split(":")[0] for ln in r.stdout.splitlines()] == ["app-db/app", "auth-db/auth"]
-    assert r.stdout.count("(verified: read)") == 2
+    assert [ln.split(":")[0] for ln in r.stdout.splitlines()] == [
+        "app-db/app", "auth-db/auth", "app-db (pgBackRest)", "auth-db (pgBackRest)"]
+    assert r.stdout.count("(verified: read)") == 2 and r.stdout.count(": full base backup") == 2
     app, auth = t.backups("app-db", "app")[-1], t.backups("auth-db", "auth")[-1]
     data = manifest.read(app.manifest_path)
     assert data["env"] == t.name and data["tables"]["public.notes"] == 1000
@@ -870,6 +871,17 @@ def test_backups_of_the_deployed_databases_are_proven_and_restored(deployed, eng
     assert t.psql("app-db", "SELECT count(*) FROM notes") == "1000"
     safety = t.backups("app-db", "app")[-1]
     assert manifest.read(safety.manifest_path)["tables"]["public.notes"] == 10
+
+    # Point in time, from the environment's pgBackRest repository (on the sandbox, on
+    # the worker: the restore runs there, over SSH): a named point, then a loss.
+    point = t.inv("db.restore-point", "before-loss", "-s", "app-db", timeout=300)
+    assert point.returncode == 0 and "app-db: restore point before-loss at " in point.stdout, point.stderr
+    t.psql("app-db", "DELETE FROM notes WHERE id > 3;")
+    back = t.inv("db.restore", "-s", "app-db", "--to-name", "before-loss", "--confirm", "app",
+                 timeout=600)
+    assert back.returncode == 0, back.stderr[-2000:]
+    assert t.psql("app-db", "SELECT count(*) FROM notes") == "1000"
+    assert not t.on_manager("docker", "ps", "-aq", "--filter", "label=ops.role=pitr-restore")[1].strip()
 
     # The database task restarted (a new container): the next run finds it. Its container
     # is killed, and Swarm replaces the task from the same spec (a `service update` here

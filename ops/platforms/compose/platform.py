@@ -39,7 +39,19 @@ class ComposePlatform(OnStack, Refusing):
 
     # -- the stack's lifecycle -------------------------------------------------------------
     def up(self, build: bool = False, timeout: float | None = None) -> float:
-        return self.stack.up(build=build, timeout=timeout)
+        took = self.stack.up(build=build, timeout=timeout)
+        self._archive()
+        return took
+
+    def _archive(self) -> None:
+        """Each database's stanza in the repository, so that its WAL is archived from
+        the start (archive-push fails until the stanza exists; pg_wal would grow)."""
+        from ...backup import pitr
+
+        site = self.backup_site()
+        if not any(labels.get("ops.role") == pitr.REPO_ROLE for labels in site.roles().values()):
+            return  # a stack without the repository service: nothing archived, said by health
+        pitr.ensure_stanzas(site, pitr.repository(site))
 
     def down(self, volumes: bool = False, ask=None) -> None:
         if volumes and ask is not None:

@@ -60,7 +60,24 @@ class Stack:
                                    self.gateway_url(), self.tls_names(), out=self.err, issue=issue)
         if tls is not None:
             self.env.update(tls.compose_env())
+        self._archive_tls(issue)
         return tls
+
+    def _archive_tls(self, issue: bool) -> None:
+        """pgBackRest's certificates (ops.backup.archive_tls): valid for every database
+        service's name and the repository's."""
+        from ...backup import archive_tls
+
+        if issue:
+            roles = {n: s.role for n, s in self.model.services.items()}
+            material = archive_tls.material(
+                self.settings.root, self.settings.env,
+                sorted(n for n, r in roles.items() if r == "database"),
+                sorted(n for n, r in roles.items() if r == "backup-repository"))
+        else:
+            material = archive_tls.material(self.settings.root, self.settings.env, [], [], issue=False)
+        if material is not None:
+            self.env.update(material.compose_env())
 
     def tls_names(self) -> list[str]:
         """What the gateway's certificate must be valid for: this machine, the bind

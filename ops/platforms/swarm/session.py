@@ -93,9 +93,24 @@ class Session:
         t = self.translation
         if not values:
             return Plan(t, self.release(), None, None)
-        extra = {**self.tls().compose_env(), **(overrides or {})}
+        extra = {**self.tls().compose_env(), **self.archive_tls().compose_env(), **(overrides or {})}
         return Plan(t, self.release(), self._values(t.secrets, "secret", extra),
                     self._values(t.configs, "config"))
+
+    def archive_tls(self):
+        """pgBackRest's certificates (ops.backup.archive_tls), valid for each database's
+        and the repository's name inside the stack (short and stack-prefixed)."""
+        from ...backup import archive_tls
+
+        app = self.deployment.app
+        roles = {n: (svc.get("labels") or {}).get("ops.role")
+                 for n, svc in self.translation.services.items()}
+
+        def names(role):
+            return sorted(x for n, r in roles.items() if r == role for x in (n, f"{app}_{n}"))
+
+        return archive_tls.material(self.settings.root, self.deployment.env, names("database"),
+                                    names("backup-repository"))
 
     def tls_names(self) -> list[str]:
         """What the gateway's certificate must be valid for (a self-signed one): this

@@ -1,0 +1,148 @@
+"""Point-in-time recovery's pure parts: pgBackRest's info output (captured from 2.45),
+target times and the restorable window, which base backup is due, the command lines,
+and the certificates both ends are given."""
+
+from __future__ import annotations
+
+import json
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ops.backup import base_schedule
+from ops.commands import pgbackrest as br
+from ops.errors import OpsError
+from ops.facts import pgbackrest as facts
+
+INFO = (Path(__file__).parent.parent / "fixtures" / "pgbackrest" / "info-app-db-2.45.json").read_text()
+
+
+def test_info_gives_the_base_backups_oldest_first_and_the_archived_wal():
+    s = facts.parse_info(INFO, "app-db")
+    assert s.ok and s.name == "app-db"
+    assert [b.kind for b in s.backups] == ["full", "incr"]
+    assert s.backups[0].label == "20261207-143258F" and s.backups[0].size == 30546000
+    assert s.backups[0].repo_size == 4055432 and s.backups[0].wal_start == "000000010000000000000003"
+    assert s.earliest == datetime.fromtimestamp(1796653985, UTC)
+    assert s.newest.label.endswith("I")
+    assert (s.wal_min, s.wal_max) == ("000000010000000000000001", "00000001000000000000000B")
+
+
+def test_a_stanza_not_in_the_output_or_damaged_backups_are_no_starting_point():
+    assert facts.parse_info(INFO, "auth-db").status == "missing stanza"
+    data = json.loads(INFO)
+    data[0]["backup"][0]["error"] = True
+    data[0]["status"] = {"code": 2, "message": "no valid backups"}
+    s = facts.parse_info(json.dumps(data), "app-db")
+    assert [b.kind for b in s.backups] == ["incr"] and not s.ok and s.status == "no valid backups"
+    with pytest.raises(ValueError, match="pgbackrest info: not JSON"):
+        facts.parse_info("ERROR: [055]", "app-db")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-12-07T14:03:00Z", datetime(2026, 12, 7, 14, 3, tzinfo=UTC)),
+    ("2026-12-07T15:03:00+01:00", datetime(2026, 12, 7, 14, 3, tzinfo=UTC)),
+    ("2026-12-07 14:03:00.250z", datetime(2026, 12, 7, 14, 3, 0, 250000, tzinfo=UTC)),
+])
+def test_target_times_are_rfc3339_with_an_offset(text, expected):
+    assert facts.parse_target_time(text) == expected
+    assert facts.target_time(expected) == expected.strftime("%Y-%m-%d %H:%M:%S+00")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("2026-12-07T14:03:00", "give its offset"), ("yesterday", "not an RFC 3339 time"),
+    ("", "not an RFC 3339 time"), ("2026-13-01T00:00:00Z", "not an RFC 3339 time"),
+])
+def test_a_time_without_an_offset_or_not_a_time_is_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        facts.parse_target_time(text)
+
+
+def test_the_window_names_both_ends_whatever_is_wrong():
+    now = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
+    earliest, latest = now - timedelta(hours=2), now - timedelta(seconds=20)
+    assert facts.window_problem(now - timedelta(hours=1), earliest, latest, now) is None
+    span = "restorable from 2026-12-07T13:00:00Z to 2026-12-07T14:59:40Z"
+    assert facts.window_problem(now - timedelta(hours=3), earliest, latest, now) == \
+        f"2026-12-07T12:00:00Z is before the oldest base backup ({span})"
+    assert facts.window_problem(now + timedelta(minutes=1), earliest, latest, now) == \
+        f"2026-12-07T15:01:00Z is in the future ({span})"
+    assert facts.window_problem(now - timedelta(seconds=5), earliest, latest, now) == \
+        f"2026-12-07T14:59:55Z is past the newest archived WAL ({span})"
+    assert "no base backup yet" in facts.window_problem(now, None, None, now)
+
+
+def _stanza(*backups) -> facts.Stanza:
+    made = tuple(facts.BaseBackup(f"b{i}", kind, at, at, 0, 0, "", "")
+                 for i, (kind, at) in enumerate(backups))
+    return facts.Stanza("app-db", "ok", made, None, None)
+
+
+def test_the_due_base_backup_follows_the_schedule():
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    p = base_schedule.Policy(full_every_days=7, diff_every_days=1)
+    day = timedelta(days=1)
+    assert base_schedule.due(_stanza(), now, p) == "full"
+    assert base_schedule.due(_stanza(("full", now - 8 * day)), now, p) == "full"
+    assert base_schedule.due(_stanza(("full", now - 3 * day)), now, p) == "diff"
+    assert base_schedule.due(_stanza(("full", now - 3 * day), ("diff", now - day / 2)), now, p) == "incr"
+    assert base_schedule.due(_stanza(("full", now - 3 * day), ("incr", now - day / 2)), now, p) == "diff"
+
+
+def test_the_pitr_settings_are_checked():
+    assert base_schedule.policy(None) == base_schedule.Policy()
+    assert not base_schedule.policy(False).enabled
+    assert base_schedule.policy({"retention_full": 4}).retention_full == 4
+    for bad, message in (({"full_every_days": "x"}, "full_every_days must be a number"),
+                         ({"retention_full": 0}, "retention_full must be a whole number"),
+                         ({"keep": 3}, "unknown key"), ("weekly", "must be a mapping")):
+        with pytest.raises(OpsError, match=message):
+            base_schedule.policy(bad)
+
+
+def test_the_command_lines_name_the_database_and_refuse_bad_input():
+    line = br.backup("app-db", "app", "diff", 2, 7).argv
+    assert line[:2] == ["pgbackrest", "--stanza=app-db"] and line[-1] == "backup"
+    assert "--pg1-host=app-db" in line and "--pg1-user=app" in line and "--type=diff" in line
+    assert "--repo1-retention-full=2" in line
+    restore = br.restore("app-db", ("time", "2026-12-07 14:03:00+00")).argv
+    assert "--type=time" in restore and "--target=2026-12-07 14:03:00+00" in restore
+    assert "--target-action=promote" in restore and not any(a.startswith("--set") for a in restore)
+    assert "--set=L1" in br.restore("app-db", ("name", "p"), "L1").argv
+    assert "--type=default" in br.restore("app-db", None).argv
+    with pytest.raises(ValueError):
+        br.backup("app-db", "app", "weekly", 2, 7)
+    with pytest.raises(ValueError):
+        br.info("app;db")
+    with pytest.raises(ValueError):
+        br.restore("app-db", ("lsn", "0/1"))
+    assert br.POINT_NAME.match("before-migration-2026.12.07") and not br.POINT_NAME.match("a b")
+
+
+def test_each_end_gets_a_client_and_server_certificate_for_its_names(tmp_path, monkeypatch):
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from ops.backup import archive_tls
+
+    monkeypatch.setenv("OPS_TLS_DIR", str(tmp_path / "tls"))
+    assert archive_tls.material(tmp_path, "local", [], [], issue=False) is None
+    m = archive_tls.material(tmp_path, "local", ["app-db"], ["pgbackrest"])
+    env = m.compose_env()
+    assert set(env) == set(archive_tls.VARS.values())
+    db = x509.load_pem_x509_certificate(env["OPS_PGBACKREST_DB_CERT"].encode())
+    assert db.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "pgbackrest-db"
+    usages = set(db.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    assert usages == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    folder = tmp_path / "tls" / "pgbackrest" / "local"
+    assert stat.S_IMODE((folder / "db.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((folder / "ca.key").stat().st_mode) == 0o600
+    again = archive_tls.material(tmp_path, "local", ["app-db"], ["pgbackrest"])
+    assert again.version == m.version  # nothing to renew: the same files
+    grown = archive_tls.material(tmp_path, "local", ["app-db", "billing-db"], ["pgbackrest"])
+    names = x509.load_pem_x509_certificate(grown.pems["db_cert"].encode()).extensions \
+        .get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert {"app-db", "billing-db"} <= set(names) and grown.pems["ca"] == m.pems["ca"]
+    assert archive_tls.material(tmp_path, "local", [], [], issue=False).version == grown.version
