@@ -150,7 +150,7 @@ def _exec(c, argv) -> tuple[int, str]:
     return code, (output or b"").decode(errors="replace").strip()
 
 
-def role_probe(c, probe: probes.RoleProbe) -> tuple[bool, str]:
+def role_probe(c, probe: probes.RoleProbe) -> tuple:
     return probe.verdict(*_exec(c, probe.line))
 
 
@@ -230,7 +230,11 @@ def plan(model: Model, containers, gateway_url: str | None, early=None, trust: s
                     fn = early[c.name].job(c.name, fn)
                 jobs.append((name, probe.name + _suffix(c, replicas), fn))
                 (slow if probe.slow else execs).add(fn)
-            elif svc.labels.get("ops.http.port"):
+            for extra in probes.ALSO_BY_ROLE.get(svc.role, ()):
+                fn = (lambda c=c, p=extra: role_probe(c, p)) if running else _not_running
+                jobs.append((name, extra.name + _suffix(c, replicas), fn))
+                execs.add(fn)
+            if not probe and svc.labels.get("ops.http.port"):
                 fn = ((lambda c=c, p=int(svc.labels["ops.http.port"]): _direct(c, p))
                       if running else _not_running)
                 jobs.append((name, "live+ready direct" + _suffix(c, replicas), fn))

@@ -184,6 +184,8 @@ def target_of(repo: Repository, service: str, to_time: str | None, to_name: str 
             raise OpsError(f"restore point {to_name!r} ({facts.iso(at)}) is older than every base "
                            f"backup kept (oldest ends {facts.iso(stanza.earliest)})", code=USAGE)
         return ("name", to_name), usable[-1].label, f"restore point {to_name} ({facts.iso(at)})"
+    if to_time is not None and to_time.strip().lower() == "latest":
+        return None, None, "the end of the archive"
     if to_time is not None:
         try:
             when = facts.parse_target_time(to_time)

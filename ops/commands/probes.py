@@ -1,8 +1,10 @@
 """The health probes run inside containers (via the Engine's exec): `line.Line`s whose
 argv the exec runs (no shell of ours; `sh -c` where the probe is a script)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..facts import archiving
 from .line import Line, cmd, words
 
 # Postgres: a real query over the container's own socket (client = server version).
@@ -53,20 +55,25 @@ class RoleProbe:
     slow: bool = False
     timeout: float = 5.0  # seconds in the container before the client is killed
     also_ok: tuple = ()  # (output, detail): other answers that prove the server answers
+    # (code, output) -> (ok, detail) or (ok, warning, detail): a probe whose answer is
+    # read rather than matched (the archiving checks).
+    judge: Callable | None = None
 
     @property
     def line(self) -> Line:
         return bounded(self.command, self.timeout)
 
-    def verdict(self, code: int, out: str) -> tuple[bool, str]:
+    def verdict(self, code: int, out: str) -> tuple:
         out = out.strip()
-        if code == 0 and out == self.expect:
+        if self.judge is None and code == 0 and out == self.expect:
             return True, f"{self.name} -> {out}"
         for answer, detail in self.also_ok:
             if code == 0 and out == answer:
                 return True, f"{self.name} -> {detail}"
         if code == KILLED and not out:
             return False, f"no answer in {self.timeout:g} s (killed)"
+        if self.judge is not None:
+            return self.judge(code, out)
         return False, f"exit {code}: {out[-200:]}"
 
 
@@ -107,3 +114,29 @@ def parse_http_probe(output: str) -> dict[str, str]:
         if path.startswith("/"):
             out[path] = status
     return out
+
+
+# Continuous archiving: the database's archiver and what waits in pg_wal (ages in
+# seconds, -1: never), then the space left on its volume.
+ARCHIVING = cmd(
+    "sh", "-c",
+    'psql -X -q -t -A -w -F " " -U "${POSTGRES_USER:-postgres}" '
+    '-d "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}" -c "'
+    "SELECT current_setting('archive_mode'), "
+    "coalesce(extract(epoch FROM now() - last_archived_time)::int, -1), failed_count, "
+    "coalesce(extract(epoch FROM now() - last_failed_time)::int, -1), "
+    "(SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'), "
+    "coalesce((SELECT extract(epoch FROM now() - min(modification))::int "
+    "FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'), 0), "
+    '(SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()) FROM pg_stat_archiver" && '
+    "df -P -B1 \"${PGDATA:-/var/lib/postgresql/data}\" | awk 'NR == 2 {print $4}'",
+)
+# The repository's base backups of every stanza (as the user that owns it).
+BASE_BACKUPS = cmd("setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
+                   "pgbackrest", "--output=json", "info")
+# Further probes of a role, each a line of its own in the report.
+ALSO_BY_ROLE = {
+    "database": (RoleProbe(ARCHIVING, "archiving", "", judge=archiving.archiver_verdict),),
+    "backup-repository": (RoleProbe(BASE_BACKUPS, "base backups", "", timeout=10.0,
+                                    judge=archiving.base_backups_verdict),),
+}

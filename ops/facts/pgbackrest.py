@@ -108,9 +108,14 @@ def window_problem(when: datetime, earliest: datetime | None, latest: datetime |
 
 
 def iso(t: datetime | None) -> str:
-    return t.isoformat(timespec="seconds").replace("+00:00", "Z") if t else "none"
+    if t is None:
+        return "none"
+    return t.isoformat(timespec="milliseconds" if t.microsecond else "seconds").replace("+00:00", "Z")
 
 
 def target_time(t: datetime) -> str:
-    """A time as pgBackRest's --target reads it (UTC, explicit offset)."""
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+    """A time as pgBackRest's --target reads it (UTC, explicit offset), to the
+    millisecond it takes (a fraction dropped would stop the recovery early)."""
+    t = t.astimezone(UTC)
+    ms = f".{t.microsecond // 1000:03d}" if t.microsecond else ""
+    return t.strftime("%Y-%m-%d %H:%M:%S") + ms + "+00"

@@ -238,7 +238,7 @@ def prune(c, dry_run=False, service=None, offsite=False, remote=None, env="local
             "db": "the database to replace (default: the backup's own database; with "
                   "--to-time/--to-name: the service's POSTGRES_DB)",
             "to_time": "point-in-time recovery to this RFC 3339 time (2026-12-07T14:03:00Z), "
-                       "from the pgBackRest repository",
+                       "or `latest` (the end of the archive), from the pgBackRest repository",
             "to_name": "point-in-time recovery to a restore point (inv db.restore-point)",
             "yes": "do not ask (outside --env local the database name must still be typed, "
                    "or given with --confirm)",
@@ -328,7 +328,10 @@ def _restore_point_in_time(svc, site, cfg, service, db, to_time, to_name, yes, c
     where = site.locate(service)
     user = where.env.get("POSTGRES_USER") or "postgres"
     db = db or where.env.get("POSTGRES_DB") or user
-    latest = pitr.archiver(site, service)["last_archived_time"]
+    try:
+        latest = pitr.archiver(site, service)["last_archived_time"]
+    except OpsError:
+        latest = None  # the database is down (the reason to restore): the archive's end
     target, backup_set, what = pitr.target_of(repo, service, to_time, to_name, latest)
     _ask(f"Replace database {db!r} of {service} ({env}) with its state at {what}?", db, env, yes,
          confirm_)
@@ -338,7 +341,12 @@ def _restore_point_in_time(svc, site, cfg, service, db, to_time, to_name, yes, c
         backup = take(source, layout.db_dir(cfg.dest, env, service, db), env, cfg.attempts,
                       reason=f"point-in-time copy at {what} (pgBackRest)", zstd_level=cfg.zstd_level)
     print(f"point-in-time copy: {backup.path}", file=sys.stderr)
-    plan = svc.prepare_restore(site, cfg, service, str(backup.path), False, db)
+    try:
+        plan = svc.prepare_restore(site, cfg, service, str(backup.path), False, db)
+    except OpsError as exc:
+        raise OpsError(f"{service}/{db} not replaced: {exc}; the point-in-time copy is kept "
+                       f"(once the database is up: inv db.restore -s {service} --file {backup.path})",
+                       code=exc.code) from None
     _swap_in(svc, site, cfg, service, plan)
 
 

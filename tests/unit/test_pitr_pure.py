@@ -48,7 +48,8 @@ def test_a_stanza_not_in_the_output_or_damaged_backups_are_no_starting_point():
 ])
 def test_target_times_are_rfc3339_with_an_offset(text, expected):
     assert facts.parse_target_time(text) == expected
-    assert facts.target_time(expected) == expected.strftime("%Y-%m-%d %H:%M:%S+00")
+    assert facts.target_time(expected) == expected.strftime("%Y-%m-%d %H:%M:%S") + \
+        (".250" if expected.microsecond else "") + "+00"
 
 
 @pytest.mark.parametrize("text, message", [
@@ -146,3 +147,38 @@ def test_each_end_gets_a_client_and_server_certificate_for_its_names(tmp_path, m
         .get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     assert {"app-db", "billing-db"} <= set(names) and grown.pems["ca"] == m.pems["ca"]
     assert archive_tls.material(tmp_path, "local", [], [], issue=False).version == grown.version
+
+
+@pytest.mark.parametrize("out, ok, warn, says", [
+    ("on 3 0 -1 0 0 50331648\n77882900000", True, False,
+     "last archived 3s ago, 0 waiting, pg_wal 48.0 MiB, 72.5 GiB free"),
+    ("on -1 0 -1 0 0 16777216\n1000000000", True, False, "nothing archived yet"),
+    # failures before, archived since: healthy
+    ("on 140 3 765 0 0 100663296\n77882900000", True, False, "last archived 140s ago"),
+    ("on 40 12 2 1 30 100663296\n77882900000", False, False,
+     "archive-push failing (12 failures, the last 2s ago)"),
+    ("on 2 0 -1 2 20 33554432\n77882900000", True, True, "2 waiting (20s)"),
+    ("on 2 0 -1 6 75 100663296\n77882900000", False, False, "archiving lags 75s"),
+    ("on 2 0 -1 30 10 503316480\n900000000", False, False, "pg_wal is filling the volume"),
+    ("off -1 0 -1 0 0 16777216\n1000000000", False, False, "archive_mode off: WAL is not archived"),
+    ("psql: error: connection refused", False, False, "exit 2: psql: error"),
+])
+def test_the_archiver_verdict(out, ok, warn, says):
+    from ops.facts.archiving import archiver_verdict
+
+    verdict = archiver_verdict(0 if ok or "on" in out[:3] else 2, out)
+    assert verdict[:2] == (ok, warn) and says in verdict[2], verdict
+
+
+def test_the_base_backups_verdict_warns_before_it_fails():
+    from ops.facts.archiving import base_backups_verdict
+
+    now = datetime.fromtimestamp(1796653985, UTC) + timedelta(hours=1)
+    ok, warn, detail = base_backups_verdict(0, INFO, now)
+    assert (ok, warn) == (True, False) and "app-db incr" in detail
+    ok, warn, detail = base_backups_verdict(0, INFO, now + timedelta(days=3))
+    assert (ok, warn) == (True, True) and "newest base backup" in detail
+    empty = json.dumps([{**json.loads(INFO)[0], "backup": [], "name": "auth-db"}])
+    assert base_backups_verdict(0, empty, now)[:2] == (True, True)
+    assert base_backups_verdict(0, "[]", now) == (True, True, "no stanza yet (inv up creates them)")
+    assert base_backups_verdict(1, "ERROR: [103]", now)[0] is False

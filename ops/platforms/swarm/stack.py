@@ -114,6 +114,11 @@ class SwarmStack:
                     else:
                         execs.add(fn)
                     jobs.append((label, f"{probe.name} on {snap.node_name(task.node)}", fn))
+            for extra in probes.ALSO_BY_ROLE.get(role, ()):
+                for task in snap.running(svc):
+                    fn = lambda t=task, p=extra: self._probe(snap, t, p)  # noqa: E731
+                    execs.add(fn)
+                    jobs.append((label, f"{extra.name} on {snap.node_name(task.node)}", fn))
         for node in snap.nodes:
             jobs.append((f"node {node.hostname}", "ready", lambda n=node: state.node_verdict(n)))
         for node in self._disk_nodes(snap):
