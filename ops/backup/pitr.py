@@ -92,21 +92,48 @@ def databases(site, services=()) -> list[tuple[str, str]]:
     return out
 
 
+# pgBackRest's own lock: another backup (or stanza command) of the stanza is running.
+BUSY = "is another pgBackRest process running"
+
+
+class Busy(OpsError):
+    """Another pgBackRest command holds the stanza's lock (an overlapping run)."""
+
+
+def _stanza(repo: Repository, service: str, user: str) -> None:
+    """The stanza, created when the repository has none yet (creating one that exists
+    takes its lock, which a running backup holds)."""
+    if repo.info(service).status not in ("missing stanza", "missing stanza path"):
+        return
+    try:
+        repo.run(br.stanza_create(service, user), f"pgbackrest stanza-create for {service}", 300)
+    except OpsError as exc:
+        if BUSY in str(exc):
+            raise Busy(f"{service}: another pgBackRest command holds its lock") from None
+        raise
+
+
 def ensure_stanzas(site, repo: Repository, services=()) -> list[str]:
     made = []
     for service, user in databases(site, services):
-        repo.run(br.stanza_create(service, user), f"pgbackrest stanza-create for {service}", 300)
+        _stanza(repo, service, user)
         made.append(service)
     return made
 
 
 def base_backup(site, repo: Repository, service: str, kind: str, retention_full: int,
                 retention_diff: int) -> dict:
+    """One base backup; Busy when another one of the stanza runs (it is that run's)."""
     (service, user), = databases(site, [service])
-    repo.run(br.stanza_create(service, user), f"pgbackrest stanza-create for {service}", 300)
+    _stanza(repo, service, user)
     started = time.monotonic()
-    repo.run(br.backup(service, user, kind, retention_full, retention_diff),
-             f"pgbackrest {kind} backup of {service}")
+    try:
+        repo.run(br.backup(service, user, kind, retention_full, retention_diff),
+                 f"pgbackrest {kind} backup of {service}")
+    except OpsError as exc:
+        if BUSY in str(exc):
+            raise Busy(f"{service}: a base backup is already running (pgBackRest's lock)") from None
+        raise
     newest = repo.info(service).newest
     return {"service": service, "type": kind, "label": newest.label if newest else None,
             "size": newest.size if newest else None,

@@ -115,13 +115,15 @@ def backup(site, cfg: BackupConfig, services=(), db=None, out=sys.stderr,
     reached; each failure is recorded as a failed run (metrics) and all are raised
     together.
     """
+    from .pitr import Busy as pitr_busy
+
     env = site.env
     results, failures, codes = [], [], []
 
     def failed(directory: Path, label: str, exc: OpsError) -> None:
         failures.append(f"{label}: {exc}")
         codes.append(exc.code)
-        results.append({"target": label, "error": str(exc)})
+        results.append({"target": label, "error": str(exc), "code": exc.code})
         if exc.code != 75:  # a refused overlap says nothing about the database
             metrics.record_run(directory, False, datetime.now(UTC), str(exc))
 
@@ -162,9 +164,15 @@ def backup(site, cfg: BackupConfig, services=(), db=None, out=sys.stderr,
         except OpsError as exc:
             failed(directory, target.label(), exc)
     if db is None and cfg.pitr.enabled:
+        # A service whose dump another run holds is that run's to back up whole.
+        held = {r["target"].split("/")[0] for r in results if r.get("code") == 75}
         for service in sorted({t.service for t in found} | {u.service for u in unreachable}):
+            if service in held:
+                continue
             try:
                 results.append(base_backup(site, cfg, service, base))
+            except pitr_busy as exc:
+                results.append({"target": f"{service} (pgBackRest)", "skipped": str(exc)})
             except OpsError as exc:
                 failures.append(f"{service} (pgBackRest): {exc}")
                 codes.append(exc.code)

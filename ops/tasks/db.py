@@ -101,6 +101,9 @@ def backup(c, service=None, db=None, cron=False, env="local", json_=False, base=
         print(json.dumps(results, indent=2, default=str))
         return
     for r in results:
+        if "skipped" in r:
+            print(f"{r['target']}: skipped, {r['skipped']}")
+            continue
         if "base" in r:
             b = r["base"]
             print(f"{r['target']}: {b['type']} base backup {b['label']} ({human_size(b['size'])}, "

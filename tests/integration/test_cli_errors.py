@@ -189,7 +189,8 @@ def test_config_of_a_swarm_environment_shows_its_target_and_no_secret(project):
     assert data["kind"] == "swarm" and data["app"] == "opsdemo-swarm"
     assert data["url"] == "https://127.0.0.1:8090" and data["deploy"]["gateway_port"] == 8090
     stack = data["stack"]  # rendered from compose.yaml + compose/deploy.yaml
-    assert set(stack["base"]["services"]) == {"app-db", "auth-db", "redis", "rabbitmq", "gateway"}
+    assert set(stack["base"]["services"]) == {"app-db", "auth-db", "pgbackrest", "redis", "rabbitmq",
+                                              "gateway"}
     assert list(stack["blue"]["services"]) == ["blue"] and list(stack["followers"]["services"]) == [
         "worker"]
     assert any(n.startswith("security_opt (") for n in stack["notes"])

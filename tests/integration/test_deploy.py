@@ -632,9 +632,10 @@ def test_deploy_without_tag_builds_the_current_commit_and_serves_it(deployed):
                              f"{t.app}_gateway")
     assert out.split() == new_configs
     # Both colors still use the one version of each secret (the four passwords, the
-    # gateway's certificate and key): none was removed.
+    # gateway's certificate and key, pgBackRest's CA and two certificates and keys): none
+    # was removed.
     code, out = t.on_manager("docker", "secret", "ls", "--filter", f"label=ops.app={t.app}", "-q")
-    assert len(out.split()) == 6, out
+    assert len(out.split()) == 11, out
 
 
 # -- monitoring ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import ssl
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import requests
@@ -147,7 +148,9 @@ def test_a_hung_database_is_reported_in_seconds_not_waited_for(up, stack_env, en
     import signal
 
     (db,) = containers(engine, stack_env, "app-db")
-    pid = db.attrs["State"]["Pid"]
+    init = db.attrs["State"]["Pid"]  # the container's init (init: true); its child is postgres
+    children = Path(f"/proc/{init}/task/{init}/children").read_text().split()
+    pid = next(int(c) for c in children if Path(f"/proc/{c}/comm").read_text().strip() == "postgres")
     os.kill(pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
@@ -298,7 +301,7 @@ def test_logs_exec_ps(up, stack_env):
     assert whoami.stdout.strip() == "10001"  # the api runs as non-root
     ps = inv("ps", "--json", env=stack_env)
     assert {c["service"] for c in json.loads(ps.stdout)} == {"api", "app-db", "auth-db", "redis",
-                                                            "rabbitmq", "worker", "gateway"}
+                                                            "rabbitmq", "worker", "gateway", "pgbackrest"}
 
 
 def test_config_masks_secrets(up, stack_env):
