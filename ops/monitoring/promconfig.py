@@ -175,3 +175,31 @@ def blackbox(task_counts: Mapping[str, str] | None = None, ca_file: str | None =
             "dns": {"query_name": dns, "query_type": "A", "transport_protocol": "udp",
                     "preferred_ip_protocol": "ip4", "valid_rcodes": ["NOERROR", "NXDOMAIN"]}}
     return {"modules": modules}
+
+
+QUERIES_FILE = "/etc/prometheus/ops/postgres-queries.yaml"  # the postgres exporters' extra queries
+
+
+def postgres_queries() -> dict:
+    """The postgres exporters' extra metrics (`--extend.query-path`): continuous
+    archiving as each database sees it (pg_archiving_*): WAL segments waiting to be
+    archived and the oldest one's age, pg_wal's size, the archiver's last success and
+    failure times and its failure count."""
+    ready = "FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
+    query = ("SELECT "  # noqa: S608 - constant text
+             f"(SELECT count(*) {ready})::float AS waiting, "
+             f"coalesce((SELECT extract(epoch FROM now() - min(modification)) {ready}), 0)::float "
+             "AS waiting_age_seconds, "
+             "(SELECT coalesce(sum(size), 0) FROM pg_ls_waldir())::float AS wal_bytes, "
+             "failed_count::float AS failed_count, "
+             "coalesce(extract(epoch FROM last_failed_time), 0)::float AS last_failed_time, "
+             "coalesce(extract(epoch FROM last_archived_time), 0)::float AS last_archived_time "
+             "FROM pg_stat_archiver")
+    gauge = {"waiting": "WAL segments waiting to be archived",
+             "waiting_age_seconds": "age of the oldest segment waiting (0: none)",
+             "wal_bytes": "size of pg_wal",
+             "last_failed_time": "when archive_command last failed (0: never)",
+             "last_archived_time": "when a segment was last archived (0: never)"}
+    metrics = [{k: {"usage": "GAUGE", "description": v}} for k, v in gauge.items()]
+    metrics.insert(3, {"failed_count": {"usage": "COUNTER", "description": "failed archive attempts"}})
+    return {"pg_archiving": {"query": query, "master": True, "metrics": metrics}}

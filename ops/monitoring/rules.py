@@ -10,6 +10,9 @@ from ..tls import CRITICAL_DAYS, WARN_DAYS
 from .promconfig import TASKS_PROBE, _duration
 from .settings import Monitoring
 
+ARCHIVE_LAG_S = 60  # the oldest WAL segment waiting to be archived (RPO target: 10 s)
+WAL_WAITING_BYTES = 1 << 30  # WAL waiting in pg_wal because archiving does not keep up
+
 
 def _rule(name: str, expr: str, severity: str, summary: str, for_: str, **labels) -> dict:
     return {"alert": name, "expr": expr, "for": for_,
@@ -69,6 +72,17 @@ def alerts(m: Monitoring, jobs=(), swarm: bool = False, roles=None) -> dict:
               service="gateway"),
         _rule("PostgresDown", _down("pg_up", exporters["database"]), "critical",
               "database {{ $labels.service }} does not answer its exporter", hold),
+        # Continuous archiving (pg_archiving_*: promconfig.postgres_queries): a failing
+        # archive_command, segments waiting too long (the RPO grows), and pg_wal piling
+        # up because of it, long before the database's disk fills.
+        _rule("ArchivingFailing", "pg_archiving_last_failed_time > pg_archiving_last_archived_time",
+              "critical", "WAL archiving of {{ $labels.service }} fails (pgBackRest archive-push)", hold),
+        _rule("ArchivingLagging", f"pg_archiving_waiting_age_seconds > {ARCHIVE_LAG_S}", "critical",
+              f"a WAL segment of {{{{ $labels.service }}}} has waited over {ARCHIVE_LAG_S}s to be "
+              "archived", hold),
+        _rule("WalPilingUp", f"pg_archiving_waiting * 16777216 > {WAL_WAITING_BYTES}", "warning",
+              f"over {WAL_WAITING_BYTES >> 30} GiB of WAL of {{{{ $labels.service }}}} waits to be "
+              "archived in pg_wal", hold),
         _rule("RedisDown", _down("redis_up", exporters["cache"]), "critical",
               "redis does not answer its exporter", hold, service="redis"),
         _rule("BrokerQueueDepthHigh",

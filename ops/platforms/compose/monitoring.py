@@ -45,8 +45,9 @@ class LocalMonitoring(ApiReader):
 
     # -- configuration --------------------------------------------------------------------
     def render(self) -> str:
-        """Write prometheus.yml, alerts.yml and blackbox.yml; return alertmanager.yml's
-        text (it reaches the container as a secret: the webhook URL may hold a token)."""
+        """Write prometheus.yml, alerts.yml, blackbox.yml and the postgres exporters'
+        queries; return alertmanager.yml's text (it reaches the container as a secret: the
+        webhook URL may hold a token)."""
         model = self._model()
         try:
             targets = promconfig.scrape_targets({n: s.labels for n, s in model.services.items()})
@@ -61,7 +62,8 @@ class LocalMonitoring(ApiReader):
         alerts = rules.alerts(self.m, jobs, roles=promconfig.roles(targets))
         ca = write_ca(self.config_dir, self.stack.gateway_trust)
         for name, data in (("prometheus.yml", prom), ("alerts.yml", alerts),
-                           ("blackbox.yml", promconfig.blackbox(ca_file=ca))):
+                           ("blackbox.yml", promconfig.blackbox(ca_file=ca)),
+                           ("postgres-queries.yaml", promconfig.postgres_queries())):
             write_atomic(self.config_dir / name, yaml.safe_dump(data, sort_keys=False), mode=0o644)
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
         return yaml.safe_dump(promconfig.alertmanager(self.m), sort_keys=False)

@@ -102,8 +102,8 @@ class SwarmMonitoring(ApiReader):
 
     # -- configuration --------------------------------------------------------------------
     def render(self) -> dict[str, str]:
-        """Write prometheus.yml, alerts.yml and blackbox.yml (read by `docker compose
-        config` as the configs' files); return the variables of the secrets rendered
+        """Write prometheus.yml, alerts.yml, blackbox.yml and postgres-queries.yaml (read
+        by `docker compose config` as the configs' files); return the variables of the secrets rendered
         here (alertmanager.yml: the webhook URL may hold a token)."""
         t = self.translation
         try:
@@ -121,7 +121,8 @@ class SwarmMonitoring(ApiReader):
         self.config_dir.mkdir(parents=True, exist_ok=True)
         ca = write_ca(self.config_dir, self.deployment.trust)
         for name, data in (("prometheus.yml", prom), ("alerts.yml", alerts),
-                           ("blackbox.yml", promconfig.blackbox(counted, ca_file=ca))):
+                           ("blackbox.yml", promconfig.blackbox(counted, ca_file=ca)),
+                           ("postgres-queries.yaml", promconfig.postgres_queries())):
             write_atomic(self.config_dir / name, yaml.safe_dump(data, sort_keys=False), mode=0o644)
         return {ALERTMANAGER_VARIABLE: yaml.safe_dump(promconfig.alertmanager(self.m), sort_keys=False)}
 
