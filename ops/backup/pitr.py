@@ -121,6 +121,30 @@ def ensure_stanzas(site, repo: Repository, services=()) -> list[str]:
     return made
 
 
+def prepare(open_site, out, timeout: float = 120) -> None:
+    """After `inv up` or a deploy: each database's stanza in the repository, so that its
+    WAL is archived from the start (archive-push fails until the stanza exists, and
+    pg_wal grows). Retried while the repository or a database is still starting; a
+    failure is a warning (the stack itself is up; `inv health` shows archiving red).
+    `open_site`: a fresh view of the platform's databases for each attempt."""
+    deadline = time.monotonic() + timeout
+    while True:
+        site = open_site()
+        try:
+            if not any(labels.get("ops.role") == REPO_ROLE for labels in site.roles().values()):
+                return  # a stack without the repository service: nothing is archived
+            ensure_stanzas(site, repository(site))
+            return
+        except OpsError as exc:
+            if time.monotonic() > deadline:
+                print(f"warning: continuous archiving is not set up: {exc} "
+                      "(`inv db.backup` sets it up once the repository answers)", file=out)
+                return
+            time.sleep(3)
+        finally:
+            site.close()
+
+
 def base_backup(site, repo: Repository, service: str, kind: str, retention_full: int,
                 retention_diff: int) -> dict:
     """One base backup; Busy when another one of the stanza runs (it is that run's)."""

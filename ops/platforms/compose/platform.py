@@ -44,14 +44,11 @@ class ComposePlatform(OnStack, Refusing):
         return took
 
     def _archive(self) -> None:
-        """Each database's stanza in the repository, so that its WAL is archived from
-        the start (archive-push fails until the stanza exists; pg_wal would grow)."""
+        import sys
+
         from ...backup import pitr
 
-        site = self.backup_site()
-        if not any(labels.get("ops.role") == pitr.REPO_ROLE for labels in site.roles().values()):
-            return  # a stack without the repository service: nothing archived, said by health
-        pitr.ensure_stanzas(site, pitr.repository(site))
+        pitr.prepare(self.backup_site, sys.stderr)
 
     def down(self, volumes: bool = False, ask=None) -> None:
         if volumes and ask is not None:

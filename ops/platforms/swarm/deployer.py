@@ -9,9 +9,10 @@ from . import bluegreen, deployment
 
 
 class SwarmDeployer:
-    def __init__(self, session):
+    def __init__(self, session, deployed=lambda: None):
         self.session = session
         self.deployment = session.deployment
+        self._deployed = deployed  # run after a deploy has switched (archiving's stanzas)
 
     @property
     def app(self) -> str:
@@ -22,7 +23,9 @@ class SwarmDeployer:
         session.require_swarm_manager()
         plan = session.plan()
         tag = session.resolve_tag(tag)
-        return bluegreen.deploy(self.deployment, plan, tag, lambda: session.deliver(plan, tag))
+        record = bluegreen.deploy(self.deployment, plan, tag, lambda: session.deliver(plan, tag))
+        self._deployed()
+        return record
 
     def rollback(self, wait_followers: float | None = None, to: str | None = None) -> dict:
         """Back to the previous color; `to`: back to any release still kept on the

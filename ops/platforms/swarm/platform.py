@@ -174,7 +174,15 @@ class SwarmPlatform(OnStack, Refusing):
     def deployer(self, task: str = "deploy"):
         from .deployer import SwarmDeployer
 
-        return SwarmDeployer(self.session)
+        return SwarmDeployer(self.session, deployed=self._archive)
+
+    def _archive(self) -> None:
+        """After a deploy: continuous archiving set up (pitr.prepare)."""
+        import sys
+
+        from ...backup import pitr
+
+        pitr.prepare(self.backup_site, sys.stderr)
 
     def ssh_hosts(self, task: str):
         """The inventory of an environment over SSH; this engine's Swarm has none."""
