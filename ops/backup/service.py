@@ -166,8 +166,14 @@ def backup(site, cfg: BackupConfig, services=(), db=None, out=sys.stderr,
     if db is None and cfg.pitr.enabled:
         # A service whose dump another run holds is that run's to back up whole.
         held = {r["target"].split("/")[0] for r in results if r.get("code") == 75}
-        for service in sorted({t.service for t in found} | {u.service for u in unreachable}):
+        down = {u.service for u in unreachable}  # its failure is said already; pgBackRest
+        # would only wait out its own timeouts against it
+        for service in sorted({t.service for t in found} | down):
             if service in held:
+                continue
+            if service in down:
+                results.append({"target": f"{service} (pgBackRest)",
+                                "skipped": "the database is unreachable"})
                 continue
             try:
                 results.append(base_backup(site, cfg, service, base))
