@@ -370,14 +370,14 @@ def test_point_in_time_recovery_to_a_name_and_a_time_and_bad_targets_change_noth
     base = inv("db.backup", "--service", "app-db", "--base", "full", env=bstack, timeout=600)
     assert base.returncode == 0, base.stderr[-2000:]
     assert re.search(r"^app-db \(pgBackRest\): full base backup \S+F ", base.stdout, re.M), base.stdout
-    writer = _writer(bstack, 8)
+    writer = _writer(bstack, 16)  # still writing at `t`, however long the point takes
     time.sleep(2)
     point = inv("db.restore-point", "before-batch", "--service", "app-db", "--json", env=bstack)
     assert point.returncode == 0, point.stderr
     p_time = datetime.fromisoformat(json.loads(point.stdout)[0]["time"].replace("Z", "+00:00"))
-    time.sleep(3)
+    time.sleep(2)
     t = datetime.now(UTC)
-    assert writer.wait(timeout=60) == 0, writer.stderr.read()
+    assert writer.wait(timeout=90) == 0, writer.stderr.read()
     # The writer's last segment reaches the archive (a named point waits for that).
     assert inv("db.restore-point", "after-batch", "-s", "app-db", env=bstack).returncode == 0
     total = _count(bstack)
