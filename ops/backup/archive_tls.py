@@ -88,3 +88,14 @@ def material(root: Path, env: str, db_names: list[str], repo_names: list[str],
         repo = _leaf(d, "repo", [REPO_CN, *repo_names], ca, now, renew)
         return Material({"ca": ca[0], "db_cert": db[0], "db_key": db[1],
                          "repo_cert": repo[0], "repo_key": repo[1]})
+
+
+def for_stack(root: Path, env: str, roles: dict[str, str], prefix: str | None = None) -> Material:
+    """The environment's certificates for a stack whose services have `roles` ({service:
+    ops.role}): each end valid for its services' names, and `prefix_`-prefixed ones too
+    where the platform names them so (Swarm's <stack>_<service>)."""
+    def names(role: str) -> list[str]:
+        return sorted(x for n, r in roles.items() if r == role
+                      for x in (n, *([f"{prefix}_{n}"] if prefix else [])))
+
+    return material(root, env, names("database"), names("backup-repository"))

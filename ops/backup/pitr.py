@@ -4,7 +4,7 @@ backup site (ops.platforms.base.BackupSite): the repository is the environment's
 
 - `ensure_stanzas`: each database known to the repository (idempotent);
 - `base_backup`: a full, differential or incremental base backup, then expiry;
-- `restore_point`: a named point in the WAL, archived at once, recorded in the
+- `restore_points`: a named point in the WAL, archived at once, recorded in the
   repository (its time picks the base backup a restore to it starts from);
 - `restored`: a throwaway Postgres beside the repository (no network, the repository
   mounted read-only, its own data volume) recovered to a time, a name or the end of the
@@ -20,14 +20,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..commands import docker, pg
+from ..commands import docker
 from ..commands import pgbackrest as br
 from ..containers import Container
 from ..errors import USAGE, OpsError
 from ..facts import pgbackrest as facts
 from ..runtime.runner import last_line
-from . import targets
-from .pgexec import Database, run_sql
+from . import base_schedule, targets
+from .pgexec import run_sql
 
 REPO_ROLE = "backup-repository"
 POINTS = f"{br.REPO_PATH}/ops/restore-points.jsonl"
@@ -42,8 +42,7 @@ class Repository:
     container: Container
 
     def run(self, line, what: str, timeout: float = 1800, input: str | None = None) -> str:
-        proc = self.container.run(line.argv if hasattr(line, "argv") else line, input=input,
-                                  timeout=timeout, user="postgres")
+        proc = self.container.run(line, input=input, timeout=timeout, user="postgres")
         if proc.returncode != 0:
             detail = last_line(proc.stderr) or last_line(proc.stdout) or f"exit {proc.returncode}"
             raise OpsError(f"{what} failed: {detail}")
@@ -100,17 +99,19 @@ class Busy(OpsError):
     """Another pgBackRest command holds the stanza's lock (an overlapping run)."""
 
 
-def _stanza(repo: Repository, service: str, user: str) -> None:
-    """The stanza, created when the repository has none yet (creating one that exists
-    takes its lock, which a running backup holds)."""
-    if repo.info(service).status not in ("missing stanza", "missing stanza path"):
-        return
+def _stanza(repo: Repository, service: str, user: str) -> facts.Stanza:
+    """What the repository holds of the stanza, which is created when it has none yet
+    (creating one that exists takes its lock, which a running backup holds)."""
+    stanza = repo.info(service)
+    if stanza.status not in ("missing stanza", "missing stanza path"):
+        return stanza
     try:
         repo.run(br.stanza_create(service, user), f"pgbackrest stanza-create for {service}", 300)
     except OpsError as exc:
         if BUSY in str(exc):
             raise Busy(f"{service}: another pgBackRest command holds its lock") from None
         raise
+    return facts.Stanza(service, "no valid backups", (), None, None)
 
 
 def ensure_stanzas(site, repo: Repository, services=()) -> list[str]:
@@ -145,14 +146,16 @@ def prepare(open_site, out, timeout: float = 120) -> None:
             site.close()
 
 
-def base_backup(site, repo: Repository, service: str, kind: str, retention_full: int,
-                retention_diff: int) -> dict:
-    """One base backup; Busy when another one of the stanza runs (it is that run's)."""
+def base_backup(site, repo: Repository, service: str, kind: str | None,
+                policy: base_schedule.Policy) -> dict:
+    """One base backup, of `kind` or of the kind the policy says is due; Busy when
+    another one of the stanza runs (it is that run's)."""
     (service, user), = databases(site, [service])
-    _stanza(repo, service, user)
+    stanza = _stanza(repo, service, user)
+    kind = kind or base_schedule.due(stanza, datetime.now(UTC), policy)
     started = time.monotonic()
     try:
-        repo.run(br.backup(service, user, kind, retention_full, retention_diff),
+        repo.run(br.backup(service, user, kind, policy.retention_full, policy.retention_diff),
                  f"pgbackrest {kind} backup of {service}")
     except OpsError as exc:
         if BUSY in str(exc):
@@ -182,15 +185,24 @@ def archiver(site, service: str) -> dict:
             "last_failed_time": datetime.fromtimestamp(int(failed_at), UTC) if failed_at else None}
 
 
-def restore_point(site, repo: Repository, service: str, name: str, timeout: float = 60) -> dict:
-    """A named point in the database's WAL, then a WAL switch, waited for until it is
-    archived (restorable at once), and recorded with its time in the repository."""
+def restore_points(site, repo: Repository, services, name: str) -> list[dict]:
+    """The point `name` in each database's WAL (every one, or `services`); the name is
+    checked, and new to every one of them, before any point is made."""
     if not br.POINT_NAME.match(name or ""):
         raise OpsError(f"restore point name {name!r}: letters, digits and . _ : - only, "
-                       "up to 63, starting with a letter or digit")
-    (service, user), = databases(site, [service])
-    if any(p["name"] == name for p in repo.points(service)):
-        raise OpsError(f"restore point {name!r} already exists for {service}: choose another name")
+                       "up to 63, starting with a letter or digit", code=USAGE)
+    chosen = databases(site, services)
+    taken = [s for s, _ in chosen if any(p["name"] == name for p in repo.points(s))]
+    if taken:
+        raise OpsError(f"restore point {name!r} already exists for {', '.join(taken)}: "
+                       "choose another name", code=USAGE)
+    return [_restore_point(site, repo, s, user, name) for s, user in chosen]
+
+
+def _restore_point(site, repo: Repository, service: str, user: str, name: str,
+                   timeout: float = 60) -> dict:
+    """A named point in the database's WAL, then a WAL switch, waited for until it is
+    archived (restorable at once), and recorded with its time in the repository."""
     where = site.locate(service)
     db = where.env.get("POSTGRES_DB") or user
     out = run_sql(where.container, user, db,
@@ -296,6 +308,3 @@ def restored(repo: Repository, service: str, image: str, user: str, target, back
     finally:
         machine.run(docker.remove(c.id, volumes=True).argv, check=False, timeout=120)
 
-
-def restored_database(service: str, c: Container, image: str, user: str, db: str) -> Database:
-    return Database(service, c, image, user, pg.check_db_name(db))

@@ -202,11 +202,7 @@ def base_backup(site, cfg: BackupConfig, service: str, kind: str | None = None) 
     """One service's pgBackRest base backup, of the kind due unless `kind` is given."""
     from . import pitr
 
-    repo = pitr.repository(site)
-    if kind is None:
-        pitr.ensure_stanzas(site, repo, [service])
-        kind = base_schedule.due(repo.info(service), datetime.now(UTC), cfg.pitr)
-    done = pitr.base_backup(site, repo, service, kind, cfg.pitr.retention_full, cfg.pitr.retention_diff)
+    done = pitr.base_backup(site, pitr.repository(site), service, kind, cfg.pitr)
     return {"target": f"{service} (pgBackRest)", "base": done}
 
 

@@ -324,6 +324,7 @@ def _restore_point_in_time(svc, site, cfg, service, db, to_time, to_name, yes, c
     import sys
 
     from ..backup import layout, pitr, targets
+    from ..backup.pgexec import Database
     from ..backup.take import take
 
     targets.backup_services(site.roles(), [service])  # an unknown or non-database service: one line
@@ -340,7 +341,7 @@ def _restore_point_in_time(svc, site, cfg, service, db, to_time, to_name, yes, c
          confirm_)
     print(f"recovering {service} to {what} beside the repository ...", file=sys.stderr)
     with pitr.restored(repo, service, where.image, user, target, backup_set) as copy:
-        source = pitr.restored_database(service, copy, where.image, user, db)
+        source = Database(service, copy, where.image, user, db)
         backup = take(source, layout.db_dir(cfg.dest, env, service, db), env, cfg.attempts,
                       reason=f"point-in-time copy at {what} (pgBackRest)", zstd_level=cfg.zstd_level)
     print(f"point-in-time copy: {backup.path}", file=sys.stderr)
@@ -364,9 +365,7 @@ def restore_point(c, name, service=None, env="local", json_=False):
     from ..backup import pitr
 
     with _ctx(c, env) as (site, cfg, svc):
-        repo = pitr.repository(site)
-        made = [pitr.restore_point(site, repo, s, name)
-                for s, _ in pitr.databases(site, service or [])]
+        made = pitr.restore_points(site, pitr.repository(site), service or [], name)
     if json_:
         print(json.dumps(made, indent=2))
         return

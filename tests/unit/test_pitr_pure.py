@@ -182,3 +182,20 @@ def test_the_base_backups_verdict_warns_before_it_fails():
     assert base_backups_verdict(0, empty, now)[:2] == (True, True)
     assert base_backups_verdict(0, "[]", now) == (True, True, "no stanza yet (inv up creates them)")
     assert base_backups_verdict(1, "ERROR: [103]", now)[0] is False
+
+
+def test_a_stack_certificate_names_each_end_by_its_services_and_their_stack_names(tmp_path, monkeypatch):
+    from cryptography import x509
+
+    from ops.backup import archive_tls
+
+    monkeypatch.setenv("OPS_TLS_DIR", str(tmp_path / "tls"))
+    m = archive_tls.for_stack(tmp_path, "sandbox", {"app-db": "database", "pgbackrest": "backup-repository",
+                                                    "api": "app"}, prefix="opsdemo")
+
+    def names(pem):
+        return set(x509.load_pem_x509_certificate(pem.encode()).extensions
+                   .get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
+
+    assert names(m.pems["db_cert"]) == {"pgbackrest-db", "app-db", "opsdemo_app-db"}
+    assert names(m.pems["repo_cert"]) == {"pgbackrest-repo", "pgbackrest", "opsdemo_pgbackrest"}

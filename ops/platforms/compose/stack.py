@@ -69,11 +69,8 @@ class Stack:
         from ...backup import archive_tls
 
         if issue:
-            roles = {n: s.role for n, s in self.model.services.items()}
-            material = archive_tls.material(
-                self.settings.root, self.settings.env,
-                sorted(n for n, r in roles.items() if r == "database"),
-                sorted(n for n, r in roles.items() if r == "backup-repository"))
+            material = archive_tls.for_stack(self.settings.root, self.settings.env,
+                                             {n: s.role for n, s in self.model.services.items()})
         else:
             material = archive_tls.material(self.settings.root, self.settings.env, [], [], issue=False)
         if material is not None:

@@ -102,15 +102,10 @@ class Session:
         and the repository's name inside the stack (short and stack-prefixed)."""
         from ...backup import archive_tls
 
-        app = self.deployment.app
         roles = {n: (svc.get("labels") or {}).get("ops.role")
                  for n, svc in self.translation.services.items()}
-
-        def names(role):
-            return sorted(x for n, r in roles.items() if r == role for x in (n, f"{app}_{n}"))
-
-        return archive_tls.material(self.settings.root, self.deployment.env, names("database"),
-                                    names("backup-repository"))
+        return archive_tls.for_stack(self.settings.root, self.deployment.env, roles,
+                                     prefix=self.deployment.app)
 
     def tls_names(self) -> list[str]:
         """What the gateway's certificate must be valid for (a self-signed one): this
