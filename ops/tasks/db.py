@@ -332,6 +332,7 @@ def _restore_point_in_time(svc, site, cfg, service, db, to_time, to_name, yes, c
     where = site.locate(service)
     user = where.env.get("POSTGRES_USER") or "postgres"
     db = db or where.env.get("POSTGRES_DB") or user
+    layout.safe_part("database", db)  # before anything is recovered: one line, exit 2
     try:
         latest = pitr.archiver(site, service)["last_archived_time"]
     except OpsError:

@@ -397,6 +397,9 @@ def test_point_in_time_recovery_to_a_name_and_a_time_and_bad_targets_change_noth
         bad = inv("db.restore", "-s", "app-db", *args, "--yes", env=bstack)
         assert bad.returncode == 2 and re.search(says, bad.stderr), (args, bad.stderr)
         assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    bad_db = inv("db.restore", "-s", "app-db", "--to-time", "latest", "--db", "x;y", "--yes", env=bstack)
+    assert bad_db.returncode == 1 and "invalid database name 'x;y'" in bad_db.stderr
+    assert "recovering" not in bad_db.stderr  # refused before anything is recovered
     assert _count(bstack) == total  # nothing changed
 
     by_time = inv("db.restore", "-s", "app-db", "--to-time", _iso(t), "--yes", env=bstack, timeout=600)
