@@ -99,7 +99,7 @@ class Busy(OpsError):
     """Another pgBackRest command holds the stanza's lock (an overlapping run)."""
 
 
-def _stanza(repo: Repository, service: str, user: str) -> facts.Stanza:
+def _stanza(site, repo: Repository, service: str, user: str) -> facts.Stanza:
     """What the repository holds of the stanza, which is created when it has none yet
     (creating one that exists takes its lock, which a running backup holds)."""
     stanza = repo.info(service)
@@ -111,13 +111,22 @@ def _stanza(repo: Repository, service: str, user: str) -> facts.Stanza:
         if BUSY in str(exc):
             raise Busy(f"{service}: another pgBackRest command holds its lock") from None
         raise
+    _wake_archiver(site, service, user)
     return facts.Stanza(service, "no valid backups", (), None, None)
+
+
+def _wake_archiver(site, service: str, user: str) -> None:
+    """A segment completed before its stanza existed failed archive-push three times, and
+    postgres's archiver then waits 60 s before it tries again (CI's first `inv health`
+    after `inv up` said archiving FAIL). A configuration reload wakes it at once."""
+    where = site.locate(service)
+    run_sql(where.container, user, where.env.get("POSTGRES_DB") or user, "SELECT pg_reload_conf();")
 
 
 def ensure_stanzas(site, repo: Repository, services=()) -> list[str]:
     made = []
     for service, user in databases(site, services):
-        _stanza(repo, service, user)
+        _stanza(site, repo, service, user)
         made.append(service)
     return made
 
@@ -151,7 +160,7 @@ def base_backup(site, repo: Repository, service: str, kind: str | None,
     """One base backup, of `kind` or of the kind the policy says is due; Busy when
     another one of the stanza runs (it is that run's)."""
     (service, user), = databases(site, [service])
-    stanza = _stanza(repo, service, user)
+    stanza = _stanza(site, repo, service, user)
     kind = kind or base_schedule.due(stanza, datetime.now(UTC), policy)
     started = time.monotonic()
     try:

@@ -456,3 +456,37 @@ def test_kill_9_under_writes_loses_seconds_at_most_and_the_copy_is_kept(bstack):
     print(f"\nkill -9 after 9 s of writes: {committed} committed, {recovered} in the repository, "
           f"{lost} lost ({lost / rate:.1f} s of commits at {rate:.0f}/s)")
     assert recovered > 0 and 0 <= lost <= 10 * rate
+
+
+def _archiver(env, service) -> tuple[int, int]:
+    out = psql(env, service, "SELECT archived_count, failed_count FROM pg_stat_archiver;")
+    archived, failed = out.strip().split("|")
+    return int(archived), int(failed)
+
+
+def test_wal_completed_before_its_stanza_is_archived_as_soon_as_the_stanza_is_made(bstack):
+    """A segment completed before the repository knew the database (a busy database at
+    first start; here: its stanza removed) fails archive-push three times, and postgres
+    then waits 60 s before trying again. `inv up`, which makes the stanza, wakes the
+    archiver: archiving is green at once, not a minute later (CI's first health check
+    after `inv up` once said FAIL)."""
+    repo = container(bstack, "pgbackrest")
+    subprocess.run(["docker", "exec", repo, "rm", "-rf", "/var/lib/pgbackrest/archive/auth-db",
+                    "/var/lib/pgbackrest/backup/auth-db"], check=True)
+    archived, failed = _archiver(bstack, "auth-db")
+    psql(bstack, "auth-db", "CREATE TABLE IF NOT EXISTS early (x int); INSERT INTO early VALUES (1); "
+                            "SELECT pg_switch_wal();")
+    deadline = time.monotonic() + 60
+    while _archiver(bstack, "auth-db")[1] < failed + 3:  # the archiver gave up for now
+        assert time.monotonic() < deadline, "archive-push never failed without a stanza"
+        time.sleep(1)
+    up = inv("up", env=bstack, timeout=300)
+    assert up.returncode == 0, up.stderr[-2000:]
+    deadline = time.monotonic() + 15  # well before the archiver's own 60 s retry
+    while _archiver(bstack, "auth-db")[0] <= archived:
+        assert time.monotonic() < deadline, "the segment waited for the archiver's 60 s retry"
+        time.sleep(1)
+    health = inv("health", "--json", env=bstack)
+    auth = [c for c in json.loads(health.stdout)["checks"]
+            if c["check"] == "archiving" and c["service"] == "auth-db"]
+    assert [c["status"] for c in auth] == ["ok"], auth
