@@ -65,6 +65,14 @@ def db_dir(dest: Path, env: str, service: str, db: str) -> Path:
     return dest / safe_part("environment", env) / safe_part("service", service) / safe_part("database", db)
 
 
+def service_dirs(env_root: Path) -> list[Path]:
+    """The services' directories of an environment's backups (not `.pgbackrest`, the
+    repository's mirror, nor any other dot-directory)."""
+    if not env_root.is_dir():
+        return []
+    return sorted(p for p in env_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def new_backup(directory: Path, when: datetime, zstd: bool = False) -> Backup:
     return Backup(directory / f"{stamp(when)}.dump{'.zst' if zstd else ''}")
 

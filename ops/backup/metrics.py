@@ -12,6 +12,7 @@ from ..files import write_atomic
 from . import layout, manifest
 
 LAST_RUN = ".last-run.json"
+LAST_BASE = ".last-base-backup.json"  # in a service's directory: its newest base backup
 
 HELP = {
     "ops_backup_last_success_timestamp_seconds": "Start time of the newest complete backup.",
@@ -24,12 +25,21 @@ HELP = {
     "ops_backup_count": "Complete backups on disk.",
     "ops_backup_offsite_last_copy_timestamp_seconds":
         "Start time of the newest backup with a proven copy on this off-site remote.",
+    "ops_pgbackrest_last_base_backup_timestamp_seconds":
+        "End time of the service's newest pgBackRest base backup (a restore can start there).",
 }
 
 
 def record_run(directory: Path, ok: bool, at: datetime, error: str = "") -> None:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_atomic(directory / LAST_RUN, json.dumps({"ok": ok, "at": at.isoformat(), "error": error}))
+
+
+def record_base(directory: Path, kind: str, label: str, stopped: datetime) -> None:
+    """A service's newest base backup (directory: the service's, beside its databases')."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomic(directory / LAST_BASE, json.dumps({"type": kind, "label": label,
+                                                    "stopped": stopped.isoformat()}))
 
 
 def _escape(value: str) -> str:
@@ -90,9 +100,14 @@ def render(samples) -> str:
 
 def write(path: Path, env: str, env_root: Path) -> None:
     samples = []
-    if env_root.is_dir():
-        for svc in sorted(p for p in env_root.iterdir() if p.is_dir()):
-            for db in sorted(p for p in svc.iterdir() if p.is_dir()):
-                samples += samples_for(env, db)
+    for svc in layout.service_dirs(env_root):
+        for db in sorted(p for p in svc.iterdir() if p.is_dir()):
+            samples += samples_for(env, db)
+        base = svc / LAST_BASE
+        if base.exists():
+            stopped = load_json(base.read_text(), str(base))["stopped"]
+            samples.append(("ops_pgbackrest_last_base_backup_timestamp_seconds",
+                            {"env": env, "service": svc.name},
+                            datetime.fromisoformat(stopped).timestamp()))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, render(samples), mode=0o644)

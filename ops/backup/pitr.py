@@ -156,9 +156,10 @@ def prepare(open_site, out, timeout: float = 120) -> None:
 
 
 def base_backup(site, repo: Repository, service: str, kind: str | None,
-                policy: base_schedule.Policy) -> dict:
+                policy: base_schedule.Policy, verify: bool = True) -> dict:
     """One base backup, of `kind` or of the kind the policy says is due; Busy when
-    another one of the stanza runs (it is that run's)."""
+    another one of the stanza runs (it is that run's). `verify`: then `pgbackrest
+    verify`, every file of the stanza (backups and WAL) read back against its checksum."""
     (service, user), = databases(site, [service])
     stanza = _stanza(site, repo, service, user)
     kind = kind or base_schedule.due(stanza, datetime.now(UTC), policy)
@@ -170,11 +171,20 @@ def base_backup(site, repo: Repository, service: str, kind: str | None,
         if BUSY in str(exc):
             raise Busy(f"{service}: a base backup is already running (pgBackRest's lock)") from None
         raise
+    took = round(time.monotonic() - started, 1)
+    verified = None
+    if verify:
+        problem = facts.verify_problem(repo.run(br.verify(service), f"pgbackrest verify of {service}"))
+        if problem:
+            raise OpsError(f"pgbackrest verify of {service}: the repository holds damaged files "
+                           f"({problem})")
+        verified = "pgbackrest verify"
     newest = repo.info(service).newest
     return {"service": service, "type": kind, "label": newest.label if newest else None,
+            "verified": verified, "stopped": newest.stopped if newest else None,
             "size": newest.size if newest else None,
             "repo_size": newest.repo_size if newest else None,
-            "duration_s": round(time.monotonic() - started, 1)}
+            "duration_s": took}
 
 
 def archiver(site, service: str) -> dict:

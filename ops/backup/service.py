@@ -183,6 +183,13 @@ def backup(site, cfg: BackupConfig, services=(), db=None, out=sys.stderr,
                 failures.append(f"{service} (pgBackRest): {exc}")
                 codes.append(exc.code)
                 results.append({"target": f"{service} (pgBackRest)", "error": str(exc)})
+    if db is None and cfg.pitr.enabled and cfg.offsite.enabled:
+        try:
+            results.append(repository_copy(site, cfg))
+        except OpsError as exc:
+            failures.append(f"pgBackRest repository: {exc}")
+            codes.append(exc.code)
+            results.append({"target": "pgBackRest repository", "error": str(exc)})
     if cfg.prune_after and found:
         for remote in cfg.offsite.remotes:
             try:
@@ -202,8 +209,30 @@ def base_backup(site, cfg: BackupConfig, service: str, kind: str | None = None) 
     """One service's pgBackRest base backup, of the kind due unless `kind` is given."""
     from . import pitr
 
-    done = pitr.base_backup(site, pitr.repository(site), service, kind, cfg.pitr)
+    done = pitr.base_backup(site, pitr.repository(site), service, kind, cfg.pitr,
+                            verify=cfg.verify_level != "none")
+    if done["label"]:
+        metrics.record_base(cfg.dest / layout.safe_part("environment", site.env) / service,
+                            done["type"], done["label"], done["stopped"])
     return {"target": f"{service} (pgBackRest)", "base": done}
+
+
+def repository_copy(site, cfg: BackupConfig) -> dict:
+    """The pgBackRest repository mirrored here, then to every off-site remote, each
+    proven; a remote that fails is named and the others are still copied to."""
+    from . import pitr, repo_mirror
+
+    root = repo_mirror.mirror_dir(cfg.dest, site.env)
+    mirrored = repo_mirror.pull(pitr.repository(site), root)
+    copies, failed = [], []
+    for remote in cfg.offsite.remotes:
+        try:
+            copies.append(repo_mirror.push(cfg.offsite, root, site.env, remote))
+        except OpsError as exc:
+            failed.append(f"off-site copy to {remote} failed: {exc}")
+    if failed:
+        raise OpsError(" | ".join(failed))
+    return {"target": "pgBackRest repository", "mirror": mirrored, "offsite": copies}
 
 
 def known_dbs(cfg: BackupConfig, env: str, service: str) -> list[str]:
@@ -229,7 +258,7 @@ def all_backups(cfg: BackupConfig, env: str, service: str | None = None) -> list
     if not root.is_dir():
         return []
     found = []
-    for svc_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for svc_dir in layout.service_dirs(root):
         if service and svc_dir.name != service:
             continue
         for db_dir in sorted(p for p in svc_dir.iterdir() if p.is_dir()):

@@ -81,6 +81,39 @@ def lsjson(path: str) -> Line:
     return cmd("rclone", "lsjson", *COMMON, "--recursive", "--files-only", "--", path)
 
 
+def copy_tree(src: str, dst: str, exclude=()) -> Line:
+    """New and changed files of a directory tree; nothing deleted."""
+    return cmd("rclone", "copy", *COMMON, *(f"--exclude={e}" for e in exclude), "--", src, dst)
+
+
+def sync_tree(src: str, dst: str) -> Line:
+    """dst made equal to src: copies first, deletions after them (rclone's default)."""
+    return cmd("rclone", "sync", *COMMON, "--", src, dst)
+
+
+def check_tree(src: str, dst: str, download: bool = False) -> Line:
+    """Sizes and hashes of both trees compared (`download`: the bytes read back);
+    NOTICE level, so that hashes_unchecked can see a check that compared sizes only."""
+    return cmd("rclone", "check", "--low-level-retries=2", "--retries=1", "--log-level=NOTICE",
+               *(["--download"] if download else []), "--", src, dst)
+
+
+def hashes_unchecked(stderr: str) -> bool:
+    """rclone check found no hash both sides keep (it compared sizes only)."""
+    text = stderr or ""
+    return "No common hash found" in text or "hashes could not be checked" in text
+
+
+def check_error(stderr: str) -> str:
+    """What `rclone check` found: its count, and the first file that differs."""
+    lines = [ln for ln in (stderr or "").splitlines() if ln.strip()]
+    first = next((re.sub(r"^.*? ERROR : ", "", ln) for ln in lines if " ERROR : " in ln), None)
+    count = next((m.group(0) for ln in lines if (m := re.search(r"\d+ differences found", ln))), None)
+    if count and first:
+        return f"{count} ({first[:200]})"
+    return count or error_line(stderr)
+
+
 def deletefile(path: str) -> Line:
     return cmd("rclone", "deletefile", *COMMON, "--", path)
 

@@ -5,6 +5,7 @@ pass before anything is restored."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -119,3 +120,18 @@ def target_time(t: datetime) -> str:
     t = t.astimezone(UTC)
     ms = f".{t.microsecond // 1000:03d}" if t.microsecond else ""
     return t.strftime("%Y-%m-%d %H:%M:%S") + ms + "+00"
+
+
+def verify_problem(text: str) -> str | None:
+    """`pgbackrest verify --output=text --log-level-console=info`: None when every file
+    read back matched its checksum, else its report in one line, naming the first
+    damaged file (2.45 exits 0 either way: it prints `status: error`, and per archive
+    or backup the files checked and valid, and logs each invalid file at INFO)."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    if "status: error" not in lines:
+        return None
+    report = [ln for ln in lines if ln.startswith(("archiveId:", "backup:", "other:", "checksum invalid:",
+                                                  "missing:", "size invalid:"))]
+    first = next((m.group(1) for ln in lines if (m := re.search(r"INFO: invalid result (\S+?):", ln))), None)
+    said = "; ".join(dict.fromkeys(report)) or "status: error"  # logged, then printed: once
+    return (f"{said}; first: {first}" if first else said)[:400]

@@ -107,6 +107,11 @@ def alerts(m: Monitoring, jobs=(), swarm: bool = False, roles=None) -> dict:
               "the last backup run of {{ $labels.database }} failed", "0s"),
         _rule("BackupUnverified", "ops_backup_last_verification_ok == 0", "critical",
               "the newest backup of {{ $labels.database }} failed its verification", "0s"),
+        _rule("BaseBackupStale",
+              "time() - ops_pgbackrest_last_base_backup_timestamp_seconds > "
+              f'{t("base_backup_max_age_hours") * 3600:g}', "critical",
+              f"newest base backup of {{{{ $labels.service }}}} is older than "
+              f"{t('base_backup_max_age_hours'):g}h (a restore replays all the WAL since)", "0s"),
         _rule("RestoreDrillOverdue",
               "time() - ops_backup_last_restore_drill_timestamp_seconds > "
               f'{t("drill_max_age_hours") * 3600:g}', "warning",

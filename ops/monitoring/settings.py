@@ -17,6 +17,7 @@ THRESHOLDS = {
     "disk_used_ratio": (0.85, 0.01, 1.0, "used share of a node's filesystem"),
     "backup_max_age_hours": (26, 1, 24 * 365, "hours since the newest verified backup"),
     "drill_max_age_hours": (48, 1, 24 * 365, "hours since the last passed restore drill"),
+    "base_backup_max_age_hours": (36, 1, 24 * 365, "hours since a service's newest base backup"),
     "deploy_lock_ttl_seconds": (1800, 60, 7 * 86400, "seconds a deploy lock may be held"),
 }
 

@@ -107,7 +107,15 @@ def backup(c, service=None, db=None, cron=False, env="local", json_=False, base=
         if "base" in r:
             b = r["base"]
             print(f"{r['target']}: {b['type']} base backup {b['label']} ({human_size(b['size'])}, "
-                  f"{human_size(b['repo_size'])} stored, {b['duration_s']}s)")
+                  f"{human_size(b['repo_size'])} stored, {b['duration_s']}s; "
+                  f"verified: {b.get('verified') or 'no'})")
+            continue
+        if "mirror" in r:
+            m = r["mirror"]
+            print(f"{r['target']}: {m['files']} files here ({m['fetched']} new, "
+                  f"{human_size(m['bytes'])}; {m['deleted']} expired) in {m['path']}")
+            for copy in r["offsite"]:
+                print(f"  off-site: {copy['path']} (verified: {copy['verified_by']})")
             continue
         print(f"{r['target']}: {r['file']} (verified: {r['verified'] or 'no'})")
         for p in r.get("pruned", []):

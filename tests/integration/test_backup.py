@@ -490,3 +490,27 @@ def test_wal_completed_before_its_stanza_is_archived_as_soon_as_the_stanza_is_ma
     auth = [c for c in json.loads(health.stdout)["checks"]
             if c["check"] == "archiving" and c["service"] == "auth-db"]
     assert [c["status"] for c in auth] == ["ok"], auth
+
+
+def test_a_damaged_file_in_the_repository_fails_the_run_naming_it(bstack):
+    """`pgbackrest verify` after each base backup reads the stanza's files back: one
+    archived WAL segment with four bytes flipped fails db.backup (exit 1, one line naming
+    the file), though pgBackRest 2.45 itself exits 0; put back, the next run passes."""
+    repo = container(bstack, "pgbackrest")
+    found = subprocess.run(["docker", "exec", repo, "sh", "-c",
+                            "ls /var/lib/pgbackrest/archive/app-db/*/*/*.gz | tail -n 1"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    keep = f"/tmp/{Path(found).name}"
+    subprocess.run(["docker", "exec", repo, "sh", "-c", f"cp -p {found} {keep} && printf XXXX | "
+                    f"dd of={found} bs=1 seek=100 conv=notrunc 2>/dev/null"], check=True)
+    try:
+        bad = inv("db.backup", "-s", "app-db", "--base", "incr", env=bstack, timeout=600)
+        assert bad.returncode == 1, bad.stdout
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "pgbackrest verify of app-db: the repository holds damaged files" in lines[0]
+        assert f"first: {found.split('/archive/app-db/')[1]}" in lines[0], lines
+    finally:
+        subprocess.run(["docker", "exec", repo, "sh", "-c", f"cp -p {keep} {found} && rm {keep}"], check=True)
+    good = inv("db.backup", "-s", "app-db", "--base", "incr", env=bstack, timeout=600)
+    assert good.returncode == 0 and "verified: pgbackrest verify" in good.stdout, good.stderr

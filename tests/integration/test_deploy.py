@@ -947,7 +947,13 @@ def test_a_dropped_connection_or_an_overlapping_clone_leaves_nothing_valid(deplo
         shutil.copytree(t.project, clone, ignore=shutil.ignore_patterns("backups", "wheels"))
         first = t.start("db.backup", "-s", "app-db", extra=attempt_once)
         _wait_streaming(first, directory)
-        second = t.inv("db.backup", "-s", "app-db", extra={"OPS_ROOT": str(clone)}, timeout=120)
+        # Held mid-stream (its SSH connection, the lock's holder, stays open): on a fast
+        # run the 140 MB dump ended before the second clone had started.
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            second = t.inv("db.backup", "-s", "app-db", extra={"OPS_ROOT": str(clone)}, timeout=120)
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
         assert second.returncode == 75, second.stderr
         assert "locked on the manager" in second.stderr and f"pid {first.pid}" in second.stderr
         assert not t.backups("app-db", "app", clone)

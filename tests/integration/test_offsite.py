@@ -5,7 +5,10 @@ local backup, and off-site retention."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ops.backup import layout, manifest
+from ops.backup.repo_mirror import is_info
 
 from .conftest import ROOT, free_port, inv
 from .test_backup import CONTENT_SQL, psql
@@ -84,6 +88,45 @@ def test_each_backup_is_copied_off_site_proven_and_listed(ostack, sftp):
     assert again.returncode == 0 and "(verified: sha256 (read back))" in again.stdout, again.stderr
 
 
+def _repo_sums(container: str, root: str) -> dict[str, str]:
+    """sha256 of every file of a pgBackRest repository tree (in a container)."""
+    out = subprocess.run(["docker", "exec", container, "sh", "-c",
+                          f"cd {root} && find . -type f ! -name '*.tmp' -exec sha256sum {{}} +"],
+                         capture_output=True, text=True, check=True).stdout
+    return {line.split("  ", 1)[1][2:]: line.split("  ", 1)[0] for line in out.splitlines()}
+
+
+def test_the_pgbackrest_repository_is_mirrored_then_copied_off_site_proven(ostack, sftp):
+    """db.backup mirrors the repository's volume here (new files only) and copies the
+    mirror to each remote, proven by rclone check: file for file the repository's own
+    bytes, on the remote and here."""
+    server, _ = sftp
+    first = inv("db.backup", "-s", "app-db", env=ostack, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    mirror = Path(ostack["BACKUP_DIR"]) / "local" / ".pgbackrest"
+    line = re.search(r"^pgBackRest repository: (\d+) files here \((\d+) new, .*\) in (\S+)$",
+                     first.stdout, re.M)
+    assert line and Path(line.group(3)) == mirror, first.stdout
+    assert f"  off-site: {REMOTE}/local/.pgbackrest (verified: hashes (remote))" in first.stdout
+    again = inv("db.backup", "-s", "app-db", "--base", "incr", env=ostack, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    files, new = map(int, re.search(r"^pgBackRest repository: (\d+) files here \((\d+) new",
+                                    again.stdout, re.M).groups())
+    assert 0 < new < files  # only what the second run added (an incremental backup, WAL)
+    repo = subprocess.run(["docker", "compose", "--project-name", ostack["COMPOSE_PROJECT_NAME"],
+                           "--file", str(ROOT / "compose/compose.yaml"), "ps", "-q", "pgbackrest"],
+                          env=ostack, capture_output=True, text=True, check=True).stdout.split()[0]
+    theirs = _repo_sums(repo, "/var/lib/pgbackrest")
+    here = {p.relative_to(mirror).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in mirror.rglob("*") if p.is_file()}
+    remote = _repo_sums(server.id, "/srv/backups/local/.pgbackrest")
+    assert "backup/app-db/backup.info" in here and "archive/app-db/archive.info" in here
+    # Archiving goes on between the listing and now: every file here is the repository's.
+    assert {k: v for k, v in theirs.items() if k in here and not is_info(k)} == \
+        {k: v for k, v in here.items() if not is_info(k)}
+    assert remote == here
+
+
 def test_a_corrupted_remote_copy_is_caught_and_never_restored(ostack, sftp):
     server, _ = sftp
     if not layout.backups_in(_dir(ostack)):
@@ -127,6 +170,10 @@ def test_a_failed_upload_fails_the_run_and_keeps_the_local_backup(ostack, tmp_pa
     assert r.returncode == 1 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and f"off-site copy to {REMOTE} failed, the local backup" in lines[0], lines
+    assert f"pgBackRest repository: off-site copy to {REMOTE} failed" in lines[0], lines
+    health = json.loads(inv("health", "--json", env=ostack).stdout)["checks"]
+    archiving = [c for c in health if c["check"] == "archiving" and c["service"] == "app-db"]
+    assert [c["status"] for c in archiving] == ["ok"], archiving  # local archiving goes on
     kept = layout.backups_in(_dir(ostack))
     assert len(kept) == before + 1
     assert manifest.verified_level(manifest.read(kept[-1].manifest_path)) in ("read", "restore")
@@ -180,3 +227,37 @@ def test_bad_off_site_settings_are_refused_in_one_line(ostack):
     wrong = inv("db.verify", "--offsite", "--latest", "--remote", "elsewhere", env=ostack)
     assert wrong.returncode == 1 and "not one of the off-site remotes" in wrong.stderr
     assert subprocess.run(["rclone", "version"], capture_output=True).returncode == 0
+
+
+def _pitr_block() -> str:
+    doc = (ROOT / "docs" / "backups.md").read_text()
+    return doc.split("<!-- break-glass-pitr:", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_break_glass_point_in_time_restore_from_the_mirror_as_written(ostack, tmp_path):
+    """docs/backups.md's by-hand point-in-time restore, run as written on the mirror
+    db.backup keeps (the copy rclone sends off-site), only its names set to this test's:
+    pgbackrest alone recovers a server holding the rows committed before the copy."""
+    psql(ostack, "app-db", "CREATE TABLE IF NOT EXISTS by_hand (id int); TRUNCATE by_hand; "
+                           "INSERT INTO by_hand SELECT generate_series(1, 77);")
+    r = inv("db.backup", "-s", "app-db", env={**ostack, "INVOKE_BACKUP_OFFSITE_REMOTES": REMOTE},
+            timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    name = f"ops-test-pitr-{secrets.token_hex(3)}"
+    block = _pitr_block()
+    for var, value in (("REPO", str(Path(ostack["BACKUP_DIR"]) / "local" / ".pgbackrest")),
+                       ("NAME", name)):
+        block = re.sub(rf"^{var}=\S+", f"{var}={value}", block, count=1, flags=re.M)
+    try:
+        ran = subprocess.run(["bash", "-c", block], capture_output=True, text=True, cwd=tmp_path,
+                             timeout=600)
+        assert ran.returncode == 0, ran.stderr[-2000:]
+        assert "stanza: app-db" in ran.stdout and "recovered to " in ran.stdout, ran.stdout
+        count = subprocess.run(["docker", "exec", name, "psql", "-X", "-At", "-U", "app", "-d", "app",
+                                "-c", "SELECT count(*) FROM by_hand"], capture_output=True, text=True)
+        assert count.stdout.strip() == "77", count.stderr
+    finally:
+        subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True)
+        subprocess.run(["docker", "volume", "rm", f"{name}-data", f"{name}-repo"], capture_output=True)
+    assert not subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"name={name}"],
+                              capture_output=True, text=True).stdout.strip()

@@ -199,3 +199,63 @@ def test_a_stack_certificate_names_each_end_by_its_services_and_their_stack_name
 
     assert names(m.pems["db_cert"]) == {"pgbackrest-db", "app-db", "opsdemo_app-db"}
     assert names(m.pems["repo_cert"]) == {"pgbackrest-repo", "pgbackrest", "opsdemo_pgbackrest"}
+
+
+# -- the repository's mirror and off-site copy (repo_mirror, rclone) -----------------------
+
+def test_listing_parsed_and_paths_that_climb_out_refused():
+    from ops.backup import repo_mirror as rm
+
+    text = ("backup/app-db/backup.info\t1234\t1765120000.5\n"
+            "archive/app-db/15-1/0000000100000000/000000010000000000000003-abc.gz\t99\t1765120001.0\n")
+    got = rm.parse_listing(text)
+    assert got == {"backup/app-db/backup.info": (1234, 1765120000),
+                   "archive/app-db/15-1/0000000100000000/000000010000000000000003-abc.gz": (99, 1765120001)}
+    for bad in ("../etc/passwd", "/etc/passwd", "a//b", "a/./b", ".incoming/x.info", "a\nb", ""):
+        with pytest.raises(OpsError, match="refused path"):
+            rm.checked_path(bad)
+    with pytest.raises(OpsError, match="unreadable line"):
+        rm.parse_listing("just-a-name\n")
+
+
+def test_plan_fetches_changed_files_info_first_and_deletes_what_expired():
+    from ops.backup import repo_mirror as rm
+
+    theirs = {"archive/a/archive.info": (10, 2), "archive/a/archive.info.copy": (10, 2),
+              "archive/a/15-1/seg1.gz": (5, 1), "archive/a/15-1/seg2.gz": (5, 3),
+              "backup/a/20261207-000000F/pg_data/x.gz": (7, 1)}
+    mine = {"archive/a/archive.info": (9, 1), "archive/a/15-1/seg1.gz": (5, 1),
+            "backup/a/20261201-000000F/pg_data/x.gz": (7, 1)}
+    fetch, delete = rm.plan(theirs, mine)
+    assert fetch == ["archive/a/archive.info", "archive/a/archive.info.copy",
+                     "archive/a/15-1/seg2.gz", "backup/a/20261207-000000F/pg_data/x.gz"]
+    assert delete == ["backup/a/20261201-000000F/pg_data/x.gz"]
+    assert rm.plan(theirs, theirs) == ([], [])
+
+
+def test_rclone_check_said_in_one_line_and_a_size_only_check_noticed():
+    from ops.commands import rclone
+
+    stderr = ("2026/12/07 17:59:53 ERROR : a/x: sizes differ\n"
+              "2026/12/07 17:59:53 NOTICE: Local file system at /d: 1 differences found\n"
+              "2026/12/07 17:59:53 Failed to check: 1 differences found\n")
+    assert rclone.check_error(stderr) == "1 differences found (a/x: sizes differ)"
+    assert rclone.hashes_unchecked("NOTICE: sftp://x: 12 hashes could not be checked")
+    assert not rclone.hashes_unchecked("NOTICE: 0 differences found")
+    assert rclone.check_tree("/m", "r:p", download=True).argv[-3:] == ["--", "/m", "r:p"]
+    assert "--download" in rclone.check_tree("/m", "r:p", download=True).argv
+    assert "--exclude=*.info" in rclone.copy_tree("/m", "r:p", exclude=("*.info",)).argv
+
+
+def test_verify_report_read_as_a_problem_only_when_pgbackrest_says_error():
+    report = ("2026-12-07 18:30:05.409 P01   INFO: invalid result 15-1/0000000100000000/"
+              "000000010000000000000003-576c.gz: [29] raised from local-1 protocol: zlib threw error\n"
+              "                                    [FormatError] on retry after 0ms\n"
+              "2026-12-07 18:30:06.090 P00   INFO: stanza: app-db\n"
+              "stanza: app-db\nstatus: error\n"
+              "  archiveId: 15-1, total WAL checked: 9, total valid WAL: 8\n    other: 1\n")
+    assert facts.verify_problem(report) == (
+        "archiveId: 15-1, total WAL checked: 9, total valid WAL: 8; other: 1; "
+        "first: 15-1/0000000100000000/000000010000000000000003-576c.gz")
+    assert facts.verify_problem("") is None
+    assert facts.verify_problem("stanza: app-db\nstatus: ok\n") is None
