@@ -13,6 +13,7 @@ from . import layout, manifest
 
 LAST_RUN = ".last-run.json"
 LAST_BASE = ".last-base-backup.json"  # in a service's directory: its newest base backup
+REPO_COPIES = ".pgbackrest-copies.json"  # in an environment's directory: {remote: when}
 
 HELP = {
     "ops_backup_last_success_timestamp_seconds": "Start time of the newest complete backup.",
@@ -25,6 +26,8 @@ HELP = {
     "ops_backup_count": "Complete backups on disk.",
     "ops_backup_offsite_last_copy_timestamp_seconds":
         "Start time of the newest backup with a proven copy on this off-site remote.",
+    "ops_pgbackrest_offsite_last_copy_timestamp_seconds":
+        "Time of the newest proven copy of the pgBackRest repository on this off-site remote.",
     "ops_pgbackrest_last_base_backup_timestamp_seconds":
         "End time of the service's newest pgBackRest base backup (a restore can start there).",
 }
@@ -40,6 +43,13 @@ def record_base(directory: Path, kind: str, label: str, stopped: datetime) -> No
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_atomic(directory / LAST_BASE, json.dumps({"type": kind, "label": label,
                                                     "stopped": stopped.isoformat()}))
+
+
+def record_repo_copy(env_root: Path, remote: str, at: datetime) -> None:
+    path = env_root / REPO_COPIES
+    known = load_json(path.read_text(), str(path)) if path.exists() else {}
+    env_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomic(path, json.dumps({**known, remote: at.isoformat()}))
 
 
 def _escape(value: str) -> str:
@@ -109,5 +119,10 @@ def write(path: Path, env: str, env_root: Path) -> None:
             samples.append(("ops_pgbackrest_last_base_backup_timestamp_seconds",
                             {"env": env, "service": svc.name},
                             datetime.fromisoformat(stopped).timestamp()))
+    copies = env_root / REPO_COPIES
+    if copies.exists():
+        for remote, at in sorted(load_json(copies.read_text(), str(copies)).items()):
+            samples.append(("ops_pgbackrest_offsite_last_copy_timestamp_seconds",
+                            {"env": env, "remote": remote}, datetime.fromisoformat(at).timestamp()))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, render(samples), mode=0o644)

@@ -228,6 +228,7 @@ def repository_copy(site, cfg: BackupConfig) -> dict:
     for remote in cfg.offsite.remotes:
         try:
             copies.append(repo_mirror.push(cfg.offsite, root, site.env, remote))
+            metrics.record_repo_copy(root.parent, remote, datetime.now(UTC))
         except OpsError as exc:
             failed.append(f"off-site copy to {remote} failed: {exc}")
     if failed:

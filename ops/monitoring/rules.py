@@ -112,6 +112,11 @@ def alerts(m: Monitoring, jobs=(), swarm: bool = False, roles=None) -> dict:
               f'{t("base_backup_max_age_hours") * 3600:g}', "critical",
               f"newest base backup of {{{{ $labels.service }}}} is older than "
               f"{t('base_backup_max_age_hours'):g}h (a restore replays all the WAL since)", "0s"),
+        _rule("RepositoryCopyStale",
+              "time() - ops_pgbackrest_offsite_last_copy_timestamp_seconds > "
+              f'{t("backup_max_age_hours") * 3600:g}', "critical",
+              f"no proven copy of the pgBackRest repository reached {{{{ $labels.remote }}}} in "
+              f"{t('backup_max_age_hours'):g}h", "0s"),
         _rule("RestoreDrillOverdue",
               "time() - ops_backup_last_restore_drill_timestamp_seconds > "
               f'{t("drill_max_age_hours") * 3600:g}', "warning",

@@ -514,3 +514,59 @@ def test_a_damaged_file_in_the_repository_fails_the_run_naming_it(bstack):
         subprocess.run(["docker", "exec", repo, "sh", "-c", f"cp -p {keep} {found} && rm {keep}"], check=True)
     good = inv("db.backup", "-s", "app-db", "--base", "incr", env=bstack, timeout=600)
     assert good.returncode == 0 and "verified: pgbackrest verify" in good.stdout, good.stderr
+
+
+def test_the_repository_killed_mid_backup_lists_nothing_partial_and_the_next_run_completes(bstack):
+    """kill -9 of the repository's server while a full base backup streams (its container
+    goes with it, and the backup running in it): the run fails in one line; pgBackRest
+    lists no backup that is not whole (the one killed is not in its info); the container
+    comes back (restart policy), archiving goes on, and the next run's backup completes
+    and is listed."""
+    repo = container(bstack, "pgbackrest")
+    labels = "ls /var/lib/pgbackrest/backup/app-db | grep -E '^[0-9]{8}-[0-9]{6}F' || true"
+    before = set(subprocess.run(["docker", "exec", repo, "sh", "-c", labels],
+                                capture_output=True, text=True, check=True).stdout.split())
+    listed = json.loads(subprocess.run(["docker", "exec", "-u", "postgres", repo, "pgbackrest",
+                                        "--stanza=app-db", "--output=json", "info"],
+                                       capture_output=True, text=True, check=True).stdout)
+    whole = {b["label"] for b in listed[0]["backup"]}
+    run = subprocess.Popen([sys.executable, "-m", "invoke", "db.backup", "-s", "app-db", "--base", "full"],
+                           cwd=ROOT, env=bstack,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while True:  # its directory appears as the backup starts
+        now = set(subprocess.run(["docker", "exec", repo, "sh", "-c", labels],
+                                 capture_output=True, text=True).stdout.split())
+        if now - before:
+            break
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.1)
+    # As the kernel's OOM killer would: its main process, from this host (`docker kill`
+    # counts as a manual stop, after which the restart policy does not restart it).
+    init = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", repo], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    main = Path(f"/proc/{init}/task/{init}/children").read_text().split()[0]
+    os.kill(int(main), signal.SIGKILL)
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 1, out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "app-db (pgBackRest)" in lines[0] and "Traceback" not in err, err
+    deadline = time.monotonic() + 120
+    while subprocess.run(["docker", "exec", "-u", "postgres", repo, "pgbackrest", "server-ping"],
+                         capture_output=True).returncode:
+        assert time.monotonic() < deadline, "the repository did not come back"
+        time.sleep(1)
+    listed = json.loads(subprocess.run(["docker", "exec", "-u", "postgres", repo, "pgbackrest",
+                                        "--stanza=app-db", "--output=json", "info"],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert {b["label"] for b in listed[0]["backup"]} == whole  # nothing half-written listed
+    again = inv("db.backup", "-s", "app-db", "--base", "full", env=bstack, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    label = re.search(r"^app-db \(pgBackRest\): full base backup (\S+F) ", again.stdout, re.M).group(1)
+    listed = json.loads(subprocess.run(["docker", "exec", "-u", "postgres", repo, "pgbackrest",
+                                        "--stanza=app-db", "--output=json", "info"],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert label in {b["label"] for b in listed[0]["backup"]}
+    health = json.loads(inv("health", "--json", env=bstack).stdout)["checks"]
+    archiving = [c for c in health if c["check"] == "archiving" and c["service"] == "app-db"]
+    assert [c["status"] for c in archiving] == ["ok"], archiving

@@ -11,6 +11,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from .test_backup import CONTENT_SQL, psql
 pytestmark = pytest.mark.integration
 
 REMOTE = "offsite:/srv/backups"
+REPO_MB = 192
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +44,14 @@ def ostack(stack_env, sftp, tmp_path_factory):
     _, rclone_env = sftp
     env = {**stack_env, **rclone_env, "BACKUP_DIR": str(base / "backups"),
            "INVOKE_BACKUP_OFFSITE_REMOTES": REMOTE}
+    # The repository on a 192 MB tmpfs, so that a test can fill it: made before `inv up`
+    # with Compose's labels, Compose takes it as the stack's own (and removes it at down).
+    project = stack_env["COMPOSE_PROJECT_NAME"]
+    subprocess.run(["docker", "volume", "create", "--driver", "local", "--opt", "type=tmpfs",
+                    "--opt", "device=tmpfs", "--opt", f"o=size={REPO_MB}m",
+                    "--label", f"com.docker.compose.project={project}",
+                    "--label", "com.docker.compose.volume=pgbackrest-repo",
+                    f"{project}_pgbackrest-repo"], check=True, capture_output=True)
     up = inv("up", env=env, timeout=900)
     assert up.returncode == 0, up.stderr[-3000:]
     psql(env, "app-db", "CREATE TABLE notes (id int PRIMARY KEY, body text);"
@@ -125,6 +135,10 @@ def test_the_pgbackrest_repository_is_mirrored_then_copied_off_site_proven(ostac
     assert {k: v for k, v in theirs.items() if k in here and not is_info(k)} == \
         {k: v for k, v in here.items() if not is_info(k)}
     assert remote == here
+    prom = (Path(ostack["BACKUP_DIR"]) / "metrics" / "ops_backup.prom").read_text()
+    assert f'ops_pgbackrest_offsite_last_copy_timestamp_seconds{{env="local",remote="{REMOTE}"}}' in prom
+    assert 'ops_pgbackrest_last_base_backup_timestamp_seconds{env="local",service="app-db"}' in prom
+    assert 'service=".pgbackrest"' not in prom  # the mirror is no service's backups
 
 
 def test_a_corrupted_remote_copy_is_caught_and_never_restored(ostack, sftp):
@@ -261,3 +275,46 @@ def test_break_glass_point_in_time_restore_from_the_mirror_as_written(ostack, tm
         subprocess.run(["docker", "volume", "rm", f"{name}-data", f"{name}-repo"], capture_output=True)
     assert not subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"name={name}"],
                               capture_output=True, text=True).stdout.strip()
+
+
+def _archiving(env) -> dict:
+    checks = json.loads(inv("health", "--json", env=env).stdout)["checks"]
+    return next(c for c in checks if c["check"] == "archiving" and c["service"] == "app-db")
+
+
+def test_the_repository_volume_full_fails_archiving_loudly_and_recovers_when_freed(ostack):
+    """The repository's volume filled to the last byte: archive-push fails and `inv
+    health` says so (exit 1, naming app-db's archiving), while the database keeps taking
+    writes; once the space is freed, the next segment is archived and health is green."""
+    repo = subprocess.run(["docker", "compose", "--project-name", ostack["COMPOSE_PROJECT_NAME"],
+                           "--file", str(ROOT / "compose/compose.yaml"), "ps", "-q", "pgbackrest"],
+                          env=ostack, capture_output=True, text=True, check=True).stdout.split()[0]
+    filler = "/var/lib/pgbackrest/filler"
+    subprocess.run(["docker", "exec", repo, "sh", "-c", f"dd if=/dev/zero of={filler} bs=1M "
+                    f"count={REPO_MB} 2>/dev/null; df -k /var/lib/pgbackrest | tail -n 1"],
+                   capture_output=True, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            psql(ostack, "app-db", "CREATE TABLE IF NOT EXISTS during_full (x int); "
+                                   "INSERT INTO during_full SELECT generate_series(1, 1000); "
+                                   "SELECT pg_switch_wal();")
+            check = _archiving(ostack)
+            if check["status"] == "FAIL":
+                break
+            assert time.monotonic() < deadline, check
+            time.sleep(2)
+        assert "archive-push failing" in check["detail"], check
+        health = inv("health", env=ostack)
+        assert health.returncode == 1 and "archiving" in health.stdout + health.stderr
+        assert psql(ostack, "app-db", "SELECT count(*) FROM during_full;").strip() != "0"
+    finally:
+        subprocess.run(["docker", "exec", repo, "rm", "-f", filler], check=True)
+    deadline = time.monotonic() + 120
+    while True:  # new WAL wakes the archiver (as the database's own writes would)
+        psql(ostack, "app-db", "INSERT INTO during_full VALUES (0); SELECT pg_switch_wal();")
+        check = _archiving(ostack)
+        if check["status"] == "ok":
+            break
+        assert time.monotonic() < deadline, check
+        time.sleep(3)
