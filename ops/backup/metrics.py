@@ -14,6 +14,7 @@ from . import layout, manifest
 LAST_RUN = ".last-run.json"
 LAST_BASE = ".last-base-backup.json"  # in a service's directory: its newest base backup
 REPO_COPIES = ".pgbackrest-copies.json"  # in an environment's directory: {remote: when}
+DR_DRILL = ".dr-drill.json"  # in an environment's directory: the newest passed dr.drill
 
 HELP = {
     "ops_backup_last_success_timestamp_seconds": "Start time of the newest complete backup.",
@@ -28,6 +29,9 @@ HELP = {
         "Start time of the newest backup with a proven copy on this off-site remote.",
     "ops_pgbackrest_offsite_last_copy_timestamp_seconds":
         "Time of the newest proven copy of the pgBackRest repository on this off-site remote.",
+    "ops_dr_last_pass_timestamp_seconds": "Time of the newest dr.drill that met its targets.",
+    "ops_dr_last_rto_seconds": "RTO the newest passed dr.drill measured.",
+    "ops_dr_last_rpo_seconds": "Worst RPO over the databases in the newest passed dr.drill.",
     "ops_pgbackrest_last_base_backup_timestamp_seconds":
         "End time of the service's newest pgBackRest base backup (a restore can start there).",
 }
@@ -50,6 +54,11 @@ def record_repo_copy(env_root: Path, remote: str, at: datetime) -> None:
     known = load_json(path.read_text(), str(path)) if path.exists() else {}
     env_root.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_atomic(path, json.dumps({**known, remote: at.isoformat()}))
+
+
+def record_drill(env_root: Path, at: datetime, rto_s: float, rpo_s: float) -> None:
+    env_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomic(env_root / DR_DRILL, json.dumps({"at": at.isoformat(), "rto_s": rto_s, "rpo_s": rpo_s}))
 
 
 def _escape(value: str) -> str:
@@ -124,5 +133,13 @@ def write(path: Path, env: str, env_root: Path) -> None:
         for remote, at in sorted(load_json(copies.read_text(), str(copies)).items()):
             samples.append(("ops_pgbackrest_offsite_last_copy_timestamp_seconds",
                             {"env": env, "remote": remote}, datetime.fromisoformat(at).timestamp()))
+    drill = env_root / DR_DRILL
+    if drill.exists():
+        d = load_json(drill.read_text(), str(drill))
+        labels = {"env": env}
+        at = datetime.fromisoformat(d["at"]).timestamp()
+        samples += [("ops_dr_last_pass_timestamp_seconds", labels, at),
+                    ("ops_dr_last_rto_seconds", labels, d["rto_s"]),
+                    ("ops_dr_last_rpo_seconds", labels, d["rpo_s"])]
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, render(samples), mode=0o644)

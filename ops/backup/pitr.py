@@ -302,10 +302,20 @@ def restored(repo: Repository, service: str, image: str, user: str, target, back
              timeout: float = 900):
     """A throwaway Postgres recovered from the repository to `target` (see target_of),
     yielded as a container; removed with its data whatever happens."""
-    machine = repo.container.machine
+    with recovered(repo.container.machine, image, repo.volume(), service, user, target, backup_set,
+                   timeout=timeout) as c:
+        yield c
+
+
+@contextmanager
+def recovered(machine, image: str, volume: str, service: str, user: str, target=None,
+              backup_set=None, data_volume: str | None = None, timeout: float = 900):
+    """A Postgres recovered from the repository on `volume` (read-only), in a throwaway
+    container on `machine`; its data on an anonymous volume removed with it, or on
+    `data_volume`, which is kept (the caller stops the server cleanly first)."""
     name = f"ops-pitr-{secrets.token_hex(4)}"
-    volume = repo.volume()
-    started = machine.run(docker.run_beside(image, name, RESTORE_LABEL, {volume: br.REPO_PATH},
+    mounts = {volume: br.REPO_PATH, **({data_volume: br.PGDATA} if data_volume else {})}
+    started = machine.run(docker.run_beside(image, name, RESTORE_LABEL, mounts,
                                             read_only=(volume,)).argv, check=False, timeout=120)
     if started.returncode != 0:
         raise OpsError(f"restore container on {machine.name}: docker run {image} failed: "
@@ -314,6 +324,9 @@ def restored(repo: Repository, service: str, image: str, user: str, target, back
     try:
         proc = c.run(br.restore(service, target, backup_set).argv, user="postgres", timeout=timeout)
         if proc.returncode != 0:
+            if "no backup set found" in proc.stderr:
+                raise OpsError(f"pgbackrest restore of {service}: the repository holds no base backup "
+                               f"of it (db.backup takes one)")
             raise OpsError(f"pgbackrest restore of {service}: {last_line(proc.stderr) or proc.returncode}")
         # Never archive from the copy: its promotion starts a timeline the live stanza
         # must not receive. Local connections only.

@@ -78,9 +78,11 @@ def run_beside(image: str, name: str, label: str, mounts: dict[str, str], read_o
     volume for the database's data: commands are run in it with `docker exec`."""
     vols = [w for v, path in mounts.items()
             for w in ("-v", f"{v}:{path}{':ro' if v in read_only else ''}")]
+    data = "/var/lib/postgresql/data"
+    if data not in mounts.values():  # else a named volume of the caller's holds the data
+        vols += ["-v", data]
     return cmd("docker", "run", "-d", "--name", name, "--network", "none", "--label", label,
-               "--init", *vols, "-v", "/var/lib/postgresql/data", "--entrypoint", "sleep", image,
-               "infinity")
+               "--init", *vols, "--entrypoint", "sleep", image, "infinity")
 
 
 def inspect(*objects: str) -> Line:
@@ -111,3 +113,22 @@ def engine_version() -> Line:
 
 def compose_version() -> Line:
     return cmd("docker", "compose", "version", "--short")
+
+
+def volume_create(name: str, labels: dict[str, str]) -> Line:
+    return cmd("docker", "volume", "create", *(w for k, v in labels.items() for w in ("--label", f"{k}={v}")),
+               name)
+
+
+def volumes_labelled(label: str) -> Line:
+    return cmd("docker", "volume", "ls", "-q", "--filter", f"label={label}")
+
+
+def volume_remove(*names: str) -> Line:
+    return cmd("docker", "volume", "rm", *names)
+
+
+def fill_volume(image: str, volume: str, path: str, owner: str) -> Line:
+    """A tar stream on stdin unpacked onto `volume` (at `path`), then owned by `owner`."""
+    return cmd("docker", "run", "-i", "--rm", "--network", "none", "-v", f"{volume}:{path}",
+               "--entrypoint", "sh", image, "-c", f"tar -C {path} -xf - && chown -R {owner} {path}")

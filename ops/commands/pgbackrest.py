@@ -60,8 +60,9 @@ def backup(stanza: str, user: str, kind: str, retention_full: int, retention_dif
                f"--repo1-retention-diff={int(retention_diff)}", "backup")
 
 
-def info(stanza: str) -> Line:
-    return cmd(*_base(stanza), "--output=json", "info")
+def info(stanza: str, repo_path: str | None = None) -> Line:
+    """`repo_path`: read that directory (a restore container's mount), not the config's."""
+    return cmd(*_base(stanza), *([f"--repo1-path={repo_path}"] if repo_path else []), "--output=json", "info")
 
 
 def verify(stanza: str) -> Line:

@@ -117,6 +117,8 @@ def alerts(m: Monitoring, jobs=(), swarm: bool = False, roles=None) -> dict:
               f'{t("backup_max_age_hours") * 3600:g}', "critical",
               f"no proven copy of the pgBackRest repository reached {{{{ $labels.remote }}}} in "
               f"{t('backup_max_age_hours'):g}h", "0s"),
+        _rule("DrDrillOverdue", "time() - ops_dr_last_pass_timestamp_seconds > 35 * 86400", "warning",
+              "no disaster-recovery drill (inv dr.drill) of {{ $labels.env }} passed in 35 days", "0s"),
         _rule("RestoreDrillOverdue",
               "time() - ops_backup_last_restore_drill_timestamp_seconds > "
               f'{t("drill_max_age_hours") * 3600:g}', "warning",

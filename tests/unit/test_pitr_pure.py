@@ -259,3 +259,33 @@ def test_verify_report_read_as_a_problem_only_when_pgbackrest_says_error():
         "first: 15-1/0000000100000000/000000010000000000000003-576c.gz")
     assert facts.verify_problem("") is None
     assert facts.verify_problem("stanza: app-db\nstatus: ok\n") is None
+
+
+# -- dr.drill's targets and verdict (ops.dr.measure) ---------------------------------------
+
+def test_drill_targets_parsed_and_bad_ones_refused():
+    from ops.dr import measure
+
+    assert measure.targets(None) == measure.Targets(300.0, 10.0)
+    assert measure.targets({"rto_target": "5m", "rpo_target": "10s"}) == measure.Targets(300.0, 10.0)
+    assert measure.targets({"rto_target": 90, "rpo_target": "0.5"}) == measure.Targets(90.0, 0.5)
+    for bad in ({"rto_target": "soon"}, {"rpo_target": 0}, {"rto_target": "-1m"}, {"rto_target": "9d"}):
+        with pytest.raises(OpsError, match=r"dr\.r[tp]o_target"):
+            measure.targets(bad)
+    with pytest.raises(OpsError, match="dr must be a mapping"):
+        measure.targets(["5m"])
+
+
+def test_drill_verdict_names_each_target_missed():
+    from ops.dr import measure
+
+    t = measure.Targets(300, 10)
+    ok = measure.Database("app-db", 1000.0, 995.0, False)
+    back = measure.Database("auth-db", 1000.0, 900.0, True)  # its heartbeat came back: nothing lost
+    late = measure.Database("app-db", 1000.0, 950.0, False)
+    none = measure.Database("x-db", 1000.0, None, False)
+    assert (ok.rpo_s, back.rpo_s, late.rpo_s, none.rpo_s) == (5.0, 0.0, 50.0, None)
+    assert measure.verdict(120, [ok, back], t) == []
+    assert measure.verdict(301, [late, none], t) == [
+        "RTO 301s is over the target 300s", "app-db: RPO 50.0s is over the target 10s",
+        "x-db: the copy replayed no transaction (RPO unknown)"]

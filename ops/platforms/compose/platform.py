@@ -37,6 +37,16 @@ class ComposePlatform(OnStack, Refusing):
     def stack_name(self) -> str:
         return self.settings.project
 
+    def throwaway(self, project: str, gateway_port: int) -> ComposePlatform:
+        """The same stack as another Compose project (own name, network, volumes and
+        gateway port): a disaster-recovery drill stands it up and removes it."""
+        import dataclasses
+
+        variables = {**self.settings.variables, "COMPOSE_PROJECT_NAME": project,
+                     "GATEWAY_PORT": str(gateway_port)}
+        settings = dataclasses.replace(self.settings, project=project, variables=variables)
+        return ComposePlatform(settings, self.environment, self.config)
+
     # -- the stack's lifecycle -------------------------------------------------------------
     def up(self, build: bool = False, timeout: float | None = None) -> float:
         took = self.stack.up(build=build, timeout=timeout)
