@@ -85,6 +85,9 @@ def monitored(stack_env, tmp_path_factory):
     backups = tmp_path_factory.mktemp("monitoring-backups")
     env = {**stack_env, **base_images(), "ALERT_WEBHOOK_URL": receiver.url,
            "BACKUP_DIR": str(backups),
+           # An off-site remote (a directory here), so the repository's copy has its metric.
+           "RCLONE_CONFIG_MONOFF_TYPE": "local",
+           "INVOKE_BACKUP_OFFSITE_REMOTES": f"monoff:{backups / 'offsite'}",
            "INVOKE_MONITORING_SCRAPE_INTERVAL": "3s", "INVOKE_MONITORING_EVALUATION_INTERVAL": "2s",
            "INVOKE_MONITORING_ALERT_FOR": "2s", "INVOKE_MONITORING_GROUP_WAIT": "1s",
            "INVOKE_MONITORING_GROUP_INTERVAL": "2s"}
@@ -194,6 +197,11 @@ def signal(expr: str) -> str:
     return expr[:cut] if cut is not None else expr
 
 
+# Rules whose metric exists only once `inv dr.drill` has passed (minutes of its own;
+# test_offsite runs it, and test_pitr_pure checks the metric is written from its record).
+AFTER_A_DRILL = {"DrDrillOverdue"}
+
+
 def test_every_dashboard_and_rule_expression_returns_data(monitored):
     env, _, _ = monitored
     # Real backups and a restore drill, into the directory node-exporter reads: the
@@ -229,7 +237,7 @@ def test_every_dashboard_and_rule_expression_returns_data(monitored):
         for what, expr in exprs:
             check(what, expr, need_data=not what.endswith("(whole)"))
         for r in rules_:  # ... and what it compares must have data on a healthy stack
-            check(f"rule {r['name']} (signal)", signal(r["query"]), need_data=True)
+            check(f"rule {r['name']} (signal)", signal(r["query"]), need_data=r["name"] not in AFTER_A_DRILL)
         if not failures or time.monotonic() > deadline:
             break
         time.sleep(3)

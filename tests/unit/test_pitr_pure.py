@@ -289,3 +289,22 @@ def test_drill_verdict_names_each_target_missed():
     assert measure.verdict(301, [late, none], t) == [
         "RTO 301s is over the target 300s", "app-db: RPO 50.0s is over the target 10s",
         "x-db: the copy replayed no transaction (RPO unknown)"]
+
+
+def test_a_passed_drill_and_the_repository_copies_are_in_the_metrics(tmp_path):
+    from ops.backup import metrics
+
+    root = tmp_path / "local"
+    at = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    metrics.record_drill(root, at, 41.5, 3.2)
+    metrics.record_repo_copy(root, "offsite:/b", at)
+    metrics.record_repo_copy(root, "s3:bucket", at + timedelta(hours=1))
+    (root / ".pgbackrest" / "backup" / "app-db").mkdir(parents=True)  # the mirror: no service
+    out = tmp_path / "ops_backup.prom"
+    metrics.write(out, "local", root)
+    text = out.read_text()
+    assert f'ops_dr_last_pass_timestamp_seconds{{env="local"}} {at.timestamp()!r}' in text
+    assert 'ops_dr_last_rto_seconds{env="local"} 41.5' in text
+    assert 'ops_dr_last_rpo_seconds{env="local"} 3.2' in text
+    assert 'ops_pgbackrest_offsite_last_copy_timestamp_seconds{env="local",remote="offsite:/b"}' in text
+    assert 'remote="s3:bucket"' in text and ".pgbackrest" not in text
