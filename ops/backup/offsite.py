@@ -77,7 +77,7 @@ def _need_rclone() -> None:
         raise OpsError("off-site copies need rclone (apt-get install rclone)")
 
 
-def _run(o: Offsite, argv, what: str, check: bool = True, timeout: float = 6 * 3600):
+def run_rclone(o: Offsite, argv, what: str, check: bool = True, timeout: float = 6 * 3600):
     """rclone through this machine's runner; a failure is one line, rclone's error."""
     from ..runtime.runner import LOCAL
 
@@ -94,7 +94,7 @@ def _copy(o: Offsite, src: str, dst: str, what: str, size: int,
     """One file copied; its progress on a terminal (rclone's stats, read as they come),
     nothing drawn under --cron, --json or without a TTY."""
     if not progress.BOARD.shown:
-        _run(o, rclone.copyto(src, dst), what, timeout=timeout)
+        run_rclone(o, rclone.copyto(src, dst), what, timeout=timeout)
         return
     import tempfile
     import threading
@@ -150,7 +150,7 @@ def remote_hash_check(o: Offsite, path: str, name: str, md5: str, sha256: str) -
     """Prove the remote copy: the backend's md5 of it, else its bytes read back. Returns
     how it was proven; raises when it differs."""
     if o.verify == "hash":
-        proc = _run(o, rclone.hashsum("md5", path), f"checksum of {path}", check=False)
+        proc = run_rclone(o, rclone.hashsum("md5", path), f"checksum of {path}", check=False)
         got = rclone.parse_hashsum(proc.stdout).get(name)
         if proc.returncode == 0 and got:
             if got != md5:
@@ -158,7 +158,7 @@ def remote_hash_check(o: Offsite, path: str, name: str, md5: str, sha256: str) -
             return "md5 (remote)"
         if proc.returncode != 0 and not rclone.unsupported_hash(proc.stderr):
             raise OpsError(f"checksum of {path}: {rclone.error_line(proc.stderr)}")
-    proc = _run(o, rclone.hashsum("sha256", path, download=True), f"reading back {path}")
+    proc = run_rclone(o, rclone.hashsum("sha256", path, download=True), f"reading back {path}")
     got = rclone.parse_hashsum(proc.stdout).get(name)
     if got != sha256:
         raise OpsError(f"{path}: the copy read back has sha256 {got}, the manifest says {sha256}")
@@ -173,13 +173,13 @@ def upload(o: Offsite, b: layout.Backup, env: str, remote: str) -> dict:
     dump = rclone.join(target, b.path.name)
     started = datetime.now(UTC)
     _copy(o, str(b.path), dump, f"upload of {b.path.name} to {remote}", b.path.stat().st_size)
-    _run(o, rclone.copyto(str(b.checksum_path), rclone.join(target, b.checksum_path.name)),
+    run_rclone(o, rclone.copyto(str(b.checksum_path), rclone.join(target, b.checksum_path.name)),
          f"upload of {b.checksum_path.name} to {remote}")
     how = remote_hash_check(o, dump, b.path.name, md5_file(b.path), data["sha256"])
     entry = {"remote": remote, "path": dump, "uploaded_at": started.isoformat(timespec="seconds"),
              "verified_at": datetime.now(UTC).isoformat(timespec="seconds"), "verified_by": how}
     record_copy(b.manifest_path, entry)
-    _run(o, rclone.copyto(str(b.manifest_path), rclone.join(target, b.manifest_path.name)),
+    run_rclone(o, rclone.copyto(str(b.manifest_path), rclone.join(target, b.manifest_path.name)),
          f"upload of {b.manifest_path.name} to {remote}")
     return entry
 
@@ -243,7 +243,7 @@ def group(remote: str, env: str, items: list[dict]) -> list[RemoteBackup]:
 
 def listing(o: Offsite, env: str, remote: str) -> list[RemoteBackup]:
     base = rclone.join(remote, layout.safe_part("environment", env))
-    proc = _run(o, rclone.lsjson(base), f"listing {base}", check=False)
+    proc = run_rclone(o, rclone.lsjson(base), f"listing {base}", check=False)
     if proc.returncode != 0:
         if "directory not found" in proc.stderr:
             return []
@@ -280,7 +280,7 @@ def fetch(o: Offsite, rb: RemoteBackup, dest: Path) -> layout.Backup:
         partial = directory / f"{rb.name}{suffix}.partial"
         with progress.watching(partial, f"{rb.name}{suffix}: downloaded",
                                total=rb.size if not suffix else None):
-            _run(o, rclone.copyto(rb.path + suffix, str(partial)), f"download of {rb.path}{suffix}")
+            run_rclone(o, rclone.copyto(rb.path + suffix, str(partial)), f"download of {rb.path}{suffix}")
         os.replace(partial, directory / f"{rb.name}{suffix}")
     fsync_dir(directory)
     return local
@@ -307,5 +307,5 @@ def prune(o: Offsite, env: str, remote: str, dry_run: bool = False,
             # Manifest first: from then on the copy no longer counts, whatever happens.
             for suffix in (".json", ".sha256", ""):
                 if suffix in r.suffixes:
-                    _run(o, rclone.deletefile(r.path + suffix), f"deleting {r.path}{suffix}")
+                    run_rclone(o, rclone.deletefile(r.path + suffix), f"deleting {r.path}{suffix}")
     return out

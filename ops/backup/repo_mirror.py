@@ -187,23 +187,23 @@ def remote_path(remote: str, env: str) -> str:
 def push(o, root: Path, env: str, remote: str) -> dict:
     """The mirror to `remote`: data files, then info files and deletions (rclone sync),
     then proven by `rclone check`. `o`: offsite.Offsite (its rclone variables, verify)."""
-    from .offsite import _run
+    from .offsite import run_rclone
 
     target = remote_path(remote, env)
-    _run(o, rclone.copy_tree(str(root), target, exclude=("*.info", "*.info.copy")),
+    run_rclone(o, rclone.copy_tree(str(root), target, exclude=("*.info", "*.info.copy")),
          f"repository copy to {remote}")
-    _run(o, rclone.sync_tree(str(root), target), f"repository copy to {remote}")
+    run_rclone(o, rclone.sync_tree(str(root), target), f"repository copy to {remote}")
     return {"remote": remote, "path": target, "verified_by": check(o, root, target, remote)}
 
 
 def check(o, root: Path, target: str, remote: str) -> str:
     """`rclone check` of the mirror against the copy: hashes where the backend keeps
     them, else (or with verify: download) the copy's bytes read back."""
-    from .offsite import _run
+    from .offsite import run_rclone
 
     download = o.verify == "download"
     for _ in range(2):
-        proc = _run(o, rclone.check_tree(str(root), target, download), f"checking the copy on {remote}",
+        proc = run_rclone(o, rclone.check_tree(str(root), target, download), f"checking the copy on {remote}",
                     check=False)
         if proc.returncode == 0 and not download and rclone.hashes_unchecked(proc.stderr):
             download = True  # the backend keeps no hash rclone can compare: read back

@@ -64,11 +64,11 @@ def heartbeats(site) -> dict[str, tuple[str, float]]:
 def fetch(cfg, env: str, remote: str, into: Path) -> None:
     """The repository's copy on `remote`, downloaded and proven against it."""
     source = repo_mirror.remote_path(remote, env)
-    proc = offsite._run(cfg.offsite, rclone.lsjson(source), f"listing {source}", check=False)
+    proc = offsite.run_rclone(cfg.offsite, rclone.lsjson(source), f"listing {source}", check=False)
     if proc.returncode != 0 or not rclone.parse_lsjson(proc.stdout):
         raise OpsError(f"no copy of the pgBackRest repository at {source} (db.backup makes it "
                        "when backup.offsite.remotes is set)")
-    offsite._run(cfg.offsite, rclone.copy_tree(source, str(into)), f"download of {source}")
+    offsite.run_rclone(cfg.offsite, rclone.copy_tree(source, str(into)), f"download of {source}")
     repo_mirror.check(cfg.offsite, into, source, remote)
 
 
