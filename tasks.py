@@ -12,7 +12,7 @@ if (_hint := stack.split_exec_command(sys.argv)) is not None:
     sys.exit(2)
 
 ns = Collection()
-for t in (stack.up, stack.down, stack.ps, stack.logs, stack.health, stack.scale, stack.build,
+for t in (stack.up, stack.migrate, stack.down, stack.ps, stack.logs, stack.health, stack.scale, stack.build,
           stack.clean, stack.exec_, stack.show_config):
     ns.add_task(t)
 ns.add_task(deploy.rollback)

@@ -3,6 +3,7 @@ build needs no network (no registry, no PyPI, no CA bundle inside the build)."""
 
 from __future__ import annotations
 
+import platform
 import re
 import sys
 from pathlib import Path
@@ -38,6 +39,17 @@ def missing(requirements: str, wheel_files) -> list[str]:
     return [f"{n}=={v}" for n, v in pinned(requirements) if (_norm(n), v) not in have]
 
 
+def download_args(machine: str) -> list[str]:
+    """pip download's target: the image's interpreter (Debian 12's CPython 3.11, glibc
+    2.36) on this machine's architecture; pure wheels, or manylinux ones (psycopg's binary
+    wheel, which carries libpq)."""
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine.lower(), machine.lower())
+    platforms = [f"manylinux_2_{m}_{arch}" for m in (28, 17)] + [f"manylinux2014_{arch}", "any"]
+    return ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp",
+            "--abi", "cp311", "--abi", "abi3", "--abi", "none",
+            *(a for p in platforms for a in ("--platform", p))]
+
+
 def ensure(root: Path, out=sys.stderr) -> None:
     api = root / API_DIR
     req = (api / "requirements.txt").read_text(encoding="utf-8")
@@ -46,8 +58,7 @@ def ensure(root: Path, out=sys.stderr) -> None:
         return
     print("fetching the api's dependency wheels ...", file=out)
     run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-         "--only-binary=:all:", "--python-version", "3.11.0", "--implementation", "py",
-         "--abi", "none", "--platform", "any", "-d", str(wheels), "-r",
+         *download_args(platform.machine()), "-d", str(wheels), "-r",
          str(api / "requirements.txt")], what="pip download (api wheelhouse)")
     still = missing(req, wheels.glob("*.whl"))
     if still:

@@ -218,6 +218,20 @@ def restore_points(site, repo: Repository, services, name: str) -> list[dict]:
     return [_restore_point(site, repo, s, user, name) for s, user in chosen]
 
 
+def point_maker(site):
+    """A maker of restore points on every database (`maker(name)`), or None when one of
+    them is not archived yet (no stanza: a first start) or there is no repository."""
+    try:
+        repo = repository(site)
+        chosen = databases(site)
+        if not chosen or any(repo.info(s).status in ("missing stanza", "missing stanza path")
+                             for s, _ in chosen):
+            return None
+    except OpsError:
+        return None
+    return lambda name: restore_points(site, repo, [], name)
+
+
 def _restore_point(site, repo: Repository, service: str, user: str, name: str,
                    timeout: float = 60) -> dict:
     """A named point in the database's WAL, then a WAL switch, waited for until it is

@@ -107,3 +107,10 @@ def exec_(b: Line, service: str, command: Sequence[str], *, index: int = 1,
     if index != 1:
         argv += ["--index", str(index)]
     return b.plus(*argv, service, *command)
+
+
+def run_once(b: Line, service: str, command: Sequence[str]) -> Line:
+    """A one-off container of `service` (its image, environment, secrets and networks),
+    removed when it exits. Its dependencies are not started: `inv up` brings up what the
+    app needs first, within its health budget; on a stopped stack it fails to connect."""
+    return b.plus("run", "--rm", "-T", "--no-deps", "--quiet-pull", service, *command)

@@ -11,7 +11,10 @@ from ..facts.values import number_option
 
 DEFAULTS = {"app": "opsdemo", "replicas": 2, "gateway_port": 8080,
             "state_dir": "/var/lib/ops-toolkit", "converge_timeout": 180,
-            "files": ["compose/deploy.yaml"]}
+            "files": ["compose/deploy.yaml"],
+            # Run in the new image before the idle color starts (Compose: before the
+            # app's containers); "" turns migrations off (docs/deploy.md, Migrations).
+            "migrate": "python3 -m app.migrate", "migrate_timeout": 600}
 
 
 def options(config, env: str) -> dict:
@@ -24,6 +27,8 @@ def options(config, env: str) -> dict:
                                          integer=True)
     opts["converge_timeout"] = number_option(opts["converge_timeout"], "deploy.converge_timeout",
                                              1, 86400)
+    opts["migrate_timeout"] = number_option(opts["migrate_timeout"], "deploy.migrate_timeout",
+                                            1, 86400)
     files = opts["files"]
     if isinstance(files, str):
         files = [files]

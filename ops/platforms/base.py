@@ -107,6 +107,7 @@ class Platform(Protocol):
 
     # -- the stack's lifecycle (a kind that deploys instead refuses these) -------------
     def up(self, build: bool, timeout: float | None) -> float: ...
+    def migrate(self, allow_breaking: bool) -> dict: ...
     def down(self, volumes: bool, ask: Callable[[str], None] | None) -> None: ...
     def build(self, services: list[str], no_cache: bool) -> list[str]: ...
     def clean(self) -> None: ...
@@ -178,6 +179,9 @@ class Refusing:
 
     def down(self, volumes: bool = False, ask=None) -> None:
         self.refuse("down")
+
+    def migrate(self, allow_breaking: bool = False) -> dict:
+        self.refuse("migrate")
 
     def build(self, services=(), no_cache: bool = False) -> list[str]:
         self.refuse("build")

@@ -20,9 +20,11 @@ def _deployer(c, env: str, task: str):
 
 @task(default=True, help={"tag": "image tag to deploy (default: the current commit, built if "
                                  "missing)", "json": "print the deploy's record as JSON",
+                          "allow_breaking": "run migrations squawk says break the live color "
+                                            "or lock a busy table (a contract step)",
                           "env": ENV_HELP})
 @user_errors
-def deploy(c, tag=None, env="local", json_=False):
+def deploy(c, tag=None, env="local", json_=False, allow_breaking=False):
     """Blue-green deploy to Swarm: idle color, health gate, probe, switch nginx, verify."""
     if json_:
         from .. import progress
@@ -31,6 +33,7 @@ def deploy(c, tag=None, env="local", json_=False):
     if tag is not None:
         _check_tag(tag, "--tag")  # before anything connects or builds
     with _deployer(c, env, "deploy") as deployer:
+        deployer.allow_breaking = allow_breaking
         rec = deployer.deploy(tag)
     if json_:
         print(json.dumps(rec, indent=2, default=str))

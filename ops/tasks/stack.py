@@ -36,6 +36,22 @@ def up(c, build=False, timeout=None, env="local"):
         print(f"  gateway  {url}/\n  health   {url}/health")
 
 
+@task(name="migrate",
+      help={"allow_breaking": "run migrations squawk says break the running version or lock "
+                              "a busy table (drop, rename, NOT NULL without a default, ...)",
+            "json": "print JSON", "env": ENV_HELP})
+@user_errors
+def migrate(c, allow_breaking=False, json_=False, env="local"):
+    """Apply the app's pending schema migrations (deploy.migrate), linted, after a restore point."""
+    with platform(c, env) as p:
+        result = p.migrate(allow_breaking=allow_breaking)
+    if json_:
+        print(json.dumps(result, indent=2))
+    elif result["applied"]:
+        print(f"applied {len(result['applied'])} migration(s)"
+              + (f"; restore point {result['restore_point']}" if result["restore_point"] else ""))
+
+
 @task(help={"volumes": "also delete the data volumes (asks first unless --yes)",
             "yes": "do not ask for confirmation", "env": ENV_HELP})
 @user_errors

@@ -1046,3 +1046,84 @@ def test_rollback_to_any_kept_release_not_only_the_previous_color(deployed):
     assert worker["tag"] == target, worker  # the release's worker came back with it
     again = t.inv("rollback", "--to", target)
     assert again.returncode == 1 and f"{target} is already live" in again.stderr
+
+
+def _with_migration(engine, repo: str, tag: str, name: str, sql: str) -> None:
+    """{repo}:{tag}: v1 with one more migration file (its own tag, so its own release)."""
+    import base64
+    import io
+
+    data = base64.b64encode(sql.encode()).decode()
+    dockerfile = (f"FROM {repo}:v1\nUSER root\nENV APP_VERSION={tag}\n"
+                  f"RUN python3 -c \"import base64,pathlib; pathlib.Path('/srv/app/migrations/app/{name}')"
+                  f".write_bytes(base64.b64decode('{data}'))\"\nUSER 10001:10001\n")
+    engine.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{repo}:{tag}", rm=True,
+                        forcerm=True)
+
+
+def _columns(t) -> set[str]:
+    query = shlex.quote("SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'")
+    r = t.inv("exec", "app-db", f"psql -U app -d app -tAc {query}")
+    assert r.returncode == 0, r.stderr
+    return set(r.stdout.split())
+
+
+@on("local-swarm")
+def test_migrations_run_between_images_and_colors_and_the_old_color_survives_a_rollback(deployed, engine):
+    """Under load: a breaking migration refuses the deploy before anything runs (squawk's
+    rule, the statement, the safe way); a failing one stops it naming the migration, the
+    database's error and the restore point, the live color serving; an expand migration
+    ships with its release (a column and a backfill) and a rollback leaves the old code
+    working on the new schema (a job recorded by the old worker). The job service is gone."""
+    t = deployed
+    live = t.identity()  # whatever the scenarios before left live: the rollback's target
+    _with_migration(engine, t.repo, "m-breaking", "0002.drop.sql",
+                    "ALTER TABLE jobs DROP COLUMN request_id;\n")
+    _with_migration(engine, t.repo, "m-failing", "0002.fails.sql",
+                    "ALTER TABLE no_such_table ADD COLUMN IF NOT EXISTS x bigint;\n")
+    _with_migration(engine, t.repo, "m-expand", "0002.attempts.sql",
+                    "-- expand: the old code never names it\n"
+                    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS attempts bigint;\n"
+                    "UPDATE jobs SET attempts = 1 WHERE attempts IS NULL;\n")
+    before = _columns(t)
+    with loadgen.Load(t.url + "/", rate=50, verify=t.verify) as load:
+        refused = t.inv("deploy", "--tag", "m-breaking", timeout=600)
+        assert refused.returncode == 1, refused.stderr[-2000:]
+        line = refused.stderr.strip().splitlines()[-1]
+        assert line.startswith("error: migrate: migration app/0002.drop.sql line 1: "
+                               "`ALTER TABLE jobs DROP COLUMN request_id;` (ban-drop-column)"), line
+        assert "Safe way: " in line and "--allow-breaking" in line
+        assert _columns(t) == before and t.identity() == live
+
+        failed = t.inv("deploy", "--tag", "m-failing", timeout=600)
+        assert failed.returncode == 1
+        line = failed.stderr.strip().splitlines()[-1]
+        assert re.search(r'migration app/0002\.fails failed: relation "no_such_table" does not exist; '
+                         r"the way back: inv db\.restore --to-name pre-migrate-\d{8}T\d{6}Z; "
+                         rf"{live[0]}/{live[1]} keeps serving$", line), line
+        assert t.identity() == live
+        assert t.status()["last"]["step"] == "migrate"
+
+        shipped = t.inv("deploy", "--tag", "m-expand", "--json", timeout=600)
+        assert shipped.returncode == 0, shipped.stderr[-2000:]
+        rec = json.loads(shipped.stdout)
+        assert rec["migrations"]["applied"] == ["app/0002.attempts.sql"], rec
+        assert rec["migrations"]["restore_point"].startswith("pre-migrate-")
+        assert "migrate" in rec["timings"]
+        assert _columns(t) == before | {"attempts"}
+        assert t.identity()[1] == "m-expand"
+
+        back = t.inv("rollback", "--wait", "120", timeout=600)
+        assert back.returncode == 0, back.stderr[-2000:]
+        assert t.identity() == live
+        time.sleep(2)
+    result = loadgen.summary(load.samples)
+    assert result["failed"] == 0 and result["requests"] >= 200, result
+    assert t.status()["followers"]["worker"]["tag"] == live[1]
+    r = requests.post(t.url + "/jobs", json={"after": "rollback"}, timeout=5, verify=t.verify)
+    assert r.status_code == 202, r.text
+    assert job_done(t.url, r.json()["id"], timeout=60, verify=t.verify).status_code == 200
+    again = t.inv("migrate")
+    assert again.returncode == 0 and "none pending" in again.stderr, again.stderr
+    assert not [s for s in engine.services.list() if s.name.endswith("_migrate")]
+    assert not [c.name for c in engine.containers.list(all=True) if f"{t.app}_migrate." in c.name]

@@ -63,6 +63,20 @@ def test_up_ends_healthy_and_prints_urls(up, stack_env):
     assert r.headers["Server"] == "nginx"  # server_tokens off: no version
 
 
+def test_up_migrated_the_schema_before_the_app_started_and_migrate_finds_nothing_more(up, stack_env):
+    """The jobs table is a migration's (the worker no longer creates it): `inv up` ran it
+    in the api's image before the api and worker started; `inv migrate` then has nothing
+    to do; a first start makes no restore point (no stanza yet) and says so."""
+    assert "app: applied 0001.jobs" in up.stderr, up.stderr[-2000:]
+    assert up.stderr.index("app: applied 0001.jobs") < up.stderr.index("Container", up.stderr.index(
+        "app: applied 0001.jobs"))  # then the rest of the stack started
+    assert "no restore point (the databases are not archived yet)" in up.stderr
+    again = inv("migrate", "--json", env=stack_env, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout) == {"pending": [], "applied": [], "restore_point": None}
+    assert "migrations: none pending" in again.stderr
+
+
 def _handshake(port: int, ctx: ssl.SSLContext, name: str = "127.0.0.1"):
     with socket.create_connection(("127.0.0.1", port), 5) as raw, \
             ctx.wrap_socket(raw, server_hostname=name) as conn:

@@ -106,7 +106,7 @@ LAYERS = [
                  "remote"}),
     ("features", {"backup", "deploy", "rotation", "monitoring", "audit", "health",
                   "early_probe", "logsearch", "routing", "release", "gateway_tls",
-                  "wheelhouse", "base_images", "sandbox", "dr"}),
+                  "wheelhouse", "base_images", "sandbox", "dr", "migrations"}),
     ("platforms", {"platforms"}),
     ("tasks", {"tasks"}),
 ]

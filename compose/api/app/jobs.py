@@ -13,15 +13,7 @@ import amqp
 from .reuse import Kept
 from .settings import Broker
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id uuid PRIMARY KEY,
-    payload jsonb NOT NULL,
-    request_id text,
-    enqueued_by text,
-    processed_by text NOT NULL,
-    processed_at timestamptz NOT NULL DEFAULT now()
-)"""
+# The jobs table is made by app/migrations/app/0001.jobs.sql.
 RECORD = ("INSERT INTO jobs (id, payload, request_id, enqueued_by, processed_by) "
           "VALUES (CAST(:id AS uuid), CAST(:payload AS jsonb), :request_id, :enqueued_by, :worker) "
           "ON CONFLICT (id) DO NOTHING")

@@ -115,7 +115,7 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:
             if not checks.undefined_table(exc):
                 raise
-            rows = []  # no worker has created the table yet: nothing processed
+            rows = []  # its migration has not run yet: nothing processed
         if not rows:
             return 404, "application/json", _json({"id": job_id, "status": "unknown"})
         payload, rid, by, worker, at = rows[0]

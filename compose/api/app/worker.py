@@ -23,10 +23,10 @@ PREFETCH = 10
 
 
 def connect_db(db: settings.Database, timeout: float) -> pg8000.native.Connection:
-    conn = pg8000.native.Connection(db.user, host=db.host, port=db.port, database=db.database,
+    # The table is a migration's (app/migrations/app/): until it has run, a job's insert
+    # fails and the message stays queued, recorded once the schema is there.
+    return pg8000.native.Connection(db.user, host=db.host, port=db.port, database=db.database,
                                     password=db.password, timeout=timeout)
-    conn.run(jobs.SCHEMA)
-    return conn
 
 
 def consume(broker: settings.Broker, db: settings.Database, timeout: float) -> None:

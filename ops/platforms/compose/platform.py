@@ -49,9 +49,32 @@ class ComposePlatform(OnStack, Refusing):
 
     # -- the stack's lifecycle -------------------------------------------------------------
     def up(self, build: bool = False, timeout: float | None = None) -> float:
-        took = self.stack.up(build=build, timeout=timeout)
+        # The app's containers start on a schema its migrations brought up to date: they
+        # run first, in its image, once the databases are healthy (`compose run` waits).
+        took = self.stack.up(build=build, timeout=timeout,
+                             before_start=lambda: self.migrate(gate=False))
         self._archive()
         return took
+
+    def migrate(self, allow_breaking: bool = False, gate: bool = True) -> dict:
+        """The app's pending migrations, linted, after a restore point (when every
+        database is archived: a first `inv up` has no stanza yet), in its image."""
+        import sys
+
+        from ...deploy.options import options
+        from ...migrations import steps
+
+        argv = steps.command(options(self.config, self.env).get("migrate"))
+        runner = self.stack.migration_runner(argv, self._restore_point) if argv else None
+        if runner is None:
+            return {"pending": [], "applied": [], "restore_point": None}
+        say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+        return steps.run(runner, say, allow_breaking=allow_breaking, gate_breaking=gate)
+
+    def _restore_point(self):
+        from ...backup import pitr
+
+        return pitr.point_maker(self.backup_site())
 
     def _archive(self) -> None:
         import sys

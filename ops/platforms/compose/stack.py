@@ -130,7 +130,10 @@ class Stack:
         return f"https://{host}:{port}"
 
     # -- lifecycle -----------------------------------------------------------------------
-    def up(self, build: bool = False, timeout: float | None = None) -> float:
+    def up(self, build: bool = False, timeout: float | None = None,
+           before_start=None) -> float:
+        """Every service healthy; `before_start()` runs once the images are built and
+        before `compose up` (the migrations: `compose run` starts what they need)."""
         config.require(self.settings, REQUIRED)
         _engine().client()  # engine down -> one clear line before Compose prints anything
         self.tls = self._tls(issue=True)
@@ -138,29 +141,84 @@ class Stack:
         if build or self._needs_build():
             wheelhouse.ensure(self.settings.root, out=self.err)
         started = time.monotonic()
+        if before_start is not None and self.blue_green_service():
+            if build or self._needs_build():
+                run(compose.build(self.base, self._built_services()), env=self.env,
+                    stream=True, what="docker compose build")
+                build = False
+            # The databases (and all else that does not run or need the app) healthy
+            # first, within the same budget, so that the migrations find them.
+            first = run(compose.up(self.base, wait_timeout=wait, services=self._before_app()),
+                        env=self.env, stream=True, check=False)
+            if not first.ok:
+                self._failed(started, wait)
+            before_start()
         result = run(compose.up(self.base, build=build, wait_timeout=wait), env=self.env,
                      stream=True, check=False)
         if not result.ok:
-            self._explain_unhealthy()
-            missing = _engine().missing_images(self._pulled_images())
-            hint = (f"; images not available locally: {', '.join(missing)} "
-                    "(no registry? run `inv images.offline`)") if missing else ""
-            refused = refused_passwords(run(compose.logs(self.base, tail="50"), env=self.env,
-                                            check=False).stdout)
-            if refused:
-                hint += (f"; passwords refused ({', '.join(refused)}): the data volumes keep "
-                         "the passwords they were created with (another checkout with "
-                         f"COMPOSE_PROJECT_NAME={self.settings.project}?): use its .env, set "
-                         "another COMPOSE_PROJECT_NAME, or `inv down --volumes` (deletes the data)")
-            raise OpsError(not_healthy(self.settings.project, time.monotonic() - started, wait)
-                           + hint)
+            self._failed(started, wait)
         return time.monotonic() - started
+
+    def _failed(self, started: float, wait: float):
+        """Each unhealthy service explained, then the one line (and why, when known)."""
+        self._explain_unhealthy()
+        missing = _engine().missing_images(self._pulled_images())
+        hint = (f"; images not available locally: {', '.join(missing)} "
+                "(no registry? run `inv images.offline`)") if missing else ""
+        refused = refused_passwords(run(compose.logs(self.base, tail="50"), env=self.env,
+                                        check=False).stdout)
+        if refused:
+            hint += (f"; passwords refused ({', '.join(refused)}): the data volumes keep "
+                     "the passwords they were created with (another checkout with "
+                     f"COMPOSE_PROJECT_NAME={self.settings.project}?): use its .env, set "
+                     "another COMPOSE_PROJECT_NAME, or `inv down --volumes` (deletes the data)")
+        raise OpsError(not_healthy(self.settings.project, time.monotonic() - started, wait) + hint)
+
+    def _before_app(self) -> list[str]:
+        """The services that neither run the app's image nor depend on one that does."""
+        services = self.model.services
+        app_image = services[self.blue_green_service()].image
+        app = {n for n, svc in services.items() if svc.image == app_image}
+        changed = True
+        while changed:
+            more = {n for n, svc in services.items() if n not in app and app & set(svc.depends_on)}
+            app |= more
+            changed = bool(more)
+        return sorted(n for n in services if n not in app)
 
     def _pulled_images(self) -> list[str]:
         """Images no service builds (a worker running the api's image is built, too)."""
         built = {s.image for s in self.model.services.values() if s.has_build}
         return [s.image for s in self.model.services.values()
                 if s.image and not s.has_build and s.image not in built]
+
+    def _built_services(self) -> list[str]:
+        return [n for n, s in self.model.services.items() if s.has_build]
+
+    def blue_green_service(self) -> str | None:
+        """The app's service (label ops.deploy: blue-green): whose image migrates."""
+        return next((n for n, s in self.model.services.items()
+                     if s.labels.get("ops.deploy") == "blue-green"), None)
+
+    def migration_runner(self, argv: list[str], restore_point):
+        """How `argv` (deploy.migrate) runs here: a one-off container of the app's
+        service, on the project's network with its secrets; None: no such service.
+        `restore_point()`: a maker of restore points, or None (no archiving)."""
+        from ...migrations import steps
+        from ...runtime.runner import LOCAL
+
+        service = self.blue_green_service()
+        if service is None:
+            return None
+
+        def pending() -> str:
+            return run(compose.run_once(self.base, service, [*argv, "--pending"]), env=self.env,
+                       what=f"the migrate command ({service} --pending)").stdout
+
+        def apply(say):
+            return steps.stream(LOCAL, compose.run_once(self.base, service, argv), say, env=self.env)
+
+        return steps.Runner(pending, apply, restore_point)
 
     def _needs_build(self) -> bool:
         built = [s.image for s in self.model.services.values() if s.has_build]

@@ -222,10 +222,13 @@ def follow_back(d: Deployment, tag: str, since: str, wait: float | None) -> str:
 
 
 def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], None],
-           detach_flag: bool | None = None, hold_lock: bool = True) -> dict:
+           detach_flag: bool | None = None, hold_lock: bool = True,
+           migrate: Callable[[str], dict] | None = None) -> dict:
     """Deploy `tag` to the idle color, gate on health, switch, verify. The live color is
     never touched: any failure before the switch leaves it serving; a failed switch is
-    switched back. `hold_lock=False`: the caller holds the deploy lock (a rotation)."""
+    switched back. `hold_lock=False`: the caller holds the deploy lock (a rotation).
+    `migrate(tag)`: the schema migrations, run once the databases are up and before the
+    idle color starts (ops/migrations); their failure stops the deploy there."""
     deploy_cmd.check_tag(tag)
     started = time.monotonic()
     rec: dict = {"to_tag": tag}
@@ -263,6 +266,13 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
                              "docker stack deploy (base)")
                 if stackfile.base_waits(plan.t):
                     wait_all(d, stackfile.base_waits(plan.t), since)
+            if migrate is not None:
+                with d.stage("migrate"):
+                    try:
+                        rec["migrations"] = migrate(tag)
+                    except OpsError as exc:
+                        serving = f"{current[0]}/{current[1]} keeps serving" if current else "none was live"
+                        raise OpsError(f"{exc}; {serving}") from None
             with d.stage(f"deploy {which}"):
                 # The idle color and the services that follow the app's image (the worker)
                 # roll out together, and both are gated before the switch: a worker that

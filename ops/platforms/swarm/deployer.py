@@ -9,10 +9,30 @@ from . import bluegreen, deployment
 
 
 class SwarmDeployer:
-    def __init__(self, session, deployed=lambda: None):
+    def __init__(self, session, deployed=lambda: None, restore_point=lambda: None,
+                 allow_breaking: bool = False):
         self.session = session
         self.deployment = session.deployment
         self._deployed = deployed  # run after a deploy has switched (archiving's stanzas)
+        self._restore_point = restore_point  # steps.Runner.restore_point
+        self.allow_breaking = allow_breaking
+
+    def migrations(self, plan, allow_breaking: bool | None = None):
+        """deploy.migrate as a deploy step (`migrate(tag)`), or None when it is off."""
+        from ...migrations import steps
+        from . import migration
+
+        argv = steps.command(self.session.opts.get("migrate"))
+        if not argv:
+            return None
+        breaking = self.allow_breaking if allow_breaking is None else allow_breaking
+        timeout = self.session.opts["migrate_timeout"]
+
+        def migrate(tag: str) -> dict:
+            r = migration.runner(self.deployment, plan, tag, argv, timeout, self._restore_point)
+            return steps.run(r, self.deployment.say, allow_breaking=breaking)
+
+        return migrate
 
     @property
     def app(self) -> str:
@@ -23,7 +43,8 @@ class SwarmDeployer:
         session.require_swarm_manager()
         plan = session.plan()
         tag = session.resolve_tag(tag)
-        record = bluegreen.deploy(self.deployment, plan, tag, lambda: session.deliver(plan, tag))
+        record = bluegreen.deploy(self.deployment, plan, tag, lambda: session.deliver(plan, tag),
+                                  migrate=self.migrations(plan))
         self._deployed()
         return record
 
@@ -57,6 +78,8 @@ class SwarmDeployer:
         session = self.session
         session.require_swarm_manager()
         plan = session.plan()
+        # An older release onto a schema already migrated past it: nothing to run (its
+        # migrations are all applied), and the expand-only rule is what keeps it working.
         rec = bluegreen.deploy(d, plan, to, lambda: session.deliver_kept(plan, to))
         return {**rec, "followers": "done"}
 

@@ -174,7 +174,33 @@ class SwarmPlatform(OnStack, Refusing):
     def deployer(self, task: str = "deploy"):
         from .deployer import SwarmDeployer
 
-        return SwarmDeployer(self.session, deployed=self._archive)
+        return SwarmDeployer(self.session, deployed=self._archive, restore_point=self._restore_point)
+
+    def _restore_point(self):
+        from ...backup import pitr
+
+        return pitr.point_maker(self.backup_site())
+
+    def migrate(self, allow_breaking: bool = False) -> dict:
+        """The pending migrations of the live release, in its image, under the deploy lock
+        (a deploy runs them itself, in the new image, before the idle color starts)."""
+        from ...errors import OpsError
+        from . import deployment
+
+        deployer = self.deployer("migrate")
+        d = deployer.deployment
+        self.session.require_swarm_manager()
+        current = deployment.live(d)
+        if not current:
+            raise OpsError(f"nothing is deployed on --env {self.env}: `inv deploy --env {self.env}` "
+                           "runs the migrations before the first color starts")
+        plan = self.session.plan()
+        migrate = deployer.migrations(plan, allow_breaking)
+        if migrate is None:
+            return {"pending": [], "applied": [], "restore_point": None}
+        with d.lock(current[1]):
+            deployment.create_secrets(d, plan)
+            return migrate(current[1])
 
     def _archive(self) -> None:
         """After a deploy: continuous archiving set up (pitr.prepare)."""
