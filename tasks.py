@@ -4,7 +4,20 @@ import sys
 
 from invoke import Collection
 
-from ops.tasks import audit, db, deploy, dr, images, monitoring, plan, remote, secrets, stack, tls
+from ops.tasks import (
+    audit,
+    db,
+    deploy,
+    dr,
+    images,
+    maintenance,
+    monitoring,
+    plan,
+    remote,
+    secrets,
+    stack,
+    tls,
+)
 
 # `inv exec api ls -la`: Invoke would parse `-la` as its own flags and fail obscurely.
 if (_hint := stack.split_exec_command(sys.argv)) is not None:
@@ -20,6 +33,7 @@ ns.add_task(audit.audit)
 ns.add_collection(images.ns)
 ns.add_collection(db.ns)
 ns.add_collection(dr.ns)
+ns.add_collection(maintenance.ns)
 ns.add_collection(plan.ns)
 ns.add_collection(monitoring.ns)
 ns.add_collection(tls.ns)

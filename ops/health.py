@@ -161,9 +161,10 @@ def http_inside(c, port: int) -> dict[str, str]:
     return probes.parse_http_probe(out)
 
 
-def http_get(url: str, version: str | None = None, trust: str | bool = True) -> tuple[bool, str]:
+def http_get(url: str, version: str | None = None, trust: str | bool = True) -> tuple[bool, bool, str]:
     """200 from the URL; with `version`, the X-App-Version header must name it too.
-    `trust`: the CA file an https URL's certificate is verified against."""
+    `trust`: the CA file an https URL's certificate is verified against. The gateway's
+    X-Maintenance header (maintenance mode) is a warning: users get 503 meanwhile."""
     import requests  # here: a Swarm health run imports it while its probes wait
 
     resp = requests.get(url, timeout=CHECK_TIMEOUT, verify=trust)
@@ -172,7 +173,10 @@ def http_get(url: str, version: str | None = None, trust: str | bool = True) -> 
     detail = f"HTTP {resp.status_code}" + (f" (v {served})" if served else "")
     if version is not None and served != version:
         detail += f", expected v {version}"
-    return ok, detail
+    maintenance = resp.headers.get("X-Maintenance", "")
+    if maintenance:
+        detail += f"; MAINTENANCE MODE {maintenance}: users get 503 (inv maintenance.off)"
+    return ok, bool(maintenance), detail
 
 
 def tls_check(url: str, trust: str | bool = True) -> tuple[bool, bool, str]:

@@ -36,3 +36,28 @@ def verify(url: str, expected: set[str], max_requests: int = 400, deadline_s: fl
             time.sleep(0.5)
     raise OpsError(f"gateway at {url} did not route to all {len(expected)} replicas "
                    f"(last window saw {len(seen)}: {', '.join(sorted(seen)) or 'none'})")
+
+
+def wait_maintenance(url: str, on: bool, trust: str | bool = True, timeout: float = 15.0,
+                     consecutive: int = 3) -> None:
+    """Until the gateway answers with maintenance mode `on` (its X-Maintenance header) on
+    `consecutive` fresh connections in a row: a reload's exit 0 comes before its new
+    workers take over, and until then the old ones answer as before."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    streak, last = 0, "no answer"
+    while streak < consecutive:
+        try:
+            r = requests.get(url.rstrip("/") + "/health/live", timeout=3, verify=trust,
+                             headers={"Connection": "close"})
+            seen = bool(r.headers.get("X-Maintenance"))
+            last = f"HTTP {r.status_code}, maintenance {'on' if seen else 'off'}"
+            streak = streak + 1 if seen == on else 0
+        except requests.RequestException as exc:
+            streak, last = 0, type(exc).__name__
+        if streak < consecutive:
+            if time.monotonic() > deadline:
+                raise OpsError(f"the gateway at {url} does not serve maintenance mode "
+                               f"{'on' if on else 'off'} after {timeout:.0f}s (last: {last})")
+            time.sleep(0.1)

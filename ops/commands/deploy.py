@@ -69,6 +69,11 @@ class Paths:
         return f"{self.live}/upstream.conf"
 
     @property
+    def maintenance(self) -> str:
+        """Maintenance mode's file (ops/maintenance.py), beside the live upstream."""
+        return f"{self.live}/maintenance.conf"
+
+    @property
     def releases(self) -> str:
         return f"{self.root}/releases"
 
@@ -255,11 +260,13 @@ def nginx_reload(container: str) -> Line:
 SWITCH_NOT_WRITTEN, SWITCH_REFUSED, SWITCH_NOT_RELOADED = 3, 4, 5
 
 
-def switch_upstream(path: str, content: str, container: str) -> Line:
-    """Write the live upstream, test the gateway's config with it, reload: one round trip
-    (a rollback's time is mostly round trips). Exits SWITCH_NOT_WRITTEN, SWITCH_REFUSED
-    (nginx -t's output printed; nothing reloaded) or SWITCH_NOT_RELOADED on failure."""
-    return seq(either(group(write_file(path, content)), cmd("exit", SWITCH_NOT_WRITTEN)),
+def switch_upstream(path: str, content: str | None, container: str) -> Line:
+    """Write the live upstream (or another file of the live directory; None: remove it),
+    test the gateway's config with it, reload: one round trip (a rollback's time is mostly
+    round trips). Exits SWITCH_NOT_WRITTEN, SWITCH_REFUSED (nginx -t's output printed;
+    nothing reloaded) or SWITCH_NOT_RELOADED on failure."""
+    change = write_file(path, content) if content is not None else cmd("rm", "-f", path)
+    return seq(either(group(change), cmd("exit", SWITCH_NOT_WRITTEN)),
                either(nginx_test(container), cmd("exit", SWITCH_REFUSED)),
                either(nginx_reload(container), cmd("exit", SWITCH_NOT_RELOADED)))
 

@@ -44,6 +44,8 @@ def describe(rec: dict) -> str:
                 f"{rec['to_color']}({rec.get('to_tag') or '-'})")
     elif isinstance(rec.get("services"), dict):
         move = " ".join(f"{k}={v}" for k, v in sorted(rec["services"].items()))
+    elif rec.get("state"):
+        move = str(rec["state"])  # maintenance on/off
     tail = f" at {rec['step']}: {rec.get('error', '')}" if rec.get("outcome") != "ok" else ""
     took = f" {rec['seconds']:.1f}s" if isinstance(rec.get("seconds"), int | float) else ""
     return (f"{rec.get('ts', '?'):25} {rec.get('action', '?'):8} {rec.get('outcome', '?'):6} "

@@ -42,11 +42,12 @@ def point_name(now: datetime | None = None) -> str:
 
 
 def run(runner: Runner, say: Callable[[str], None], allow_breaking: bool = False,
-        gate_breaking: bool = True) -> dict:
+        gate_breaking: bool = True,
+        before_breaking: Callable[[list[lint.Finding]], None] | None = None) -> dict:
     """Pending migrations linted, a restore point, then applied. Refuses (nothing run)
     on a breaking finding unless `allow_breaking` (or not `gate_breaking`: `inv up`, where
-    no older version keeps serving). A failure names the migration, the database's error
-    and the restore point."""
+    no older version keeps serving); allowed, `before_breaking(findings)` runs first. A
+    failure names the migration, the database's error and the restore point."""
     try:
         pending = lint.parse_pending(runner.pending())
     except ValueError as exc:
@@ -75,6 +76,9 @@ def run(runner: Runner, say: Callable[[str], None], allow_breaking: bool = False
             say(f"restore point {name} made on every database (inv db.restore --to-name {name})")
         except OpsError as exc:
             raise OpsError(f"migrations not run: no restore point could be made: {exc}") from None
+    breaking = [f for f in found if f.breaking]
+    if breaking and before_breaking is not None:
+        before_breaking(breaking)  # allowed: e.g. maintenance mode for the switch
     say(f"migrations: applying {len(pending)}: {', '.join(out['pending'])}")
     code, detail = runner.apply(say)
     if code != 0:

@@ -129,6 +129,9 @@ def status(c, json_=False, env="local"):
             print(f"  {which:6} {c_info['tag']:20} {c_info['running']}/{c_info['replicas']} running"
                   + (f"  update {c_info['update']}" if c_info["update"] else ""))
     print(f"  url:   {info['url'] or '(none configured)'}")
+    if info.get("maintenance", {}).get("on"):
+        print(f"  MAINTENANCE MODE on since {info['maintenance']['since'] or '?'}: "
+              f"every path but /health* answers 503 (`inv maintenance.off --env {env}`)")
     if info["last"]:
         print(f"  last:  {describe_record(info['last'])}")
 

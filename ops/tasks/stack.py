@@ -50,6 +50,8 @@ def migrate(c, allow_breaking=False, json_=False, env="local"):
     elif result["applied"]:
         print(f"applied {len(result['applied'])} migration(s)"
               + (f"; restore point {result['restore_point']}" if result["restore_point"] else ""))
+    if result.get("maintenance") and not json_:
+        print(f"maintenance mode {result['maintenance']}")
 
 
 @task(help={"volumes": "also delete the data volumes (asks first unless --yes)",

@@ -1125,5 +1125,47 @@ def test_migrations_run_between_images_and_colors_and_the_old_color_survives_a_r
     assert job_done(t.url, r.json()["id"], timeout=60, verify=t.verify).status_code == 200
     again = t.inv("migrate")
     assert again.returncode == 0 and "none pending" in again.stderr, again.stderr
+
+    # The contract step, allowed: users get the maintenance page from before the migration
+    # until the new color serves, never an error; then maintenance mode is off again.
+    with loadgen.Load(t.url + "/", rate=50, verify=t.verify) as load:
+        contract = t.inv("deploy", "--tag", "m-breaking", "--allow-breaking", "--json", timeout=600)
+        assert contract.returncode == 0, contract.stderr[-2000:]
+        time.sleep(1)
+    assert "warning: migration app/0002.drop.sql line 1" in contract.stderr
+    assert json.loads(contract.stdout)["maintenance"], contract.stdout
+    statuses = [s.status for s in load.samples]
+    assert set(statuses) <= {200, 503} and 503 in statuses, loadgen.summary(load.samples)
+    assert statuses[-1] == 200 and t.identity()[1] == "m-breaking"
+    assert "request_id" not in _columns(t) and t.status()["maintenance"]["on"] is False
     assert not [s for s in engine.services.list() if s.name.endswith("_migrate")]
     assert not [c.name for c in engine.containers.list(all=True) if f"{t.app}_migrate." in c.name]
+
+
+@on("local-swarm")
+def test_maintenance_mode_on_the_cluster_is_a_reload_said_by_status_and_health(deployed):
+    """The gateway on the manager answers the page (503, Retry-After) for everything but
+    /health*, `deploy.status` and `health` say so, the audit log records both switches,
+    and `off` serves the live color again: no restart of the gateway."""
+    t = deployed
+    live = t.identity()
+    gateway_before = t.ps()["gateway"]["tasks"]
+    on = t.inv("maintenance.on", "--message", "Upgrading the database", timeout=120)
+    assert on.returncode == 0, on.stderr
+    page = t.get("/")
+    assert page.status_code == 503 and page.headers["Retry-After"] == "300"
+    assert "Upgrading the database" in page.text
+    assert t.get("/health/ready").status_code == 200
+    status = t.inv("deploy.status")
+    assert "MAINTENANCE MODE on since" in status.stdout, status.stdout
+    assert t.status()["maintenance"]["on"] is True
+    code, report = t.health()
+    assert any("MAINTENANCE MODE" in c["detail"] and c["status"] == "warn" for c in report["checks"]), report
+    off = t.inv("maintenance.off", timeout=120)
+    assert off.returncode == 0, off.stderr
+    assert t.identity() == live and t.status()["maintenance"]["on"] is False
+    assert [task["container"] for task in t.ps()["gateway"]["tasks"]] == [
+        task["container"] for task in gateway_before]  # reloaded, never restarted
+    records = [json.loads(line) for line in t.inv("deploy.history", "--json").stdout.splitlines()]
+    assert [(r["action"], r.get("state")) for r in records[-2:]] == [("maintenance", "on"),
+                                                                    ("maintenance", "off")]

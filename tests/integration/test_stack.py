@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support import loadgen
+
 from .conftest import ROOT, inv, job_done
 
 pytestmark = pytest.mark.integration
@@ -391,3 +393,46 @@ def test_build_tags_the_api_with_the_git_commit(stack_env, engine):
     finally:
         for ref in set(tagged) - before:
             engine.images.remove(ref)
+
+
+def test_maintenance_mode_on_and_off_under_load_loses_no_request_in_flight(up, stack_env):
+    """Under 50 req/s: `maintenance.on` (a reload) turns every answer on / into the page
+    (503, Retry-After, the message escaped) while /health* still answers 200 and `inv
+    health` warns; a slow request already in flight finishes with 200; `off` brings the
+    app back; no request ever fails otherwise (no reset, no other status)."""
+    url = gateway(stack_env)
+    slow: list = []
+    with loadgen.Load(url + "/", rate=50) as load:
+        time.sleep(1.5)
+        held = threading.Thread(target=lambda: slow.append(requests.get(url + "/work?ms=2500", timeout=10)))
+        held.start()
+        time.sleep(0.5)
+        on = inv("maintenance.on", "--message", "Back soon <b>& \"$host\"</b>", "--retry-after", "60",
+                 env=stack_env, timeout=120)
+        assert on.returncode == 0, on.stderr
+        on_at = time.monotonic() - load._t0
+        held.join()
+        page = requests.get(url + "/anything", timeout=5)
+        assert page.status_code == 503 and page.headers["Retry-After"] == "60"
+        assert page.headers["X-Maintenance"].startswith("on since ")
+        assert "Back soon &lt;b&gt;&amp; &quot;&#36;host&quot;&lt;/b&gt;" in page.text
+        assert requests.get(url + "/health/ready", timeout=5).status_code == 200
+        health = inv("health", "--json", env=stack_env, timeout=120)
+        assert health.returncode == 0, health.stdout
+        warned = [c for c in json.loads(health.stdout)["checks"] if "MAINTENANCE MODE" in c["detail"]]
+        assert warned and all(c["status"] == "warn" for c in warned)
+        assert "on since" in inv("maintenance.status", env=stack_env).stdout
+        time.sleep(1)
+        off_began = time.monotonic() - load._t0
+        off = inv("maintenance.off", env=stack_env, timeout=120)
+        assert off.returncode == 0, off.stderr
+        off_at = time.monotonic() - load._t0
+        time.sleep(1.5)
+    assert [r.status_code for r in slow] == [200]  # in flight across the reload
+    samples = load.samples
+    assert len(samples) >= 150 and not [s for s in samples if s.status not in (200, 503)], \
+        loadgen.summary(samples)
+    assert {s.status for s in samples if s.t < 1.5} == {200}
+    assert {s.status for s in samples if on_at <= s.t <= off_began} == {503}
+    assert {s.status for s in samples if s.t > off_at} == {200}
+    assert "maintenance mode (local): off" in inv("maintenance.status", env=stack_env).stdout

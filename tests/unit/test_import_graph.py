@@ -106,7 +106,8 @@ LAYERS = [
                  "remote"}),
     ("features", {"backup", "deploy", "rotation", "monitoring", "audit", "health",
                   "early_probe", "logsearch", "routing", "release", "gateway_tls",
-                  "wheelhouse", "base_images", "sandbox", "dr", "migrations"}),
+                  "wheelhouse", "base_images", "sandbox", "dr", "migrations",
+                  "maintenance"}),
     ("platforms", {"platforms"}),
     ("tasks", {"tasks"}),
 ]

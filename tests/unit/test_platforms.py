@@ -97,6 +97,10 @@ class FakePlatform(Refusing):
     def down(self, volumes=False, ask=None):
         CALLS.append(f"down volumes={volumes}")
 
+    def migrate(self, allow_breaking=False):
+        CALLS.append(f"migrate allow_breaking={allow_breaking}")
+        return {"pending": ["app/0002.x.sql"], "applied": ["app/0002.x.sql"], "restore_point": "p1"}
+
     def build(self, services=(), no_cache=False):
         CALLS.append(f"build {list(services)}")
         return ["fake/api:abc"]
@@ -215,6 +219,8 @@ def test_the_fake_site_and_monitoring_are_the_declared_ones():
 @pytest.mark.parametrize("task,kwargs,calls,printed", [
     (tasks.ns["up"], {}, ["up build=False timeout=None"], "stack 'fakestack' healthy in 1.5s"),
     (tasks.ns["down"], {}, ["down volumes=False"], ""),
+    (tasks.ns["migrate"], {"allow_breaking": True}, ["migrate allow_breaking=True"],
+     "applied 1 migration(s); restore point p1"),
     (tasks.ns["build"], {}, ["build []"], "tagged fake/api:abc"),
     (tasks.ns["clean"], {}, ["clean"], ""),
     (tasks.ns["ps"], {}, ["ps"], "api      running\n  ! one note"),
@@ -251,6 +257,8 @@ def test_a_task_acts_through_the_platform(ctx, capsys, task, kwargs, calls, prin
     (tasks.ns["hosts.provision"], {}, "`inv hosts.provision` does not act on 'fake'"),
     (tasks.ns["swarm.init"], {}, "`inv swarm.init` does not act on 'fake'"),
     (tasks.ns["images.deliver"], {}, "`inv images.deliver` does not act on 'fake'"),
+    (tasks.ns["maintenance.on"], {}, "`inv maintenance.on` does not act on 'fake'"),
+    (tasks.ns["maintenance.status"], {}, "`inv maintenance.status` does not act on 'fake'"),
 ])
 def test_what_the_kind_does_not_do_is_refused_in_one_line(ctx, task, kwargs, message):
     code, text = run(task, ctx, **kwargs)

@@ -71,6 +71,61 @@ class ComposePlatform(OnStack, Refusing):
         say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         return steps.run(runner, say, allow_breaking=allow_breaking, gate_breaking=gate)
 
+    def maintenance(self, on: bool, message: str | None = None, retry_after: int = 300) -> dict:
+        """The gateway's maintenance page on or off: its file in the gateway's live
+        directory (bind-mounted), nginx -t, reload. A stopped gateway starts with it."""
+        from datetime import UTC, datetime
+
+        from ... import maintenance
+        from ...commands import compose
+        from ...commands.deploy import NGINX_CONF_IN_GATEWAY
+        from ...errors import OpsError
+        from ...files import write_atomic
+        from ...shell import run
+
+        path = self._maintenance_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        before = path.read_text(encoding="utf-8") if path.exists() else None
+        if on:
+            write_atomic(path, maintenance.conf(message, retry_after, datetime.now(UTC)), mode=0o644)
+        else:
+            path.unlink(missing_ok=True)
+        stack = self.stack
+        running = [c for c in stack.containers() if c.service == "gateway" and c.state == "running"]
+        for argv, what in ((["nginx", "-t", "-q", "-c", NGINX_CONF_IN_GATEWAY], "nginx -t"),
+                           (["nginx", "-s", "reload", "-c", NGINX_CONF_IN_GATEWAY], "nginx -s reload")):
+            if not running:
+                break
+            r = run(compose.exec_(stack.base, "gateway", argv), env=stack.env, check=False)
+            if r.returncode != 0:
+                if before is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    write_atomic(path, before, mode=0o644)
+                detail = (r.stderr or r.stdout).strip().splitlines()
+                raise OpsError(f"gateway: {what} failed: {detail[-1] if detail else 'no output'}; "
+                               "maintenance mode unchanged")
+        url = self.gateway_url()
+        if running and url:
+            from ...routing import wait_maintenance
+
+            wait_maintenance(url, on, stack.gateway_trust)
+        state = maintenance.state(path.read_text(encoding="utf-8") if path.exists() else None)
+        if not running:
+            state["note"] = "the gateway is not running: it starts with this setting"
+        return state
+
+    def maintenance_state(self) -> dict:
+        from ... import maintenance
+
+        path = self._maintenance_file()
+        return maintenance.state(path.read_text(encoding="utf-8") if path.exists() else None)
+
+    def _maintenance_file(self):
+        from ... import maintenance
+
+        return self.stack.gateway_state / maintenance.FILE
+
     def _restore_point(self):
         from ...backup import pitr
 

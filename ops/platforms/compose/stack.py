@@ -48,6 +48,9 @@ class Stack:
         self.base_all = compose.base(settings.project, settings.compose_files, profiles=["*"])
         self.out, self.err = out, err
         self.env = settings.subprocess_env()
+        # The gateway's switches of this project alone (compose.yaml mounts it).
+        self.gateway_state = settings.root / ".cache" / "gateway" / settings.project
+        self.env["OPS_GATEWAY_STATE_DIR"] = str(self.gateway_state)
         self.tls = self._tls(issue=False)  # the gateway's secrets, when already made
 
     def _tls(self, issue: bool):
@@ -137,6 +140,7 @@ class Stack:
         config.require(self.settings, REQUIRED)
         _engine().client()  # engine down -> one clear line before Compose prints anything
         self.tls = self._tls(issue=True)
+        self.gateway_state.mkdir(parents=True, exist_ok=True)
         wait = timeout if timeout is not None else wait_budget(self.model)
         if build or self._needs_build():
             wheelhouse.ensure(self.settings.root, out=self.err)

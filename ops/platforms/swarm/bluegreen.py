@@ -100,10 +100,11 @@ def verify_live(d: Deployment, gw: str, which: str, tag: str, timeout: float = 1
                    f"(last answer: {last.describe()})")
 
 
-def point_gateway(d: Deployment, gw: str, text: str, what: str) -> None:
-    """Write the upstream, nginx -t, reload, in one round trip; a refused config is
-    said with nginx's own words (and nothing was reloaded)."""
-    r = d.target.run(deploy_cmd.switch_upstream(d.paths.upstream, text, gw), what, check=False)
+def point_gateway(d: Deployment, gw: str, text: str | None, what: str, path: str | None = None) -> None:
+    """Write the upstream (or `path` of the live directory; `text` None removes it),
+    nginx -t, reload, in one round trip; a refused config is said with nginx's own words
+    (and nothing was reloaded)."""
+    r = d.target.run(deploy_cmd.switch_upstream(path or d.paths.upstream, text, gw), what, check=False)
     if r.returncode == deploy_cmd.SWITCH_REFUSED:
         raise OpsError(f"nginx -t rejected the new upstream: {r.stdout.strip()[-300:]}")
     if r.returncode != 0:
@@ -112,6 +113,28 @@ def point_gateway(d: Deployment, gw: str, text: str, what: str) -> None:
         detail = (r.stderr or r.stdout).strip().splitlines()
         raise OpsError(f"{d.target.name}: {step} failed (exit {r.returncode}): "
                        f"{detail[-1] if detail else 'no output'}")
+
+
+def set_maintenance(d: Deployment, on: bool, message: str | None = None, retry_after: int = 300,
+                    why: str | None = None) -> None:
+    """The gateway's maintenance page on or off: its file in the live directory on the
+    manager, nginx -t, reload (requests in flight finish on the old workers), proven
+    through the public URL, audited."""
+    from ... import maintenance
+    from ...commands.line import cmd
+    from ...routing import wait_maintenance
+
+    gw = gateway_container(d)
+    text = maintenance.conf(message, retry_after, datetime.now(UTC)) if on else None
+    try:
+        point_gateway(d, gw, text, f"maintenance {'on' if on else 'off'}", path=d.paths.maintenance)
+    except OpsError:
+        if on:  # never leave a file the next reload would trip on
+            d.target.run(cmd("rm", "-f", d.paths.maintenance), "remove the maintenance file", check=False)
+        raise
+    if d.url:
+        wait_maintenance(d.url, on, d.trust)
+    write_audit(d, records.record("maintenance", d.env, "ok", state="on" if on else "off", why=why))
 
 
 def switch(d: Deployment, gw: str, which: str, tag: str, previous_text: str, port: int) -> float:

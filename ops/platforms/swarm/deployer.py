@@ -16,6 +16,7 @@ class SwarmDeployer:
         self._deployed = deployed  # run after a deploy has switched (archiving's stanzas)
         self._restore_point = restore_point  # steps.Runner.restore_point
         self.allow_breaking = allow_breaking
+        self.maintenance_set = False  # turned on for a breaking migration allowed
 
     def migrations(self, plan, allow_breaking: bool | None = None):
         """deploy.migrate as a deploy step (`migrate(tag)`), or None when it is off."""
@@ -27,10 +28,19 @@ class SwarmDeployer:
             return None
         breaking = self.allow_breaking if allow_breaking is None else allow_breaking
         timeout = self.session.opts["migrate_timeout"]
+        d = self.deployment
+
+        def maintenance_first(found) -> None:
+            # The live color may fail on the new schema: users see the page, not errors,
+            # until the new color serves (deploy) or someone says so (inv migrate).
+            d.say(f"maintenance mode on: {len(found)} breaking migration statement(s) allowed")
+            bluegreen.set_maintenance(d, True, "Back in a few minutes: we are upgrading.",
+                                      why="--allow-breaking")
+            self.maintenance_set = True
 
         def migrate(tag: str) -> dict:
-            r = migration.runner(self.deployment, plan, tag, argv, timeout, self._restore_point)
-            return steps.run(r, self.deployment.say, allow_breaking=breaking)
+            r = migration.runner(d, plan, tag, argv, timeout, self._restore_point)
+            return steps.run(r, d.say, allow_breaking=breaking, before_breaking=maintenance_first)
 
         return migrate
 
@@ -43,8 +53,19 @@ class SwarmDeployer:
         session.require_swarm_manager()
         plan = session.plan()
         tag = session.resolve_tag(tag)
-        record = bluegreen.deploy(self.deployment, plan, tag, lambda: session.deliver(plan, tag),
-                                  migrate=self.migrations(plan))
+        self.maintenance_set = False
+        try:
+            record = bluegreen.deploy(self.deployment, plan, tag, lambda: session.deliver(plan, tag),
+                                      migrate=self.migrations(plan))
+        except BaseException:
+            if self.maintenance_set:
+                self.deployment.say(
+                    "maintenance mode stays ON: the schema changed under the live color; "
+                    f"`inv maintenance.off --env {self.deployment.env}` once it serves again")
+            raise
+        if self.maintenance_set:  # the new color serves: users come back to it
+            bluegreen.set_maintenance(self.deployment, False, why="deploy switched")
+            record["maintenance"] = "on during the migration and the switch"
         self._deployed()
         return record
 
@@ -97,6 +118,11 @@ class SwarmDeployer:
         info["lock"] = {k: v for k, v in (holder or {}).items() if k != "token"} or None
         info["stale"] = stale_reason(holder, datetime.now(UTC)) if holder else None
         info["last"] = last[-1] if last else None
+        from ... import maintenance
+        from ...commands import deploy as deploy_cmd
+
+        info["maintenance"] = maintenance.state(self.deployment.target.run(
+            deploy_cmd.read_file(self.deployment.paths.maintenance), "read the maintenance file").stdout)
         return info
 
     def history(self, lines: int) -> list[dict]:

@@ -181,6 +181,23 @@ class SwarmPlatform(OnStack, Refusing):
 
         return pitr.point_maker(self.backup_site())
 
+    def maintenance(self, on: bool, message: str | None = None, retry_after: int = 300) -> dict:
+        """The gateway's maintenance page on or off (bluegreen.set_maintenance)."""
+        from . import bluegreen
+
+        d = self.deployer("maintenance").deployment
+        self.session.require_swarm_manager()
+        bluegreen.set_maintenance(d, on, message, retry_after)
+        return self.maintenance_state()
+
+    def maintenance_state(self) -> dict:
+        from ... import maintenance
+        from ...commands import deploy as deploy_cmd
+
+        d = self.deployer("maintenance").deployment
+        return maintenance.state(d.target.run(deploy_cmd.read_file(d.paths.maintenance),
+                                              "read the maintenance file").stdout)
+
     def migrate(self, allow_breaking: bool = False) -> dict:
         """The pending migrations of the live release, in its image, under the deploy lock
         (a deploy runs them itself, in the new image, before the idle color starts)."""
@@ -200,7 +217,11 @@ class SwarmPlatform(OnStack, Refusing):
             return {"pending": [], "applied": [], "restore_point": None}
         with d.lock(current[1]):
             deployment.create_secrets(d, plan)
-            return migrate(current[1])
+            result = migrate(current[1])
+        if getattr(deployer, "maintenance_set", False):
+            result["maintenance"] = ("on: the live code may not work on the new schema; deploy the "
+                                     f"code for it, then `inv maintenance.off --env {self.env}`")
+        return result
 
     def _archive(self) -> None:
         """After a deploy: continuous archiving set up (pitr.prepare)."""
