@@ -1169,3 +1169,57 @@ def test_maintenance_mode_on_the_cluster_is_a_reload_said_by_status_and_health(d
     records = [json.loads(line) for line in t.inv("deploy.history", "--json").stdout.splitlines()]
     assert [(r["action"], r.get("state")) for r in records[-2:]] == [("maintenance", "on"),
                                                                     ("maintenance", "off")]
+
+
+@on("local-swarm")
+def test_hooks_stop_a_deploy_before_the_switch_and_are_told_what_happens(deployed, tmp_path):
+    """.ops/hooks of the project: a failing pre-deploy stops the deploy before anything
+    changes, a failing pre-switch after the idle color was probed (it is scaled down
+    again), both named; a failing post-deploy is a warning; post-deploy and post-rollback
+    are told the tags, colors, hosts and action."""
+    t = deployed
+    hooks = t.project / ".ops" / "hooks"
+    hooks.mkdir(parents=True, exist_ok=True)
+
+    def hook(name: str, body: str) -> None:
+        (hooks / name).write_text("#!/bin/sh\n" + body)
+        (hooks / name).chmod(0o755)
+
+    live = t.identity()
+    idle = _idle(t.status())
+    try:
+        hook("pre-deploy", 'echo "deploys are frozen today" >&2; exit 1\n')
+        frozen = t.inv("deploy", "--tag", "v2", timeout=600)
+        assert frozen.returncode == 1
+        assert frozen.stderr.strip().splitlines()[-1] == (
+            "error: hook pre-deploy (.ops/hooks/pre-deploy): exit 1: deploys are frozen today; "
+            "nothing was switched")
+        assert t.identity() == live and t.status()["lock"] is None
+        (hooks / "pre-deploy").unlink()
+
+        hook("pre-switch", 'echo "smoke test: checkout is broken" >&2; exit 2\n')
+        stopped = t.inv("deploy", "--tag", "v2", timeout=600)
+        assert stopped.returncode == 1
+        assert "error: pre-switch: hook pre-switch (.ops/hooks/pre-switch): exit 2: smoke test: " \
+               "checkout is broken" in stopped.stderr, stopped.stderr[-1500:]
+        status = t.status()
+        assert t.identity() == live and status["colors"][idle]["running"] == 0
+        assert status["last"]["step"] == "pre-switch" and status["lock"] is None
+        (hooks / "pre-switch").unlink()
+
+        hook("post-deploy", f'env | grep ^OPS_ | sort > "{tmp_path}/deploy"; exit 1\n')
+        hook("post-rollback", f'env | grep ^OPS_ | sort > "{tmp_path}/rollback"\n')
+        done = t.inv("deploy", "--tag", "v2", timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "warning: hook post-deploy (.ops/hooks/post-deploy): exit 1 (reported, not undone)" \
+            in done.stderr
+        seen = dict(line.split("=", 1) for line in (tmp_path / "deploy").read_text().splitlines())
+        assert (seen["OPS_ACTION"], seen["OPS_ENV"], seen["OPS_TAG"], seen["OPS_COLOR"]) == (
+            "deploy", "local-swarm", "v2", idle)
+        assert (seen["OPS_PREVIOUS_COLOR"], seen["OPS_PREVIOUS_TAG"]) == live
+        assert seen["OPS_HOSTS"] == "localhost" and seen["OPS_APP"] == t.app and float(seen["OPS_SECONDS"])
+        assert t.inv("rollback", timeout=600).returncode == 0
+        seen = dict(line.split("=", 1) for line in (tmp_path / "rollback").read_text().splitlines())
+        assert (seen["OPS_ACTION"], seen["OPS_TAG"], seen["OPS_PREVIOUS_TAG"]) == ("rollback", live[1], "v2")
+    finally:
+        shutil.rmtree(t.project / ".ops")

@@ -107,7 +107,7 @@ LAYERS = [
     ("features", {"backup", "deploy", "rotation", "monitoring", "audit", "health",
                   "early_probe", "logsearch", "routing", "release", "gateway_tls",
                   "wheelhouse", "base_images", "sandbox", "dr", "migrations",
-                  "maintenance"}),
+                  "maintenance", "hooks"}),
     ("platforms", {"platforms"}),
     ("tasks", {"tasks"}),
 ]

@@ -246,12 +246,15 @@ def follow_back(d: Deployment, tag: str, since: str, wait: float | None) -> str:
 
 def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], None],
            detach_flag: bool | None = None, hold_lock: bool = True,
-           migrate: Callable[[str], dict] | None = None) -> dict:
+           migrate: Callable[[str], dict] | None = None,
+           pre_switch: Callable[[str], None] | None = None) -> dict:
     """Deploy `tag` to the idle color, gate on health, switch, verify. The live color is
     never touched: any failure before the switch leaves it serving; a failed switch is
     switched back. `hold_lock=False`: the caller holds the deploy lock (a rotation).
     `migrate(tag)`: the schema migrations, run once the databases are up and before the
-    idle color starts (ops/migrations); their failure stops the deploy there."""
+    idle color starts (ops/migrations); their failure stops the deploy there.
+    `pre_switch(color)`: the pre-switch hook, once the idle color is probed; its failure
+    stops the deploy like a failed probe (the idle color scaled down)."""
     deploy_cmd.check_tag(tag)
     started = time.monotonic()
     rec: dict = {"to_tag": tag}
@@ -314,6 +317,9 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
             gw = gateway_container(d)
             with d.stage("probe"):
                 probe(d, gw, which, tag, replicas)
+            if pre_switch is not None:
+                with d.stage("pre-switch"):
+                    pre_switch(which)
             with d.stage("switch"):
                 rec["switch_seconds"] = round(switch(d, gw, which, tag, previous_text,
                                                      plan.t.http_port()), 3)
@@ -341,14 +347,16 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
     # A failed (or interrupted, half-rolled-out) idle color would restart forever and
     # leave a broken rollback target: stop it (it serves nobody).
     if action == "deploy" and (isinstance(exc, StepFailed) or interrupted) and (
-            step.startswith("deploy ") or step == "probe"):
+            step.startswith("deploy ") or step in ("probe", "pre-switch")):
         d.target.run(deploy_cmd.service_scale(d.svc(rec["to_color"]), 0), "scale the failed color down",
                      check=False)
     if action == "deploy" and rec.pop("followers_moved", False) and rec.get("from_tag") \
             and "switch_seconds" not in rec:
-        # The worker went with the idle color: it goes back with the live one.
+        # The worker went with the idle color: it goes back with the live one, waited
+        # for under the lock (a deploy started right after would race its update: Swarm
+        # refuses it, "update out of sequence").
         try:
-            follow_back(d, rec["from_tag"], "", wait=None)
+            follow_back(d, rec["from_tag"], "", wait=min(d.converge_timeout, 120))
         except Exception as back_exc:  # noqa: BLE001 - the original failure is what matters
             d.say(f"warning: the services that follow the app's image stay on the new tag: "
                   f"{back_exc}")

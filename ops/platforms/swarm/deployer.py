@@ -8,6 +8,13 @@ from datetime import UTC, datetime
 from . import bluegreen, deployment
 
 
+def deployment_cmd_other(current) -> str:
+    """The color a deploy goes to: the other one than the live, blue first."""
+    from ...commands import deploy as deploy_cmd
+
+    return deploy_cmd.other(current[0]) if current else "blue"
+
+
 class SwarmDeployer:
     def __init__(self, session, deployed=lambda: None, restore_point=lambda: None,
                  allow_breaking: bool = False):
@@ -48,15 +55,35 @@ class SwarmDeployer:
     def app(self) -> str:
         return self.deployment.app
 
+    def hooks(self, action: str, **fields):
+        """The project's .ops/hooks for `action`, told the environment, app, hosts, URL."""
+        from ...hooks import Hooks
+
+        inv = self.session.inv
+        hosts = [h.name for h in inv.hosts] if inv is not None else ["localhost"]
+        d = self.deployment
+        return Hooks(self.session.settings.root, {"env": d.env, "app": d.app, "action": action,
+                                                  "hosts": hosts, "url": d.url, **fields},
+                     say=d.say)
+
     def deploy(self, tag: str | None) -> dict:
         session = self.session
         session.require_swarm_manager()
         plan = session.plan()
+        hooks = self.hooks("deploy")
+        if tag is None:  # the current commit, built here when its image is missing
+            hooks.run("pre-build")
         tag = session.resolve_tag(tag)
+        current = deployment.live(self.deployment)
+        hooks.fields.update(tag=tag, previous_color=current[0] if current else None,
+                            previous_tag=current[1] if current else None,
+                            color=deployment_cmd_other(current))
+        hooks.run("pre-deploy")
         self.maintenance_set = False
         try:
             record = bluegreen.deploy(self.deployment, plan, tag, lambda: session.deliver(plan, tag),
-                                      migrate=self.migrations(plan))
+                                      migrate=self.migrations(plan),
+                                      pre_switch=lambda which: hooks.run("pre-switch", color=which))
         except BaseException:
             if self.maintenance_set:
                 self.deployment.say(
@@ -67,9 +94,18 @@ class SwarmDeployer:
             bluegreen.set_maintenance(self.deployment, False, why="deploy switched")
             record["maintenance"] = "on during the migration and the switch"
         self._deployed()
+        hooks.run("post-deploy", seconds=record.get("seconds"))
         return record
 
     def rollback(self, wait_followers: float | None = None, to: str | None = None) -> dict:
+        """Back to the previous color, or `to` a kept release; then the post-rollback hook."""
+        rec = self._rollback(wait_followers, to)
+        self.hooks("rollback", tag=rec.get("to_tag"), color=rec.get("to_color"),
+                   previous_tag=rec.get("from_tag"), previous_color=rec.get("from_color")).run(
+            "post-rollback", seconds=rec.get("seconds"))
+        return rec
+
+    def _rollback(self, wait_followers: float | None = None, to: str | None = None) -> dict:
         """Back to the previous color; `to`: back to any release still kept on the
         manager (its app image on the nodes, its worker with it), deployed onto the idle
         color and switched like a deploy."""
