@@ -14,7 +14,9 @@ DEFAULTS = {"app": "opsdemo", "replicas": 2, "gateway_port": 8080,
             "files": ["compose/deploy.yaml"],
             # Run in the new image before the idle color starts (Compose: before the
             # app's containers); "" turns migrations off (docs/deploy.md, Migrations).
-            "migrate": "python3 -m app.migrate", "migrate_timeout": 600}
+            "migrate": "python3 -m app.migrate", "migrate_timeout": 600,
+            # Releases whose images stay on the nodes (and `rollback --to` can reach).
+            "keep_releases": 10}
 
 
 def options(config, env: str) -> dict:
@@ -27,6 +29,8 @@ def options(config, env: str) -> dict:
                                          integer=True)
     opts["converge_timeout"] = number_option(opts["converge_timeout"], "deploy.converge_timeout",
                                              1, 86400)
+    opts["keep_releases"] = number_option(opts["keep_releases"], "deploy.keep_releases", 2, 100,
+                                          integer=True)
     opts["migrate_timeout"] = number_option(opts["migrate_timeout"], "deploy.migrate_timeout",
                                             1, 86400)
     files = opts["files"]

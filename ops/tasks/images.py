@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from invoke import Collection, task
 
-from .common import ENV_HELP, settings, user_errors
+from .common import ENV_HELP, platform, settings, user_errors
 
 
 @task(help={"force": "rebuild the local images even when present", "env": ENV_HELP})
@@ -76,4 +76,30 @@ def deliver(c, image=None, env="local"):
         print(f"{host.name}: {len(got)} image(s) sent, {len(refs) - len(got)} already present")
 
 
-ns = Collection("images", offline, ensure, deliver)
+
+
+@task(name="prune", help={"keep": "releases whose images stay (newest first; default "
+                                  "deploy.keep_releases, 10); the live and idle colors' always do",
+                          "json": "print JSON", "env": ENV_HELP})
+@user_errors
+def prune(c, keep=None, json_=False, env="local"):
+    """Remove old app images from every node, never the live, idle or a kept release's."""
+    import json
+
+    from ..deploy.options import options
+    from ..facts.values import number_option
+
+    default = options(c.config, env)["keep_releases"]
+    count = number_option(default if keep is None else keep, "--keep", 1, 100, integer=True)
+    with platform(c, env) as p:
+        out = p.prune_images(count)
+    if json_:
+        print(json.dumps(out, indent=2))
+        return
+    freed = [n["freed_bytes"] for n in out["nodes"].values() if n["freed_bytes"] is not None]
+    print(f"{out['repository']}: kept {', '.join(out['kept_tags']) or 'nothing'}"
+          + (f"; {len(out['releases_removed'])} older release(s) dropped" if out["releases_removed"] else "")
+          + (f"; freed {sum(freed) / 1e6:.0f} MB" if freed else ""))
+
+
+ns = Collection("images", offline, ensure, deliver, prune)

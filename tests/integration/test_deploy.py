@@ -1223,3 +1223,31 @@ def test_hooks_stop_a_deploy_before_the_switch_and_are_told_what_happens(deploye
         assert (seen["OPS_ACTION"], seen["OPS_TAG"], seen["OPS_PREVIOUS_TAG"]) == ("rollback", live[1], "v2")
     finally:
         shutil.rmtree(t.project / ".ops")
+
+
+@on("local-swarm")
+def test_images_prune_keeps_what_a_rollback_can_reach_and_what_was_never_deployed(deployed, engine):
+    """Last of the local-swarm scenarios (it removes images the others deploy): `--keep 1`
+    removes the deployed tags nothing keeps, says what it freed, and leaves the live and
+    idle colors' images (a rollback still works) and a tag never deployed."""
+    t = deployed
+    engine.images.get(f"{t.repo}:v1").tag(t.repo, "never-deployed")
+    for tag in ("v2", "v3"):  # v1 deployed before them: neither live, idle nor the newest
+        assert t.inv("deploy", "--tag", tag, timeout=600).returncode == 0
+    status = t.status()
+    idle = _idle(status)
+    keep = {status["live_tag"], status["colors"][idle]["tag"]}
+    r = t.inv("images.prune", "--keep", "1", "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    (node,) = out["nodes"].values()
+    assert node["removed"] and keep <= set(out["kept_tags"]), out
+    assert re.search(r"removed \d+ image\(s\) of .*, freed \d+ MB", r.stderr), r.stderr
+    local = {tag.rpartition(":")[2] for image in engine.images.list(t.repo) for tag in image.tags
+             if tag.rpartition(":")[0] == t.repo}
+    assert keep | {"never-deployed"} <= local
+    assert not {ref.rpartition(":")[2] for ref in node["removed"]} & local
+    assert t.inv("rollback", timeout=600).returncode == 0
+    assert t.identity()[1] in keep
+    bad = t.inv("images.prune", "--keep", "x")
+    assert bad.returncode == 2 and "--keep must be a whole number" in bad.stderr

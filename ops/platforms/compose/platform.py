@@ -15,6 +15,8 @@ COMPOSE_HINTS = {
     "hosts": "use an environment with SSH hosts (`--env sandbox`, or envs.<name>.hosts)",
     "swarm": "use `--env local-swarm` for this engine, or an environment with hosts",
     "images": "use an environment with SSH hosts (`--env sandbox`, or envs.<name>.hosts)",
+    "prune": "use a Swarm environment (`--env local-swarm`, `--env sandbox`, or yours); "
+             "the local stack's old images: `inv clean`",
 }
 
 

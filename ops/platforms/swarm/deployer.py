@@ -94,8 +94,32 @@ class SwarmDeployer:
             bluegreen.set_maintenance(self.deployment, False, why="deploy switched")
             record["maintenance"] = "on during the migration and the switch"
         self._deployed()
+        self._prune_images(record)
         hooks.run("post-deploy", seconds=record.get("seconds"))
         return record
+
+    def _prune_images(self, record: dict) -> None:
+        """The newest deploy.keep_releases releases' images stay on the nodes, and the
+        live and idle colors'; the rest go (a failure is a warning: the deploy is done).
+        Not on this engine's Swarm (local-swarm): its node is where your builds live;
+        `inv images.prune` there when you ask."""
+        from ...errors import OpsError
+        from . import image_prune
+
+        d = self.deployment
+        if self.session.inv is None:
+            return
+        try:
+            with d.lock("images.prune"):
+                out = image_prune.prune(self.session, self.session.opts["keep_releases"])
+        except OpsError as exc:
+            d.say(f"warning: old images not pruned: {exc}")
+            return
+        removed = sum(len(n["removed"]) for n in out["nodes"].values())
+        if removed:
+            d.say(f"pruned {removed} old image(s) of {out['repository']} "
+                  f"(keeping the newest {self.session.opts['keep_releases']} releases')")
+        record["images_pruned"] = removed
 
     def rollback(self, wait_followers: float | None = None, to: str | None = None) -> dict:
         """Back to the previous color, or `to` a kept release; then the post-rollback hook."""

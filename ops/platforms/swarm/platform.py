@@ -190,6 +190,17 @@ class SwarmPlatform(OnStack, Refusing):
         bluegreen.set_maintenance(d, on, message, retry_after)
         return self.maintenance_state()
 
+    def prune_images(self, keep: int) -> dict:
+        """Old app images off every node (image_prune.prune), under the deploy lock."""
+        import sys
+
+        from . import image_prune
+
+        d = self.deployer("images.prune").deployment
+        self.session.require_swarm_manager()
+        with d.lock("images.prune"):
+            return image_prune.prune(self.session, keep, say=lambda line: print(line, file=sys.stderr))
+
     def maintenance_state(self) -> dict:
         from ... import maintenance
         from ...commands import deploy as deploy_cmd
