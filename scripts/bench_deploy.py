@@ -88,6 +88,39 @@ def served_after(window, identity: str | None, start_t: float) -> float | None:
     return after[0] - start_t if after else None
 
 
+# Expand with a backfill: a nullable column, then 10k rows per transaction (a DO block
+# may COMMIT when yoyo runs the file outside a transaction), so no row lock is held long.
+BACKFILL = """-- transactional: false
+-- bench-deploy: a column the old code never names, backfilled in batches.
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS attempts bigint;
+DO $$
+DECLARE n bigint;
+BEGIN
+  LOOP
+    UPDATE jobs SET attempts = 1
+     WHERE id IN (SELECT id FROM jobs WHERE attempts IS NULL LIMIT 10000);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    EXIT WHEN n = 0;
+    COMMIT;
+  END LOOP;
+END $$;
+"""
+SEED = ("INSERT INTO jobs (id, payload, processed_by) SELECT gen_random_uuid(), "
+        "jsonb_build_object('n', i), 'bench' FROM generate_series(1, {rows}) AS i")
+
+
+def build_with_migration(base: str, tag: str, name: str, sql: str) -> None:
+    """{REPO}:{tag}: {REPO}:{base} with one more migration file."""
+    import base64
+
+    data = base64.b64encode(sql.encode()).decode()
+    dockerfile = (f"FROM {REPO}:{base}\nUSER root\nENV APP_VERSION={tag}\n"
+                  f"RUN python3 -c \"import base64,pathlib; pathlib.Path('/srv/app/migrations/app/{name}')"
+                  f".write_bytes(base64.b64decode('{data}'))\"\nUSER 10001:10001\n")
+    subprocess.run(["docker", "build", "-q", "-t", f"{REPO}:{tag}", "-"], input=dockerfile, text=True,
+                   check=True, capture_output=True)
+
+
 def switch_seconds(stdout: str) -> float | None:
     m = re.search(r"switch ([0-9.]+)s", stdout)
     return float(m.group(1)) if m else None
@@ -106,6 +139,8 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=1 if QUICK else 6,
                         help="deploy+rollback cycles (default 6; BENCH_QUICK=1: 1)")
     parser.add_argument("--rate", type=float, default=100.0, help="requests/s (gateway limit: 100)")
+    parser.add_argument("--rows", type=float, default=1000 if QUICK else 100_000,
+                        help="rows the migration backfills (default 100k; BENCH_QUICK=1: 1000)")
     args = parser.parse_args()
     tags = ["b1", "b2", "b3"]
     print(f"sandbox {SANDBOX}: starting, building {REPO}:{{b1,b2,b3}} ...", file=sys.stderr)
@@ -152,6 +187,25 @@ def main() -> None:
                           f"--image {REPO}:{tag} {live_svc} >/dev/null 2>&1")
                 summary, took, _, _ = measured(load, lambda u=update: subprocess.run([*ssh, u], check=True))
                 naive_rows.append(row(f"naive update, parallelism {parallelism}", summary, took, None))
+            # A schema change through a deploy: the migration adds a column and backfills
+            # `--rows` rows in batches while users are served; then a rollback to the old
+            # code (on the new schema), then maintenance mode on and off.
+            build_with_migration("b1", "b4", "0002.attempts.sql", BACKFILL)
+            inv("exec", "--env", "sandbox", "app-db",
+                f"psql -U app -d app -qc \"{SEED.format(rows=int(args.rows))}\"")
+            summary, took, out, served = measured(
+                load, lambda: inv("deploy", "--env", "sandbox", "--tag", "b4", "--json").stdout)
+            record = json.loads(out)
+            migrate_s = record.get("timings", {}).get("migrate")
+            rows.append(row(f"deploy b4 + migration ({int(args.rows)} rows)", summary, took,
+                            record.get("switch_seconds")))
+            figures["migration"] = (migrate_s, summary["failed"])
+            summary, took, out, served = measured(load, lambda: inv("rollback", "--env", "sandbox").stdout)
+            rows.append(row("rollback after the migration", summary, took, switch_seconds(out), served))
+            for state in ("on", "off"):
+                summary, took, _, _ = measured(
+                    load, lambda s=state: inv(f"maintenance.{s}", "--env", "sandbox").stdout)
+                rows.append(row(f"maintenance {state} (503s expected)", summary, took, None))
         print(f"\nload: {args.rate:.0f} req/s through the gateway, {load.threads} keep-alive clients\n")
         print(f"{'step':34} {'reqs':>7} {'failed':>6} {'retried':>7} {'p50 ms':>7} {'p99 ms':>8} "
               f"{'max ms':>8} {'took s':>7} {'switch s':>8} {'served s':>8}")
@@ -161,6 +215,10 @@ def main() -> None:
             print(r)
         print(f"\nblue-green total: {totals['requests']} requests, {totals['failed']} failed, "
               f"{totals['retried']} retried once (target: 0 failed of >= 5000)")
+        if "migration" in figures:
+            migrate_s, failed = figures["migration"]
+            print(f"migration step: {migrate_s} s for {int(args.rows)} rows backfilled in batches "
+                  f"(pending check, lint, restore point, apply), {failed} failed requests meanwhile")
         for kind, target in (("rollback", "served <= 2 s"), ("deploy", "took <= 8 s")):
             took = sorted(t for t, _ in figures.get(kind, []))
             served = sorted(s for _, s in figures.get(kind, []) if s is not None)
@@ -171,7 +229,7 @@ def main() -> None:
                       f"(max {served[-1] if served else float('nan'):.2f}); target: {target}")
     finally:
         subprocess.run([*INV, "sandbox.down"], cwd=ROOT, env=ENV, capture_output=True)
-        subprocess.run(["docker", "image", "rm", "-f", *[f"{REPO}:{t}" for t in tags]],
+        subprocess.run(["docker", "image", "rm", "-f", *[f"{REPO}:{t}" for t in [*tags, "b4"]]],
                        capture_output=True)
         shutil.rmtree(PROJECT, ignore_errors=True)
 

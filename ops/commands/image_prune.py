@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from . import image_refs
-from .line import Line, cmd, either, seq
+from .line import Line, all_of, cmd, either, pipe, seq
 
 
 def list_images(repository: str) -> Line:
@@ -45,12 +45,18 @@ def parse_disk_usage(text: str) -> int | None:
 
 
 def remove(refs: Sequence[str]) -> Line:
-    """Each ref removed, or said kept: `removed REF` / `in-use REF` per line."""
+    """Each ref removed, or said kept: `removed REF` / `in-use REF` per line. Swarm keeps
+    the exited containers of old tasks (its task history), which would hold every old
+    image: those of a doomed image go first; a running container still keeps it."""
     for ref in refs:
         repository, _, tag = ref.rpartition(":")
         image_refs.check_tag(tag)
-    return seq(*(either(seq(cmd("docker", "image", "rm", ref).silent(), cmd("echo", "removed", ref)),
-                        cmd("echo", "in-use", ref)) for ref in refs))
+    return seq(*(seq(
+        either(pipe(cmd("docker", "ps", "-aq", "--filter", f"ancestor={ref}", "--filter", "status=exited",
+                        "--filter", "status=created"),
+                    cmd("xargs", "-r", "docker", "rm")).silent(), cmd("true")),
+        either(all_of(cmd("docker", "image", "rm", ref).silent(), cmd("echo", "removed", ref)),
+               cmd("echo", "in-use", ref))) for ref in refs))
 
 
 def parse_removed(text: str) -> tuple[list[str], list[str]]:

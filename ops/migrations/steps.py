@@ -116,3 +116,20 @@ def stream(host, command, say: Callable[[str], None], env=None) -> tuple[int, st
             raise
         err.seek(0)
         return proc.returncode, error_line(err.read())
+
+
+def rollback_warning(records: list[dict], live_tag: str | None) -> str | None:
+    """What to say before a rollback from `live_tag` when its deploy applied breaking
+    migrations (allowed): the color rolled back to may fail on the new schema, and the
+    restore point is the way back (pure; `records`: the deploy log, oldest first)."""
+    deploy = next((r for r in reversed(records) if r.get("action") == "deploy"
+                   and r.get("outcome") == "ok" and r.get("to_tag") == live_tag), None)
+    migrations = (deploy or {}).get("migrations") or {}
+    breaking = sorted({f["file"] for f in migrations.get("findings") or [] if f.get("breaking")})
+    if not breaking or not migrations.get("applied"):
+        return None
+    point = migrations.get("restore_point")
+    back = (f"`inv db.restore --to-name {point}` is the way back (what was written since is lost)"
+            if point else "no restore point was made: restore a backup taken before it")
+    return (f"warning: the deploy of {live_tag} ran breaking migrations ({', '.join(breaking)}): "
+            f"the color rolled back to may not work on this schema; if it does not, {back}")

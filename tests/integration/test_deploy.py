@@ -1139,6 +1139,12 @@ def test_migrations_run_between_images_and_colors_and_the_old_color_survives_a_r
     assert statuses[-1] == 200 and t.identity()[1] == "m-breaking"
     assert "request_id" not in _columns(t) and t.status()["maintenance"]["on"] is False
     assert not [s for s in engine.services.list() if s.name.endswith("_migrate")]
+    # Back from a release that broke the schema: said, with the way back.
+    undo = t.inv("rollback", timeout=600)
+    assert undo.returncode == 0, undo.stderr[-2000:]
+    assert re.search(r"warning: the deploy of m-breaking ran breaking migrations \(app/0002\.drop\.sql\).*"
+                     r"`inv db\.restore --to-name pre-migrate-\d{8}T\d{6}Z` is the way back", undo.stderr), \
+        undo.stderr
     assert not [c.name for c in engine.containers.list(all=True) if f"{t.app}_migrate." in c.name]
 
 

@@ -159,3 +159,16 @@ def test_the_jobs_state_is_its_newest_tasks():
     assert migrate_job.parse_state("Failed 1 second ago\ttask: non-zero exit (1)\n") == (
         "failed", "task: non-zero exit (1)")
     assert migrate_job.parse_state("Running 1 second ago\t\n")[0] == "running"
+
+
+def test_a_rollback_from_a_release_that_broke_the_schema_names_the_restore_point():
+    ok = {"action": "deploy", "outcome": "ok", "to_tag": "v5",
+          "migrations": {"applied": ["app/0003.drop.sql"], "restore_point": "pre-migrate-20261207T212743Z",
+                         "findings": [{"file": "app/0003.drop.sql", "line": 1, "rule": "ban-drop-column",
+                                       "breaking": True}]}}
+    line = steps.rollback_warning([{"action": "deploy", "outcome": "ok", "to_tag": "v4"}, ok], "v5")
+    assert line.startswith("warning: the deploy of v5 ran breaking migrations (app/0003.drop.sql)")
+    assert "`inv db.restore --to-name pre-migrate-20261207T212743Z` is the way back" in line
+    assert steps.rollback_warning([ok], "v4") is None  # another release is live
+    expand = {**ok, "migrations": {**ok["migrations"], "findings": []}}
+    assert steps.rollback_warning([expand], "v5") is None

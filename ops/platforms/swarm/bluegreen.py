@@ -356,7 +356,10 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
         # for under the lock (a deploy started right after would race its update: Swarm
         # refuses it, "update out of sequence").
         try:
-            follow_back(d, rec["from_tag"], "", wait=min(d.converge_timeout, 120))
+            d.say(f"followers rolling back to {rec['from_tag']} (waited for, under the lock) ...")
+            done = follow_back(d, rec["from_tag"], "", wait=min(d.converge_timeout, 120))
+            d.say(f"followers back on {rec['from_tag']}" if done == "done" else
+                  f"followers: {done}")
         except Exception as back_exc:  # noqa: BLE001 - the original failure is what matters
             d.say(f"warning: the services that follow the app's image stay on the new tag: "
                   f"{back_exc}")

@@ -122,8 +122,17 @@ class SwarmDeployer:
         record["images_pruned"] = removed
 
     def rollback(self, wait_followers: float | None = None, to: str | None = None) -> dict:
-        """Back to the previous color, or `to` a kept release; then the post-rollback hook."""
+        """Back to the previous color, or `to` a kept release; then the post-rollback hook.
+        Leaving a release that ran breaking migrations is said, with its restore point
+        (after the switch: the read costs a round trip the switch must not wait for)."""
+        from ...migrations.steps import rollback_warning
+
+        d = self.deployment
         rec = self._rollback(wait_followers, to)
+        if rec.get("from_tag"):
+            warning = rollback_warning(deployment.history(d, 200), rec["from_tag"])
+            if warning:
+                d.say(warning)
         self.hooks("rollback", tag=rec.get("to_tag"), color=rec.get("to_color"),
                    previous_tag=rec.get("from_tag"), previous_color=rec.get("from_color")).run(
             "post-rollback", seconds=rec.get("seconds"))
