@@ -159,6 +159,25 @@ def switch(d: Deployment, gw: str, which: str, tag: str, previous_text: str, por
 # -- the actions ------------------------------------------------------------------------
 
 
+OUT_OF_SEQUENCE = "update out of sequence"
+
+
+def stack_deploy(d: Deployment, line, what: str, check: bool = True, tries: int = 4):
+    """`docker stack deploy`, again when Swarm answers "update out of sequence": a service
+    written meanwhile (the worker still rolling back after the last rollback) made the
+    CLI's read of its spec stale; a new read a moment later goes through."""
+    for attempt in range(tries):
+        r = d.target.run(line, what, check=False)
+        if r.returncode == 0 or OUT_OF_SEQUENCE not in (r.stderr + r.stdout) or attempt == tries - 1:
+            break
+        time.sleep(1.0 + attempt)
+    if check and r.returncode != 0:
+        detail = (r.stderr or r.stdout).strip().splitlines()
+        raise OpsError(f"{d.target.name}: {what} failed (exit {r.returncode}): "
+                       f"{detail[-1] if detail else 'no output'}")
+    return r
+
+
 def _has_detach(d: Deployment) -> bool:
     found = d.target.run(deploy_cmd.stack_deploy_has_detach(), "docker version check", check=False)
     return found.returncode == 0
@@ -201,7 +220,7 @@ def roll_idle(d: Deployment, plan: stackfile.Plan, which: str, tag: str, replica
     files = plan.files(which, tag, {**scaled(d), deploy_cmd.APP_SERVICE: replicas}, pins=d.pins)
     d.target.put(release, files, "upload the release")
     since = manager_clock(d)
-    d.target.run(deploy_cmd.stack_deploy(f"{release}/{which}.json", d.app, False, *_resolve(d)),
+    stack_deploy(d, deploy_cmd.stack_deploy(f"{release}/{which}.json", d.app, False, *_resolve(d)),
                  f"docker stack deploy ({which})")
     if replicas:
         wait_all(d, [(which, plan.rel.app_ref(tag), replicas)], since)
@@ -214,7 +233,7 @@ def deploy_followers(d: Deployment, release: str, since: str, detach_flag: bool,
     """The services running the app's image (a worker), rolled out from the release's
     followers file ({service: image}); `wait=False`: handed to Swarm, not waited for;
     `timeout`: seconds to wait (default the deploy's converge_timeout)."""
-    d.target.run(deploy_cmd.stack_deploy(f"{release}/followers.json", d.app, detach_flag and wait,
+    stack_deploy(d, deploy_cmd.stack_deploy(f"{release}/followers.json", d.app, detach_flag and wait,
                                   *_resolve(d)),
                  "docker stack deploy (followers)", check=not (detach_flag and wait))
     if not wait:
@@ -305,12 +324,12 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
                 # cannot start fails the deploy before any user is moved. The CLI's own
                 # wait is not used: wait_all watches both in one loop.
                 app = plan.rel.app_ref(tag)
-                d.target.run(deploy_cmd.stack_deploy(f"{release}/{which}.json", d.app, False, *_resolve(d)),
-                             f"docker stack deploy ({which})")
+                stack_deploy(d, deploy_cmd.stack_deploy(f"{release}/{which}.json", d.app, False,
+                                                        *_resolve(d)), f"docker stack deploy ({which})")
                 rollouts = [(which, app, replicas)]
                 if plan.t.followers():
                     rec["followers_moved"] = True
-                    d.target.run(deploy_cmd.stack_deploy(f"{release}/followers.json", d.app, False,
+                    stack_deploy(d, deploy_cmd.stack_deploy(f"{release}/followers.json", d.app, False,
                                                   *_resolve(d)), "docker stack deploy (followers)")
                     rollouts += [(name, app, None) for name in plan.t.followers()]
                 wait_all(d, rollouts, since)
