@@ -11,6 +11,7 @@ from . import image_refs
 from .line import (
     Line,
     all_of,
+    beyond_hangup,
     cmd,
     either,
     group,
@@ -166,9 +167,12 @@ def release_tags(listing: str) -> list[str]:
 
 
 def prune_releases(path: str, keep: int) -> Line:
-    """Keep the newest `keep` release directories (names sort by time)."""
+    """Keep the newest `keep` release directories (names sort by time); remove what a
+    killed upload left (runner.put's hidden `.partial-*`: run under the deploy lock, so
+    no upload is under way)."""
     return when(is_dir(path), all_of(
         cmd("cd", path),
+        script("rm -rf ./.partial-*"),
         pipe(script("ls -1d */ 2>/dev/null"), cmd("sed", "s#/$##"),
              cmd("grep", "-E", "^[0-9]{8}T[0-9]{6}Z-"), cmd("sort"),
              cmd("head", "-n", f"-{int(keep)}"), cmd("xargs", "-r", "rm", "-rf", "--"))))
@@ -210,18 +214,22 @@ def secret_create(name: str, app: str) -> Line:
 
 
 TASKS_MARK = "@@tasks"
+NODES_MARK = "@@nodes"
 
 
-def services_state(names: list[str]) -> Line:
-    """Several services' inspect JSON, TASKS_MARK, then all their tasks' JSON: one round
-    trip for a rollout wait that watches more than one service."""
+def services_state(names: list[str], nodes: bool = False) -> Line:
+    """Several services' inspect JSON, TASKS_MARK, then all their tasks' JSON (and with
+    `nodes`, NODES_MARK and `docker node ls` as JSON lines): one round trip for a rollout
+    wait that watches more than one service, and the nodes their tasks run on."""
     # A script: the task ids are gathered in a shell variable for one `docker inspect`.
     qs = " ".join(q(n) for n in names)
     tasks = script(f"ids=$(for s in {qs}; do docker service ps -q --no-trunc \"$s\" 2>/dev/null; done); "
                    f"if [ -n \"$ids\" ]; then docker inspect --type task $ids 2>/dev/null; "
                    f"else echo '[]'; fi")
+    listing = [cmd("echo", NODES_MARK), cmd("docker", "node", "ls", "--format", "{{json .}}")
+               .no_errors().or_true()] if nodes else []
     return seq(cmd("docker", "service", "inspect", *names).no_errors().or_true(),
-               cmd("echo", TASKS_MARK), tasks, cmd("true"))
+               cmd("echo", TASKS_MARK), tasks, *listing, cmd("true"))
 
 
 def service_logs(name_or_task: str, lines: int = 30) -> Line:
@@ -260,15 +268,20 @@ def nginx_reload(container: str) -> Line:
 SWITCH_NOT_WRITTEN, SWITCH_REFUSED, SWITCH_NOT_RELOADED = 3, 4, 5
 
 
-def switch_upstream(path: str, content: str | None, container: str) -> Line:
+def switch_upstream(path: str, content: str | None, container: str,
+                    audit: tuple[str, str] | None = None) -> Line:
     """Write the live upstream (or another file of the live directory; None: remove it),
-    test the gateway's config with it, reload: one round trip (a rollback's time is mostly
-    round trips). Exits SWITCH_NOT_WRITTEN, SWITCH_REFUSED (nginx -t's output printed;
-    nothing reloaded) or SWITCH_NOT_RELOADED on failure."""
+    test the gateway's config with it, reload, and append `audit` ((log, line)) once
+    reloaded: one round trip (a rollback's time is mostly round trips), which a cut
+    connection cannot stop half-way (beyond_hangup): the file on the manager and what the
+    gateway serves stay one. Exits SWITCH_NOT_WRITTEN, SWITCH_REFUSED (nginx -t's output
+    printed; nothing reloaded) or SWITCH_NOT_RELOADED on failure."""
     change = write_file(path, content) if content is not None else cmd("rm", "-f", path)
-    return seq(either(group(change), cmd("exit", SWITCH_NOT_WRITTEN)),
-               either(nginx_test(container), cmd("exit", SWITCH_REFUSED)),
-               either(nginx_reload(container), cmd("exit", SWITCH_NOT_RELOADED)))
+    after = [append_line(*audit).or_true()] if audit else []
+    return beyond_hangup(seq(either(group(change), cmd("exit", SWITCH_NOT_WRITTEN)),
+                             either(nginx_test(container), cmd("exit", SWITCH_REFUSED)),
+                             either(nginx_reload(container), cmd("exit", SWITCH_NOT_RELOADED)),
+                             *after))
 
 
 # Run inside the gateway container, over the overlay network: every address the color's

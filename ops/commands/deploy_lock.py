@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .line import Line, absent, all_of, cmd, exists, group, script, seq, subshell, when
+from .line import Line, absent, all_of, cmd, exists, group, q, script, subshell, when
 
 APP = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 BASE = "/var/lib/ops-toolkit"
@@ -41,10 +41,14 @@ def _metric(app: str, base: str, value: str) -> Line:
 
 
 def acquire(app: str, record_json: str, base: str = BASE) -> Line:
-    """Exit 0 only if this call created the lock file (noclobber: O_EXCL, atomic)."""
+    """Exit 0 only if this call created the lock file. Written whole under a temporary
+    name, then hard-linked to the lock's name (atomic; fails if it exists): a full disk
+    or a kill never leaves an empty or half-written lock behind."""
     path = lock_path(app, base)
-    create = subshell(seq(cmd("set", "-C"), cmd("printf", "%s\\n", record_json).to(path)))
-    return all_of(cmd("mkdir", "-p", path.rsplit("/", 1)[0]), create.no_errors(),
+    # A script: the temporary name carries the shell's pid ($$).
+    create = script(f"t={q(path)}.new.$$; printf '%s\\n' {q(record_json)} > \"$t\" "
+                    f"&& ln \"$t\" {q(path)} 2>/dev/null; rc=$?; rm -f \"$t\"; exit $rc")
+    return all_of(cmd("mkdir", "-p", path.rsplit("/", 1)[0]), subshell(create),
                   _metric(app, base, "$(date +%s)"))
 
 

@@ -95,6 +95,15 @@ def script(text: str) -> Line:
     return Line(text)
 
 
+def beyond_hangup(inner) -> Line:
+    """`inner` run in a session of its own (setsid), its output through a temporary
+    file: a cut SSH connection (sshd hangs up the session) cannot stop it half-way. The
+    caller's shell waits for it and prints its output and exit status as its own."""
+    # A script: the temporary file's name and the child's pid are shell variables.
+    return Line(f"o=$(mktemp) || exit 1; setsid sh -c {q(str(inner))} </dev/null >\"$o\" 2>&1 & "
+                "wait $!; rc=$?; cat \"$o\"; rm -f \"$o\"; exit $rc")
+
+
 def _joined(sep: str, lines) -> Line:
     return Line(sep.join(str(line) for line in lines if line))
 

@@ -18,6 +18,40 @@ def init(advertise_addr: str) -> Line:
     return cmd("docker", "swarm", "init", "--advertise-addr", advertise_addr)
 
 
+# Seconds between a node's heartbeats to the managers; a node is Down after about three
+# missed ones. Docker's default (5 s) takes ~15 s to notice a dead node; 3 s takes ~9 s,
+# for one small message per node every 3 s.
+HEARTBEAT = 3
+
+
+def heartbeat_period() -> Line:
+    """The Swarm's dispatcher heartbeat as a Go duration, e.g. `5s` (run on a manager)."""
+    return cmd("docker", "info", "--format", "{{.Swarm.Cluster.Spec.Dispatcher.HeartbeatPeriod}}")
+
+
+def set_heartbeat(seconds: int = HEARTBEAT) -> Line:
+    return cmd("docker", "swarm", "update", "--dispatcher-heartbeat", f"{int(seconds)}s").quiet()
+
+
+def node_id() -> Line:
+    """This engine's Swarm node id ('' when it is in no Swarm)."""
+    return cmd("docker", "info", "--format", "{{.Swarm.NodeID}}")
+
+
+def leave() -> Line:
+    return cmd("docker", "swarm", "leave", "--force")
+
+
+def node_rm(node_ids: list[str]) -> Line:
+    for n in node_ids:
+        if not NODE_ID.match(n):
+            raise ValueError(f"invalid node id {n!r}")
+    return cmd("docker", "node", "rm", *node_ids)
+
+
+NODE_ID = re.compile(r"^[a-z0-9]{25}$")
+
+
 def worker_token() -> Line:
     return cmd("docker", "swarm", "join-token", "-q", "worker")
 

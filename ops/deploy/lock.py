@@ -73,9 +73,12 @@ class Terminated(BaseException):
 
 class DeployLock:
     def __init__(self, manager, app: str, tag: str | None = None, ttl: float = DEFAULT_TTL,
-                 out=sys.stderr, base: str = lock_cmd.BASE):
-        """`manager`: the runner of the host that keeps the lock (runtime.runner)."""
+                 out=sys.stderr, base: str = lock_cmd.BASE, on_stale=None):
+        """`manager`: the runner of the host that keeps the lock (runtime.runner);
+        `on_stale(holder, reason)`: called when a stale lock is taken over (the audit log
+        records the action that never finished)."""
         self.manager, self.app, self.tag, self.ttl, self.out = manager, app, tag, ttl, out
+        self.on_stale = on_stale
         self.base = base
         self.mine: dict | None = None
         self._previous_term = None
@@ -87,9 +90,11 @@ class DeployLock:
         mine = record(self.tag)
         for _ in range(2):
             take = lock_cmd.acquire(self.app, json.dumps(mine), self.base)
-            if self.manager.run(take, "deploy lock", check=False).returncode == 0:
+            taken = self.manager.run(take, "deploy lock", check=False)
+            if taken.returncode == 0:
                 self.mine = mine
                 return mine
+            why = (taken.stderr or "").strip().splitlines()[-1:]  # e.g. the disk is full
             holder = self.holder()
             if holder is None:
                 continue  # released between our attempt and the read: try once more
@@ -99,11 +104,14 @@ class DeployLock:
                                f"wait, or `inv deploy.unlock` if you know it is dead", code=75)
             print(f"warning: taking over a stale deploy lock ({describe(holder)}): {reason}",
                   file=self.out)
+            if self.on_stale is not None:
+                self.on_stale(holder, reason)
             if holder.get("token"):
                 self.manager.run(lock_cmd.release_if(self.app, holder["token"], self.base), "stale lock")
             else:
                 self.manager.run(lock_cmd.remove(self.app, self.base), "stale lock")
-        raise OpsError(f"could not take the deploy lock of {self.app}")
+        raise OpsError(f"could not take the deploy lock of {self.app} on {self.manager.name}"
+                       + (f": {why[0]}" if why else ""))
 
     def release(self) -> None:
         if self.mine:

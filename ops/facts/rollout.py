@@ -105,42 +105,117 @@ def parse_services_state(text: str, mark: str) -> dict[str, tuple[SwarmService |
     return {s.name: (s, [t for t in tasks if t.service_id == s.id]) for s in services}
 
 
+def parse_services_nodes(text: str, tasks_mark: str, nodes_mark: str):
+    """(parse_services_state's dict, {node id: NodeStatus}) from
+    `commands.deploy.services_state` output with its node listing."""
+    services, _, nodes = (text or "").partition(nodes_mark)
+    return parse_services_state(services, tasks_mark), parse_node_lines(nodes)
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    id: str
+    hostname: str
+    status: str  # ready | down | unknown | disconnected (lower case)
+    availability: str = "active"
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
+
+
+def parse_node_lines(text: str) -> dict[str, NodeStatus]:
+    """{node id: NodeStatus} from `docker node ls --format '{{json .}}'` lines; lines that
+    are not JSON (an engine's warning) are skipped."""
+    import json
+
+    nodes = {}
+    for line in (text or "").splitlines():
+        try:
+            raw = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(raw, dict) and raw.get("ID"):
+            node_id = str(raw["ID"]).rstrip(" *")  # `*` marks the node the CLI runs on
+            nodes[node_id] = NodeStatus(node_id, str(raw.get("Hostname", "")),
+                                        str(raw.get("Status", "")).lower(),
+                                        str(raw.get("Availability", "")).lower())
+    return nodes
+
+
+def lost_nodes(nodes: dict[str, NodeStatus], tasks: list[Task]) -> set[str]:
+    """The ids of the nodes `tasks` run on that are not Ready (down, unknown, or gone
+    from the node list). An empty listing (not read) proves nothing: no node is lost."""
+    if not nodes:
+        return set()
+    return {t.node for t in tasks if t.node and (t.node not in nodes or not nodes[t.node].ready)}
+
+
+def stale_nodes(nodes) -> list[tuple[object, object]]:
+    """(stale entry, the Ready node with its hostname) pairs: a machine that rejoined the
+    Swarm (its engine's state was lost) is a new node, and its old entry stays Down for
+    good. Takes anything with id, hostname and a lower-case state or status."""
+    def state(n):
+        return str(getattr(n, "state", None) or getattr(n, "status", "")).lower()
+
+    ready = {n.hostname: n for n in nodes if state(n) == "ready" and n.hostname}
+    return [(n, ready[n.hostname]) for n in nodes
+            if state(n) != "ready" and n.hostname in ready and n.id != ready[n.hostname].id]
+
+
+NO_NODE = "no suitable node"  # the scheduler's word for a task nothing can run
+
+
 @dataclass
 class Verdict:
     state: str  # "done" | "wait" | "failed"
     reason: str = ""
     running: int = 0
     failures: list[Task] = field(default_factory=list)
+    lost: list[Task] = field(default_factory=list)  # on nodes that are not Ready
+    unplaceable: list[Task] = field(default_factory=list)  # pending: no suitable node
 
 
 def assess(service: SwarmService | None, tasks: list[Task], image: str, replicas: int,
-           since: str = "", max_failures: int | None = None) -> Verdict:
+           since: str = "", max_failures: int | None = None,
+           lost: set[str] | frozenset = frozenset()) -> Verdict:
     """Has the service converged on `image` with `replicas` healthy tasks?
 
     `since` (RFC 3339 from the manager's clock) ignores task history from before this
     rollout. A restart loop (as many failed tasks of the new image as replicas, at
-    least 2) fails fast instead of waiting for the timeout."""
+    least 2) fails fast instead of waiting for the timeout. Tasks on the `lost` nodes
+    (not Ready) count for nothing: the manager still lists a dead node's task as
+    running, and Swarm starts its replacement elsewhere."""
     if service is None:
         return Verdict("wait", "service not created yet")
+    gone = [t for t in tasks if t.node in lost and t.desired == "running"]
+    tasks = [t for t in tasks if t.node not in lost]
+    unplaceable = [t for t in tasks if t.desired == "running" and t.state == "pending"
+                   and NO_NODE in t.error]
     # A paused update left by an earlier rollout stays in UpdateStatus until the next
     # update; scaling that color up again is no update, so only this rollout's counts.
     if service.update_state in BAD_UPDATE and (not since or service.update_started >= since):
         return Verdict("failed", f"update {service.update_state}: {service.update_message}".strip(),
-                       failures=_failures(tasks, image, since))
+                       failures=_failures(tasks, image, since), lost=gone)
     current = [t for t in tasks if t.desired == "running"]
     good = [t for t in current if t.state == "running" and t.image == image]
     failures = _failures(tasks, image, since)
     limit = max_failures if max_failures is not None else max(2, replicas)
     if replicas and len(failures) >= limit:
-        return Verdict("failed", f"{len(failures)} task(s) of {image} failed", len(good), failures)
+        return Verdict("failed", f"{len(failures)} task(s) of {image} failed", len(good), failures,
+                       gone)
     others = [t for t in current if t.image != image]
-    updating = service.update_state in ("updating",)
+    # A rollout that lost a node may stay "updating" (its task there never reports):
+    # the tasks on the nodes left are the proof.
+    updating = service.update_state in ("updating",) and not gone
     if len(good) == replicas and not others and not updating:
-        return Verdict("done", f"{replicas}/{replicas} running and healthy", len(good))
+        return Verdict("done", f"{replicas}/{replicas} running and healthy", len(good), lost=gone)
     detail = f"{len(good)}/{replicas} healthy on {image}"
     if others:
         detail += f", {len(others)} old task(s) still up"
-    return Verdict("wait", detail, len(good), failures)
+    if unplaceable:
+        detail += f", {len(unplaceable)} with {unplaceable[0].error}"
+    return Verdict("wait", detail, len(good), failures, gone, unplaceable)
 
 
 def _failures(tasks: list[Task], image: str, since: str) -> list[Task]:

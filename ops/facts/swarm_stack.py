@@ -187,9 +187,18 @@ def problem(snap: Snapshot, svc: SwarmService) -> str:
     return f"; last task {t.state} on {snap.node_name(t.node)}" + (f": {t.error}" if t.error else "")
 
 
-def node_verdict(node: Node) -> tuple[bool, str]:
+def node_verdict(node: Node, nodes: list[Node] = (), env: str = "") -> tuple[bool, str]:
+    """A node's health; a Down entry whose hostname a Ready node also has is named as
+    stale (the machine rejoined as a new node), with the task that removes it."""
+    from .rollout import stale_nodes
+
     ok = node.state == "ready" and node.availability == "active"
-    return ok, f"{node.role}, {node.state}, {node.availability}" + (f", {node.addr}" if node.addr else "")
+    detail = f"{node.role}, {node.state}, {node.availability}" + (f", {node.addr}" if node.addr else "")
+    for old, new in stale_nodes(nodes):
+        if old.id == node.id:
+            return False, (f"stale entry {node.id[:12]} ({node.state}): {node.hostname} rejoined as "
+                           f"{new.id[:12]}; `inv swarm.prune --env {env or '<env>'}` removes it")
+    return ok, detail
 
 
 def disk_verdict(text: str, warn_pct: float = DISK_WARN_PCT) -> tuple[bool, bool, str]:

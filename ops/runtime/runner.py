@@ -196,7 +196,10 @@ class Runner:
                 info = tarfile.TarInfo(name)
                 info.size, info.mode = len(data), 0o644
                 tar.addfile(info, io.BytesIO(data))
-        tmp = f"{folder}.partial"
+        # A hidden name beside it: no listing of the folder's siblings (the newest release,
+        # the ones to prune) ever sees a half-written one.
+        parent, _, base = folder.rstrip("/").rpartition("/")
+        tmp = f"{parent}/.partial-{base}" if parent else f".partial-{base}"
         self.run(all_of(cmd("rm", "-rf", tmp), cmd("mkdir", "-p", tmp),
                         cmd("tar", "-x", "--no-same-owner", "-C", tmp, "-f", "-"),
                         cmd("rm", "-rf", folder), cmd("mv", tmp, folder)),

@@ -74,6 +74,8 @@ def unreachable(host: Host, env: str, why: str) -> str:
     overloaded host accepts the TCP connection and never sends sshd's banner."""
     where = f"{host.name} ({host.user}@{host.endpoint}:{host.port})"
     check = f"check that it is up and that `ssh -p {host.port} {host.user}@{host.endpoint}` answers"
+    if env == "sandbox":  # a restarted sandbox host has new ports: sandbox.up rewrites them
+        check += " (a restarted sandbox: `inv sandbox.up` heals it)"
     if host.role == "manager":
         return f"{where} is unreachable over SSH ({why}): {check}; nothing in {env} can change until it does"
     return (f"{where} is unreachable over SSH ({why}): {check}; if it stays down, drain it "

@@ -129,7 +129,12 @@ def status(c, json_=False, env="local"):
             print(f"  {which:6} {c_info['tag']:20} {c_info['running']}/{c_info['replicas']} running"
                   + (f"  update {c_info['update']}" if c_info["update"] else ""))
     print(f"  url:   {info['url'] or '(none configured)'}")
-    if info.get("maintenance", {}).get("on"):
+    serving = info.get("serving")
+    if serving and (serving.get("color"), serving.get("tag")) != (info["live"], info["live_tag"]):
+        answered = (f"{serving['color'] or '-'}/{serving['tag'] or '-'} (HTTP {serving['status']})"
+                    if serving.get("status") else f"nothing ({serving.get('error') or 'no answer'})")
+        print(f"  WARNING: the gateway serves {answered}, not the recorded live color: "
+              f"`inv deploy.history --env {env}` shows the last switch")
         print(f"  MAINTENANCE MODE on since {info['maintenance']['since'] or '?'}: "
               f"every path but /health* answers 503 (`inv maintenance.off --env {env}`)")
     if info["last"]:

@@ -96,6 +96,16 @@ def swarm_init(c, env="local"):
         _print_nodes(p.init_cluster())
 
 
+@task(name="prune", help={"env": ENV_HELP})
+@user_errors
+def swarm_prune(c, env="local"):
+    """Remove stale node entries: Down, their hostname Ready as a newer node (a machine
+    that rejoined after its engine's state was lost). Other Down nodes are only listed."""
+    with platform(c, env) as p:
+        removed = p.prune_nodes()
+    print("removed: " + ("; ".join(removed) if removed else "nothing (no stale node entry)"))
+
+
 def _ensure_swarm(machines) -> None:
     """Init and join (idempotent), then list the nodes."""
     from ..remote import swarm
@@ -116,4 +126,4 @@ sandbox_ns = Collection("sandbox")
 sandbox_ns.add_task(sandbox_up, name="up")
 sandbox_ns.add_task(sandbox_down, name="down")
 hosts_ns = Collection("hosts", trust, provision)
-swarm_ns = Collection("swarm", swarm_init)
+swarm_ns = Collection("swarm", swarm_init, swarm_prune)

@@ -34,6 +34,7 @@ from .conftest import (
     base_images,
     free_port,
     fresh_passwords,
+    inv,
     job_done,
 )
 from .swarm_targets import BAD, TAGS, LocalSwarm, Sandbox, build_images, failing, remove_images
@@ -1232,6 +1233,47 @@ def test_hooks_stop_a_deploy_before_the_switch_and_are_told_what_happens(deploye
 
 
 @on("local-swarm")
+def test_a_deploy_killed_with_9_at_each_step_is_taken_over_and_the_next_converges(deployed):
+    """`kill -9` leaves no cleanup at all: the lock held, maybe a half-uploaded release,
+    a half-rolled-out color, the worker moved, a switch under way. Each next deploy takes
+    the stale lock over with a warning and records the abandoned one; the last converges;
+    users were served throughout."""
+    t = deployed
+    before = t.status()
+    tag = "v3" if before["live_tag"] != "v3" else "v2"
+    steps = ["images", "upload", "base", "deploy ", "probe", "switch"]
+    runs = []
+    with loadgen.Load(t.url + "/", rate=100, verify=t.verify) as load:
+        for step in steps:
+            proc = t.start("deploy", "--tag", tag)
+            try:
+                seen, reader = _wait_for_stage(proc, step)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+                reader.join(timeout=10)
+            finally:
+                proc.kill()
+            runs.append("".join(seen))
+        final = t.inv("deploy", "--tag", tag, timeout=900)
+    assert final.returncode == 0, final.stderr[-3000:]
+    for err in [*runs[1:], final.stderr]:  # each found its predecessor's lock
+        assert "warning: taking over a stale deploy lock" in err and "is no longer running" in err, err
+    result = loadgen.summary(load.samples)
+    assert result["failed"] == 0 and result["requests"] >= 300, result
+    after = t.status()
+    assert after["live_tag"] == tag and after["lock"] is None, after
+    assert after["followers"]["worker"]["tag"] == tag
+    assert after["serving"]["tag"] == tag and after["serving"]["color"] == after["live"]
+    history = t.inv("deploy.history", "--json", "--lines", "40").stdout
+    records = [json.loads(line) for line in history.splitlines()]
+    abandoned = [r for r in records if r["action"] == "abandoned"]
+    assert len(abandoned) >= len(steps) and all(r["action_of"] == tag for r in abandoned[-len(steps):])
+    assert (records[-1]["action"], records[-1]["outcome"], records[-1]["to_tag"]) == ("deploy", "ok", tag)
+    releases = Path(t.state_dir) / t.app / "releases"
+    assert not [p.name for p in releases.iterdir() if p.name.startswith(".partial-")]
+
+
+@on("local-swarm")
 def test_images_prune_keeps_what_a_rollback_can_reach_and_what_was_never_deployed(deployed, engine):
     """Last of the local-swarm scenarios (it removes images the others deploy): `--keep 1`
     removes the deployed tags nothing keeps, says what it freed, and leaves the live and
@@ -1257,3 +1299,194 @@ def test_images_prune_keeps_what_a_rollback_can_reach_and_what_was_never_deploye
     assert t.identity()[1] in keep
     bad = t.inv("images.prune", "--keep", "x")
     assert bad.returncode == 2 and "--keep must be a whole number" in bad.stderr
+
+
+# -- faults on the cluster (the sandbox: several nodes, everything over SSH) --------------
+
+def _follow(proc: subprocess.Popen) -> tuple[list[tuple[float, str]], threading.Thread]:
+    """The process's stderr lines, each with the monotonic time it was read."""
+    lines: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: [lines.append((time.monotonic(), ln))
+                                              for ln in iter(proc.stderr.readline, "")], daemon=True)
+    reader.start()
+    return lines, reader
+
+
+def _until(lines, text: str, proc, timeout: float = 300) -> float:
+    deadline = time.monotonic() + timeout
+    while True:
+        hit = next((at for at, ln in list(lines) if text in ln), None)
+        if hit is not None:
+            return hit
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(ln for _, ln in lines)
+        time.sleep(0.05)
+
+
+def _new_tag(status: dict) -> str:
+    """A tag neither color runs: its rollout starts new tasks on every node."""
+    used = {status["live_tag"], *(c["tag"] for c in status["colors"].values() if c)}
+    return next(tag for tag in TAGS if tag not in used)
+
+
+@on("sandbox")
+def test_a_node_lost_mid_rollout_is_named_at_once_and_never_waited_out(deployed):
+    """The worker stops answering (paused) once the new color's rollout began, under
+    100 req/s: the deploy says so within 15 s, then finishes on the manager or stops
+    naming the node, long before its 180 s timeout; the live color serves throughout."""
+    t = deployed
+    before = t.status()
+    tag = _new_tag(before)
+    name, worker = next((n, c) for n, c in t.hosts().items() if n.endswith("worker"))
+    with loadgen.Load(t.url + "/", rate=100, verify=t.verify) as load:
+        proc = t.start("deploy", "--tag", tag)
+        try:
+            lines, reader = _follow(proc)
+            _until(lines, "==> deploy ", proc)
+            time.sleep(1.0)
+            worker.pause()
+            paused = time.monotonic()
+            try:
+                noticed = _until(lines, f"node {name} (", proc, timeout=60) - paused
+                proc.wait(timeout=240)
+                ended = time.monotonic() - paused
+                reader.join(timeout=10)
+            finally:
+                worker.unpause()
+        finally:
+            proc.kill()
+    err = "".join(ln for _, ln in lines)
+    result = loadgen.summary(load.samples)
+    print(f"node lost mid-rollout: noticed after {noticed:.1f}s, exit {proc.returncode} after "
+          f"{ended:.1f}s; {result['failed']} of {result['requests']} requests failed")
+    assert noticed <= 15, err
+    assert ended < 150 and "not converged after 180s" not in err, err
+    last = err.strip().splitlines()[-1]
+    if proc.returncode == 0:
+        assert f"deployed without node {name} (down)" in err, err
+    else:
+        assert proc.returncode == 1 and "Traceback" not in err, err
+        assert f"node {name}" in last and ("went down during the rollout" in last or "down)" in last), last
+    assert result["failed"] == 0, result
+    t.wait_until_ok(f"node {name}")
+    _wait_until_only_swarm_tasks_run(t, worker)
+    after = t.status()
+    assert after["lock"] is None
+    assert after["last"].get("nodes_down") == [name], after["last"]
+    final = t.inv("deploy", "--tag", tag, timeout=600)  # the node back: a re-run converges
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert t.identity()[1] == tag
+
+
+@on("sandbox")
+def test_a_rejoined_node_is_a_stale_entry_named_by_health_and_removed_by_swarm_prune(deployed):
+    """A machine that left and joined again is a new node; its old entry stays Down for
+    good. Health names it as stale with the task that removes it; the task does."""
+    t = deployed
+    name, worker = next((n, c) for n, c in t.hosts().items() if n.endswith("worker"))
+    code, token = t.on_manager("docker", "swarm", "join-token", "-q", "worker")
+    code, addr = t.on_manager("docker", "info", "--format", "{{.Swarm.NodeAddr}}")
+    assert code == 0, addr
+    assert worker.exec_run(["docker", "swarm", "leave", "--force"]).exit_code == 0
+    joined = worker.exec_run(["docker", "swarm", "join", "--token", token.strip(), f"{addr.strip()}:2377"])
+    assert joined.exit_code == 0, joined.output
+    deadline = time.monotonic() + 60
+    while True:
+        code, report = t.health()
+        stale = [c for c in report["checks"] if c["service"] == f"node {name}" and not c["ok"]
+                 and "stale entry" in c["detail"]]
+        if stale or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert stale and "`inv swarm.prune --env sandbox` removes it" in stale[0]["detail"], report
+    r = t.inv("swarm.prune")
+    assert r.returncode == 0 and "removed stale node entry" in r.stderr and "removed: " in r.stdout, r.stderr
+    again = t.inv("swarm.prune")
+    assert again.returncode == 0 and "nothing (no stale node entry)" in again.stdout, again.stdout
+    local = inv("swarm.prune", "--env", "local")
+    assert local.returncode == 2 and "does not act on 'local'" in local.stderr, local.stderr
+    t.wait_until_ok(f"node {name}")
+    code, out = t.on_manager("docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+    assert sorted(out.split("\n")) == sorted(f"{h} Ready" for h in t.hosts()), out
+
+
+@on("sandbox")
+def test_a_connection_cut_mid_switch_leaves_the_switch_whole_and_the_truth_told(deployed):
+    """Every SSH session to the manager is killed the moment the upstream file changes
+    (between the write and the verification). The switch is wholly done or wholly
+    undone: what the gateway serves is what the manager records as live, the audit log
+    says which, the lock is free or detectably stale, and the next deploy converges."""
+    t = deployed
+    before = t.status()
+    tag = _new_tag(before)
+    manager = t.manager()
+    upstream = shlex.quote(f"{t.state_dir}/{t.app}/live/upstream.conf")
+    watcher = (f"o=$(cat {upstream}); while [ \"$(cat {upstream})\" = \"$o\" ]; do sleep 0.02; done; "
+               "pkill -f 'sshd: root@'; echo cut > /tmp/ops-test-cut")
+    manager.exec_run(["rm", "-f", "/tmp/ops-test-cut"])
+    manager.exec_run(["sh", "-c", watcher], detach=True)
+    with loadgen.Load(t.url + "/", rate=100, verify=t.verify) as load:
+        r = t.inv("deploy", "--tag", tag, timeout=900)
+        time.sleep(2)
+    assert manager.exec_run(["cat", "/tmp/ops-test-cut"]).exit_code == 0, "the connection was never cut"
+    manager.exec_run(["rm", "-f", "/tmp/ops-test-cut"])
+    assert "Traceback" not in r.stderr, r.stderr
+    after = t.status()
+    served = t.identity()
+    assert served == (after["live"], after["live_tag"]), (served, after)
+    assert after["serving"]["color"] == after["live"]
+    switches = [json.loads(line) for line in t.inv("deploy.history", "--json").stdout.splitlines()
+                if '"switch"' in line]
+    assert switches and (switches[-1]["to_color"], switches[-1]["to_tag"]) == served, switches[-3:]
+    assert after["lock"] is None or after["stale"], after["lock"]
+    result = loadgen.summary(load.samples)
+    print(f"connection cut mid-switch: deploy exit {r.returncode}, serving {served}, "
+          f"{result['failed']} of {result['requests']} requests failed")
+    assert result["failed"] == 0, result
+    again = t.inv("deploy", "--tag", tag, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert t.identity() == (t.status()["live"], tag)
+
+
+RESTART_DOCKERD = ("kill $(pidof dockerd); while pidof dockerd >/dev/null; do sleep 0.2; done; "
+                   "setsid dockerd >>/var/log/dockerd.log 2>&1 < /dev/null &")
+
+
+@on("sandbox")
+def test_the_managers_engine_restarted_mid_deploy_fails_fast_and_a_rerun_converges(deployed):
+    """dockerd on the manager restarts once the new color's rollout began, under load:
+    the deploy stops in one line (never the converge timeout), the lock is free, a
+    re-run converges. The gateway runs on the manager: requests fail while its engine is
+    down (measured here, said in docs/deploy.md)."""
+    t = deployed
+    before = t.status()
+    tag = _new_tag(before)
+    manager = t.manager()
+    with loadgen.Load(t.url + "/", rate=100, verify=t.verify, timeout=3) as load:
+        proc = t.start("deploy", "--tag", tag)
+        try:
+            lines, reader = _follow(proc)
+            _until(lines, "==> deploy ", proc)
+            time.sleep(1.0)
+            restarted = time.monotonic() - load._t0
+            manager.exec_run(["sh", "-c", RESTART_DOCKERD])
+            proc.wait(timeout=300)
+            ended = time.monotonic() - load._t0 - restarted
+            reader.join(timeout=10)
+        finally:
+            proc.kill()
+        deadline = time.monotonic() + 180
+        while not [s for s in load.samples[-20:] if s.ok] or not all(s.ok for s in load.samples[-20:]):
+            assert time.monotonic() < deadline, loadgen.summary(load.samples)
+            time.sleep(1)
+    err = "".join(ln for _, ln in lines)
+    failed = [s for s in load.samples if not s.ok]
+    outage = (failed[-1].t - failed[0].t) if failed else 0.0
+    print(f"manager engine restart: deploy exit {proc.returncode} {ended:.1f}s after; "
+          f"{len(failed)} of {len(load.samples)} requests failed over {outage:.1f}s")
+    assert proc.returncode != 0 and ended < 120 and "Traceback" not in err, err
+    assert "not converged after" not in err, err
+    assert t.status()["lock"] is None
+    rerun = t.inv("deploy", "--tag", tag, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert t.identity()[1] == tag
+    t.wait_until_ok("app-db")

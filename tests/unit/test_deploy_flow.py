@@ -80,7 +80,7 @@ class FakeManager(Runner):
             return Result()
         if c.startswith("date -u"):
             return Result(f"{CLOCK}\n{self.upstream}")
-        if "set -C" in c:
+        if ".new.$$" in c and "deploy.lock" in c:
             self.steps.append("lock")
         elif c.startswith("if grep -q") and "rm -f" in c:
             self.steps.append("unlock")
@@ -91,7 +91,7 @@ class FakeManager(Runner):
             found = sorted(r for r in self.releases if not tag or r.endswith(f"Z-{tag.group(1)}"))
             return Result(found[-1] + "\n" if found else "")
         elif ".partial" in c and "tar -x" in c:  # put: the folder's files, a tar on stdin
-            release = re.search(r"mkdir -p (\S+)\.partial", c).group(1).strip("'")
+            release = re.search(r"mv \S+ (\S+)$", c).group(1).strip("'")
             with tarfile.open(fileobj=io.BytesIO(self.input)) as tar:
                 self.releases[release] = {m.name: tar.extractfile(m).read().decode()
                                           for m in tar.getmembers()}

@@ -100,12 +100,19 @@ def test_image_references_and_git_tags():
         images.tags_from_git("HEAD; id", [], False)
 
 
-def test_lock_commands_quote_and_validate():
+def test_lock_commands_quote_and_validate(tmp_path):
+    import subprocess
+
     from ops.commands import deploy_lock as lock
 
-    line = lock.acquire("opsdemo", '{"user": "o\'brien; rm -rf /"}')
-    assert line.startswith("mkdir -p /var/lib/ops-toolkit/opsdemo && (set -C; printf")
+    record = '{"user": "o\'brien; rm -rf /"}'
+    line = lock.acquire("opsdemo", record, str(tmp_path))
     assert "'\"'\"'" in line  # the quote inside the JSON is escaped for the remote shell
+    first = subprocess.run(["sh", "-c", str(line)], capture_output=True, text=True)
+    second = subprocess.run(["sh", "-c", str(line)], capture_output=True, text=True)
+    assert (first.returncode, second.returncode) == (0, 1)  # only one creator
+    assert (tmp_path / "opsdemo" / "deploy.lock").read_text() == record + "\n"
+    assert sorted(p.name for p in (tmp_path / "opsdemo").iterdir()) == ["deploy.lock", "textfile"]
     for bad in ("../x", "a b", "$(id)", ""):
         with pytest.raises(ValueError):
             lock.lock_path(bad)

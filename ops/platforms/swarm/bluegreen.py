@@ -52,7 +52,8 @@ def probe(d: Deployment, gw: str, which: str, tag: str, replicas: int, timeout: 
         if problem is None:
             return
         if time.monotonic() > deadline:
-            raise OpsError(f"{d.svc(which)} over the overlay network: {problem}")
+            down = f" (node {', '.join(sorted(d.nodes_lost.values()))} down)" if d.nodes_lost else ""
+            raise OpsError(f"{d.svc(which)} over the overlay network: {problem}{down}")
         time.sleep(1)
 
 
@@ -100,11 +101,15 @@ def verify_live(d: Deployment, gw: str, which: str, tag: str, timeout: float = 1
                    f"(last answer: {last.describe()})")
 
 
-def point_gateway(d: Deployment, gw: str, text: str | None, what: str, path: str | None = None) -> None:
+def point_gateway(d: Deployment, gw: str, text: str | None, what: str, path: str | None = None,
+                  audit: dict | None = None) -> None:
     """Write the upstream (or `path` of the live directory; `text` None removes it),
-    nginx -t, reload, in one round trip; a refused config is said with nginx's own words
-    (and nothing was reloaded)."""
-    r = d.target.run(deploy_cmd.switch_upstream(path or d.paths.upstream, text, gw), what, check=False)
+    nginx -t, reload, and append `audit` to the log, in one round trip that a cut
+    connection cannot stop half-way; a refused config is said with nginx's own words (and
+    nothing was reloaded)."""
+    entry = (d.paths.audit, records.line(audit)) if audit else None
+    r = d.target.run(deploy_cmd.switch_upstream(path or d.paths.upstream, text, gw, entry), what,
+                     check=False)
     if r.returncode == deploy_cmd.SWITCH_REFUSED:
         raise OpsError(f"nginx -t rejected the new upstream: {r.stdout.strip()[-300:]}")
     if r.returncode != 0:
@@ -141,19 +146,31 @@ def switch(d: Deployment, gw: str, which: str, tag: str, previous_text: str, por
     """Point the gateway at `which`; prove it; on any failure put the previous upstream
     back (and prove that). Returns the switch time in seconds (from the command that
     writes, tests and reloads to the first response from the new color)."""
+    before = swarm_stack.parse_upstream(previous_text)
     try:
         start = time.monotonic()
-        point_gateway(d, gw, stackfile.upstream(d.app, which, tag, port), "switch the upstream")
+        # The manager records the switch itself, once reloaded: the log says what the
+        # gateway serves even when this process or its connection dies right after.
+        point_gateway(d, gw, stackfile.upstream(d.app, which, tag, port), "switch the upstream",
+                      audit=_switch_record(d, before, (which, tag)))
         return (time.monotonic() - start) + verify_live(d, gw, which, tag)
     except BaseException as exc:  # also Ctrl-C and SIGTERM: never leave it unproven
         if previous_text:
             d.say(f"switch failed ({exc or type(exc).__name__}); switching back")
-            point_gateway(d, gw, previous_text, "restore the upstream")
             back = swarm_stack.parse_upstream(previous_text)
+            point_gateway(d, gw, previous_text, "restore the upstream",
+                          audit=_switch_record(d, (which, tag), back, why="switched back"))
             if back:
                 verify_live(d, gw, *back)
                 d.say(f"switched back: {back[0]}/{back[1]} is serving")
         raise
+
+
+def _switch_record(d: Deployment, frm: tuple[str, str] | None, to: tuple[str, str] | None,
+                   why: str | None = None) -> dict:
+    return records.record("switch", d.env, "ok", from_color=frm[0] if frm else None,
+                          from_tag=frm[1] if frm else None, to_color=to[0] if to else None,
+                          to_tag=to[1] if to else None, why=why)
 
 
 # -- the actions ------------------------------------------------------------------------
@@ -346,6 +363,10 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
                          check=False)
             prune_objects(d, objects)
             record_desired(d)
+            if d.nodes_lost:
+                rec["nodes_down"] = sorted(d.nodes_lost.values())
+                d.say(f"warning: deployed without node {', '.join(rec['nodes_down'])} (down): "
+                      f"`inv health --env {d.env}` shows the cluster")
             rec.pop("followers_moved", None)
             rec["seconds"] = round(time.monotonic() - started, 2)
             write_audit(d, records.record("deploy", d.env, "ok", **rec))
@@ -382,6 +403,8 @@ def _after_failure(d: Deployment, rec: dict, exc: BaseException, started: float,
         except Exception as back_exc:  # noqa: BLE001 - the original failure is what matters
             d.say(f"warning: the services that follow the app's image stay on the new tag: "
                   f"{back_exc}")
+    if d.nodes_lost:
+        rec["nodes_down"] = sorted(d.nodes_lost.values())
     detail = exc.detail if isinstance(exc, StepFailed) else (str(exc) or type(exc).__name__)
     rec.update(step=step, error=detail[:500], seconds=round(time.monotonic() - started, 1))
     try:

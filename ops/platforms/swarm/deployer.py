@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ...errors import OpsError
 from . import bluegreen, deployment
 
 
@@ -192,7 +193,18 @@ class SwarmDeployer:
 
         info["maintenance"] = maintenance.state(self.deployment.target.run(
             deploy_cmd.read_file(self.deployment.paths.maintenance), "read the maintenance file").stdout)
+        info["serving"] = self._serving() if info["live"] else None
         return info
+
+    def _serving(self) -> dict:
+        """Who answers a fresh request through the gateway: the truth the upstream file
+        should agree with (a switch cut half-way would show here)."""
+        try:
+            answer = bluegreen.fetch_identity(self.deployment, deployment.gateway_container(self.deployment))
+        except OpsError as exc:
+            return {"status": 0, "error": str(exc)}
+        return {"status": answer.status, "color": answer.color, "tag": answer.version,
+                "error": answer.error}
 
     def history(self, lines: int) -> list[dict]:
         return deployment.history(self.deployment, lines)

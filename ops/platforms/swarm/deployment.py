@@ -20,6 +20,9 @@ from ...facts import rollout, swarm_stack
 
 POLL = 0.5  # seconds between two looks at a rollout (each one SSH round trip)
 KEEP_RELEASES = 10
+# Once a node a rollout used is seen Down: how long the rollout may take to converge on
+# the nodes left (Swarm reschedules the lost tasks; a new task needs its healthcheck).
+NODE_LOSS_GRACE = 60.0
 
 
 class StepFailed(OpsError):
@@ -43,6 +46,8 @@ class Deployment:
     step: str = "start"
     base_changed: bool = True  # the base stack file differs from the last release's
     pins: dict = field(default_factory=dict)  # {server: {secret: version}} kept (server_pins)
+    nodes_lost: dict = field(default_factory=dict)  # {node id: hostname} seen Down meanwhile
+    nodes_ready: set = field(default_factory=set)  # ids seen Ready during this action
 
     @property
     def app(self) -> str:
@@ -69,7 +74,17 @@ class Deployment:
 
     def lock(self, tag: str | None = None) -> DeployLock:
         return DeployLock(self.target, self.app, tag=tag, out=self.out,
-                          base=self.paths.base)
+                          base=self.paths.base, on_stale=self._abandoned)
+
+    def _abandoned(self, holder: dict, reason: str) -> None:
+        """The audit record of an action whose process died holding the lock (killed, or
+        its machine or connection gone): it never wrote its own."""
+        from ...deploy.lock import describe
+
+        write_audit(self, records.record(
+            "abandoned", self.env, "stale", step="unknown (its process died)",
+            holder=describe(holder), action_of=holder.get("tag"),
+            error=f"lock taken over: {reason}"))
 
 
 def live(d: Deployment) -> tuple[str, str] | None:
@@ -92,10 +107,16 @@ def snapshot(d: Deployment):
 
 def services_state(d: Deployment, names: list[str]) -> dict:
     """{name: (service or None, tasks)} of stack services, in one round trip."""
+    return services_and_nodes(d, names, nodes=False)[0]
+
+
+def services_and_nodes(d: Deployment, names: list[str], nodes: bool = True):
+    """(services_state's dict, {node id: rollout.NodeStatus}), in one round trip."""
     full = [d.svc(n) for n in names]
-    text = d.target.run(deploy_cmd.services_state(full), f"inspect {', '.join(full)}").stdout
-    found = rollout.parse_services_state(text, deploy_cmd.TASKS_MARK)
-    return {n: found.get(f, (None, [])) for n, f in zip(names, full, strict=True)}
+    text = d.target.run(deploy_cmd.services_state(full, nodes=nodes),
+                        f"inspect {', '.join(full)}").stdout
+    found, listed = rollout.parse_services_nodes(text, deploy_cmd.TASKS_MARK, deploy_cmd.NODES_MARK)
+    return {n: found.get(f, (None, [])) for n, f in zip(names, full, strict=True)}, listed
 
 
 def service_state(d: Deployment, name: str):
@@ -158,28 +179,81 @@ def wait_converged(d: Deployment, name: str, image: str, replicas: int | None, s
 def wait_all(d: Deployment, rollouts: list[tuple[str, str, int | None]], since: str,
              timeout: float | None = None) -> dict[str, rollout.Verdict]:
     """Wait until every (service, image, replicas) has converged: one look at all of
-    them per round. `replicas` None: as many as the service asks for. The first that
-    fails (or is still not done at the deadline) is shown and raised."""
+    them (and at the nodes) per round. `replicas` None: as many as the service asks for.
+    The first that fails (or is still not done at the deadline) is shown and raised.
+
+    A node that goes Down under a rollout is said at once; the rollout then has
+    NODE_LOSS_GRACE seconds to converge on the nodes left, and stops at once when the
+    scheduler finds no node for a task: never the whole timeout for a dead node."""
     limit = timeout or d.converge_timeout
     deadline = time.monotonic() + limit
+    noticed: float | None = None
     while True:
-        states = services_state(d, [name for name, _, _ in rollouts])
+        states, nodes = services_and_nodes(d, [name for name, _, _ in rollouts])
+        lost = rollout.lost_nodes(nodes, [t for _, tasks in states.values() for t in tasks])
         verdicts = {}
         for name, image, replicas in rollouts:
             service, tasks = states[name]
             count = replicas if replicas is not None else (service.replicas if service else 1)
-            verdicts[name] = rollout.assess(service, tasks, image, count, since)
+            verdicts[name] = rollout.assess(service, tasks, image, count, since, lost=lost)
+        lost_now = {t.node for v in verdicts.values() for t in v.lost}
+        # Lost during this action: a node seen Ready before, or one holding a task of
+        # this rollout. A node Down from before holds old tasks that just do not count.
+        fresh = {t.node for v in verdicts.values() for t in v.lost
+                 if t.node in d.nodes_ready or (since and t.created >= since)}
+        d.nodes_ready |= {i for i, n in nodes.items() if n.ready}
+        if lost_now - set(d.nodes_lost):
+            _say_lost(d, lost_now - set(d.nodes_lost), nodes, verdicts, fresh)
+        if fresh and noticed is None:
+            noticed = time.monotonic()
         if all(v.state == "done" for v in verdicts.values()):
+            if lost_now:
+                d.say(f"converged on the nodes left ({_names(d, lost_now)} down)")
             return verdicts
-        late = time.monotonic() > deadline
+        now = time.monotonic()
+        late = now > deadline
         for name, image, _ in rollouts:
             verdict = verdicts[name]
+            stuck = noticed is not None and verdict.state == "wait" and (
+                verdict.unplaceable or now - noticed > NODE_LOSS_GRACE)
+            if stuck:
+                show_failure(d, name, image, since)
+                raise OpsError(node_loss_message(d, name, image, verdict, now - noticed))
             if verdict.state == "failed" or (late and verdict.state != "done"):
                 if verdict.state != "failed":
                     verdict.reason = f"not converged after {limit:.0f}s ({verdict.reason})"
                 show_failure(d, name, image, since)
                 raise OpsError(f"{d.svc(name)} ({image}): {verdict.reason}")
         time.sleep(POLL)
+
+
+def _names(d: Deployment, ids) -> str:
+    return ", ".join(sorted(d.nodes_lost.get(i) or i[:12] for i in ids))
+
+
+def _say_lost(d: Deployment, ids: set[str], nodes: dict, verdicts: dict, fresh: set[str]) -> None:
+    for node_id in sorted(ids):
+        node = nodes.get(node_id)
+        d.nodes_lost[node_id] = node.hostname if node else node_id[:12]
+        state = node.status if node else "gone from the node list"
+        on = [f"{d.svc(n)} ({sum(t.node == node_id for t in v.lost)})" for n, v in verdicts.items()
+              if any(t.node == node_id for t in v.lost)]
+        then = (f"the rollout goes on on the nodes left for up to {NODE_LOSS_GRACE:.0f}s"
+                if node_id in fresh else "they do not count")
+        d.say(f"warning: node {d.nodes_lost[node_id]} ({node_id[:12]}) is {state}: its task(s) "
+              f"of {', '.join(on)} are lost; {then}")
+
+
+def node_loss_message(d: Deployment, name: str, image: str, verdict: rollout.Verdict,
+                      waited: float) -> str:
+    """One line: which node went, why the service cannot converge without it, what to do."""
+    why = (verdict.unplaceable[0].error if verdict.unplaceable
+           else f"not converged {waited:.0f}s after the node went ({verdict.reason})")
+    names = _names(d, d.nodes_lost)
+    return (f"node {names} went down during the rollout and {d.svc(name)} ({image}) cannot "
+            f"converge on the nodes left: {why}; bring {names} back, or remove it for good "
+            f"(`inv swarm.prune --env {d.env}` removes stale entries; `docker node rm` on the "
+            "manager any other), then deploy again")
 
 
 def prune_objects(d: Deployment, keep: set[str]) -> None:

@@ -263,6 +263,15 @@ class SwarmPlatform(OnStack, Refusing):
         finally:
             machines.close()
 
+    def prune_nodes(self) -> list[str]:
+        """Remove the stale node entries (Down, their hostname Ready as another node)."""
+        import sys
+
+        from ...remote import swarm
+
+        manager = self.session.deployment.target
+        return swarm.prune_stale(manager, swarm.nodes(manager), out=sys.stderr)
+
     def audit_input(self):
         from ...deploy.options import options, stack_input
 

@@ -119,8 +119,10 @@ class SwarmStack:
                     fn = lambda t=task, p=extra: self._probe(snap, t, p)  # noqa: E731
                     execs.add(fn)
                     jobs.append((label, f"{extra.name} on {snap.node_name(task.node)}", fn))
+        env = self.deployment.env
         for node in snap.nodes:
-            jobs.append((f"node {node.hostname}", "ready", lambda n=node: state.node_verdict(n)))
+            jobs.append((f"node {node.hostname}", "ready",
+                         lambda n=node: state.node_verdict(n, snap.nodes, env)))
         for node in self._disk_nodes(snap):
             jobs.append((f"node {node.hostname}", "disk", lambda n=node: self._disk(snap, n)))
         if self.deployment.url and live_color:
