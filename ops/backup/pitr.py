@@ -146,7 +146,9 @@ def prepare(open_site, out, timeout: float = 120) -> None:
             ensure_stanzas(site, repository(site))
             return
         except OpsError as exc:
-            if time.monotonic() > deadline:
+            # No node can run the repository or a database (one is down): waiting the
+            # minute out changes nothing.
+            if time.monotonic() > deadline or "no suitable node" in str(exc):
                 print(f"warning: continuous archiving is not set up: {exc} "
                       "(`inv db.backup` sets it up once the repository answers)", file=out)
                 return

@@ -239,6 +239,12 @@ def service_logs(name_or_task: str, lines: int = 30) -> Line:
                "--tail", int(lines), name_or_task).merged().or_true()
 
 
+def service_force_update(name: str) -> Line:
+    """A new rollout of the service's current spec (its tasks replaced, start-first as
+    configured): what unblocks an update that waits on a task of a node that is gone."""
+    return cmd("docker", "service", "update", "--detach", "--force", "--quiet", name).quiet()
+
+
 def service_scale(name: str, replicas: int) -> Line:
     return cmd("docker", "service", "scale", "--detach", f"{name}={int(replicas)}").quiet()
 

@@ -174,7 +174,13 @@ class Verdict:
     failures: list[Task] = field(default_factory=list)
     lost: list[Task] = field(default_factory=list)  # on nodes that are not Ready
     unplaceable: list[Task] = field(default_factory=list)  # pending: no suitable node
+    old: int = 0  # tasks of another image still up (on the nodes that count)
+    wanted: int = 0  # replicas asked for
 
+    @property
+    def only_old_left(self) -> bool:
+        """Enough healthy new tasks, and old ones still up: an update that does not go on."""
+        return self.state == "wait" and self.old > 0 and self.running >= self.wanted
 
 def assess(service: SwarmService | None, tasks: list[Task], image: str, replicas: int,
            since: str = "", max_failures: int | None = None,
@@ -215,7 +221,7 @@ def assess(service: SwarmService | None, tasks: list[Task], image: str, replicas
         detail += f", {len(others)} old task(s) still up"
     if unplaceable:
         detail += f", {len(unplaceable)} with {unplaceable[0].error}"
-    return Verdict("wait", detail, len(good), failures, gone, unplaceable)
+    return Verdict("wait", detail, len(good), failures, gone, unplaceable, len(others), replicas)
 
 
 def _failures(tasks: list[Task], image: str, since: str) -> list[Task]:

@@ -122,3 +122,15 @@ def test_a_stale_lock_taken_over_is_reported(tmp_path):
     lock.acquire()
     lock.release()
     assert seen and seen[0][0] == "v9" and "old" in seen[0][1]
+
+
+def test_an_update_stuck_on_a_lost_nodes_task_is_recognised():
+    """Swarm's start-first update waits for good on a task of the lost node: the new
+    tasks run on the nodes left and the old ones stay up. That, and only that, is
+    what a forced update unblocks."""
+    old = _task(A, image="api:v1")
+    stuck = rollout.assess(_svc(), [_task(A), _task(A), old, _task(B, "starting")], "api:v2", 2, lost={B})
+    assert stuck.state == "wait" and stuck.only_old_left and stuck.old == 1
+    slow = rollout.assess(_svc(), [_task(A), _task(A, "starting"), old], "api:v2", 2, lost={B})
+    assert not slow.only_old_left
+    assert "--force" in deploy_cmd.service_force_update("app_worker")

@@ -23,6 +23,9 @@ KEEP_RELEASES = 10
 # Once a node a rollout used is seen Down: how long the rollout may take to converge on
 # the nodes left (Swarm reschedules the lost tasks; a new task needs its healthcheck).
 NODE_LOSS_GRACE = 60.0
+# Swarm's update of a service whose task was on the lost node waits for that task for
+# good (its old tasks elsewhere stay up): after this long, a forced update replaces it.
+NUDGE_AFTER = 8.0
 
 
 class StepFailed(OpsError):
@@ -156,14 +159,15 @@ def clock_and_upstream(d: Deployment) -> tuple[str, str]:
 def show_failure(d: Deployment, name: str, image: str, since: str) -> None:
     """The new image's tasks that are not running: their state, error and last logs."""
     _, tasks = service_state(d, name)
-    bad = [t for t in tasks if t.image == image and t.state != "running" and t.created >= since]
+    bad = [t for t in tasks if t.image == image and t.state != "running" and t.created >= since
+           and t.node not in d.nodes_lost]  # a dead node's tasks say nothing more
     bad.sort(key=lambda t: t.state not in rollout.DEAD)  # the ended ones first
     d.say(f"--- {d.svc(name)} ({image}): {len(bad)} task(s) not running ---")
     for t in bad[:4]:
         why = t.error or ("ended before it was healthy (unhealthy, or exited)"
                           if t.state in rollout.DEAD else "not healthy yet")
         d.say(f"  task {t.id} slot {t.slot}: {t.state}: {why}")
-    for t in bad[:2]:
+    for t in [t for t in bad if t.container][:2]:  # a task that never started has no logs
         logs = d.target.run(deploy_cmd.service_logs(t.full_id, 15), f"logs of task {t.id}",
                             check=False).stdout
         d.say(f"--- logs of task {t.id} ---")
@@ -188,6 +192,7 @@ def wait_all(d: Deployment, rollouts: list[tuple[str, str, int | None]], since: 
     limit = timeout or d.converge_timeout
     deadline = time.monotonic() + limit
     noticed: float | None = None
+    nudged: set[str] = set()
     while True:
         states, nodes = services_and_nodes(d, [name for name, _, _ in rollouts])
         lost = rollout.lost_nodes(nodes, [t for _, tasks in states.values() for t in tasks])
@@ -201,9 +206,11 @@ def wait_all(d: Deployment, rollouts: list[tuple[str, str, int | None]], since: 
         # this rollout. A node Down from before holds old tasks that just do not count.
         fresh = {t.node for v in verdicts.values() for t in v.lost
                  if t.node in d.nodes_ready or (since and t.created >= since)}
+        # A node that was Ready and is not: said even when Swarm already moved its tasks.
+        fresh |= {i for i in d.nodes_ready if i in nodes and not nodes[i].ready}
         d.nodes_ready |= {i for i, n in nodes.items() if n.ready}
-        if lost_now - set(d.nodes_lost):
-            _say_lost(d, lost_now - set(d.nodes_lost), nodes, verdicts, fresh)
+        if (lost_now | fresh) - set(d.nodes_lost):
+            _say_lost(d, (lost_now | fresh) - set(d.nodes_lost), nodes, verdicts, fresh)
         if fresh and noticed is None:
             noticed = time.monotonic()
         if all(v.state == "done" for v in verdicts.values()):
@@ -212,6 +219,13 @@ def wait_all(d: Deployment, rollouts: list[tuple[str, str, int | None]], since: 
             return verdicts
         now = time.monotonic()
         late = now > deadline
+        for name, _, _ in rollouts:
+            if noticed is not None and now - noticed > NUDGE_AFTER and name not in nudged \
+                    and verdicts[name].only_old_left:
+                nudged.add(name)
+                d.say(f"{d.svc(name)}: its update waits on the lost node's task; forcing a new "
+                      "rollout on the nodes left (docker service update --force)")
+                d.target.run(deploy_cmd.service_force_update(d.svc(name)), f"force-update {d.svc(name)}")
         for name, image, _ in rollouts:
             verdict = verdicts[name]
             stuck = noticed is not None and verdict.state == "wait" and (
@@ -240,8 +254,8 @@ def _say_lost(d: Deployment, ids: set[str], nodes: dict, verdicts: dict, fresh: 
               if any(t.node == node_id for t in v.lost)]
         then = (f"the rollout goes on on the nodes left for up to {NODE_LOSS_GRACE:.0f}s"
                 if node_id in fresh else "they do not count")
-        d.say(f"warning: node {d.nodes_lost[node_id]} ({node_id[:12]}) is {state}: its task(s) "
-              f"of {', '.join(on)} are lost; {then}")
+        tasks = f"its task(s) of {', '.join(on)} are lost" if on else "none of the rollout's tasks is on it"
+        d.say(f"warning: node {d.nodes_lost[node_id]} ({node_id[:12]}) is {state}: {tasks}; {then}")
 
 
 def node_loss_message(d: Deployment, name: str, image: str, verdict: rollout.Verdict,
