@@ -24,7 +24,7 @@ from .errors import OpsError
 from .files import write_atomic
 from .shell import run
 
-IMAGE = "ops-local/sandbox-host:2"
+IMAGE = "ops-local/sandbox-host:3"
 REGISTRY_IMAGE = "ops-local/registry:2"
 REGISTRY_USER = "ops"
 LABEL = "ops.sandbox"

@@ -42,11 +42,13 @@ def leave() -> Line:
     return cmd("docker", "swarm", "leave", "--force")
 
 
-def node_rm(node_ids: list[str]) -> Line:
+def node_rm(node_ids: list[str], force: bool = False) -> Line:
+    """Remove node entries; `force`: even one not yet seen Down (its machine is known to
+    be another node now)."""
     for n in node_ids:
         if not NODE_ID.match(n):
             raise ValueError(f"invalid node id {n!r}")
-    return cmd("docker", "node", "rm", *node_ids)
+    return cmd("docker", "node", "rm", *(["--force"] if force else []), *node_ids)
 
 
 NODE_ID = re.compile(r"^[a-z0-9]{25}$")

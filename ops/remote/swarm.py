@@ -32,6 +32,7 @@ def ensure(machines, out=None) -> list[dict]:
                        "expected active or inactive")
     ensure_heartbeat(m, out)
     workers = machines.workers
+    joined: list[str] = []  # node ids of the workers that (re)joined now
     if workers:
         token = m.run(swarm_cmd.worker_token(), "swarm join-token").stdout.strip()
         members = {n.get("ID") for n in nodes(m)}
@@ -45,9 +46,10 @@ def ensure(machines, out=None) -> list[dict]:
             wr.run(swarm_cmd.leave(), "docker swarm leave")
             say(out, f"{w.name}: was {state} outside this swarm: left it")
         wr.run(swarm_cmd.join(token, addr), "docker swarm join")
+        joined.append(wr.run(swarm_cmd.node_id(), "swarm node id").stdout.strip())
         say(out, f"{w.name}: joined the swarm")
     found = wait_nodes_ready(m, 1 + len(workers))
-    if prune_stale(m, found, out):
+    if replaced(m, found, joined, out) | bool(prune_stale(m, found, out)):
         found = nodes(m)
     ready = [n for n in found if n.get("Status") == "Ready"]
     if len(ready) < 1 + len(workers):
@@ -73,6 +75,21 @@ def ensure_heartbeat(m, out=None) -> None:
         m.run(swarm_cmd.set_heartbeat(), "docker swarm update --dispatcher-heartbeat")
         say(out, f"{m.name}: dispatcher heartbeat {current} -> {wanted} "
                  f"(a lost node is Down after ~{3 * swarm_cmd.HEARTBEAT}s)")
+
+
+def replaced(m, found: list[dict], joined: list[str], out=None) -> bool:
+    """Remove the entries a machine that just joined again leaves behind: same hostname,
+    another id. Swarm may not have seen the old one Down yet (that takes ~3 heartbeats),
+    but the machine is the new node now: its old entry is dead for sure."""
+    by_id = {n.get("ID"): n for n in found}
+    hosts = {by_id[i].get("Hostname") for i in joined if i in by_id}
+    old = [n for n in found if n.get("Hostname") in hosts and n.get("ID") not in joined]
+    if not old:
+        return False
+    m.run(swarm_cmd.node_rm([n["ID"] for n in old], force=True), "docker node rm (replaced entries)")
+    for n in old:
+        say(out, f"removed node entry {n.get('ID')} of {n.get('Hostname')}, which joined again as a new node")
+    return True
 
 
 def prune_stale(m, found: list[dict], out=None) -> list[str]:
