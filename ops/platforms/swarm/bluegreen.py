@@ -315,6 +315,9 @@ def deploy(d: Deployment, plan: stackfile.Plan, tag: str, deliver: Callable[[], 
                       f"{f'{current[0]}/{current[1]}' if current else 'nothing yet'})")
             with d.stage("images"):
                 deliver()
+                # Tasks that failed for want of the images just delivered (a node that
+                # came back empty) are not this rollout's failures.
+                since = manager_clock(d)
             with d.stage("upload"):
                 release, objects = _prepare_release(d, plan, which, tag, counts)
                 if not current:  # first deploy: the gateway needs an upstream to start
