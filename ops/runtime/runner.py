@@ -42,9 +42,21 @@ class Result:
         return self.returncode == 0
 
 
+# Summaries some tools print last, after the line that says what went wrong.
+SUMMARY_LINES = ("tar: Exiting with failure status due to previous errors",)
+# What the host itself says, more telling than anything a tool prints after it.
+HOST_ERRORS = ("No space left on device", "Read-only file system", "Disk quota exceeded")
+
+
 def last_line(text: str) -> str:
+    """The line that says what went wrong: a full or read-only disk wherever it was
+    said, else the last line that is not a tool's summary."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+    for ln in lines:
+        if any(e in ln for e in HOST_ERRORS):
+            return ln
+    told = [ln for ln in lines if ln not in SUMMARY_LINES]
+    return (told or lines or [""])[-1]
 
 
 def parent_of(stat: str) -> int:

@@ -36,6 +36,7 @@ from .conftest import (
     fresh_passwords,
     inv,
     job_done,
+    sandbox_inv,
 )
 from .swarm_targets import BAD, TAGS, LocalSwarm, Sandbox, build_images, failing, remove_images
 
@@ -1490,3 +1491,78 @@ def test_the_managers_engine_restarted_mid_deploy_fails_fast_and_a_rerun_converg
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert t.identity()[1] == tag
     t.wait_until_ok("app-db")
+
+
+FILL = ("set -e; root={root}; rm -rf /tmp/ops-full; cp -a $root /tmp/ops-full; "
+        "mount -t tmpfs -o size=4m tmpfs $root; cp -a /tmp/ops-full/. $root/; "
+        "dd if=/dev/zero of=$root/.fill bs=4k 2>/dev/null || true; "
+        "truncate -s -16k $root/.fill")  # 16 KiB left: the lock fits, a release does not
+UNFILL = "root={root}; umount $root && rm -rf /tmp/ops-full"
+
+
+@on("sandbox")
+def test_a_full_disk_fails_the_deploy_before_anything_changes_and_a_backup_leaves_nothing(
+        deployed, tmp_path):
+    """The manager's state disk full: the release upload fails in one line before any
+    service changes, the lock is freed, no half-uploaded release is ever used. The
+    backup destination full: `db.backup --env` fails in one line and lists nothing new."""
+    t = deployed
+    before = t.status()
+    tag = _new_tag(before)
+    root = shlex.quote(f"{t.state_dir}/{t.app}")
+    code, out = t.on_manager("sh", "-c", FILL.format(root=root))
+    assert code == 0, out
+    try:
+        r = t.inv("deploy", "--tag", tag, timeout=600)
+        last = r.stderr.strip().splitlines()[-1]
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert "No space left on device" in last and "upload" in last, last
+        after = t.status()
+    finally:
+        code, out = t.on_manager("sh", "-c", UNFILL.format(root=root))
+        assert code == 0, out
+    assert after["lock"] is None
+    assert {k: (c or {}).get("tag") for k, c in after["colors"].items()} == \
+        {k: (c or {}).get("tag") for k, c in before["colors"].items()}
+    assert (after["live"], after["live_tag"]) == (before["live"], before["live_tag"])
+    assert t.identity() == (before["live"], before["live_tag"])
+    # The backup destination full (a small tmpfs here): one line, nothing listed.
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(full)], check=True)
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={full}/.fill", "bs=64k"], capture_output=True)
+        extra = {"BACKUP_DIR": str(full)}
+        b = t.inv("db.backup", "--service", "app-db", extra=extra, timeout=600)
+        assert b.returncode == 1 and "Traceback" not in b.stderr, b.stderr
+        assert "No space left on device" in b.stderr.strip().splitlines()[-1], b.stderr
+        listed = t.inv("db.list", "--json", extra=extra)
+        assert listed.returncode == 0 and json.loads(listed.stdout or "[]") == [], listed.stdout
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+
+
+@on("sandbox")
+def test_a_restarted_sandbox_host_is_healed_by_sandbox_up_and_the_next_deploy(deployed):
+    """Last of the sandbox's scenarios (the worker comes back empty: no images, no
+    volumes). Its SSH port changed: commands say so and name `inv sandbox.up`, which
+    heals the sandbox (ports, host keys, membership: one Ready entry per host) and
+    never says "ready" with a node down; the next deploy brings the images back."""
+    t = deployed
+    name, worker = next((n, c) for n, c in t.hosts().items() if n.endswith("worker"))
+    worker.restart()
+    r = t.inv("ps", timeout=120)
+    assert "Traceback" not in r.stderr, r.stderr
+    if r.returncode != 0:  # the worker's old port: named, with what heals it
+        assert "`inv sandbox.up` heals it" in r.stderr, r.stderr
+    up = sandbox_inv("sandbox.up", timeout=600)
+    assert up.returncode == 0, up.stderr[-2000:]
+    assert "sandbox ready" in up.stdout and f"{name}: joined the swarm" in up.stderr, up.stderr
+    assert re.search(rf"removed (stale )?node entry .*{re.escape(name)}", up.stderr), up.stderr
+    code, out = t.on_manager("docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+    assert sorted(out.split("\n")) == sorted(f"{h} Ready" for h in t.hosts()), out
+    tag = _new_tag(t.status())
+    again = t.inv("deploy", "--tag", tag, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert t.identity()[1] == tag
+    t.wait_until_ok(f"node {name}")

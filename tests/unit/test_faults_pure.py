@@ -134,3 +134,15 @@ def test_an_update_stuck_on_a_lost_nodes_task_is_recognised():
     slow = rollout.assess(_svc(), [_task(A), _task(A, "starting"), old], "api:v2", 2, lost={B})
     assert not slow.only_old_left
     assert "--force" in deploy_cmd.service_force_update("app_worker")
+
+
+def test_the_line_that_says_what_went_wrong_is_the_one_shown():
+    from ops.runtime.runner import last_line
+
+    tar = ("tar: base.json: Cannot write: No space left on device\n"
+           "tar: blue.json: Cannot open: File exists\n"
+           "tar: Exiting with failure status due to previous errors\n")
+    assert last_line(tar) == "tar: base.json: Cannot write: No space left on device"
+    assert last_line("warning: x\nerror: the real one\n") == "error: the real one"
+    assert last_line("tar: Exiting with failure status due to previous errors") .startswith("tar: Exiting")
+    assert last_line("") == ""
