@@ -227,8 +227,10 @@ def services_state(names: list[str], nodes: bool = False) -> Line:
                    f"if [ -n \"$ids\" ]; then docker inspect --type task $ids 2>/dev/null; "
                    f"else echo '[]'; fi")
     listing = [cmd("echo", NODES_MARK), cmd("docker", "node", "ls", "--format", "{{json .}}")
-               .no_errors().or_true()] if nodes else []
-    return seq(cmd("docker", "service", "inspect", *names).no_errors().or_true(),
+               .or_true()] if nodes else []
+    # stderr kept: a missing service's "no such service" is harmless, and an engine that
+    # does not answer must be seen (rollout.engine_gone).
+    return seq(cmd("docker", "service", "inspect", *names).or_true(),
                cmd("echo", TASKS_MARK), tasks, *listing, cmd("true"))
 
 

@@ -105,6 +105,18 @@ def parse_services_state(text: str, mark: str) -> dict[str, tuple[SwarmService |
     return {s.name: (s, [t for t in tasks if t.service_id == s.id]) for s in services}
 
 
+# What the docker CLI on a manager says when there is no manager to ask: its engine
+# stopped (or restarts), or the node lost its managers' quorum.
+ENGINE_GONE = ("Cannot connect to the Docker daemon", "is not a swarm manager",
+               "does not have a leader", "context deadline exceeded")
+
+
+def engine_gone(stderr: str) -> str | None:
+    """The line of `stderr` that says the manager's engine cannot answer, if any."""
+    return next((ln.strip() for ln in (stderr or "").splitlines()
+                 if any(g in ln for g in ENGINE_GONE)), None)
+
+
 def parse_services_nodes(text: str, tasks_mark: str, nodes_mark: str):
     """(parse_services_state's dict, {node id: NodeStatus}) from
     `commands.deploy.services_state` output with its node listing."""
@@ -122,6 +134,12 @@ class NodeStatus:
     @property
     def ready(self) -> bool:
         return self.status == "ready"
+
+    @property
+    def gone(self) -> bool:
+        """Down (missed heartbeats) or disconnected. `unknown` is every node's state for
+        a moment after a manager restarts, until it reports in: not a loss."""
+        return self.status in ("down", "disconnected")
 
 
 def parse_node_lines(text: str) -> dict[str, NodeStatus]:
@@ -144,11 +162,11 @@ def parse_node_lines(text: str) -> dict[str, NodeStatus]:
 
 
 def lost_nodes(nodes: dict[str, NodeStatus], tasks: list[Task]) -> set[str]:
-    """The ids of the nodes `tasks` run on that are not Ready (down, unknown, or gone
-    from the node list). An empty listing (not read) proves nothing: no node is lost."""
+    """The ids of the nodes `tasks` run on that are down, disconnected or gone from the
+    node list. An empty listing (not read) proves nothing: no node is lost."""
     if not nodes:
         return set()
-    return {t.node for t in tasks if t.node and (t.node not in nodes or not nodes[t.node].ready)}
+    return {t.node for t in tasks if t.node and (t.node not in nodes or nodes[t.node].gone)}
 
 
 def stale_nodes(nodes) -> list[tuple[object, object]]:

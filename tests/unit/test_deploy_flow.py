@@ -102,7 +102,7 @@ class FakeManager(Runner):
         elif "docker stack deploy" in c:
             return self.stack_deploy(c)
         elif cmd.TASKS_MARK in c:
-            return Result(self.services_state(shlex.split(c.split(" 2>")[0])[3:]))
+            return Result(self.services_state(shlex.split(c.split(" ||")[0])[3:]))
         elif c == cmd.gateway_container(APP):
             return Result(GATEWAY + "\n")
         elif c.startswith(f"docker exec {GATEWAY} sh -c"):  # the probe of every task

@@ -146,3 +146,16 @@ def test_the_line_that_says_what_went_wrong_is_the_one_shown():
     assert last_line("warning: x\nerror: the real one\n") == "error: the real one"
     assert last_line("tar: Exiting with failure status due to previous errors") .startswith("tar: Exiting")
     assert last_line("") == ""
+
+
+def test_a_manager_that_cannot_answer_is_seen_and_unknown_nodes_are_not_lost():
+    """After the manager's engine restarts, every node is `Unknown` until it reports in:
+    not a lost node. The engine down, or no quorum, is said in one line."""
+    nodes = rollout.parse_node_lines(_ls((A, "mgr", "Ready"), (B, "wrk", "Unknown")))
+    assert rollout.lost_nodes(nodes, [_task(B)]) == set()
+    assert rollout.engine_gone("Error: No such service: x\n") is None
+    said = ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+            "Is the docker daemon running?")
+    assert rollout.engine_gone(f"Error: No such service: x\n{said}\n") == said
+    assert rollout.engine_gone("Error response from daemon: rpc error: code = Unknown desc = "
+                               "The swarm does not have a leader.")

@@ -116,8 +116,12 @@ def services_state(d: Deployment, names: list[str]) -> dict:
 def services_and_nodes(d: Deployment, names: list[str], nodes: bool = True):
     """(services_state's dict, {node id: rollout.NodeStatus}), in one round trip."""
     full = [d.svc(n) for n in names]
-    text = d.target.run(deploy_cmd.services_state(full, nodes=nodes),
-                        f"inspect {', '.join(full)}").stdout
+    r = d.target.run(deploy_cmd.services_state(full, nodes=nodes), f"inspect {', '.join(full)}")
+    gone = rollout.engine_gone(r.stderr)
+    if gone:  # nothing can be waited for: stop now, not at the converge timeout
+        raise OpsError(f"the Docker engine on {d.target.name} does not answer as a Swarm manager "
+                       f"({gone}); once `inv health --env {d.env}` answers, run it again")
+    text = r.stdout
     found, listed = rollout.parse_services_nodes(text, deploy_cmd.TASKS_MARK, deploy_cmd.NODES_MARK)
     return {n: found.get(f, (None, [])) for n, f in zip(names, full, strict=True)}, listed
 
@@ -207,7 +211,7 @@ def wait_all(d: Deployment, rollouts: list[tuple[str, str, int | None]], since: 
         fresh = {t.node for v in verdicts.values() for t in v.lost
                  if t.node in d.nodes_ready or (since and t.created >= since)}
         # A node that was Ready and is not: said even when Swarm already moved its tasks.
-        fresh |= {i for i in d.nodes_ready if i in nodes and not nodes[i].ready}
+        fresh |= {i for i in d.nodes_ready if i in nodes and nodes[i].gone}
         d.nodes_ready |= {i for i, n in nodes.items() if n.ready}
         if (lost_now | fresh) - set(d.nodes_lost):
             _say_lost(d, (lost_now | fresh) - set(d.nodes_lost), nodes, verdicts, fresh)
