@@ -1407,7 +1407,7 @@ def test_a_rejoined_node_is_a_stale_entry_named_by_health_and_removed_by_swarm_p
     assert local.returncode == 2 and "does not act on 'local'" in local.stderr, local.stderr
     t.wait_until_ok(f"node {name}")
     code, out = t.on_manager("docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
-    assert sorted(out.split("\n")) == sorted(f"{h} Ready" for h in t.hosts()), out
+    assert sorted(out.strip().splitlines()) == sorted(f"{h} Ready" for h in t.hosts()), out
 
 
 @on("sandbox")
@@ -1560,7 +1560,7 @@ def test_a_restarted_sandbox_host_is_healed_by_sandbox_up_and_the_next_deploy(de
     assert "sandbox ready" in up.stdout and f"{name}: joined the swarm" in up.stderr, up.stderr
     assert re.search(rf"removed (stale )?node entry .*{re.escape(name)}", up.stderr), up.stderr
     code, out = t.on_manager("docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
-    assert sorted(out.split("\n")) == sorted(f"{h} Ready" for h in t.hosts()), out
+    assert sorted(out.strip().splitlines()) == sorted(f"{h} Ready" for h in t.hosts()), out
     tag = _new_tag(t.status())
     again = t.inv("deploy", "--tag", tag, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
