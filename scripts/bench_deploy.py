@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import secrets
 import shutil
@@ -23,10 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import INV, QUICK, ROOT, build_api, inv_or_exit, trust_gateway
+from benchlib import INV, QUICK, ROOT, build_api, inv_or_exit, sandbox_env, trust_gateway
 
 sys.path.insert(0, str(ROOT))
-from ops.config import read_env_file  # noqa: E402
 from tests.support import loadgen  # noqa: E402
 
 SANDBOX = f"opsbench-sbx-{secrets.token_hex(3)}"
@@ -35,16 +33,7 @@ REPO = f"ops-bench-{secrets.token_hex(3)}/api"
 PROJECT = Path(tempfile.mkdtemp(prefix="opsbench-deploy-"))
 
 
-def env() -> dict:
-    dotenv = read_env_file(ROOT / ".env")
-    images = {k: v for k, v in dotenv.items() if k.endswith("_IMAGE") and v and k != "API_IMAGE"}
-    passwords = {k: secrets.token_urlsafe(16) for k in
-                 ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")}
-    return {**os.environ, **images, **passwords, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(PROJECT),
-            "API_IMAGE": REPO}
-
-
-ENV = env()
+ENV = sandbox_env(SANDBOX, PROJECT, REPO)
 
 
 def inv(*args: str) -> subprocess.CompletedProcess:

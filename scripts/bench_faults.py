@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import shlex
 import shutil
@@ -25,10 +24,9 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import INV, ROOT, build_api, inv_or_exit, trust_gateway
+from benchlib import INV, ROOT, build_api, inv_or_exit, sandbox_env, trust_gateway
 
 sys.path.insert(0, str(ROOT))
-from ops.config import read_env_file  # noqa: E402
 from tests.support import loadgen  # noqa: E402
 
 SANDBOX = f"opsbench-flt-{secrets.token_hex(3)}"
@@ -44,16 +42,7 @@ FILL = ("set -e; root={root}; rm -rf /tmp/ops-full; cp -a $root /tmp/ops-full; "
 UNFILL = "root={root}; umount $root && rm -rf /tmp/ops-full"
 
 
-def env() -> dict:
-    dotenv = read_env_file(ROOT / ".env")
-    images = {k: v for k, v in dotenv.items() if k.endswith("_IMAGE") and v and k != "API_IMAGE"}
-    passwords = {k: secrets.token_urlsafe(16) for k in
-                 ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")}
-    return {**os.environ, **images, **passwords, "OPS_SANDBOX": SANDBOX, "OPS_ROOT": str(PROJECT),
-            "API_IMAGE": REPO}
-
-
-ENV = env()
+ENV = sandbox_env(SANDBOX, PROJECT, REPO)
 
 
 def inv(*args: str) -> subprocess.CompletedProcess:
@@ -188,7 +177,7 @@ def fault_cut_mid_switch(load) -> tuple:
     root = f"/var/lib/ops-toolkit/{app()}/live/upstream.conf"
     up = shlex.quote(root)
     on("manager", f"o=$(cat {up}); while [ \"$(cat {up})\" = \"$o\" ]; do sleep 0.02; done; "
-                  "pkill -f 'sshd: root@'", detach=True)
+                  "pkill -f '[s]shd: root@'", detach=True)  # [s]: not this shell
     command = Command("deploy", "--tag", next_tag())
     at = command.until("==> switch") or time.monotonic()
     noticed = command.until("switch failed", timeout=120)

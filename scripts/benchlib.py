@@ -44,6 +44,20 @@ def inv_or_exit(env: dict, *args: str) -> subprocess.CompletedProcess:
     return r
 
 
+def sandbox_env(sandbox: str, project: Path, repo: str) -> dict:
+    """The environment of `inv` against an own sandbox: the base images of .env, fresh
+    passwords, the sandbox's name, its project directory and the api's repository."""
+    sys.path.insert(0, str(ROOT))
+    from ops.config import read_env_file
+
+    dotenv = read_env_file(ROOT / ".env")
+    images = {k: v for k, v in dotenv.items() if k.endswith("_IMAGE") and v and k != "API_IMAGE"}
+    passwords = {k: secrets.token_urlsafe(16) for k in
+                 ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")}
+    return {**os.environ, **images, **passwords, "OPS_SANDBOX": sandbox, "OPS_ROOT": str(project),
+            "API_IMAGE": repo}
+
+
 def build_api(repo: str, tags) -> None:
     """The api image from this checkout as `repo:TAG` for each tag (its APP_VERSION)."""
     import docker
