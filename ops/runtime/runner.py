@@ -59,6 +59,18 @@ def last_line(text: str) -> str:
     return (told or lines or [""])[-1]
 
 
+DROPPED = -1  # an SSH channel closed without an exit status: the connection went
+
+
+def failure(result, local: bool = False) -> str:
+    """`(exit N): the line that says why`, or that the connection dropped mid-way."""
+    detail = last_line(result.stderr) or last_line(result.stdout)
+    if result.returncode == DROPPED and not local:
+        return ("(the SSH connection dropped before it ended: its outcome is unknown here)"
+                + (f": {detail}" if detail else ""))
+    return f"(exit {result.returncode}): {detail or 'no error output'}"
+
+
 def parent_of(stat: str) -> int:
     """The PPID field of /proc/<pid>/stat (after the parenthesised command name)."""
     return int(stat.rpartition(")")[2].split()[1])
@@ -187,8 +199,7 @@ class Runner:
             result = Result(tuple(_argv(command)), rc, out.read().decode(errors="replace"),
                             err.read().decode(errors="replace"))
         if check and not result.ok:
-            detail = last_line(result.stderr) or last_line(result.stdout) or "no error output"
-            raise OpsError(self.label(f"{what} failed (exit {rc}): {detail}"))
+            raise OpsError(self.label(f"{what} failed {failure(result, self.local)}"))
         return result
 
     def put(self, folder: str, files: Mapping[str, str | bytes], what: str | None = None) -> None:

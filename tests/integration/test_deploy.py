@@ -1435,13 +1435,14 @@ def test_a_connection_cut_mid_switch_leaves_the_switch_whole_and_the_truth_told(
     served = t.identity()
     assert served == (after["live"], after["live_tag"]), (served, after)
     assert after["serving"]["color"] == after["live"]
-    switches = [json.loads(line) for line in t.inv("deploy.history", "--json").stdout.splitlines()
-                if '"switch"' in line]
+    records = [json.loads(line) for line in t.inv("deploy.history", "--json").stdout.splitlines()]
+    switches = [rec for rec in records if rec["action"] == "switch"]
     assert switches and (switches[-1]["to_color"], switches[-1]["to_tag"]) == served, switches[-3:]
     assert after["lock"] is None or after["stale"], after["lock"]
     result = loadgen.summary(load.samples)
     print(f"connection cut mid-switch: deploy exit {r.returncode}, serving {served}, "
-          f"{result['failed']} of {result['requests']} requests failed")
+          f"{result['failed']} of {result['requests']} requests failed; last line: "
+          f"{r.stderr.strip().splitlines()[-1]}")
     assert result["failed"] == 0, result
     again = t.inv("deploy", "--tag", tag, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]

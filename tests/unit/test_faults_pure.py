@@ -159,3 +159,13 @@ def test_a_manager_that_cannot_answer_is_seen_and_unknown_nodes_are_not_lost():
     assert rollout.engine_gone(f"Error: No such service: x\n{said}\n") == said
     assert rollout.engine_gone("Error response from daemon: rpc error: code = Unknown desc = "
                                "The swarm does not have a leader.")
+
+
+def test_a_dropped_connection_is_said_as_such_not_as_an_exit_status():
+    from ops.runtime.runner import Result, failure
+
+    dropped = Result(("x",), -1, "", "")
+    assert "SSH connection dropped" in failure(dropped) and "exit" not in failure(dropped)
+    assert failure(dropped, local=True) == "(exit -1): no error output"
+    assert failure(Result(("x",), 2, "", "tar: x: No space left on device\n")) == \
+        "(exit 2): tar: x: No space left on device"

@@ -113,11 +113,11 @@ def point_gateway(d: Deployment, gw: str, text: str | None, what: str, path: str
     if r.returncode == deploy_cmd.SWITCH_REFUSED:
         raise OpsError(f"nginx -t rejected the new upstream: {r.stdout.strip()[-300:]}")
     if r.returncode != 0:
+        from ...runtime.runner import failure
+
         step = {deploy_cmd.SWITCH_NOT_WRITTEN: "writing the upstream",
                 deploy_cmd.SWITCH_NOT_RELOADED: "nginx -s reload"}.get(r.returncode, what)
-        detail = (r.stderr or r.stdout).strip().splitlines()
-        raise OpsError(f"{d.target.name}: {step} failed (exit {r.returncode}): "
-                       f"{detail[-1] if detail else 'no output'}")
+        raise OpsError(f"{d.target.name}: {step} failed {failure(r, d.target.local)}")
 
 
 def set_maintenance(d: Deployment, on: bool, message: str | None = None, retry_after: int = 300,
