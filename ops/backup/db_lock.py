@@ -51,8 +51,12 @@ class DbLock:
             os.close(fd)
             raise Busy(f"{self.what} is locked by another run: {describe(holder)}; "
                        "it was left alone", code=75) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(owner_record()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(owner_record()).encode(), 0)
+        except OSError as exc:  # a full disk: said where, before anything is written
+            os.close(fd)
+            raise OpsError(f"{self.path}: {exc.strerror}") from None
         self.fd = fd
         return self
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -46,6 +47,13 @@ def user_errors(fn):
             # `inv config | head`: the reader left; nothing is wrong and nothing to say.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise Exit(code=141) from None
+        except OSError as exc:
+            # The disk this machine writes to is full, read-only or over quota: what and
+            # where, in one line (a traceback would hide the one fact that matters).
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise Exit(f"error: {exc.strerror}{where}", code=1) from None
         except Exception as exc:
             # The docker SDK's and paramiko's own errors are environment failures with a
             # clear message of their own: one line, not a traceback.

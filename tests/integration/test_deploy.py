@@ -1533,12 +1533,15 @@ def test_a_full_disk_fails_the_deploy_before_anything_changes_and_a_backup_leave
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(full)], check=True)
     try:
         subprocess.run(["dd", "if=/dev/zero", f"of={full}/.fill", "bs=64k"], capture_output=True)
+        subprocess.run(["truncate", "-s", "-32k", f"{full}/.fill"], check=True)  # the lock fits
         extra = {"BACKUP_DIR": str(full)}
         b = t.inv("db.backup", "--service", "app-db", extra=extra, timeout=600)
         assert b.returncode == 1 and "Traceback" not in b.stderr, b.stderr
         assert "No space left on device" in b.stderr.strip().splitlines()[-1], b.stderr
         listed = t.inv("db.list", "--json", extra=extra)
         assert listed.returncode == 0 and json.loads(listed.stdout or "[]") == [], listed.stdout
+        left = [str(p) for p in full.rglob("*") if p.is_file() and p.stat().st_size and p.name != ".fill"]
+        assert not left, left  # no partial dump, no manifest of one
     finally:
         subprocess.run(["umount", str(full)], check=True)
 
