@@ -53,9 +53,11 @@ def container_exec(container: str, argv: list[str], interactive: bool = False) -
     return cmd("docker", "exec", *(["-it"] if interactive else []), container, *words(argv))
 
 
-def disk_free(path: str = "/var/lib/docker") -> Line:
-    """`size available` in KiB of the filesystem holding Docker's data (POSIX df)."""
-    return pipe(cmd("df", "-P", "-k", path), cmd("awk", "NR==2 {print $2, $4}"))
+def disk_free(*paths: str) -> Line:
+    """`mountpoint size available` (KiB) of the filesystem holding each path (POSIX df):
+    Docker's data, and on the manager the deploy's state (lock, releases, audit log)."""
+    paths = paths or ("/var/lib/docker",)
+    return pipe(cmd("df", "-P", "-k", *paths).no_errors(), cmd("awk", "NR>1 {print $6, $2, $4}"))
 
 
 def service_logs(services: list[str], follow: bool = False, tail: str | None = None,

@@ -202,17 +202,28 @@ def node_verdict(node: Node, nodes: list[Node] = (), env: str = "") -> tuple[boo
 
 
 def disk_verdict(text: str, warn_pct: float = DISK_WARN_PCT) -> tuple[bool, bool, str]:
-    """(ok, warning, detail) from `size available` KiB: under warn_pct free is a warning,
-    nothing free a failure."""
-    try:
-        size, avail = (int(x) for x in text.split())
-    except ValueError:
+    """(ok, warning, detail) from `size available` KiB, or `mountpoint size available`
+    lines (one per filesystem, each said once): under warn_pct free is a warning,
+    nothing free a failure. The fullest filesystem decides."""
+    rows = {}
+    for line in (text or "").strip().splitlines():
+        words = line.split()
+        if len(words) == 2:
+            words = ["", *words]
+        if len(words) == 3 and words[1].isdigit() and words[2].isdigit():
+            rows[words[0]] = (int(words[1]), int(words[2]))
+    if not rows:
         return False, False, f"cannot read free disk: {text.strip()[:80]!r}"
-    pct = 100.0 * avail / size if size else 0.0
-    detail = f"{pct:.0f}% free ({avail / 1048576:.1f} GiB of {size / 1048576:.1f} GiB)"
-    if avail <= 0:
-        return False, False, detail
-    return True, pct < warn_pct, detail + (f" (under {warn_pct:.0f}%)" if pct < warn_pct else "")
+    verdicts = []
+    for mount, (size, avail) in rows.items():
+        pct = 100.0 * avail / size if size else 0.0
+        detail = (f"{mount}: " if mount and len(rows) > 1 else "") + \
+            f"{pct:.0f}% free ({avail / 1048576:.1f} GiB of {size / 1048576:.1f} GiB)"
+        if pct < warn_pct:
+            detail += " (FULL)" if avail <= 0 else f" (under {warn_pct:.0f}%)"
+        verdicts.append((avail > 0, pct < warn_pct, pct, detail))
+    verdicts.sort(key=lambda v: v[2])
+    return all(v[0] for v in verdicts), any(v[1] for v in verdicts), "; ".join(v[3] for v in verdicts)
 
 
 def ps_rows(snap: Snapshot, live: str | None) -> list[dict]:

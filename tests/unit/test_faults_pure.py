@@ -169,3 +169,11 @@ def test_a_dropped_connection_is_said_as_such_not_as_an_exit_status():
     assert failure(dropped, local=True) == "(exit -1): no error output"
     assert failure(Result(("x",), 2, "", "tar: x: No space left on device\n")) == \
         "(exit 2): tar: x: No space left on device"
+
+
+def test_the_fullest_filesystem_decides_the_disk_check():
+    text = "/var/lib/docker 4194304 4000000\n/var/lib/ops-toolkit/app 4096 0\n/ 100 90\n/ 100 90\n"
+    ok, warn, detail = swarm_stack.disk_verdict(text)
+    assert not ok and warn and detail.startswith("/var/lib/ops-toolkit/app: 0% free") and "(FULL)" in detail
+    ok, warn, detail = swarm_stack.disk_verdict("/var/lib/docker 1000 100\n")
+    assert ok and warn and "under 15%" in detail and not detail.startswith("/")

@@ -203,7 +203,9 @@ class SwarmStack:
         return self.fleet.separate(snap.nodes)
 
     def _disk(self, snap, node) -> tuple[bool, bool, str]:
-        result = self.node_target(snap, node.id).run(cluster_cmd.disk_free(), "df")
+        # The manager also holds the deploy's state: a full disk there stops every deploy.
+        paths = ["/var/lib/docker", *([self.deployment.paths.base] if node.role == "manager" else [])]
+        result = self.node_target(snap, node.id).run(cluster_cmd.disk_free(*paths), "df", check=False)
         return state.disk_verdict(result.stdout)
 
     def _lock_state(self) -> tuple[bool, bool, str]:
