@@ -204,7 +204,7 @@ class SwarmStack:
 
     def _disk(self, snap, node) -> tuple[bool, bool, str]:
         # The manager also holds the deploy's state: a full disk there stops every deploy.
-        paths = ["/var/lib/docker", *([self.deployment.paths.base] if node.role == "manager" else [])]
+        paths = ["/var/lib/docker", *([self.deployment.paths.root] if node.role == "manager" else [])]
         result = self.node_target(snap, node.id).run(cluster_cmd.disk_free(*paths), "df", check=False)
         return state.disk_verdict(result.stdout)
 
