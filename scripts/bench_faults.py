@@ -4,9 +4,9 @@ restarted (back empty, on new ports), the manager's engine restarted mid-deploy,
 SSH connection cut mid-switch, the manager's disk full, and `inv deploy` killed with -9
 at each step.
 
-For each: requests sent and failed, seconds until the fault was noticed (the command's
-first line about it), seconds until the command exited and its exit status, and the
-state afterwards: the live color (as recorded, and as served), the lock, the last audit
+For each: requests sent and failed (and the span of the failures), seconds until the
+fault was noticed (the command's first line about it), seconds until the command exited
+and its exit status, and the state afterwards: the live color (as recorded, and as served), the lock, the last audit
 record and `inv health`. Removes its sandbox and images at the end."""
 
 from __future__ import annotations
@@ -164,11 +164,12 @@ def fault_engine_restart(load) -> tuple:
     command = Command("deploy", "--tag", next_tag())
     command.until("==> deploy ")
     time.sleep(1.0)
-    on("manager", RESTART_DOCKERD)
     at = time.monotonic()
+    on("manager", RESTART_DOCKERD)  # returns once the old engine has stopped
     noticed = command.until("does not answer", timeout=300)
     code = command.wait()
     ended = time.monotonic()
+    wait_ready()  # the engine back, its tasks restarted: then the re-run
     rerun = quiet("deploy", "--env", "sandbox", "--tag", next_tag())
     return at, noticed, ended, code, command.last + f" | re-run: exit {rerun.returncode}"
 
@@ -201,17 +202,16 @@ def fault_full_disk(load) -> tuple:
 
 def fault_kill_9(load) -> tuple:
     tag = next_tag()
-    first = None
     for step in STEPS:
         command = Command("deploy", "--tag", tag)
         command.until(f"==> {step}")
         command.proc.send_signal(signal.SIGKILL)
         command.wait()
-        first = first or time.monotonic()
+    at = time.monotonic()  # the run after the last kill: how soon it sees the stale lock
     final = Command("deploy", "--tag", tag)
     noticed = final.until("taking over a stale deploy lock", timeout=120)
     code = final.wait()
-    return first, noticed, time.monotonic(), code, final.last
+    return at, noticed, time.monotonic(), code, f"{final.last} (after {len(STEPS)} kills)"
 
 
 def app() -> str:
@@ -251,16 +251,19 @@ def main() -> None:
                 start = time.monotonic() - load._t0
                 at, noticed, ended, code, last = fault(load)
                 time.sleep(2)
-                summary = window(load, start, time.monotonic() - load._t0)
+                end = time.monotonic() - load._t0
+                summary = window(load, start, end)
+                failed = [x.t for x in load.samples_so_far() if start <= x.t <= end and not x.ok]
+                summary["outage"] = (failed[-1] - failed[0]) if failed else 0.0
                 after = state()
                 rows.append((name, summary, None if noticed is None else noticed - at, ended - at,
                              code, after, last))
                 wait_ready()
         print(f"\nload: {args.rate:.0f} req/s through the gateway (3 s client timeout)\n")
-        print(f"{'fault':28} {'reqs':>6} {'failed':>6} {'notice s':>8} {'exit s':>7} {'rc':>3}  "
-              f"{'live':10} {'served':10} {'lock':6} {'last record':16} health")
+        print(f"{'fault':28} {'reqs':>6} {'failed':>6} {'outage s':>8} {'notice s':>8} "
+              f"{'exit s':>7} {'rc':>3}  {'live':10} {'served':10} {'lock':6} {'last record':16} health")
         for name, s, noticed, took, code, after, _ in rows:
-            print(f"{name:28} {s['requests']:>6} {s['failed']:>6} "
+            print(f"{name:28} {s['requests']:>6} {s['failed']:>6} {s['outage']:>8.1f} "
                   f"{'-' if noticed is None else f'{noticed:.1f}':>8} {took:>7.1f} {code:>3}  "
                   f"{after['live']:10} {after['served']:10} {after['lock']:6} {after['last']:16} "
                   f"{after['health']}")
