@@ -6,8 +6,8 @@ at each step.
 
 For each: requests sent and failed (and the span of the failures), seconds until the
 fault was noticed (the command's first line about it), seconds until the command exited
-and its exit status, and the state afterwards: the live color (as recorded, and as served), the lock, the last audit
-record and `inv health`. Removes its sandbox and images at the end."""
+and its exit status, and the state afterwards: the live color (as recorded, and as
+served), the lock, the last audit record and `inv health`. Removes its sandbox and images at the end."""
 
 from __future__ import annotations
 
