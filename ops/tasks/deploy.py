@@ -135,6 +135,7 @@ def status(c, json_=False, env="local"):
                     if serving.get("status") else f"nothing ({serving.get('error') or 'no answer'})")
         print(f"  WARNING: the gateway serves {answered}, not the recorded live color: "
               f"`inv deploy.history --env {env}` shows the last switch")
+    if info.get("maintenance", {}).get("on"):
         print(f"  MAINTENANCE MODE on since {info['maintenance']['since'] or '?'}: "
               f"every path but /health* answers 503 (`inv maintenance.off --env {env}`)")
     if info["last"]:
