@@ -100,7 +100,8 @@ def swarm_init(c, env="local"):
 @user_errors
 def swarm_prune(c, env="local"):
     """Remove stale node entries: Down, their hostname Ready as a newer node (a machine
-    that rejoined after its engine's state was lost). Other Down nodes are only listed."""
+    that rejoined after its engine's state was lost). Other Down nodes are left alone:
+    `inv health` names them; `docker node rm` on the manager once they are gone for good."""
     with platform(c, env) as p:
         removed = p.prune_nodes()
     print("removed: " + ("; ".join(removed) if removed else "nothing (no stale node entry)"))
