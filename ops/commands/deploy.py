@@ -286,10 +286,14 @@ def switch_upstream(path: str, content: str | None, container: str,
     printed; nothing reloaded) or SWITCH_NOT_RELOADED on failure."""
     change = write_file(path, content) if content is not None else cmd("rm", "-f", path)
     after = [append_line(*audit).or_true()] if audit else []
-    return beyond_hangup(seq(either(group(change), cmd("exit", SWITCH_NOT_WRITTEN)),
-                             either(nginx_test(container), cmd("exit", SWITCH_REFUSED)),
-                             either(nginx_reload(container), cmd("exit", SWITCH_NOT_RELOADED)),
-                             *after))
+    steps = seq(either(group(change), cmd("exit", SWITCH_NOT_WRITTEN)),
+                either(nginx_test(container), cmd("exit", SWITCH_REFUSED)),
+                either(nginx_reload(container), cmd("exit", SWITCH_NOT_RELOADED)), *after)
+    # One switch at a time on the manager (flock): a switch back, sent over a new
+    # connection while the cut one still runs, waits for it, so that the audit log's
+    # order is the order the gateway was pointed in.
+    lock = f"{path.rsplit('/', 1)[0]}/.switch.lock"
+    return beyond_hangup(cmd("flock", lock, "sh", "-c", str(steps)))
 
 
 # Run inside the gateway container, over the overlay network: every address the color's
