@@ -49,7 +49,9 @@ def ensure(machines, out=None) -> list[dict]:
         joined.append(wr.run(swarm_cmd.node_id(), "swarm node id").stdout.strip())
         say(out, f"{w.name}: joined the swarm")
     found = wait_nodes_ready(m, 1 + len(workers))
-    if replaced(m, found, joined, out) | bool(prune_stale(m, found, out)):
+    if replaced(m, found, joined, out):  # a fresh listing: the removed entries are gone
+        found = nodes(m)
+    if prune_stale(m, found, out):
         found = nodes(m)
     ready = [n for n in found if n.get("Status") == "Ready"]
     if len(ready) < 1 + len(workers):
