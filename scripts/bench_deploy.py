@@ -30,7 +30,8 @@ from tests.support import loadgen  # noqa: E402
 SANDBOX = f"opsbench-sbx-{secrets.token_hex(3)}"
 REPO = f"ops-bench-{secrets.token_hex(3)}/api"
 # Own project directory: the sandbox's state (.sandbox/) never touches the user's.
-PROJECT = Path(tempfile.mkdtemp(prefix="opsbench-deploy-"))
+# Made by main() (copytree creates it): an import, or a refused option, leaves nothing.
+PROJECT = Path(tempfile.gettempdir()) / f"opsbench-deploy-{secrets.token_hex(4)}"
 
 
 ENV = sandbox_env(SANDBOX, PROJECT, REPO)
@@ -134,6 +135,7 @@ def main() -> None:
     tags = ["b1", "b2", "b3"]
     print(f"sandbox {SANDBOX}: starting, building {REPO}:{{b1,b2,b3}} ...", file=sys.stderr)
     shutil.copytree(ROOT / "compose", PROJECT / "compose", ignore=shutil.ignore_patterns("wheels"))
+    PROJECT.chmod(0o700)  # the sandbox's key and passwords go in it
     try:
         inv("sandbox.up")
         build(tags)

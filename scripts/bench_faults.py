@@ -31,7 +31,8 @@ from tests.support import loadgen  # noqa: E402
 
 SANDBOX = f"opsbench-flt-{secrets.token_hex(3)}"
 REPO = f"ops-bench-{secrets.token_hex(3)}/api"
-PROJECT = Path(tempfile.mkdtemp(prefix="opsbench-faults-"))
+# Made by main() (copytree creates it): an import, or a refused option, leaves nothing.
+PROJECT = Path(tempfile.gettempdir()) / f"opsbench-faults-{secrets.token_hex(4)}"
 TAGS = ["f1", "f2", "f3"]
 STEPS = ["images", "upload", "base", "deploy ", "probe", "switch"]
 RESTART_DOCKERD = ("kill $(pidof dockerd); while pidof dockerd >/dev/null; do sleep 0.2; done; "
@@ -237,6 +238,7 @@ def main() -> None:
         raise SystemExit(f"--only matches none of: {', '.join(n for n, _ in FAULTS)}")
     print(f"sandbox {SANDBOX}: starting, building {REPO}:{{{','.join(TAGS)}}} ...", file=sys.stderr)
     shutil.copytree(ROOT / "compose", PROJECT / "compose", ignore=shutil.ignore_patterns("wheels"))
+    PROJECT.chmod(0o700)  # the sandbox's key and passwords go in it
     rows = []
     try:
         inv("sandbox.up")

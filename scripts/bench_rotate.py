@@ -31,7 +31,8 @@ from tests.support import loadgen  # noqa: E402
 
 SANDBOX = f"opsbench-rot-{secrets.token_hex(3)}"
 REPO = f"ops-bench-{secrets.token_hex(3)}/api"
-PROJECT = Path(tempfile.mkdtemp(prefix="opsbench-rotate-"))
+# Made by main() (copytree creates it): an import, or a refused option, leaves nothing.
+PROJECT = Path(tempfile.gettempdir()) / f"opsbench-rotate-{secrets.token_hex(4)}"
 # BENCH_QUICK=1: the first only (a database password: the costliest client move).
 KEYS = ("app_db_password", "auth_db_password", "redis_password", "broker_password")[:1 if QUICK else None]
 
@@ -130,6 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"sandbox {SANDBOX}: starting, building {REPO}:{{r1,r2}} ...", file=sys.stderr)
     shutil.copytree(ROOT / "compose", PROJECT / "compose", ignore=shutil.ignore_patterns("wheels"))
+    PROJECT.chmod(0o700)  # the sandbox's key and passwords go in it
     (PROJECT / ".env.sandbox").write_text("".join(
         f"{k}={secrets.token_urlsafe(24)}\n"
         for k in ("APP_DB_PASSWORD", "AUTH_DB_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")))
