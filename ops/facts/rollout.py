@@ -131,6 +131,13 @@ class NodeStatus:
     status: str  # ready | down | unknown | disconnected (lower case)
     availability: str = "active"
 
+    @classmethod
+    def from_ls(cls, raw: dict) -> NodeStatus:
+        """One object of `docker node ls --format '{{json .}}'`."""
+        node_id = str(raw.get("ID", "")).rstrip(" *")  # `*` marks the node the CLI runs on
+        return cls(node_id, str(raw.get("Hostname", "")), str(raw.get("Status", "")).lower(),
+                   str(raw.get("Availability", "")).lower())
+
     @property
     def ready(self) -> bool:
         return self.status == "ready"
@@ -154,10 +161,8 @@ def parse_node_lines(text: str) -> dict[str, NodeStatus]:
         except ValueError:
             continue
         if isinstance(raw, dict) and raw.get("ID"):
-            node_id = str(raw["ID"]).rstrip(" *")  # `*` marks the node the CLI runs on
-            nodes[node_id] = NodeStatus(node_id, str(raw.get("Hostname", "")),
-                                        str(raw.get("Status", "")).lower(),
-                                        str(raw.get("Availability", "")).lower())
+            node = NodeStatus.from_ls(raw)
+            nodes[node.id] = node
     return nodes
 
 

@@ -3,7 +3,6 @@ the hosts (`hosts.provision`)."""
 
 from __future__ import annotations
 
-import json
 import time
 
 from ..commands import swarm as swarm_cmd
@@ -97,10 +96,9 @@ def replaced(m, found: list[dict], joined: list[str], out=None) -> bool:
 def prune_stale(m, found: list[dict], out=None) -> list[str]:
     """Remove the Down entries whose hostname a Ready node has (rollout.stale_nodes);
     returns their descriptions."""
-    from ..facts.rollout import parse_node_lines, stale_nodes
+    from ..facts.rollout import NodeStatus, stale_nodes
 
-    listed = parse_node_lines("\n".join(json.dumps(n) for n in found))
-    stale = stale_nodes(list(listed.values()))
+    stale = stale_nodes([NodeStatus.from_ls(n) for n in found])
     if not stale:
         return []
     m.run(swarm_cmd.node_rm([old.id for old, _ in stale]), "docker node rm (stale entries)")

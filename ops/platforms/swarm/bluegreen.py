@@ -189,9 +189,9 @@ def stack_deploy(d: Deployment, line, what: str, check: bool = True, tries: int 
             break
         time.sleep(1.0 + attempt)
     if check and r.returncode != 0:
-        detail = (r.stderr or r.stdout).strip().splitlines()
-        raise OpsError(f"{d.target.name}: {what} failed (exit {r.returncode}): "
-                       f"{detail[-1] if detail else 'no output'}")
+        from ...runtime.runner import failure
+
+        raise OpsError(f"{d.target.name}: {what} failed {failure(r, d.target.local)}")
     return r
 
 
